@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  ErrorCode, FtlError, modelDigest, MODEL_JSON, readModelFolder, weightPaths, writeModelFiles,
+  type BackboneInfo, type Logger, type ModelFile,
+} from '@ftl/shared';
+
+/**
+ * Gets the backbone's files: from the on-disk cache (`<cacheDir>/<sha256>/`) when its digest still
+ * verifies, else over HTTP from the coordinator, verified before it is cached or used.
+ *
+ * `pinnedSha256` is the digest the client's operator expects; when set, the coordinator's announced
+ * digest must equal it too.
+ *
+ * @throws FtlError(BACKBONE_DIGEST_MISMATCH) naming the expected and the actual digest.
+ */
+export async function obtainBackbone(options: {
+  serverUrl: string;
+  info: BackboneInfo;
+  cacheDir: string;
+  pinnedSha256?: string;
+  log: Logger;
+}): Promise<{ files: ModelFile[]; cacheHit: boolean }> {
+  const { serverUrl, info, cacheDir, pinnedSha256, log } = options;
+  const expected = pinnedSha256 ?? info.sha256;
+  if (pinnedSha256 !== undefined && pinnedSha256 !== info.sha256) {
+    throw new FtlError(
+      ErrorCode.BackboneDigestMismatch,
+      `backbone digest mismatch: this client expects sha256 ${pinnedSha256} but the coordinator offers ${info.sha256}; ` +
+        'check that client and coordinator use the same backbone, or update --backbone-sha256',
+    );
+  }
+  const dir = join(cacheDir, expected);
+  try {
+    const cached = await readModelFolder(dir);
+    if (modelDigest(cached) === expected) {
+      log.info('backbone-cache-hit', { sha256: expected });
+      return { files: cached, cacheHit: true };
+    }
+    log.warn('backbone-cache-corrupt', { dir, detail: 'digest differs; downloading again' });
+  } catch {
+    // Not cached yet.
+  }
+  const base = `${serverUrl.replace(/\/$/, '')}${info.path}`;
+  const fetchFile = async (name: string): Promise<ModelFile> => {
+    const url = `${base}/${encodeURIComponent(name)}`;
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (err) {
+      throw new FtlError(ErrorCode.BackboneLoad, `cannot download ${url}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!res.ok) throw new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed with HTTP ${res.status}`);
+    return { name, bytes: new Uint8Array(await res.arrayBuffer()) };
+  };
+  const t0 = performance.now();
+  const modelJson = await fetchFile(MODEL_JSON);
+  // Fetch exactly what model.json names, so a missing shard fails here rather than at load time.
+  const files = [modelJson];
+  for (const name of weightPaths(JSON.parse(Buffer.from(modelJson.bytes).toString('utf8')))) files.push(await fetchFile(name));
+  const actual = modelDigest(files);
+  if (actual !== expected) {
+    throw new FtlError(
+      ErrorCode.BackboneDigestMismatch,
+      `backbone digest mismatch: expected sha256 ${expected} but the files downloaded from ${base} hash to ${actual}; ` +
+        'the backbone was changed or corrupted in transit. Refusing to use it.',
+    );
+  }
+  const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
+  await writeModelFiles(tmp, files);
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  const bytes = files.reduce((s, f) => s + f.bytes.byteLength, 0);
+  log.info('backbone-downloaded', { sha256: expected, bytes, ms: Math.round(performance.now() - t0) });
+  return { files, cacheHit: false };
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { createLogger, initBackend, loadClientShard, runMain } from '@ftl/shared';
+import { FtlClient } from './client.js';
+import { CLIENT_HELP, parseClientArgs } from './config.js';
+
+runMain(async () => {
+  const config = parseClientArgs(process.argv.slice(2));
+  if (config === 'help') {
+    process.stdout.write(CLIENT_HELP + '\n');
+    return;
+  }
+  const log = createLogger('client').child({ client: config.name });
+  await initBackend({ log });
+  const shard = loadClientShard(config.data, log);
+  log.info('data', { dataset: config.data.dataset, train: shard.train.n, val: shard.val.n });
+  const client = new FtlClient({
+    serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log,
+    ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
+  });
+  process.once('SIGINT', () => {
+    client.close();
+    process.exit(130);
+  });
+  const end = await client.run();
+  if (end.reason === 'failed') throw new Error(`run ${end.runId} failed on the coordinator: ${end.message ?? 'no reason given'}`);
+});

@@ -1,0 +1,210 @@
+import { io, type Socket } from 'socket.io-client';
+import {
+  createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, featureExtractor, FtlError,
+  loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parseRunEnd, parseWelcome,
+  PROTOCOL_VERSION, type Ack, type ClientShard, type ClientToServerEvents, type Logger, type RunEnd,
+  type ServerToClientEvents, type Welcome,
+} from '@ftl/shared';
+import { obtainBackbone } from './backbone-cache.js';
+import { HeadTrainer } from './head-trainer.js';
+
+type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** Options of one client node. */
+export interface ClientOptions {
+  /** The coordinator's base URL, e.g. `http://127.0.0.1:8080`. */
+  serverUrl: string;
+  /** This client's stable name (letters, digits, `.`, `_`, `-`). */
+  name: string;
+  /** Local data; never leaves this process. */
+  shard: ClientShard;
+  /** Where the backbone is cached, per digest. */
+  cacheDir: string;
+  /** Refuse any backbone whose digest is not this. */
+  pinnedSha256?: string;
+  log: Logger;
+  /** How long to wait for an acknowledgement before counting the message lost (default 30 s). */
+  ackTimeoutMs?: number;
+  /** Reconnection attempts before giving up (default 20). */
+  reconnectionAttempts?: number;
+}
+
+/** A run's state on this client: the features are computed once per run and backbone. */
+interface Prepared {
+  runId: string;
+  sha256: string;
+  trainer: HeadTrainer;
+}
+
+/**
+ * A client node: connects to the coordinator, fetches and verifies the backbone, extracts features from
+ * its local data once, then trains and evaluates the head whenever a round asks. Raw data and features
+ * never leave it; only head weights, sample counts and metrics do.
+ *
+ * @example
+ * const client = new FtlClient({ serverUrl, name: 'hospital-a', shard, cacheDir: '.ftl/cache', log });
+ * const end = await client.run(); // resolves when the coordinator ends the run
+ */
+export class FtlClient {
+  private socket?: ClientSocket;
+  private prepared?: Prepared;
+  // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ClientOptions) {}
+
+  /** Connects and takes part in the run until the coordinator ends it. Rejects on a fatal error. */
+  run(): Promise<RunEnd> {
+    const { serverUrl, name, log } = this.options;
+    return new Promise<RunEnd>((resolve, reject) => {
+      const socket: ClientSocket = io(serverUrl, {
+        parser: createMsgpackParser(),
+        auth: { protocol: PROTOCOL_VERSION, name },
+        transports: ['websocket'],
+        reconnectionAttempts: this.options.reconnectionAttempts ?? 20,
+        reconnectionDelay: 500,
+        reconnectionDelayMax: 5000,
+      });
+      this.socket = socket;
+      const fatal = (err: unknown) => {
+        socket.disconnect();
+        this.dispose();
+        reject(err);
+      };
+      const enqueue = (task: () => Promise<void>) => {
+        this.queue = this.queue.then(task).catch((err: unknown) => {
+          if (err instanceof FtlError && isFatal(err)) fatal(err);
+          else log.error('task-failed', { detail: (err as Error).message });
+        });
+      };
+
+      socket.on('connect', () => log.info('connected', { server: serverUrl }));
+      socket.on('disconnect', (reason) => log.info('disconnected', { reason }));
+      socket.on('connect_error', (err: Error & { data?: { reason?: string } }) => {
+        // A refusal by the coordinator's middleware is final; socket.io does not retry it.
+        if (err.data?.reason) fatal(new FtlError(ErrorCode.ProtocolMismatch, `coordinator refused the connection (${err.data.reason}): ${err.message}`));
+        else log.warn('connect-error', { detail: err.message });
+      });
+      socket.io.on('reconnect_failed', () =>
+        fatal(new FtlError(ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl}; is it running?`)));
+
+      socket.on('welcome', (raw: unknown) => enqueue(() => this.onWelcome(parseWelcome(raw))));
+      socket.on('fit', (raw: unknown) => enqueue(() => this.onFit(raw)));
+      socket.on('evaluate', (raw: unknown) => enqueue(() => this.onEvaluate(raw)));
+      socket.on('run-end', (raw: unknown) => {
+        const end = parseRunEnd(raw);
+        if (this.prepared && end.runId !== this.prepared.runId) return;
+        log.info('run-end', { run: end.runId, reason: end.reason });
+        enqueue(async () => {
+          socket.disconnect();
+          this.dispose();
+          resolve(end);
+        });
+      });
+    });
+  }
+
+  /** Disconnects now. */
+  close(): void {
+    this.socket?.disconnect();
+    this.dispose();
+  }
+
+  private dispose(): void {
+    this.prepared?.trainer.dispose();
+    this.prepared = undefined;
+  }
+
+  private async onWelcome(welcome: Welcome): Promise<void> {
+    const { log, shard } = this.options;
+    const p = this.prepared;
+    if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
+      this.dispose();
+      const { files } = await obtainBackbone({
+        serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
+        ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
+      });
+      const backbone = await loadLayersModelFromFiles(files, `backbone ${welcome.backbone.sha256.slice(0, 12)}`);
+      const fx = featureExtractor(backbone, welcome.backbone.featureLayer);
+      if (fx.featureDim !== welcome.head.featureDim) {
+        throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
+      }
+      if (shard.train.classes.length !== welcome.classes.length) {
+        throw new FtlError(
+          ErrorCode.Dataset,
+          `local data has ${shard.train.classes.length} classes but run ${welcome.runId} declares ${welcome.classes.length} (${welcome.classes.join(', ')})`,
+        );
+      }
+      const t0 = performance.now();
+      const trainer = new HeadTrainer(welcome.head, {
+        trainFeatures: extractFeatures(fx, shard.train), trainLabels: shard.train.labels,
+        valFeatures: extractFeatures(fx, shard.val), valLabels: shard.val.labels,
+      });
+      backbone.dispose();
+      log.info('features-ready', { run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, ms: Math.round(performance.now() - t0) });
+      this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, trainer };
+    }
+    const trainer = this.prepared!.trainer;
+    const ack = await this.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: trainer.numTrain, numVal: trainer.numVal });
+    if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
+  }
+
+  private async onFit(raw: unknown): Promise<void> {
+    const msg = parseFitInstruction(raw);
+    const log = this.options.log.child({ run: msg.runId, round: msg.round });
+    const p = this.requirePrepared(msg.runId);
+    try {
+      const { weights, metrics } = await p.trainer.fit(decodeWeights(msg.weights), msg.config);
+      const ack = await this.emitWithAck('fit-result', {
+        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion,
+        weights: encodeWeights(weights), numExamples: p.trainer.numTrain, metrics,
+      });
+      if (ack.accepted) log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
+      else log.warn('update-rejected', { reason: ack.reason, detail: ack.message });
+    } catch (err) {
+      this.reportFailure('fit', msg, err);
+    }
+  }
+
+  private async onEvaluate(raw: unknown): Promise<void> {
+    const msg = parseEvaluateInstruction(raw);
+    const p = this.requirePrepared(msg.runId);
+    try {
+      const result = p.trainer.evaluate(decodeWeights(msg.weights));
+      await this.emitWithAck('evaluate-result', {
+        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
+      });
+    } catch (err) {
+      this.reportFailure('evaluate', msg, err);
+    }
+  }
+
+  private requirePrepared(runId: string): Prepared {
+    if (!this.prepared || this.prepared.runId !== runId) {
+      throw new FtlError(ErrorCode.InvalidMessage, `instruction for run "${runId}" arrived before its welcome`);
+    }
+    return this.prepared;
+  }
+
+  private reportFailure(stage: 'fit' | 'evaluate', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
+    const message = err instanceof Error ? err.message : String(err);
+    this.options.log.error(`${stage}-failed`, { run: msg.runId, round: msg.round, detail: message });
+    this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, ...msg, stage, message: message.slice(0, 2000) });
+  }
+
+  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result'>(
+    event: E,
+    message: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<Ack> {
+    const socket = this.socket!;
+    const raw: unknown = await (socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
+      emitWithAck(e: string, m: unknown): Promise<unknown>;
+    }).emitWithAck(event, message);
+    return parseAck(raw);
+  }
+}
+
+/** Errors after which the client cannot take part: nothing a later round could fix. */
+function isFatal(err: FtlError): boolean {
+  return ([ErrorCode.BackboneDigestMismatch, ErrorCode.BackboneLoad, ErrorCode.ProtocolMismatch, ErrorCode.Dataset, ErrorCode.WeightsMismatch] as string[]).includes(err.code);
+}

@@ -1,0 +1,4 @@
+export { obtainBackbone } from './backbone-cache.js';
+export { FtlClient, type ClientOptions } from './client.js';
+export { CLIENT_HELP, parseClientArgs, type ClientConfig } from './config.js';
+export { HeadTrainer } from './head-trainer.js';

@@ -1,0 +1,128 @@
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, stringFlag, type FitConfig } from '@ftl/shared';
+
+/** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
+export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
+
+const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+/** Everything a coordinator run needs; one typed source, validated at start-up. */
+export interface CoordinatorConfig {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  backboneDir: string;
+  /** Overrides the backbone's own `featureLayer`. */
+  featureLayer?: string;
+  runId: string;
+  rounds: number;
+  /** Ready clients to wait for before round 1, for at most `waitTimeoutMs`. */
+  minClients: number;
+  waitTimeoutMs: number;
+  /** Share of ready clients asked to train each round. */
+  fractionFit: number;
+  /** Accepted updates needed to aggregate a round; fewer keeps the global model. */
+  minFitClients: number;
+  /** A round (training, then evaluation) closes at this deadline with whoever answered. */
+  roundDeadlineMs: number;
+  fit: Omit<FitConfig, 'seed'>;
+  seed: number;
+  hidden: number[];
+  /** The run's label set; the head has one output per class. */
+  classes: string[];
+  /** Where the global model (backbone + head) is written at the end; none when undefined. */
+  exportDir?: string;
+  /** Sample counts above this are refused, so no client can outweigh the others by claiming more. */
+  maxExamplesPerClient: number;
+}
+
+/** Defaults that run the embedded demo. */
+export function defaultCoordinatorConfig(): CoordinatorConfig {
+  return {
+    host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
+    rounds: 5, minClients: 2, waitTimeoutMs: 120_000, fractionFit: 1, minFitClients: 1, roundDeadlineMs: 60_000,
+    fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
+    exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000,
+  };
+}
+
+/** Help text of `ftl-coordinator`. */
+export const COORDINATOR_HELP = `ftl-coordinator [options]
+Serves the backbone, waits for clients, runs federated rounds with FedAvg and exports the global model.
+  --host H               (default 127.0.0.1)
+  --port N               0 picks a free port (default 8080)
+  --backbone DIR         TensorFlow.js layers model folder (default: the committed Fashion-MNIST backbone)
+  --feature-layer NAME   layer whose output is the feature vector (default: from ftl-backbone.json)
+  --run-id ID            (default run-<time>)
+  --rounds N             (default 5)
+  --min-clients N        ready clients to wait for (default 2)
+  --wait-timeout S       seconds to wait for them (default 120)
+  --fraction-fit X       share of ready clients trained per round, (0, 1] (default 1)
+  --min-fit-clients N    accepted updates needed to aggregate (default 1)
+  --round-deadline S     seconds a round waits for answers (default 60)
+  --epochs N             local epochs per round (default 5)
+  --batch-size N         (default 32)
+  --lr X                 client learning rate (default 0.001)
+  --hidden N[,N]         hidden layer sizes of the head, "" for linear (default 128)
+  --classes A,B,...      the run's label set (default 0..9)
+  --seed N               (default 1)
+  --out DIR              export folder for the global model (default .ftl/global-model)
+  --max-examples N       cap on a client's claimed sample count (default 1000000)`;
+
+/**
+ * Parses and validates the coordinator's command line.
+ *
+ * @throws FtlError(INVALID_CONFIG) with a message like `--rounds must be an integer ≥ 1 (got "-1")`.
+ */
+export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help' {
+  const str = { type: 'string' } as const;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
+      'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
+      'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) return 'help';
+  const d = defaultCoordinatorConfig();
+  const hiddenText = stringFlag(values, 'hidden');
+  const hidden = hiddenText === undefined ? d.hidden : hiddenText === '' ? [] : hiddenText.split(',').map(Number);
+  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--hidden must be comma-separated positive integers (got "${hiddenText}")`);
+  }
+  const classes = stringFlag(values, 'classes')?.split(',') ?? d.classes;
+  if (classes.length < 2 || new Set(classes).size !== classes.length || classes.some((c) => c === '')) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--classes must list at least two distinct, non-empty labels (got "${classes.join(',')}")`);
+  }
+  const config: CoordinatorConfig = {
+    host: stringFlag(values, 'host', d.host),
+    port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
+    backboneDir: stringFlag(values, 'backbone', d.backboneDir),
+    runId: stringFlag(values, 'run-id', d.runId),
+    rounds: numberFlag(values, 'rounds', { default: d.rounds, min: 1, integer: true }),
+    minClients: numberFlag(values, 'min-clients', { default: d.minClients, min: 1, integer: true }),
+    waitTimeoutMs: 1000 * numberFlag(values, 'wait-timeout', { default: d.waitTimeoutMs / 1000, min: 0 }),
+    fractionFit: numberFlag(values, 'fraction-fit', { default: d.fractionFit, min: Number.MIN_VALUE, max: 1 }),
+    minFitClients: numberFlag(values, 'min-fit-clients', { default: d.minFitClients, min: 1, integer: true }),
+    roundDeadlineMs: 1000 * numberFlag(values, 'round-deadline', { default: d.roundDeadlineMs / 1000, min: 0.1 }),
+    fit: {
+      epochs: numberFlag(values, 'epochs', { default: d.fit.epochs, min: 1, integer: true }),
+      batchSize: numberFlag(values, 'batch-size', { default: d.fit.batchSize, min: 1, integer: true }),
+      learningRate: numberFlag(values, 'lr', { default: d.fit.learningRate, min: Number.MIN_VALUE }),
+    },
+    seed: numberFlag(values, 'seed', { default: d.seed, min: 0, integer: true }),
+    hidden,
+    classes,
+    exportDir: stringFlag(values, 'out', d.exportDir!),
+    maxExamplesPerClient: numberFlag(values, 'max-examples', { default: d.maxExamplesPerClient, min: 1, integer: true }),
+  };
+  const featureLayer = stringFlag(values, 'feature-layer');
+  if (featureLayer !== undefined) config.featureLayer = featureLayer;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.runId)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--run-id must be 1–64 letters, digits, ".", "_" or "-" (got "${config.runId}")`);
+  }
+  return config;
+}

@@ -1,0 +1,407 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket } from 'socket.io';
+import {
+  createHead, createMsgpackParser, decodeWeights, deriveSeed, encodeWeights, ErrorCode, featureExtractor,
+  firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult,
+  parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, WeightedMean, assertSameSpecs,
+  type ByteCounter, type ClientToServerEvents, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
+  type RunEndReason, type ServerToClientEvents, type Weights, type Welcome,
+} from '@ftl/shared';
+import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
+import type { CoordinatorConfig } from './config.js';
+import { exportGlobalModel } from './export-model.js';
+import { RoundCollector } from './round-collector.js';
+import type { RoundRecord } from './round-table.js';
+
+type FtlServer = Server<ClientToServerEvents, ServerToClientEvents>;
+type FtlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+interface ClientEntry {
+  id: string;
+  socket: FtlSocket;
+  ready?: { numTrain: number; numVal: number };
+}
+
+/** What a finished run returns. */
+export interface RunSummary {
+  runId: string;
+  reason: RunEndReason;
+  rounds: RoundRecord[];
+  weights: Weights;
+  modelVersion: number;
+  exportDir?: string;
+}
+
+/** A fit update that passed every check, kept for aggregation. */
+interface AcceptedUpdate {
+  values: Float32Array;
+  numExamples: number;
+  loss: number;
+}
+
+/**
+ * The coordinator: serves the backbone over HTTP, talks to clients over socket.io (msgpackr frames),
+ * and runs a federated run of `rounds` rounds with sample-weighted FedAvg over the head's weights.
+ *
+ * @example
+ * const c = await Coordinator.create(config, log);
+ * const { url } = await c.listen();
+ * const summary = await c.run((r) => console.log(formatRoundRow(r, config.rounds)));
+ * await c.close();
+ */
+export class Coordinator {
+  private readonly http: HttpServer;
+  private readonly io: FtlServer;
+  private readonly clients = new Map<string, ClientEntry>();
+  private readonly bytes: ByteCounter = { sent: 0, received: 0 };
+  private fitRound?: RoundCollector<FitResult & { decoded: AcceptedUpdate }>;
+  private evalRound?: RoundCollector<EvaluateResult>;
+  private readyWaiters: Array<() => void> = [];
+  private global: Weights;
+  private modelVersion = 0;
+  private stopping = false;
+
+  private constructor(
+    readonly config: CoordinatorConfig,
+    private readonly backbone: ServedBackbone,
+    readonly head: HeadConfig,
+    private readonly log: Logger,
+  ) {
+    this.global = getTrainableWeights(createHead(head, config.seed));
+    const modelBytes = specsSize(this.global.specs) * 4;
+    this.http = createServer((req, res) => {
+      if (!serveBackbone(this.backbone, req, res)) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found\n');
+      }
+    });
+    this.io = new Server(this.http, {
+      parser: createMsgpackParser(this.bytes),
+      // One head update plus envelope; anything larger is refused by engine.io before it is buffered.
+      maxHttpBufferSize: modelBytes * 2 + 64 * 1024,
+      serveClient: false,
+      pingInterval: 5000,
+      pingTimeout: 10000,
+    });
+    this.io.use((socket, next) => {
+      try {
+        parseHandshakeAuth(socket.handshake.auth);
+        next();
+      } catch (err) {
+        const e = new Error((err as Error).message) as Error & { data: unknown };
+        e.data = { reason: (err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake' };
+        next(e);
+      }
+    });
+    this.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Loads the backbone, sizes the head from its feature layer and prepares the servers. */
+  static async create(config: CoordinatorConfig, log: Logger): Promise<Coordinator> {
+    const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
+    const { featureDim } = featureExtractor(backbone.model, backbone.featureLayer);
+    const head: HeadConfig = { featureDim, hidden: config.hidden, classes: config.classes.length };
+    log.info('backbone', { dir: config.backboneDir, sha256: backbone.sha256, featureLayer: backbone.featureLayer, featureDim });
+    return new Coordinator(config, backbone, head, log.child({ run: config.runId }));
+  }
+
+  /** Starts listening; resolves with the bound port and base URL. */
+  async listen(): Promise<{ port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.config.port, this.config.host, () => resolve());
+    });
+    const { port } = this.http.address() as AddressInfo;
+    const url = `http://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${port}`;
+    this.log.info('listening', { url });
+    return { port, url };
+  }
+
+  /** Ids of connected clients whose features are ready. */
+  readyClients(): string[] {
+    return [...this.clients.values()].filter((c) => c.ready).map((c) => c.id).sort();
+  }
+
+  private onConnection(socket: FtlSocket): void {
+    const { name } = parseHandshakeAuth(socket.handshake.auth);
+    const previous = this.clients.get(name);
+    if (previous) {
+      this.log.info('client-replaced', { client: name });
+      previous.socket.disconnect(true);
+    }
+    const entry: ClientEntry = { id: name, socket };
+    this.clients.set(name, entry);
+    this.log.info('client-connected', { client: name, clients: this.clients.size });
+    const welcome: Welcome = {
+      protocol: PROTOCOL_VERSION,
+      runId: this.config.runId,
+      clientId: name,
+      backbone: {
+        path: BACKBONE_PATH,
+        files: this.backbone.files.map((f) => f.name),
+        sha256: this.backbone.sha256,
+        featureLayer: this.backbone.featureLayer,
+      },
+      head: this.head,
+      classes: [...this.config.classes],
+    };
+    socket.emit('welcome', welcome);
+
+    socket.on('ready', (raw: unknown, ack: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
+      try {
+        const ready = parseReady(raw);
+        if (ready.runId !== this.config.runId) {
+          reply({ accepted: false, reason: 'unknown-run', message: `run "${ready.runId}" is not "${this.config.runId}"` });
+          return;
+        }
+        entry.ready = { numTrain: ready.numTrain, numVal: ready.numVal };
+        this.log.info('client-ready', { client: name, train: ready.numTrain, val: ready.numVal, ready: this.readyClients().length });
+        reply({ accepted: true });
+        this.readyWaiters.forEach((w) => w());
+      } catch (err) {
+        reply(rejectionFor(err));
+      }
+    });
+
+    socket.on('fit-result', (raw: unknown, ack: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
+      const round = this.fitRound;
+      let answer;
+      try {
+        const msg = parseFitResult(raw);
+        answer = round
+          ? round.submit(name, msg, () => ({ ...msg, decoded: this.checkUpdate(msg) }))
+          : { accepted: false as const, reason: 'round-closed' as const, message: 'no training round is open' };
+      } catch (err) {
+        answer = rejectionFor(err);
+      }
+      if (!answer.accepted) this.log.warn('update-rejected', { client: name, reason: answer.reason, detail: answer.message });
+      else this.log.debug('update-accepted', { client: name, round: round?.target.round });
+      reply(answer);
+    });
+
+    socket.on('evaluate-result', (raw: unknown, ack: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
+      const round = this.evalRound;
+      let answer;
+      try {
+        const msg = parseEvaluateResult(raw);
+        answer = round
+          ? round.submit(name, msg, () => msg)
+          : { accepted: false as const, reason: 'round-closed' as const, message: 'no evaluation is open' };
+      } catch (err) {
+        answer = rejectionFor(err);
+      }
+      reply(answer);
+    });
+
+    socket.on('failure', (raw: unknown) => {
+      try {
+        const f = parseClientFailure(raw);
+        this.log.warn('client-failure', { client: name, stage: f.stage, round: f.round, detail: f.message });
+        const round = f.stage === 'fit' ? this.fitRound : this.evalRound;
+        if (round && round.target.round === f.round) round.fail(name, `client failed: ${f.message}`);
+      } catch (err) {
+        this.log.warn('malformed-failure', { client: name, detail: (err as Error).message });
+      }
+    });
+
+    socket.on('disconnect', (reason) => {
+      if (this.clients.get(name)?.socket !== socket) return; // replaced by a newer connection
+      this.clients.delete(name);
+      this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
+      this.fitRound?.fail(name, `disconnected (${reason})`);
+      this.evalRound?.fail(name, `disconnected (${reason})`);
+    });
+  }
+
+  /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness. */
+  private checkUpdate(msg: FitResult): AcceptedUpdate {
+    const weights = decodeWeights(msg.weights);
+    assertSameSpecs(weights.specs, this.global.specs);
+    const bad = firstNonFinite(weights.values);
+    if (bad >= 0) {
+      throw new FtlError(ErrorCode.NonFiniteWeights, `value ${bad} of the update is ${weights.values[bad]}; updates must be finite`);
+    }
+    const cap = this.config.maxExamplesPerClient;
+    if (msg.numExamples > cap) {
+      throw new FtlError(ErrorCode.InvalidMessage, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
+    }
+    return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
+  }
+
+  private async waitForClients(): Promise<void> {
+    const { minClients, waitTimeoutMs } = this.config;
+    if (this.readyClients().length >= minClients) return;
+    this.log.info('waiting-for-clients', { need: minClients, ready: this.readyClients().length });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.readyWaiters = [];
+        reject(new FtlError(
+          ErrorCode.Timeout,
+          `only ${this.readyClients().length} of the ${minClients} clients needed were ready after ${waitTimeoutMs / 1000} s; ` +
+            'start more clients or lower --min-clients',
+        ));
+      }, waitTimeoutMs);
+      this.readyWaiters.push(() => {
+        if (this.readyClients().length >= minClients) {
+          clearTimeout(timer);
+          this.readyWaiters = [];
+          resolve();
+        }
+      });
+    });
+  }
+
+  private select(round: number): string[] {
+    const ready = this.readyClients();
+    const { fractionFit, minFitClients } = this.config;
+    const count = Math.min(ready.length, Math.max(minFitClients, Math.ceil(fractionFit * ready.length)));
+    const seed = deriveSeed(this.config.seed, round);
+    // Seeded ranking: the same clients are selected for the same seed and round.
+    return ready
+      .map((id) => ({ id, key: deriveSeed(seed, ...[...id].map((ch) => ch.charCodeAt(0))) }))
+      .sort((a, b) => a.key - b.key)
+      .slice(0, count)
+      .map((x) => x.id)
+      .sort();
+  }
+
+  /**
+   * Runs the whole federated run: waits for clients, trains `rounds` rounds, evaluates each new global
+   * head on the clients, exports the global model and tells clients the run is over.
+   */
+  async run(onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+    const { rounds, runId } = this.config;
+    const records: RoundRecord[] = [];
+    let reason: RunEndReason = 'completed';
+    try {
+      await this.waitForClients();
+      for (let round = 1; round <= rounds && !this.stopping; round++) {
+        const record = await this.runRound(round);
+        records.push(record);
+        onRound?.(record);
+      }
+      if (this.stopping) reason = 'stopped';
+    } catch (err) {
+      reason = 'failed';
+      this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason, message: (err as Error).message });
+      throw err;
+    }
+    let exportDir: string | undefined;
+    if (this.config.exportDir) {
+      exportDir = this.config.exportDir;
+      const { digest } = await exportGlobalModel({
+        backbone: this.backbone.model, featureLayer: this.backbone.featureLayer, head: this.head, weights: this.global,
+        dir: exportDir,
+        meta: {
+          runId, classes: this.config.classes, backboneSha256: this.backbone.sha256, featureLayer: this.backbone.featureLayer,
+          modelVersion: this.modelVersion, rounds: records,
+        },
+      });
+      this.log.info('exported', { dir: exportDir, sha256: digest });
+    }
+    this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
+    await this.drain(3000);
+    return { runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion, ...(exportDir ? { exportDir } : {}) };
+  }
+
+  private async runRound(round: number): Promise<RoundRecord> {
+    const t0 = performance.now();
+    const in0 = this.bytes.received;
+    const out0 = this.bytes.sent;
+    const { runId, fit, roundDeadlineMs, minFitClients } = this.config;
+    const selected = this.select(round);
+    const log = this.log.child({ round });
+    log.info('round-start', { selected: selected.length, ready: this.readyClients().length });
+
+    const target = { runId, round, modelVersion: this.modelVersion, expected: selected };
+    const fitRound = new RoundCollector<FitResult & { decoded: AcceptedUpdate }>(target, roundDeadlineMs);
+    this.fitRound = fitRound;
+    const weights = encodeWeights(this.global);
+    selected.forEach((id, i) => {
+      const socket = this.clients.get(id)?.socket;
+      if (!socket) return fitRound.fail(id, 'disconnected before the round started');
+      socket.emit('fit', {
+        protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
+        config: { ...fit, seed: deriveSeed(this.config.seed, round, i) },
+      });
+    });
+    const collected = await fitRound.settled;
+    this.fitRound = undefined;
+    for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
+
+    const updates = [...collected.results.values()].map((r) => r.decoded);
+    const status = updates.length >= minFitClients ? 'aggregated' : 'no-quorum';
+    let trainLoss = NaN;
+    if (status === 'aggregated') {
+      // Sample-weighted FedAvg, folded in one update at a time (memory of one model).
+      const acc = new WeightedMean(this.global.values.length);
+      let lossSum = 0;
+      let n = 0;
+      for (const u of updates) {
+        acc.add(u.values, u.numExamples);
+        lossSum += u.loss * u.numExamples;
+        n += u.numExamples;
+      }
+      this.global = { specs: this.global.specs, values: acc.result() };
+      this.modelVersion++;
+      trainLoss = lossSum / n;
+    } else {
+      log.warn('round-no-quorum', { accepted: updates.length, need: minFitClients });
+    }
+
+    const evaluation = await this.evaluateRound(round);
+    const record: RoundRecord = {
+      round, status, selected: selected.length, accepted: updates.length, rejected: collected.rejected.length,
+      failed: collected.failures.size, trainLoss, valLoss: evaluation.loss, valAccuracy: evaluation.accuracy,
+      evalClients: evaluation.clients, bytesIn: this.bytes.received - in0, bytesOut: this.bytes.sent - out0,
+      seconds: (performance.now() - t0) / 1000, modelVersion: this.modelVersion,
+    };
+    log.info('round-end', { status, accepted: record.accepted, valAccuracy: record.valAccuracy.toFixed(4) });
+    return record;
+  }
+
+  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {
+    const { runId, roundDeadlineMs } = this.config;
+    const expected = this.readyClients();
+    const evalRound = new RoundCollector<EvaluateResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
+    this.evalRound = evalRound;
+    const weights = encodeWeights(this.global);
+    for (const id of expected) {
+      this.clients.get(id)?.socket.emit('evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights });
+    }
+    const { results } = await evalRound.settled;
+    this.evalRound = undefined;
+    let n = 0;
+    let loss = 0;
+    let acc = 0;
+    for (const r of results.values()) {
+      n += r.numExamples;
+      loss += r.loss * r.numExamples;
+      acc += r.accuracy * r.numExamples;
+    }
+    return n > 0 ? { loss: loss / n, accuracy: acc / n, clients: results.size } : { loss: NaN, accuracy: NaN, clients: 0 };
+  }
+
+  /** Waits (bounded) for clients to leave after `run-end`, so closing does not cut the message off. */
+  private async drain(timeoutMs: number): Promise<void> {
+    const until = performance.now() + timeoutMs;
+    while (this.clients.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Asks the run to stop after the current round. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Closes every connection and the servers. */
+  async close(): Promise<void> {
+    this.fitRound?.close();
+    this.evalRound?.close();
+    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
+  }
+}

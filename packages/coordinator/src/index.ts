@@ -1,0 +1,10 @@
+export { BACKBONE_META_FILE, readBackboneMeta, type BackboneMeta } from './backbone-meta.js';
+export { BACKBONE_PATH, loadServedBackbone, type ServedBackbone } from './backbone-server.js';
+export {
+  COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
+} from './config.js';
+export { Coordinator, type RunSummary } from './coordinator.js';
+export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
+export { pretrainBackbone, type PretrainOptions } from './pretrain.js';
+export { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
+export { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';

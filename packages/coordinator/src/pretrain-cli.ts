@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLogger, numberFlag, runMain, stringFlag } from '@ftl/shared';
+import { pretrainBackbone } from './pretrain.js';
+
+const DEFAULT_OUT = fileURLToPath(new URL('../backbone', import.meta.url));
+
+const HELP = `npm run pretrain -- [options]
+Pretrains the default backbone (a small CNN) on Fashion-MNIST and saves it as a TensorFlow.js layers model.
+  --out DIR            where to write the model (default: packages/coordinator/backbone)
+  --samples N          training images (default 30000)
+  --epochs N           passes over them (default 2)
+  --batch-size N       (default 64)
+  --lr X               Adam learning rate (default 0.002)
+  --test-samples N     held-out Fashion-MNIST images for the reported accuracy (default 10000)
+  --seed N             (default 1)
+Convolutions train on tfjs-node when it loads, else on the pure-JS cpu backend (wasm has no filter gradient).`;
+
+runMain(async () => {
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string' }, samples: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
+      lr: { type: 'string' }, 'test-samples': { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return;
+  }
+  await pretrainBackbone({
+    out: stringFlag(values, 'out', DEFAULT_OUT),
+    samples: numberFlag(values, 'samples', { default: 30_000, min: 100, integer: true }),
+    epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }),
+    batchSize: numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true }),
+    learningRate: numberFlag(values, 'lr', { default: 0.002, min: 0 }),
+    testSamples: numberFlag(values, 'test-samples', { default: 10_000, min: 100, max: 30_000, integer: true }),
+    seed: numberFlag(values, 'seed', { default: 1, integer: true }),
+    log: createLogger('pretrain'),
+    progress: (line) => process.stdout.write(line + '\n'),
+  });
+});

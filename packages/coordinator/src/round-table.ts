@@ -1,0 +1,46 @@
+/** What the coordinator records about one round. */
+export interface RoundRecord {
+  round: number;
+  status: 'aggregated' | 'no-quorum';
+  /** Clients asked to train. */
+  selected: number;
+  /** Updates accepted and averaged. */
+  accepted: number;
+  rejected: number;
+  failed: number;
+  /** Sample-weighted mean of the clients' training loss. */
+  trainLoss: number;
+  /** Federated evaluation of the new global head on the clients' validation splits. */
+  valLoss: number;
+  valAccuracy: number;
+  evalClients: number;
+  bytesIn: number;
+  bytesOut: number;
+  seconds: number;
+  modelVersion: number;
+}
+
+function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(2);
+}
+
+/** The header of the per-round table. */
+export function roundTableHeader(): string {
+  return 'round | clients ok/sel | train loss | val loss | val acc | MB in | MB out | seconds';
+}
+
+/** One row of the per-round table. */
+export function formatRoundRow(r: RoundRecord, rounds: number): string {
+  const cell = (s: string, w: number) => s.padStart(w);
+  const f = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  return [
+    cell(`${r.round}/${rounds}`, 5),
+    cell(`${r.accepted}/${r.selected}${r.status === 'no-quorum' ? ' (no quorum)' : ''}`, 14),
+    cell(f(r.trainLoss, 4), 10),
+    cell(f(r.valLoss, 4), 8),
+    cell(Number.isFinite(r.valAccuracy) ? `${(r.valAccuracy * 100).toFixed(2)}%` : '-', 7),
+    cell(mb(r.bytesIn), 5),
+    cell(mb(r.bytesOut), 6),
+    cell(r.seconds.toFixed(1), 7),
+  ].join(' | ');
+}

@@ -1,0 +1,124 @@
+import * as tf from '@tensorflow/tfjs';
+import { ErrorCode, FtlError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** The compute backends ftl knows, fastest first. `node` is `@tensorflow/tfjs-node` (native TensorFlow). */
+export const BACKENDS = ['node', 'wasm', 'cpu'] as const;
+/** One of {@link BACKENDS}. */
+export type BackendName = (typeof BACKENDS)[number];
+
+/** What the caller will do with the backend; `wasm` cannot train convolutions yet (no Conv2DBackpropFilter). */
+export interface BackendNeeds {
+  /** The program trains convolution filters (pretraining a CNN), so `wasm` is skipped when choosing. */
+  convolutionGradients?: boolean;
+}
+
+/** How a backend is brought up: a loader that registers it, and the tfjs name it registers under. */
+export interface BackendLoader {
+  tfName: string;
+  load(): Promise<void>;
+}
+
+/** The real loaders. Tests pass their own to exercise the fallback order. */
+export const defaultLoaders: Record<BackendName, BackendLoader> = {
+  node: {
+    tfName: 'tensorflow',
+    // Optional dependency: absent where its install script could not download libtensorflow.
+    load: async () => {
+      const name = '@tensorflow/tfjs-node';
+      await import(name);
+    },
+  },
+  wasm: {
+    tfName: 'wasm',
+    load: async () => {
+      await import('@tensorflow/tfjs-backend-wasm');
+    },
+  },
+  cpu: { tfName: 'cpu', load: async () => {} },
+};
+
+let chosen: BackendName | undefined;
+
+/** Parses `FTL_BACKEND`; undefined means choose automatically. */
+export function parseBackendName(value: string | undefined): BackendName | undefined {
+  if (value === undefined || value === '' || value === 'auto') return undefined;
+  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
+  throw new FtlError(
+    ErrorCode.InvalidConfig,
+    `FTL_BACKEND must be one of ${BACKENDS.join(', ')} or auto (got "${value}")`,
+  );
+}
+
+async function tryBackend(name: BackendName, loader: BackendLoader): Promise<string | undefined> {
+  try {
+    await loader.load();
+    if (!(await tf.setBackend(loader.tfName))) return `tf.setBackend('${loader.tfName}') returned false`;
+    await tf.ready();
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message.split('\n')[0] : String(err);
+  }
+}
+
+/**
+ * Picks and activates the compute backend once per process: `FTL_BACKEND` (or `options.force`) when
+ * set, which fails with a clear error if that backend cannot load; otherwise tfjs-node, then wasm,
+ * then cpu. Logs the choice once.
+ *
+ * @example
+ * const backend = await initBackend({ log });            // 'wasm' on a machine without tfjs-node
+ * await initBackend({ needs: { convolutionGradients: true } }); // skips wasm
+ */
+export async function initBackend(
+  options: {
+    force?: BackendName;
+    needs?: BackendNeeds;
+    log?: Logger;
+    loaders?: Record<BackendName, BackendLoader>;
+  } = {},
+): Promise<BackendName> {
+  const loaders = options.loaders ?? defaultLoaders;
+  const forced = options.force ?? parseBackendName(process.env['FTL_BACKEND']);
+  if (chosen !== undefined && options.loaders === undefined && (forced === undefined || forced === chosen)) {
+    return chosen;
+  }
+  if (forced !== undefined) {
+    if (forced === 'wasm' && options.needs?.convolutionGradients) {
+      throw new FtlError(
+        ErrorCode.BackendUnavailable,
+        'FTL_BACKEND=wasm cannot train convolutions: the wasm backend has no Conv2DBackpropFilter kernel. ' +
+          'Use FTL_BACKEND=cpu (slow) or node (needs @tensorflow/tfjs-node).',
+      );
+    }
+    const failure = await tryBackend(forced, loaders[forced]);
+    if (failure !== undefined) {
+      throw new FtlError(
+        ErrorCode.BackendUnavailable,
+        `FTL_BACKEND=${forced} is not available here (${failure}). ` +
+          `Unset FTL_BACKEND to choose automatically, or pick another of ${BACKENDS.join(', ')}.`,
+      );
+    }
+    chosen = forced;
+  } else {
+    const skipped: string[] = [];
+    for (const name of BACKENDS) {
+      if (name === 'wasm' && options.needs?.convolutionGradients) {
+        skipped.push('wasm: cannot train convolutions');
+        continue;
+      }
+      const failure = await tryBackend(name, loaders[name]);
+      if (failure === undefined) {
+        chosen = name;
+        break;
+      }
+      skipped.push(`${name}: ${failure}`);
+    }
+    if (chosen === undefined) {
+      throw new FtlError(ErrorCode.BackendUnavailable, `no compute backend loaded (${skipped.join('; ')})`);
+    }
+    if (skipped.length > 0) options.log?.debug('backend-skipped', { reasons: skipped.join('; ') });
+  }
+  options.log?.info('backend', { backend: chosen, tf: tf.getBackend() });
+  return chosen;
+}

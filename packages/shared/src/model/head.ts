@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs';
+import { assertSameSpecs, shapeSize, specsSize, type WeightSpec, type Weights } from '../codec/weights.js';
+
+/** The shape of the trainable head on top of the backbone's features. */
+export interface HeadConfig {
+  featureDim: number;
+  /** Hidden dense layer sizes (ReLU); empty for a linear head. */
+  hidden: number[];
+  classes: number;
+}
+
+/** The default head: one 128-unit hidden layer (the cut-point trial in the Slice issue). */
+export const DEFAULT_HIDDEN = [128];
+
+/** Builds the head's layers (not yet connected), named `head_hidden_<i>` and `head_output`. */
+export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.Layer[] {
+  const layers: tf.layers.Layer[] = config.hidden.map((units, i) =>
+    tf.layers.dense({
+      name: `head_hidden_${i + 1}`, units, activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed: seed + i }),
+    }),
+  );
+  layers.push(tf.layers.dense({
+    name: 'head_output', units: config.classes, activation: 'softmax',
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + config.hidden.length }),
+  }));
+  return layers;
+}
+
+/**
+ * A standalone head model from features to class probabilities.
+ *
+ * @example
+ * const head = createHead({ featureDim: 400, hidden: [128], classes: 10 }, 7);
+ */
+export function createHead(config: HeadConfig, seed: number): tf.Sequential {
+  const model = tf.sequential({ name: 'ftl_head' });
+  model.add(tf.layers.inputLayer({ inputShape: [config.featureDim] }));
+  for (const layer of createHeadLayers(config, seed)) model.add(layer);
+  return model;
+}
+
+/** Wire names of a model's trainable tensors: `<layer>/<kernel|bias>`, stable across processes. */
+function trainableEntries(model: tf.LayersModel): Array<{ spec: WeightSpec; variable: tf.LayerVariable }> {
+  return model.layers.flatMap((layer) =>
+    layer.trainableWeights.map((v) => ({
+      // A variable's shape is always concrete; tfjs types it as a layer Shape that may hold null.
+      spec: { name: `${layer.name}/${v.originalName.split('/').pop()}`, shape: v.shape as number[], dtype: 'float32' as const },
+      variable: v,
+    })),
+  );
+}
+
+/** The model's trainable tensors as one flat vector with their specs. */
+export function getTrainableWeights(model: tf.LayersModel): Weights {
+  const entries = trainableEntries(model);
+  const size = specsSize(entries.map((e) => e.spec));
+  const values = new Float32Array(size);
+  let off = 0;
+  for (const e of entries) {
+    const data = e.variable.read().dataSync() as Float32Array;
+    values.set(data, off);
+    off += data.length;
+  }
+  return { specs: entries.map((e) => e.spec), values };
+}
+
+/**
+ * Writes a flat weight vector into the model's trainable tensors.
+ *
+ * @throws FtlError(WEIGHTS_MISMATCH) naming the first tensor whose name or shape differs.
+ */
+export function setTrainableWeights(model: tf.LayersModel, weights: Weights): void {
+  const entries = trainableEntries(model);
+  assertSameSpecs(weights.specs, entries.map((e) => e.spec));
+  let off = 0;
+  for (const e of entries) {
+    const n = shapeSize(e.spec.shape);
+    const t = tf.tensor(weights.values.subarray(off, off + n), e.spec.shape, 'float32');
+    e.variable.write(t);
+    t.dispose();
+    off += n;
+  }
+}

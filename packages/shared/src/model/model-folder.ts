@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { basename, join, normalize, sep } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ErrorCode, FtlError } from '../errors.js';
+
+/** The file name of a TensorFlow.js model's topology and weights manifest. */
+export const MODEL_JSON = 'model.json';
+const WEIGHTS_BIN = 'weights.bin';
+
+/** One file of a model folder, by its name relative to the folder. */
+export interface ModelFile {
+  name: string;
+  bytes: Uint8Array;
+}
+
+const dtypeBytes: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, string: 0 };
+
+/**
+ * SHA-256 of a model folder's files: each file's name, byte length and bytes, in name order, so the
+ * digest does not depend on the order the files were read or fetched in.
+ */
+export function modelDigest(files: readonly ModelFile[]): string {
+  const h = createHash('sha256');
+  for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    h.update(`${f.name}\0${f.bytes.byteLength}\0`);
+    h.update(f.bytes);
+  }
+  return h.digest('hex');
+}
+
+function parseModelJson(bytes: Uint8Array, where: string): tf.io.ModelJSON {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new FtlError(ErrorCode.BackboneLoad, `${where}/${MODEL_JSON} is not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const j = json as Partial<tf.io.ModelJSON> | null;
+  if (typeof j !== 'object' || j === null || typeof j.modelTopology !== 'object' || !Array.isArray(j.weightsManifest)) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}/${MODEL_JSON} is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"`,
+    );
+  }
+  return j as tf.io.ModelJSON;
+}
+
+/** Weight shard paths named in a model.json, checked to stay inside the model folder. */
+export function weightPaths(modelJson: tf.io.ModelJSON): string[] {
+  return modelJson.weightsManifest.flatMap((group) =>
+    group.paths.map((p) => {
+      const clean = normalize(p);
+      if (clean.startsWith('..') || clean.startsWith(sep) || clean !== basename(clean)) {
+        throw new FtlError(ErrorCode.BackboneLoad, `weight path "${p}" must be a plain file name inside the model folder`);
+      }
+      return clean;
+    }),
+  );
+}
+
+/**
+ * Reads a model folder's `model.json` and the weight shards it names (not other files).
+ *
+ * @throws FtlError(BACKBONE_LOAD) naming the missing or malformed file.
+ */
+export async function readModelFolder(dir: string): Promise<ModelFile[]> {
+  const read = async (name: string) => {
+    try {
+      return new Uint8Array(await readFile(join(dir, name)));
+    } catch (err) {
+      throw new FtlError(ErrorCode.BackboneLoad, `cannot read ${join(dir, name)}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const json = await read(MODEL_JSON);
+  const files: ModelFile[] = [{ name: MODEL_JSON, bytes: json }];
+  for (const p of weightPaths(parseModelJson(json, dir))) files.push({ name: p, bytes: await read(p) });
+  return files;
+}
+
+/**
+ * An IO handler that loads a model from files already in memory (read from a folder or downloaded),
+ * checking that the weight shards exist and that their size matches the manifest.
+ */
+export function filesLoadHandler(files: readonly ModelFile[], where: string): tf.io.IOHandler {
+  return {
+    load: async () => {
+      const byName = new Map(files.map((f) => [f.name, f.bytes]));
+      const json = byName.get(MODEL_JSON);
+      if (json === undefined) throw new FtlError(ErrorCode.BackboneLoad, `${where} has no ${MODEL_JSON}`);
+      const modelJson = parseModelJson(json, where);
+      return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
+        const specs = manifest.flatMap((g) => g.weights);
+        const shards = manifest.flatMap((g) =>
+          g.paths.map((p) => {
+            const bytes = byName.get(normalize(p));
+            if (bytes === undefined) throw new FtlError(ErrorCode.BackboneLoad, `${where}: weight file "${p}" is missing`);
+            return bytes;
+          }),
+        );
+        const total = shards.reduce((s, b) => s + b.byteLength, 0);
+        const expected = specs.reduce((s, w) => {
+          const per = w.quantization ? (w.quantization.dtype === 'float16' ? 2 : w.quantization.dtype === 'uint16' ? 2 : 1) : dtypeBytes[w.dtype] ?? 4;
+          return s + per * w.shape.reduce((a, b) => a * b, 1);
+        }, 0);
+        if (total !== expected) {
+          throw new FtlError(
+            ErrorCode.BackboneLoad,
+            `${where}: weight files hold ${total} bytes but ${MODEL_JSON} describes ${expected}; the folder is corrupt or from another model`,
+          );
+        }
+        const data = new Uint8Array(total);
+        let off = 0;
+        for (const b of shards) {
+          data.set(b, off);
+          off += b.byteLength;
+        }
+        return [specs, data.buffer];
+      });
+    },
+  };
+}
+
+/**
+ * Loads a layers model from a folder without tfjs-node (which would bring `file://`).
+ *
+ * @example
+ * const model = await loadLayersModelFromFolder('packages/coordinator/backbone');
+ */
+export async function loadLayersModelFromFolder(dir: string): Promise<tf.LayersModel> {
+  const files = await readModelFolder(dir);
+  return loadLayersModelFromFiles(files, dir);
+}
+
+/** Loads a layers model from in-memory model files. */
+export async function loadLayersModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.LayersModel> {
+  try {
+    return await tf.loadLayersModel(filesLoadHandler(files, where));
+  } catch (err) {
+    if (err instanceof FtlError) throw err;
+    throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js layers model: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Writes model files into `dir` (created if needed). */
+export async function writeModelFiles(dir: string, files: readonly ModelFile[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const f of files) await writeFile(join(dir, f.name), f.bytes);
+}
+
+/**
+ * Saves a layers model as `model.json` plus one `weights.bin` in `dir`: the format
+ * `tf.loadLayersModel` reads. Returns the files written and their digest.
+ */
+export async function saveLayersModelToFolder(model: tf.LayersModel, dir: string): Promise<{ files: ModelFile[]; digest: string }> {
+  let files: ModelFile[] = [];
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const modelJson: tf.io.ModelJSON = {
+        modelTopology: artifacts.modelTopology as object,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+        convertedBy: artifacts.convertedBy ?? null,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      };
+      files = [
+        { name: MODEL_JSON, bytes: new Uint8Array(Buffer.from(JSON.stringify(modelJson))) },
+        { name: WEIGHTS_BIN, bytes: new Uint8Array(weightData) },
+      ];
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  await writeModelFiles(dir, files);
+  return { files, digest: modelDigest(files) };
+}
+
+/** Lists a folder's file names, or an empty list when it does not exist. */
+export async function listFolder(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}

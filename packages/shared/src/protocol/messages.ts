@@ -1,0 +1,137 @@
+import type { EncodedWeights } from '../codec/weights.js';
+import type { HeadConfig } from '../model/head.js';
+
+/** Bumped on any incompatible change to a message below. Both sides refuse another version. */
+export const PROTOCOL_VERSION = 1;
+
+/** What every run-scoped message carries: who it is for and which global model it was built on. */
+export interface Envelope {
+  protocol: number;
+  runId: string;
+  round: number;
+  /** The global model version the message refers to (0 = the initial head, +1 per aggregation). */
+  modelVersion: number;
+}
+
+/** Sent by the client in the socket.io handshake (`auth`). */
+export interface HandshakeAuth {
+  protocol: number;
+  /** The client's stable name; a second connection with the same name replaces the first. */
+  name: string;
+}
+
+/** Where and what the backbone is; the files travel over plain HTTP, never over socket.io. */
+export interface BackboneInfo {
+  /** Path on the coordinator's HTTP server under which the files are served, e.g. `/backbone`. */
+  path: string;
+  /** File names to fetch: `model.json` and its weight shards. */
+  files: string[];
+  /** {@link modelDigest} of those files. */
+  sha256: string;
+  /** Layer whose flattened output is the feature vector. */
+  featureLayer: string;
+}
+
+/** Server → client, once per connection: the run the client is part of. */
+export interface Welcome {
+  protocol: number;
+  runId: string;
+  clientId: string;
+  backbone: BackboneInfo;
+  head: HeadConfig;
+  classes: string[];
+}
+
+/** Local training settings for one round. */
+export interface FitConfig {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Seed for the client's shuffling this round. */
+  seed: number;
+}
+
+/** Server → client: train the head from these weights. */
+export interface FitInstruction extends Envelope {
+  weights: EncodedWeights;
+  config: FitConfig;
+}
+
+/** Server → client: evaluate these (global) weights on the local validation split. */
+export interface EvaluateInstruction extends Envelope {
+  weights: EncodedWeights;
+}
+
+/** Why a run ended. */
+export type RunEndReason = 'completed' | 'stopped' | 'failed';
+
+/** Server → client: the run is over; the client may disconnect. */
+export interface RunEnd {
+  protocol: number;
+  runId: string;
+  reason: RunEndReason;
+  message?: string;
+}
+
+/** Client → server: features are ready; the client can take rounds. */
+export interface Ready {
+  protocol: number;
+  runId: string;
+  numTrain: number;
+  numVal: number;
+}
+
+/** Training metrics a client reports with its update. */
+export interface FitMetrics {
+  loss: number;
+  accuracy: number;
+  seconds: number;
+}
+
+/** Client → server: the locally trained head. */
+export interface FitResult extends Envelope {
+  weights: EncodedWeights;
+  /** Training samples behind the update: its weight in FedAvg. */
+  numExamples: number;
+  metrics: FitMetrics;
+}
+
+/** Client → server: metrics of the global head on the client's validation split. */
+export interface EvaluateResult extends Envelope {
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+}
+
+/** Client → server: the client could not do what a round asked. */
+export interface ClientFailure extends Envelope {
+  stage: 'fit' | 'evaluate';
+  message: string;
+}
+
+/** Why the coordinator refused a message. */
+export type RejectReason =
+  | 'malformed'
+  | 'protocol-mismatch'
+  | 'unknown-run'
+  | 'stale-round'
+  | 'stale-model'
+  | 'not-selected'
+  | 'duplicate'
+  | 'round-closed'
+  | 'wrong-shape'
+  | 'non-finite'
+  | 'bad-sample-count';
+
+/** The coordinator's answer to every update: accepted, or rejected with a reason. */
+export type Ack = { accepted: true } | Rejection;
+
+/** A refused message: the reason code and a sentence that says what was wrong. */
+export interface Rejection {
+  accepted: false;
+  reason: RejectReason;
+  message: string;
+}
+
+/** Why the coordinator refuses a connection (the `connect_error` message's `data.reason`). */
+export type ConnectRefusal = 'protocol-mismatch' | 'malformed-handshake';

@@ -1,0 +1,238 @@
+import type { EncodedWeights, WeightSpec } from '../codec/weights.js';
+import { ErrorCode, FtlError } from '../errors.js';
+import type { HeadConfig } from '../model/head.js';
+import {
+  PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
+  type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
+  type Ready, type RejectReason, type Rejection, type RunEnd, type Welcome,
+} from './messages.js';
+
+// Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
+// message names the field, what it must be and what it was.
+
+type Obj = Record<string, unknown>;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v)}`;
+}
+
+function fail(path: string, expected: string, got: unknown): never {
+  throw new FtlError(ErrorCode.InvalidMessage, `${path} must be ${expected} (got ${describe(got)})`);
+}
+
+function obj(v: unknown, path: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) fail(path, 'an object', v);
+  return v as Obj;
+}
+
+function int(v: unknown, path: string, min = 0): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fail(path, `an integer ≥ ${min}`, v);
+  return v;
+}
+
+function finite(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
+  return v;
+}
+
+function positive(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(path, 'a positive number', v);
+  return v;
+}
+
+function str(v: unknown, path: string, max = 256): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(path, `a non-empty string of at most ${max} characters`, v);
+  return v;
+}
+
+function bytes(v: unknown, path: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) fail(path, 'binary data', v);
+  return v;
+}
+
+function array(v: unknown, path: string, max: number): unknown[] {
+  if (!Array.isArray(v) || v.length > max) fail(path, `an array of at most ${max} items`, v);
+  return v;
+}
+
+function protocol(o: Obj, path: string): number {
+  const p = o['protocol'];
+  if (p !== PROTOCOL_VERSION) {
+    throw new FtlError(
+      ErrorCode.ProtocolMismatch,
+      `${path}.protocol is ${describe(p)} but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
+    );
+  }
+  return PROTOCOL_VERSION;
+}
+
+function envelope(o: Obj, path: string): Envelope {
+  return {
+    protocol: protocol(o, path),
+    runId: str(o['runId'], `${path}.runId`),
+    round: int(o['round'], `${path}.round`),
+    modelVersion: int(o['modelVersion'], `${path}.modelVersion`),
+  };
+}
+
+const MAX_TENSORS = 4096;
+
+function weightSpec(v: unknown, path: string): WeightSpec {
+  const o = obj(v, path);
+  const shape = array(o['shape'], `${path}.shape`, 8).map((d, i) => int(d, `${path}.shape[${i}]`));
+  if (o['dtype'] !== 'float32') fail(`${path}.dtype`, '"float32"', o['dtype']);
+  return { name: str(o['name'], `${path}.name`), shape, dtype: 'float32' };
+}
+
+/** Validates wire weights: specs and binary data (the byte length is checked by `decodeWeights`). */
+export function parseEncodedWeights(v: unknown, path = 'weights'): EncodedWeights {
+  const o = obj(v, path);
+  const specs = array(o['specs'], `${path}.specs`, MAX_TENSORS).map((s, i) => weightSpec(s, `${path}.specs[${i}]`));
+  return { specs, data: bytes(o['data'], `${path}.data`) };
+}
+
+/** Validates the socket.io handshake's `auth`. */
+export function parseHandshakeAuth(v: unknown): HandshakeAuth {
+  const o = obj(v, 'auth');
+  protocol(o, 'auth');
+  const name = str(o['name'], 'auth.name', 128);
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) fail('auth.name', 'letters, digits, ".", "_" or "-"', name);
+  return { protocol: PROTOCOL_VERSION, name };
+}
+
+/** Validates a `ready` message. */
+export function parseReady(v: unknown): Ready {
+  const o = obj(v, 'ready');
+  return {
+    protocol: protocol(o, 'ready'),
+    runId: str(o['runId'], 'ready.runId'),
+    numTrain: int(o['numTrain'], 'ready.numTrain', 1),
+    numVal: int(o['numVal'], 'ready.numVal'),
+  };
+}
+
+function fitMetrics(v: unknown, path: string): FitMetrics {
+  const o = obj(v, path);
+  return { loss: finite(o['loss'], `${path}.loss`), accuracy: finite(o['accuracy'], `${path}.accuracy`), seconds: finite(o['seconds'], `${path}.seconds`) };
+}
+
+/** Validates a `fit-result` message (structure only; the coordinator then checks it against the round). */
+export function parseFitResult(v: unknown): FitResult {
+  const o = obj(v, 'fit-result');
+  return {
+    ...envelope(o, 'fit-result'),
+    weights: parseEncodedWeights(o['weights'], 'fit-result.weights'),
+    numExamples: int(o['numExamples'], 'fit-result.numExamples', 1),
+    metrics: fitMetrics(o['metrics'], 'fit-result.metrics'),
+  };
+}
+
+/** Validates an `evaluate-result` message. */
+export function parseEvaluateResult(v: unknown): EvaluateResult {
+  const o = obj(v, 'evaluate-result');
+  return {
+    ...envelope(o, 'evaluate-result'),
+    numExamples: int(o['numExamples'], 'evaluate-result.numExamples', 1),
+    loss: finite(o['loss'], 'evaluate-result.loss'),
+    accuracy: finite(o['accuracy'], 'evaluate-result.accuracy'),
+  };
+}
+
+/** Validates a `failure` message. */
+export function parseClientFailure(v: unknown): ClientFailure {
+  const o = obj(v, 'failure');
+  const stage = o['stage'];
+  if (stage !== 'fit' && stage !== 'evaluate') fail('failure.stage', '"fit" or "evaluate"', stage);
+  return { ...envelope(o, 'failure'), stage, message: str(o['message'], 'failure.message', 2000) };
+}
+
+function headConfig(v: unknown, path: string): HeadConfig {
+  const o = obj(v, path);
+  return {
+    featureDim: int(o['featureDim'], `${path}.featureDim`, 1),
+    hidden: array(o['hidden'], `${path}.hidden`, 16).map((u, i) => int(u, `${path}.hidden[${i}]`, 1)),
+    classes: int(o['classes'], `${path}.classes`, 2),
+  };
+}
+
+function backboneInfo(v: unknown, path: string): BackboneInfo {
+  const o = obj(v, path);
+  const sha256 = str(o['sha256'], `${path}.sha256`, 64);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) fail(`${path}.sha256`, 'a hex SHA-256 digest', sha256);
+  return {
+    path: str(o['path'], `${path}.path`),
+    files: array(o['files'], `${path}.files`, 1024).map((f, i) => str(f, `${path}.files[${i}]`)),
+    sha256,
+    featureLayer: str(o['featureLayer'], `${path}.featureLayer`),
+  };
+}
+
+/** Validates a `welcome` message. */
+export function parseWelcome(v: unknown): Welcome {
+  const o = obj(v, 'welcome');
+  return {
+    protocol: protocol(o, 'welcome'),
+    runId: str(o['runId'], 'welcome.runId'),
+    clientId: str(o['clientId'], 'welcome.clientId'),
+    backbone: backboneInfo(o['backbone'], 'welcome.backbone'),
+    head: headConfig(o['head'], 'welcome.head'),
+    classes: array(o['classes'], 'welcome.classes', 10_000).map((c, i) => str(c, `welcome.classes[${i}]`)),
+  };
+}
+
+function fitConfig(v: unknown, path: string): FitConfig {
+  const o = obj(v, path);
+  return {
+    epochs: int(o['epochs'], `${path}.epochs`, 1),
+    batchSize: int(o['batchSize'], `${path}.batchSize`, 1),
+    learningRate: positive(o['learningRate'], `${path}.learningRate`),
+    seed: int(o['seed'], `${path}.seed`),
+  };
+}
+
+/** Validates a `fit` instruction. */
+export function parseFitInstruction(v: unknown): FitInstruction {
+  const o = obj(v, 'fit');
+  return { ...envelope(o, 'fit'), weights: parseEncodedWeights(o['weights'], 'fit.weights'), config: fitConfig(o['config'], 'fit.config') };
+}
+
+/** Validates an `evaluate` instruction. */
+export function parseEvaluateInstruction(v: unknown): EvaluateInstruction {
+  const o = obj(v, 'evaluate');
+  return { ...envelope(o, 'evaluate'), weights: parseEncodedWeights(o['weights'], 'evaluate.weights') };
+}
+
+/** Validates a `run-end` message. */
+export function parseRunEnd(v: unknown): RunEnd {
+  const o = obj(v, 'run-end');
+  const reason = o['reason'];
+  if (reason !== 'completed' && reason !== 'stopped' && reason !== 'failed') fail('run-end.reason', 'completed, stopped or failed', reason);
+  const message = o['message'] === undefined ? undefined : str(o['message'], 'run-end.message', 2000);
+  return { protocol: protocol(o, 'run-end'), runId: str(o['runId'], 'run-end.runId'), reason, ...(message ? { message } : {}) };
+}
+
+/** Validates an acknowledgement. */
+export function parseAck(v: unknown): Ack {
+  const o = obj(v, 'ack');
+  if (o['accepted'] === true) return { accepted: true };
+  if (o['accepted'] !== false) fail('ack.accepted', 'a boolean', o['accepted']);
+  return { accepted: false, reason: str(o['reason'], 'ack.reason', 64) as RejectReason, message: str(o['message'], 'ack.message', 2000) };
+}
+
+/** Builds a rejection from an error thrown by a validator. */
+export function rejectionFor(err: unknown): Rejection {
+  if (err instanceof FtlError) {
+    const reason: RejectReason =
+      err.code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch'
+      : err.code === ErrorCode.WeightsMismatch ? 'wrong-shape'
+      : err.code === ErrorCode.NonFiniteWeights ? 'non-finite'
+      : 'malformed';
+    return { accepted: false, reason, message: err.message };
+  }
+  return { accepted: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };
+}
