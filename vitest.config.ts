@@ -15,6 +15,7 @@ export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'simulations/src/**/*.test.ts'],
     pool: 'forks',
+    env: { FTL_LOG: process.env['FTL_LOG'] ?? 'warn' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -175,7 +175,7 @@ export class Coordinator {
           ? round.submit(name, msg, () => ({ ...msg, decoded: this.checkUpdate(msg) }))
           : { accepted: false as const, reason: 'round-closed' as const, message: 'no training round is open' };
       } catch (err) {
-        answer = rejectionFor(err);
+        answer = round ? round.reject(name, rejectionFor(err)) : rejectionFor(err);
       }
       if (!answer.accepted) this.log.warn('update-rejected', { client: name, reason: answer.reason, detail: answer.message });
       else this.log.debug('update-accepted', { client: name, round: round?.target.round });

@@ -56,11 +56,7 @@ export class RoundCollector<R extends Envelope> {
    */
   submit(clientId: string, message: Envelope, accept: () => R): Ack {
     const t = this.target;
-    const reject = (reason: RejectReason, text: string): Ack => {
-      const ack: Rejection = { accepted: false, reason, message: text };
-      this.state.rejected.push({ clientId, ack });
-      return ack;
-    };
+    const reject = (reason: RejectReason, text: string): Ack => this.reject(clientId, { accepted: false, reason, message: text });
     if (message.runId !== t.runId) return reject('unknown-run', `run "${message.runId}" is not the current run "${t.runId}"`);
     if (message.round !== t.round) return reject('stale-round', `update is for round ${message.round} but round ${t.round} is open`);
     if (message.modelVersion !== t.modelVersion) {
@@ -74,12 +70,17 @@ export class RoundCollector<R extends Envelope> {
     try {
       value = accept();
     } catch (err) {
-      const r = rejectionFor(err);
-      return reject(r.reason, r.message);
+      return this.reject(clientId, rejectionFor(err));
     }
     this.state.results.set(clientId, value);
     this.maybeSettle();
     return { accepted: true };
+  }
+
+  /** Records a refused submission (also one that failed validation before reaching {@link submit}). */
+  reject(clientId: string, rejection: Rejection): Rejection {
+    this.state.rejected.push({ clientId, ack: rejection });
+    return rejection;
   }
 
   /** Counts an expected client out of the round (disconnected, or it reported a failure). */

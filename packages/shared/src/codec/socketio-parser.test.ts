@@ -33,7 +33,7 @@ describe('msgpack socket.io parser', () => {
 
   test.each([
     ['a text frame', '2["fit"]', /binary MessagePack frames, got text/],
-    ['bytes that are not msgpack', new Uint8Array([0xc1]), /undecodable MessagePack frame/],
+    ['a truncated msgpack frame', new Uint8Array([0x92, 0x01]), /undecodable MessagePack frame/],
     ['a packet with an unknown type', null, /malformed socket.io packet/],
     ['an event without a name', 'no-name', /malformed socket.io packet/],
   ])('refuses %s', (_, input, message) => {

@@ -1,0 +1,70 @@
+import { describe, expect, test } from 'vitest';
+import { FtlError } from '../errors.js';
+import { PROTOCOL_VERSION } from './messages.js';
+import { parseFitResult, parseHandshakeAuth, parseWelcome, rejectionFor } from './parse.js';
+
+const good = () => ({
+  protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
+  weights: { specs: [{ name: 'head_output/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
+  numExamples: 120, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 },
+});
+
+describe('fit-result validation', () => {
+  test('accepts a well-formed update', () => {
+    expect(parseFitResult(good()).numExamples).toBe(120);
+  });
+
+  test.each<[string, (m: any) => void, RegExp]>([
+    ['a missing runId', (m) => delete m.runId, /fit-result.runId must be a non-empty string/],
+    ['a fractional round', (m) => (m.round = 1.5), /fit-result.round must be an integer ≥ 0 \(got number 1.5\)/],
+    ['weights as a number array', (m) => (m.weights.data = [0, 0]), /fit-result.weights.data must be binary data \(got an array of 2\)/],
+    ['weights as base64 text', (m) => (m.weights.data = 'AAAAAAAAAAA='), /fit-result.weights.data must be binary data/],
+    ['a float16 tensor', (m) => (m.weights.specs[0].dtype = 'float16'), /dtype must be "float32"/],
+    ['a negative dimension', (m) => (m.weights.specs[0].shape = [-2]), /shape\[0\] must be an integer ≥ 0/],
+    ['zero samples', (m) => (m.numExamples = 0), /numExamples must be an integer ≥ 1 \(got number 0\)/],
+    ['a NaN loss', (m) => (m.metrics.loss = NaN), /metrics.loss must be a finite number/],
+  ])('rejects %s', (_, mutate, message) => {
+    const m = good();
+    mutate(m);
+    expect(() => parseFitResult(m)).toThrow(message);
+  });
+
+  test('rejects a message that is not an object', () => {
+    expect(() => parseFitResult([good()])).toThrow('fit-result must be an object (got an array of 1)');
+  });
+
+  test('another protocol version is a protocol mismatch, reported as such in the ack', () => {
+    let caught: unknown;
+    try {
+      parseFitResult({ ...good(), protocol: 99 });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(FtlError);
+    expect(rejectionFor(caught)).toEqual({
+      accepted: false, reason: 'protocol-mismatch',
+      message: `fit-result.protocol is number 99 but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
+    });
+  });
+});
+
+describe('handshake and welcome', () => {
+  test.each([
+    [{ protocol: PROTOCOL_VERSION }, /auth.name must be a non-empty string/],
+    [{ protocol: PROTOCOL_VERSION, name: 'a b' }, /auth.name must be letters, digits/],
+    [{ name: 'a' }, /auth.protocol is undefined/],
+  ])('rejects handshake %j', (auth, message) => {
+    expect(() => parseHandshakeAuth(auth)).toThrow(message);
+  });
+
+  test('rejects a welcome whose digest is not hex SHA-256', () => {
+    const w = {
+      protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'],
+      head: { featureDim: 4, hidden: [], classes: 2 },
+      backbone: { path: '/backbone', files: ['model.json'], sha256: 'abc', featureLayer: 'features' },
+    };
+    expect(() => parseWelcome(w)).toThrow('welcome.backbone.sha256 must be a hex SHA-256 digest (got "abc")');
+    w.backbone.sha256 = 'a'.repeat(64);
+    expect(parseWelcome(w).backbone.sha256).toBe('a'.repeat(64));
+  });
+});
