@@ -3,8 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parsePartition, runMain, stringFlag } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parseFlags, parsePartition, runMain, stringFlag } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -37,13 +36,11 @@ function exited(child: ChildProcess): Promise<number> {
 
 runMain(async () => {
   const str = { type: 'string' } as const;
-  const { values } = parseArgs({
-    options: {
+  const values = parseFlags(process.argv.slice(2), {
       clients: str, rounds: str, partition: str, epochs: str, 'round-deadline': str, seed: str,
       'kill-client-after-round': str, work: str, backbone: str, help: { type: 'boolean' },
-    },
-  });
-  if (values.help) {
+    });
+  if (values['help']) {
     process.stdout.write(HELP + '\n');
     return;
   }
@@ -65,7 +62,7 @@ runMain(async () => {
   const coordinator = spawn(process.execPath, [
     COORDINATOR, '--port', '0', '--rounds', String(rounds), '--min-clients', String(clients), '--wait-timeout', '120',
     '--epochs', stringFlag(values, 'epochs', '5'), '--round-deadline', stringFlag(values, 'round-deadline', '60'),
-    ...(values.backbone ? ['--backbone', values.backbone] : []),
+    ...(values['backbone'] !== undefined ? ['--backbone', stringFlag(values, 'backbone', '')] : []),
     '--seed', seed, '--run-id', `demo-${Date.now().toString(36)}`, '--out', out,
   ], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const children: ChildProcess[] = [coordinator];

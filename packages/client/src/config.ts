@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import {
-  BUILTIN_DATASETS, ErrorCode, FtlError, numberFlag, parsePartition, stringFlag,
+  BUILTIN_DATASETS, ErrorCode, FtlError, numberFlag, parseFlags, parsePartition, stringFlag,
   type BuiltinDatasetName, type ClientShardOptions,
 } from '@ftl/shared';
 
@@ -36,14 +35,11 @@ trains the head each round and sends back only its weights.
  */
 export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const str = { type: 'string' } as const;
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseFlags(argv, {
       server: str, name: str, dataset: str, partition: str, clients: str, index: str, seed: str, 'val-fraction': str,
       limit: str, 'cache-dir': str, 'backbone-sha256': str, help: { type: 'boolean' },
-    },
-  });
-  if (values.help) return 'help';
+    });
+  if (values['help']) return 'help';
   const dataset = stringFlag(values, 'dataset', 'mnist');
   if (!(BUILTIN_DATASETS as readonly string[]).includes(dataset)) {
     throw new FtlError(ErrorCode.InvalidConfig, `--dataset must be one of ${BUILTIN_DATASETS.join(', ')} (got "${dataset}")`);
@@ -58,7 +54,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   if (pinned !== undefined && !/^[0-9a-f]{64}$/.test(pinned)) {
     throw new FtlError(ErrorCode.InvalidConfig, `--backbone-sha256 must be 64 lowercase hex digits (got "${pinned}")`);
   }
-  const limit = values.limit === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 10, integer: true });
+  const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 10, integer: true });
   return {
     serverUrl,
     name: stringFlag(values, 'name', `client-${index}`),

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, stringFlag, type FitConfig } from '@ftl/shared';
+import { DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type FitConfig } from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -77,16 +76,13 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
  */
 export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help' {
   const str = { type: 'string' } as const;
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseFlags(argv, {
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
       help: { type: 'boolean' },
-    },
-  });
-  if (values.help) return 'help';
+    });
+  if (values['help']) return 'help';
   const d = defaultCoordinatorConfig();
   const hiddenText = stringFlag(values, 'hidden');
   const hidden = hiddenText === undefined ? d.hidden : hiddenText === '' ? [] : hiddenText.split(',').map(Number);

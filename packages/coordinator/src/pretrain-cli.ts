@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { createLogger, numberFlag, runMain, stringFlag } from '@ftl/shared';
+import { createLogger, numberFlag, parseFlags, runMain, stringFlag } from '@ftl/shared';
 import { pretrainBackbone } from './pretrain.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -18,13 +17,11 @@ Pretrains the default backbone (a small CNN) on Fashion-MNIST and saves it as a 
 Convolutions train on tfjs-node when it loads, else on the pure-JS cpu backend (wasm has no filter gradient).`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    options: {
+  const values = parseFlags(process.argv.slice(2), {
       out: { type: 'string' }, samples: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
       lr: { type: 'string' }, 'test-samples': { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' },
-    },
-  });
-  if (values.help) {
+    });
+  if (values['help']) {
     process.stdout.write(HELP + '\n');
     return;
   }

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { ErrorCode, FtlError } from './errors.js';
 
 /** Raw flag values as `node:util` parseArgs returns them. */
@@ -56,4 +57,20 @@ export function runMain(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/** Option declarations as `node:util` parseArgs takes them: every ftl flag is a string or a boolean. */
+export type FlagOptions = Record<string, { type: 'string' | 'boolean' }>;
+
+/**
+ * Parses command-line flags with `node:util` parseArgs, turning its errors (unknown flag, missing value)
+ * into FtlError(INVALID_CONFIG) that point at `--help`.
+ */
+export function parseFlags(argv: string[], options: FlagOptions): RawFlags {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as RawFlags;
+  } catch (err) {
+    const first = (err as Error).message.split('\n')[0];
+    throw new FtlError(ErrorCode.InvalidConfig, `${first?.replace(/\.?$/, '.')} Run with --help for the options.`, { cause: err });
+  }
 }

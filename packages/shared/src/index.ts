@@ -1,7 +1,7 @@
 export { ErrorCode, FtlError, isFtlError } from './errors.js';
 export { createLogger, type Logger, type LogFields, type LogLevel } from './log.js';
 export { createRng, deriveSeed, shuffleInPlace, type Rng } from './random.js';
-export { numberFlag, stringFlag, runMain, type RawFlags } from './cli-args.js';
+export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 
 export { classCounts, imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';

@@ -1,0 +1,42 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+import { scratch, startCoordinator } from './test-federation.js';
+
+// These run the built programs (`npm test` builds first), as an operator would.
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, FTL_LOG: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('command-line programs', () => {
+  test('a client pinned to another backbone digest exits non-zero naming both digests', async () => {
+    const { coordinator, url } = await startCoordinator({ minClients: 1 });
+    const wrong = '0'.repeat(64);
+    const r = await run(['packages/client/dist/cli.js', '--server', url, '--limit', '100', '--backbone-sha256', wrong, '--cache-dir', join(await scratch('cli'), 'c')]);
+    await coordinator.close();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`error \\[BACKBONE_DIGEST_MISMATCH\\]: backbone digest mismatch: this client expects sha256 ${wrong} but the coordinator offers [0-9a-f]{64}`));
+  });
+
+  test.each([
+    [['packages/coordinator/dist/cli.js', '--rounds=-1'], 'error [INVALID_CONFIG]: --rounds must be an integer ≥ 1 (got "-1")'],
+    [['packages/coordinator/dist/cli.js', '--round', '3'], "error [INVALID_CONFIG]: Unknown option '--round'. Run with --help for the options."],
+    [['packages/coordinator/dist/cli.js', '--fraction-fit', '1.5'], 'error [INVALID_CONFIG]: --fraction-fit must be a number'],
+    [['packages/client/dist/cli.js', '--partition', 'dirichlet:0'], 'error [INVALID_CONFIG]: partition must be "iid" or "dirichlet:<alpha>"'],
+    [['packages/client/dist/cli.js', '--clients', '3', '--index', '3'], 'error [INVALID_CONFIG]: --index must be an integer ≥ 0 and ≤ 2 (got "3")'],
+  ])('%j is refused at start-up', async (args, message) => {
+    const r = await run(args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+  });
+});
