@@ -29,8 +29,9 @@ function lines(child: ChildProcess, onLine: (line: string) => void): void {
 
 function exited(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    // A child killed by a signal has signalCode set and exitCode null.
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode ?? 128);
+    else child.once('exit', (code) => resolve(code ?? 128));
   });
 }
 

@@ -61,7 +61,7 @@ describe('a run survives bad and missing clients', () => {
       ['wrong-shape', { weights: { specs: global.specs.slice(0, -1), data: encodeWeights(shifted).data.subarray(0, (global.values.length - 10) * 4) } }],
       ['wrong-shape', { weights: { specs: [...global.specs, { name: 'extra', shape: [1], dtype: 'float32' }], data: new Uint8Array((global.values.length + 1) * 4) } }],
       ['malformed', { weights: { specs: global.specs, data: Array.from(shifted.values.subarray(0, 4)) } }],
-      ['malformed', { numExamples: 1e9 }],
+      ['bad-sample-count', { numExamples: 1e9 }],
       ['stale-round', { round: fit.round + 1 }],
       ['stale-model', { modelVersion: fit.modelVersion + 3 }],
       ['protocol-mismatch', { protocol: 0 }],

@@ -227,7 +227,7 @@ export class Coordinator {
     }
     const cap = this.config.maxExamplesPerClient;
     if (msg.numExamples > cap) {
-      throw new FtlError(ErrorCode.InvalidMessage, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
+      throw new FtlError(ErrorCode.SampleCount, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
     }
     return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
   }

@@ -49,7 +49,14 @@ export function stringFlag(flags: RawFlags, name: string, fallback?: string): st
  * Runs a CLI's main function: prints an FtlError's message (or a stack for anything else) and exits 1.
  */
 export function runMain(main: () => Promise<void>): void {
-  main().then(
+  // If the event loop empties while main is still pending, a promise was never settled: that is a bug,
+  // and it must not look like success.
+  const pending = () => {
+    process.stderr.write('error: the program stopped before finishing (an awaited event never came)\n');
+    process.exit(1);
+  };
+  process.once('beforeExit', pending);
+  main().finally(() => process.off('beforeExit', pending)).then(
     () => process.exit(0),
     (err: unknown) => {
       if (err instanceof FtlError) process.stderr.write(`error [${err.code}]: ${err.message}\n`);

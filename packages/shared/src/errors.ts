@@ -6,6 +6,7 @@ export const ErrorCode = {
   ProtocolMismatch: 'PROTOCOL_MISMATCH',
   WeightsMismatch: 'WEIGHTS_MISMATCH',
   NonFiniteWeights: 'NON_FINITE_WEIGHTS',
+  SampleCount: 'SAMPLE_COUNT',
   BackboneDigestMismatch: 'BACKBONE_DIGEST_MISMATCH',
   BackboneLoad: 'BACKBONE_LOAD',
   Dataset: 'DATASET',

@@ -231,6 +231,7 @@ export function rejectionFor(err: unknown): Rejection {
       err.code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch'
       : err.code === ErrorCode.WeightsMismatch ? 'wrong-shape'
       : err.code === ErrorCode.NonFiniteWeights ? 'non-finite'
+      : err.code === ErrorCode.SampleCount ? 'bad-sample-count'
       : 'malformed';
     return { accepted: false, reason, message: err.message };
   }
