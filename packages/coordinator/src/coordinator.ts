@@ -5,7 +5,7 @@ import {
   createHead, createMsgpackParser, decodeWeights, deriveSeed, encodeWeights, ErrorCode, featureExtractor,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult,
   parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, WeightedMean, assertSameSpecs,
-  type ByteCounter, type ClientToServerEvents, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
+  type Ack, type ByteCounter, type ClientToServerEvents, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type RunEndReason, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
@@ -21,6 +21,11 @@ interface ClientEntry {
   id: string;
   socket: FtlSocket;
   ready?: { numTrain: number; numVal: number };
+}
+
+/** The acknowledgement callback of an inbound event, or a no-op when the sender asked for none. */
+function replyTo(ack: unknown): (answer: Ack) => void {
+  return typeof ack === 'function' ? (ack as (answer: Ack) => void) : () => {};
 }
 
 /** What a finished run returns. */
@@ -149,7 +154,7 @@ export class Coordinator {
     socket.emit('welcome', welcome);
 
     socket.on('ready', (raw: unknown, ack: unknown) => {
-      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
+      const reply = replyTo(ack);
       try {
         const ready = parseReady(raw);
         if (ready.runId !== this.config.runId) {
@@ -166,35 +171,15 @@ export class Coordinator {
     });
 
     socket.on('fit-result', (raw: unknown, ack: unknown) => {
-      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
-      const round = this.fitRound;
-      let answer;
-      try {
-        const msg = parseFitResult(raw);
-        answer = round
-          ? round.submit(name, msg, () => ({ ...msg, decoded: this.checkUpdate(msg) }))
-          : { accepted: false as const, reason: 'round-closed' as const, message: 'no training round is open' };
-      } catch (err) {
-        answer = round ? round.reject(name, rejectionFor(err)) : rejectionFor(err);
-      }
+      const answer = this.answer(name, raw, this.fitRound, parseFitResult, (msg) => ({ ...msg, decoded: this.checkUpdate(msg) }));
       if (!answer.accepted) this.log.warn('update-rejected', { client: name, reason: answer.reason, detail: answer.message });
-      else this.log.debug('update-accepted', { client: name, round: round?.target.round });
-      reply(answer);
+      replyTo(ack)(answer);
     });
 
     socket.on('evaluate-result', (raw: unknown, ack: unknown) => {
-      const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {};
-      const round = this.evalRound;
-      let answer;
-      try {
-        const msg = parseEvaluateResult(raw);
-        answer = round
-          ? round.submit(name, msg, () => msg)
-          : { accepted: false as const, reason: 'round-closed' as const, message: 'no evaluation is open' };
-      } catch (err) {
-        answer = rejectionFor(err);
-      }
-      reply(answer);
+      const answer = this.answer(name, raw, this.evalRound, parseEvaluateResult, (msg) => msg);
+      if (!answer.accepted) this.log.warn('evaluation-rejected', { client: name, reason: answer.reason, detail: answer.message });
+      replyTo(ack)(answer);
     });
 
     socket.on('failure', (raw: unknown) => {
@@ -215,6 +200,26 @@ export class Coordinator {
       this.fitRound?.fail(name, `disconnected (${reason})`);
       this.evalRound?.fail(name, `disconnected (${reason})`);
     });
+  }
+
+  /**
+   * Validates a submission and hands it to the open round, which checks it against the round and keeps
+   * it; every failure becomes a rejection recorded in that round. Never acknowledges before checking.
+   */
+  private answer<M extends Envelope, R extends Envelope>(
+    clientId: string,
+    raw: unknown,
+    round: RoundCollector<R> | undefined,
+    parse: (v: unknown) => M,
+    accept: (m: M) => R,
+  ): Ack {
+    if (!round) return { accepted: false, reason: 'round-closed', message: 'no round is open for this message' };
+    try {
+      const msg = parse(raw);
+      return round.submit(clientId, msg, () => accept(msg));
+    } catch (err) {
+      return round.reject(clientId, rejectionFor(err));
+    }
   }
 
   /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness. */
