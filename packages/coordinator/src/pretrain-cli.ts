@@ -14,7 +14,7 @@ Pretrains the default backbone (a small CNN) on Fashion-MNIST and saves it as a 
   --lr X               Adam learning rate (default 0.002)
   --test-samples N     held-out Fashion-MNIST images for the reported accuracy (default 10000)
   --seed N             (default 1)
-Convolutions train on tfjs-node when it loads, else on the pure-JS cpu backend (wasm has no filter gradient).`;
+Trains on tfjs-node when it loads, else on wasm (with ftl's convolution gradient kernels), else pure-JS cpu.`;
 
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {

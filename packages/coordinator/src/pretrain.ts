@@ -36,7 +36,7 @@ function toTensors(ds: ImageDataset, order: ArrayLike<number>): { x: tf.Tensor4D
  * layers model with an `ftl-backbone.json` description (feature layer, accuracy, time, command).
  */
 export async function pretrainBackbone(o: PretrainOptions): Promise<BackboneMeta> {
-  const backend = await initBackend({ needs: { convolutionGradients: true }, log: o.log });
+  const backend = await initBackend({ log: o.log });
   const t0 = performance.now();
   const all = loadBuiltinDataset('fashion-mnist', o.log);
   const [rest, testIdx] = splitIndices(all.n, o.testSamples / all.n, o.seed);

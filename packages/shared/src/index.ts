@@ -15,7 +15,8 @@ export {
 
 export { fedAvg, WeightedMean } from './aggregation/weighted-mean.js';
 
-export { BACKENDS, initBackend, parseBackendName, type BackendLoader, type BackendName, type BackendNeeds } from './model/backend.js';
+export { BACKENDS, initBackend, parseBackendName, type BackendLoader, type BackendName } from './model/backend.js';
+export { registerWasmConvKernels } from './model/wasm-conv-kernels.js';
 export {
   createDefaultBackbone, DEFAULT_FEATURE_LAYER, extractFeatures, featureExtractor, type FeatureExtractor,
 } from './model/backbone.js';

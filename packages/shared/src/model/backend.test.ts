@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createLogger } from '../log.js';
-import { initBackend, parseBackendName, type BackendLoader, type BackendName } from './backend.js';
+import { defaultLoaders, initBackend, parseBackendName, type BackendLoader, type BackendName } from './backend.js';
 
 const real = (tfName: string, load = async () => {}): BackendLoader => ({ tfName, load });
 const missing = (why: string): BackendLoader => ({ tfName: 'nope', load: async () => { throw new Error(why); } });
@@ -37,9 +37,12 @@ describe('backend selection', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  test('skips wasm when the program trains convolutions', async () => {
+  test('the real wasm loader adds the convolution gradient kernels stock wasm lacks', async () => {
     delete process.env['FTL_BACKEND'];
-    await expect(initBackend({ loaders: loaders({}), needs: { convolutionGradients: true } })).resolves.toBe('cpu');
+    await expect(initBackend({ loaders: { ...defaultLoaders, node: missing('not installed') } })).resolves.toBe('wasm');
+    for (const k of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) {
+      expect(tf.getKernel(k, 'wasm'), k).toBeDefined();
+    }
   });
 
   test('FTL_BACKEND forces a backend', async () => {
@@ -52,11 +55,6 @@ describe('backend selection', () => {
   test('FTL_BACKEND=node fails clearly where tfjs-node is not installed (the real loader)', async () => {
     process.env['FTL_BACKEND'] = 'node';
     await expect(initBackend()).rejects.toThrow(/FTL_BACKEND=node is not available here \(.*tfjs-node.*\)\. Unset FTL_BACKEND/);
-  });
-
-  test('FTL_BACKEND=wasm with convolution training is refused with the reason', async () => {
-    process.env['FTL_BACKEND'] = 'wasm';
-    await expect(initBackend({ loaders: loaders({}), needs: { convolutionGradients: true } })).rejects.toThrow(/no Conv2DBackpropFilter kernel/);
   });
 
   test.each([['gpu'], ['WASM'], ['node ']])('rejects FTL_BACKEND=%j', (value) => {

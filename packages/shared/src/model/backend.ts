@@ -1,17 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { registerWasmConvKernels } from './wasm-conv-kernels.js';
 
 /** The compute backends ftl knows, fastest first. `node` is `@tensorflow/tfjs-node` (native TensorFlow). */
 export const BACKENDS = ['node', 'wasm', 'cpu'] as const;
 /** One of {@link BACKENDS}. */
 export type BackendName = (typeof BACKENDS)[number];
-
-/** What the caller will do with the backend; `wasm` cannot train convolutions yet (no Conv2DBackpropFilter). */
-export interface BackendNeeds {
-  /** The program trains convolution filters (pretraining a CNN), so `wasm` is skipped when choosing. */
-  convolutionGradients?: boolean;
-}
 
 /** How a backend is brought up: a loader that registers it, and the tfjs name it registers under. */
 export interface BackendLoader {
@@ -33,6 +28,8 @@ export const defaultLoaders: Record<BackendName, BackendLoader> = {
     tfName: 'wasm',
     load: async () => {
       await import('@tensorflow/tfjs-backend-wasm');
+      // Stock wasm cannot train convolutions; ftl's own gradient kernels fill the gap.
+      registerWasmConvKernels();
     },
   },
   cpu: { tfName: 'cpu', load: async () => {} },
@@ -67,13 +64,11 @@ async function tryBackend(name: BackendName, loader: BackendLoader): Promise<str
  * then cpu. Logs the choice once.
  *
  * @example
- * const backend = await initBackend({ log });            // 'wasm' on a machine without tfjs-node
- * await initBackend({ needs: { convolutionGradients: true } }); // skips wasm
+ * const backend = await initBackend({ log }); // 'wasm' on a machine without tfjs-node
  */
 export async function initBackend(
   options: {
     force?: BackendName;
-    needs?: BackendNeeds;
     log?: Logger;
     loaders?: Record<BackendName, BackendLoader>;
   } = {},
@@ -84,13 +79,6 @@ export async function initBackend(
     return chosen;
   }
   if (forced !== undefined) {
-    if (forced === 'wasm' && options.needs?.convolutionGradients) {
-      throw new FtlError(
-        ErrorCode.BackendUnavailable,
-        'FTL_BACKEND=wasm cannot train convolutions: the wasm backend has no Conv2DBackpropFilter kernel. ' +
-          'Use FTL_BACKEND=cpu (slow) or node (needs @tensorflow/tfjs-node).',
-      );
-    }
     const failure = await tryBackend(forced, loaders[forced]);
     if (failure !== undefined) {
       throw new FtlError(
@@ -103,10 +91,6 @@ export async function initBackend(
   } else {
     const skipped: string[] = [];
     for (const name of BACKENDS) {
-      if (name === 'wasm' && options.needs?.convolutionGradients) {
-        skipped.push('wasm: cannot train convolutions');
-        continue;
-      }
       const failure = await tryBackend(name, loaders[name]);
       if (failure === undefined) {
         chosen = name;
