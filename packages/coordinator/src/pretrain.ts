@@ -13,6 +13,8 @@ export interface PretrainOptions {
   /** Training images drawn from Fashion-MNIST (the rest of the 70,000, less the test set, is unused). */
   samples: number;
   epochs: number;
+  /** Filters of the two convolutions. */
+  filters: [number, number];
   batchSize: number;
   learningRate: number;
   seed: number;
@@ -46,7 +48,7 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<BackboneMeta
   const test = subset(all, testIdx);
   o.progress(`pretrain: ${train.n} Fashion-MNIST training images, ${test.n} test images, backend ${backend}`);
 
-  const model = createDefaultBackbone({ seed: o.seed, classes: all.classes.length });
+  const model = createDefaultBackbone({ seed: o.seed, classes: all.classes.length, filters: o.filters });
   model.compile({ optimizer: tf.train.adam(o.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const rng = createRng(o.seed + 2);
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
@@ -85,10 +87,10 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<BackboneMeta
     inputShape: [28, 28, 1],
     sha256: digest,
     source: {
-      dataset: 'fashion-mnist', trainSamples: train.n, testSamples: test.n, epochs: o.epochs,
+      dataset: 'fashion-mnist', trainSamples: train.n, testSamples: test.n, epochs: o.epochs, filters: o.filters,
       batchSize: o.batchSize, learningRate: o.learningRate, seed: o.seed, testAccuracy, trainingSeconds, backend,
     },
-    command: `npm run pretrain -- --samples ${o.samples} --epochs ${o.epochs} --seed ${o.seed}`,
+    command: `npm run pretrain -- --samples ${o.samples} --epochs ${o.epochs} --filters ${o.filters.join(',')} --seed ${o.seed}`,
   };
   await writeFile(join(o.out, BACKBONE_META_FILE), JSON.stringify(meta, null, 2) + '\n');
   o.progress(`source-domain (Fashion-MNIST) test accuracy ${(testAccuracy * 100).toFixed(2)}% on ${test.n} images; ` +

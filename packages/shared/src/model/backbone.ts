@@ -6,19 +6,20 @@ import type { ImageDataset } from '../data/dataset.js';
 export const DEFAULT_FEATURE_LAYER = 'features';
 
 /**
- * The default backbone's architecture, small enough to pretrain on the pure-JS cpu backend: two strided
- * convolutions (8 filters 5×5, 16 filters 3×3) give 5×5×16 = 400 features, then a 64-unit dense layer
- * and the source task's softmax. Seeded initialisers make pretraining repeatable.
+ * The default backbone's architecture: two strided convolutions (`filters[0]` filters 5×5, `filters[1]`
+ * filters 3×3, default 16 and 32) give 5×5×`filters[1]` features, then a 64-unit dense layer and the
+ * source task's softmax. Seeded initialisers make pretraining repeatable.
  */
-export function createDefaultBackbone(options: { seed: number; classes: number }): tf.Sequential {
+export function createDefaultBackbone(options: { seed: number; classes: number; filters?: [number, number] }): tf.Sequential {
   const { seed, classes } = options;
+  const [f1, f2] = options.filters ?? [16, 32];
   const model = tf.sequential({ name: 'ftl_backbone' });
   model.add(tf.layers.conv2d({
-    name: 'conv1', inputShape: [28, 28, 1], filters: 8, kernelSize: 5, strides: 2, activation: 'relu',
+    name: 'conv1', inputShape: [28, 28, 1], filters: f1, kernelSize: 5, strides: 2, activation: 'relu',
     kernelInitializer: tf.initializers.heNormal({ seed }),
   }));
   model.add(tf.layers.conv2d({
-    name: 'conv2', filters: 16, kernelSize: 3, strides: 2, activation: 'relu',
+    name: 'conv2', filters: f2, kernelSize: 3, strides: 2, activation: 'relu',
     kernelInitializer: tf.initializers.heNormal({ seed: seed + 1 }),
   }));
   model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
