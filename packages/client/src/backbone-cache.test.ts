@@ -4,7 +4,7 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { createLogger, initBackend, modelDigest, saveLayersModelToFolder, type BackboneInfo, type ModelFile } from '@ftl/shared';
+import { createLogger, initBackend, modelDigest, readModelFolder, saveLayersModelToFolder, type BackboneInfo, type ModelFile } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { obtainBackbone } from './backbone-cache.js';
 
@@ -86,5 +86,16 @@ describe('backbone download and cache', () => {
     await expect(obtainBackbone({ serverUrl: url, info: broken, cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log })).rejects.toThrow(
       /downloading http:\/\/127.0.0.1:\d+\/nothing-here\/model.json failed with HTTP 404/,
     );
+  });
+});
+
+describe('a cache shared by several clients', () => {
+  test('concurrent first downloads into one cache all succeed and leave one verified copy', async () => {
+    tamper = false;
+    const cacheDir = await mkdtemp(join(tmpdir(), 'ftl-cache-'));
+    const results = await Promise.all(Array.from({ length: 6 }, () => obtainBackbone({ serverUrl: url, info: info(), cacheDir, log })));
+    for (const r of results) expect(modelDigest(r.files)).toBe(digest);
+    expect(await readdir(cacheDir)).toEqual([digest]);
+    expect(modelDigest(await readModelFolder(join(cacheDir, digest)))).toBe(digest);
   });
 });

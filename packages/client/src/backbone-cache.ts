@@ -39,6 +39,7 @@ export async function obtainBackbone(options: {
       return { files: cached, cacheHit: true };
     }
     log.warn('backbone-cache-corrupt', { dir, detail: 'digest differs; downloading again' });
+    await rm(dir, { recursive: true, force: true });
   } catch {
     // Not cached yet.
   }
@@ -67,10 +68,17 @@ export async function obtainBackbone(options: {
         'the backbone was changed or corrupted in transit. Refusing to use it.',
     );
   }
+  // Write aside, then rename into place: readers never see a half-written cache. Several clients sharing
+  // one cache may race here; whoever renames second finds the folder there and keeps its verified copy in memory.
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
   await writeModelFiles(tmp, files);
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
+  try {
+    await rename(tmp, dir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
   const bytes = files.reduce((s, f) => s + f.bytes.byteLength, 0);
   log.info('backbone-downloaded', { sha256: expected, bytes, ms: Math.round(performance.now() - t0) });
   return { files, cacheHit: false };

@@ -1,9 +1,10 @@
 import { io, type Socket } from 'socket.io-client';
 import {
   createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, featureExtractor, FtlError,
-  loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parseRunEnd, parseWelcome,
+  loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
+  parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientShard, type ClientToServerEvents, type Logger, type RunEnd,
-  type ServerToClientEvents, type Welcome,
+  type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { HeadTrainer } from './head-trainer.js';
@@ -27,6 +28,11 @@ export interface ClientOptions {
   ackTimeoutMs?: number;
   /** Reconnection attempts before giving up (default 20). */
   reconnectionAttempts?: number;
+  /**
+   * Research hook: rewrites the trained weights before they are sent, to simulate a faulty or hostile
+   * site (e.g. sign-flipped, scaled updates). Simulations only; the CLI never sets it.
+   */
+  transformUpdate?: (trained: Weights, global: Weights) => Weights;
 }
 
 /** A run's state on this client: the features are computed once per run and backbone. */
@@ -71,9 +77,10 @@ export class FtlClient {
         this.dispose();
         reject(err);
       };
-      const enqueue = (task: () => Promise<void>) => {
+      // A failed welcome leaves the client without features: nothing later can work, so it is fatal.
+      const enqueue = (task: () => Promise<void>, alwaysFatal = false) => {
         this.queue = this.queue.then(task).catch((err: unknown) => {
-          if (err instanceof FtlError && isFatal(err)) fatal(err);
+          if (alwaysFatal || (err instanceof FtlError && isFatal(err))) fatal(err);
           else log.error('task-failed', { detail: (err as Error).message });
         });
       };
@@ -88,9 +95,10 @@ export class FtlClient {
       socket.io.on('reconnect_failed', () =>
         fatal(new FtlError(ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl}; is it running?`)));
 
-      socket.on('welcome', (raw: unknown) => enqueue(() => this.onWelcome(parseWelcome(raw))));
+      socket.on('welcome', (raw: unknown) => enqueue(() => this.onWelcome(parseWelcome(raw)), true));
       socket.on('fit', (raw: unknown) => enqueue(() => this.onFit(raw)));
       socket.on('evaluate', (raw: unknown) => enqueue(() => this.onEvaluate(raw)));
+      socket.on('personalize', (raw: unknown) => enqueue(() => this.onPersonalize(raw)));
       socket.on('run-end', (raw: unknown) => {
         const end = parseRunEnd(raw);
         if (this.prepared && end.runId !== this.prepared.runId) return;
@@ -139,7 +147,7 @@ export class FtlClient {
       const trainer = new HeadTrainer(welcome.head, {
         trainFeatures: extractFeatures(fx, shard.train), trainLabels: shard.train.labels,
         valFeatures: extractFeatures(fx, shard.val), valLabels: shard.val.labels,
-      });
+      }, welcome.localLayers);
       backbone.dispose();
       log.info('features-ready', { run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, ms: Math.round(performance.now() - t0) });
       this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, trainer };
@@ -154,7 +162,10 @@ export class FtlClient {
     const log = this.options.log.child({ run: msg.runId, round: msg.round });
     const p = this.requirePrepared(msg.runId);
     try {
-      const { weights, metrics } = await p.trainer.fit(decodeWeights(msg.weights), msg.config);
+      const global = decodeWeights(msg.weights);
+      const trained = await p.trainer.fit(global, msg.config);
+      const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
+      const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion,
         weights: encodeWeights(weights), numExamples: p.trainer.numTrain, metrics,
@@ -179,6 +190,21 @@ export class FtlClient {
     }
   }
 
+  private async onPersonalize(raw: unknown): Promise<void> {
+    const msg = parsePersonalizeInstruction(raw);
+    const p = this.requirePrepared(msg.runId);
+    try {
+      const r = await p.trainer.personalize(decodeWeights(msg.weights), msg.config);
+      this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
+      await this.emitWithAck('personalize-result', {
+        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, numExamples: r.numExamples,
+        globalLoss: r.global.loss, globalAccuracy: r.global.accuracy, personalLoss: r.personal.loss, personalAccuracy: r.personal.accuracy,
+      });
+    } catch (err) {
+      this.reportFailure('personalize', msg, err);
+    }
+  }
+
   private requirePrepared(runId: string): Prepared {
     if (!this.prepared || this.prepared.runId !== runId) {
       throw new FtlError(ErrorCode.InvalidMessage, `instruction for run "${runId}" arrived before its welcome`);
@@ -186,13 +212,13 @@ export class FtlClient {
     return this.prepared;
   }
 
-  private reportFailure(stage: 'fit' | 'evaluate', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
+  private reportFailure(stage: 'fit' | 'evaluate' | 'personalize', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.options.log.error(`${stage}-failed`, { run: msg.runId, round: msg.round, detail: message });
     this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, ...msg, stage, message: message.slice(0, 2000) });
   }
 
-  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result'>(
+  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result'>(
     event: E,
     message: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<Ack> {

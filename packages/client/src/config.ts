@@ -19,7 +19,7 @@ trains the head each round and sends back only its weights.
   --server URL              coordinator (default http://127.0.0.1:8080)
   --name NAME               this client's name (default client-<index>)
   --dataset NAME            built-in dataset: ${BUILTIN_DATASETS.join(', ')} (default mnist)
-  --partition P             iid | dirichlet:<alpha> (default iid)
+  --partition P             iid | dirichlet:<alpha> | shards:<k> (default iid)
   --clients N               how many clients share the dataset (default 1)
   --index I                 this client's share, 0..N-1 (default 0)
   --seed S                  partition seed; the same on every client of a run (default 1)

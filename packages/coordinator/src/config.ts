@@ -1,5 +1,8 @@
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type FitConfig } from '@ftl/shared';
+import {
+  DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FitConfig,
+  type StrategyConfig,
+} from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -32,8 +35,16 @@ export interface CoordinatorConfig {
   classes: string[];
   /** Where the global model (backbone + head) is written at the end; none when undefined. */
   exportDir?: string;
-  /** Sample counts above this are refused, so no client can outweigh the others by claiming more. */
+  /** Sample counts above this are refused as implausible. */
   maxExamplesPerClient: number;
+  /** Aggregation weights are min(sample count, this), so no client outweighs others by claiming more. */
+  sampleWeightCap: number;
+  /** How updates become the next global model. */
+  strategy: StrategyConfig;
+  /** Head layers that never leave the clients (personalization): each keeps its own copy. */
+  localLayers: string[];
+  /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
+  personalizeEpochs: number;
 }
 
 /** Defaults that run the embedded demo. */
@@ -42,7 +53,8 @@ export function defaultCoordinatorConfig(): CoordinatorConfig {
     host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
     rounds: 5, minClients: 2, waitTimeoutMs: 120_000, fractionFit: 1, minFitClients: 1, roundDeadlineMs: 60_000,
     fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
-    exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000,
+    exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000, sampleWeightCap: 1_000_000,
+    strategy: parseStrategy('fedavg'), localLayers: [], personalizeEpochs: 0,
   };
 }
 
@@ -67,7 +79,12 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --classes A,B,...      the run's label set (default 0..9)
   --seed N               (default 1)
   --out DIR              export folder for the global model (default .ftl/global-model)
-  --max-examples N       cap on a client's claimed sample count (default 1000000)`;
+  --max-examples N       larger claimed sample counts are rejected (default 1000000)
+  --sample-weight-cap N  aggregation weight = min(samples, N) (default 1000000)
+  --strategy NAME        ${Object.keys(STRATEGY_OPTIONS).join(' | ')} (default fedavg)
+  --strategy-options KV  the strategy's options as key=value,… e.g. beta=0.2 (docs/strategies.md)
+  --local-layers L[,L]   head layers kept on each client, e.g. head_output (default none)
+  --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)`;
 
 /**
  * Parses and validates the coordinator's command line.
@@ -80,6 +97,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
+      'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str,
       help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
@@ -114,6 +132,10 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     classes,
     exportDir: stringFlag(values, 'out', d.exportDir!),
     maxExamplesPerClient: numberFlag(values, 'max-examples', { default: d.maxExamplesPerClient, min: 1, integer: true }),
+    sampleWeightCap: numberFlag(values, 'sample-weight-cap', { default: d.sampleWeightCap, min: 1 }),
+    strategy: parseStrategy(stringFlag(values, 'strategy', 'fedavg'), stringFlag(values, 'strategy-options', '')),
+    localLayers: (stringFlag(values, 'local-layers') ?? '').split(',').filter(Boolean),
+    personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: 0, min: 0, integer: true }),
   };
   const featureLayer = stringFlag(values, 'feature-layer');
   if (featureLayer !== undefined) config.featureLayer = featureLayer;

@@ -2,9 +2,10 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import {
-  createHead, createMsgpackParser, decodeWeights, deriveSeed, encodeWeights, ErrorCode, featureExtractor,
+  createHead, createMsgpackParser, createStrategy, decodeWeights, deriveSeed, encodeWeights, ErrorCode, featureExtractor,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult,
-  parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, WeightedMean, assertSameSpecs,
+  parseHandshakeAuth, parsePersonalizeResult, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, assertSameSpecs,
+  type PersonalizeResult, type RoundAggregator, type Strategy,
   type Ack, type ByteCounter, type ClientToServerEvents, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type RunEndReason, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
@@ -28,6 +29,14 @@ function replyTo(ack: unknown): (answer: Ack) => void {
   return typeof ack === 'function' ? (ack as (answer: Ack) => void) : () => {};
 }
 
+/** One client's post-training personalization report. */
+export interface PersonalizationRecord {
+  clientId: string;
+  numExamples: number;
+  globalAccuracy: number;
+  personalAccuracy: number;
+}
+
 /** What a finished run returns. */
 export interface RunSummary {
   runId: string;
@@ -36,6 +45,8 @@ export interface RunSummary {
   weights: Weights;
   modelVersion: number;
   exportDir?: string;
+  /** Present when `personalizeEpochs` > 0. */
+  personalization?: PersonalizationRecord[];
 }
 
 /** A fit update that passed every check, kept for aggregation. */
@@ -62,6 +73,9 @@ export class Coordinator {
   private readonly bytes: ByteCounter = { sent: 0, received: 0 };
   private fitRound?: RoundCollector<FitResult & { decoded: AcceptedUpdate }>;
   private evalRound?: RoundCollector<EvaluateResult>;
+  private personalizeRound?: RoundCollector<PersonalizeResult>;
+  private aggregator?: RoundAggregator;
+  private readonly strategy: Strategy;
   private readyWaiters: Array<() => void> = [];
   private global: Weights;
   private modelVersion = 0;
@@ -73,7 +87,16 @@ export class Coordinator {
     readonly head: HeadConfig,
     private readonly log: Logger,
   ) {
-    this.global = getTrainableWeights(createHead(head, config.seed));
+    const initial = createHead(head, config.seed);
+    const layers = initial.layers.map((l) => l.name);
+    const unknown = config.localLayers.filter((l) => !layers.includes(l));
+    if (unknown.length > 0 || config.localLayers.length >= layers.length) {
+      throw new FtlError(ErrorCode.InvalidConfig, `--local-layers must name some but not all head layers (${layers.join(', ')}); got ${config.localLayers.join(', ')}`);
+    }
+    this.global = getTrainableWeights(initial, config.localLayers);
+    this.strategy = createStrategy(config.strategy, {
+      fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
+    });
     const modelBytes = specsSize(this.global.specs) * 4;
     this.http = createServer((req, res) => {
       if (!serveBackbone(this.backbone, req, res)) {
@@ -150,6 +173,7 @@ export class Coordinator {
       },
       head: this.head,
       classes: [...this.config.classes],
+      localLayers: [...this.config.localLayers],
     };
     socket.emit('welcome', welcome);
 
@@ -171,7 +195,7 @@ export class Coordinator {
     });
 
     socket.on('fit-result', (raw: unknown, ack: unknown) => {
-      const answer = this.answer(name, raw, this.fitRound, parseFitResult, (msg) => ({ ...msg, decoded: this.checkUpdate(msg) }));
+      const answer = this.answer(name, raw, this.fitRound, parseFitResult, (msg) => ({ ...msg, decoded: this.checkUpdate(name, msg) }));
       if (!answer.accepted) this.log.warn('update-rejected', { client: name, reason: answer.reason, detail: answer.message });
       replyTo(ack)(answer);
     });
@@ -182,11 +206,15 @@ export class Coordinator {
       replyTo(ack)(answer);
     });
 
+    socket.on('personalize-result', (raw: unknown, ack: unknown) => {
+      replyTo(ack)(this.answer(name, raw, this.personalizeRound, parsePersonalizeResult, (msg) => msg));
+    });
+
     socket.on('failure', (raw: unknown) => {
       try {
         const f = parseClientFailure(raw);
         this.log.warn('client-failure', { client: name, stage: f.stage, round: f.round, detail: f.message });
-        const round = f.stage === 'fit' ? this.fitRound : this.evalRound;
+        const round = f.stage === 'fit' ? this.fitRound : f.stage === 'evaluate' ? this.evalRound : this.personalizeRound;
         if (round && round.target.round === f.round) round.fail(name, `client failed: ${f.message}`);
       } catch (err) {
         this.log.warn('malformed-failure', { client: name, detail: (err as Error).message });
@@ -197,8 +225,7 @@ export class Coordinator {
       if (this.clients.get(name)?.socket !== socket) return; // replaced by a newer connection
       this.clients.delete(name);
       this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
-      this.fitRound?.fail(name, `disconnected (${reason})`);
-      this.evalRound?.fail(name, `disconnected (${reason})`);
+      for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.fail(name, `disconnected (${reason})`);
     });
   }
 
@@ -223,7 +250,7 @@ export class Coordinator {
   }
 
   /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness. */
-  private checkUpdate(msg: FitResult): AcceptedUpdate {
+  private checkUpdate(clientId: string, msg: FitResult): AcceptedUpdate {
     const weights = decodeWeights(msg.weights);
     assertSameSpecs(weights.specs, this.global.specs);
     const bad = firstNonFinite(weights.values);
@@ -234,7 +261,10 @@ export class Coordinator {
     if (msg.numExamples > cap) {
       throw new FtlError(ErrorCode.SampleCount, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
     }
-    return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
+    const update = { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
+    // Streaming: the strategy folds the update in now, so a round holds one model, not one per client.
+    this.aggregator?.add({ clientId, ...update });
+    return update;
   }
 
   private async waitForClients(): Promise<void> {
@@ -260,20 +290,6 @@ export class Coordinator {
     });
   }
 
-  private select(round: number): string[] {
-    const ready = this.readyClients();
-    const { fractionFit, minFitClients } = this.config;
-    const count = Math.min(ready.length, Math.max(minFitClients, Math.ceil(fractionFit * ready.length)));
-    const seed = deriveSeed(this.config.seed, round);
-    // Seeded ranking: the same clients are selected for the same seed and round.
-    return ready
-      .map((id) => ({ id, key: deriveSeed(seed, ...[...id].map((ch) => ch.charCodeAt(0))) }))
-      .sort((a, b) => a.key - b.key)
-      .slice(0, count)
-      .map((x) => x.id)
-      .sort();
-  }
-
   /**
    * Runs the whole federated run: waits for clients, trains `rounds` rounds, evaluates each new global
    * head on the clients, exports the global model and tells clients the run is over.
@@ -282,6 +298,7 @@ export class Coordinator {
     const { rounds, runId } = this.config;
     const records: RoundRecord[] = [];
     let reason: RunEndReason = 'completed';
+    let personalization: PersonalizationRecord[] | undefined;
     try {
       await this.waitForClients();
       for (let round = 1; round <= rounds && !this.stopping; round++) {
@@ -290,6 +307,7 @@ export class Coordinator {
         onRound?.(record);
       }
       if (this.stopping) reason = 'stopped';
+      else if (this.config.personalizeEpochs > 0) personalization = await this.personalize(records.length);
     } catch (err) {
       reason = 'failed';
       this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason, message: (err as Error).message });
@@ -300,17 +318,20 @@ export class Coordinator {
       exportDir = this.config.exportDir;
       const { digest } = await exportGlobalModel({
         backbone: this.backbone.model, featureLayer: this.backbone.featureLayer, head: this.head, weights: this.global,
-        dir: exportDir,
+        dir: exportDir, localLayers: this.config.localLayers,
         meta: {
           runId, classes: this.config.classes, backboneSha256: this.backbone.sha256, featureLayer: this.backbone.featureLayer,
-          modelVersion: this.modelVersion, rounds: records,
+          strategy: this.config.strategy, localLayers: this.config.localLayers, modelVersion: this.modelVersion, rounds: records,
         },
       });
       this.log.info('exported', { dir: exportDir, sha256: digest });
     }
     this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
     await this.drain(3000);
-    return { runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion, ...(exportDir ? { exportDir } : {}) };
+    return {
+      runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion,
+      ...(exportDir ? { exportDir } : {}), ...(personalization ? { personalization } : {}),
+    };
   }
 
   private async runRound(round: number): Promise<RoundRecord> {
@@ -318,42 +339,50 @@ export class Coordinator {
     const in0 = this.bytes.received;
     const out0 = this.bytes.sent;
     const { runId, fit, roundDeadlineMs, minFitClients } = this.config;
-    const selected = this.select(round);
+    const selected = this.strategy.configureFit(round, this.readyClients());
     const log = this.log.child({ round });
-    log.info('round-start', { selected: selected.length, ready: this.readyClients().length });
+    log.info('round-start', { selected: selected.length, ready: this.readyClients().length, strategy: this.strategy.name });
 
     const target = { runId, round, modelVersion: this.modelVersion, expected: selected };
     const fitRound = new RoundCollector<FitResult & { decoded: AcceptedUpdate }>(target, roundDeadlineMs);
     this.fitRound = fitRound;
+    this.aggregator = this.strategy.beginAggregation(round, this.global.values);
     const weights = encodeWeights(this.global);
+    const extras = this.strategy.fitExtras(round);
     selected.forEach((id, i) => {
       const socket = this.clients.get(id)?.socket;
       if (!socket) return fitRound.fail(id, 'disconnected before the round started');
       socket.emit('fit', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
-        config: { ...fit, seed: deriveSeed(this.config.seed, round, i) },
+        config: { ...fit, seed: deriveSeed(this.config.seed, round, i), ...extras },
       });
     });
     const collected = await fitRound.settled;
     this.fitRound = undefined;
+    const aggregator = this.aggregator;
+    this.aggregator = undefined;
     for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
 
     const updates = [...collected.results.values()].map((r) => r.decoded);
-    const status = updates.length >= minFitClients ? 'aggregated' : 'no-quorum';
+    let status: RoundRecord['status'] = updates.length >= minFitClients ? 'aggregated' : 'no-quorum';
     let trainLoss = NaN;
     if (status === 'aggregated') {
-      // Sample-weighted FedAvg, folded in one update at a time (memory of one model).
-      const acc = new WeightedMean(this.global.values.length);
-      let lossSum = 0;
+      const next = aggregator.finish();
+      const bad = next ? firstNonFinite(next) : -1;
+      if (next === null || bad >= 0) {
+        status = 'kept';
+        log.warn('aggregate-kept-previous', { strategy: this.strategy.name, why: next === null ? 'no aggregate' : `value ${bad} is not finite` });
+      } else {
+        this.global = { specs: this.global.specs, values: next };
+        this.modelVersion++;
+      }
       let n = 0;
+      trainLoss = 0;
       for (const u of updates) {
-        acc.add(u.values, u.numExamples);
-        lossSum += u.loss * u.numExamples;
+        trainLoss += u.loss * u.numExamples;
         n += u.numExamples;
       }
-      this.global = { specs: this.global.specs, values: acc.result() };
-      this.modelVersion++;
-      trainLoss = lossSum / n;
+      trainLoss /= n;
     } else {
       log.warn('round-no-quorum', { accepted: updates.length, need: minFitClients });
     }
@@ -371,7 +400,7 @@ export class Coordinator {
 
   private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {
     const { runId, roundDeadlineMs } = this.config;
-    const expected = this.readyClients();
+    const expected = this.strategy.configureEvaluate(round, this.readyClients());
     const evalRound = new RoundCollector<EvaluateResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
     this.evalRound = evalRound;
     const weights = encodeWeights(this.global);
@@ -380,15 +409,27 @@ export class Coordinator {
     }
     const { results } = await evalRound.settled;
     this.evalRound = undefined;
-    let n = 0;
-    let loss = 0;
-    let acc = 0;
-    for (const r of results.values()) {
-      n += r.numExamples;
-      loss += r.loss * r.numExamples;
-      acc += r.accuracy * r.numExamples;
-    }
-    return n > 0 ? { loss: loss / n, accuracy: acc / n, clients: results.size } : { loss: NaN, accuracy: NaN, clients: 0 };
+    return this.strategy.aggregateEvaluate(round, [...results.values()]) ?? { loss: NaN, accuracy: NaN, clients: 0 };
+  }
+
+  /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */
+  private async personalize(round: number): Promise<PersonalizationRecord[]> {
+    const { runId, roundDeadlineMs, fit, personalizeEpochs } = this.config;
+    const expected = this.readyClients();
+    const collector = new RoundCollector<PersonalizeResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
+    this.personalizeRound = collector;
+    const weights = encodeWeights(this.global);
+    expected.forEach((id, i) => {
+      this.clients.get(id)?.socket.emit('personalize', {
+        protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
+        config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(this.config.seed, round + 1, i) },
+      });
+    });
+    const { results } = await collector.settled;
+    this.personalizeRound = undefined;
+    return [...results.entries()].map(([clientId, r]) => ({
+      clientId, numExamples: r.numExamples, globalAccuracy: r.globalAccuracy, personalAccuracy: r.personalAccuracy,
+    }));
   }
 
   /** Waits (bounded) for clients to leave after `run-end`, so closing does not cut the message off. */
@@ -404,8 +445,7 @@ export class Coordinator {
 
   /** Closes every connection and the servers. */
   async close(): Promise<void> {
-    this.fitRound?.close();
-    this.evalRound?.close();
+    for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }

@@ -19,12 +19,14 @@ export async function exportGlobalModel(options: {
   weights: Weights;
   dir: string;
   meta: Record<string, unknown>;
+  /** Head layers the clients kept for themselves: exported with their initial values. */
+  localLayers?: readonly string[];
 }): Promise<{ digest: string }> {
   const fx = featureExtractor(options.backbone, options.featureLayer);
   let x = fx.model.outputs[0]!;
   for (const layer of createHeadLayers(options.head, 0)) x = layer.apply(x) as tf.SymbolicTensor;
   const model = tf.model({ inputs: fx.model.inputs, outputs: x, name: 'ftl_global_model' });
-  setTrainableWeights(model, options.weights);
+  setTrainableWeights(model, options.weights, options.localLayers);
   const { digest } = await saveLayersModelToFolder(model, options.dir);
   await writeFile(join(options.dir, EXPORT_META_FILE), JSON.stringify({ ...options.meta, sha256: digest }, null, 2) + '\n');
   return { digest };

@@ -1,7 +1,8 @@
 /** What the coordinator records about one round. */
 export interface RoundRecord {
   round: number;
-  status: 'aggregated' | 'no-quorum';
+  /** `kept`: the strategy kept the previous global model (no aggregate, or a non-finite one). */
+  status: 'aggregated' | 'no-quorum' | 'kept';
   /** Clients asked to train. */
   selected: number;
   /** Updates accepted and averaged. */
@@ -35,7 +36,7 @@ export function formatRoundRow(r: RoundRecord, rounds: number): string {
   const f = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
     cell(`${r.round}/${rounds}`, 5),
-    cell(`${r.accepted}/${r.selected}${r.status === 'no-quorum' ? ' (no quorum)' : ''}`, 14),
+    cell(`${r.accepted}/${r.selected}${r.status === 'aggregated' ? '' : ` (${r.status})`}`, 14),
     cell(f(r.trainLoss, 4), 10),
     cell(f(r.valLoss, 4), 8),
     cell(Number.isFinite(r.valAccuracy) ? `${(r.valAccuracy * 100).toFixed(2)}%` : '-', 7),

@@ -14,6 +14,9 @@ export {
 } from './codec/weights.js';
 
 export { fedAvg, WeightedMean } from './aggregation/weighted-mean.js';
+export { coordinateMedian, krumScores, krumSelect, mean, trimmedMean } from './aggregation/robust.js';
+export { clipUpdate, l2Norm } from './aggregation/clip.js';
+export { adaptiveStep, momentumStep, type ServerOptimizerState } from './aggregation/server-optimizers.js';
 
 export { BACKENDS, initBackend, parseBackendName, type BackendLoader, type BackendName } from './model/backend.js';
 export { registerWasmConvKernels } from './model/wasm-conv-kernels.js';
@@ -31,5 +34,17 @@ export * from './protocol/messages.js';
 export type { ClientToServerEvents, ServerToClientEvents } from './protocol/events.js';
 export {
   parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
-  parseFitResult, parseHandshakeAuth, parseReady, parseRunEnd, parseWelcome, rejectionFor,
+  parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
+  parseWelcome, rejectionFor,
 } from './protocol/parse.js';
+
+export {
+  BaseStrategy, bufferedAggregator, weightedAggregator,
+  type BaseStrategyOptions, type ClientUpdate, type EvaluationSummary, type FitExtras, type RoundAggregator, type Strategy,
+} from './strategies/strategy.js';
+export { createStrategy, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig, type StrategyName } from './strategies/create-strategy.js';
+export { FedAvg } from './strategies/fed-avg.js';
+export { FedAvgM } from './strategies/fed-avg-m.js';
+export { FedOpt, type FedOptOptions } from './strategies/fed-opt.js';
+export { FedProx } from './strategies/fed-prox.js';
+export { FedMedian, FedTrimmedAvg, Krum, NormBoundedFedAvg } from './strategies/robust-strategies.js';

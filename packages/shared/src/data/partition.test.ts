@@ -7,7 +7,7 @@ const labelsArb = fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 200, max
 describe('partitioning', () => {
   test('every sample goes to exactly one client, for iid and dirichlet', () => {
     fc.assert(
-      fc.property(labelsArb, fc.integer({ min: 1, max: 8 }), fc.constantFrom('iid', 'dirichlet:0.5', 'dirichlet:5'), fc.nat(), (labels, clients, p, seed) => {
+      fc.property(labelsArb, fc.integer({ min: 1, max: 8 }), fc.constantFrom('iid', 'dirichlet:0.5', 'dirichlet:5', 'shards:2'), fc.nat(), (labels, clients, p, seed) => {
         const parts = partitionIndices(labels, 10, parsePartition(p), clients, seed);
         expect(parts).toHaveLength(clients);
         const all = parts.flatMap((x) => Array.from(x)).sort((a, b) => a - b);
@@ -36,6 +36,14 @@ describe('partitioning', () => {
     expect(skew(partitionIndices(labels, 10, { kind: 'dirichlet', alpha: 0.1 }, 5, 1))).toBeGreaterThan(0.4);
   });
 
+  test('shards:2 gives each client at most 3 classes (2 shards, a shard may straddle a class boundary)', () => {
+    const labels = Int32Array.from({ length: 5000 }, (_, i) => i % 10);
+    for (const part of partitionIndices(labels, 10, parsePartition('shards:2'), 10, 4)) {
+      expect(new Set(Array.from(part, (i) => labels[i])).size).toBeLessThanOrEqual(3);
+      expect(part.length).toBe(500);
+    }
+  });
+
   test('splitIndices holds out the requested share, disjoint from the rest', () => {
     const [a, b] = splitIndices(1000, 0.15, 3);
     expect(b.length).toBe(150);
@@ -44,8 +52,8 @@ describe('partitioning', () => {
     expect(Array.from(b).some((i) => inA.has(i))).toBe(false);
   });
 
-  test.each([['dirichlet'], ['dirichlet:0'], ['dirichlet:-1'], ['dirichlet:abc'], ['shards']])('rejects partition %j', (text) => {
-    expect(() => parsePartition(text)).toThrow(`partition must be "iid" or "dirichlet:<alpha>" with alpha > 0, e.g. dirichlet:0.5 (got "${text}")`);
+  test.each([['dirichlet'], ['dirichlet:0'], ['dirichlet:-1'], ['dirichlet:abc'], ['shards'], ['shards:0']])('rejects partition %j', (text) => {
+    expect(() => parsePartition(text)).toThrow(`partition must be "iid", "dirichlet:<alpha>" with alpha > 0 (e.g. dirichlet:0.5) or "shards:<k>" with k ≥ 1 (got "${text}")`);
   });
 
   test('refuses more clients than the samples can feed', () => {

@@ -2,28 +2,31 @@ import { ErrorCode, FtlError } from '../errors.js';
 import { createRng, shuffleInPlace, type Rng } from '../random.js';
 
 /** How a pool of samples is divided among clients. */
-export type PartitionSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number };
+export type PartitionSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number } | { kind: 'shards'; perClient: number };
 
 /**
- * Parses `iid` or `dirichlet:<alpha>` (alpha > 0; small alpha = few classes per client).
+ * Parses `iid`, `dirichlet:<alpha>` (alpha > 0; small alpha = few classes per client) or
+ * `shards:<k>` (each client gets k label-sorted shards, so about k classes: McMahan et al.'s split).
  *
  * @example
  * parsePartition('dirichlet:0.5'); // { kind: 'dirichlet', alpha: 0.5 }
  */
 export function parsePartition(text: string): PartitionSpec {
   if (text === 'iid') return { kind: 'iid' };
+  const shards = /^shards:(\d+)$/.exec(text);
+  if (shards && Number(shards[1]) >= 1) return { kind: 'shards', perClient: Number(shards[1]) };
   const m = /^dirichlet:(.+)$/.exec(text);
   const alpha = m ? Number(m[1]) : NaN;
   if (m && Number.isFinite(alpha) && alpha > 0) return { kind: 'dirichlet', alpha };
   throw new FtlError(
     ErrorCode.InvalidConfig,
-    `partition must be "iid" or "dirichlet:<alpha>" with alpha > 0, e.g. dirichlet:0.5 (got "${text}")`,
+    `partition must be "iid", "dirichlet:<alpha>" with alpha > 0 (e.g. dirichlet:0.5) or "shards:<k>" with k ≥ 1 (got "${text}")`,
   );
 }
 
 /** Formats a partition back to its command-line form. */
 export function formatPartition(spec: PartitionSpec): string {
-  return spec.kind === 'iid' ? 'iid' : `dirichlet:${spec.alpha}`;
+  return spec.kind === 'iid' ? 'iid' : spec.kind === 'dirichlet' ? `dirichlet:${spec.alpha}` : `shards:${spec.perClient}`;
 }
 
 function range(n: number): Int32Array {
@@ -74,6 +77,22 @@ export function partitionIndices(
   if (spec.kind === 'iid') {
     const idx = shuffleInPlace(range(labels.length), rng);
     return Array.from({ length: clients }, (_, c) => idx.filter((_, i) => i % clients === c).sort());
+  }
+  if (spec.kind === 'shards') {
+    // Sort by label (seeded order within a label), cut into clients·k equal shards, deal k random shards to each.
+    const idx = shuffleInPlace(range(labels.length), rng).sort((a, b) => labels[a]! - labels[b]! || a - b);
+    const count = clients * spec.perClient;
+    const order = shuffleInPlace(Array.from({ length: count }, (_, i) => i), rng);
+    return Array.from({ length: clients }, (_, c) => {
+      const mine: number[] = [];
+      for (let j = 0; j < spec.perClient; j++) {
+        const shard = order[c * spec.perClient + j]!;
+        const from = Math.floor((shard * labels.length) / count);
+        const to = Math.floor(((shard + 1) * labels.length) / count);
+        for (let i = from; i < to; i++) mine.push(idx[i]!);
+      }
+      return Int32Array.from(mine).sort();
+    });
   }
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   labels.forEach((l, i) => byClass[l]!.push(i));

@@ -40,9 +40,12 @@ export function createHead(config: HeadConfig, seed: number): tf.Sequential {
   return model;
 }
 
-/** Wire names of a model's trainable tensors: `<layer>/<kernel|bias>`, stable across processes. */
-function trainableEntries(model: tf.LayersModel): Array<{ spec: WeightSpec; variable: tf.LayerVariable }> {
-  return model.layers.flatMap((layer) =>
+/**
+ * Wire names of a model's trainable tensors: `<layer>/<kernel|bias>`, stable across processes. Layers
+ * named in `exclude` (a client's local, personal layers) are left out.
+ */
+function trainableEntries(model: tf.LayersModel, exclude: readonly string[] = []): Array<{ spec: WeightSpec; variable: tf.LayerVariable }> {
+  return model.layers.filter((layer) => !exclude.includes(layer.name)).flatMap((layer) =>
     layer.trainableWeights.map((v) => ({
       // A variable's shape is always concrete; tfjs types it as a layer Shape that may hold null.
       spec: { name: `${layer.name}/${v.originalName.split('/').pop()}`, shape: v.shape as number[], dtype: 'float32' as const },
@@ -51,9 +54,9 @@ function trainableEntries(model: tf.LayersModel): Array<{ spec: WeightSpec; vari
   );
 }
 
-/** The model's trainable tensors as one flat vector with their specs. */
-export function getTrainableWeights(model: tf.LayersModel): Weights {
-  const entries = trainableEntries(model);
+/** The model's trainable tensors (less the layers in `exclude`) as one flat vector with their specs. */
+export function getTrainableWeights(model: tf.LayersModel, exclude: readonly string[] = []): Weights {
+  const entries = trainableEntries(model, exclude);
   const size = specsSize(entries.map((e) => e.spec));
   const values = new Float32Array(size);
   let off = 0;
@@ -66,12 +69,13 @@ export function getTrainableWeights(model: tf.LayersModel): Weights {
 }
 
 /**
- * Writes a flat weight vector into the model's trainable tensors.
+ * Writes a flat weight vector into the model's trainable tensors (less the layers in `exclude`, which
+ * keep their values).
  *
  * @throws FtlError(WEIGHTS_MISMATCH) naming the first tensor whose name or shape differs.
  */
-export function setTrainableWeights(model: tf.LayersModel, weights: Weights): void {
-  const entries = trainableEntries(model);
+export function setTrainableWeights(model: tf.LayersModel, weights: Weights, exclude: readonly string[] = []): void {
+  const entries = trainableEntries(model, exclude);
   assertSameSpecs(weights.specs, entries.map((e) => e.spec));
   let off = 0;
   for (const e of entries) {

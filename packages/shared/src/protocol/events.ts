@@ -1,5 +1,6 @@
 import type {
-  Ack, ClientFailure, EvaluateInstruction, EvaluateResult, FitInstruction, FitResult, Ready, RunEnd, Welcome,
+  Ack, ClientFailure, EvaluateInstruction, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
+  PersonalizeResult, Ready, RunEnd, Welcome,
 } from './messages.js';
 
 /**
@@ -10,6 +11,7 @@ export interface ServerToClientEvents {
   welcome: (message: Welcome) => void;
   fit: (message: FitInstruction) => void;
   evaluate: (message: EvaluateInstruction) => void;
+  personalize: (message: PersonalizeInstruction) => void;
   'run-end': (message: RunEnd) => void;
 }
 
@@ -21,5 +23,6 @@ export interface ClientToServerEvents {
   ready: (message: Ready, ack: (ack: Ack) => void) => void;
   'fit-result': (message: FitResult, ack: (ack: Ack) => void) => void;
   'evaluate-result': (message: EvaluateResult, ack: (ack: Ack) => void) => void;
+  'personalize-result': (message: PersonalizeResult, ack: (ack: Ack) => void) => void;
   failure: (message: ClientFailure) => void;
 }

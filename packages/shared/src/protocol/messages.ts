@@ -40,6 +40,8 @@ export interface Welcome {
   backbone: BackboneInfo;
   head: HeadConfig;
   classes: string[];
+  /** Head layers that never leave the client (personalization): not in any weights message. */
+  localLayers: string[];
 }
 
 /** Local training settings for one round. */
@@ -49,6 +51,8 @@ export interface FitConfig {
   learningRate: number;
   /** Seed for the client's shuffling this round. */
   seed: number;
+  /** FedProx: add (μ/2)·‖w − w_global‖² to the local loss; absent or 0 for plain local training. */
+  proximalMu?: number;
 }
 
 /** Server → client: train the head from these weights. */
@@ -60,6 +64,21 @@ export interface FitInstruction extends Envelope {
 /** Server → client: evaluate these (global) weights on the local validation split. */
 export interface EvaluateInstruction extends Envelope {
   weights: EncodedWeights;
+}
+
+/** Server → client, after the last round: fine-tune the final global head locally and report both accuracies. */
+export interface PersonalizeInstruction extends Envelope {
+  weights: EncodedWeights;
+  config: FitConfig;
+}
+
+/** Client → server: validation metrics of the global head and of the client's fine-tuned copy. */
+export interface PersonalizeResult extends Envelope {
+  numExamples: number;
+  globalLoss: number;
+  globalAccuracy: number;
+  personalLoss: number;
+  personalAccuracy: number;
 }
 
 /** Why a run ended. */
@@ -105,7 +124,7 @@ export interface EvaluateResult extends Envelope {
 
 /** Client → server: the client could not do what a round asked. */
 export interface ClientFailure extends Envelope {
-  stage: 'fit' | 'evaluate';
+  stage: 'fit' | 'evaluate' | 'personalize';
   message: string;
 }
 

@@ -59,7 +59,7 @@ describe('handshake and welcome', () => {
 
   test('rejects a welcome whose digest is not hex SHA-256', () => {
     const w = {
-      protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'],
+      protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'], localLayers: [],
       head: { featureDim: 4, hidden: [], classes: 2 },
       backbone: { path: '/backbone', files: ['model.json'], sha256: 'abc', featureLayer: 'features' },
     };

@@ -4,7 +4,8 @@ import type { HeadConfig } from '../model/head.js';
 import {
   PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
-  type Ready, type RejectReason, type Rejection, type RunEnd, type Welcome,
+  type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
+  type Welcome,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -42,6 +43,11 @@ function finite(v: unknown, path: string): number {
 
 function positive(v: unknown, path: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(path, 'a positive number', v);
+  return v;
+}
+
+function nonNegative(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(path, 'a finite number ≥ 0', v);
   return v;
 }
 
@@ -147,7 +153,7 @@ export function parseEvaluateResult(v: unknown): EvaluateResult {
 export function parseClientFailure(v: unknown): ClientFailure {
   const o = obj(v, 'failure');
   const stage = o['stage'];
-  if (stage !== 'fit' && stage !== 'evaluate') fail('failure.stage', '"fit" or "evaluate"', stage);
+  if (stage !== 'fit' && stage !== 'evaluate' && stage !== 'personalize') fail('failure.stage', '"fit", "evaluate" or "personalize"', stage);
   return { ...envelope(o, 'failure'), stage, message: str(o['message'], 'failure.message', 2000) };
 }
 
@@ -182,6 +188,7 @@ export function parseWelcome(v: unknown): Welcome {
     backbone: backboneInfo(o['backbone'], 'welcome.backbone'),
     head: headConfig(o['head'], 'welcome.head'),
     classes: array(o['classes'], 'welcome.classes', 10_000).map((c, i) => str(c, `welcome.classes[${i}]`)),
+    localLayers: array(o['localLayers'], 'welcome.localLayers', 64).map((c, i) => str(c, `welcome.localLayers[${i}]`)),
   };
 }
 
@@ -192,6 +199,7 @@ function fitConfig(v: unknown, path: string): FitConfig {
     batchSize: int(o['batchSize'], `${path}.batchSize`, 1),
     learningRate: positive(o['learningRate'], `${path}.learningRate`),
     seed: int(o['seed'], `${path}.seed`),
+    ...(o['proximalMu'] === undefined ? {} : { proximalMu: nonNegative(o['proximalMu'], `${path}.proximalMu`) }),
   };
 }
 
@@ -205,6 +213,26 @@ export function parseFitInstruction(v: unknown): FitInstruction {
 export function parseEvaluateInstruction(v: unknown): EvaluateInstruction {
   const o = obj(v, 'evaluate');
   return { ...envelope(o, 'evaluate'), weights: parseEncodedWeights(o['weights'], 'evaluate.weights') };
+}
+
+/** Validates a `personalize` instruction. */
+export function parsePersonalizeInstruction(v: unknown): PersonalizeInstruction {
+  const o = obj(v, 'personalize');
+  return { ...envelope(o, 'personalize'), weights: parseEncodedWeights(o['weights'], 'personalize.weights'), config: fitConfig(o['config'], 'personalize.config') };
+}
+
+/** Validates a `personalize-result` message. */
+export function parsePersonalizeResult(v: unknown): PersonalizeResult {
+  const o = obj(v, 'personalize-result');
+  const p = 'personalize-result';
+  return {
+    ...envelope(o, p),
+    numExamples: int(o['numExamples'], `${p}.numExamples`, 1),
+    globalLoss: finite(o['globalLoss'], `${p}.globalLoss`),
+    globalAccuracy: finite(o['globalAccuracy'], `${p}.globalAccuracy`),
+    personalLoss: finite(o['personalLoss'], `${p}.personalLoss`),
+    personalAccuracy: finite(o['personalAccuracy'], `${p}.personalAccuracy`),
+  };
 }
 
 /** Validates a `run-end` message. */

@@ -1,0 +1,93 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FtlClient } from '@ftl/client';
+import { Coordinator, defaultCoordinatorConfig, type RunSummary } from '@ftl/coordinator';
+import {
+  createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
+  type StrategyConfig, type Weights,
+} from '@ftl/shared';
+import { holdoutAccuracy } from './holdout.js';
+
+/** A misbehaving site: rewrites its trained weights before sending them. */
+export type Attack = (trained: Weights, global: Weights) => Weights;
+
+/** Sign-flipped, scaled update: sends global − scale·(trained − global). */
+export function signFlip(scale: number): Attack {
+  return (trained, global) => ({
+    specs: trained.specs,
+    values: trained.values.map((v, i) => global.values[i]! - scale * (v - global.values[i]!)),
+  });
+}
+
+/** One simulated federation: a real coordinator and real clients in this process, over loopback socket.io. */
+export interface SimulationOptions {
+  clients: number;
+  partition: PartitionSpec;
+  rounds: number;
+  strategy: StrategyConfig;
+  epochs: number;
+  learningRate: number;
+  batchSize: number;
+  seed: number;
+  /** The first `attackers` clients run `attack` on every update. */
+  attackers?: number;
+  attack?: Attack;
+  localLayers?: string[];
+  personalizeEpochs?: number;
+  /** Cut the federation pool to this many samples (default: all 8,500). */
+  limit?: number;
+  log?: Logger;
+  /** Called after each round, for progress. */
+  onRound?: (round: number, accuracy: number) => void;
+}
+
+/** What a simulation measured. */
+export interface SimulationResult {
+  summary: RunSummary;
+  /** Held-out MNIST accuracy of the exported global model (NaN with local layers: no single global model). */
+  heldOut: number;
+  seconds: number;
+}
+
+let mnist: ImageDataset | undefined;
+
+/**
+ * Runs one federated run on MNIST with the committed backbone and returns its per-round records and the
+ * exported model's held-out accuracy.
+ */
+export async function simulate(o: SimulationOptions): Promise<SimulationResult> {
+  await initBackend();
+  const t0 = performance.now();
+  const log = o.log ?? createLogger('simulation', { level: 'warn' });
+  const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
+  const coordinator = await Coordinator.create({
+    ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.clients,
+    waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
+    seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
+    personalizeEpochs: o.personalizeEpochs ?? 0,
+  }, log);
+  const { url } = await coordinator.listen();
+  mnist ??= loadBuiltinDataset('mnist');
+  const clients = Array.from({ length: o.clients }, (_, index) => {
+    const shard = loadClientShard(
+      { dataset: 'mnist', partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) },
+      log, mnist,
+    );
+    const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
+    return new FtlClient({
+      serverUrl: url, name: `site-${index}`, shard, cacheDir: join(dir, 'cache'), log: log.child({ client: index }),
+      ...(attack ? { transformUpdate: attack } : {}),
+    });
+  });
+  const ends = clients.map((c) => c.run());
+  try {
+    const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
+    await Promise.all(ends);
+    const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'))).accuracy;
+    return { summary, heldOut, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await coordinator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
