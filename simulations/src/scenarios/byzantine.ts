@@ -14,10 +14,10 @@ export interface ByzantineRow {
  * 10 MNIST clients (IID), 2 of which send sign-flipped updates scaled ×10, under FedAvg and the robust
  * rules; the clean FedAvg run is the reference.
  */
-export async function byzantineScenario(progress: (line: string) => void, quick = false): Promise<ByzantineRow[]> {
+export async function byzantineScenario(progress: (line: string) => void, o: { quick: boolean; rounds: number }): Promise<ByzantineRow[]> {
   const base: Omit<SimulationOptions, 'strategy'> = {
-    clients: 10, partition: parsePartition('iid'), rounds: quick ? 2 : 8, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 3,
-    attack: signFlip(10), ...(quick ? { limit: 1500 } : {}),
+    clients: 10, partition: parsePartition('iid'), rounds: o.rounds, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 3,
+    attack: signFlip(10), ...(o.quick ? { limit: 1500 } : {}),
   };
   const runs: Array<[string, string, string, number]> = [
     ['FedAvg, no attackers', 'fedavg', '', 0],

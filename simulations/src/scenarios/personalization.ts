@@ -19,10 +19,10 @@ export interface PersonalizationRow {
  * 10 MNIST clients with 2 label shards each (about 2 classes per client): FedAvg against FedProx, a
  * local output layer (FedPer-style) and post-training local fine-tuning.
  */
-export async function personalizationScenario(progress: (line: string) => void, quick = false): Promise<PersonalizationRow[]> {
+export async function personalizationScenario(progress: (line: string) => void, o: { quick: boolean; rounds: number }): Promise<PersonalizationRow[]> {
   const base: Omit<SimulationOptions, 'strategy'> = {
-    clients: 10, partition: parsePartition('shards:2'), rounds: quick ? 2 : 8, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 4,
-    ...(quick ? { limit: 1500 } : {}),
+    clients: 10, partition: parsePartition('shards:2'), rounds: o.rounds, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 4,
+    ...(o.quick ? { limit: 1500 } : {}),
   };
   const runs: Array<[string, Partial<SimulationOptions> & Pick<SimulationOptions, 'strategy'>]> = [
     ['FedAvg', { strategy: parseStrategy('fedavg') }],

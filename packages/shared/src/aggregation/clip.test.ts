@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, isFtlError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import { clipUpdate, l2Norm } from './clip.js';
+import { expectFtlError } from '../expect-ftl-error.js';
 
 const vector = (d: number, min: number, max: number) =>
   fc.float32Array({ minLength: d, maxLength: d, min: Math.fround(min), max: Math.fround(max), noNaN: true, noDefaultInfinity: true });
@@ -87,13 +88,6 @@ describe('clipUpdate', () => {
     ['an update of another length', () => clipUpdate(Float32Array.of(1, 2), Float32Array.of(0), 1), ErrorCode.WeightsMismatch, /update has 2 values but the global model has 1/],
     ['a NaN update', () => clipUpdate(Float32Array.of(NaN), Float32Array.of(0), 1), ErrorCode.NonFiniteWeights, /non-finite norm \(NaN\)/],
   ])('refuses %s', (_, fn, code, message) => {
-    let err: unknown;
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-    expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
-    expect((err as Error).message).toMatch(message);
+    expectFtlError(fn, code, message);
   });
 });

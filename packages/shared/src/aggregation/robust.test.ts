@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, isFtlError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import { coordinateMedian, krumScores, krumSelect, mean, trimmedMean } from './robust.js';
+import { expectFtlError } from '../expect-ftl-error.js';
 
 const f32 = (min: number, max: number) => fc.float({ min: Math.fround(min), max: Math.fround(max), noNaN: true, noDefaultInfinity: true });
 const vector = (d: number, min = -1e3, max = 1e3) =>
@@ -254,13 +255,6 @@ describe('errors', () => {
     ['mean of nothing', () => mean([]), ErrorCode.Quorum, /mean needs at least one update/],
     ['mean of unequal lengths', () => mean([v(1), v(1, 2)]), ErrorCode.WeightsMismatch, /update 1 has 2 values but update 0 has 1/],
   ])('refuses %s', (_, fn, code, message) => {
-    let err: unknown;
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-    expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
-    expect((err as Error).message).toMatch(message);
+    expectFtlError(fn, code, message);
   });
 });

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ErrorCode, isFtlError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import { adaptiveStep, momentumStep, type ServerOptimizerState } from './server-optimizers.js';
+import { expectFtlError } from '../expect-ftl-error.js';
 
 const v = (...xs: number[]) => Float32Array.from(xs);
 const vector = (d: number) => fc.float32Array({ minLength: d, maxLength: d, min: -1e3, max: 1e3, noNaN: true, noDefaultInfinity: true });
@@ -115,13 +116,6 @@ describe('errors', () => {
     ['an adaptive average of another length', () => adaptiveStep('adam', v(0, 1), v(1), {}, hp), ErrorCode.WeightsMismatch, /averaged update has 1 values but the global model has 2/],
     ['a second moment of another model', () => adaptiveStep('adam', v(0), v(1), { v: v(1, 1) }, hp), ErrorCode.WeightsMismatch, /state v has 2 values but the global model has 1/],
   ])('refuses %s', (_, fn, code, message) => {
-    let err: unknown;
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-    expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
-    expect((err as Error).message).toMatch(message);
+    expectFtlError(fn, code, message);
   });
 });

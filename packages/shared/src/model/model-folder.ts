@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, normalize, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
@@ -177,13 +177,4 @@ export async function saveLayersModelToFolder(model: tf.LayersModel, dir: string
   );
   await writeModelFiles(dir, files);
   return { files, digest: modelDigest(files) };
-}
-
-/** Lists a folder's file names, or an empty list when it does not exist. */
-export async function listFolder(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
-  }
 }
