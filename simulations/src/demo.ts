@@ -64,7 +64,7 @@ runMain(async () => {
     COORDINATOR, '--port', '0', '--rounds', String(rounds), '--min-clients', String(clients), '--wait-timeout', '120',
     '--epochs', stringFlag(values, 'epochs', '5'), '--round-deadline', stringFlag(values, 'round-deadline', '60'),
     ...(values['backbone'] !== undefined ? ['--backbone', stringFlag(values, 'backbone', '')] : []),
-    '--seed', seed, '--run-id', `demo-${Date.now().toString(36)}`, '--out', out,
+    '--seed', seed, '--run-id', `demo-${Date.now().toString(36)}`, '--out', out, '--db', `${work}/coordinator.db`,
   ], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const children: ChildProcess[] = [coordinator];
   const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));

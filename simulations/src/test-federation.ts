@@ -30,6 +30,7 @@ export async function startCoordinator(over: Partial<CoordinatorConfig>): Promis
 export async function makeClient(o: {
   url: string; index: number; clients: number; limit: number; cacheDir: string; partition?: PartitionSpec;
 }): Promise<FtlClient> {
+  await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
   const shard = loadClientShard(
     { dataset: 'mnist', partition: o.partition ?? { kind: 'iid' }, clients: o.clients, index: o.index, seed: 5, limit: o.limit },

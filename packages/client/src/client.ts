@@ -223,10 +223,21 @@ export class FtlClient {
     message: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<Ack> {
     const socket = this.socket!;
-    const raw: unknown = await (socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
+    const acked = (socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
       emitWithAck(e: string, m: unknown): Promise<unknown>;
     }).emitWithAck(event, message);
-    return parseAck(raw);
+    // A lost connection loses the acknowledgement too: stop waiting at once, so the next welcome
+    // (after reconnecting) is handled without sitting out the ack timeout.
+    let onDisconnect: (() => void) | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      onDisconnect = () => reject(new Error(`disconnected before the coordinator acknowledged ${event}`));
+      socket.once('disconnect', onDisconnect);
+    });
+    try {
+      return parseAck(await Promise.race([acked, lost]));
+    } finally {
+      socket.off('disconnect', onDisconnect);
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { createLogger, initBackend, runMain } from '@ftl/shared';
 import { COORDINATOR_HELP, parseCoordinatorArgs } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
+import { Store } from './store/store.js';
 
 runMain(async () => {
   const config = parseCoordinatorArgs(process.argv.slice(2));
@@ -12,7 +13,8 @@ runMain(async () => {
   }
   const log = createLogger('coordinator');
   await initBackend({ log });
-  const coordinator = await Coordinator.create(config, log);
+  const store = config.dbPath ? Store.open(config.dbPath) : undefined;
+  const coordinator = await Coordinator.create(config, log, store);
   const { url } = await coordinator.listen();
   // The demo and scripts read this line to find the port.
   process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
@@ -34,5 +36,6 @@ runMain(async () => {
     );
   } finally {
     await coordinator.close();
+    store?.close();
   }
 });

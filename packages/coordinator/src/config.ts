@@ -45,6 +45,8 @@ export interface CoordinatorConfig {
   localLayers: string[];
   /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
   personalizeEpochs: number;
+  /** SQLite file for runs, rounds and checkpoints (the CLI's default: .ftl/coordinator.db); none keeps state in memory. */
+  dbPath?: string;
 }
 
 /** Defaults that run the embedded demo. */
@@ -84,7 +86,9 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --strategy NAME        ${Object.keys(STRATEGY_OPTIONS).join(' | ')} (default fedavg)
   --strategy-options KV  the strategy's options as key=value,… e.g. beta=0.2 (docs/strategies.md)
   --local-layers L[,L]   head layers kept on each client, e.g. head_output (default none)
-  --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)`;
+  --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)
+  --db FILE              SQLite state; restarting with the same --db and --run-id resumes the run
+                         after its last completed round (default .ftl/coordinator.db)`;
 
 /**
  * Parses and validates the coordinator's command line.
@@ -97,7 +101,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
-      'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str,
+      'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
       help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
@@ -136,6 +140,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     strategy: parseStrategy(stringFlag(values, 'strategy', 'fedavg'), stringFlag(values, 'strategy-options', '')),
     localLayers: (stringFlag(values, 'local-layers') ?? '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: 0, min: 0, integer: true }),
+    dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
   };
   const featureLayer = stringFlag(values, 'feature-layer');
   if (featureLayer !== undefined) config.featureLayer = featureLayer;

@@ -13,6 +13,7 @@ import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone }
 import type { CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
 import { RoundCollector } from './round-collector.js';
+import type { Store } from './store/store.js';
 import type { RoundRecord } from './round-table.js';
 
 type FtlServer = Server<ClientToServerEvents, ServerToClientEvents>;
@@ -86,6 +87,8 @@ export class Coordinator {
     private readonly backbone: ServedBackbone,
     readonly head: HeadConfig,
     private readonly log: Logger,
+    /** Where runs, rounds and checkpoints persist; without one the run lives in memory only. */
+    private readonly store?: Store,
   ) {
     const initial = createHead(head, config.seed);
     const layers = initial.layers.map((l) => l.name);
@@ -126,12 +129,12 @@ export class Coordinator {
   }
 
   /** Loads the backbone, sizes the head from its feature layer and prepares the servers. */
-  static async create(config: CoordinatorConfig, log: Logger): Promise<Coordinator> {
+  static async create(config: CoordinatorConfig, log: Logger, store?: Store): Promise<Coordinator> {
     const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
     const { featureDim } = featureExtractor(backbone.model, backbone.featureLayer);
     const head: HeadConfig = { featureDim, hidden: config.hidden, classes: config.classes.length };
     log.info('backbone', { dir: config.backboneDir, sha256: backbone.sha256, featureLayer: backbone.featureLayer, featureDim });
-    return new Coordinator(config, backbone, head, log.child({ run: config.runId }));
+    return new Coordinator(config, backbone, head, log.child({ run: config.runId }), store);
   }
 
   /** Starts listening; resolves with the bound port and base URL. */
@@ -296,13 +299,20 @@ export class Coordinator {
    */
   async run(onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
     const { rounds, runId } = this.config;
-    const records: RoundRecord[] = [];
+    const records = this.resume();
     let reason: RunEndReason = 'completed';
     let personalization: PersonalizationRecord[] | undefined;
     try {
       await this.waitForClients();
-      for (let round = 1; round <= rounds && !this.stopping; round++) {
-        const record = await this.runRound(round);
+      for (let round = records.length + 1; round <= rounds && !this.stopping; round++) {
+        const { record, participants, rejected } = await this.runRound(round);
+        // Committed with its checkpoint in one transaction: a restart resumes after it, never re-runs it.
+        if (record.status === 'no-quorum') this.store?.recordFailedRound(runId, { record, participants, rejected });
+        else {
+          this.store?.commitRound(runId, { record, participants, rejected }, {
+            modelVersion: this.modelVersion, specs: this.global.specs, values: this.global.values, strategyState: this.strategy.state(),
+          });
+        }
         records.push(record);
         onRound?.(record);
       }
@@ -310,9 +320,13 @@ export class Coordinator {
       else if (this.config.personalizeEpochs > 0) personalization = await this.personalize(records.length);
     } catch (err) {
       reason = 'failed';
+      this.store?.setRunStatus(runId, 'failed');
+      this.store?.appendEvent(runId, 'run-failed', { message: (err as Error).message });
       this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason, message: (err as Error).message });
       throw err;
     }
+    this.store?.setRunStatus(runId, reason);
+    this.store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: this.modelVersion });
     let exportDir: string | undefined;
     if (this.config.exportDir) {
       exportDir = this.config.exportDir;
@@ -334,7 +348,44 @@ export class Coordinator {
     };
   }
 
-  private async runRound(round: number): Promise<RoundRecord> {
+  /**
+   * Creates the run in the store, or, when the store already has it (a restart), restores the global
+   * weights, model version and strategy state from its newest valid checkpoint and returns the rounds
+   * already done, so the run continues with the next one.
+   */
+  private resume(): RoundRecord[] {
+    const { runId } = this.config;
+    if (!this.store) return [];
+    const existing = this.store.getRun(runId);
+    if (!existing) {
+      this.store.createRun(runId, this.config);
+      this.store.setRunStatus(runId, 'running');
+      this.store.appendEvent(runId, 'run-start', { rounds: this.config.rounds, strategy: this.config.strategy.name });
+      return [];
+    }
+    const done = this.store.listRounds(runId).map((r) => r.record);
+    const checkpoint = this.store.latestCheckpoint(runId, (round, why) => this.log.warn('checkpoint-corrupt', { round, why }));
+    if (checkpoint) {
+      assertSameSpecs(checkpoint.specs, this.global.specs);
+      this.global = { specs: this.global.specs, values: checkpoint.values };
+      this.modelVersion = checkpoint.modelVersion;
+      this.strategy.restore(checkpoint.strategyState);
+    }
+    // Rounds that changed the model after the last valid checkpoint (its successor was corrupt) are run
+    // again from it; failed rounds in between changed nothing and stay done.
+    const validUpTo = checkpoint?.round ?? 0;
+    const cut = done.findIndex((r) => r.round > validUpTo && r.status !== 'no-quorum');
+    if (cut >= 0) {
+      this.store.discardRoundsAfter(runId, done[cut]!.round - 1);
+      done.length = cut;
+    }
+    this.store.setRunStatus(runId, 'running');
+    this.store.appendEvent(runId, 'run-resumed', { afterRound: done.length, modelVersion: this.modelVersion });
+    this.log.info('run-resumed', { afterRound: done.length, modelVersion: this.modelVersion });
+    return done;
+  }
+
+  private async runRound(round: number): Promise<{ record: RoundRecord; participants: string[]; rejected: Array<{ clientId: string; reason: string; message: string }> }> {
     const t0 = performance.now();
     const in0 = this.bytes.received;
     const out0 = this.bytes.sent;
@@ -395,7 +446,11 @@ export class Coordinator {
       seconds: (performance.now() - t0) / 1000, modelVersion: this.modelVersion,
     };
     log.info('round-end', { status, accepted: record.accepted, valAccuracy: record.valAccuracy.toFixed(4) });
-    return record;
+    return {
+      record,
+      participants: [...collected.results.keys()],
+      rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
+    };
   }
 
   private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {

@@ -8,3 +8,8 @@ export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
 export { pretrainBackbone, type PretrainOptions } from './pretrain.js';
 export { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
 export { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';
+export {
+  RUN_STATUSES, Store,
+  type Checkpoint, type CheckpointData, type RejectedUpdate, type RoundOutcome, type RunStatus, type StoredClient,
+  type StoredEvent, type StoredRound, type StoredRun,
+} from './store/store.js';

@@ -60,3 +60,11 @@ describe('partitioning', () => {
     expect(() => partitionIndices(new Int32Array(50), 10, { kind: 'iid' }, 6, 1)).toThrow(/50 samples cannot give 6 clients 10 samples each/);
   });
 });
+
+describe('client shards', () => {
+  test('limit cuts the federation pool to that many samples before partitioning', async () => {
+    const { loadClientShard } = await import('./shard.js');
+    const parts = [0, 1, 2].map((index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 3, index, seed: 1, limit: 900 }));
+    expect(parts.reduce((s, p) => s + p.train.n + p.val.n, 0)).toBe(900);
+  });
+});

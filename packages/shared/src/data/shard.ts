@@ -51,7 +51,7 @@ export function loadClientShard(options: ClientShardOptions, log?: Logger, loade
   }
   let { pool } = federationSplit(loaded ?? loadBuiltinDataset(options.dataset, log));
   if (options.limit !== undefined && options.limit < pool.n) {
-    pool = subset(pool, splitIndices(pool.n, 1 - options.limit / pool.n, seed)[1]);
+    pool = subset(pool, splitIndices(pool.n, options.limit / pool.n, seed)[1]);
   }
   const parts = partitionIndices(pool.labels, pool.classes.length, options.partition, clients, seed);
   const mine = subset(pool, parts[index]!);
