@@ -28,6 +28,20 @@ describe('command-line programs', () => {
     expect(r.stderr).toMatch(new RegExp(`error \\[BACKBONE_DIGEST_MISMATCH\\]: backbone digest mismatch: this client expects sha256 ${wrong} but the coordinator offers [0-9a-f]{64}`));
   });
 
+  test('operators add, list and revoke client tokens; only the hash is stored', async () => {
+    const db = join(await scratch('clients'), 'c.db');
+    const added = await run(['packages/coordinator/dist/cli.js', 'clients', 'add', 'site-a', '--db', db]);
+    expect(added.code).toBe(0);
+    const token = /\n([0-9a-f]{64})\n/.exec(added.stdout)?.[1];
+    expect(token).toBeDefined();
+    expect((await run(['packages/coordinator/dist/cli.js', 'clients', 'list', '--db', db])).stdout).toMatch(/^site-a\tactive\t/);
+    expect((await run(['packages/coordinator/dist/cli.js', 'clients', 'add', 'site-a', '--db', db])).code).toBe(1);
+    expect((await run(['packages/coordinator/dist/cli.js', 'clients', 'revoke', 'site-a', '--db', db])).code).toBe(0);
+    expect((await run(['packages/coordinator/dist/cli.js', 'clients', 'list', '--db', db])).stdout).toMatch(/^site-a\trevoked\t/);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(db).includes(Buffer.from(token!))).toBe(false);
+  });
+
   test.each([
     [['packages/coordinator/dist/cli.js', '--rounds=-1'], 'error [INVALID_CONFIG]: --rounds must be an integer ≥ 1 (got "-1")'],
     [['packages/coordinator/dist/cli.js', '--round', '3'], "error [INVALID_CONFIG]: Unknown option '--round'. Run with --help for the options."],

@@ -1,10 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
+import { get as plainGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import {
   ErrorCode, FtlError, modelDigest, MODEL_JSON, readModelFolder, weightPaths, writeModelFiles,
   type BackboneInfo, type Logger, type ModelFile,
 } from '@ftl/shared';
+
+/** GET a URL's body over http or https (trusting `ca` when given), failing clearly on errors and non-200s. */
+function httpGet(url: string, ca?: Buffer): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const fail = (why: string, cause?: unknown) => reject(new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed: ${why}`, { cause }));
+    const req = (url.startsWith('https:') ? httpsGet : plainGet)(url, ca ? { ca } : {}, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return fail(`HTTP ${res.statusCode}`);
+      }
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+      res.on('error', (err) => fail(err.message, err));
+    });
+    req.on('error', (err) => fail(err.message, err));
+  });
+}
 
 /**
  * Gets the backbone's files: from the on-disk cache (`<cacheDir>/<sha256>/`) when its digest still
@@ -20,6 +40,8 @@ export async function obtainBackbone(options: {
   info: BackboneInfo;
   cacheDir: string;
   pinnedSha256?: string;
+  /** CA certificate(s) (PEM) to trust for an https coordinator. */
+  ca?: Buffer;
   log: Logger;
 }): Promise<{ files: ModelFile[]; cacheHit: boolean }> {
   const { serverUrl, info, cacheDir, pinnedSha256, log } = options;
@@ -46,14 +68,7 @@ export async function obtainBackbone(options: {
   const base = `${serverUrl.replace(/\/$/, '')}${info.path}`;
   const fetchFile = async (name: string): Promise<ModelFile> => {
     const url = `${base}/${encodeURIComponent(name)}`;
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (err) {
-      throw new FtlError(ErrorCode.BackboneLoad, `cannot download ${url}: ${(err as Error).message}`, { cause: err });
-    }
-    if (!res.ok) throw new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed with HTTP ${res.status}`);
-    return { name, bytes: new Uint8Array(await res.arrayBuffer()) };
+    return { name, bytes: await httpGet(url, options.ca) };
   };
   const t0 = performance.now();
   const modelJson = await fetchFile(MODEL_JSON);

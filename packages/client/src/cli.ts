@@ -16,6 +16,8 @@ runMain(async () => {
   const client = new FtlClient({
     serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
+    ...(config.token ? { token: config.token } : {}),
+    ...(config.ca ? { ca: config.ca } : {}),
   });
   process.once('SIGINT', () => {
     client.close();

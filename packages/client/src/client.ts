@@ -23,6 +23,10 @@ export interface ClientOptions {
   cacheDir: string;
   /** Refuse any backbone whose digest is not this. */
   pinnedSha256?: string;
+  /** The token the operator issued for `name`, sent in the handshake. */
+  token?: string;
+  /** CA certificate(s) (PEM) to trust when the coordinator serves https/wss. */
+  ca?: Buffer;
   log: Logger;
   /** How long to wait for an acknowledgement before counting the message lost (default 30 s). */
   ackTimeoutMs?: number;
@@ -65,8 +69,9 @@ export class FtlClient {
     return new Promise<RunEnd>((resolve, reject) => {
       const socket: ClientSocket = io(serverUrl, {
         parser: createMsgpackParser(),
-        auth: { protocol: PROTOCOL_VERSION, name },
+        auth: { protocol: PROTOCOL_VERSION, name, ...(this.options.token ? { token: this.options.token } : {}) },
         transports: ['websocket'],
+        ...(this.options.ca ? { ca: this.options.ca.toString('utf8') } : {}),
         reconnectionAttempts: this.options.reconnectionAttempts ?? 20,
         reconnectionDelay: 500,
         reconnectionDelayMax: 5000,
@@ -89,7 +94,10 @@ export class FtlClient {
       socket.on('disconnect', (reason) => log.info('disconnected', { reason }));
       socket.on('connect_error', (err: Error & { data?: { reason?: string } }) => {
         // A refusal by the coordinator's middleware is final; socket.io does not retry it.
-        if (err.data?.reason) fatal(new FtlError(ErrorCode.ProtocolMismatch, `coordinator refused the connection (${err.data.reason}): ${err.message}`));
+        if (err.data?.reason) {
+          const code = err.data.reason === 'unauthorized' ? ErrorCode.Unauthorized : ErrorCode.ProtocolMismatch;
+          fatal(new FtlError(code, `coordinator refused the connection (${err.data.reason}): ${err.message}`));
+        }
         else log.warn('connect-error', { detail: err.message });
       });
       socket.io.on('reconnect_failed', () =>
@@ -131,6 +139,7 @@ export class FtlClient {
       const { files } = await obtainBackbone({
         serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
+        ...(this.options.ca ? { ca: this.options.ca } : {}),
       });
       const backbone = await loadLayersModelFromFiles(files, `backbone ${welcome.backbone.sha256.slice(0, 12)}`);
       const fx = featureExtractor(backbone, welcome.backbone.featureLayer);

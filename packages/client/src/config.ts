@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   BUILTIN_DATASETS, ErrorCode, FtlError, numberFlag, parseFlags, parsePartition, stringFlag,
   type BuiltinDatasetName, type ClientShardOptions,
@@ -10,6 +11,8 @@ export interface ClientConfig {
   data: ClientShardOptions;
   cacheDir: string;
   pinnedSha256?: string;
+  token?: string;
+  ca?: Buffer;
 }
 
 /** Help text of `ftl-client`. */
@@ -26,7 +29,9 @@ trains the head each round and sends back only its weights.
   --val-fraction X          local validation share (default 0.15)
   --limit N                 use at most N samples of the pool, for quick trials
   --cache-dir DIR           backbone cache (default .ftl/cache)
-  --backbone-sha256 HEX     refuse any backbone with another digest`;
+  --backbone-sha256 HEX     refuse any backbone with another digest
+  --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
+  --ca-file FILE            CA certificate (PEM) to trust for an https coordinator`;
 
 /**
  * Parses and validates the client's command line.
@@ -37,7 +42,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
       server: str, name: str, dataset: str, partition: str, clients: str, index: str, seed: str, 'val-fraction': str,
-      limit: str, 'cache-dir': str, 'backbone-sha256': str, help: { type: 'boolean' },
+      limit: str, 'cache-dir': str, 'backbone-sha256': str, 'token-file': str, 'ca-file': str, help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
   const dataset = stringFlag(values, 'dataset', 'mnist');
@@ -69,5 +74,20 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     },
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
+    ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
   };
+}
+
+function readFlagFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${flag}: cannot read ${path} (${(err as Error).message})`, { cause: err });
+  }
+}
+
+/** The token (from --token-file, else FTL_TOKEN; never a plain flag, which would show in `ps`) and the CA file. */
+function readSecrets(tokenFile: string | undefined, caFile: string | undefined): { token?: string; ca?: Buffer } {
+  const token = tokenFile !== undefined ? readFlagFile(tokenFile, '--token-file').toString('utf8').trim() : process.env['FTL_TOKEN'];
+  return { ...(token ? { token } : {}), ...(caFile !== undefined ? { ca: readFlagFile(caFile, '--ca-file') } : {}) };
 }

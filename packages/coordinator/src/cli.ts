@@ -1,11 +1,41 @@
 #!/usr/bin/env node
-import { createLogger, initBackend, runMain } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, stringFlag } from '@ftl/shared';
+import { hashClientToken, newClientToken } from './client-tokens.js';
 import { COORDINATOR_HELP, parseCoordinatorArgs } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
 import { Store } from './store/store.js';
 
+/** `ftl-coordinator clients add|revoke|list [NAME] [--db FILE]`: manages client tokens in the database. */
+function clientsCommand(argv: string[]): void {
+  const [action, ...rest] = argv;
+  const name = rest.find((a) => !a.startsWith('--') && rest[rest.indexOf(a) - 1] !== '--db');
+  const values = parseFlags(rest.filter((a) => a !== name), { db: { type: 'string' } });
+  const store = Store.open(stringFlag(values, 'db', '.ftl/coordinator.db'));
+  try {
+    if (action === 'list') {
+      for (const c of store.listClients()) {
+        process.stdout.write(`${c.name}\t${c.revoked ? 'revoked' : 'active'}\tcreated ${c.createdAt}\tlast seen ${c.lastSeen ?? 'never'}\n`);
+      }
+    } else if ((action === 'add' || action === 'revoke') && name) {
+      if (action === 'add') {
+        const token = newClientToken();
+        store.addClient(name, hashClientToken(token));
+        process.stdout.write(`client ${name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${token}\n`);
+      } else {
+        store.revokeClient(name);
+        process.stdout.write(`client ${name} revoked; it is refused from its next connection on\n`);
+      }
+    } else {
+      throw new FtlError(ErrorCode.InvalidConfig, 'usage: ftl-coordinator clients add NAME | revoke NAME | list [--db FILE]');
+    }
+  } finally {
+    store.close();
+  }
+}
+
 runMain(async () => {
+  if (process.argv[2] === 'clients') return clientsCommand(process.argv.slice(3));
   const config = parseCoordinatorArgs(process.argv.slice(2));
   if (config === 'help') {
     process.stdout.write(COORDINATOR_HELP + '\n');

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FitConfig,
@@ -45,6 +46,10 @@ export interface CoordinatorConfig {
   localLayers: string[];
   /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
   personalizeEpochs: number;
+  /** Refuse clients without a valid, unrevoked token from the store (see `ftl-coordinator clients add`). */
+  requireAuth: boolean;
+  /** Serve HTTPS and WSS with this certificate and key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
   /** SQLite file for runs, rounds and checkpoints (the CLI's default: .ftl/coordinator.db); none keeps state in memory. */
   dbPath?: string;
 }
@@ -56,8 +61,16 @@ export function defaultCoordinatorConfig(): CoordinatorConfig {
     rounds: 5, minClients: 2, waitTimeoutMs: 120_000, fractionFit: 1, minFitClients: 1, roundDeadlineMs: 60_000,
     fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
     exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000, sampleWeightCap: 1_000_000,
-    strategy: parseStrategy('fedavg'), localLayers: [], personalizeEpochs: 0,
+    strategy: parseStrategy('fedavg'), localLayers: [], personalizeEpochs: 0, requireAuth: false,
   };
+}
+
+function readPem(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${flag}: cannot read ${path} (${(err as Error).message})`, { cause: err });
+  }
 }
 
 /** Help text of `ftl-coordinator`. */
@@ -88,7 +101,13 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --local-layers L[,L]   head layers kept on each client, e.g. head_output (default none)
   --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)
   --db FILE              SQLite state; restarting with the same --db and --run-id resumes the run
-                         after its last completed round (default .ftl/coordinator.db)`;
+                         after its last completed round (default .ftl/coordinator.db)
+  --require-auth         refuse clients without a valid token (issue them with: clients add NAME)
+  --tls-cert FILE        serve HTTPS/WSS with this PEM certificate …
+  --tls-key FILE         … and this PEM key
+
+ftl-coordinator clients add|revoke|list [NAME] [--db FILE]
+  add prints the new client's token once; only its hash is stored.`;
 
 /**
  * Parses and validates the coordinator's command line.
@@ -102,6 +121,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
+      'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str,
       help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
@@ -141,7 +161,14 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     localLayers: (stringFlag(values, 'local-layers') ?? '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: 0, min: 0, integer: true }),
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
+    requireAuth: values['require-auth'] === true,
   };
+  const cert = stringFlag(values, 'tls-cert');
+  const key = stringFlag(values, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new FtlError(ErrorCode.InvalidConfig, '--tls-cert and --tls-key go together: give both PEM files, or neither for plain HTTP');
+  }
+  if (cert !== undefined && key !== undefined) config.tls = { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') };
   const featureLayer = stringFlag(values, 'feature-layer');
   if (featureLayer !== undefined) config.featureLayer = featureLayer;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.runId)) {

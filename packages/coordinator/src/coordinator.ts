@@ -1,4 +1,6 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import {
@@ -6,12 +8,13 @@ import {
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult,
   parseHandshakeAuth, parsePersonalizeResult, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, assertSameSpecs,
   type PersonalizeResult, type RoundAggregator, type Strategy,
-  type Ack, type ByteCounter, type ClientToServerEvents, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
+  type Ack, type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type Envelope, type HandshakeAuth, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type RunEndReason, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
+import { tokenMatches } from './client-tokens.js';
 import { RoundCollector } from './round-collector.js';
 import type { Store } from './store/store.js';
 import type { RoundRecord } from './round-table.js';
@@ -101,12 +104,13 @@ export class Coordinator {
       fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
     });
     const modelBytes = specsSize(this.global.specs) * 4;
-    this.http = createServer((req, res) => {
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
       if (!serveBackbone(this.backbone, req, res)) {
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end('not found\n');
       }
-    });
+    };
+    this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
     this.io = new Server(this.http, {
       parser: createMsgpackParser(this.bytes),
       // One head update plus envelope; anything larger is refused by engine.io before it is buffered.
@@ -115,21 +119,38 @@ export class Coordinator {
       pingInterval: 5000,
       pingTimeout: 10000,
     });
+    // Every refusal happens here, before `connection`: a refused client never receives a model byte.
     this.io.use((socket, next) => {
-      try {
-        parseHandshakeAuth(socket.handshake.auth);
-        next();
-      } catch (err) {
-        const e = new Error((err as Error).message) as Error & { data: unknown };
-        e.data = { reason: (err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake' };
+      const refuse = (reason: ConnectRefusal, message: string) => {
+        const e = new Error(message) as Error & { data: { reason: ConnectRefusal } };
+        e.data = { reason };
+        this.log.warn('connection-refused', { reason, detail: message });
         next(e);
+      };
+      let auth: HandshakeAuth;
+      try {
+        auth = parseHandshakeAuth(socket.handshake.auth);
+      } catch (err) {
+        return refuse((err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake', (err as Error).message);
       }
+      if (this.config.requireAuth) {
+        const known = this.store?.getClient(auth.name);
+        if (!known || known.revoked || !auth.token || !tokenMatches(auth.token, known.tokenHash)) {
+          return refuse('unauthorized', `client "${auth.name}" is unknown, revoked or gave a wrong token; ask the operator for a token`);
+        }
+        this.store?.touchClient(auth.name);
+      }
+      next();
     });
     this.io.on('connection', (socket) => this.onConnection(socket));
   }
 
   /** Loads the backbone, sizes the head from its feature layer and prepares the servers. */
   static async create(config: CoordinatorConfig, log: Logger, store?: Store): Promise<Coordinator> {
+    if (config.requireAuth && !store) {
+      throw new FtlError(ErrorCode.InvalidConfig, '--require-auth checks client tokens in the database: give --db too');
+    }
+    if (!config.requireAuth) log.warn('auth-disabled', { detail: 'any client may join; use --require-auth with tokens from "clients add"' });
     const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
     const { featureDim } = featureExtractor(backbone.model, backbone.featureLayer);
     const head: HeadConfig = { featureDim, hidden: config.hidden, classes: config.classes.length };
@@ -144,7 +165,8 @@ export class Coordinator {
       this.http.listen(this.config.port, this.config.host, () => resolve());
     });
     const { port } = this.http.address() as AddressInfo;
-    const url = `http://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${port}`;
+    const scheme = this.config.tls ? 'https' : 'http';
+    const url = `${scheme}://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${port}`;
     this.log.info('listening', { url });
     return { port, url };
   }

@@ -13,3 +13,4 @@ export {
   type Checkpoint, type CheckpointData, type RejectedUpdate, type RoundOutcome, type RunStatus, type StoredClient,
   type StoredEvent, type StoredRound, type StoredRun,
 } from './store/store.js';
+export { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';

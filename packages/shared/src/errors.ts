@@ -12,6 +12,7 @@ export const ErrorCode = {
   Dataset: 'DATASET',
   Timeout: 'TIMEOUT',
   Quorum: 'QUORUM',
+  Unauthorized: 'UNAUTHORIZED',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

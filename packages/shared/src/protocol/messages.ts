@@ -18,6 +18,8 @@ export interface HandshakeAuth {
   protocol: number;
   /** The client's stable name; a second connection with the same name replaces the first. */
   name: string;
+  /** The secret the operator issued for this name (required when the coordinator runs with auth). */
+  token?: string;
 }
 
 /** Where and what the backbone is; the files travel over plain HTTP, never over socket.io. */
@@ -153,4 +155,4 @@ export interface Rejection {
 }
 
 /** Why the coordinator refuses a connection (the `connect_error` message's `data.reason`). */
-export type ConnectRefusal = 'protocol-mismatch' | 'malformed-handshake';
+export type ConnectRefusal = 'protocol-mismatch' | 'malformed-handshake' | 'unauthorized';

@@ -108,7 +108,8 @@ export function parseHandshakeAuth(v: unknown): HandshakeAuth {
   protocol(o, 'auth');
   const name = str(o['name'], 'auth.name', 128);
   if (!/^[A-Za-z0-9._-]+$/.test(name)) fail('auth.name', 'letters, digits, ".", "_" or "-"', name);
-  return { protocol: PROTOCOL_VERSION, name };
+  const token = o['token'] === undefined ? undefined : str(o['token'], 'auth.token', 256);
+  return { protocol: PROTOCOL_VERSION, name, ...(token ? { token } : {}) };
 }
 
 /** Validates a `ready` message. */
