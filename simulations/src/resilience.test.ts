@@ -77,16 +77,20 @@ describe('a run survives bad and missing clients', () => {
     expect(Array.from(summary.weights.values)).toEqual(Array.from(shifted.values));
   });
 
-  test('an oversized frame is refused by the transport and the run carries on', async () => {
-    const { coordinator, url } = await startCoordinator({ rounds: 1, minClients: 1, roundDeadlineMs: 3000 });
+  test('an oversized frame is refused by the transport; a round without quorum is retried, then the run fails clearly', async () => {
+    const { coordinator, url } = await startCoordinator({ rounds: 1, minClients: 1, roundDeadlineMs: 3000, quorumRetries: 1 });
     const c = await rawClient(url, 'bloater');
-    const running = coordinator.run();
+    const rows: number[] = [];
+    const running = coordinator.run((r) => rows.push(r.round));
     const fit = await c.nextFit();
     const huge = new Uint8Array(decodeWeights(fit.weights).values.length * 4 * 3);
     c.socket.emit('fit-result', { protocol: PROTOCOL_VERSION, runId: fit.runId, round: fit.round, modelVersion: fit.modelVersion, numExamples: 1, metrics: { loss: 0, accuracy: 0, seconds: 0 }, weights: { specs: fit.weights.specs, data: huge } });
-    const summary = await running;
+    await expect(running).rejects.toMatchObject({
+      code: 'QUORUM',
+      message: expect.stringMatching(/round 1 got 0 accepted updates, below --min-fit-clients 1, after 1 retries; the run ends with the global model of round 0/),
+    });
+    expect(rows).toEqual([1, 1]); // the first attempt, then the retry
+    c.socket.disconnect();
     await coordinator.close();
-    expect(summary.rounds[0]).toMatchObject({ status: 'no-quorum', accepted: 0 });
-    expect(summary.modelVersion).toBe(0);
   });
 });

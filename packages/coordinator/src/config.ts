@@ -30,6 +30,10 @@ export interface CoordinatorConfig {
   /** A round (training, then evaluation) closes at this deadline with whoever answered. */
   roundDeadlineMs: number;
   fit: Omit<FitConfig, 'seed'>;
+  /** Per-round changes: learning rate × lrDecay^(round−1); epochs from the last entry whose fromRound ≤ round. */
+  schedule: { lrDecay: number; epochs: Array<{ fromRound: number; epochs: number }> };
+  /** A round below --min-fit-clients is retried this many times (global model unchanged), then the run ends as failed. */
+  quorumRetries: number;
   seed: number;
   hidden: number[];
   /** The run's label set; the head has one output per class. */
@@ -59,10 +63,24 @@ export function defaultCoordinatorConfig(): CoordinatorConfig {
   return {
     host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
     rounds: 5, minClients: 2, waitTimeoutMs: 120_000, fractionFit: 1, minFitClients: 1, roundDeadlineMs: 60_000,
-    fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
+    fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, schedule: { lrDecay: 1, epochs: [] }, quorumRetries: 2, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
     exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000, sampleWeightCap: 1_000_000,
     strategy: parseStrategy('fedavg'), localLayers: [], personalizeEpochs: 0, requireAuth: false,
   };
+}
+
+function parseEpochsSchedule(text: string): Array<{ fromRound: number; epochs: number }> {
+  const steps = text.split(',').filter(Boolean).map((pair) => {
+    const m = /^(\d+):(\d+)$/.exec(pair.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+      throw new FtlError(ErrorCode.InvalidConfig, `--epochs-schedule must be "round:epochs" pairs like 1:5,4:2 with both ≥ 1 (got "${pair}")`);
+    }
+    return { fromRound: Number(m[1]), epochs: Number(m[2]) };
+  });
+  if (steps.some((s, i) => i > 0 && s.fromRound <= steps[i - 1]!.fromRound)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--epochs-schedule rounds must increase (got "${text}")`);
+  }
+  return steps;
 }
 
 function readPem(path: string, flag: string): Buffer {
@@ -90,6 +108,9 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --epochs N             local epochs per round (default 5)
   --batch-size N         (default 32)
   --lr X                 client learning rate (default 0.001)
+  --lr-decay X           learning rate × X each round, (0, 1] (default 1)
+  --epochs-schedule S    from round r on, e local epochs: "r:e,r:e", e.g. 1:5,4:2 (default: --epochs throughout)
+  --quorum-retries N     retries of a round below --min-fit-clients before the run fails (default 2)
   --hidden N[,N]         hidden layer sizes of the head, "" for linear (default 128)
   --classes A,B,...      the run's label set (default 0..9)
   --seed N               (default 1)
@@ -119,7 +140,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
   const values = parseFlags(argv, {
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
-      'batch-size': str, lr: str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
+      'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
       'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str,
       help: { type: 'boolean' },
@@ -151,6 +172,11 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       batchSize: numberFlag(values, 'batch-size', { default: d.fit.batchSize, min: 1, integer: true }),
       learningRate: numberFlag(values, 'lr', { default: d.fit.learningRate, min: Number.MIN_VALUE }),
     },
+    schedule: {
+      lrDecay: numberFlag(values, 'lr-decay', { default: 1, min: Number.MIN_VALUE, max: 1 }),
+      epochs: parseEpochsSchedule(stringFlag(values, 'epochs-schedule', '')),
+    },
+    quorumRetries: numberFlag(values, 'quorum-retries', { default: d.quorumRetries, min: 0, integer: true }),
     seed: numberFlag(values, 'seed', { default: d.seed, min: 0, integer: true }),
     hidden,
     classes,

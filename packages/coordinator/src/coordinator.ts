@@ -28,6 +28,12 @@ interface ClientEntry {
   ready?: { numTrain: number; numVal: number };
 }
 
+/** The round's local training settings: the learning rate decayed per round, epochs from the schedule. */
+export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: CoordinatorConfig['schedule'], round: number): CoordinatorConfig['fit'] {
+  const epochs = schedule.epochs.filter((s) => s.fromRound <= round).at(-1)?.epochs ?? fit.epochs;
+  return { ...fit, epochs, learningRate: fit.learningRate * schedule.lrDecay ** (round - 1) };
+}
+
 /** The acknowledgement callback of an inbound event, or a no-op when the sender asked for none. */
 function replyTo(ack: unknown): (answer: Ack) => void {
   return typeof ack === 'function' ? (ack as (answer: Ack) => void) : () => {};
@@ -326,11 +332,29 @@ export class Coordinator {
     let personalization: PersonalizationRecord[] | undefined;
     try {
       await this.waitForClients();
-      for (let round = records.length + 1; round <= rounds && !this.stopping; round++) {
+      for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopping; round++) {
         const { record, participants, rejected } = await this.runRound(round);
+        if (record.status === 'no-quorum' && attempt <= this.config.quorumRetries) {
+          // The global model is unchanged; try the same round again with whoever is ready then.
+          this.store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: this.config.minFitClients });
+          this.log.warn('round-retry', { round, attempt, of: this.config.quorumRetries });
+          onRound?.(record);
+          attempt++;
+          round--;
+          continue;
+        }
+        attempt = 1;
         // Committed with its checkpoint in one transaction: a restart resumes after it, never re-runs it.
-        if (record.status === 'no-quorum') this.store?.recordFailedRound(runId, { record, participants, rejected });
-        else {
+        if (record.status === 'no-quorum') {
+          this.store?.recordFailedRound(runId, { record, participants, rejected });
+          records.push(record);
+          onRound?.(record);
+          throw new FtlError(
+            ErrorCode.Quorum,
+            `round ${round} got ${record.accepted} accepted updates, below --min-fit-clients ${this.config.minFitClients}, ` +
+              `after ${this.config.quorumRetries} retries; the run ends with the global model of round ${round - 1}`,
+          );
+        } else {
           this.store?.commitRound(runId, { record, participants, rejected }, {
             modelVersion: this.modelVersion, specs: this.global.specs, values: this.global.values, strategyState: this.strategy.state(),
           });
@@ -427,7 +451,7 @@ export class Coordinator {
       if (!socket) return fitRound.fail(id, 'disconnected before the round started');
       socket.emit('fit', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
-        config: { ...fit, seed: deriveSeed(this.config.seed, round, i), ...extras },
+        config: { ...scheduledFit(fit, this.config.schedule, round), seed: deriveSeed(this.config.seed, round, i), ...extras },
       });
     });
     const collected = await fitRound.settled;

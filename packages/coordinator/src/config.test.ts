@@ -1,0 +1,24 @@
+import { describe, expect, test } from 'vitest';
+import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
+import { scheduledFit } from './coordinator.js';
+
+describe('coordinator configuration', () => {
+  test('the round schedule decays the learning rate and switches local epochs', () => {
+    const c = parseCoordinatorArgs(['--lr', '0.01', '--lr-decay', '0.5', '--epochs', '5', '--epochs-schedule', '3:2,5:1']) as CoordinatorConfig;
+    const at = (round: number) => scheduledFit(c.fit, c.schedule, round);
+    expect([1, 2, 3, 4, 5].map((r) => at(r).epochs)).toEqual([5, 5, 2, 2, 1]);
+    expect([1, 2, 3].map((r) => at(r).learningRate)).toEqual([0.01, 0.005, 0.0025]);
+  });
+
+  test.each([
+    [['--epochs-schedule', '0:3'], '--epochs-schedule must be "round:epochs" pairs like 1:5,4:2 with both ≥ 1 (got "0:3")'],
+    [['--epochs-schedule', '3:2,2:1'], '--epochs-schedule rounds must increase (got "3:2,2:1")'],
+    [['--lr-decay', '1.5'], '--lr-decay must be a number'],
+    [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
+    [['--strategy', 'krum', '--strategy-options', 'f=-1'], 'krum option f must be an integer ≥ 0 (got "-1")'],
+    [['--local-layers', 'nope'], undefined],
+  ])('%j is refused at start-up with a message that says how to fix it', (args, message) => {
+    if (message === undefined) return expect(parseCoordinatorArgs(args)).toMatchObject({ localLayers: ['nope'] }); // checked against the head later
+    expect(() => parseCoordinatorArgs(args)).toThrow(message);
+  });
+});
