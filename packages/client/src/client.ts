@@ -236,7 +236,9 @@ export class FtlClient {
       emitWithAck(e: string, m: unknown): Promise<unknown>;
     }).emitWithAck(event, message);
     // A lost connection loses the acknowledgement too: stop waiting at once, so the next welcome
-    // (after reconnecting) is handled without sitting out the ack timeout.
+    // (after reconnecting) is handled without sitting out the ack timeout. The abandoned ack still times
+    // out later; that rejection is expected and must not surface as an unhandled one.
+    acked.catch(() => {});
     let onDisconnect: (() => void) | undefined;
     const lost = new Promise<never>((_, reject) => {
       onDisconnect = () => reject(new Error(`disconnected before the coordinator acknowledged ${event}`));
