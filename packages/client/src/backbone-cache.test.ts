@@ -81,10 +81,10 @@ describe('backbone download and cache', () => {
     expect(requests).toBe(0);
   });
 
-  test('a missing weight file is a clear download error', async () => {
+  test('a file missing on the server is a clear download error naming the URL', async () => {
     const broken = { ...info(), path: '/nothing-here' };
     await expect(obtainBackbone({ serverUrl: url, info: broken, cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log })).rejects.toThrow(
-      /downloading http:\/\/127.0.0.1:\d+\/nothing-here\/model.json failed with HTTP 404/,
+      /downloading http:\/\/127.0.0.1:\d+\/nothing-here\/model.json failed: HTTP 404/,
     );
   });
 });
