@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import {
-  DEFAULT_HIDDEN, ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FitConfig,
+  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FitConfig,
   type StrategyConfig,
 } from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
 
-const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 /** Everything a coordinator run needs; one typed source, validated at start-up. */
 export interface CoordinatorConfig {
@@ -58,15 +58,27 @@ export interface CoordinatorConfig {
   dbPath?: string;
 }
 
-/** Defaults that run the embedded demo. */
-export function defaultCoordinatorConfig(): CoordinatorConfig {
-  return {
-    host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
-    rounds: 5, minClients: 2, waitTimeoutMs: 120_000, fractionFit: 1, minFitClients: 1, roundDeadlineMs: 60_000,
-    fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, schedule: { lrDecay: 1, epochs: [] }, quorumRetries: 2, seed: 1, hidden: [...DEFAULT_HIDDEN], classes: DIGITS,
-    exportDir: '.ftl/global-model', maxExamplesPerClient: 1_000_000, sampleWeightCap: 1_000_000,
-    strategy: parseStrategy('fedavg'), localLayers: [], personalizeEpochs: 0, requireAuth: false,
+/** Applies a validated run configuration (file or API body) onto a coordinator configuration. */
+export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): CoordinatorConfig {
+  const config: CoordinatorConfig = {
+    ...base,
+    runId: run.runId ?? base.runId, rounds: run.rounds, minClients: run.minClients, waitTimeoutMs: run.waitTimeoutSeconds * 1000,
+    fractionFit: run.fractionFit, minFitClients: run.minFitClients, roundDeadlineMs: run.roundDeadlineSeconds * 1000,
+    quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
+    seed: run.seed, hidden: [...run.hidden], classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
+    personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
   };
+  if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
+  return config;
+}
+
+/** Defaults that run the embedded demo: the run config schema's defaults plus the server's. */
+export function defaultCoordinatorConfig(): CoordinatorConfig {
+  const server = {
+    host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
+    exportDir: '.ftl/global-model', requireAuth: false,
+  };
+  return applyRunConfig(server as CoordinatorConfig, parseRunConfig({}));
 }
 
 function parseEpochsSchedule(text: string): Array<{ fromRound: number; epochs: number }> {
@@ -98,6 +110,7 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --port N               0 picks a free port (default 8080)
   --backbone DIR         TensorFlow.js layers model folder (default: the committed Fashion-MNIST backbone)
   --feature-layer NAME   layer whose output is the feature vector (default: from ftl-backbone.json)
+  --config FILE          run configuration (JSON, docs/run-config.md); flags below override it
   --run-id ID            (default run-<time>)
   --rounds N             (default 5)
   --min-clients N        ready clients to wait for (default 2)
@@ -142,11 +155,12 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
-      'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str,
+      'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
       help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
-  const d = defaultCoordinatorConfig();
+  const file = stringFlag(values, 'config');
+  const d = file === undefined ? defaultCoordinatorConfig() : applyRunConfig(defaultCoordinatorConfig(), readRunConfigFile(file));
   const hiddenText = stringFlag(values, 'hidden');
   const hidden = hiddenText === undefined ? d.hidden : hiddenText === '' ? [] : hiddenText.split(',').map(Number);
   if (hidden.some((h) => !Number.isInteger(h) || h < 1)) {
@@ -173,8 +187,8 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       learningRate: numberFlag(values, 'lr', { default: d.fit.learningRate, min: Number.MIN_VALUE }),
     },
     schedule: {
-      lrDecay: numberFlag(values, 'lr-decay', { default: 1, min: Number.MIN_VALUE, max: 1 }),
-      epochs: parseEpochsSchedule(stringFlag(values, 'epochs-schedule', '')),
+      lrDecay: numberFlag(values, 'lr-decay', { default: d.schedule.lrDecay, min: Number.MIN_VALUE, max: 1 }),
+      epochs: values['epochs-schedule'] === undefined ? d.schedule.epochs : parseEpochsSchedule(stringFlag(values, 'epochs-schedule', '')),
     },
     quorumRetries: numberFlag(values, 'quorum-retries', { default: d.quorumRetries, min: 0, integer: true }),
     seed: numberFlag(values, 'seed', { default: d.seed, min: 0, integer: true }),
@@ -183,9 +197,11 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     exportDir: stringFlag(values, 'out', d.exportDir!),
     maxExamplesPerClient: numberFlag(values, 'max-examples', { default: d.maxExamplesPerClient, min: 1, integer: true }),
     sampleWeightCap: numberFlag(values, 'sample-weight-cap', { default: d.sampleWeightCap, min: 1 }),
-    strategy: parseStrategy(stringFlag(values, 'strategy', 'fedavg'), stringFlag(values, 'strategy-options', '')),
-    localLayers: (stringFlag(values, 'local-layers') ?? '').split(',').filter(Boolean),
-    personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: 0, min: 0, integer: true }),
+    strategy: values['strategy'] === undefined && values['strategy-options'] === undefined
+      ? d.strategy
+      : parseStrategy(stringFlag(values, 'strategy', d.strategy.name), stringFlag(values, 'strategy-options', '')),
+    localLayers: values['local-layers'] === undefined ? d.localLayers : stringFlag(values, 'local-layers', '').split(',').filter(Boolean),
+    personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: d.personalizeEpochs, min: 0, integer: true }),
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };
@@ -195,7 +211,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     throw new FtlError(ErrorCode.InvalidConfig, '--tls-cert and --tls-key go together: give both PEM files, or neither for plain HTTP');
   }
   if (cert !== undefined && key !== undefined) config.tls = { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') };
-  const featureLayer = stringFlag(values, 'feature-layer');
+  const featureLayer = stringFlag(values, 'feature-layer', d.featureLayer ?? '') || undefined;
   if (featureLayer !== undefined) config.featureLayer = featureLayer;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.runId)) {
     throw new FtlError(ErrorCode.InvalidConfig, `--run-id must be 1–64 letters, digits, ".", "_" or "-" (got "${config.runId}")`);

@@ -14,3 +14,4 @@ export {
   type StoredEvent, type StoredRound, type StoredRun,
 } from './store/store.js';
 export { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
+export { parseRunConfig, readRunConfigFile, RunConfigSchema, type RunConfig } from './run-config.js';

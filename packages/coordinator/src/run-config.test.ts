@@ -1,0 +1,46 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
+import { parseRunConfig } from './run-config.js';
+
+describe('run configuration', () => {
+  test('an empty document gives the documented defaults', () => {
+    const c = parseRunConfig({});
+    expect(c).toMatchObject({
+      rounds: 5, minClients: 2, waitTimeoutSeconds: 120, fractionFit: 1, minFitClients: 1, roundDeadlineSeconds: 60, quorumRetries: 2,
+      fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, schedule: { lrDecay: 1, epochs: [] }, seed: 1, hidden: [128],
+      localLayers: [], personalizeEpochs: 0, strategy: { name: 'fedavg', options: {} },
+    });
+    expect(c.classes).toHaveLength(10);
+  });
+
+  test.each<[string, unknown, string]>([
+    ['a negative round count', { rounds: -1 }, 'rounds must be a positive integer (got -1)'],
+    ['a fractional epoch count', { fit: { epochs: 1.5 } }, 'fit.epochs must be a positive integer (got 1.5)'],
+    ['a string where a number goes', { fit: { learningRate: '0.1' } }, 'fit.learningRate must be a number > 0 (got "0.1")'],
+    ['a fraction above 1', { fractionFit: 1.2 }, 'fractionFit must be a number in (0, 1] (got 1.2)'],
+    ['duplicate classes', { classes: ['a', 'a'] }, 'classes must be a list of at least two distinct non-empty labels (got ["a","a"])'],
+    ['an unknown strategy', { strategy: { name: 'fedsgd' } }, 'strategy.name must be one of fedavg,'],
+    ['a bad strategy option', { strategy: { name: 'krum', options: { f: -1 } } }, 'krum option f must be an integer ≥ 0 (got "-1")'],
+    ['a typo in a field name', { round: 3 }, 'unknown field round (see docs/run-config.md)'],
+    ['a schedule going backwards', { schedule: { epochs: [{ fromRound: 3, epochs: 2 }, { fromRound: 2, epochs: 1 }] } }, 'schedule.epochs must be a list of {fromRound, epochs} with increasing fromRound'],
+  ])('refuses %s with a message naming the field', (_, doc, message) => {
+    expect(() => parseRunConfig(doc)).toThrow(message);
+  });
+
+  test('every problem is listed at once', () => {
+    expect(() => parseRunConfig({ rounds: 0, seed: -2 })).toThrow(/rounds must be a positive integer \(got 0\); seed must be an integer ≥ 0 \(got -2\)/);
+  });
+
+  test('the coordinator reads a config file and flags override it', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ftl-rc-')), 'run.json');
+    writeFileSync(file, JSON.stringify({ runId: 'from-file', rounds: 9, strategy: { name: 'fedtrimmedavg', options: { beta: 0.1 } }, fit: { epochs: 2 } }));
+    const c = parseCoordinatorArgs(['--config', file, '--rounds', '3']) as CoordinatorConfig;
+    expect(c).toMatchObject({ runId: 'from-file', rounds: 3, strategy: { name: 'fedtrimmedavg', options: { beta: 0.1 } } });
+    expect(c.fit).toEqual({ epochs: 2, batchSize: 32, learningRate: 0.001 });
+    writeFileSync(file, '{"rounds": -1}');
+    expect(() => parseCoordinatorArgs(['--config', file])).toThrow(`${file}: rounds must be a positive integer (got -1)`);
+  });
+});

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { DEFAULT_HIDDEN, ErrorCode, FtlError, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig } from '@ftl/shared';
+
+// What each field must be, by path, for messages like `rounds must be a positive integer (got -1)`.
+const rules = new Map<string, string>();
+function rule<T extends z.ZodType>(path: string, text: string, schema: T): T {
+  rules.set(path, text);
+  return schema;
+}
+const posInt = (path: string) => rule(path, 'a positive integer', z.number().int().positive());
+const nonNegInt = (path: string) => rule(path, 'an integer ≥ 0', z.number().int().min(0));
+const posNum = (path: string) => rule(path, 'a number > 0', z.number().positive().finite());
+
+const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+/**
+ * The run configuration: everything that defines a training run (not where the coordinator listens).
+ * One JSON document — a file given with `--config`, or later an API body — validated here at the
+ * boundary. Every field has a default that runs the embedded demo; docs/run-config.md lists them.
+ */
+export const RunConfigSchema = z.strictObject({
+  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-"', z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).optional(),
+  rounds: posInt('rounds').default(5),
+  minClients: posInt('minClients').default(2),
+  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).finite()).default(120),
+  fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
+  minFitClients: posInt('minFitClients').default(1),
+  roundDeadlineSeconds: posNum('roundDeadlineSeconds').default(60),
+  quorumRetries: nonNegInt('quorumRetries').default(2),
+  fit: z.strictObject({
+    epochs: posInt('fit.epochs').default(5),
+    batchSize: posInt('fit.batchSize').default(32),
+    learningRate: posNum('fit.learningRate').default(0.001),
+  }).prefault({}),
+  schedule: z.strictObject({
+    lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
+    epochs: rule('schedule.epochs', 'a list of {fromRound, epochs} with increasing fromRound, both positive integers',
+      z.array(z.strictObject({ fromRound: z.number().int().positive(), epochs: z.number().int().positive() }))
+        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound))).default([]),
+  }).prefault({}),
+  seed: nonNegInt('seed').default(1),
+  hidden: rule('hidden', 'a list of positive integers (hidden layer sizes)', z.array(z.number().int().positive())).default([...DEFAULT_HIDDEN]),
+  classes: rule('classes', 'a list of at least two distinct non-empty labels',
+    z.array(z.string().min(1)).min(2).refine((c) => new Set(c).size === c.length)).default(DIGITS),
+  strategy: z.strictObject({
+    name: rule('strategy.name', `one of ${Object.keys(STRATEGY_OPTIONS).join(', ')}`, z.enum(Object.keys(STRATEGY_OPTIONS) as [string, ...string[]])),
+    options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number())).default({}),
+  }).prefault({ name: 'fedavg' }),
+  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1))).default([]),
+  personalizeEpochs: nonNegInt('personalizeEpochs').default(0),
+  maxExamplesPerClient: posInt('maxExamplesPerClient').default(1_000_000),
+  sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
+  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1)).optional(),
+});
+
+/** A validated run configuration with defaults filled in (strategy options validated and completed too). */
+export type RunConfig = Omit<z.infer<typeof RunConfigSchema>, 'strategy'> & { strategy: StrategyConfig };
+
+function at(value: unknown, path: PropertyKey[]): unknown {
+  return path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), value);
+}
+
+/**
+ * Validates a run configuration (a parsed JSON document). Unknown fields are refused, so a typo does
+ * not silently fall back to a default.
+ *
+ * @throws FtlError(INVALID_CONFIG) listing every problem, e.g. `rounds must be a positive integer (got -1)`.
+ */
+export function parseRunConfig(input: unknown, where = 'run config'): RunConfig {
+  const result = RunConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => [...issue.path, k].join('.')).join(', ')} (see docs/run-config.md)`;
+      }
+      const path = issue.path.filter((p) => typeof p === 'string').join('.');
+      const got = at(input, issue.path);
+      return `${path || 'the config'} must be ${rules.get(path) ?? issue.message} (got ${got === undefined ? 'nothing' : JSON.stringify(got)})`;
+    });
+    throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
+  }
+  const { strategy, ...rest } = result.data;
+  const optionsText = Object.entries(strategy.options).map(([k, v]) => `${k}=${v}`).join(',');
+  return { ...rest, strategy: parseStrategy(strategy.name, optionsText) };
+}
+
+/** Reads and validates a run configuration file (JSON). */
+export function readRunConfigFile(path: string): RunConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidConfig, `cannot read run config ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  return parseRunConfig(json, path);
+}
