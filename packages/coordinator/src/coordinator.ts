@@ -106,6 +106,7 @@ export class Coordinator {
       throw new FtlError(ErrorCode.InvalidConfig, `--local-layers must name some but not all head layers (${layers.join(', ')}); got ${config.localLayers.join(', ')}`);
     }
     this.global = getTrainableWeights(initial, config.localLayers);
+    initial.dispose();
     this.strategy = createStrategy(config.strategy, {
       fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
     });
