@@ -4,9 +4,10 @@ import {
   loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
   parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientShard, type ClientToServerEvents, type Logger, type RunEnd,
-  type ServerToClientEvents, type Weights, type Welcome,
+  type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
+import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -153,12 +154,18 @@ export class FtlClient {
         );
       }
       const t0 = performance.now();
+      const features = (data: ImageDataset) => cachedFeatures({
+        cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
+        data, featureDim: fx.featureDim, compute: () => extractFeatures(fx, data), log,
+      });
+      const [train, val] = [await features(shard.train), await features(shard.val)];
       const trainer = new HeadTrainer(welcome.head, {
-        trainFeatures: extractFeatures(fx, shard.train), trainLabels: shard.train.labels,
-        valFeatures: extractFeatures(fx, shard.val), valLabels: shard.val.labels,
+        trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers);
       backbone.dispose();
-      log.info('features-ready', { run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, ms: Math.round(performance.now() - t0) });
+      log.info('features-ready', {
+        run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, cache: train.hit && val.hit ? 'hit' : 'miss', ms: Math.round(performance.now() - t0),
+      });
       this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, trainer };
     }
     const trainer = this.prepared!.trainer;
