@@ -35,6 +35,10 @@ export interface SimulationOptions {
   attack?: Attack;
   localLayers?: string[];
   personalizeEpochs?: number;
+  /** Early stopping patience in rounds (0 = off). */
+  patience?: number;
+  dropout?: number;
+  l2?: number;
   /** Cut the federation pool to this many samples (default: all 8,500). */
   limit?: number;
   log?: Logger;
@@ -65,7 +69,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.clients,
     waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
     seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
-    personalizeEpochs: o.personalizeEpochs ?? 0,
+    personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
   }, log);
   const { url } = await coordinator.listen();
   mnist ??= loadBuiltinDataset('mnist');

@@ -36,6 +36,11 @@ export interface CoordinatorConfig {
   quorumRetries: number;
   seed: number;
   hidden: number[];
+  /** Head regularisation: L2 on the dense kernels, dropout after hidden layers. */
+  l2: number;
+  dropout: number;
+  /** Stop after this many rounds without a lower federated validation loss and export the best head (0 = off). */
+  patience: number;
   /** The run's label set; the head has one output per class. */
   classes: string[];
   /** Where the global model (backbone + head) is written at the end; none when undefined. */
@@ -65,7 +70,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     runId: run.runId ?? base.runId, rounds: run.rounds, minClients: run.minClients, waitTimeoutMs: run.waitTimeoutSeconds * 1000,
     fractionFit: run.fractionFit, minFitClients: run.minFitClients, roundDeadlineMs: run.roundDeadlineSeconds * 1000,
     quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
-    seed: run.seed, hidden: [...run.hidden], classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
+    seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
@@ -125,6 +130,10 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --epochs-schedule S    from round r on, e local epochs: "r:e,r:e", e.g. 1:5,4:2 (default: --epochs throughout)
   --quorum-retries N     retries of a round below --min-fit-clients before the run fails (default 2)
   --hidden N[,N]         hidden layer sizes of the head, "" for linear (default 128)
+  --l2 X                 L2 penalty on the head's kernels (default 0)
+  --dropout X            dropout after hidden layers, [0, 1) (default 0)
+  --patience N           early stopping: stop after N rounds without a better federated
+                         validation loss and export the best head (default 0 = off)
   --classes A,B,...      the run's label set (default 0..9)
   --seed N               (default 1)
   --out DIR              export folder for the global model (default .ftl/global-model)
@@ -153,7 +162,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
   const values = parseFlags(argv, {
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
-      'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, classes: str, seed: str, out: str, 'max-examples': str,
+      'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
       'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
       help: { type: 'boolean' },
@@ -193,6 +202,9 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     quorumRetries: numberFlag(values, 'quorum-retries', { default: d.quorumRetries, min: 0, integer: true }),
     seed: numberFlag(values, 'seed', { default: d.seed, min: 0, integer: true }),
     hidden,
+    l2: numberFlag(values, 'l2', { default: d.l2, min: 0 }),
+    dropout: numberFlag(values, 'dropout', { default: d.dropout, min: 0, max: 0.99 }),
+    patience: numberFlag(values, 'patience', { default: d.patience, min: 0, integer: true }),
     classes,
     exportDir: stringFlag(values, 'out', d.exportDir!),
     maxExamplesPerClient: numberFlag(values, 'max-examples', { default: d.maxExamplesPerClient, min: 1, integer: true }),

@@ -57,6 +57,8 @@ export interface RunSummary {
   exportDir?: string;
   /** Present when `personalizeEpochs` > 0. */
   personalization?: PersonalizationRecord[];
+  /** With early stopping: the round whose global head `weights` (and the export) holds. */
+  bestRound?: number;
 }
 
 /** A fit update that passed every check, kept for aggregation. */
@@ -160,7 +162,10 @@ export class Coordinator {
     if (!config.requireAuth) log.warn('auth-disabled', { detail: 'any client may join; use --require-auth with tokens from "clients add"' });
     const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
     const { featureDim } = featureExtractor(backbone.model, backbone.featureLayer);
-    const head: HeadConfig = { featureDim, hidden: config.hidden, classes: config.classes.length };
+    const head: HeadConfig = {
+      featureDim, hidden: config.hidden, classes: config.classes.length,
+      ...(config.l2 > 0 ? { l2: config.l2 } : {}), ...(config.dropout > 0 ? { dropout: config.dropout } : {}),
+    };
     log.info('backbone', { dir: config.backboneDir, sha256: backbone.sha256, featureLayer: backbone.featureLayer, featureDim });
     return new Coordinator(config, backbone, head, log.child({ run: config.runId }), store);
   }
@@ -331,6 +336,9 @@ export class Coordinator {
     const records = this.resume();
     let reason: RunEndReason = 'completed';
     let personalization: PersonalizationRecord[] | undefined;
+    // Best round by federated validation loss (early stopping). Not persisted: after a restart it is
+    // tracked again from the resumed rounds on.
+    let best: { round: number; loss: number; weights: Weights } | undefined;
     try {
       await this.waitForClients();
       for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopping; round++) {
@@ -362,7 +370,19 @@ export class Coordinator {
         }
         records.push(record);
         onRound?.(record);
+        if (this.config.patience > 0) {
+          if (Number.isFinite(record.valLoss) && (best === undefined || record.valLoss < best.loss)) {
+            best = { round, loss: record.valLoss, weights: { specs: this.global.specs, values: this.global.values.slice() } };
+          }
+          if (best && round - best.round >= this.config.patience) {
+            this.log.info('early-stop', { round, bestRound: best.round, bestValLoss: best.loss.toFixed(4) });
+            this.store?.appendEvent(runId, 'early-stop', { round, bestRound: best.round, bestValLoss: best.loss });
+            break;
+          }
+        }
       }
+      // With early stopping the run ends on its best global head, not its last.
+      if (best) this.global = best.weights;
       if (this.stopping) reason = 'stopped';
       else if (this.config.personalizeEpochs > 0) personalization = await this.personalize(records.length);
     } catch (err) {
@@ -383,6 +403,7 @@ export class Coordinator {
         meta: {
           runId, classes: this.config.classes, backboneSha256: this.backbone.sha256, featureLayer: this.backbone.featureLayer,
           strategy: this.config.strategy, localLayers: this.config.localLayers, modelVersion: this.modelVersion, rounds: records,
+          ...(best ? { bestRound: best.round } : {}),
         },
       });
       this.log.info('exported', { dir: exportDir, sha256: digest });
@@ -390,7 +411,7 @@ export class Coordinator {
     this.io.emit('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
     await this.drain(3000);
     return {
-      runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion,
+      runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion, ...(best ? { bestRound: best.round } : {}),
       ...(exportDir ? { exportDir } : {}), ...(personalization ? { personalization } : {}),
     };
   }

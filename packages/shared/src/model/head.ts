@@ -7,22 +7,31 @@ export interface HeadConfig {
   /** Hidden dense layer sizes (ReLU); empty for a linear head. */
   hidden: number[];
   classes: number;
+  /** L2 penalty on the dense kernels (0 or absent: none). */
+  l2?: number;
+  /** Dropout rate after each hidden layer during training, in [0, 1) (0 or absent: none). */
+  dropout?: number;
 }
 
 /** The default head: one 128-unit hidden layer (the cut-point trial in the Slice issue). */
 export const DEFAULT_HIDDEN = [128];
 
-/** Builds the head's layers (not yet connected), named `head_hidden_<i>` and `head_output`. */
+/**
+ * Builds the head's layers (not yet connected), named `head_hidden_<i>`, `head_dropout_<i>` (no weights,
+ * seeded) and `head_output`. The wire carries the dense layers' tensors only.
+ */
 export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.Layer[] {
-  const layers: tf.layers.Layer[] = config.hidden.map((units, i) =>
+  const kernelRegularizer = config.l2 ? tf.regularizers.l2({ l2: config.l2 }) : undefined;
+  const layers: tf.layers.Layer[] = config.hidden.flatMap((units, i) => [
     tf.layers.dense({
       name: `head_hidden_${i + 1}`, units, activation: 'relu',
-      kernelInitializer: tf.initializers.heNormal({ seed: seed + i }),
+      kernelInitializer: tf.initializers.heNormal({ seed: seed + i }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
     }),
-  );
+    ...(config.dropout ? [tf.layers.dropout({ name: `head_dropout_${i + 1}`, rate: config.dropout, seed: seed + 100 + i })] : []),
+  ]);
   layers.push(tf.layers.dense({
     name: 'head_output', units: config.classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + config.hidden.length }),
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + config.hidden.length }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
   }));
   return layers;
 }

@@ -46,6 +46,11 @@ function positive(v: unknown, path: string): number {
   return v;
 }
 
+function rate(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !(v >= 0 && v < 1)) fail(path, 'a number in [0, 1)', v);
+  return v;
+}
+
 function nonNegative(v: unknown, path: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(path, 'a finite number ≥ 0', v);
   return v;
@@ -163,6 +168,8 @@ function headConfig(v: unknown, path: string): HeadConfig {
   return {
     featureDim: int(o['featureDim'], `${path}.featureDim`, 1),
     hidden: array(o['hidden'], `${path}.hidden`, 16).map((u, i) => int(u, `${path}.hidden[${i}]`, 1)),
+    ...(o['l2'] === undefined ? {} : { l2: nonNegative(o['l2'], `${path}.l2`) }),
+    ...(o['dropout'] === undefined ? {} : { dropout: rate(o['dropout'], `${path}.dropout`) }),
     classes: int(o['classes'], `${path}.classes`, 2),
   };
 }

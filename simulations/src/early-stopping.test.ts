@@ -1,0 +1,20 @@
+import { parsePartition, parseStrategy, type Weights } from '@ftl/shared';
+import { expect, test } from 'vitest';
+import { signFlip, simulate } from './simulate.js';
+
+test('early stopping ends the run after `patience` worse rounds and exports the best head, not the last', async () => {
+  // One site turns hostile from its third update on, so the federated validation loss jumps in round 3.
+  let updates = 0;
+  const flip = signFlip(10);
+  const lateAttack = (trained: Weights, global: Weights) => (++updates >= 3 ? flip(trained, global) : trained);
+  const r = await simulate({
+    clients: 3, partition: parsePartition('iid'), rounds: 6, epochs: 2, learningRate: 0.002, batchSize: 32, seed: 5, limit: 900,
+    strategy: parseStrategy('fedavg'), attackers: 1, attack: lateAttack, patience: 1, dropout: 0.2, l2: 1e-4,
+  });
+  const losses = r.summary.rounds.map((x) => x.valLoss);
+  expect(r.summary.rounds).toHaveLength(3); // stopped one round after the best
+  expect(r.summary.bestRound).toBe(2);
+  expect(losses[2]!).toBeGreaterThan(losses[1]!);
+  expect(r.summary.rounds[2]!.valAccuracy).toBeLessThan(0.5); // the last round is bad…
+  expect(r.heldOut).toBeGreaterThan(0.8); // …but the exported model is round 2's
+});
