@@ -1,10 +1,11 @@
+import type * as tf from '@tensorflow/tfjs';
 import { io, type Socket } from 'socket.io-client';
 import {
   createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, featureExtractor, FtlError,
   loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
   parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientShard, type ClientToServerEvents, type Logger, type RunEnd,
-  type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
+  type FeatureExtractor, type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
@@ -142,11 +143,6 @@ export class FtlClient {
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
         ...(this.options.ca ? { ca: this.options.ca } : {}),
       });
-      const backbone = await loadLayersModelFromFiles(files, `backbone ${welcome.backbone.sha256.slice(0, 12)}`);
-      const fx = featureExtractor(backbone, welcome.backbone.featureLayer);
-      if (fx.featureDim !== welcome.head.featureDim) {
-        throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
-      }
       if (shard.train.classes.length !== welcome.classes.length) {
         throw new FtlError(
           ErrorCode.Dataset,
@@ -154,15 +150,27 @@ export class FtlClient {
         );
       }
       const t0 = performance.now();
+      // The backbone is loaded only if some features are not cached: a cache hit skips it entirely.
+      let backbone: tf.LayersModel | undefined;
+      let fx: FeatureExtractor | undefined;
+      const extractor = async (): Promise<FeatureExtractor> => {
+        if (fx) return fx;
+        backbone = await loadLayersModelFromFiles(files, `backbone ${welcome.backbone.sha256.slice(0, 12)}`);
+        fx = featureExtractor(backbone, welcome.backbone.featureLayer);
+        if (fx.featureDim !== welcome.head.featureDim) {
+          throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
+        }
+        return fx;
+      };
       const features = (data: ImageDataset) => cachedFeatures({
         cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
-        data, featureDim: fx.featureDim, compute: () => extractFeatures(fx, data), log,
+        data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data), log,
       });
       const [train, val] = [await features(shard.train), await features(shard.val)];
+      backbone?.dispose();
       const trainer = new HeadTrainer(welcome.head, {
         trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers);
-      backbone.dispose();
       log.info('features-ready', {
         run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, cache: train.hit && val.hit ? 'hit' : 'miss', ms: Math.round(performance.now() - t0),
       });

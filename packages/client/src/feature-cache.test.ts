@@ -17,7 +17,7 @@ const log = createLogger('test', { level: 'info', write: (l) => lines.push(l) })
 function run(cacheDir: string, backboneSha256: string, ds: ImageDataset, counter: { calls: number }) {
   return cachedFeatures({
     cacheDir, backboneSha256, featureLayer: 'features', data: ds, featureDim: 2, log,
-    compute: () => {
+    compute: async () => {
       counter.calls++;
       const out = new Float32Array(ds.n * 2);
       for (let i = 0; i < ds.n; i++) {

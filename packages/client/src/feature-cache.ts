@@ -15,7 +15,7 @@ export function datasetDigest(ds: ImageDataset): string {
 /**
  * Backbone features of a dataset, computed once and kept on disk under `<cacheDir>/features/`, keyed by
  * the backbone's digest, its feature layer and the data's digest: a second run on the same data and
- * backbone skips the backbone entirely; a changed backbone or dataset gets a new key.
+ * backbone skips the backbone entirely (a file of the wrong size counts as a miss); a changed backbone or dataset gets a new key.
  *
  * @example
  * const { features, hit } = await cachedFeatures({ cacheDir, backboneSha256, featureLayer, data: shard.train, featureDim, compute, log });
@@ -26,7 +26,8 @@ export async function cachedFeatures(o: {
   featureLayer: string;
   data: ImageDataset;
   featureDim: number;
-  compute: () => Float32Array;
+  /** Computes the features on a miss (loading the backbone only then). */
+  compute: () => Promise<Float32Array>;
   log: Logger;
 }): Promise<{ features: Float32Array; hit: boolean }> {
   const key = createHash('sha256').update(`${o.backboneSha256}\0${o.featureLayer}\0${datasetDigest(o.data)}`).digest('hex');
@@ -43,7 +44,7 @@ export async function cachedFeatures(o: {
   } catch {
     // Not cached yet.
   }
-  const features = o.compute();
+  const features = await o.compute();
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   await writeFile(tmp, new Uint8Array(features.buffer, features.byteOffset, features.byteLength));

@@ -3,9 +3,9 @@ export { createLogger, type Logger, type LogFields, type LogLevel } from './log.
 export { createRng, deriveSeed, shuffleInPlace, type Rng } from './random.js';
 export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 
-export { classCounts, imageSize, subset, type ImageDataset } from './data/dataset.js';
+export { imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
-export { formatPartition, parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
+export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
 export { federationSplit, HOLDOUT, loadClientShard, type ClientShard, type ClientShardOptions } from './data/shard.js';
 
 export {

@@ -29,10 +29,3 @@ export function subset(ds: ImageDataset, indices: ArrayLike<number>): ImageDatas
   }
   return { ...ds, images, labels, n: indices.length };
 }
-
-/** How many samples of each class the dataset holds. */
-export function classCounts(ds: Pick<ImageDataset, 'labels' | 'classes'>): number[] {
-  const counts = new Array<number>(ds.classes.length).fill(0);
-  for (const l of ds.labels) counts[l] = (counts[l] ?? 0) + 1;
-  return counts;
-}

@@ -24,11 +24,6 @@ export function parsePartition(text: string): PartitionSpec {
   );
 }
 
-/** Formats a partition back to its command-line form. */
-export function formatPartition(spec: PartitionSpec): string {
-  return spec.kind === 'iid' ? 'iid' : spec.kind === 'dirichlet' ? `dirichlet:${spec.alpha}` : `shards:${spec.perClient}`;
-}
-
 function range(n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => i);
 }

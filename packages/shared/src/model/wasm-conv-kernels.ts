@@ -14,6 +14,15 @@ type Backend = tf.KernelBackend & {
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): Info;
 };
 type Shape4 = [number, number, number, number];
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+/** The attributes tfjs passes to the convolution gradient kernels (explicit padding arrives as 'same'/'valid' or a number here). */
+type ConvAttrs = {
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number;
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dataFormat?: string;
+};
 
 /** Runs another kernel of the same backend and returns its output. */
 function call(backend: Backend, name: string, inputs: tf.NamedTensorInfoMap | Info[], attrs: object = {}): Info {
@@ -73,12 +82,12 @@ function patches(backend: Backend, x: Info, conv: tf.backend_util.Conv2DInfo): I
   return matrix;
 }
 
-function conv2dBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+function conv2dBackpropFilter({ inputs, backend, attrs }: KernelArgs): Info {
   const be = backend as Backend;
   const { x, dy } = inputs as { x: Info; dy: Info };
-  const a = attrs as unknown as { strides: number | [number, number]; pad: tf.backend_util.PadInfo['type'] | number; dataFormat: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: Shape4 };
+  const a = attrs as unknown as ConvAttrs & { filterShape: Shape4 };
   checkFormat('Conv2DBackpropFilter', a.dataFormat, 1);
-  const conv = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad as 'same', a.dimRoundingMode);
+  const conv = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
   const cols = patches(be, x, conv);
   const grads = call(be, 'Reshape', { x: dy }, { shape: [conv.batchSize * conv.outHeight * conv.outWidth, conv.outChannels] });
   // dyᵀ·patches ([CO, K]) then a transpose of that small result: faster than patchesᵀ·dy here.
@@ -89,12 +98,12 @@ function conv2dBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTens
   return out;
 }
 
-function depthwiseBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): Info {
   const be = backend as Backend;
   const { x, dy } = inputs as { x: Info; dy: Info };
-  const a = attrs as unknown as { strides: number | [number, number]; pad: 'same' | 'valid' | number; dilations: number | [number, number]; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: Shape4 };
+  const a = attrs as unknown as ConvAttrs & { filterShape: Shape4 };
   checkFormat('DepthwiseConv2dNativeBackpropFilter', 'NHWC', a.dilations);
-  const conv = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad as 'same', a.dimRoundingMode, true);
+  const conv = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, true);
   const [KH, KW, C, M] = a.filterShape;
   const N = conv.batchSize * conv.outHeight * conv.outWidth;
   // Per channel c: patches[c] (KH·KW × N) times dy[c] (N × M), as one batched product over channels.
@@ -110,13 +119,13 @@ function depthwiseBackpropFilter({ inputs, backend, attrs }: { inputs: tf.NamedT
   return out;
 }
 
-function depthwiseBackpropInput({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): Info {
+function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): Info {
   const be = backend as Backend;
   const { dy, filter } = inputs as { dy: Info; filter: Info };
-  const a = attrs as unknown as { strides: number | [number, number]; pad: 'same' | 'valid' | number; dilations: number | [number, number]; dimRoundingMode?: 'floor' | 'round' | 'ceil'; inputShape: Shape4 };
+  const a = attrs as unknown as ConvAttrs & { inputShape: Shape4 };
   checkFormat('DepthwiseConv2dNativeBackpropInput', 'NHWC', a.dilations);
   const filterShape = filter.shape as Shape4;
-  const conv = tf.backend_util.computeConv2DInfo(a.inputShape, filterShape, a.strides, 1, a.pad as 'same', a.dimRoundingMode, true);
+  const conv = tf.backend_util.computeConv2DInfo(a.inputShape, filterShape, a.strides, 1, a.pad, a.dimRoundingMode, true);
   const { batchSize: B, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw } = conv;
   const { top, bottom, left, right } = conv.padInfo;
   const [KH, KW, C, M] = filterShape;
