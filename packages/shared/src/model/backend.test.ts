@@ -57,6 +57,23 @@ describe('backend selection', () => {
     await expect(initBackend()).rejects.toThrow(/FTL_BACKEND=node is not available here \(.*tfjs-node.*\)\. Unset FTL_BACKEND/);
   });
 
+  test('concurrent callers are served one at a time, never interleaving backend set-up', async () => {
+    delete process.env['FTL_BACKEND'];
+    let active = 0;
+    let most = 0;
+    const slow: BackendLoader = {
+      tfName: 'cpu',
+      load: async () => {
+        most = Math.max(most, ++active);
+        await new Promise((r) => setTimeout(r, 20));
+        active--;
+      },
+    };
+    const results = await Promise.all([1, 2, 3].map(() => initBackend({ loaders: loaders({ wasm: missing('no'), cpu: slow }) })));
+    expect(results).toEqual(['cpu', 'cpu', 'cpu']);
+    expect(most).toBe(1);
+  });
+
   test.each([['gpu'], ['WASM'], ['node ']])('rejects FTL_BACKEND=%j', (value) => {
     expect(() => parseBackendName(value)).toThrow(`FTL_BACKEND must be one of node, wasm, cpu or auto (got "${value}")`);
   });

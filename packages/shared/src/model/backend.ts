@@ -58,15 +58,7 @@ async function tryBackend(name: BackendName, loader: BackendLoader): Promise<str
   }
 }
 
-/**
- * Picks and activates the compute backend once per process: `FTL_BACKEND` (or `options.force`) when
- * set, which fails with a clear error if that backend cannot load; otherwise tfjs-node, then wasm,
- * then cpu. Logs the choice once.
- *
- * @example
- * const backend = await initBackend({ log }); // 'wasm' on a machine without tfjs-node
- */
-export async function initBackend(
+async function selectBackend(
   options: {
     force?: BackendName;
     log?: Logger;
@@ -105,4 +97,22 @@ export async function initBackend(
   }
   options.log?.info('backend', { backend: chosen, tf: tf.getBackend() });
   return chosen;
+}
+
+// One selection at a time: concurrent callers (several in-process clients starting together) share it,
+// since interleaved tf.setBackend calls leave tfjs with half-initialised backends.
+let inFlight: Promise<BackendName> | undefined;
+
+/**
+ * Picks and activates the compute backend once per process: `FTL_BACKEND` (or `options.force`) when
+ * set, which fails with a clear error if that backend cannot load; otherwise tfjs-node, then wasm,
+ * then cpu. Logs the choice once.
+ *
+ * @example
+ * const backend = await initBackend({ log }); // 'wasm' on a machine without tfjs-node
+ */
+export function initBackend(options: Parameters<typeof selectBackend>[0] = {}): Promise<BackendName> {
+  const run = (): Promise<BackendName> => selectBackend(options);
+  inFlight = (inFlight ?? Promise.resolve<unknown>(undefined)).then(run, run);
+  return inFlight;
 }
