@@ -35,6 +35,12 @@ export type { ClientToServerEvents, ServerToClientEvents } from './protocol/even
 export {
   parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
   parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
+export { loadGraphModelFromFiles, modelJsonOf, modelKind, parseModelJson, type ModelKind } from './model/model-folder.js';
+export { fetchModelFiles, isHttpSource, modelJsonUrl, readBesideModel, readModelSource } from './model/model-source.js';
+export {
+  assertInputCompatible, loadBackbone, type GraphFeatureExtractor, type LayersFeatureExtractor,
+} from './model/backbone.js';
+export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './model/tiny-graph-model.js';
   parseWelcome, rejectionFor,
 } from './protocol/parse.js';
 

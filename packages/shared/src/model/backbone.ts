@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { ImageDataset } from '../data/dataset.js';
+import { loadGraphModelFromFiles, loadLayersModelFromFiles, modelJsonOf, modelKind, type ModelFile } from './model-folder.js';
 
 /** Where the default backbone's features are taken: the flattened output of its last convolution. */
 export const DEFAULT_FEATURE_LAYER = 'features';
@@ -33,21 +34,60 @@ export function createDefaultBackbone(options: { seed: number; classes: number; 
   return model;
 }
 
-/** A frozen backbone cut at a layer: maps images to flat feature vectors. */
-export interface FeatureExtractor {
-  model: tf.LayersModel;
+/** Shape text for messages: `[-1,28,28,1]` reads as `[batch, 28, 28, 1]`. */
+function showShape(shape: readonly (number | null)[] | undefined): string {
+  return shape === undefined ? 'unknown' : `[${shape.map((d, i) => (i === 0 && (d === null || d < 0) ? 'batch' : d === null || d < 0 ? '?' : String(d))).join(', ')}]`;
+}
+
+/** Names for a message: the first `max`, then how many more. */
+function listNames(names: readonly string[], max = 25): string {
+  return names.length <= max ? names.join(', ') : `${names.slice(0, max).join(', ')} … and ${names.length - max} more`;
+}
+
+interface ExtractorBase {
+  /** The layer (layers model) or node (graph model) whose output is the feature vector. */
+  feature: string;
   /** Length of one feature vector. */
   featureDim: number;
   /** [height, width, channels] the backbone takes. */
   inputShape: [number, number, number];
+  /**
+   * Images `[batch, h, w, c]` → features `[batch, featureDim]` (a spatial output comes flattened). The
+   * caller disposes both tensors.
+   */
+  extract(images: tf.Tensor4D): tf.Tensor2D;
+  /** Frees the backbone's weights; the extractor is unusable afterwards. */
+  dispose(): void;
+}
+
+/** A layers-model backbone cut at a layer. */
+export interface LayersFeatureExtractor extends ExtractorBase {
+  kind: 'layers';
+  /** The backbone up to the feature layer (output flattened), frozen: a layers model a head can be built on. */
+  model: tf.LayersModel;
+}
+
+/** A graph-model backbone read at a node: a frozen feature extractor that cannot be trained or extended. */
+export interface GraphFeatureExtractor extends ExtractorBase {
+  kind: 'graph';
+  model: tf.GraphModel;
 }
 
 /**
- * Cuts `backbone` at `layerName` (flattening a spatial output) and freezes it.
- *
- * @throws FtlError(BACKBONE_LOAD) listing the layer names when `layerName` does not exist.
+ * A frozen backbone that maps images to flat feature vectors: a layers model cut at a layer or a graph
+ * model read at a node. Use `extract` (or {@link extractFeatures} for a whole dataset) for either kind;
+ * only a layers backbone can be combined with a head into one model.
  */
-export function featureExtractor(backbone: tf.LayersModel, layerName: string): FeatureExtractor {
+export type FeatureExtractor = LayersFeatureExtractor | GraphFeatureExtractor;
+
+/**
+ * Cuts `backbone` at `layerName` (flattening a spatial output) and freezes it. `dispose()` frees
+ * `backbone` itself, whose weights the cut shares.
+ *
+ * @throws FtlError(BACKBONE_LOAD) listing the layer names when `layerName` does not exist, and when the
+ *   backbone does not take one fixed-size image input or the layer gives no fixed-size feature vector.
+ */
+export function featureExtractor(backbone: tf.LayersModel, layerName: string): LayersFeatureExtractor {
   const layer = backbone.layers.find((l) => l.name === layerName);
   if (layer === undefined) {
     throw new FtlError(
@@ -56,41 +96,210 @@ export function featureExtractor(backbone: tf.LayersModel, layerName: string): F
     );
   }
   const inShape = backbone.inputs[0]?.shape;
-  if (backbone.inputs.length !== 1 || inShape === undefined || inShape.length !== 4) {
-    throw new FtlError(ErrorCode.BackboneLoad, `backbone must take one image input [batch, h, w, c] (got ${JSON.stringify(inShape)})`);
+  if (backbone.inputs.length !== 1 || inShape === undefined || inShape.length !== 4 || inShape.slice(1).some((d) => d === null)) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `backbone must take one image input [batch, height, width, channels] of a fixed size (got ${backbone.inputs.map((i) => showShape(i.shape)).join(' and ')})`,
+    );
+  }
+  if (Array.isArray(layer.output)) {
+    throw new FtlError(ErrorCode.BackboneLoad, `layer "${layerName}" has ${layer.output.length} outputs; pick a layer with one output as the feature layer`);
   }
   let output = layer.output as tf.SymbolicTensor;
   if (output.shape.length > 2) output = tf.layers.flatten().apply(output) as tf.SymbolicTensor;
   const featureDim = output.shape[1];
-  if (typeof featureDim !== 'number') {
-    throw new FtlError(ErrorCode.BackboneLoad, `layer "${layerName}" does not give a fixed-size feature vector`);
+  if (output.shape.length !== 2 || typeof featureDim !== 'number') {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `layer "${layerName}" gives ${showShape(output.shape)}, not a fixed-size feature vector [batch, d]; pick a layer whose output has a fixed size`,
+    );
   }
   const model = tf.model({ inputs: backbone.inputs, outputs: output });
   model.trainable = false;
-  return { model, featureDim, inputShape: inShape.slice(1) as [number, number, number] };
+  let disposed = false;
+  return {
+    kind: 'layers', feature: layerName, model, featureDim, inputShape: inShape.slice(1) as [number, number, number],
+    extract: (images) => model.predict(images) as tf.Tensor2D,
+    dispose: () => {
+      if (!disposed) backbone.dispose();
+      disposed = true;
+    },
+  };
+}
+
+/** A node of a GraphDef, as far as choosing a feature output needs it. */
+interface GraphNode {
+  name: string;
+  op: string;
+}
+
+/** What a graph model's `model.json` tells about its nodes and named outputs (its signature). */
+interface GraphTopology {
+  nodes: readonly GraphNode[];
+  /** Signature output keys (e.g. `feature_vector`) → tensor names. */
+  outputs: Record<string, string>;
+}
+
+function graphTopology(modelJson: tf.io.ModelJSON): GraphTopology {
+  const nodes = (modelJson.modelTopology as { node?: GraphNode[] }).node ?? [];
+  const signature = (modelJson.signature ?? (modelJson.userDefinedMetadata as { signature?: unknown } | undefined)?.signature) as
+    | { outputs?: Record<string, { name?: unknown }> }
+    | undefined;
+  const outputs: Record<string, string> = {};
+  for (const [key, value] of Object.entries(signature?.outputs ?? {})) if (typeof value?.name === 'string') outputs[key] = value.name;
+  return { nodes, outputs };
+}
+
+/**
+ * Reads a graph model at node `feature` (its single output when undefined): checks the node exists and
+ * depends on the input, then probes it with a batch of two blank images to learn the feature size.
+ */
+function graphFeatureExtractor(model: tf.GraphModel, topology: GraphTopology, feature: string | undefined, where: string): GraphFeatureExtractor {
+  const { nodes } = topology;
+  const computed = nodes.filter((n) => n.op !== 'Const' && !n.op.startsWith('Placeholder')).map((n) => n.name);
+  if (model.inputs.length !== 1) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where} takes ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); a backbone takes one image tensor`,
+    );
+  }
+  const input = model.inputs[0]!;
+  const shape = input.shape;
+  if (shape === undefined || shape.length !== 4 || shape.slice(1).some((d) => d < 1)) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}: input "${input.name}" has shape ${showShape(shape)}; a backbone takes images [batch, height, width, channels] ` +
+        'with a fixed height, width and channels: convert the model with a fixed input shape',
+    );
+  }
+  if (input.dtype !== undefined && input.dtype !== 'float32') {
+    throw new FtlError(ErrorCode.BackboneLoad, `${where}: input "${input.name}" is ${input.dtype}; ftl feeds float32 images, so convert the model with a float32 input`);
+  }
+  let name = feature;
+  if (name === undefined) {
+    if (model.outputs.length !== 1) {
+      throw new FtlError(
+        ErrorCode.BackboneLoad,
+        `${where} has ${model.outputs.length} outputs (${model.outputs.map((o) => o.name).join(', ')}); name the feature node`,
+      );
+    }
+    name = model.outputs[0]!.name;
+  }
+  // A signature key (as TF Hub models have) names a tensor; execute() maps it itself.
+  const tensorName = topology.outputs[name] ?? name;
+  const nodeName = /^(.*):\d+$/.exec(tensorName)?.[1] ?? tensorName;
+  const node = nodes.find((n) => n.name === nodeName);
+  if (node === undefined) {
+    throw new FtlError(ErrorCode.BackboneLoad, `${where} has no node "${name}"; its computed nodes are: ${listNames(computed)}`);
+  }
+  if (node.op === 'Const') {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}: node "${name}" is a constant (a weight), not computed from the images; pick a node downstream of the input, such as ${listNames(computed.slice(-5))}`,
+    );
+  }
+  const [h, w, c] = shape.slice(1) as [number, number, number];
+  const output = name;
+  const run = (x: tf.Tensor4D) => {
+    const y = model.execute(x, output) as tf.Tensor;
+    return (y.rank > 2 ? y.reshape([y.shape[0]!, -1]) : y) as tf.Tensor2D;
+  };
+  let out: number[];
+  try {
+    out = tf.tidy(() => (model.execute(tf.zeros([2, h, w, c]), output) as tf.Tensor).shape);
+  } catch (err) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}: running the graph up to node "${name}" failed: ${(err as Error).message} ` +
+        '(ftl runs graph models synchronously, so models with control flow or dynamic ops cannot be backbones)',
+      { cause: err },
+    );
+  }
+  if (out.length < 2 || out[0] !== 2) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}: node "${name}" gives ${JSON.stringify(out)} for a batch of 2 images, not a feature vector [batch, d] ` +
+        `(a spatial [batch, h, w, c] output is flattened); pick a node with one row per image, such as ${listNames(computed.slice(-5))}`,
+    );
+  }
+  return {
+    kind: 'graph', feature: name, model, featureDim: out.slice(1).reduce((a, b) => a * b, 1), inputShape: [h, w, c],
+    extract: (images) => tf.tidy(() => run(images)),
+    dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * Loads a backbone from its model files (read from a folder or downloaded, see `readModelSource`),
+ * whichever kind `model.json` holds:
+ * - a **layers model** is cut at the layer `feature` (default {@link DEFAULT_FEATURE_LAYER});
+ * - a **graph model** is a frozen feature extractor read at the node `feature` (`name` or `name:k`;
+ *   default: its single output), run synchronously.
+ * Either way an output of rank > 2 (a convolution's `[batch, h, w, c]`) is flattened to `[batch, d]`.
+ * `where` names the source in error messages.
+ *
+ * @throws FtlError(BACKBONE_LOAD) for a missing or malformed model.json, a missing weight file, weights
+ *   whose size differs from the manifest, an unknown layer or node, or an output that is no feature vector.
+ * @example
+ * const fx = await loadBackbone(await readModelSource('https://example.org/mnet/model.json'), { feature: 'pool/Mean', where: 'mnet' });
+ * const features = fx.extract(images); // [batch, fx.featureDim]
+ */
+export async function loadBackbone(files: readonly ModelFile[], options: { feature?: string; where: string }): Promise<FeatureExtractor> {
+  const { where } = options;
+  const modelJson = modelJsonOf(files, where);
+  if (modelKind(modelJson, where) === 'layers') {
+    const model = await loadLayersModelFromFiles(files, where);
+    try {
+      return featureExtractor(model, options.feature ?? DEFAULT_FEATURE_LAYER);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+  const model = await loadGraphModelFromFiles(files, where);
+  try {
+    return graphFeatureExtractor(model, graphTopology(modelJson), options.feature, where);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+/**
+ * Checks that images of `dataShape` ([height, width, channels]) fit a backbone taking `inputShape`
+ * ([height, width, channels]; `null` or a negative size takes any), naming both shapes when they do not.
+ *
+ * @throws FtlError(DATASET) saying which shapes differ and how to reconcile them.
+ * @example
+ * assertInputCompatible(fx.inputShape, [ds.height, ds.width, ds.channels]);
+ */
+export function assertInputCompatible(inputShape: readonly (number | null)[], dataShape: readonly number[]): void {
+  const fits = inputShape.length === dataShape.length && inputShape.every((d, i) => d === null || d < 0 || d === dataShape[i]);
+  if (!fits) {
+    const show = (s: readonly (number | null)[]) => s.map((d) => (d === null || d < 0 ? '?' : String(d))).join('x');
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `the backbone takes ${show(inputShape)} images (height x width x channels) but the data are ${show(dataShape)}; ` +
+        `resize the images or convert grayscale/RGB to ${show(inputShape)}, or choose a backbone whose input is ${show(dataShape)}`,
+    );
+  }
 }
 
 /**
  * Runs every image of `ds` through the extractor in batches; returns `n × featureDim` features.
  *
- * @throws FtlError(DATASET) when the images do not have the backbone's input shape.
+ * @throws FtlError(DATASET) when the images do not fit the backbone's input shape.
  */
 export function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, batchSize = 256): Float32Array {
-  const [h, w, c] = fx.inputShape;
-  if (ds.height !== h || ds.width !== w || ds.channels !== c) {
-    throw new FtlError(
-      ErrorCode.Dataset,
-      `images are ${ds.height}×${ds.width}×${ds.channels} but the backbone takes ${h}×${w}×${c}`,
-    );
-  }
+  assertInputCompatible(fx.inputShape, [ds.height, ds.width, ds.channels]);
+  const { height: h, width: w, channels: c } = ds;
   const out = new Float32Array(ds.n * fx.featureDim);
   const size = h * w * c;
   for (let start = 0; start < ds.n; start += batchSize) {
     const count = Math.min(batchSize, ds.n - start);
-    const feats = tf.tidy(() => {
-      const x = tf.tensor4d(ds.images.subarray(start * size, (start + count) * size), [count, h, w, c]);
-      return fx.model.predict(x) as tf.Tensor;
-    });
+    const x = tf.tensor4d(ds.images.subarray(start * size, (start + count) * size), [count, h, w, c]);
+    const feats = fx.extract(x);
+    x.dispose();
     out.set(feats.dataSync() as Float32Array, start * fx.featureDim);
     feats.dispose();
   }

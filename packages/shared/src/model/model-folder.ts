@@ -29,7 +29,16 @@ export function modelDigest(files: readonly ModelFile[]): string {
   return h.digest('hex');
 }
 
-function parseModelJson(bytes: Uint8Array, where: string): tf.io.ModelJSON {
+/** How to fix a backbone source that is not a model, appended to the messages below. */
+const SOURCE_HINT = 'a backbone is a folder (or http(s) address) holding a TensorFlow.js model.json and the weight files it names';
+
+/**
+ * Parses and checks a `model.json`: valid JSON with a `modelTopology` object and a `weightsManifest` whose
+ * groups each list `paths` (file names) and `weights` (specs).
+ *
+ * @throws FtlError(BACKBONE_LOAD) saying which part is malformed.
+ */
+export function parseModelJson(bytes: Uint8Array, where: string): tf.io.ModelJSON {
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -39,13 +48,54 @@ function parseModelJson(bytes: Uint8Array, where: string): tf.io.ModelJSON {
     });
   }
   const j = json as Partial<tf.io.ModelJSON> | null;
-  if (typeof j !== 'object' || j === null || typeof j.modelTopology !== 'object' || !Array.isArray(j.weightsManifest)) {
+  if (typeof j !== 'object' || j === null || typeof j.modelTopology !== 'object' || j.modelTopology === null || !Array.isArray(j.weightsManifest)) {
     throw new FtlError(
       ErrorCode.BackboneLoad,
       `${where}/${MODEL_JSON} is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"`,
     );
   }
+  j.weightsManifest.forEach((group: unknown, i) => {
+    const g = group as Partial<tf.io.WeightsManifestConfig[number]> | null;
+    const ok = typeof g === 'object' && g !== null && Array.isArray(g.paths) && g.paths.every((p) => typeof p === 'string') &&
+      Array.isArray(g.weights) && g.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string');
+    if (!ok) {
+      throw new FtlError(
+        ErrorCode.BackboneLoad,
+        `${where}/${MODEL_JSON}: weightsManifest[${i}] must have "paths" (weight file names) and "weights" ({name, shape, dtype} each); ` +
+          'the file is damaged or was not written by a TensorFlow.js converter',
+      );
+    }
+  });
   return j as tf.io.ModelJSON;
+}
+
+/** The two kinds of TensorFlow.js model ftl loads. */
+export type ModelKind = 'layers' | 'graph';
+
+/**
+ * Whether a `model.json` holds a layers model or a graph model: its `format` when set, else the shape of
+ * its topology (a Keras config, or a GraphDef with `node`s).
+ *
+ * @throws FtlError(BACKBONE_LOAD) when it is neither.
+ */
+export function modelKind(modelJson: tf.io.ModelJSON, where: string): ModelKind {
+  const topology = modelJson.modelTopology as Record<string, unknown>;
+  if (modelJson.format === 'layers-model' || (modelJson.format === undefined && ('class_name' in topology || 'model_config' in topology))) {
+    return 'layers';
+  }
+  if (modelJson.format === 'graph-model' || (modelJson.format === undefined && Array.isArray(topology['node']))) return 'graph';
+  throw new FtlError(
+    ErrorCode.BackboneLoad,
+    `${where}/${MODEL_JSON} is neither a layers model nor a graph model (format ${JSON.stringify(modelJson.format ?? null)}); ` +
+      'ftl loads what tfjs-converter or model.save() write: format "layers-model" or "graph-model"',
+  );
+}
+
+/** The parsed `model.json` among model files. */
+export function modelJsonOf(files: readonly ModelFile[], where: string): tf.io.ModelJSON {
+  const json = files.find((f) => f.name === MODEL_JSON);
+  if (json === undefined) throw new FtlError(ErrorCode.BackboneLoad, `${where} has no ${MODEL_JSON}; ${SOURCE_HINT}`);
+  return parseModelJson(json.bytes, where);
 }
 
 /** Weight shard paths named in a model.json, checked to stay inside the model folder. */
@@ -67,16 +117,18 @@ export function weightPaths(modelJson: tf.io.ModelJSON): string[] {
  * @throws FtlError(BACKBONE_LOAD) naming the missing or malformed file.
  */
 export async function readModelFolder(dir: string): Promise<ModelFile[]> {
-  const read = async (name: string) => {
+  const read = async (name: string, hint: string) => {
     try {
       return new Uint8Array(await readFile(join(dir, name)));
     } catch (err) {
-      throw new FtlError(ErrorCode.BackboneLoad, `cannot read ${join(dir, name)}: ${(err as Error).message}`, { cause: err });
+      throw new FtlError(ErrorCode.BackboneLoad, `cannot read ${join(dir, name)}: ${(err as Error).message}; ${hint}`, { cause: err });
     }
   };
-  const json = await read(MODEL_JSON);
+  const json = await read(MODEL_JSON, SOURCE_HINT);
   const files: ModelFile[] = [{ name: MODEL_JSON, bytes: json }];
-  for (const p of weightPaths(parseModelJson(json, dir))) files.push({ name: p, bytes: await read(p) });
+  for (const p of weightPaths(parseModelJson(json, dir))) {
+    files.push({ name: p, bytes: await read(p, `${MODEL_JSON} names it in its weightsManifest: copy the complete model folder`) });
+  }
   return files;
 }
 
@@ -88,15 +140,18 @@ export function filesLoadHandler(files: readonly ModelFile[], where: string): tf
   return {
     load: async () => {
       const byName = new Map(files.map((f) => [f.name, f.bytes]));
-      const json = byName.get(MODEL_JSON);
-      if (json === undefined) throw new FtlError(ErrorCode.BackboneLoad, `${where} has no ${MODEL_JSON}`);
-      const modelJson = parseModelJson(json, where);
+      const modelJson = modelJsonOf(files, where);
       return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
         const specs = manifest.flatMap((g) => g.weights);
         const shards = manifest.flatMap((g) =>
           g.paths.map((p) => {
             const bytes = byName.get(normalize(p));
-            if (bytes === undefined) throw new FtlError(ErrorCode.BackboneLoad, `${where}: weight file "${p}" is missing`);
+            if (bytes === undefined) {
+              throw new FtlError(
+                ErrorCode.BackboneLoad,
+                `${where}: weight file "${p}" is missing; ${MODEL_JSON} names it in its weightsManifest, so copy or serve the complete model folder`,
+              );
+            }
             return bytes;
           }),
         );
@@ -108,7 +163,8 @@ export function filesLoadHandler(files: readonly ModelFile[], where: string): tf
         if (total !== expected) {
           throw new FtlError(
             ErrorCode.BackboneLoad,
-            `${where}: weight files hold ${total} bytes but ${MODEL_JSON} describes ${expected}; the folder is corrupt or from another model`,
+            `${where}: weight files hold ${total} bytes but ${MODEL_JSON} describes ${expected}; the folder is corrupt or from another model ` +
+              `(${manifest.flatMap((g) => g.paths).join(', ')}): copy or download the model again`,
           );
         }
         const data = new Uint8Array(total);
@@ -141,6 +197,21 @@ export async function loadLayersModelFromFiles(files: readonly ModelFile[], wher
   } catch (err) {
     if (err instanceof FtlError) throw err;
     throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js layers model: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Loads a graph model (a GraphDef converted by tfjs-converter) from in-memory model files: the same
+ * checks as {@link loadLayersModelFromFiles}.
+ */
+export async function loadGraphModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.GraphModel> {
+  try {
+    return await tf.loadGraphModel(filesLoadHandler(files, where));
+  } catch (err) {
+    if (err instanceof FtlError) throw err;
+    throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js graph model: ${(err as Error).message}`, {
       cause: err,
     });
   }
