@@ -7,6 +7,13 @@ export { imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
 export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
 export { federationSplit, HOLDOUT, loadClientShard, type ClientShard, type ClientShardOptions } from './data/shard.js';
+export { DEFAULT_IMAGE_SHAPE, formatImageShape, parseImageShape, sameImageShape, type ImageShape } from './data/image-shape.js';
+export { convertChannels, fitDataset, fitImage, resizeBilinear, type Pixels } from './data/resize.js';
+export { decodeImage, encodeJpeg, encodePng, IMAGE_EXTENSIONS, isImageFile, sniffImageFormat } from './data/image-codec.js';
+export { alignShardToRun, compareLabels, labelIndexMap, localLabels, type LoadedDataset, type LocalShard } from './data/label-map.js';
+export { loadImageFolder } from './data/image-folder.js';
+export { loadCsvFile, parseCsvDataset, type CsvOptions } from './data/csv.js';
+export { describeDataSource, loadLocalShard, splitLocalData, type DataSource, type LocalSplitOptions } from './data/local-data.js';
 
 export {
   assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, shapeSize, specsSize,
