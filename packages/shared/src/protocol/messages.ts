@@ -100,6 +100,8 @@ export interface Ready {
   runId: string;
   numTrain: number;
   numVal: number;
+  /** The label names this client's data holds, in its own words (before mapping to the run's classes). */
+  labels?: string[];
 }
 
 /** Training metrics a client reports with its update. */

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FtlError } from '../errors.js';
 import { PROTOCOL_VERSION } from './messages.js';
-import { parseFitResult, parseHandshakeAuth, parseWelcome, rejectionFor } from './parse.js';
+import { parseFitResult, parseHandshakeAuth, parseReady, parseWelcome, rejectionFor } from './parse.js';
 
 const good = () => ({
   protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
@@ -66,5 +66,23 @@ describe('handshake and welcome', () => {
     expect(() => parseWelcome(w)).toThrow('welcome.backbone.sha256 must be a hex SHA-256 digest (got "abc")');
     w.backbone.sha256 = 'a'.repeat(64);
     expect(parseWelcome(w).backbone.sha256).toBe('a'.repeat(64));
+  });
+});
+
+describe('ready', () => {
+  const ready = { protocol: PROTOCOL_VERSION, runId: 'r', numTrain: 10, numVal: 2 };
+
+  test('the local labels are optional, and kept when sent', () => {
+    expect(parseReady(ready)).toEqual(ready);
+    expect(parseReady({ ...ready, labels: ['normal', 'pneumonia'] }).labels).toEqual(['normal', 'pneumonia']);
+  });
+
+  test.each<[unknown, RegExp]>([
+    ['normal', /^ready.labels must be an array of at most 10000 items \(got "normal"\)$/],
+    [['normal', ''], /^ready.labels\[1\] must be a non-empty string of at most 256 characters \(got ""\)$/],
+    [[3], /^ready.labels\[0\] must be a non-empty string/],
+    [new Array(10_001).fill('x'), /^ready.labels must be an array of at most 10000 items/],
+  ])('rejects labels %#', (labels, message) => {
+    expect(() => parseReady({ ...ready, labels })).toThrow(message);
   });
 });

@@ -120,11 +120,15 @@ export function parseHandshakeAuth(v: unknown): HandshakeAuth {
 /** Validates a `ready` message. */
 export function parseReady(v: unknown): Ready {
   const o = obj(v, 'ready');
+  const labels = o['labels'] === undefined
+    ? undefined
+    : array(o['labels'], 'ready.labels', 10_000).map((c, i) => str(c, `ready.labels[${i}]`));
   return {
     protocol: protocol(o, 'ready'),
     runId: str(o['runId'], 'ready.runId'),
     numTrain: int(o['numTrain'], 'ready.numTrain', 1),
     numVal: int(o['numVal'], 'ready.numVal'),
+    ...(labels ? { labels } : {}),
   };
 }
 
