@@ -56,7 +56,12 @@ interface ExtractorBase {
    * caller disposes both tensors.
    */
   extract(images: tf.Tensor4D): tf.Tensor2D;
-  /** Frees the backbone's weights; the extractor is unusable afterwards. */
+  /**
+   * The same backbone read at another layer or node, sharing its weights (computed once per feature).
+   * @throws FtlError(BACKBONE_LOAD) as the loader does for an unusable feature.
+   */
+  at(feature: string): FeatureExtractor;
+  /** Frees the backbone's weights, for this extractor and every one `at` gave; all are unusable afterwards. */
   dispose(): void;
 }
 
@@ -65,12 +70,32 @@ export interface LayersFeatureExtractor extends ExtractorBase {
   kind: 'layers';
   /** The backbone up to the feature layer (output flattened), frozen: a layers model a head can be built on. */
   model: tf.LayersModel;
+  at(feature: string): LayersFeatureExtractor;
 }
 
 /** A graph-model backbone read at a node: a frozen feature extractor that cannot be trained or extended. */
 export interface GraphFeatureExtractor extends ExtractorBase {
   kind: 'graph';
   model: tf.GraphModel;
+  at(feature: string): GraphFeatureExtractor;
+}
+
+/** Runs `free` once, however many views of a backbone call it. */
+function once(free: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) free();
+    done = true;
+  };
+}
+
+/** `make` memoised per feature name. */
+function perFeature<T>(make: (feature: string) => T): (feature: string) => T {
+  const made = new Map<string, T>();
+  return (feature) => {
+    if (!made.has(feature)) made.set(feature, make(feature));
+    return made.get(feature)!;
+  };
 }
 
 /**
@@ -82,12 +107,22 @@ export type FeatureExtractor = LayersFeatureExtractor | GraphFeatureExtractor;
 
 /**
  * Cuts `backbone` at `layerName` (flattening a spatial output) and freezes it. `dispose()` frees
- * `backbone` itself, whose weights the cut shares.
+ * `backbone` itself, whose weights the cut (and every cut `at` gives) shares.
  *
  * @throws FtlError(BACKBONE_LOAD) listing the layer names when `layerName` does not exist, and when the
  *   backbone does not take one fixed-size image input or the layer gives no fixed-size feature vector.
  */
 export function featureExtractor(backbone: tf.LayersModel, layerName: string): LayersFeatureExtractor {
+  const views: Pick<LayersFeatureExtractor, 'at' | 'dispose'> = {
+    dispose: once(() => backbone.dispose()),
+    at: perFeature((f: string) => cutLayers(backbone, f, views)),
+  };
+  return views.at(layerName);
+}
+
+function cutLayers(
+  backbone: tf.LayersModel, layerName: string, views: Pick<LayersFeatureExtractor, 'at' | 'dispose'>,
+): LayersFeatureExtractor {
   const layer = backbone.layers.find((l) => l.name === layerName);
   if (layer === undefined) {
     throw new FtlError(
@@ -116,14 +151,9 @@ export function featureExtractor(backbone: tf.LayersModel, layerName: string): L
   }
   const model = tf.model({ inputs: backbone.inputs, outputs: output });
   model.trainable = false;
-  let disposed = false;
   return {
     kind: 'layers', feature: layerName, model, featureDim, inputShape: inShape.slice(1) as [number, number, number],
-    extract: (images) => model.predict(images) as tf.Tensor2D,
-    dispose: () => {
-      if (!disposed) backbone.dispose();
-      disposed = true;
-    },
+    extract: (images) => model.predict(images) as tf.Tensor2D, ...views,
   };
 }
 
@@ -150,11 +180,33 @@ function graphTopology(modelJson: tf.io.ModelJSON): GraphTopology {
   return { nodes, outputs };
 }
 
-/**
- * Reads a graph model at node `feature` (its single output when undefined): checks the node exists and
- * depends on the input, then probes it with a batch of two blank images to learn the feature size.
- */
+/** Reads a graph model at node `feature`, or at its single output when undefined. */
 function graphFeatureExtractor(model: tf.GraphModel, topology: GraphTopology, feature: string | undefined, where: string): GraphFeatureExtractor {
+  const views: Pick<GraphFeatureExtractor, 'at' | 'dispose'> = {
+    dispose: once(() => model.dispose()),
+    at: perFeature((f: string) => readGraph(model, topology, f, where, views)),
+  };
+  return views.at(feature ?? defaultGraphOutput(model, where));
+}
+
+/** A graph model's single output, the natural feature when none is named. */
+function defaultGraphOutput(model: tf.GraphModel, where: string): string {
+  if (model.outputs.length !== 1) {
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where} has ${model.outputs.length} outputs (${model.outputs.map((o) => o.name).join(', ')}); name the feature node`,
+    );
+  }
+  return model.outputs[0]!.name;
+}
+
+/**
+ * Checks that the model takes one fixed-size float image input and that the node exists and is computed
+ * from it, then probes the node with a batch of two blank images to learn the feature size.
+ */
+function readGraph(
+  model: tf.GraphModel, topology: GraphTopology, name: string, where: string, views: Pick<GraphFeatureExtractor, 'at' | 'dispose'>,
+): GraphFeatureExtractor {
   const { nodes } = topology;
   const computed = nodes.filter((n) => n.op !== 'Const' && !n.op.startsWith('Placeholder')).map((n) => n.name);
   if (model.inputs.length !== 1) {
@@ -175,16 +227,6 @@ function graphFeatureExtractor(model: tf.GraphModel, topology: GraphTopology, fe
   if (input.dtype !== undefined && input.dtype !== 'float32') {
     throw new FtlError(ErrorCode.BackboneLoad, `${where}: input "${input.name}" is ${input.dtype}; ftl feeds float32 images, so convert the model with a float32 input`);
   }
-  let name = feature;
-  if (name === undefined) {
-    if (model.outputs.length !== 1) {
-      throw new FtlError(
-        ErrorCode.BackboneLoad,
-        `${where} has ${model.outputs.length} outputs (${model.outputs.map((o) => o.name).join(', ')}); name the feature node`,
-      );
-    }
-    name = model.outputs[0]!.name;
-  }
   // A signature key (as TF Hub models have) names a tensor; execute() maps it itself.
   const tensorName = topology.outputs[name] ?? name;
   const nodeName = /^(.*):\d+$/.exec(tensorName)?.[1] ?? tensorName;
@@ -199,14 +241,13 @@ function graphFeatureExtractor(model: tf.GraphModel, topology: GraphTopology, fe
     );
   }
   const [h, w, c] = shape.slice(1) as [number, number, number];
-  const output = name;
   const run = (x: tf.Tensor4D) => {
-    const y = model.execute(x, output) as tf.Tensor;
+    const y = model.execute(x, name) as tf.Tensor;
     return (y.rank > 2 ? y.reshape([y.shape[0]!, -1]) : y) as tf.Tensor2D;
   };
   let out: number[];
   try {
-    out = tf.tidy(() => (model.execute(tf.zeros([2, h, w, c]), output) as tf.Tensor).shape);
+    out = tf.tidy(() => (model.execute(tf.zeros([2, h, w, c]), name) as tf.Tensor).shape);
   } catch (err) {
     throw new FtlError(
       ErrorCode.BackboneLoad,
@@ -224,8 +265,7 @@ function graphFeatureExtractor(model: tf.GraphModel, topology: GraphTopology, fe
   }
   return {
     kind: 'graph', feature: name, model, featureDim: out.slice(1).reduce((a, b) => a * b, 1), inputShape: [h, w, c],
-    extract: (images) => tf.tidy(() => run(images)),
-    dispose: () => model.dispose(),
+    extract: (images) => tf.tidy(() => run(images)), ...views,
   };
 }
 

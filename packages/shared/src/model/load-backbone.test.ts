@@ -104,17 +104,22 @@ describe('loadBackbone: graph models', () => {
   });
 
   test('a spatial node is flattened, the default feature is the graph output, and extraction leaks no tensors', async () => {
-    const conv = await load(join(root, 'graph'), N.conv);
-    expect(conv.featureDim).toBe(12 * 12 * 8);
-    conv.dispose();
     const byDefault = await load(join(root, 'graph'));
     expect([byDefault.feature, byDefault.featureDim]).toEqual([N.output, 10]);
+    // Other cut points share the one loaded model.
+    const conv = byDefault.at(N.conv);
+    expect(conv.featureDim).toBe(12 * 12 * 8);
+    expect(conv.model).toBe(byDefault.model);
+    expect(byDefault.at(N.conv)).toBe(conv);
+    expect(byDefault.at(`${N.input}:0`).featureDim).toBe(784);
     const before = tf.memory().numTensors;
     const ds = { n: 5, height: 28, width: 28, channels: 1, images: new Float32Array(5 * 784).fill(0.5), labels: new Int32Array(5), classes: [] };
     const feats = extractFeatures(byDefault, ds as never, 2);
     expect(feats.length).toBe(50);
     expect(tf.memory().numTensors).toBe(before);
+    conv.dispose();
     byDefault.dispose();
+    expect(tf.memory().numTensors).toBeLessThan(before - 4);
   });
 });
 
@@ -129,10 +134,10 @@ describe('loadBackbone: layers models', () => {
     const got = fx.extract(x);
     expect(got.shape).toEqual([2, 12]);
     tf.dispose([x, got]);
-    const conv = await load(source(), 'conv');
+    const conv = fx.at('conv');
     expect(conv.featureDim).toBe(13 * 13 * 4);
     fx.dispose();
-    conv.dispose();
+    conv.dispose(); // the second dispose of the shared backbone is a no-op
   });
 });
 
