@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { createLogger, initBackend, loadClientShard, runMain } from '@ftl/shared';
+import { createLogger, describeDataSource, formatImageShape, initBackend, loadLocalShard, localLabels, runMain } from '@ftl/shared';
 import { FtlClient } from './client.js';
 import { CLIENT_HELP, parseClientArgs } from './config.js';
 
@@ -11,8 +11,12 @@ runMain(async () => {
   }
   const log = createLogger('client').child({ client: config.name });
   await initBackend({ log });
-  const shard = loadClientShard(config.data, log);
-  log.info('data', { dataset: config.data.dataset, train: shard.train.n, val: shard.val.n });
+  // A data error (unknown file type, corrupt image, ragged CSV row…) ends this client before it connects.
+  const shard = loadLocalShard(config.data, { shape: config.imageShape, log });
+  log.info('data', {
+    source: describeDataSource(config.data), shape: formatImageShape(config.imageShape), train: shard.train.n, val: shard.val.n,
+    labels: localLabels(shard).join(','),
+  });
   const client = new FtlClient({
     serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),

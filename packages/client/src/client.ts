@@ -4,9 +4,10 @@ import {
   createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, featureExtractor, FtlError,
   loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
   parseWelcome,
-  PROTOCOL_VERSION, type Ack, type ClientShard, type ClientToServerEvents, type Logger, type RunEnd,
+  PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
   type FeatureExtractor, type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
+import { alignShardToRun, localLabels, type LocalShard } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
@@ -19,8 +20,8 @@ export interface ClientOptions {
   serverUrl: string;
   /** This client's stable name (letters, digits, `.`, `_`, `-`). */
   name: string;
-  /** Local data; never leaves this process. */
-  shard: ClientShard;
+  /** Local data, labelled with the site's own names (mapped to the run's classes on welcome); never leaves this process. */
+  shard: LocalShard;
   /** Where the backbone is cached, per digest. */
   cacheDir: string;
   /** Refuse any backbone whose digest is not this. */
@@ -134,21 +135,17 @@ export class FtlClient {
   }
 
   private async onWelcome(welcome: Welcome): Promise<void> {
-    const { log, shard } = this.options;
+    const { log } = this.options;
     const p = this.prepared;
     if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
       this.dispose();
+      // Local labels are matched to the run's by name before any download; an unknown one is fatal.
+      const shard = alignShardToRun(this.options.shard, welcome.classes);
       const { files } = await obtainBackbone({
         serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
         ...(this.options.ca ? { ca: this.options.ca } : {}),
       });
-      if (shard.train.classes.length !== welcome.classes.length) {
-        throw new FtlError(
-          ErrorCode.Dataset,
-          `local data has ${shard.train.classes.length} classes but run ${welcome.runId} declares ${welcome.classes.length} (${welcome.classes.join(', ')})`,
-        );
-      }
       const t0 = performance.now();
       // The backbone is loaded only if some features are not cached: a cache hit skips it entirely.
       let backbone: tf.LayersModel | undefined;
@@ -177,7 +174,7 @@ export class FtlClient {
       this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, trainer };
     }
     const trainer = this.prepared!.trainer;
-    const ack = await this.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: trainer.numTrain, numVal: trainer.numVal });
+    const ack = await this.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: trainer.numTrain, numVal: trainer.numVal, labels: localLabels(this.options.shard) });
     if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
   }
 

@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
 import {
-  BUILTIN_DATASETS, ErrorCode, FtlError, numberFlag, parseFlags, parsePartition, stringFlag,
-  type BuiltinDatasetName, type ClientShardOptions,
+  BUILTIN_DATASETS, ErrorCode, FtlError, formatImageShape, DEFAULT_IMAGE_SHAPE, IMAGE_EXTENSIONS, numberFlag, parseFlags,
+  parseImageShape, parsePartition, stringFlag, type BuiltinDatasetName, type DataSource, type ImageShape, type RawFlags,
 } from '@ftl/shared';
 
 /** Everything a client node needs, validated at start-up. */
 export interface ClientConfig {
   serverUrl: string;
   name: string;
-  data: ClientShardOptions;
+  /** Where the local data comes from: a built-in dataset's share, an image folder or a CSV file. */
+  data: DataSource;
+  /** The shape every image is brought to: the backbone's input (default 28×28×1). */
+  imageShape: ImageShape;
   cacheDir: string;
   pinnedSha256?: string;
   token?: string;
@@ -21,13 +24,27 @@ Joins a federated run: downloads and verifies the backbone, extracts features fr
 trains the head each round and sends back only its weights.
   --server URL              coordinator (default http://127.0.0.1:8080)
   --name NAME               this client's name (default client-<index>)
-  --dataset NAME            built-in dataset: ${BUILTIN_DATASETS.join(', ')} (default mnist)
-  --partition P             iid | dirichlet:<alpha> | shards:<k> (default iid)
-  --clients N               how many clients share the dataset (default 1)
-  --index I                 this client's share, 0..N-1 (default 0)
-  --seed S                  partition seed; the same on every client of a run (default 1)
+Local data, one of (default --dataset mnist):
+  --data-dir DIR            an image folder: one sub-folder per class, named by its label, holding
+                            ${IMAGE_EXTENSIONS.join(' ')} files (at any depth below it); dot-files are skipped
+  --csv FILE                a CSV file: a header line, a label column, and one pixel value per other
+                            column in row-major order (e.g. Kaggle MNIST: label,pixel0,...,pixel783).
+                            Values that are all integers with some above 1 are 8-bit and divided by 255;
+                            otherwise they must already be in [0, 1]. Rows of side² (grey) or side²×3 (RGB)
+                            values are reshaped to that square image, then resized like folder images
+  --label-column NAME       the CSV's label column (default label)
+  --dataset NAME            built-in dataset: ${BUILTIN_DATASETS.join(', ')}, shared out among --clients:
+    --partition P           iid | dirichlet:<alpha> | shards:<k> (default iid)
+    --clients N             how many clients share the dataset (default 1)
+    --index I               this client's share, 0..N-1 (default 0)
+  Label names (folder names, CSV labels, a built-in's class names) must be in the run's label set; the
+  client maps them to the run's order by name and stops with an error naming any other label.
+  --image-shape HxWxC       bring every image to this size and channels (1 grey, 3 RGB), bilinear;
+                            the backbone's input (default ${formatImageShape(DEFAULT_IMAGE_SHAPE)})
+  --seed S                  seed of the partition and the train/validation split; with --dataset the
+                            same on every client of a run (default 1)
   --val-fraction X          local validation share (default 0.15)
-  --limit N                 use at most N samples of the pool, for quick trials
+  --limit N                 use at most N samples, for quick trials
   --cache-dir DIR           backbone cache (default .ftl/cache)
   --backbone-sha256 HEX     refuse any backbone with another digest
   --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
@@ -41,14 +58,11 @@ trains the head each round and sends back only its weights.
 export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
-      server: str, name: str, dataset: str, partition: str, clients: str, index: str, seed: str, 'val-fraction': str,
-      limit: str, 'cache-dir': str, 'backbone-sha256': str, 'token-file': str, 'ca-file': str, help: { type: 'boolean' },
+      server: str, name: str, dataset: str, 'data-dir': str, csv: str, 'label-column': str, 'image-shape': str, partition: str,
+      clients: str, index: str, seed: str, 'val-fraction': str, limit: str, 'cache-dir': str, 'backbone-sha256': str,
+      'token-file': str, 'ca-file': str, help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
-  const dataset = stringFlag(values, 'dataset', 'mnist');
-  if (!(BUILTIN_DATASETS as readonly string[]).includes(dataset)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--dataset must be one of ${BUILTIN_DATASETS.join(', ')} (got "${dataset}")`);
-  }
   const clients = numberFlag(values, 'clients', { default: 1, min: 1, integer: true });
   const index = numberFlag(values, 'index', { default: 0, min: 0, max: clients - 1, integer: true });
   const serverUrl = stringFlag(values, 'server', 'http://127.0.0.1:8080');
@@ -60,21 +74,49 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     throw new FtlError(ErrorCode.InvalidConfig, `--backbone-sha256 must be 64 lowercase hex digits (got "${pinned}")`);
   }
   const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 10, integer: true });
+  const split = {
+    seed: numberFlag(values, 'seed', { default: 1, min: 0, integer: true }),
+    valFraction: numberFlag(values, 'val-fraction', { default: 0.15, min: 0.01, max: 0.9 }),
+    ...(limit !== undefined ? { limit } : {}),
+  };
   return {
     serverUrl,
     name: stringFlag(values, 'name', `client-${index}`),
-    data: {
-      dataset: dataset as BuiltinDatasetName,
-      partition: parsePartition(stringFlag(values, 'partition', 'iid')),
-      clients,
-      index,
-      seed: numberFlag(values, 'seed', { default: 1, min: 0, integer: true }),
-      valFraction: numberFlag(values, 'val-fraction', { default: 0.15, min: 0.01, max: 0.9 }),
-      ...(limit !== undefined ? { limit } : {}),
-    },
+    data: dataSource(values, split, clients, index),
+    imageShape: parseImageShape(stringFlag(values, 'image-shape', formatImageShape(DEFAULT_IMAGE_SHAPE))),
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
     ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
+  };
+}
+
+// --dataset, --data-dir and --csv are alternatives; the flags of one make no sense with another.
+function dataSource(values: RawFlags, split: { seed: number; valFraction: number; limit?: number }, clients: number, index: number): DataSource {
+  const given = (['dataset', 'data-dir', 'csv'] as const).filter((f) => values[f] !== undefined);
+  if (given.length > 1) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--dataset, --data-dir and --csv are alternatives; give one (got ${given.map((f) => `--${f}`).join(' and ')})`);
+  }
+  const kind = given[0] ?? 'dataset';
+  const misplaced = (flags: string[], allowedWith: string) => {
+    const wrong = flags.filter((f) => values[f] !== undefined);
+    if (wrong.length > 0) {
+      throw new FtlError(ErrorCode.InvalidConfig, `${wrong.map((f) => `--${f}`).join(', ')} only ${wrong.length === 1 ? 'applies' : 'apply'} with ${allowedWith} (this client reads --${kind})`);
+    }
+  };
+  if (kind !== 'csv') misplaced(['label-column'], '--csv');
+  if (kind !== 'dataset') misplaced(['partition', 'clients', 'index'], '--dataset');
+  if (kind === 'data-dir') return { kind: 'image-folder', dir: stringFlag(values, 'data-dir', ''), ...split };
+  if (kind === 'csv') {
+    const labelColumn = stringFlag(values, 'label-column');
+    if (labelColumn !== undefined && labelColumn.trim() === '') throw new FtlError(ErrorCode.InvalidConfig, '--label-column needs a column name (got "")');
+    return { kind: 'csv', file: stringFlag(values, 'csv', ''), ...(labelColumn !== undefined ? { labelColumn: labelColumn.trim() } : {}), ...split };
+  }
+  const dataset = stringFlag(values, 'dataset', 'mnist');
+  if (!(BUILTIN_DATASETS as readonly string[]).includes(dataset)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--dataset must be one of ${BUILTIN_DATASETS.join(', ')} (got "${dataset}")`);
+  }
+  return {
+    kind: 'builtin', dataset: dataset as BuiltinDatasetName, partition: parsePartition(stringFlag(values, 'partition', 'iid')), clients, index, ...split,
   };
 }
 

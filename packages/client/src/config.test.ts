@@ -1,0 +1,53 @@
+import { ErrorCode, isFtlError } from '@ftl/shared';
+import { describe, expect, test } from 'vitest';
+import { CLIENT_HELP, parseClientArgs, type ClientConfig } from './config.js';
+
+const parse = (...argv: string[]) => parseClientArgs(argv) as ClientConfig;
+
+function refused(argv: string[]): Error {
+  try {
+    parseClientArgs(argv);
+  } catch (err) {
+    expect(isFtlError(err, ErrorCode.InvalidConfig), String(err)).toBe(true);
+    return err as Error;
+  }
+  throw new Error(`${argv.join(' ')} was accepted`);
+}
+
+describe('client data flags', () => {
+  test('the default is a share of the built-in mnist at 28×28×1', () => {
+    const c = parse();
+    expect(c.data).toEqual({ kind: 'builtin', dataset: 'mnist', partition: { kind: 'iid' }, clients: 1, index: 0, seed: 1, valFraction: 0.15 });
+    expect(c.imageShape).toEqual({ height: 28, width: 28, channels: 1 });
+  });
+
+  test('--data-dir reads an image folder; --image-shape sets the target', () => {
+    const c = parse('--data-dir', '/data/xray', '--image-shape', '32x32x3', '--seed', '4', '--limit', '100');
+    expect(c.data).toEqual({ kind: 'image-folder', dir: '/data/xray', seed: 4, valFraction: 0.15, limit: 100 });
+    expect(c.imageShape).toEqual({ height: 32, width: 32, channels: 3 });
+  });
+
+  test('--csv reads a CSV file, with an optional --label-column', () => {
+    expect(parse('--csv', 'train.csv').data).toEqual({ kind: 'csv', file: 'train.csv', seed: 1, valFraction: 0.15 });
+    expect(parse('--csv', 'train.csv', '--label-column', 'diagnosis', '--val-fraction', '0.2').data).toEqual({
+      kind: 'csv', file: 'train.csv', labelColumn: 'diagnosis', seed: 1, valFraction: 0.2,
+    });
+  });
+
+  test.each<[string[], RegExp]>([
+    [['--dataset', 'mnist', '--data-dir', 'd'], /^--dataset, --data-dir and --csv are alternatives; give one \(got --dataset and --data-dir\)$/],
+    [['--data-dir', 'd', '--csv', 'f.csv'], /^--dataset, --data-dir and --csv are alternatives; give one \(got --data-dir and --csv\)$/],
+    [['--label-column', 'y'], /^--label-column only applies with --csv \(this client reads --dataset\)$/],
+    [['--data-dir', 'd', '--label-column', 'y'], /^--label-column only applies with --csv \(this client reads --data-dir\)$/],
+    [['--csv', 'f.csv', '--partition', 'iid', '--clients', '2'], /^--partition, --clients only apply with --dataset \(this client reads --csv\)$/],
+    [['--csv', 'f.csv', '--label-column', ' '], /^--label-column needs a column name/],
+    [['--dataset', 'cifar'], /^--dataset must be one of mnist, fashion-mnist \(got "cifar"\)$/],
+    [['--image-shape', '28x28x2'], /^image shape must be HEIGHTxWIDTHxCHANNELS/],
+  ])('%j is refused', (argv, message) => {
+    expect(refused(argv).message).toMatch(message);
+  });
+
+  test('the help text documents the data flags', () => {
+    for (const flag of ['--data-dir DIR', '--csv FILE', '--label-column NAME', '--dataset NAME', '--image-shape HxWxC']) expect(CLIENT_HELP).toContain(flag);
+  });
+});
