@@ -35,6 +35,12 @@ export {
   loadLayersModelFromFiles, loadLayersModelFromFolder, MODEL_JSON, modelDigest, readModelFolder,
   saveLayersModelToFolder, weightPaths, writeModelFiles, type ModelFile,
 } from './model/model-folder.js';
+export { loadGraphModelFromFiles, modelJsonOf, modelKind, parseModelJson, type ModelKind } from './model/model-folder.js';
+export { fetchModelFiles, isHttpSource, modelJsonUrl, readBesideModel, readModelSource } from './model/model-source.js';
+export {
+  assertInputCompatible, loadBackbone, type GraphFeatureExtractor, type LayersFeatureExtractor,
+} from './model/backbone.js';
+export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './model/tiny-graph-model.js';
 
 export { createMsgpackParser, type ByteCounter } from './codec/socketio-parser.js';
 export * from './protocol/messages.js';
@@ -42,12 +48,6 @@ export type { ClientToServerEvents, ServerToClientEvents } from './protocol/even
 export {
   parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
   parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
-export { loadGraphModelFromFiles, modelJsonOf, modelKind, parseModelJson, type ModelKind } from './model/model-folder.js';
-export { fetchModelFiles, isHttpSource, modelJsonUrl, readBesideModel, readModelSource } from './model/model-source.js';
-export {
-  assertInputCompatible, loadBackbone, type GraphFeatureExtractor, type LayersFeatureExtractor,
-} from './model/backbone.js';
-export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './model/tiny-graph-model.js';
   parseWelcome, rejectionFor,
 } from './protocol/parse.js';
 
