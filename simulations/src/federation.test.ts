@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { exportGlobalModel, loadServedBackbone, DEFAULT_BACKBONE_DIR, type RoundRecord } from '@ftl/coordinator';
-import { createHead, DEFAULT_HIDDEN, featureExtractor, getTrainableWeights } from '@ftl/shared';
+import { createHead, DEFAULT_HIDDEN, getTrainableWeights } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, scratch, startCoordinator } from './test-federation.js';
@@ -26,8 +26,8 @@ describe('federated run over real sockets', () => {
 
     // The same backbone with the untrained initial head, for the "before" accuracy.
     const backbone = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
-    const head = { featureDim: featureExtractor(backbone.model, backbone.featureLayer).featureDim, hidden: DEFAULT_HIDDEN, classes: 10 };
-    await exportGlobalModel({ backbone: backbone.model, featureLayer: backbone.featureLayer, head, weights: getTrainableWeights(createHead(head, 1)), dir: join(dir, 'initial'), meta: {} });
+    const head = { featureDim: backbone.featureDim, hidden: DEFAULT_HIDDEN, classes: 10 };
+    await exportGlobalModel({ backbone, head, weights: getTrainableWeights(createHead(head, 1)), dir: join(dir, 'initial'), meta: {} });
     const before = await holdoutAccuracy(join(dir, 'initial'));
     const after = await holdoutAccuracy(join(dir, 'model'));
     expect(after.n).toBe(1500);

@@ -4,7 +4,7 @@ import { get as plainGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import {
-  ErrorCode, FtlError, modelDigest, MODEL_JSON, readModelFolder, weightPaths, writeModelFiles,
+  ErrorCode, FtlError, modelDigest, MODEL_JSON, parseModelJson, readModelFolder, weightPaths, writeModelFiles,
   type BackboneInfo, type Logger, type ModelFile,
 } from '@ftl/shared';
 
@@ -74,7 +74,7 @@ export async function obtainBackbone(options: {
   const modelJson = await fetchFile(MODEL_JSON);
   // Fetch exactly what model.json names, so a missing shard fails here rather than at load time.
   const files = [modelJson];
-  for (const name of weightPaths(JSON.parse(Buffer.from(modelJson.bytes).toString('utf8')))) files.push(await fetchFile(name));
+  for (const name of weightPaths(parseModelJson(modelJson.bytes, base))) files.push(await fetchFile(name));
   const actual = modelDigest(files);
   if (actual !== expected) {
     throw new FtlError(

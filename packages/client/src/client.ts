@@ -1,8 +1,7 @@
-import type * as tf from '@tensorflow/tfjs';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, featureExtractor, FtlError,
-  loadLayersModelFromFiles, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
+  createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
+  loadBackbone, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
   parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
   type FeatureExtractor, type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
@@ -148,12 +147,10 @@ export class FtlClient {
       });
       const t0 = performance.now();
       // The backbone is loaded only if some features are not cached: a cache hit skips it entirely.
-      let backbone: tf.LayersModel | undefined;
       let fx: FeatureExtractor | undefined;
       const extractor = async (): Promise<FeatureExtractor> => {
         if (fx) return fx;
-        backbone = await loadLayersModelFromFiles(files, `backbone ${welcome.backbone.sha256.slice(0, 12)}`);
-        fx = featureExtractor(backbone, welcome.backbone.featureLayer);
+        fx = await loadBackbone(files, { feature: welcome.backbone.featureLayer, where: `backbone ${welcome.backbone.sha256.slice(0, 12)}` });
         if (fx.featureDim !== welcome.head.featureDim) {
           throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
         }
@@ -164,7 +161,7 @@ export class FtlClient {
         data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data), log,
       });
       const [train, val] = [await features(shard.train), await features(shard.val)];
-      backbone?.dispose();
+      fx?.dispose();
       const trainer = new HeadTrainer(welcome.head, {
         trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers);

@@ -1,26 +1,42 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readModelFolder, modelDigest, loadLayersModelFromFiles, type ModelFile } from '@ftl/shared';
-import type * as tf from '@tensorflow/tfjs';
+import { loadBackbone, modelDigest, readModelSource, type FeatureExtractor, type ModelFile, type ModelKind } from '@ftl/shared';
 import { readBackboneMeta } from './backbone-meta.js';
 
 /** URL path under which the backbone's files are served. */
 export const BACKBONE_PATH = '/backbone';
 
-/** A backbone as the coordinator holds it: its files, digest, loaded model and where to cut it. */
+/** A backbone as the coordinator holds it: its files and digest (to serve), and the loaded extractor (to size heads). */
 export interface ServedBackbone {
+  /** Where it was read from: a folder or an http(s) address. */
   dir: string;
+  /** `model.json` and the weight files it names, re-served to clients as they are. */
   files: ModelFile[];
   sha256: string;
+  /** The layer (layers model) or node (graph model) whose output is the feature vector, unless a run picks another. */
   featureLayer: string;
-  model: tf.LayersModel;
+  kind: ModelKind;
+  /** Length of the feature vector at `featureLayer`. */
+  featureDim: number;
+  /** [height, width, channels] the backbone takes. */
+  inputShape: [number, number, number];
+  /** The backbone read at `featureLayer`; `extractor.at(name)` reads it at another layer or node. */
+  extractor: FeatureExtractor;
 }
 
-/** Reads a backbone folder once: files, digest, description and the loaded model (to size the head). */
-export async function loadServedBackbone(dir: string, featureLayer?: string): Promise<ServedBackbone> {
-  const files = await readModelFolder(dir);
-  const meta = await readBackboneMeta(dir);
-  const model = await loadLayersModelFromFiles(files, dir);
-  return { dir, files, sha256: modelDigest(files), featureLayer: featureLayer ?? meta.featureLayer!, model };
+/**
+ * Reads a backbone once, from a folder or an http(s) address (`model.json`, the weight files it names, and
+ * `ftl-backbone.json` beside them when there is one): files, digest and the loaded layers or graph model.
+ * `featureLayer` overrides the description's; without either a layers model is cut at its `features`
+ * layer and a graph model read at its output.
+ *
+ * @throws FtlError(BACKBONE_LOAD) for anything that makes the source unusable, saying what to fix.
+ */
+export async function loadServedBackbone(source: string, featureLayer?: string): Promise<ServedBackbone> {
+  const files = await readModelSource(source);
+  const meta = await readBackboneMeta(source);
+  const extractor = await loadBackbone(files, { feature: featureLayer ?? meta.featureLayer, where: source });
+  const { kind, feature, featureDim, inputShape } = extractor;
+  return { dir: source, files, sha256: modelDigest(files), featureLayer: feature, kind, featureDim, inputShape, extractor };
 }
 
 /**

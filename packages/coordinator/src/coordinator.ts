@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import {
-  createHead, createMsgpackParser, createStrategy, decodeWeights, deriveSeed, encodeWeights, ErrorCode, featureExtractor,
+  createHead, createMsgpackParser, createStrategy, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult,
   parseHandshakeAuth, parsePersonalizeResult, parseReady, PROTOCOL_VERSION, rejectionFor, specsSize, assertSameSpecs,
   type PersonalizeResult, type RoundAggregator, type Strategy,
@@ -161,7 +161,7 @@ export class Coordinator {
     }
     if (!config.requireAuth) log.warn('auth-disabled', { detail: 'any client may join; use --require-auth with tokens from "clients add"' });
     const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
-    const { featureDim } = featureExtractor(backbone.model, backbone.featureLayer);
+    const { featureDim } = backbone;
     const head: HeadConfig = {
       featureDim, hidden: config.hidden, classes: config.classes.length,
       ...(config.l2 > 0 ? { l2: config.l2 } : {}), ...(config.dropout > 0 ? { dropout: config.dropout } : {}),
@@ -398,7 +398,7 @@ export class Coordinator {
     if (this.config.exportDir) {
       exportDir = this.config.exportDir;
       const { digest } = await exportGlobalModel({
-        backbone: this.backbone.model, featureLayer: this.backbone.featureLayer, head: this.head, weights: this.global,
+        backbone: this.backbone, head: this.head, weights: this.global,
         dir: exportDir, localLayers: this.config.localLayers,
         meta: {
           runId, classes: this.config.classes, backboneSha256: this.backbone.sha256, featureLayer: this.backbone.featureLayer,

@@ -1,20 +1,34 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  createHeadLayers, featureExtractor, saveLayersModelToFolder, setTrainableWeights, type HeadConfig, type Weights,
+  createHead, createHeadLayers, ErrorCode, FtlError, loadBackbone, loadLayersModelFromFolder, modelDigest, readModelFolder,
+  saveLayersModelToFolder, setTrainableWeights, writeModelFiles, type HeadConfig, type ModelFile, type Weights,
 } from '@ftl/shared';
+import type { ServedBackbone } from './backbone-server.js';
 
 /** Description written beside an exported model: what it predicts and how it was made. */
 export const EXPORT_META_FILE = 'ftl-model.json';
+/** Sub-folders of an export whose backbone is a graph model, which cannot be joined to the head. */
+export const EXPORT_BACKBONE_DIR = 'backbone';
+export const EXPORT_HEAD_DIR = 'head';
 
 /**
- * Writes backbone + head as one TensorFlow.js layers model folder (`model.json`, `weights.bin`) that
- * `tf.loadLayersModel` loads and that predicts class probabilities from images, plus `ftl-model.json`.
+ * Writes the global model: backbone (cut at `featureLayer`, default the backbone's) + trained head.
+ *
+ * - A **layers** backbone and the head become one TensorFlow.js layers model folder (`model.json`,
+ *   `weights.bin`) that `tf.loadLayersModel` loads and that predicts class probabilities from images.
+ * - A **graph** backbone cannot be joined to a layers head, so the export holds both side by side:
+ *   `backbone/` (the backbone's files as served), `head/` (a layers model from features to class
+ *   probabilities) and a `README.md` showing how to chain them; {@link loadExportedModel} does that.
+ *
+ * Either way `ftl-model.json` holds `meta` plus `sha256` (the digest of the model files; for a graph export,
+ * of both folders' files by their paths) and, for a graph export, `kind: "graph"` and the chaining details.
  */
 export async function exportGlobalModel(options: {
-  backbone: tf.LayersModel;
-  featureLayer: string;
+  backbone: ServedBackbone;
+  /** The run's cut point, when it is not the backbone's own. */
+  featureLayer?: string;
   head: HeadConfig;
   weights: Weights;
   dir: string;
@@ -22,12 +36,108 @@ export async function exportGlobalModel(options: {
   /** Head layers the clients kept for themselves: exported with their initial values. */
   localLayers?: readonly string[];
 }): Promise<{ digest: string }> {
-  const fx = featureExtractor(options.backbone, options.featureLayer);
+  const fx = options.backbone.extractor.at(options.featureLayer ?? options.backbone.featureLayer);
+  if (fx.kind === 'graph') return exportChained(options, fx.feature, fx.featureDim, fx.inputShape);
   let x = fx.model.outputs[0]!;
   for (const layer of createHeadLayers(options.head, 0)) x = layer.apply(x) as tf.SymbolicTensor;
   const model = tf.model({ inputs: fx.model.inputs, outputs: x, name: 'ftl_global_model' });
   setTrainableWeights(model, options.weights, options.localLayers);
   const { digest } = await saveLayersModelToFolder(model, options.dir);
-  await writeFile(join(options.dir, EXPORT_META_FILE), JSON.stringify({ ...options.meta, sha256: digest }, null, 2) + '\n');
+  await writeMeta(options.dir, { ...options.meta, sha256: digest });
   return { digest };
+}
+
+/** A graph backbone's export: its files and the head as two folders, with how to chain them. */
+async function exportChained(
+  options: Parameters<typeof exportGlobalModel>[0], featureNode: string, featureDim: number, inputShape: [number, number, number],
+): Promise<{ digest: string }> {
+  const { backbone, dir } = options;
+  await writeModelFiles(join(dir, EXPORT_BACKBONE_DIR), backbone.files);
+  const head = createHead(options.head, 0);
+  setTrainableWeights(head, options.weights, options.localLayers);
+  const saved = await saveLayersModelToFolder(head, join(dir, EXPORT_HEAD_DIR));
+  head.dispose();
+  const under = (folder: string, files: readonly ModelFile[]) => files.map((f) => ({ name: `${folder}/${f.name}`, bytes: f.bytes }));
+  const digest = modelDigest([...under(EXPORT_BACKBONE_DIR, backbone.files), ...under(EXPORT_HEAD_DIR, saved.files)]);
+  const chain = {
+    kind: 'graph',
+    backbone: { path: EXPORT_BACKBONE_DIR, format: 'graph-model', featureNode, inputShape, featureDim, sha256: backbone.sha256 },
+    head: { path: EXPORT_HEAD_DIR, format: 'layers-model', inputShape: [featureDim], sha256: saved.digest },
+  };
+  await writeMeta(dir, { ...options.meta, sha256: digest, ...chain });
+  await writeFile(join(dir, 'README.md'), chainReadme(featureNode, featureDim, inputShape));
+  return { digest };
+}
+
+function writeMeta(dir: string, meta: Record<string, unknown>): Promise<void> {
+  return writeFile(join(dir, EXPORT_META_FILE), JSON.stringify(meta, null, 2) + '\n');
+}
+
+function chainReadme(featureNode: string, featureDim: number, [h, w, c]: [number, number, number]): string {
+  return `# ftl global model: graph backbone + head
+
+The backbone is a TensorFlow.js graph model, which cannot be joined to the trained head (a layers model)
+into one model, so the two sit side by side:
+
+- \`${EXPORT_BACKBONE_DIR}/\`: the frozen backbone exactly as the coordinator served it; the features are the
+  output of its node \`${featureNode}\`, flattened to ${featureDim} values per image.
+- \`${EXPORT_HEAD_DIR}/\`: the head, from [batch, ${featureDim}] features to class probabilities.
+- \`${EXPORT_META_FILE}\`: classes (in output order), the run's rounds and metrics, and these details.
+
+To predict from images [batch, ${h}, ${w}, ${c}] (float32, as the clients fed them):
+
+\`\`\`js
+const backbone = await tf.loadGraphModel('${EXPORT_BACKBONE_DIR}/model.json'); // a URL or an IO handler
+const head = await tf.loadLayersModel('${EXPORT_HEAD_DIR}/model.json');
+const probs = tf.tidy(() => {
+  const f = backbone.execute(images, '${featureNode}');
+  return head.predict(f.reshape([f.shape[0], -1]));
+});
+\`\`\`
+
+In ftl, \`loadExportedModel(dir)\` from \`@ftl/coordinator\` does this for both kinds of export.
+`;
+}
+
+/** An exported global model, loaded: images in, class probabilities out. */
+export interface ExportedModel {
+  kind: 'layers' | 'graph';
+  /** Images [batch, h, w, c] → class probabilities [batch, classes]; the caller disposes the result. */
+  predict(images: tf.Tensor4D): tf.Tensor2D;
+  dispose(): void;
+}
+
+/**
+ * Loads what {@link exportGlobalModel} wrote, either kind: one layers model, or a graph backbone chained
+ * to its head.
+ *
+ * @throws FtlError(BACKBONE_LOAD) when the folder is not an ftl export.
+ * @example
+ * const m = await loadExportedModel('out/model');
+ * const probs = m.predict(images);
+ */
+export async function loadExportedModel(dir: string): Promise<ExportedModel> {
+  let meta: { kind?: string; backbone?: { featureNode?: string } };
+  try {
+    meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as typeof meta;
+  } catch (err) {
+    throw new FtlError(ErrorCode.BackboneLoad, `${dir} is not an ftl export: cannot read ${EXPORT_META_FILE} (${(err as Error).message})`, { cause: err });
+  }
+  if (meta.kind !== 'graph') {
+    const model = await loadLayersModelFromFolder(dir);
+    return { kind: 'layers', predict: (images) => model.predict(images) as tf.Tensor2D, dispose: () => model.dispose() };
+  }
+  const backboneDir = join(dir, EXPORT_BACKBONE_DIR);
+  const fx = await loadBackbone(await readModelFolder(backboneDir), {
+    ...(meta.backbone?.featureNode !== undefined ? { feature: meta.backbone.featureNode } : {}), where: backboneDir,
+  });
+  const head = await loadLayersModelFromFolder(join(dir, EXPORT_HEAD_DIR));
+  return {
+    kind: 'graph',
+    predict: (images) => tf.tidy(() => head.predict(fx.extract(images)) as tf.Tensor2D),
+    dispose: () => {
+      fx.dispose();
+      head.dispose();
+    },
+  };
 }

@@ -5,6 +5,7 @@ export {
 } from './config.js';
 export { Coordinator, type RunSummary } from './coordinator.js';
 export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
+export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, loadExportedModel, type ExportedModel } from './export-model.js';
 export { pretrainBackbone, type PretrainOptions } from './pretrain.js';
 export { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
 export { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';
