@@ -113,8 +113,10 @@ export const COORDINATOR_HELP = `ftl-coordinator [options]
 Serves the backbone, waits for clients, runs federated rounds with FedAvg and exports the global model.
   --host H               (default 127.0.0.1)
   --port N               0 picks a free port (default 8080)
-  --backbone DIR         TensorFlow.js layers model folder (default: the committed Fashion-MNIST backbone)
-  --feature-layer NAME   layer whose output is the feature vector (default: from ftl-backbone.json)
+  --backbone DIR|URL     TensorFlow.js layers or graph model: its folder, or an http(s) address of the folder
+                         or of its model.json (default: the committed Fashion-MNIST backbone)
+  --feature-layer NAME   layer (layers model) or node (graph model) whose output, flattened, is the feature
+                         vector (default: from ftl-backbone.json, else "features" or the graph's output)
   --config FILE          run configuration (JSON, docs/run-config.md); flags below override it
   --run-id ID            (default run-<time>)
   --rounds N             (default 5)
