@@ -9,8 +9,9 @@ import type { ServedBackbone } from './backbone-server.js';
 
 /** Description written beside an exported model: what it predicts and how it was made. */
 export const EXPORT_META_FILE = 'ftl-model.json';
-/** Sub-folders of an export whose backbone is a graph model, which cannot be joined to the head. */
+/** Sub-folder of a graph backbone's export holding the backbone's files as served. */
 export const EXPORT_BACKBONE_DIR = 'backbone';
+/** Sub-folder of a graph backbone's export holding the head, a layers model from features to class probabilities. */
 export const EXPORT_HEAD_DIR = 'head';
 
 /**

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { ImageDataset } from '../data/dataset.js';
-import { loadGraphModelFromFiles, loadLayersModelFromFiles, modelJsonOf, modelKind, type ModelFile } from './model-folder.js';
+import { loadGraphModelFromFiles, loadLayersModelFromFiles, MODEL_JSON, modelJsonOf, modelKind, type ModelFile } from './model-folder.js';
 
 /** Where the default backbone's features are taken: the flattened output of its last convolution. */
 export const DEFAULT_FEATURE_LAYER = 'features';
@@ -170,14 +170,30 @@ interface GraphTopology {
   outputs: Record<string, string>;
 }
 
-function graphTopology(modelJson: tf.io.ModelJSON): GraphTopology {
-  const nodes = (modelJson.modelTopology as { node?: GraphNode[] }).node ?? [];
+/**
+ * Reads the nodes and signature of a graph model's GraphDef, checking what tfjs would otherwise trip over
+ * with an obscure TypeError: nodes with a name and an op, and inputs that name nodes of the graph.
+ */
+function graphTopology(modelJson: tf.io.ModelJSON, where: string): GraphTopology {
+  const damaged = (why: string) =>
+    new FtlError(ErrorCode.BackboneLoad, `${where}/${MODEL_JSON}: ${why}; the GraphDef is damaged or was not written by tfjs-converter`);
+  const nodes = (modelJson.modelTopology as { node?: unknown }).node;
+  if (!Array.isArray(nodes) || !nodes.every((n) => typeof n?.name === 'string' && typeof n?.op === 'string')) {
+    throw damaged('modelTopology.node must list the graph\'s nodes, each with a "name" and an "op"');
+  }
+  const names = new Set(nodes.map((n: GraphNode) => n.name));
+  for (const n of nodes as Array<GraphNode & { input?: unknown }>) {
+    for (const input of Array.isArray(n.input) ? n.input : []) {
+      const source = String(input).replace(/^\^/, '').split(':')[0]!;
+      if (!names.has(source)) throw damaged(`node "${n.name}" takes input "${String(input)}", which is not a node of the graph`);
+    }
+  }
   const signature = (modelJson.signature ?? (modelJson.userDefinedMetadata as { signature?: unknown } | undefined)?.signature) as
     | { outputs?: Record<string, { name?: unknown }> }
     | undefined;
   const outputs: Record<string, string> = {};
   for (const [key, value] of Object.entries(signature?.outputs ?? {})) if (typeof value?.name === 'string') outputs[key] = value.name;
-  return { nodes, outputs };
+  return { nodes: nodes as GraphNode[], outputs };
 }
 
 /** Reads a graph model at node `feature`, or at its single output when undefined. */
@@ -296,9 +312,10 @@ export async function loadBackbone(files: readonly ModelFile[], options: { featu
       throw err;
     }
   }
+  const topology = graphTopology(modelJson, where);
   const model = await loadGraphModelFromFiles(files, where);
   try {
-    return graphFeatureExtractor(model, graphTopology(modelJson), options.feature, where);
+    return graphFeatureExtractor(model, topology, options.feature, where);
   } catch (err) {
     model.dispose();
     throw err;

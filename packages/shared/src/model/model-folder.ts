@@ -191,27 +191,25 @@ export async function loadLayersModelFromFolder(dir: string): Promise<tf.LayersM
 }
 
 /** Loads a layers model from in-memory model files. */
-export async function loadLayersModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.LayersModel> {
-  try {
-    return await tf.loadLayersModel(filesLoadHandler(files, where));
-  } catch (err) {
-    if (err instanceof FtlError) throw err;
-    throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js layers model: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
+export function loadLayersModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.LayersModel> {
+  return loadingAs('layers', where, () => tf.loadLayersModel(filesLoadHandler(files, where)));
 }
 
 /**
  * Loads a graph model (a GraphDef converted by tfjs-converter) from in-memory model files: the same
  * checks as {@link loadLayersModelFromFiles}.
  */
-export async function loadGraphModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.GraphModel> {
+export function loadGraphModelFromFiles(files: readonly ModelFile[], where: string): Promise<tf.GraphModel> {
+  return loadingAs('graph', where, () => tf.loadGraphModel(filesLoadHandler(files, where)));
+}
+
+/** Runs a tfjs loader, turning its errors (other than the handler's own FtlErrors) into one that names the source. */
+async function loadingAs<T>(kind: ModelKind, where: string, load: () => Promise<T>): Promise<T> {
   try {
-    return await tf.loadGraphModel(filesLoadHandler(files, where));
+    return await load();
   } catch (err) {
     if (err instanceof FtlError) throw err;
-    throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js graph model: ${(err as Error).message}`, {
+    throw new FtlError(ErrorCode.BackboneLoad, `${where} is not a loadable TensorFlow.js ${kind} model: ${(err as Error).message}`, {
       cause: err,
     });
   }
