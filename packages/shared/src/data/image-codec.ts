@@ -72,7 +72,7 @@ export function decodeImage(bytes: Uint8Array, file: string): Pixels {
   } catch (err) {
     throw new FtlError(
       ErrorCode.Dataset,
-      `${file} is a corrupt or unreadable ${format.toUpperCase()} image (${(err as Error).message}); re-export it or remove it`,
+      `${file} is a corrupt or unreadable ${format.toUpperCase()} image (${err instanceof Error ? err.message : String(err)}); re-export it or remove it`,
       { cause: err },
     );
   }
