@@ -13,6 +13,8 @@ export const ErrorCode = {
   Timeout: 'TIMEOUT',
   Quorum: 'QUORUM',
   Unauthorized: 'UNAUTHORIZED',
+  NotFound: 'NOT_FOUND',
+  Conflict: 'CONFLICT',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

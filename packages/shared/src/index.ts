@@ -47,7 +47,7 @@ export * from './protocol/messages.js';
 export type { ClientToServerEvents, ServerToClientEvents } from './protocol/events.js';
 export {
   parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
-  parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
+  parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd, parseGoodbye,
   parseWelcome, rejectionFor,
 } from './protocol/parse.js';
 

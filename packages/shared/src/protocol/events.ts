@@ -1,5 +1,5 @@
 import type {
-  Ack, ClientFailure, EvaluateInstruction, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
+  Ack, ClientFailure, EvaluateInstruction, Goodbye, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
   PersonalizeResult, Ready, RunEnd, Welcome,
 } from './messages.js';
 
@@ -13,6 +13,7 @@ export interface ServerToClientEvents {
   evaluate: (message: EvaluateInstruction) => void;
   personalize: (message: PersonalizeInstruction) => void;
   'run-end': (message: RunEnd) => void;
+  goodbye: (message: Goodbye) => void;
 }
 
 /**

@@ -94,6 +94,20 @@ export interface RunEnd {
   message?: string;
 }
 
+/** Why the coordinator is closing a client's connection. */
+export type GoodbyeReason = 'replaced' | 'revoked' | 'shutdown';
+
+/**
+ * Server → client, just before the coordinator closes this connection: `replaced` (the same name
+ * connected again) and `revoked` (the operator revoked the token) are final; after `shutdown` the client
+ * reconnects, since a restarted coordinator resumes its run.
+ */
+export interface Goodbye {
+  protocol: number;
+  reason: GoodbyeReason;
+  message: string;
+}
+
 /** Client → server: features are ready; the client can take rounds. */
 export interface Ready {
   protocol: number;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FtlError } from '../errors.js';
 import { PROTOCOL_VERSION } from './messages.js';
-import { parseFitResult, parseHandshakeAuth, parseReady, parseWelcome, rejectionFor } from './parse.js';
+import { parseFitResult, parseGoodbye, parseHandshakeAuth, parseReady, parseWelcome, rejectionFor } from './parse.js';
 
 const good = () => ({
   protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
@@ -84,5 +84,15 @@ describe('ready', () => {
     [new Array(10_001).fill('x'), /^ready.labels must be an array of at most 10000 items/],
   ])('rejects labels %#', (labels, message) => {
     expect(() => parseReady({ ...ready, labels })).toThrow(message);
+  });
+});
+
+describe('goodbye validation', () => {
+  test('accepts the three reasons and refuses others', () => {
+    for (const reason of ['replaced', 'revoked', 'shutdown'] as const) {
+      expect(parseGoodbye({ protocol: PROTOCOL_VERSION, reason, message: 'm' })).toEqual({ protocol: PROTOCOL_VERSION, reason, message: 'm' });
+    }
+    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(/goodbye.reason must be replaced, revoked or shutdown/);
+    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'revoked' })).toThrow(/goodbye.message/);
   });
 });

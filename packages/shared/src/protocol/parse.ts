@@ -5,7 +5,7 @@ import {
   PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
-  type Welcome,
+  type Welcome, type Goodbye,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -254,6 +254,14 @@ export function parseRunEnd(v: unknown): RunEnd {
   if (reason !== 'completed' && reason !== 'stopped' && reason !== 'failed') fail('run-end.reason', 'completed, stopped or failed', reason);
   const message = o['message'] === undefined ? undefined : str(o['message'], 'run-end.message', 2000);
   return { protocol: protocol(o, 'run-end'), runId: str(o['runId'], 'run-end.runId'), reason, ...(message ? { message } : {}) };
+}
+
+/** Validates a `goodbye` message. */
+export function parseGoodbye(v: unknown): Goodbye {
+  const o = obj(v, 'goodbye');
+  const reason = o['reason'];
+  if (reason !== 'replaced' && reason !== 'revoked' && reason !== 'shutdown') fail('goodbye.reason', 'replaced, revoked or shutdown', reason);
+  return { protocol: protocol(o, 'goodbye'), reason, message: str(o['message'], 'goodbye.message', 2000) };
 }
 
 /** Validates an acknowledgement. */
