@@ -87,7 +87,7 @@ describe('a run survives bad and missing clients', () => {
     c.socket.emit('fit-result', { protocol: PROTOCOL_VERSION, runId: fit.runId, round: fit.round, modelVersion: fit.modelVersion, numExamples: 1, metrics: { loss: 0, accuracy: 0, seconds: 0 }, weights: { specs: fit.weights.specs, data: huge } });
     await expect(running).rejects.toMatchObject({
       code: 'QUORUM',
-      message: expect.stringMatching(/round 1 got 0 accepted updates, below --min-fit-clients 1, after 1 retries; the run ends with the global model of round 0/),
+      message: expect.stringMatching(/round 1 got 0 accepted updates, below minFitClients 1, after 1 retries; the run ends with the global model of round 0/),
     });
     expect(rows).toEqual([1, 1]); // the first attempt, then the retry
     c.socket.disconnect();

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import {
@@ -77,6 +78,21 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
   return config;
 }
 
+/**
+ * The run configuration inside a coordinator configuration (the reverse of {@link applyRunConfig}):
+ * what the store keeps for a run, so a restart, a resume or the API sees the run as it was defined.
+ */
+export function toRunConfig(c: CoordinatorConfig): RunConfig {
+  return {
+    runId: c.runId, rounds: c.rounds, minClients: c.minClients, waitTimeoutSeconds: c.waitTimeoutMs / 1000, fractionFit: c.fractionFit,
+    minFitClients: c.minFitClients, roundDeadlineSeconds: c.roundDeadlineMs / 1000, quorumRetries: c.quorumRetries, fit: { ...c.fit },
+    schedule: { lrDecay: c.schedule.lrDecay, epochs: [...c.schedule.epochs] }, seed: c.seed, l2: c.l2, dropout: c.dropout,
+    patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
+    personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
+    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}),
+  };
+}
+
 /** Defaults that run the embedded demo: the run config schema's defaults plus the server's. */
 export function defaultCoordinatorConfig(): CoordinatorConfig {
   const server = {
@@ -110,7 +126,9 @@ function readPem(path: string, flag: string): Buffer {
 
 /** Help text of `ftl-coordinator`. */
 export const COORDINATOR_HELP = `ftl-coordinator [options]
-Serves the backbone, waits for clients, runs federated rounds with FedAvg and exports the global model.
+Runs one federated run start to finish: serves the backbone, waits for clients, trains the rounds and
+exports the global model. For the long-lived service with the operator API see "ftl-coordinator serve
+--help"; for the operator commands "ftl-coordinator runs --help".
   --host H               (default 127.0.0.1)
   --port N               0 picks a free port (default 8080)
   --backbone DIR|URL     TensorFlow.js layers or graph model: its folder, or an http(s) address of the folder
@@ -151,8 +169,82 @@ Serves the backbone, waits for clients, runs federated rounds with FedAvg and ex
   --tls-cert FILE        serve HTTPS/WSS with this PEM certificate …
   --tls-key FILE         … and this PEM key
 
-ftl-coordinator clients add|revoke|list [NAME] [--db FILE]
+ftl-coordinator clients add|revoke|list [NAME] --db FILE
+  works on the database directly (without --db: over the API of a running serve);
   add prints the new client's token once; only its hash is stored.`;
+
+/** What `ftl-coordinator serve` needs: the server settings, run defaults, and where its state lives. */
+export interface ServeConfig {
+  /** Server settings and the defaults of runs created through the API. */
+  base: CoordinatorConfig;
+  dbPath: string;
+  /** The operator token file: read when it exists, else created with a new token (mode 0600). */
+  operatorTokenFile: string;
+  /** Finished runs export their model to `<exportRoot>/<runId>`. */
+  exportRoot: string;
+  maxMessageBytes?: number;
+}
+
+/** Help text of `ftl-coordinator serve`. */
+export const SERVE_HELP = `ftl-coordinator serve [options]
+Runs the coordinator as a service: serves the backbone and the socket.io channel, keeps clients, runs
+and checkpoints in SQLite, and hosts runs one after another as the operator creates and starts them
+over the REST API (docs/api.md; the "clients" and "runs" commands use it). A run a killed server left
+running resumes by itself on the next start.
+  --host H                  (default 127.0.0.1)
+  --port N                  (default 8080)
+  --db FILE                 SQLite state (default .ftl/coordinator.db)
+  --backbone DIR|URL        the backbone (default: the committed Fashion-MNIST backbone)
+  --feature-layer NAME      default cut point of runs (default: from the backbone's description)
+  --config FILE             defaults for runs created over the API (JSON, docs/run-config.md)
+  --operator-token-file F   operator API token; created with a new random token if missing
+                            (default: operator-token beside --db)
+  --exports DIR             where finished runs export their model, per run id (default: runs/ beside --db)
+  --open                    accept clients without a token (default: only registered clients)
+  --max-message-mb X        largest client message (default: sized from the default run's head)
+  --tls-cert FILE           serve HTTPS/WSS with this PEM certificate …
+  --tls-key FILE            … and this PEM key`;
+
+/** Parses and validates `ftl-coordinator serve`'s command line. */
+export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
+  const str = { type: 'string' } as const;
+  const values = parseFlags(argv, {
+    host: str, port: str, db: str, backbone: str, 'feature-layer': str, config: str, 'operator-token-file': str, exports: str,
+    open: { type: 'boolean' }, 'max-message-mb': str, 'tls-cert': str, 'tls-key': str, help: { type: 'boolean' },
+  });
+  if (values['help']) return 'help';
+  const file = stringFlag(values, 'config');
+  const d = file === undefined ? defaultCoordinatorConfig() : applyRunConfig(defaultCoordinatorConfig(), readRunConfigFile(file));
+  const dbPath = stringFlag(values, 'db', '.ftl/coordinator.db');
+  const beside = (name: string) => join(dirname(dbPath), name);
+  const base: CoordinatorConfig = {
+    ...d,
+    host: stringFlag(values, 'host', d.host),
+    port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
+    backboneDir: stringFlag(values, 'backbone', d.backboneDir),
+    requireAuth: values['open'] !== true,
+    dbPath,
+  };
+  delete base.exportDir;
+  const featureLayer = stringFlag(values, 'feature-layer');
+  if (featureLayer !== undefined) base.featureLayer = featureLayer;
+  const tls = readTls(stringFlag(values, 'tls-cert'), stringFlag(values, 'tls-key'));
+  if (tls) base.tls = tls;
+  const mb = values['max-message-mb'] === undefined ? undefined : numberFlag(values, 'max-message-mb', { default: 0, min: 0.01 });
+  return {
+    base, dbPath,
+    operatorTokenFile: stringFlag(values, 'operator-token-file', beside('operator-token')),
+    exportRoot: stringFlag(values, 'exports', beside('runs')),
+    ...(mb !== undefined ? { maxMessageBytes: Math.round(mb * 1024 * 1024) } : {}),
+  };
+}
+
+function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new FtlError(ErrorCode.InvalidConfig, '--tls-cert and --tls-key go together: give both PEM files, or neither for plain HTTP');
+  }
+  return cert !== undefined && key !== undefined ? { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') } : undefined;
+}
 
 /**
  * Parses and validates the coordinator's command line.
@@ -219,12 +311,8 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };
-  const cert = stringFlag(values, 'tls-cert');
-  const key = stringFlag(values, 'tls-key');
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new FtlError(ErrorCode.InvalidConfig, '--tls-cert and --tls-key go together: give both PEM files, or neither for plain HTTP');
-  }
-  if (cert !== undefined && key !== undefined) config.tls = { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') };
+  const tls = readTls(stringFlag(values, 'tls-cert'), stringFlag(values, 'tls-key'));
+  if (tls) config.tls = tls;
   const featureLayer = stringFlag(values, 'feature-layer', d.featureLayer ?? '') || undefined;
   if (featureLayer !== undefined) config.featureLayer = featureLayer;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.runId)) {

@@ -44,6 +44,11 @@ export class RoundCollector<R extends Envelope> {
     this.maybeSettle();
   }
 
+  /** How many expected clients have answered so far (accepted). */
+  get answered(): number {
+    return this.state.results.size;
+  }
+
   /** Whether the round still takes answers. */
   get open(): boolean {
     return !this.closed;

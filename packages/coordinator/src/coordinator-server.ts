@@ -1,0 +1,502 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Server, type Socket } from 'socket.io';
+import { create as createTar } from 'tar';
+import {
+  createMsgpackParser, ErrorCode, FtlError, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type GoodbyeReason,
+  type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type HandshakeAuth, type HeadConfig, type Logger,
+  type ServerToClientEvents,
+} from '@ftl/shared';
+import { loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
+import { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
+import { applyRunConfig, type CoordinatorConfig } from './config.js';
+import { EXPORT_META_FILE } from './export-model.js';
+import { exportRunModel, FederatedRun, type RunHost, type RunProgress, type RunSummary } from './federated-run.js';
+import { handleOperatorApi } from './operator-api.js';
+import type { RoundRecord } from './round-table.js';
+import { parseRunConfig, type RunConfig } from './run-config.js';
+import type { RunStatus, Store, StoredRun } from './store/store.js';
+
+type FtlServer = Server<ClientToServerEvents, ServerToClientEvents>;
+type FtlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+interface ClientEntry {
+  id: string;
+  socket: FtlSocket;
+  connectedAt: string;
+  ready?: { runId: string; numTrain: number; numVal: number; labels?: string[] };
+}
+
+/** Server-level options beyond the coordinator configuration. */
+export interface ServerOptions {
+  /** Enables the operator REST API under /api, guarded by this bearer token. */
+  operatorToken?: string;
+  /** Runs started through the API export their model to `<exportRoot>/<runId>` (default `.ftl/runs`). */
+  exportRoot?: string;
+  /** Largest socket.io message in bytes (default: twice the default run's head, plus 64 KiB). */
+  maxMessageBytes?: number;
+}
+
+/** A client as the operator sees it: registration (with a store) and live connection state. */
+export interface ClientView {
+  name: string;
+  registered: boolean;
+  revoked: boolean;
+  createdAt?: string;
+  lastSeen?: string;
+  connected: boolean;
+  /** The run this client reported ready for, with its sample counts and labels. */
+  ready?: { runId: string; numTrain: number; numVal: number; labels?: string[] };
+}
+
+/** A run as the operator sees it: stored definition and status, rounds, and live progress when running. */
+export interface RunView {
+  id: string;
+  status: RunStatus;
+  createdAt: string;
+  updatedAt: string;
+  config: RunConfig;
+  /** Rounds recorded so far (the final one of a failed run included). */
+  rounds: RoundRecord[];
+  /** Present while the run is the server's active run. */
+  live?: RunProgress;
+}
+
+const FINAL: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
+
+/**
+ * The coordinator as a long-lived service: serves the backbone over HTTP(S), holds the socket.io
+ * channel and the registry of connected clients (with token auth), the operator API, and hosts
+ * federated runs one after another. Clients stay connected between runs; each run they join starts
+ * with a `welcome`. Runs themselves ({@link FederatedRun}) own no sockets.
+ *
+ * @example
+ * const server = await CoordinatorServer.create(config, log, store, { operatorToken });
+ * await server.listen();
+ * const run = server.createRun({ rounds: 10 });
+ * server.startRun(run.id);
+ */
+export class CoordinatorServer implements RunHost {
+  readonly bytes: ByteCounter = { sent: 0, received: 0 };
+  private readonly http: HttpServer;
+  private readonly io: FtlServer;
+  private readonly clients = new Map<string, ClientEntry>();
+  private readonly readyListeners = new Set<() => void>();
+  private active?: { run: FederatedRun; done: Promise<RunSummary | undefined>; finish: (s: RunSummary | undefined) => void; started: boolean };
+  private readonly operatorTokenHash?: string;
+  private readonly maxMessageBytes: number;
+
+  private constructor(
+    /** Server settings, and the defaults for runs created through the API. */
+    readonly config: CoordinatorConfig,
+    readonly backbone: ServedBackbone,
+    private readonly log: Logger,
+    readonly store: Store | undefined,
+    private readonly options: ServerOptions,
+  ) {
+    if (options.operatorToken !== undefined) this.operatorTokenHash = hashClientToken(options.operatorToken);
+    this.maxMessageBytes = options.maxMessageBytes ?? this.prepareRun(config).maxMessageBytes();
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
+      if (serveBackbone(this.backbone, req, res)) return;
+      if (req.url?.startsWith('/api')) {
+        void handleOperatorApi(this, req, res, this.log);
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    };
+    this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
+    this.io = new Server(this.http, {
+      parser: createMsgpackParser(this.bytes),
+      // One head update plus envelope; anything larger is refused by engine.io before it is buffered.
+      maxHttpBufferSize: this.maxMessageBytes,
+      serveClient: false,
+      pingInterval: 5000,
+      pingTimeout: 10000,
+    });
+    // Every refusal happens here, before `connection`: a refused client never receives a model byte.
+    this.io.use((socket, next) => {
+      const refuse = (reason: ConnectRefusal, message: string) => {
+        const e = new Error(message) as Error & { data: { reason: ConnectRefusal } };
+        e.data = { reason };
+        this.log.warn('connection-refused', { reason, detail: message });
+        next(e);
+      };
+      let auth: HandshakeAuth;
+      try {
+        auth = parseHandshakeAuth(socket.handshake.auth);
+      } catch (err) {
+        return refuse((err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake', (err as Error).message);
+      }
+      if (this.config.requireAuth) {
+        const known = this.store?.getClient(auth.name);
+        if (!known || known.revoked || !auth.token || !tokenMatches(auth.token, known.tokenHash)) {
+          return refuse('unauthorized', `client "${auth.name}" is unknown, revoked or gave a wrong token; ask the operator for a token`);
+        }
+        this.store?.touchClient(auth.name);
+      }
+      next();
+    });
+    this.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Loads the backbone and prepares the servers (not listening yet). */
+  static async create(config: CoordinatorConfig, log: Logger, store?: Store, options: ServerOptions = {}): Promise<CoordinatorServer> {
+    if (config.requireAuth && !store) {
+      throw new FtlError(ErrorCode.InvalidConfig, 'client auth checks tokens in the database: give --db too');
+    }
+    if (!config.requireAuth) log.warn('auth-disabled', { detail: 'any client may join; use --require-auth with tokens from "clients add"' });
+    const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
+    log.info('backbone', { dir: config.backboneDir, sha256: backbone.sha256, featureLayer: backbone.featureLayer });
+    return new CoordinatorServer(config, backbone, log, store, options);
+  }
+
+  /** Starts listening; resolves with the bound port and base URL. */
+  async listen(): Promise<{ port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.config.port, this.config.host, () => resolve());
+    });
+    const { port } = this.http.address() as AddressInfo;
+    const scheme = this.config.tls ? 'https' : 'http';
+    const url = `${scheme}://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${port}`;
+    this.log.info('listening', { url, operatorApi: this.operatorTokenHash !== undefined });
+    return { port, url };
+  }
+
+  // ---- RunHost ----
+
+  readyClients(runId: string): string[] {
+    return [...this.clients.values()].filter((c) => c.ready?.runId === runId).map((c) => c.id).sort();
+  }
+
+  send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean {
+    const socket = this.clients.get(clientId)?.socket;
+    if (!socket) return false;
+    (socket.emit as (e: E, m: unknown) => boolean)(event, message);
+    return true;
+  }
+
+  broadcast<E extends keyof ServerToClientEvents>(event: E, message: Parameters<ServerToClientEvents[E]>[0]): void {
+    (this.io.emit as (e: E, m: unknown) => boolean)(event, message);
+  }
+
+  onClientReady(listener: () => void): () => void {
+    this.readyListeners.add(listener);
+    return () => this.readyListeners.delete(listener);
+  }
+
+  /** Connected clients, in connection order. */
+  connectedClients(): string[] {
+    return [...this.clients.keys()];
+  }
+
+  // ---- runs ----
+
+  /** The head a run trains: sized by the backbone's features at the run's cut point and by the run's label set. */
+  headFor(config: CoordinatorConfig): HeadConfig {
+    const { featureDim } = this.backbone.extractor.at(config.featureLayer ?? this.backbone.featureLayer);
+    return {
+      featureDim, hidden: config.hidden, classes: config.classes.length,
+      ...(config.l2 > 0 ? { l2: config.l2 } : {}), ...(config.dropout > 0 ? { dropout: config.dropout } : {}),
+    };
+  }
+
+  /** Builds a run on this server's backbone (validating what only the model can check: head layers, size). */
+  prepareRun(config: CoordinatorConfig): FederatedRun {
+    const run = new FederatedRun(config, this.backbone, this.headFor(config), this, this.log, this.store);
+    if (this.maxMessageBytes !== undefined && run.maxMessageBytes() > this.maxMessageBytes) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `run ${config.runId}: its head updates take ${run.maxMessageBytes()} bytes, above this server's message limit of ` +
+          `${this.maxMessageBytes}; use fewer hidden units or restart serve with a larger --max-message-mb`,
+      );
+    }
+    return run;
+  }
+
+  /**
+   * Makes `run` the server's active run before it starts: connected clients get its `welcome` now, and
+   * clients that connect from now on get it as they join, so they can prepare and report ready early.
+   */
+  attach(run: FederatedRun): void {
+    if (this.active?.run === run) return;
+    if (this.active) {
+      throw new FtlError(ErrorCode.Conflict, `run ${this.active.run.runId} is running; stop or pause it before starting ${run.runId}`);
+    }
+    let finish!: (s: RunSummary | undefined) => void;
+    this.active = { run, done: new Promise((resolve) => (finish = resolve)), finish, started: false };
+    for (const id of this.clients.keys()) this.send(id, 'welcome', run.welcome(id));
+  }
+
+  /** Hosts `run` as the active run until it ends or pauses, then clears it. One run at a time. */
+  async host(run: FederatedRun, onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+    this.attach(run);
+    const active = this.active!;
+    active.started = true;
+    try {
+      const summary = await run.run(onRound);
+      active.finish(summary);
+      return summary;
+    } catch (err) {
+      active.finish(undefined);
+      throw err;
+    } finally {
+      this.active = undefined;
+    }
+  }
+
+  /** The run being hosted now, if any. */
+  activeRun(): FederatedRun | undefined {
+    return this.active?.run;
+  }
+
+  private requireStore(): Store {
+    if (!this.store) throw new FtlError(ErrorCode.InvalidConfig, 'this coordinator keeps no database; start it with ftl-coordinator serve --db FILE');
+    return this.store;
+  }
+
+  private storedRun(id: string): StoredRun {
+    const run = this.requireStore().getRun(id);
+    if (!run) throw new FtlError(ErrorCode.NotFound, `no run "${id}"; list runs with: ftl-coordinator runs list`);
+    return run;
+  }
+
+  /** The full coordinator configuration of a stored run on this server. */
+  private runConfig(stored: StoredRun): CoordinatorConfig {
+    const run = parseRunConfig(stored.config, `stored config of run ${stored.id}`);
+    return { ...applyRunConfig(this.config, run), runId: stored.id, exportDir: join(this.options.exportRoot ?? '.ftl/runs', stored.id) };
+  }
+
+  /**
+   * Creates a run from a run configuration (an API body): validated, checked against the backbone and
+   * stored with status `created`. Starting it is a separate step.
+   */
+  createRun(body: unknown): StoredRun {
+    const store = this.requireStore();
+    const run = parseRunConfig(body ?? {}, 'run config');
+    const id = run.runId ?? `run-${Date.now().toString(36)}`;
+    if (store.getRun(id)) throw new FtlError(ErrorCode.Conflict, `run "${id}" already exists; choose another runId`);
+    this.prepareRun({ ...applyRunConfig(this.config, run), runId: id });
+    const stored = store.createRun(id, { ...run, runId: id });
+    store.appendEvent(id, 'run-created', { rounds: run.rounds, strategy: run.strategy.name });
+    this.log.info('run-created', { run: id });
+    return stored;
+  }
+
+  /** Starts a created run, or resumes a paused or interrupted one, in the background. */
+  startRun(id: string, mode: 'start' | 'resume' = 'start'): RunStatus {
+    const stored = this.storedRun(id);
+    const allowed: RunStatus[] = mode === 'start' ? ['created'] : ['paused', 'running'];
+    if (!allowed.includes(stored.status) || this.active?.run.runId === id) {
+      const hint = stored.status === 'paused' ? 'resume it' : FINAL.includes(stored.status) ? 'create a new run' : 'wait for it';
+      throw new FtlError(ErrorCode.Conflict, `run ${id} is ${this.active?.run.runId === id ? 'already running' : stored.status}; cannot ${mode} it (${hint})`);
+    }
+    const run = this.prepareRun(this.runConfig(stored));
+    this.attach(run); // throws Conflict now, while another run is active
+    const done = this.host(run);
+    done.then(
+      (s) => this.log.info('run-finished', { run: id, reason: s.reason, rounds: s.rounds.length }),
+      (err: unknown) => this.log.error('run-failed', { run: id, detail: (err as Error).message }),
+    );
+    return 'running';
+  }
+
+  /** Pauses the active run after its current round. */
+  pauseRun(id: string): void {
+    this.storedRun(id);
+    if (this.active?.run.runId !== id) throw new FtlError(ErrorCode.Conflict, `run ${id} is not running; only the running run can be paused`);
+    this.active.run.pause();
+  }
+
+  /** Stops a run: the active one after its current round (its model is exported); a created or paused one at once. */
+  stopRun(id: string): void {
+    const stored = this.storedRun(id);
+    if (this.active?.run.runId === id) return this.active.run.stop();
+    if (FINAL.includes(stored.status)) throw new FtlError(ErrorCode.Conflict, `run ${id} is already ${stored.status}`);
+    this.store!.setRunStatus(id, 'stopped');
+    this.store!.appendEvent(id, 'run-end', { reason: 'stopped' });
+  }
+
+  /** Resumes runs a killed coordinator left `running`; returns their ids (the first is started). */
+  resumeInterrupted(): string[] {
+    const interrupted = (this.store?.listRuns() ?? []).filter((r) => r.status === 'running').map((r) => r.id);
+    if (interrupted.length > 0 && !this.active) {
+      this.log.info('resuming-interrupted-run', { run: interrupted[0] });
+      this.startRun(interrupted[0]!, 'resume');
+    }
+    return interrupted;
+  }
+
+  /** Waits until the active run (if any) has ended or paused. */
+  async idle(): Promise<void> {
+    await this.active?.done;
+  }
+
+  /** A run with its rounds, and live progress when it is the active run. */
+  runView(id: string): RunView {
+    const stored = this.storedRun(id);
+    const live = this.active?.run.runId === id ? this.active.run.progress() : undefined;
+    return {
+      id, status: stored.status, createdAt: stored.createdAt, updatedAt: stored.updatedAt,
+      config: parseRunConfig(stored.config, `stored config of run ${id}`),
+      rounds: this.store!.listRounds(id).map((r) => r.record), ...(live ? { live } : {}),
+    };
+  }
+
+  /** Every run, newest first, without rounds. */
+  listRuns(): Array<Omit<RunView, 'rounds' | 'config'> & { roundsDone: number; rounds: number }> {
+    return this.requireStore().listRuns().map((r) => ({
+      id: r.id, status: r.status, createdAt: r.createdAt, updatedAt: r.updatedAt,
+      roundsDone: this.store!.lastCommittedRound(r.id), rounds: (r.config as { rounds?: number }).rounds ?? 0,
+      ...(this.active?.run.runId === r.id ? { live: this.active.run.progress() } : {}),
+    }));
+  }
+
+  /** Registers a client and returns its token (shown once; only the hash is stored). */
+  addClient(name: string): { name: string; token: string } {
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+      throw new FtlError(ErrorCode.InvalidConfig, `client name must be 1–64 letters, digits, ".", "_" or "-" (got ${JSON.stringify(name)})`);
+    }
+    const store = this.requireStore();
+    if (store.getClient(name)) throw new FtlError(ErrorCode.Conflict, `client "${name}" is already registered; revoke it or pick another name`);
+    const token = newClientToken();
+    store.addClient(name, hashClientToken(token));
+    store.appendEvent(null, 'client-added', { client: name });
+    return { name, token };
+  }
+
+  /** Revokes a client's token and disconnects it now if it is connected. */
+  revokeClient(name: string): void {
+    const store = this.requireStore();
+    if (!store.getClient(name)) throw new FtlError(ErrorCode.NotFound, `no client "${name}"; list them with: ftl-coordinator clients list`);
+    store.revokeClient(name);
+    store.appendEvent(null, 'client-revoked', { client: name });
+    const socket = this.clients.get(name)?.socket;
+    if (socket) this.goodbye(socket, 'revoked', `the operator revoked client "${name}"; ask them for a new registration`);
+  }
+
+  /** Tells a client why its connection ends, then closes it. */
+  private goodbye(socket: FtlSocket, reason: GoodbyeReason, message: string): void {
+    socket.emit('goodbye', { protocol: PROTOCOL_VERSION, reason, message });
+    socket.disconnect(true);
+  }
+
+  /** Registered and connected clients, by name. */
+  clientViews(): ClientView[] {
+    const views = new Map<string, ClientView>();
+    for (const c of this.store?.listClients() ?? []) {
+      views.set(c.name, {
+        name: c.name, registered: true, revoked: c.revoked, createdAt: c.createdAt, connected: false,
+        ...(c.lastSeen ? { lastSeen: c.lastSeen } : {}),
+      });
+    }
+    for (const c of this.clients.values()) {
+      const view = views.get(c.id) ?? { name: c.id, registered: false, revoked: false, connected: true };
+      views.set(c.id, { ...view, connected: true, ...(c.ready ? { ready: c.ready } : {}) });
+    }
+    return [...views.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The run's global model (backbone + head, a TensorFlow.js folder) as a gzipped tar stream: the final
+   * export of a finished run, otherwise built from its newest valid checkpoint.
+   */
+  async modelArchive(id: string): Promise<{ stream: Readable; fileName: string }> {
+    const stored = this.storedRun(id);
+    const config = this.runConfig(stored);
+    let dir = config.exportDir!;
+    let cleanup: (() => Promise<void>) | undefined;
+    const exported = FINAL.includes(stored.status) && (await stat(join(dir, EXPORT_META_FILE)).catch(() => undefined));
+    if (!exported) {
+      const checkpoint = this.store!.latestCheckpoint(id);
+      if (!checkpoint) throw new FtlError(ErrorCode.Conflict, `run ${id} has no completed round yet; there is no model to download`);
+      dir = await mkdtemp(join(tmpdir(), 'ftl-export-'));
+      cleanup = () => rm(dir, { recursive: true, force: true });
+      await exportRunModel({
+        backbone: this.backbone, config, head: this.headFor(config), weights: { specs: checkpoint.specs, values: checkpoint.values },
+        dir, modelVersion: checkpoint.modelVersion, rounds: this.store!.listRounds(id).map((r) => r.record),
+      });
+    }
+    const stream = createTar({ gzip: true, cwd: dir, portable: true }, ['.']) as unknown as Readable;
+    if (cleanup) {
+      const done = cleanup;
+      stream.once('close', () => void done());
+      stream.once('end', () => void done());
+    }
+    return { stream, fileName: `${id}-model.tar.gz` };
+  }
+
+  /** Whether `token` is the operator token (constant-time). */
+  operatorAllowed(token: string | undefined): boolean | 'disabled' {
+    if (this.operatorTokenHash === undefined) return 'disabled';
+    return token !== undefined && tokenMatches(token, this.operatorTokenHash);
+  }
+
+  private onConnection(socket: FtlSocket): void {
+    const { name } = parseHandshakeAuth(socket.handshake.auth);
+    const previous = this.clients.get(name);
+    if (previous) {
+      this.log.info('client-replaced', { client: name });
+      this.goodbye(previous.socket, 'replaced', `a newer connection named "${name}" replaced this one; run each site under its own name`);
+    }
+    const entry: ClientEntry = { id: name, socket, connectedAt: new Date().toISOString() };
+    this.clients.set(name, entry);
+    this.log.info('client-connected', { client: name, clients: this.clients.size });
+    const run = this.active?.run;
+    if (run) socket.emit('welcome', run.welcome(name));
+
+    const reply = (ack: unknown) => (typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {});
+    socket.on('ready', (raw: unknown, ack: unknown) => {
+      try {
+        const ready = parseReady(raw);
+        const current = this.active?.run.runId;
+        if (ready.runId !== current) {
+          reply(ack)({ accepted: false, reason: 'unknown-run', message: current ? `run "${ready.runId}" is not the current run "${current}"` : 'no run is active' });
+          return;
+        }
+        const labels = (ready as { labels?: string[] }).labels;
+        entry.ready = { runId: ready.runId, numTrain: ready.numTrain, numVal: ready.numVal, ...(labels ? { labels } : {}) };
+        this.log.info('client-ready', { client: name, train: ready.numTrain, val: ready.numVal, ready: this.readyClients(ready.runId).length });
+        reply(ack)({ accepted: true });
+        for (const listener of [...this.readyListeners]) listener();
+      } catch (err) {
+        reply(ack)(rejectionFor(err));
+      }
+    });
+    const closed = { accepted: false, reason: 'round-closed', message: 'no run is active' } as const;
+    socket.on('fit-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitFit(name, raw) ?? closed));
+    socket.on('evaluate-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitEvaluate(name, raw) ?? closed));
+    socket.on('personalize-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitPersonalize(name, raw) ?? closed));
+    socket.on('failure', (raw: unknown) => this.active?.run.clientFailed(name, raw));
+    socket.on('disconnect', (reason) => {
+      if (this.clients.get(name)?.socket !== socket) return; // replaced by a newer connection
+      this.clients.delete(name);
+      this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
+      this.active?.run.clientLeft(name, `disconnected (${reason})`);
+    });
+  }
+
+  /** Waits (bounded) for clients to leave, so closing right after `run-end` does not cut it off. */
+  async drain(timeoutMs: number): Promise<void> {
+    const until = performance.now() + timeoutMs;
+    while (this.clients.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Ends any open round, closes every connection and the servers. */
+  async close(): Promise<void> {
+    const active = this.active;
+    active?.run.interrupt();
+    this.broadcast('goodbye', { protocol: PROTOCOL_VERSION, reason: 'shutdown', message: 'the coordinator is shutting down; reconnecting' });
+    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    // A run attached but never started has nothing to wind down.
+    if (active?.started) await active.done;
+    this.active = undefined;
+    if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
+  }
+}

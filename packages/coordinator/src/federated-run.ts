@@ -1,0 +1,553 @@
+import {
+  createHead, createStrategy, decodeWeights, deriveSeed, encodeWeights, ErrorCode, firstNonFinite, FtlError,
+  getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
+  rejectionFor, specsSize, assertSameSpecs,
+  type Ack, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
+  type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy, type Weights,
+  type Welcome,
+} from '@ftl/shared';
+import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
+import { toRunConfig, type CoordinatorConfig } from './config.js';
+import { exportGlobalModel } from './export-model.js';
+import { RoundCollector } from './round-collector.js';
+import type { RoundRecord } from './round-table.js';
+import type { Store } from './store/store.js';
+
+/** The round's local training settings: the learning rate decayed per round, epochs from the schedule. */
+export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: CoordinatorConfig['schedule'], round: number): CoordinatorConfig['fit'] {
+  const epochs = schedule.epochs.filter((s) => s.fromRound <= round).at(-1)?.epochs ?? fit.epochs;
+  return { ...fit, epochs, learningRate: fit.learningRate * schedule.lrDecay ** (round - 1) };
+}
+
+/**
+ * Writes a run's global model (backbone + head) as a TensorFlow.js folder with its description
+ * (`ftl-model.json`); returns the model's digest.
+ */
+export async function exportRunModel(o: {
+  backbone: ServedBackbone; config: CoordinatorConfig; head: HeadConfig; weights: Weights; dir: string;
+  modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
+}): Promise<string> {
+  const { config } = o;
+  const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
+  const { digest } = await exportGlobalModel({
+    backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: o.dir, localLayers: config.localLayers,
+    meta: {
+      runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
+      localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
+    },
+  });
+  return digest;
+}
+
+/** What a run needs from the server that hosts it: the connected clients and a way to reach them. */
+export interface RunHost {
+  /** Bytes through the socket.io parser, for per-round traffic figures. */
+  readonly bytes: ByteCounter;
+  /** Connected clients that said they are ready for `runId`, sorted. */
+  readyClients(runId: string): string[];
+  /** Sends one event to one client; false when it is not connected. */
+  send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean;
+  /** Sends one event to every connected client. */
+  broadcast<E extends keyof ServerToClientEvents>(event: E, message: Parameters<ServerToClientEvents[E]>[0]): void;
+  /** Calls `listener` whenever a client becomes ready; returns the unsubscribe function. */
+  onClientReady(listener: () => void): () => void;
+}
+
+/** One client's post-training personalization report. */
+export interface PersonalizationRecord {
+  clientId: string;
+  numExamples: number;
+  globalAccuracy: number;
+  personalAccuracy: number;
+}
+
+/** How a run's `run()` ended: a protocol end reason, or `paused` (the run can be resumed later). */
+export type RunOutcome = RunEndReason | 'paused';
+
+/** What a finished (or paused) run returns. */
+export interface RunSummary {
+  runId: string;
+  reason: RunOutcome;
+  rounds: RoundRecord[];
+  weights: Weights;
+  modelVersion: number;
+  exportDir?: string;
+  /** Present when `personalizeEpochs` > 0. */
+  personalization?: PersonalizationRecord[];
+  /** With early stopping: the round whose global head `weights` (and the export) holds. */
+  bestRound?: number;
+}
+
+/** Where a running run stands, for progress displays. */
+export interface RunProgress {
+  runId: string;
+  phase: 'waiting-for-clients' | 'fit' | 'evaluate' | 'personalize' | 'finishing' | 'idle';
+  /** The round in progress (0 before the first). */
+  round: number;
+  rounds: number;
+  /** Answers received / expected in the current phase. */
+  received: number;
+  expected: number;
+  readyClients: number;
+  minClients: number;
+}
+
+/** A fit update that passed every check, kept for aggregation. */
+interface AcceptedUpdate {
+  values: Float32Array;
+  numExamples: number;
+  loss: number;
+}
+
+/**
+ * One federated run: waits for clients, trains rounds with its strategy, evaluates each new global head
+ * on the clients, checkpoints every round in the store and exports the global model. It owns no sockets:
+ * the {@link RunHost} (the coordinator server) routes clients' messages to it and carries its own.
+ * A store makes it resumable: a run already in the store continues after its newest valid checkpoint.
+ */
+export class FederatedRun {
+  private fitRound?: RoundCollector<FitResult & { decoded: AcceptedUpdate }>;
+  private evalRound?: RoundCollector<EvaluateResult>;
+  private personalizeRound?: RoundCollector<PersonalizeResult>;
+  private aggregator?: RoundAggregator;
+  private readonly strategy: Strategy;
+  private global: Weights;
+  private modelVersion = 0;
+  private stopRequest?: 'stop' | 'pause' | 'interrupt';
+  private wake?: () => void;
+  private current: Pick<RunProgress, 'phase' | 'round'> = { phase: 'idle', round: 0 };
+  private readonly log: Logger;
+
+  constructor(
+    readonly config: CoordinatorConfig,
+    private readonly backbone: ServedBackbone,
+    readonly head: HeadConfig,
+    private readonly host: RunHost,
+    log: Logger,
+    /** Where the run, its rounds and checkpoints persist; without one the run lives in memory only. */
+    private readonly store?: Store,
+  ) {
+    this.log = log.child({ run: config.runId });
+    const initial = createHead(head, config.seed);
+    const layers = initial.layers.map((l) => l.name);
+    const unknown = config.localLayers.filter((l) => !layers.includes(l));
+    if (unknown.length > 0 || config.localLayers.length >= layers.length) {
+      initial.dispose();
+      throw new FtlError(ErrorCode.InvalidConfig, `localLayers must name some but not all head layers (${layers.join(', ')}); got ${config.localLayers.join(', ')}`);
+    }
+    this.global = getTrainableWeights(initial, config.localLayers);
+    initial.dispose();
+    this.strategy = createStrategy(config.strategy, {
+      fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
+    });
+  }
+
+  get runId(): string {
+    return this.config.runId;
+  }
+
+  /** Bytes of one head update plus envelope: the largest message a client needs to send. */
+  maxMessageBytes(): number {
+    return specsSize(this.global.specs) * 4 * 2 + 64 * 1024;
+  }
+
+  /** What a client receives on joining this run. */
+  welcome(clientId: string): Welcome {
+    return {
+      protocol: PROTOCOL_VERSION,
+      runId: this.config.runId,
+      clientId,
+      backbone: {
+        path: BACKBONE_PATH,
+        files: this.backbone.files.map((f) => f.name),
+        sha256: this.backbone.sha256,
+        featureLayer: this.config.featureLayer ?? this.backbone.featureLayer,
+      },
+      head: this.head,
+      classes: [...this.config.classes],
+      localLayers: [...this.config.localLayers],
+    };
+  }
+
+  /** Where the run stands now. */
+  progress(): RunProgress {
+    const collector = this.current.phase === 'fit' ? this.fitRound : this.current.phase === 'evaluate' ? this.evalRound
+      : this.current.phase === 'personalize' ? this.personalizeRound : undefined;
+    return {
+      runId: this.config.runId, ...this.current, rounds: this.config.rounds,
+      received: collector?.answered ?? 0, expected: collector?.target.expected.length ?? 0,
+      readyClients: this.host.readyClients(this.config.runId).length, minClients: this.config.minClients,
+    };
+  }
+
+  /** A client's fit update: validated, checked against the open round and folded into its aggregate. */
+  submitFit(clientId: string, raw: unknown): Ack {
+    const answer = this.answer(clientId, raw, this.fitRound, parseFitResult, (msg) => ({ ...msg, decoded: this.checkUpdate(clientId, msg) }));
+    if (!answer.accepted) this.log.warn('update-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
+    return answer;
+  }
+
+  /** A client's evaluation of the current global head. */
+  submitEvaluate(clientId: string, raw: unknown): Ack {
+    const answer = this.answer(clientId, raw, this.evalRound, parseEvaluateResult, (msg) => msg);
+    if (!answer.accepted) this.log.warn('evaluation-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
+    return answer;
+  }
+
+  /** A client's personalization report. */
+  submitPersonalize(clientId: string, raw: unknown): Ack {
+    return this.answer(clientId, raw, this.personalizeRound, parsePersonalizeResult, (msg) => msg);
+  }
+
+  /** A client reported that it could not do what a round asked: the round stops waiting for it. */
+  clientFailed(clientId: string, raw: unknown): void {
+    try {
+      const f = parseClientFailure(raw);
+      this.log.warn('client-failure', { client: clientId, stage: f.stage, round: f.round, detail: f.message });
+      const round = f.stage === 'fit' ? this.fitRound : f.stage === 'evaluate' ? this.evalRound : this.personalizeRound;
+      if (round && round.target.round === f.round) round.fail(clientId, `client failed: ${f.message}`);
+    } catch (err) {
+      this.log.warn('malformed-failure', { client: clientId, detail: (err as Error).message });
+    }
+  }
+
+  /** A client disconnected: no open round waits for it any longer. */
+  clientLeft(clientId: string, why: string): void {
+    for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.fail(clientId, why);
+  }
+
+  /** Ends the run after the current round: exported, status `stopped`, clients told. */
+  stop(): void {
+    this.stopRequest ??= 'stop';
+    this.wake?.();
+  }
+
+  /** Pauses after the current round: status `paused`, clients stay connected, `run()` again resumes it. */
+  pause(): void {
+    this.stopRequest ??= 'pause';
+    this.wake?.();
+  }
+
+  /**
+   * The server is shutting down: closes any open round now and ends `run()` as for a pause, but leaves
+   * the run's status `running`, so the next start of the server resumes it by itself.
+   */
+  interrupt(): void {
+    this.stopRequest ??= 'interrupt';
+    this.wake?.();
+    for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.close();
+  }
+
+  /**
+   * Validates a submission and hands it to the open round, which checks it against the round and keeps
+   * it; every failure becomes a rejection recorded in that round. Never acknowledges before checking.
+   */
+  private answer<M extends Envelope, R extends Envelope>(
+    clientId: string,
+    raw: unknown,
+    round: RoundCollector<R> | undefined,
+    parse: (v: unknown) => M,
+    accept: (m: M) => R,
+  ): Ack {
+    if (!round) return { accepted: false, reason: 'round-closed', message: 'no round is open for this message' };
+    try {
+      const msg = parse(raw);
+      return round.submit(clientId, msg, () => accept(msg));
+    } catch (err) {
+      return round.reject(clientId, rejectionFor(err));
+    }
+  }
+
+  /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness. */
+  private checkUpdate(clientId: string, msg: FitResult): AcceptedUpdate {
+    const weights = decodeWeights(msg.weights);
+    assertSameSpecs(weights.specs, this.global.specs);
+    const bad = firstNonFinite(weights.values);
+    if (bad >= 0) {
+      throw new FtlError(ErrorCode.NonFiniteWeights, `value ${bad} of the update is ${weights.values[bad]}; updates must be finite`);
+    }
+    const cap = this.config.maxExamplesPerClient;
+    if (msg.numExamples > cap) {
+      throw new FtlError(ErrorCode.SampleCount, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
+    }
+    const update = { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
+    // Streaming: the strategy folds the update in now, so a round holds one model, not one per client.
+    this.aggregator?.add({ clientId, ...update });
+    return update;
+  }
+
+  /** Waits (bounded) until `minClients` are ready; returns early when the run is asked to stop or pause. */
+  private async waitForClients(): Promise<void> {
+    const { minClients, waitTimeoutMs, runId } = this.config;
+    const ready = () => this.host.readyClients(runId).length;
+    if (ready() >= minClients) return;
+    this.current = { ...this.current, phase: 'waiting-for-clients' };
+    this.log.info('waiting-for-clients', { need: minClients, ready: ready() });
+    let unsubscribe = () => {};
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new FtlError(
+          ErrorCode.Timeout,
+          `only ${ready()} of the ${minClients} clients needed were ready after ${waitTimeoutMs / 1000} s; ` +
+            'start more clients or lower minClients',
+        )), waitTimeoutMs);
+        const check = () => {
+          if (ready() >= minClients || this.stopRequest) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        this.wake = check;
+        unsubscribe = this.host.onClientReady(check);
+      });
+    } finally {
+      unsubscribe();
+      this.wake = undefined;
+    }
+  }
+
+  /**
+   * Runs the run to its end (or until paused): resumes from the store when the run is already there,
+   * trains the remaining rounds, evaluates each new global head on the clients, exports the global model
+   * and tells clients the run is over.
+   */
+  async run(onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+    const { rounds, runId } = this.config;
+    const records = this.resume();
+    let reason: RunOutcome = 'completed';
+    let personalization: PersonalizationRecord[] | undefined;
+    // Best round by federated validation loss (early stopping). Not persisted: after a restart it is
+    // tracked again from the resumed rounds on.
+    let best: { round: number; loss: number; weights: Weights } | undefined;
+    try {
+      await this.waitForClients();
+      for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopRequest; round++) {
+        const { record, participants, rejected } = await this.runRound(round);
+        if (record.status === 'no-quorum' && attempt <= this.config.quorumRetries) {
+          // The global model is unchanged; try the same round again with whoever is ready then.
+          this.store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: this.config.minFitClients });
+          this.log.warn('round-retry', { round, attempt, of: this.config.quorumRetries });
+          onRound?.(record);
+          attempt++;
+          round--;
+          continue;
+        }
+        attempt = 1;
+        // Committed with its checkpoint in one transaction: a restart resumes after it, never re-runs it.
+        if (record.status === 'no-quorum') {
+          this.store?.recordFailedRound(runId, { record, participants, rejected });
+          records.push(record);
+          onRound?.(record);
+          throw new FtlError(
+            ErrorCode.Quorum,
+            `round ${round} got ${record.accepted} accepted updates, below minFitClients ${this.config.minFitClients}, ` +
+              `after ${this.config.quorumRetries} retries; the run ends with the global model of round ${round - 1}`,
+          );
+        }
+        this.store?.commitRound(runId, { record, participants, rejected }, {
+          modelVersion: this.modelVersion, specs: this.global.specs, values: this.global.values, strategyState: this.strategy.state(),
+        });
+        records.push(record);
+        onRound?.(record);
+        if (this.config.patience > 0) {
+          if (Number.isFinite(record.valLoss) && (best === undefined || record.valLoss < best.loss)) {
+            best = { round, loss: record.valLoss, weights: { specs: this.global.specs, values: this.global.values.slice() } };
+          }
+          if (best && round - best.round >= this.config.patience) {
+            this.log.info('early-stop', { round, bestRound: best.round, bestValLoss: best.loss.toFixed(4) });
+            this.store?.appendEvent(runId, 'early-stop', { round, bestRound: best.round, bestValLoss: best.loss });
+            break;
+          }
+        }
+      }
+      if ((this.stopRequest === 'pause' || this.stopRequest === 'interrupt') && records.length < rounds) {
+        this.current = { ...this.current, phase: 'idle' };
+        const event = this.stopRequest === 'pause' ? 'run-paused' : 'run-interrupted';
+        if (this.stopRequest === 'pause') this.store?.setRunStatus(runId, 'paused');
+        this.store?.appendEvent(runId, event, { afterRound: records.length });
+        this.log.info(event, { afterRound: records.length });
+        return { runId, reason: 'paused', rounds: records, weights: this.global, modelVersion: this.modelVersion };
+      }
+      // With early stopping the run ends on its best global head, not its last.
+      if (best) this.global = best.weights;
+      // A pause or interrupt that comes during the last round changes nothing: the run is complete.
+      if (this.stopRequest === 'stop' && records.length < rounds) reason = 'stopped';
+      else if (this.config.personalizeEpochs > 0) personalization = await this.personalize(records.length);
+    } catch (err) {
+      this.current = { ...this.current, phase: 'idle' };
+      this.store?.setRunStatus(runId, 'failed');
+      this.store?.appendEvent(runId, 'run-failed', { message: (err as Error).message });
+      this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason: 'failed', message: (err as Error).message });
+      throw err;
+    }
+    this.current = { ...this.current, phase: 'finishing' };
+    let exportDir: string | undefined;
+    if (this.config.exportDir) {
+      exportDir = this.config.exportDir;
+      await this.exportTo(exportDir, records, best?.round);
+    }
+    this.store?.setRunStatus(runId, reason);
+    this.store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: this.modelVersion });
+    this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
+    this.current = { ...this.current, phase: 'idle' };
+    return {
+      runId, reason, rounds: records, weights: this.global, modelVersion: this.modelVersion, ...(best ? { bestRound: best.round } : {}),
+      ...(exportDir ? { exportDir } : {}), ...(personalization ? { personalization } : {}),
+    };
+  }
+
+  /** Writes the global model (backbone + head) as a TensorFlow.js folder with its description. */
+  private async exportTo(dir: string, records: RoundRecord[], bestRound?: number): Promise<void> {
+    const digest = await exportRunModel({
+      backbone: this.backbone, config: this.config, head: this.head, weights: this.global, dir, modelVersion: this.modelVersion,
+      rounds: records, ...(bestRound !== undefined ? { bestRound } : {}),
+    });
+    this.log.info('exported', { dir, sha256: digest });
+  }
+
+  /**
+   * Creates the run in the store, or, when the store already has it (a restart, a resume after a pause,
+   * a run created through the API), restores the global weights, model version and strategy state from
+   * its newest valid checkpoint and returns the rounds already done, so the run continues with the next.
+   */
+  private resume(): RoundRecord[] {
+    const { runId } = this.config;
+    if (!this.store) return [];
+    const existing = this.store.getRun(runId);
+    if (!existing) {
+      this.store.createRun(runId, toRunConfig(this.config));
+      this.store.setRunStatus(runId, 'running');
+      this.store.appendEvent(runId, 'run-start', { rounds: this.config.rounds, strategy: this.config.strategy.name });
+      return [];
+    }
+    const done = this.store.listRounds(runId).map((r) => r.record);
+    const checkpoint = this.store.latestCheckpoint(runId, (round, why) => this.log.warn('checkpoint-corrupt', { round, why }));
+    if (checkpoint) {
+      assertSameSpecs(checkpoint.specs, this.global.specs);
+      this.global = { specs: this.global.specs, values: checkpoint.values };
+      this.modelVersion = checkpoint.modelVersion;
+      this.strategy.restore(checkpoint.strategyState);
+    }
+    // Rounds that changed the model after the last valid checkpoint (its successor was corrupt) are run
+    // again from it; failed rounds in between changed nothing and stay done.
+    const validUpTo = checkpoint?.round ?? 0;
+    const cut = done.findIndex((r) => r.round > validUpTo && r.status !== 'no-quorum');
+    if (cut >= 0) {
+      this.store.discardRoundsAfter(runId, done[cut]!.round - 1);
+      done.length = cut;
+    }
+    this.store.setRunStatus(runId, 'running');
+    const event = done.length === 0 && existing.status === 'created' ? 'run-start' : 'run-resumed';
+    this.store.appendEvent(runId, event, { afterRound: done.length, modelVersion: this.modelVersion });
+    this.log.info(event, { afterRound: done.length, modelVersion: this.modelVersion });
+    return done;
+  }
+
+  private async runRound(round: number): Promise<{ record: RoundRecord; participants: string[]; rejected: Array<{ clientId: string; reason: string; message: string }> }> {
+    const t0 = performance.now();
+    const in0 = this.host.bytes.received;
+    const out0 = this.host.bytes.sent;
+    const { runId, fit, roundDeadlineMs, minFitClients } = this.config;
+    const ready = this.host.readyClients(runId);
+    const selected = this.strategy.configureFit(round, ready);
+    const log = this.log.child({ round });
+    log.info('round-start', { selected: selected.length, ready: ready.length, strategy: this.strategy.name });
+
+    const target = { runId, round, modelVersion: this.modelVersion, expected: selected };
+    const fitRound = new RoundCollector<FitResult & { decoded: AcceptedUpdate }>(target, roundDeadlineMs);
+    this.fitRound = fitRound;
+    this.current = { phase: 'fit', round };
+    this.aggregator = this.strategy.beginAggregation(round, this.global.values);
+    const weights = encodeWeights(this.global);
+    const extras = this.strategy.fitExtras(round);
+    selected.forEach((id, i) => {
+      const sent = this.host.send(id, 'fit', {
+        protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
+        config: { ...scheduledFit(fit, this.config.schedule, round), seed: deriveSeed(this.config.seed, round, i), ...extras },
+      });
+      if (!sent) fitRound.fail(id, 'disconnected before the round started');
+    });
+    const collected = await fitRound.settled;
+    this.fitRound = undefined;
+    const aggregator = this.aggregator;
+    this.aggregator = undefined;
+    for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
+
+    const updates = [...collected.results.values()].map((r) => r.decoded);
+    let status: RoundRecord['status'] = updates.length >= minFitClients ? 'aggregated' : 'no-quorum';
+    let trainLoss = NaN;
+    if (status === 'aggregated') {
+      const next = aggregator.finish();
+      const bad = next ? firstNonFinite(next) : -1;
+      if (next === null || bad >= 0) {
+        status = 'kept';
+        log.warn('aggregate-kept-previous', { strategy: this.strategy.name, why: next === null ? 'no aggregate' : `value ${bad} is not finite` });
+      } else {
+        this.global = { specs: this.global.specs, values: next };
+        this.modelVersion++;
+      }
+      let n = 0;
+      trainLoss = 0;
+      for (const u of updates) {
+        trainLoss += u.loss * u.numExamples;
+        n += u.numExamples;
+      }
+      trainLoss /= n;
+    } else {
+      log.warn('round-no-quorum', { accepted: updates.length, need: minFitClients });
+    }
+
+    const evaluation = await this.evaluateRound(round);
+    const record: RoundRecord = {
+      round, status, selected: selected.length, accepted: updates.length, rejected: collected.rejected.length,
+      failed: collected.failures.size, trainLoss, valLoss: evaluation.loss, valAccuracy: evaluation.accuracy,
+      evalClients: evaluation.clients, bytesIn: this.host.bytes.received - in0, bytesOut: this.host.bytes.sent - out0,
+      seconds: (performance.now() - t0) / 1000, modelVersion: this.modelVersion,
+    };
+    log.info('round-end', { status, accepted: record.accepted, valAccuracy: record.valAccuracy.toFixed(4) });
+    return {
+      record,
+      participants: [...collected.results.keys()],
+      rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
+    };
+  }
+
+  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {
+    const { runId, roundDeadlineMs } = this.config;
+    const expected = this.strategy.configureEvaluate(round, this.host.readyClients(runId));
+    const evalRound = new RoundCollector<EvaluateResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
+    this.evalRound = evalRound;
+    this.current = { phase: 'evaluate', round };
+    const weights = encodeWeights(this.global);
+    for (const id of expected) {
+      if (!this.host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights })) {
+        evalRound.fail(id, 'disconnected before evaluation');
+      }
+    }
+    const { results } = await evalRound.settled;
+    this.evalRound = undefined;
+    return this.strategy.aggregateEvaluate(round, [...results.values()]) ?? { loss: NaN, accuracy: NaN, clients: 0 };
+  }
+
+  /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */
+  private async personalize(round: number): Promise<PersonalizationRecord[]> {
+    const { runId, roundDeadlineMs, fit, personalizeEpochs } = this.config;
+    const expected = this.host.readyClients(runId);
+    const collector = new RoundCollector<PersonalizeResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
+    this.personalizeRound = collector;
+    this.current = { phase: 'personalize', round };
+    const weights = encodeWeights(this.global);
+    expected.forEach((id, i) => {
+      const sent = this.host.send(id, 'personalize', {
+        protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
+        config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(this.config.seed, round + 1, i) },
+      });
+      if (!sent) collector.fail(id, 'disconnected before personalization');
+    });
+    const { results } = await collector.settled;
+    this.personalizeRound = undefined;
+    return [...results.entries()].map(([clientId, r]) => ({
+      clientId, numExamples: r.numExamples, globalAccuracy: r.globalAccuracy, personalAccuracy: r.personalAccuracy,
+    }));
+  }
+}
