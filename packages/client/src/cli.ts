@@ -18,15 +18,17 @@ runMain(async () => {
     labels: localLabels(shard).join(','),
   });
   const client = new FtlClient({
-    serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log,
+    serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log, stay: config.stay,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
     ...(config.token ? { token: config.token } : {}),
     ...(config.ca ? { ca: config.ca } : {}),
   });
-  process.once('SIGINT', () => {
+  const quit = () => {
     client.close();
-    process.exit(130);
-  });
+    process.exit(config.stay ? 0 : 130);
+  };
+  process.once('SIGINT', quit);
+  process.once('SIGTERM', quit);
   const end = await client.run();
   if (end.reason === 'failed') throw new Error(`run ${end.runId} failed on the coordinator: ${end.message ?? 'no reason given'}`);
 });

@@ -2,7 +2,7 @@ import { io, type Socket } from 'socket.io-client';
 import {
   createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
   loadBackbone, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
-  parseWelcome,
+  parseGoodbye, parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
   type FeatureExtractor, type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
 } from '@ftl/shared';
@@ -39,6 +39,11 @@ export interface ClientOptions {
    * site (e.g. sign-flipped, scaled updates). Simulations only; the CLI never sets it.
    */
   transformUpdate?: (trained: Weights, global: Weights) => Weights;
+  /**
+   * Stay connected when a run ends and take part in the next run the coordinator starts (a long-lived
+   * site node under `ftl-coordinator serve`). `run()` then settles only on `close()` or a fatal error.
+   */
+  stay?: boolean;
 }
 
 /** A run's state on this client: the features are computed once per run and backbone. */
@@ -62,6 +67,8 @@ export class FtlClient {
   private prepared?: Prepared;
   // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
   private queue: Promise<void> = Promise.resolve();
+  // Settles a pending run() when this side closes (the only way a `stay` client's run() ends).
+  private closed?: () => void;
 
   constructor(private readonly options: ClientOptions) {}
 
@@ -69,6 +76,7 @@ export class FtlClient {
   run(): Promise<RunEnd> {
     const { serverUrl, name, log } = this.options;
     return new Promise<RunEnd>((resolve, reject) => {
+      this.closed = () => resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
       const socket: ClientSocket = io(serverUrl, {
         parser: createMsgpackParser(),
         auth: { protocol: PROTOCOL_VERSION, name, ...(this.options.token ? { token: this.options.token } : {}) },
@@ -105,6 +113,17 @@ export class FtlClient {
       socket.io.on('reconnect_failed', () =>
         fatal(new FtlError(ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl}; is it running?`)));
 
+      socket.on('goodbye', (raw: unknown) => {
+        const bye = parseGoodbye(raw);
+        log.warn('goodbye', { reason: bye.reason, detail: bye.message });
+        if (bye.reason === 'shutdown') {
+          // A restarted coordinator resumes its run: come back (socket.io does not retry a server-side close).
+          socket.once('disconnect', () => setTimeout(() => socket.connect(), 1000));
+        } else {
+          const code = bye.reason === 'revoked' ? ErrorCode.Unauthorized : ErrorCode.Conflict;
+          fatal(new FtlError(code, `the coordinator closed this connection (${bye.reason}): ${bye.message}`));
+        }
+      });
       socket.on('welcome', (raw: unknown) => enqueue(() => this.onWelcome(parseWelcome(raw)), true));
       socket.on('fit', (raw: unknown) => enqueue(() => this.onFit(raw)));
       socket.on('evaluate', (raw: unknown) => enqueue(() => this.onEvaluate(raw)));
@@ -114,6 +133,12 @@ export class FtlClient {
         if (this.prepared && end.runId !== this.prepared.runId) return;
         log.info('run-end', { run: end.runId, reason: end.reason });
         enqueue(async () => {
+          if (this.options.stay) {
+            // Features stay cached on disk; the trainer's tensors are freed until the next welcome.
+            this.dispose();
+            log.info('waiting-for-next-run', {});
+            return;
+          }
           socket.disconnect();
           this.dispose();
           resolve(end);
@@ -124,6 +149,7 @@ export class FtlClient {
 
   /** Disconnects now. */
   close(): void {
+    this.closed?.();
     this.socket?.disconnect();
     this.dispose();
   }

@@ -16,6 +16,8 @@ export interface ClientConfig {
   pinnedSha256?: string;
   token?: string;
   ca?: Buffer;
+  /** Stay connected after a run ends and join the next one (a long-lived site under `ftl-coordinator serve`). */
+  stay: boolean;
 }
 
 /** Help text of `ftl-client`. */
@@ -48,7 +50,9 @@ Local data, one of (default --dataset mnist):
   --cache-dir DIR           backbone cache (default .ftl/cache)
   --backbone-sha256 HEX     refuse any backbone with another digest
   --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
-  --ca-file FILE            CA certificate (PEM) to trust for an https coordinator`;
+  --ca-file FILE            CA certificate (PEM) to trust for an https coordinator
+  --stay                    stay connected after a run ends and take part in the next one
+                            (a long-lived site of "ftl-coordinator serve"); stop with Ctrl-C`;
 
 /**
  * Parses and validates the client's command line.
@@ -60,7 +64,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const values = parseFlags(argv, {
       server: str, name: str, dataset: str, 'data-dir': str, csv: str, 'label-column': str, 'image-shape': str, partition: str,
       clients: str, index: str, seed: str, 'val-fraction': str, limit: str, 'cache-dir': str, 'backbone-sha256': str,
-      'token-file': str, 'ca-file': str, help: { type: 'boolean' },
+      'token-file': str, 'ca-file': str, stay: { type: 'boolean' }, help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
   const clients = numberFlag(values, 'clients', { default: 1, min: 1, integer: true });
@@ -85,6 +89,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     data: dataSource(values, split, clients, index),
     imageShape: parseImageShape(stringFlag(values, 'image-shape', formatImageShape(DEFAULT_IMAGE_SHAPE))),
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
+    stay: values['stay'] === true,
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
     ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
   };

@@ -3,6 +3,8 @@ import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, st
 import { hashClientToken, newClientToken } from './client-tokens.js';
 import { COORDINATOR_HELP, parseCoordinatorArgs } from './config.js';
 import { Coordinator } from './coordinator.js';
+import { operatorCommand } from './operator-cli.js';
+import { serve } from './serve.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
 import { Store } from './store/store.js';
 
@@ -35,7 +37,11 @@ function clientsCommand(argv: string[]): void {
 }
 
 runMain(async () => {
-  if (process.argv[2] === 'clients') return clientsCommand(process.argv.slice(3));
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === 'serve') return serve(rest);
+  // With --db the client registry is edited in the database directly (no server needed).
+  if (command === 'clients' && rest.includes('--db')) return clientsCommand(rest);
+  if (command === 'clients' || command === 'runs') return operatorCommand(command, rest);
   const config = parseCoordinatorArgs(process.argv.slice(2));
   if (config === 'help') {
     process.stdout.write(COORDINATOR_HELP + '\n');

@@ -3,7 +3,10 @@ export { BACKBONE_PATH, loadServedBackbone, type ServedBackbone } from './backbo
 export {
   COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
 } from './config.js';
-export { Coordinator, type RunSummary } from './coordinator.js';
+export { Coordinator } from './coordinator.js';
+export { CoordinatorServer, type ClientView, type RunView, type ServerOptions } from './coordinator-server.js';
+export { FederatedRun, scheduledFit, type RunHost, type RunOutcome, type RunProgress, type RunSummary } from './federated-run.js';
+export { ApiClient, type ApiTarget } from './api-client.js';
 export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
 export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, loadExportedModel, type ExportedModel } from './export-model.js';
 export { pretrainBackbone, type PretrainOptions } from './pretrain.js';

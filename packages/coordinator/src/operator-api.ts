@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { ErrorCode, FtlError, isFtlError, type Logger } from '@ftl/shared';
+import type { CoordinatorServer } from './coordinator-server.js';
+
+/** Request bodies above this are refused (a run configuration is a few hundred bytes). */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/** HTTP status of each error code the API answers with; anything else is a 500. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.InvalidConfig]: 400,
+  [ErrorCode.InvalidMessage]: 400,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.Conflict]: 409,
+};
+
+/** The API's error body: `{ "error": { "code": "NOT_FOUND", "message": "no run \"x\"; …" } }`. */
+export interface ApiError {
+  error: { code: string; message: string };
+}
+
+type Handler = (server: CoordinatorServer, params: string[], req: IncomingMessage) => Promise<Reply> | Reply;
+type Reply = { status: number; body: unknown } | { status: number; stream: Awaited<ReturnType<CoordinatorServer['modelArchive']>> };
+
+const json = (status: number, body: unknown): Reply => ({ status, body });
+
+/** Routes: method, path pattern (segments captured in order), handler. docs/api.md describes each. */
+const ROUTES: Array<[string, RegExp, Handler]> = [
+  ['GET', /^\/api\/clients$/, (s) => json(200, { clients: s.clientViews() })],
+  ['POST', /^\/api\/clients$/, async (s, _, req) => {
+    const body = await readJson(req);
+    const name = (body as { name?: unknown } | undefined)?.name;
+    return json(201, s.addClient(name as string));
+  }],
+  ['POST', /^\/api\/clients\/([^/]+)\/revoke$/, (s, [name]) => {
+    s.revokeClient(name!);
+    return json(200, { name, revoked: true });
+  }],
+  ['GET', /^\/api\/runs$/, (s) => json(200, { runs: s.listRuns() })],
+  ['POST', /^\/api\/runs$/, async (s, _, req) => {
+    const run = s.createRun(await readJson(req));
+    return json(201, s.runView(run.id));
+  }],
+  ['GET', /^\/api\/runs\/([^/]+)$/, (s, [id]) => json(200, s.runView(id!))],
+  ['POST', /^\/api\/runs\/([^/]+)\/(start|resume|pause|stop)$/, (s, [id, action]) => {
+    if (action === 'start' || action === 'resume') s.startRun(id!, action);
+    else if (action === 'pause') s.pauseRun(id!);
+    else s.stopRun(id!);
+    return json(202, s.runView(id!));
+  }],
+  ['GET', /^\/api\/runs\/([^/]+)\/model$/, async (s, [id]) => ({ status: 200, stream: await s.modelArchive(id!) })],
+];
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new FtlError(ErrorCode.InvalidMessage, `request body exceeds ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidMessage, `request body is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  const body: ApiError = { error: { code, message } };
+  send(res, status, body);
+}
+
+/**
+ * The operator REST API under `/api`: clients (register, revoke, list) and runs (create, start, pause,
+ * resume, stop, list, get, model download). Every route needs `Authorization: Bearer <operator token>`;
+ * errors come back as {@link ApiError} with a status that matches their code.
+ */
+export async function handleOperatorApi(server: CoordinatorServer, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
+  try {
+    const allowed = server.operatorAllowed(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]?.trim());
+    if (allowed === 'disabled') {
+      return sendError(res, 404, ErrorCode.NotFound, 'the operator API is off in this mode; start the coordinator with: ftl-coordinator serve');
+    }
+    if (!allowed) {
+      log.warn('api-unauthorized', { method: req.method, path });
+      return sendError(res, 401, ErrorCode.Unauthorized, 'missing or wrong operator token: send "Authorization: Bearer <token>" (see .ftl/operator-token)');
+    }
+    const matches = ROUTES.map(([method, pattern, handler]) => ({ method, handler, m: pattern.exec(path) })).filter((r) => r.m);
+    const route = matches.find((r) => r.method === req.method);
+    if (!route) {
+      if (matches.length > 0) return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${matches.map((r) => r.method).join(' or ')}`);
+      return sendError(res, 404, ErrorCode.NotFound, `no API route ${req.method} ${path} (see docs/api.md)`);
+    }
+    const reply = await route.handler(server, route.m!.slice(1).map(decodeURIComponent), req);
+    log.info('api', { method: req.method, path, status: reply.status });
+    if ('stream' in reply) {
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-disposition': `attachment; filename="${reply.stream.fileName}"` });
+      await pipeline(reply.stream.stream, res);
+      return;
+    }
+    send(res, reply.status, reply.body);
+  } catch (err) {
+    if (res.headersSent) {
+      log.error('api-stream-failed', { path, detail: (err as Error).message });
+      res.destroy();
+      return;
+    }
+    if (isFtlError(err)) return sendError(res, STATUS[err.code] ?? 500, err.code, err.message);
+    log.error('api-error', { method: req.method, path, detail: (err as Error).message });
+    sendError(res, 500, 'INTERNAL', `internal error: ${(err as Error).message}`);
+  }
+}

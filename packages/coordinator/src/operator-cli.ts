@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
+import { ApiClient, type ApiTarget } from './api-client.js';
+import type { ClientView, RunView } from './coordinator-server.js';
+import type { RunProgress } from './federated-run.js';
+import { formatRoundRow, roundTableHeader } from './round-table.js';
+
+/** Where `serve` writes the operator token by default, and where the operator CLI looks for it. */
+export const DEFAULT_OPERATOR_TOKEN_FILE = '.ftl/operator-token';
+
+/** Help text of the operator commands. */
+export const OPERATOR_HELP = `ftl-coordinator clients add NAME [--save FILE] | revoke NAME | list
+ftl-coordinator runs create [--config FILE] [--run-id ID]
+ftl-coordinator runs start|resume ID [--watch]
+ftl-coordinator runs pause|stop ID
+ftl-coordinator runs status ID [--watch]
+ftl-coordinator runs list
+ftl-coordinator runs export ID [--out DIR]
+Operator commands over the REST API of a running "ftl-coordinator serve" (docs/api.md).
+  --url URL          the coordinator (default $FTL_COORDINATOR_URL or http://127.0.0.1:8080)
+  --token-file FILE  operator token (default $FTL_OPERATOR_TOKEN, else ${DEFAULT_OPERATOR_TOKEN_FILE})
+  --ca-file FILE     CA certificate (PEM) to trust for an https coordinator
+  --watch            follow the run with a live progress line until it ends or pauses
+  --interval S       seconds between polls while watching (default 1)
+  --save FILE        "clients add": write the new token to FILE (mode 0600) instead of printing it
+  --out DIR          where "runs export" unpacks the model (default ./<run id>-model)
+"clients add|revoke|list --db FILE" works on the database directly, without a running server.`;
+
+function readFlagFile(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${flag}: cannot read ${path} (${(err as Error).message})`, { cause: err });
+  }
+}
+
+function apiTarget(values: RawFlags): ApiTarget {
+  const url = stringFlag(values, 'url', process.env['FTL_COORDINATOR_URL'] ?? 'http://127.0.0.1:8080');
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new FtlError(ErrorCode.InvalidConfig, `--url must be an http(s) URL like http://127.0.0.1:8080 (got "${url}")`);
+  const tokenFile = stringFlag(values, 'token-file');
+  // Read lazily from the default file: a `serve` started a moment ago may not have written it yet.
+  const token = tokenFile !== undefined ? readFlagFile(tokenFile, '--token-file').toString('utf8').trim()
+    : process.env['FTL_OPERATOR_TOKEN'] || (() => {
+      try {
+        return readFileSync(DEFAULT_OPERATOR_TOKEN_FILE, 'utf8').trim() || undefined;
+      } catch {
+        return undefined;
+      }
+    });
+  const caFile = stringFlag(values, 'ca-file');
+  return { url, token, ...(caFile !== undefined ? { ca: readFlagFile(caFile, '--ca-file') } : {}) };
+}
+
+const pct = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '-');
+
+/** One line saying where a run stands, for the live display. */
+export function progressLine(run: Pick<RunView, 'id' | 'status' | 'rounds'> & { live?: RunProgress }, elapsedSeconds: number): string {
+  const last = run.rounds.at(-1);
+  const parts = [`run ${run.id}`, run.status];
+  const live = run.live;
+  if (live) {
+    const phase = {
+      'waiting-for-clients': `waiting for clients ${live.readyClients}/${live.minClients} ready`,
+      fit: `round ${live.round}/${live.rounds} training ${live.received}/${live.expected} updates`,
+      evaluate: `round ${live.round}/${live.rounds} evaluating ${live.received}/${live.expected}`,
+      personalize: `personalizing ${live.received}/${live.expected}`,
+      finishing: 'exporting the model',
+      idle: 'idle',
+    }[live.phase];
+    parts.push(phase);
+    if (live.phase !== 'waiting-for-clients') parts.push(`${live.readyClients} clients ready`);
+  }
+  if (last) parts.push(`last val acc ${pct(last.valAccuracy)} (round ${last.round})`);
+  const m = Math.floor(elapsedSeconds / 60);
+  parts.push(`${m}:${String(Math.floor(elapsedSeconds % 60)).padStart(2, '0')}`);
+  return parts.join(' · ');
+}
+
+/**
+ * Follows a run until it leaves `running`: prints each new round as a table row and keeps a progress line
+ * below (rewritten in place on a terminal, printed on change otherwise).
+ */
+async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS.WriteStream): Promise<RunView> {
+  const t0 = performance.now();
+  const tty = out.isTTY === true;
+  let printed = 0;
+  let lastLine = '';
+  let headerShown = false;
+  for (;;) {
+    const run = await api.call<RunView>('GET', `/api/runs/${encodeURIComponent(id)}`);
+    const fresh = run.rounds.slice(printed);
+    if (fresh.length > 0) {
+      if (tty && lastLine) out.write('\r\x1b[2K');
+      if (!headerShown) out.write(roundTableHeader() + '\n');
+      headerShown = true;
+      for (const r of fresh) out.write(formatRoundRow(r, run.config.rounds) + '\n');
+      printed = run.rounds.length;
+      lastLine = '';
+    }
+    const line = progressLine(run, (performance.now() - t0) / 1000);
+    const settled = run.status !== 'running' || (run.live === undefined && run.status === 'running' && printed >= run.config.rounds);
+    if (tty) out.write(`\r\x1b[2K${line}`);
+    else if (line.replace(/ · \d+:\d\d$/, '') !== lastLine.replace(/ · \d+:\d\d$/, '')) out.write(line + '\n');
+    lastLine = line;
+    if (settled) {
+      if (tty) out.write('\n');
+      return run;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+function summary(run: RunView): string {
+  const last = run.rounds.at(-1);
+  return `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
+    (run.status === 'completed' || run.status === 'stopped' ? `\ndownload the model with: ftl-coordinator runs export ${run.id}` : '');
+}
+
+/** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
+export async function operatorCommand(group: 'clients' | 'runs', argv: string[], out: NodeJS.WriteStream = process.stdout): Promise<void> {
+  const str = { type: 'string' } as const;
+  const positionals: string[] = [];
+  const flags: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      flags.push(a);
+      if (!['--watch', '--help'].includes(a) && !a.includes('=') && i + 1 < argv.length) flags.push(argv[++i]!);
+    } else positionals.push(a);
+  }
+  const values = parseFlags(flags, {
+    url: str, 'token-file': str, 'ca-file': str, config: str, 'run-id': str, out: str, interval: str, save: str,
+    watch: { type: 'boolean' }, help: { type: 'boolean' },
+  });
+  const [action, id] = positionals;
+  if (values['help'] || action === undefined) {
+    out.write(OPERATOR_HELP + '\n');
+    return;
+  }
+  const api = new ApiClient(apiTarget(values));
+  const need = (what: string) => {
+    if (id === undefined) throw new FtlError(ErrorCode.InvalidConfig, `usage: ftl-coordinator ${group} ${action} ${what}`);
+    return encodeURIComponent(id);
+  };
+  const intervalMs = 1000 * numberFlag(values, 'interval', { default: 1, min: 0.1 });
+
+  if (group === 'clients') {
+    if (action === 'add') {
+      const added = await api.call<{ name: string; token: string }>('POST', '/api/clients', { name: id ?? need('NAME') });
+      const save = stringFlag(values, 'save');
+      if (save !== undefined) {
+        await mkdir(dirname(save), { recursive: true });
+        await writeFile(save, added.token + '\n', { mode: 0o600 });
+        out.write(`client ${added.name} added; its token is in ${save} (give it to the site for --token-file)\n`);
+      } else {
+        out.write(`client ${added.name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${added.token}\n`);
+      }
+    } else if (action === 'revoke') {
+      await api.call('POST', `/api/clients/${need('NAME')}/revoke`);
+      out.write(`client ${id} revoked; it was disconnected and is refused from now on\n`);
+    } else if (action === 'list') {
+      const { clients } = await api.call<{ clients: ClientView[] }>('GET', '/api/clients');
+      out.write('name\tstate\tconnected\tready for\tlast seen\n');
+      for (const c of clients) {
+        const state = !c.registered ? 'unregistered' : c.revoked ? 'revoked' : 'active';
+        out.write(`${c.name}\t${state}\t${c.connected ? 'yes' : 'no'}\t${c.ready?.runId ?? '-'}\t${c.lastSeen ?? 'never'}\n`);
+      }
+    } else {
+      throw new FtlError(ErrorCode.InvalidConfig, `unknown clients command "${action}"; use add, revoke or list`);
+    }
+    return;
+  }
+
+  switch (action) {
+    case 'create': {
+      const file = stringFlag(values, 'config');
+      let body: Record<string, unknown> = {};
+      if (file !== undefined) {
+        try {
+          body = JSON.parse(readFlagFile(file, '--config').toString('utf8')) as Record<string, unknown>;
+        } catch (err) {
+          if (err instanceof FtlError) throw err;
+          throw new FtlError(ErrorCode.InvalidConfig, `--config ${file} is not valid JSON (${(err as Error).message})`);
+        }
+      }
+      const runId = stringFlag(values, 'run-id');
+      if (runId !== undefined) body = { ...body, runId };
+      const run = await api.call<RunView>('POST', '/api/runs', body);
+      out.write(`run ${run.id} created (${run.config.rounds} rounds, ${run.config.strategy.name}); start it with: ftl-coordinator runs start ${run.id}\n`);
+      return;
+    }
+    case 'start':
+    case 'resume':
+    case 'pause':
+    case 'stop': {
+      const run = await api.call<RunView>('POST', `/api/runs/${need('ID')}/${action}`);
+      const note = action === 'pause' || action === 'stop' ? ' (takes effect after the current round)' : '';
+      out.write(`run ${run.id}: ${action} requested${note}\n`);
+      if (values['watch']) out.write(summary(await watch(api, id!, intervalMs, out)) + '\n');
+      return;
+    }
+    case 'status': {
+      const run = values['watch']
+        ? await watch(api, need('ID'), intervalMs, out)
+        : await api.call<RunView>('GET', `/api/runs/${need('ID')}`);
+      if (!values['watch']) {
+        out.write(roundTableHeader() + '\n');
+        for (const r of run.rounds) out.write(formatRoundRow(r, run.config.rounds) + '\n');
+        if (run.live) out.write(progressLine(run, 0).replace(/ · \d+:\d\d$/, '') + '\n');
+      }
+      out.write(summary(run) + '\n');
+      return;
+    }
+    case 'list': {
+      const { runs } = await api.call<{ runs: Array<{ id: string; status: string; roundsDone: number; rounds: number; createdAt: string }> }>('GET', '/api/runs');
+      out.write('id\tstatus\trounds\tcreated\n');
+      for (const r of runs) out.write(`${r.id}\t${r.status}\t${r.roundsDone}/${r.rounds}\t${r.createdAt}\n`);
+      return;
+    }
+    case 'export': {
+      const dir = stringFlag(values, 'out', `${id ?? 'run'}-model`);
+      need('ID');
+      const files = await api.downloadModel(id!, dir);
+      out.write(`model of run ${id} written to ${dir} (${files.join(', ')})\n`);
+      return;
+    }
+    default:
+      throw new FtlError(ErrorCode.InvalidConfig, `unknown runs command "${action}"; use create, start, pause, resume, stop, status, list or export`);
+  }
+}
