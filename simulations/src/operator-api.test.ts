@@ -133,4 +133,42 @@ describe('operator REST API', () => {
     await server.close();
     store.close();
   });
+
+  test('a server that shuts down mid-run leaves the run running; the next server on the database resumes it and the sites come back', async () => {
+    await initBackend();
+    const dir = await scratch('api-restart');
+    const log = createLogger('test', { level: 'silent' });
+    const store = Store.open(join(dir, 'coordinator.db'));
+    const config = { ...defaultCoordinatorConfig(), port: 0, requireAuth: false, exportDir: undefined };
+    const first = await CoordinatorServer.create(config, log, store, { operatorToken: OPERATOR_TOKEN, exportRoot: join(dir, 'runs') });
+    const { url, port } = await first.listen();
+    const api = new ApiClient({ url, token: OPERATOR_TOKEN });
+    await api.call('POST', '/api/runs', { runId: 'long', rounds: 5, minClients: 2, fit: { epochs: 1, batchSize: 32, learningRate: 0.002 } });
+    const mnist = loadBuiltinDataset('mnist');
+    const clients = [0, 1].map((index) => new FtlClient({
+      serverUrl: url, name: `site-${index}`, cacheDir: join(dir, 'cache'), log, stay: true,
+      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 3, limit: 800 }, log, mnist),
+    }));
+    const ends = clients.map((c) => c.run());
+    for (const end of ends) end.catch(() => {});
+    await api.call('POST', '/api/runs/long/start');
+    await until('round 1', () => api.call<RunView>('GET', '/api/runs/long'), (r) => r.rounds.length >= 1);
+    await first.close();
+    const left = store.listRounds('long').length;
+    expect(store.getRun('long')?.status).toBe('running');
+    expect(left).toBeLessThan(5);
+
+    const second = await CoordinatorServer.create({ ...config, port }, log, store, { operatorToken: OPERATOR_TOKEN, exportRoot: join(dir, 'runs') });
+    await second.listen();
+    expect(second.resumeInterrupted()).toEqual(['long']);
+    const done = await until('long completed', () => api.call<RunView>('GET', '/api/runs/long'), (r) => r.status === 'completed');
+    expect(done.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5]);
+    expect(done.rounds.slice(left).every((r) => r.accepted === 2)).toBe(true); // both sites reconnected by themselves
+    expect(store.listEvents('long').map((e) => e.type)).toContain('run-interrupted');
+
+    for (const c of clients) c.close();
+    await Promise.allSettled(ends);
+    await second.close();
+    store.close();
+  });
 });
