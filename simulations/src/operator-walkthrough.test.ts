@@ -33,8 +33,8 @@ describe('README operator walkthrough', () => {
     const work = await scratch('walkthrough');
     const dir = join(work, '.ftl');
     const port = await freePort();
-    // The block is run from a scratch folder (its .ftl/ lands there), so $PWD/node_modules points at the repository's.
-    const script = block.replaceAll('8080', String(port)).replaceAll('$PWD/node_modules', `${ROOT}node_modules`);
+    // The block is run from a scratch folder (its .ftl/ lands there), so $PWD/bin points at the repository's.
+    const script = block.replaceAll('8080', String(port)).replaceAll('$PWD/bin', `${ROOT}bin`);
     // Only the harness adds this: background programs never outlive a failed step.
     const harness = `set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n${script}`;
     const child = spawn('bash', ['-c', harness], { cwd: work, env: { ...process.env, FTL_LOG: 'warn', FTL_COORDINATOR_URL: `http://127.0.0.1:${port}` } });
