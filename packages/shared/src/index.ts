@@ -32,7 +32,17 @@ export { registerWasmConvKernels } from './model/wasm-conv-kernels.js';
 export {
   createDefaultBackbone, DEFAULT_FEATURE_LAYER, extractFeatures, featureExtractor, type FeatureExtractor,
 } from './model/backbone.js';
-export { createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, setTrainableWeights, type HeadConfig } from './model/head.js';
+export {
+  createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, HEAD_LAYER_PREFIX, isHeadLayer, setTrainableWeights, type HeadConfig,
+} from './model/head.js';
+export {
+  carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
+  type FineTuning, type FineTuningMode,
+} from './model/fine-tuning.js';
+export {
+  backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
+  type FineTuningPlan, type TrainableNetwork,
+} from './model/trainable-network.js';
 export {
   loadLayersModelFromFiles, loadLayersModelFromFolder, MODEL_JSON, modelDigest, readModelFolder,
   saveLayersModelToFolder, weightPaths, writeModelFiles, type ModelFile,

@@ -13,6 +13,14 @@ export interface HeadConfig {
   dropout?: number;
 }
 
+/** Every head layer's name starts with this; backbone layers may not (fine-tuning tells them apart by name). */
+export const HEAD_LAYER_PREFIX = 'head_';
+
+/** Whether a layer (or a wire tensor's layer part) belongs to the head rather than the backbone. */
+export function isHeadLayer(name: string): boolean {
+  return name.startsWith(HEAD_LAYER_PREFIX);
+}
+
 /** The default head: one 128-unit hidden layer (the cut-point trial in the Slice issue). */
 export const DEFAULT_HIDDEN = [128];
 

@@ -1,0 +1,210 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ImageDataset } from '../data/dataset.js';
+import { ErrorCode, FtlError } from '../errors.js';
+import { assertInputCompatible, extractFeatures, type LayersFeatureExtractor } from './backbone.js';
+import { layerOfTensor } from './fine-tuning.js';
+import { createHeadLayers, isHeadLayer, type HeadConfig } from './head.js';
+
+/**
+ * Where a run that trains the top `unfrozen.length` backbone layers splits a layers backbone: everything
+ * up to `boundary` is frozen (clients cache its output), the layers above it up to the cut train with the head.
+ */
+export interface FineTuningPlan {
+  /** The run's cut (feature layer). */
+  cut: string;
+  /** Backbone layers with weights that train, bottom → top (empty: head only). */
+  unfrozen: string[];
+  /** The highest frozen layer, whose (flattened) output clients cache; the input layer when every layer below the cut trains. */
+  boundary: string;
+  /** True when `boundary` is the backbone's input: the cached "features" are the images themselves. */
+  boundaryIsInput: boolean;
+  /** Shape of the boundary output without the batch dimension, e.g. [12, 12, 16]. */
+  boundaryShape: number[];
+  /** Its flattened size: what the trainable network takes. */
+  inputDim: number;
+}
+
+/** A trainable network on cached boundary features: [batch, inputDim] → class probabilities. */
+export interface TrainableNetwork {
+  plan: FineTuningPlan;
+  model: tf.LayersModel;
+}
+
+interface Walk {
+  plan: FineTuningPlan;
+  /** The backbone's own layers above the boundary up to the cut, bottom → top. */
+  above: tf.layers.Layer[];
+  /** The boundary's symbolic output in the backbone's graph. */
+  boundaryOutput: tf.SymbolicTensor;
+}
+
+const isInputLayer = (layer: tf.layers.Layer) => layer.getClassName() === 'InputLayer';
+
+/** The one layer feeding `layer`; fine-tuning follows a chain of single-input layers down from the cut. */
+function inboundOf(layer: tf.layers.Layer): tf.layers.Layer {
+  const nodes = layer.inboundNodes;
+  const inbound = nodes.length === 1 ? nodes[0]!.inboundLayers : [];
+  if (inbound.length !== 1) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `backbone layer "${layer.name}" takes ${nodes.length === 1 ? inbound.length : `${nodes.length} calls of`} inputs; ftl unfreezes only a chain of ` +
+        'single-input layers below the cut: unfreeze fewer layers (fineTuning.layers) or cut higher (featureLayer)',
+    );
+  }
+  return inbound[0]!;
+}
+
+function outputOf(layer: tf.layers.Layer): tf.SymbolicTensor {
+  return layer.inboundNodes[0]!.outputTensors[0]!;
+}
+
+/** Walks down from the cut until `count` layers with weights are above the boundary. */
+function walk(fx: LayersFeatureExtractor, count: number): Walk {
+  const cut = fx.feature;
+  const cutLayer = fx.model.layers.find((l) => l.name === cut);
+  if (cutLayer === undefined) throw new FtlError(ErrorCode.BackboneLoad, `backbone has no layer "${cut}"`);
+  const above: tf.layers.Layer[] = [];
+  const unfrozen: string[] = [];
+  let layer = cutLayer;
+  while (unfrozen.length < count) {
+    if (isInputLayer(layer)) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `fineTuning.layers is ${count} but the backbone has only ${unfrozen.length} layers with weights below the cut "${cut}"` +
+          `${unfrozen.length ? ` (${[...unfrozen].reverse().join(', ')})` : ''}; unfreeze at most ${unfrozen.length}`,
+      );
+    }
+    if (isHeadLayer(layer.name) || layer.name.startsWith('ftl_')) {
+      throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" would clash with ftl's own layer names (head_*, ftl_*); rename it to fine-tune it`);
+    }
+    above.unshift(layer);
+    if (layer.weights.length > 0) unfrozen.unshift(layer.name);
+    layer = inboundOf(layer);
+  }
+  const boundaryOutput = outputOf(layer);
+  const boundaryShape = boundaryOutput.shape.slice(1) as number[];
+  if (boundaryShape.some((d) => d === null || d < 1)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" has no fixed output size (${JSON.stringify(boundaryOutput.shape)}); its output cannot be cached`);
+  }
+  const inputDim = count === 0 ? fx.featureDim : boundaryShape.reduce((a, b) => a * b, 1);
+  return {
+    plan: {
+      cut, unfrozen, boundary: layer.name, boundaryIsInput: isInputLayer(layer),
+      boundaryShape: count === 0 ? [fx.featureDim] : boundaryShape, inputDim,
+    },
+    above,
+    boundaryOutput,
+  };
+}
+
+/**
+ * Where the top `count` backbone layers with weights (counted down from the cut, the cut included) train:
+ * the unfrozen layers and the frozen boundary below them.
+ *
+ * @throws FtlError(INVALID_CONFIG) when the backbone has fewer such layers, or the layers are no chain.
+ * @example
+ * planFineTuning(fx, 1); // default backbone cut at "features": unfrozen ["conv2"], boundary "conv1" ([12, 12, 16])
+ */
+export function planFineTuning(fx: LayersFeatureExtractor, count: number): FineTuningPlan {
+  return walk(fx, count).plan;
+}
+
+/** A fresh copy of a backbone layer (same class and configuration), trainable, not yet built. */
+function cloneLayer(layer: tf.layers.Layer): tf.layers.Layer {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[layer.getClassName()];
+  if (entry === undefined) {
+    throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" is a ${layer.getClassName()}, which tfjs cannot rebuild; keep it frozen`);
+  }
+  const config = { ...layer.getConfig(), trainable: true } as tf.serialization.ConfigDict;
+  delete config['batchInputShape'];
+  delete config['inputShape'];
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, config) as tf.layers.Layer;
+}
+
+/**
+ * Applies copies of the backbone layers above the boundary (with their pretrained weights, so the
+ * backbone itself never changes), a flatten when the cut is spatial, then the head.
+ */
+function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: number): tf.SymbolicTensor {
+  for (const layer of w.above) {
+    const copy = cloneLayer(layer);
+    x = copy.apply(x) as tf.SymbolicTensor;
+    copy.setWeights(layer.getWeights());
+    if (copy.weights.length > 0 && copy.nonTrainableWeights.length > 0) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `backbone layer "${layer.name}" keeps non-trainable state (${copy.nonTrainableWeights.map((v) => v.originalName).join(', ')}), ` +
+          'which ftl does not federate; unfreeze fewer layers (fineTuning.layers) so that it stays frozen',
+      );
+    }
+  }
+  if (x.shape.length > 2) x = tf.layers.flatten({ name: 'ftl_flatten' }).apply(x) as tf.SymbolicTensor;
+  for (const layer of createHeadLayers(head, seed)) x = layer.apply(x) as tf.SymbolicTensor;
+  return x;
+}
+
+/**
+ * The network a client trains: cached boundary features [batch, inputDim] → (unflatten) → copies of the
+ * unfrozen backbone layers → cut (flattened) → head (seeded with `seed`). Its trainable tensors, in
+ * order, are the unfrozen layers' then the head's: the run's tensors on the wire (`conv2/kernel`, …).
+ * With `count` 0 it is the head alone, as {@link createHead} builds it.
+ *
+ * @example
+ * const net = createTrainableNetwork(fx, 1, head, 0); // trains conv2 + head on conv1's cached output
+ */
+export function createTrainableNetwork(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): TrainableNetwork {
+  const w = walk(fx, count);
+  const input = tf.input({ shape: [w.plan.inputDim], name: 'ftl_cached_features' });
+  let x: tf.SymbolicTensor = input;
+  if (count > 0 && w.plan.boundaryShape.length > 1) {
+    x = tf.layers.reshape({ targetShape: w.plan.boundaryShape, name: 'ftl_unflatten' }).apply(x) as tf.SymbolicTensor;
+  }
+  const model = tf.model({ inputs: input, outputs: stackAbove(x, w, head, seed), name: 'ftl_trainable' });
+  return { plan: w.plan, model };
+}
+
+/**
+ * The whole model from images: the backbone's own frozen layers up to the boundary, then copies of the
+ * unfrozen layers and the head, as {@link createTrainableNetwork} has them (same trainable tensors, same
+ * order). The export writes the federated tensors into it. Dispose it with {@link disposeFineTunedModel},
+ * which frees only its own layers, never the backbone's.
+ */
+export function createFineTunedModel(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): tf.LayersModel {
+  const w = walk(fx, count);
+  const start = count > 0 ? w.boundaryOutput : (fx.model.outputs[0] as tf.SymbolicTensor);
+  return tf.model({ inputs: fx.model.inputs, outputs: stackAbove(start, w, head, seed), name: 'ftl_global_model' });
+}
+
+/** Frees the layers {@link createFineTunedModel} made, leaving the backbone's shared layers alone. */
+export function disposeFineTunedModel(model: tf.LayersModel, fx: LayersFeatureExtractor): void {
+  const shared = new Set(fx.model.layers);
+  for (const layer of model.layers) if (!shared.has(layer) && layer.weights.length > 0) layer.dispose();
+}
+
+/**
+ * A dataset's features at the plan's boundary, flattened: `[n × inputDim]`. At the input they are the
+ * images themselves.
+ *
+ * @throws FtlError(DATASET) when the images do not fit the backbone.
+ */
+export function boundaryFeatures(fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset): Float32Array {
+  if (plan.boundaryIsInput) {
+    assertInputCompatible(fx.inputShape, [data.height, data.width, data.channels]);
+    return data.images.slice();
+  }
+  return extractFeatures(fx.at(plan.boundary), data);
+}
+
+/**
+ * The backbone layers a weight list trains, in order: the layers of its tensors that are not head layers.
+ * A client reads the round's trainable set from the weights it receives.
+ */
+export function backboneLayersOf(specs: ReadonlyArray<{ name: string }>): string[] {
+  const out: string[] = [];
+  for (const { name } of specs) {
+    const layer = layerOfTensor(name);
+    if (!isHeadLayer(layer) && !out.includes(layer)) out.push(layer);
+  }
+  return out;
+}
