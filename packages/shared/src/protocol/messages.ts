@@ -55,6 +55,11 @@ export interface FitConfig {
   seed: number;
   /** FedProx: add (μ/2)·‖w − w_global‖² to the local loss; absent or 0 for plain local training. */
   proximalMu?: number;
+  /**
+   * Fine-tuning: backbone layers among the weights train at `learningRate` × this (≥ 0; 0 keeps them
+   * fixed); absent means 1. Which layers train is not said here: it is the weights' own tensors.
+   */
+  backboneLrFactor?: number;
 }
 
 /** Server → client: train the head from these weights. */

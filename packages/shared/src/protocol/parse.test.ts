@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { FtlError } from '../errors.js';
 import { PROTOCOL_VERSION } from './messages.js';
-import { parseFitResult, parseGoodbye, parseHandshakeAuth, parseReady, parseWelcome, rejectionFor } from './parse.js';
+import { parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parseReady, parseWelcome, rejectionFor } from './parse.js';
 
 const good = () => ({
   protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
@@ -94,5 +94,28 @@ describe('goodbye validation', () => {
     }
     expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(/goodbye.reason must be replaced, revoked or shutdown/);
     expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'revoked' })).toThrow(/goodbye.message/);
+  });
+});
+
+describe('fit instruction: the backbone learning-rate factor', () => {
+  const fit = (config: Record<string, unknown>) => ({
+    protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
+    weights: { specs: [{ name: 'conv2/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
+    config: { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, ...config },
+  });
+
+  test('is optional, and kept when sent (0 included: backbone layers stay fixed)', () => {
+    expect(parseFitInstruction(fit({})).config).not.toHaveProperty('backboneLrFactor');
+    expect(parseFitInstruction(fit({ backboneLrFactor: 0.1 })).config.backboneLrFactor).toBe(0.1);
+    expect(parseFitInstruction(fit({ backboneLrFactor: 0 })).config.backboneLrFactor).toBe(0);
+    expect(parsePersonalizeInstruction(fit({ backboneLrFactor: 0.5 })).config.backboneLrFactor).toBe(0.5);
+  });
+
+  test.each<[unknown, RegExp]>([
+    [-0.1, /fit.config.backboneLrFactor must be a finite number ≥ 0 \(got number -0.1\)/],
+    [Infinity, /fit.config.backboneLrFactor must be a finite number ≥ 0 \(got number Infinity\)/],
+    ['0.1', /fit.config.backboneLrFactor must be a finite number ≥ 0 \(got "0.1"\)/],
+  ])('refuses %j', (value, message) => {
+    expect(() => parseFitInstruction(fit({ backboneLrFactor: value }))).toThrow(message);
   });
 });

@@ -212,6 +212,7 @@ function fitConfig(v: unknown, path: string): FitConfig {
     learningRate: positive(o['learningRate'], `${path}.learningRate`),
     seed: int(o['seed'], `${path}.seed`),
     ...(o['proximalMu'] === undefined ? {} : { proximalMu: nonNegative(o['proximalMu'], `${path}.proximalMu`) }),
+    ...(o['backboneLrFactor'] === undefined ? {} : { backboneLrFactor: nonNegative(o['backboneLrFactor'], `${path}.backboneLrFactor`) }),
   };
 }
 
