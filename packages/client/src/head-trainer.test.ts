@@ -1,10 +1,15 @@
-import { createHead, getTrainableWeights, initBackend, loadBuiltinDataset, subset, type HeadConfig, type Weights } from '@ftl/shared';
+import * as tf from '@tensorflow/tfjs';
+import {
+  boundaryFeatures, createDefaultBackbone, createHead, createTrainableNetwork, featureExtractor, getTrainableWeights, initBackend,
+  loadBuiltinDataset, shapeSize, subset, type HeadConfig, type ImageDataset, type LayersFeatureExtractor, type Weights,
+} from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { HeadTrainer } from './head-trainer.js';
 
 // Raw MNIST pixels stand in for backbone features: real data, no backbone needed.
 const config: HeadConfig = { featureDim: 784, hidden: [32], classes: 10 };
 let data: ConstructorParameters<typeof HeadTrainer>[1];
+let images: { train: ImageDataset; val: ImageDataset };
 
 beforeAll(async () => {
   await initBackend();
@@ -12,6 +17,7 @@ beforeAll(async () => {
   const train = subset(mnist, Array.from({ length: 400 }, (_, i) => i * 23));
   const val = subset(mnist, Array.from({ length: 200 }, (_, i) => i * 23 + 11));
   data = { trainFeatures: train.images, trainLabels: train.labels, valFeatures: val.images, valLabels: val.labels };
+  images = { train, val };
 });
 
 const distance = (a: Weights, b: Weights) => Math.sqrt(a.values.reduce((s, v, i) => s + (v - b.values[i]!) ** 2, 0));
@@ -61,6 +67,63 @@ describe('local head training', () => {
     expect(r.numExamples).toBe(200);
     expect(r.global.accuracy).toBeLessThan(0.3);
     expect(r.personal.accuracy).toBeGreaterThan(r.global.accuracy + 0.3);
+    trainer.dispose();
+  });
+});
+
+describe('local fine-tuning of backbone layers', () => {
+  // The default architecture, seeded, cut at its flattened conv2 output: "partial" with k = 1 trains conv2.
+  const head: HeadConfig = { featureDim: 800, hidden: [32], classes: 10 };
+  let fx: LayersFeatureExtractor;
+  const trainerFor = (seed: number) => {
+    const net = createTrainableNetwork(fx, 1, head, seed);
+    const features = (ds: ImageDataset) => boundaryFeatures(fx, net.plan, ds);
+    return new HeadTrainer(head, {
+      trainFeatures: features(images.train), trainLabels: images.train.labels, valFeatures: features(images.val), valLabels: images.val.labels,
+    }, [], net);
+  };
+  /** The first `n` values (the backbone's tensors come first) and the rest. */
+  const split = (w: Weights, layer: string) => {
+    const n = w.specs.filter((s) => s.name.startsWith(`${layer}/`)).reduce((a, s) => a + shapeSize(s.shape), 0);
+    return { backbone: w.values.subarray(0, n), head: w.values.subarray(n) };
+  };
+  const moved = (a: Float32Array, b: Float32Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0));
+
+  beforeAll(() => {
+    fx = featureExtractor(createDefaultBackbone({ seed: 11, classes: 10 }), 'features');
+  });
+
+  test('partial k=1 trains conv2 on the wasm backend: its weights move and the network learns', async () => {
+    expect(tf.getBackend()).toBe('wasm');
+    const trainer = trainerFor(0);
+    expect(trainer.backboneLayers).toEqual(['conv2']);
+    const global = getTrainableWeights(createTrainableNetwork(fx, 1, head, 1).model);
+    const before = trainer.evaluate(global).accuracy;
+    const { weights, metrics } = await trainer.fit(global, { ...fitConfig, learningRate: 0.003 });
+    expect(weights.specs.slice(0, 2).map((s) => s.name)).toEqual(['conv2/kernel', 'conv2/bias']);
+    const [g, w] = [split(global, 'conv2'), split(weights, 'conv2')];
+    expect(moved(w.backbone, g.backbone)).toBeGreaterThan(1e-2);
+    expect(moved(w.head, g.head)).toBeGreaterThan(1e-2);
+    expect(metrics.accuracy).toBeGreaterThan(0.6);
+    expect(trainer.evaluate(weights).accuracy).toBeGreaterThan(before + 0.3);
+    trainer.dispose();
+  });
+
+  test('a backbone learning-rate factor of 0 leaves the backbone weights exactly as received while the head trains; FedProx still works', async () => {
+    const trainer = trainerFor(0);
+    const global = getTrainableWeights(createTrainableNetwork(fx, 1, head, 1).model);
+    for (const proximalMu of [0, 0.1]) {
+      const { weights, metrics } = await trainer.fit(global, { ...fitConfig, epochs: 1, backboneLrFactor: 0, proximalMu });
+      const [g, w] = [split(global, 'conv2'), split(weights, 'conv2')];
+      expect(Array.from(w.backbone)).toEqual(Array.from(g.backbone));
+      expect(moved(w.head, g.head)).toBeGreaterThan(1e-2);
+      expect(Number.isFinite(metrics.loss)).toBe(true);
+    }
+    // A small factor moves the backbone less than the full rate does.
+    const small = await trainer.fit(global, { ...fitConfig, epochs: 1, backboneLrFactor: 0.1 });
+    const full = await trainer.fit(global, { ...fitConfig, epochs: 1, backboneLrFactor: 1 });
+    const g = split(global, 'conv2').backbone;
+    expect(moved(split(small.weights, 'conv2').backbone, g)).toBeLessThan(0.5 * moved(split(full.weights, 'conv2').backbone, g));
     trainer.dispose();
   });
 });

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   createHead, createRng, getTrainableWeights, setTrainableWeights, shuffleInPlace,
-  type FitConfig, type FitMetrics, type HeadConfig, type Weights,
+  type FitConfig, type FitMetrics, type HeadConfig, type TrainableNetwork, type Weights,
 } from '@ftl/shared';
 
 /** Features and labels of one local split, as tensors kept for the whole run. */
@@ -11,33 +11,44 @@ interface Split {
   n: number;
 }
 
-function toSplit(features: Float32Array, labels: Int32Array, config: HeadConfig): Split {
+function toSplit(features: Float32Array, labels: Int32Array, inputDim: number, config: HeadConfig): Split {
   const n = labels.length;
   return {
-    x: tf.tensor2d(features, [n, config.featureDim]),
+    x: tf.tensor2d(features, [n, inputDim]),
     y: tf.oneHot(tf.tensor1d(labels, 'int32'), config.classes) as tf.Tensor2D,
     n,
   };
 }
 
+/** The tfjs variable behind a layer variable (tfjs types keep it private). */
+const variableOf = (v: tf.LayerVariable) => (v as unknown as { val: tf.Variable }).val;
+
 /**
  * Trains and evaluates the head on a client's cached backbone features. Features are computed once per
- * run; each round only the head's weights change.
+ * run; each round only the trained weights change. With a {@link TrainableNetwork} (fine-tuning) the
+ * features are the frozen boundary's output and the top backbone layers train too, at the learning rate
+ * × `backboneLrFactor`.
  */
 export class HeadTrainer {
-  private readonly head: tf.Sequential;
+  private readonly model: tf.LayersModel;
   private readonly train: Split;
   private readonly val: Split;
+  /** Unfrozen backbone layers in the model (empty: head only). */
+  readonly backboneLayers: readonly string[];
 
   constructor(
     readonly config: HeadConfig,
     data: { trainFeatures: Float32Array; trainLabels: Int32Array; valFeatures: Float32Array; valLabels: Int32Array },
     /** Head layers that stay on this client (personalization); they keep their values between rounds. */
     private readonly localLayers: readonly string[] = [],
+    /** Fine-tuning: the network to train on cached boundary features instead of the head alone (the trainer owns it). */
+    network?: TrainableNetwork,
   ) {
-    this.head = createHead(config, 0);
-    this.train = toSplit(data.trainFeatures, data.trainLabels, config);
-    this.val = toSplit(data.valFeatures, data.valLabels, config);
+    this.model = network?.model ?? createHead(config, 0);
+    this.backboneLayers = network?.plan.unfrozen ?? [];
+    const inputDim = network?.plan.inputDim ?? config.featureDim;
+    this.train = toSplit(data.trainFeatures, data.trainLabels, inputDim, config);
+    this.val = toSplit(data.valFeatures, data.valLabels, inputDim, config);
   }
 
   get numTrain(): number {
@@ -51,16 +62,22 @@ export class HeadTrainer {
   /**
    * Trains from `weights` (the shared tensors; local layers keep their own values) for `config.epochs`
    * epochs with Adam, shuffling with `config.seed`; with `config.proximalMu` > 0 the FedProx term
-   * (μ/2)·‖w − w_global‖² joins the loss. Returns the shared tensors and the last epoch's loss and accuracy.
+   * (μ/2)·‖w − w_global‖² joins the loss. Unfrozen backbone layers get their own Adam at
+   * `learningRate × backboneLrFactor` (discriminative learning rates; factor 0 leaves them as received).
+   * Returns the shared tensors and the last epoch's loss and accuracy.
    */
   async fit(weights: Weights, config: FitConfig): Promise<{ weights: Weights; metrics: FitMetrics }> {
     const t0 = performance.now();
-    setTrainableWeights(this.head, weights, this.localLayers);
+    setTrainableWeights(this.model, weights, this.localLayers);
     const rng = createRng(config.seed);
     const order = Int32Array.from({ length: this.train.n }, (_, i) => i);
     const mu = config.proximalMu ?? 0;
+    const factor = config.backboneLrFactor ?? 1;
     const optimizer = tf.train.adam(config.learningRate);
-    if (mu === 0) this.head.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const backboneOptimizer = this.backboneLayers.length > 0 && factor > 0 ? tf.train.adam(config.learningRate * factor) : undefined;
+    // The plain head keeps tfjs's own fit loop (as before fine-tuning); anything more needs the custom step.
+    const custom = mu > 0 || this.backboneLayers.length > 0;
+    if (!custom) this.model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     let loss = NaN;
     let accuracy = NaN;
     for (let epoch = 0; epoch < config.epochs; epoch++) {
@@ -68,24 +85,34 @@ export class HeadTrainer {
       const idx = tf.tensor1d(order, 'int32');
       const x = tf.gather(this.train.x, idx);
       const y = tf.gather(this.train.y, idx);
-      if (mu === 0) {
-        const h = await this.head.fit(x, y, { epochs: 1, batchSize: config.batchSize, shuffle: false, verbose: 0 });
+      if (!custom) {
+        const h = await this.model.fit(x, y, { epochs: 1, batchSize: config.batchSize, shuffle: false, verbose: 0 });
         loss = Number(h.history['loss']?.[0]);
         accuracy = Number(h.history['acc']?.[0] ?? h.history['accuracy']?.[0]);
       } else {
-        ({ loss, accuracy } = this.proximalEpoch(x, y, config.batchSize, mu, optimizer));
+        ({ loss, accuracy } = this.customEpoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
       }
       tf.dispose([idx, x, y]);
     }
     optimizer.dispose();
-    return { weights: getTrainableWeights(this.head, this.localLayers), metrics: { loss, accuracy, seconds: (performance.now() - t0) / 1000 } };
+    backboneOptimizer?.dispose();
+    return { weights: getTrainableWeights(this.model, this.localLayers), metrics: { loss, accuracy, seconds: (performance.now() - t0) / 1000 } };
   }
 
-  /** One epoch of minibatch Adam on cross-entropy + (μ/2)·‖w − w_start‖² over the shared trainable tensors. */
-  private proximalEpoch(x: tf.Tensor2D, y: tf.Tensor2D, batchSize: number, mu: number, optimizer: tf.Optimizer): { loss: number; accuracy: number } {
-    const shared = this.head.layers.filter((l) => !this.localLayers.includes(l.name)).flatMap((l) => l.trainableWeights);
-    const anchors = shared.map((v) => v.read().clone());
-    const vars = this.head.trainableWeights.map((v) => (v as unknown as { val: tf.Variable }).val);
+  /**
+   * One epoch of minibatch Adam on cross-entropy + the model's regularisation losses + (μ/2)·‖w − w_start‖²
+   * over the shared trainable tensors. Head (and local) layers step with `optimizer`, unfrozen backbone
+   * layers with `backboneOptimizer`; without one they get no gradient and stay as they are.
+   */
+  private customEpoch(
+    x: tf.Tensor2D, y: tf.Tensor2D, batchSize: number, mu: number, optimizer: tf.Optimizer, backboneOptimizer?: tf.Optimizer,
+  ): { loss: number; accuracy: number } {
+    const isBackbone = (l: tf.layers.Layer) => this.backboneLayers.includes(l.name);
+    const shared = this.model.layers.filter((l) => !this.localLayers.includes(l.name)).flatMap((l) => l.trainableWeights);
+    const anchors = mu > 0 ? shared.map((v) => v.read().clone()) : [];
+    const headVars = this.model.layers.filter((l) => !isBackbone(l)).flatMap((l) => l.trainableWeights).map(variableOf);
+    const backboneVars = backboneOptimizer ? this.model.layers.filter(isBackbone).flatMap((l) => l.trainableWeights).map(variableOf) : [];
+    const pick = (grads: tf.NamedTensorMap, vars: tf.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, grads[v.name]!]));
     let lossSum = 0;
     let hits = 0;
     for (let start = 0; start < this.train.n; start += batchSize) {
@@ -94,14 +121,17 @@ export class HeadTrainer {
         const xb = x.slice([start, 0], [size, -1]);
         const yb = y.slice([start, 0], [size, -1]);
         let hitsT: tf.Scalar | undefined;
-        const cost = optimizer.minimize(() => {
-          const p = this.head.apply(xb, { training: true }) as tf.Tensor2D;
+        const { value, grads } = tf.variableGrads(() => {
+          const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
           hitsT = tf.keep(tf.metrics.categoricalAccuracy(yb, p).sum() as tf.Scalar);
-          const ce = tf.metrics.categoricalCrossentropy(yb, p).mean();
-          const prox = tf.addN(shared.map((v, i) => v.read().sub(anchors[i]!).square().sum()));
-          return ce.add(prox.mul(mu / 2)) as tf.Scalar;
-        }, true, vars);
-        return [cost!.dataSync()[0]! * size, hitsT!.dataSync()[0]!];
+          let total = tf.metrics.categoricalCrossentropy(yb, p).mean() as tf.Scalar;
+          for (const r of this.model.calculateLosses()) total = total.add(r);
+          if (mu > 0) total = total.add(tf.addN(shared.map((v, i) => v.read().sub(anchors[i]!).square().sum())).mul(mu / 2));
+          return total;
+        }, [...headVars, ...backboneVars]);
+        optimizer.applyGradients(pick(grads, headVars));
+        if (backboneOptimizer) backboneOptimizer.applyGradients(pick(grads, backboneVars));
+        return [value.dataSync()[0]! * size, hitsT!.dataSync()[0]!];
       });
       lossSum += batchLoss;
       hits += batchHits;
@@ -123,9 +153,9 @@ export class HeadTrainer {
 
   /** Loss and accuracy of `weights` (with this client's local layers) on the local validation split. */
   evaluate(weights: Weights): { loss: number; accuracy: number; numExamples: number } {
-    setTrainableWeights(this.head, weights, this.localLayers);
+    setTrainableWeights(this.model, weights, this.localLayers);
     return tf.tidy(() => {
-      const probs = this.head.predict(this.val.x) as tf.Tensor2D;
+      const probs = this.model.predict(this.val.x) as tf.Tensor2D;
       const loss = tf.metrics.categoricalCrossentropy(this.val.y, probs).mean().dataSync()[0]!;
       const accuracy = tf.metrics.categoricalAccuracy(this.val.y, probs).mean().dataSync()[0]!;
       return { loss, accuracy, numExamples: this.val.n };
@@ -135,6 +165,6 @@ export class HeadTrainer {
   /** Frees the tensors. */
   dispose(): void {
     tf.dispose([this.train.x, this.train.y, this.val.x, this.val.y]);
-    this.head.dispose();
+    this.model.dispose();
   }
 }
