@@ -39,6 +39,12 @@ export interface SimulationOptions {
   patience?: number;
   dropout?: number;
   l2?: number;
+  /** Clients' backbone and feature cache; kept after the run when given (default: a temporary folder). */
+  cacheDir?: string;
+  /** Backbone layer whose output is the feature vector (default: the backbone's own). */
+  featureLayer?: string;
+  /** Learning rate × lrDecay^(round−1) (default 1: constant). */
+  lrDecay?: number;
   /** Cut the federation pool to this many samples (default: all 8,500). */
   limit?: number;
   log?: Logger;
@@ -52,6 +58,8 @@ export interface SimulationResult {
   /** Held-out MNIST accuracy of the exported global model (NaN with local layers: no single global model). */
   heldOut: number;
   seconds: number;
+  /** Length of the feature vector the head was trained on. */
+  featureDim: number;
 }
 
 let mnist: ImageDataset | undefined;
@@ -69,6 +77,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.clients,
     waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
     seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
+    schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
+    ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
     personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
   }, log);
   const { url } = await coordinator.listen();
@@ -80,7 +90,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     );
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
     return new FtlClient({
-      serverUrl: url, name: `site-${index}`, shard, cacheDir: join(dir, 'cache'), log: log.child({ client: index }),
+      serverUrl: url, name: `site-${index}`, shard, cacheDir: o.cacheDir ?? join(dir, 'cache'), log: log.child({ client: index }),
       ...(attack ? { transformUpdate: attack } : {}),
     });
   });
@@ -89,7 +99,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
     await Promise.all(ends);
     const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'))).accuracy;
-    return { summary, heldOut, seconds: (performance.now() - t0) / 1000 };
+    return { summary, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
   } finally {
     await coordinator.close();
     await rm(dir, { recursive: true, force: true });

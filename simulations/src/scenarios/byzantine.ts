@@ -12,11 +12,14 @@ export interface ByzantineRow {
 
 /**
  * 10 MNIST clients (IID), 2 of which send sign-flipped updates scaled ×10, under FedAvg and the robust
- * rules; the clean FedAvg run is the reference.
+ * rules; the clean FedAvg run (same settings, no attackers) is the reference. `only` keeps the reference
+ * and the named strategies.
  */
-export async function byzantineScenario(progress: (line: string) => void, o: { quick: boolean; rounds: number }): Promise<ByzantineRow[]> {
+export async function byzantineScenario(
+  progress: (line: string) => void, o: { quick: boolean; rounds: number; lrDecay: number; only?: string[] },
+): Promise<ByzantineRow[]> {
   const base: Omit<SimulationOptions, 'strategy'> = {
-    clients: 10, partition: parsePartition('iid'), rounds: o.rounds, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 3,
+    clients: 10, partition: parsePartition('iid'), rounds: o.rounds, epochs: 2, learningRate: 0.001, lrDecay: o.lrDecay, batchSize: 32, seed: 3,
     attack: signFlip(10), ...(o.quick ? { limit: 1500 } : {}),
   };
   const runs: Array<[string, string, string, number]> = [
@@ -29,7 +32,7 @@ export async function byzantineScenario(progress: (line: string) => void, o: { q
     ['Norm-bounded FedAvg (1.0)', 'normbounded', 'maxNorm=1', 2],
   ];
   const rows: ByzantineRow[] = [];
-  for (const [label, name, options, attackers] of runs) {
+  for (const [label, name, options, attackers] of runs.filter(([, name], i) => i === 0 || !o.only || o.only.includes(name))) {
     progress(`running ${label} with ${attackers} attackers …`);
     const r = await simulate({
       ...base, strategy: parseStrategy(name, options), attackers,
