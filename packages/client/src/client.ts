@@ -1,10 +1,10 @@
 import { io, type Socket } from 'socket.io-client';
 import {
-  createMsgpackParser, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
+  backboneLayersOf, boundaryFeatures, createMsgpackParser, createTrainableNetwork, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
   loadBackbone, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
   parseGoodbye, parseWelcome,
   PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
-  type FeatureExtractor, type ImageDataset, type ServerToClientEvents, type Weights, type Welcome,
+  type FeatureExtractor, type ImageDataset, type ModelFile, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { alignShardToRun, localLabels, type LocalShard } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
@@ -46,11 +46,18 @@ export interface ClientOptions {
   stay?: boolean;
 }
 
-/** A run's state on this client: the features are computed once per run and backbone. */
+/** A run's state on this client: the features are computed once per run, backbone and trainable set. */
 interface Prepared {
   runId: string;
   sha256: string;
+  welcome: Welcome;
+  /** The verified backbone files, to build a fine-tuning trainer when the round's trainable set changes. */
+  files: ModelFile[];
+  /** The local data in the run's label order. */
+  shard: LocalShard;
   trainer: HeadTrainer;
+  /** The unfrozen backbone layers `trainer` trains, joined (empty: head only). */
+  trainable: string;
 }
 
 /**
@@ -194,7 +201,7 @@ export class FtlClient {
       log.info('features-ready', {
         run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, cache: train.hit && val.hit ? 'hit' : 'miss', ms: Math.round(performance.now() - t0),
       });
-      this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, trainer };
+      this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard, trainer, trainable: '' };
     }
     const trainer = this.prepared!.trainer;
     const ack = await this.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: trainer.numTrain, numVal: trainer.numVal, labels: localLabels(this.options.shard) });
@@ -207,12 +214,13 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const global = decodeWeights(msg.weights);
-      const trained = await p.trainer.fit(global, msg.config);
+      const trainer = await this.trainerFor(p, global.specs);
+      const trained = await trainer.fit(global, msg.config);
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion,
-        weights: encodeWeights(weights), numExamples: p.trainer.numTrain, metrics,
+        weights: encodeWeights(weights), numExamples: trainer.numTrain, metrics,
       });
       if (ack.accepted) log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
       else log.warn('update-rejected', { reason: ack.reason, detail: ack.message });
@@ -225,7 +233,8 @@ export class FtlClient {
     const msg = parseEvaluateInstruction(raw);
     const p = this.requirePrepared(msg.runId);
     try {
-      const result = p.trainer.evaluate(decodeWeights(msg.weights));
+      const weights = decodeWeights(msg.weights);
+      const result = (await this.trainerFor(p, weights.specs)).evaluate(weights);
       await this.emitWithAck('evaluate-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
       });
@@ -238,7 +247,8 @@ export class FtlClient {
     const msg = parsePersonalizeInstruction(raw);
     const p = this.requirePrepared(msg.runId);
     try {
-      const r = await p.trainer.personalize(decodeWeights(msg.weights), msg.config);
+      const weights = decodeWeights(msg.weights);
+      const r = await (await this.trainerFor(p, weights.specs)).personalize(weights, msg.config);
       this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
       await this.emitWithAck('personalize-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, numExamples: r.numExamples,
@@ -247,6 +257,55 @@ export class FtlClient {
     } catch (err) {
       this.reportFailure('personalize', msg, err);
     }
+  }
+
+  /**
+   * The trainer for the tensors a round sends: the head-only trainer made on welcome, or (fine-tuning)
+   * one that also trains the backbone layers among the tensors, on features cached at the highest frozen
+   * layer below them. It is rebuilt only when that set changes (gradual unfreezing), replacing the old one.
+   */
+  private async trainerFor(p: Prepared, specs: readonly WeightSpec[]): Promise<HeadTrainer> {
+    const layers = backboneLayersOf(specs);
+    const key = layers.join(',');
+    if (key === p.trainable) return p.trainer;
+    const { welcome } = p;
+    const { log } = this.options;
+    const cut = welcome.backbone.featureLayer;
+    const t0 = performance.now();
+    const fx = await loadBackbone(p.files, { feature: cut, where: `backbone ${welcome.backbone.sha256.slice(0, 12)}` });
+    let trainer: HeadTrainer;
+    try {
+      if (fx.kind !== 'layers') {
+        throw new FtlError(ErrorCode.WeightsMismatch, `the round trains backbone layers ${key} but this run's backbone is a graph model, which cannot be trained`);
+      }
+      const network = createTrainableNetwork(fx, layers.length, welcome.head, 0);
+      const { plan } = network;
+      if (plan.unfrozen.join(',') !== key) {
+        network.model.dispose();
+        throw new FtlError(
+          ErrorCode.WeightsMismatch,
+          `the round trains backbone layers ${key}, but the top ${layers.length} layers with weights below the cut "${cut}" are ${plan.unfrozen.join(', ')}`,
+        );
+      }
+      // The images themselves need no cache; every other boundary's output is cached like the cut's.
+      const features = (data: ImageDataset) => plan.boundaryIsInput
+        ? Promise.resolve({ features: boundaryFeatures(fx, plan, data), hit: false })
+        : cachedFeatures({
+          cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: plan.boundary, data,
+          featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data), log,
+        });
+      const [train, val] = [await features(p.shard.train), await features(p.shard.val)];
+      trainer = new HeadTrainer(welcome.head, {
+        trainFeatures: train.features, trainLabels: p.shard.train.labels, valFeatures: val.features, valLabels: p.shard.val.labels,
+      }, welcome.localLayers, network);
+      log.info('trainable-set', { run: welcome.runId, backbone: key || '(none)', boundary: plan.boundary, ms: Math.round(performance.now() - t0) });
+    } finally {
+      fx.dispose();
+    }
+    p.trainer.dispose();
+    p.trainer = trainer;
+    p.trainable = key;
+    return trainer;
   }
 
   private requirePrepared(runId: string): Prepared {
