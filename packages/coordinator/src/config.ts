@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import {
-  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FitConfig,
+  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FineTuning, type FitConfig,
   type StrategyConfig,
 } from '@ftl/shared';
 
@@ -56,6 +56,8 @@ export interface CoordinatorConfig {
   localLayers: string[];
   /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
   personalizeEpochs: number;
+  /** Which backbone layers train and travel with the head, and when (default: none, feature extraction). */
+  fineTuning: FineTuning;
   /** Refuse clients without a valid, unrevoked token from the store (see `ftl-coordinator clients add`). */
   requireAuth: boolean;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
@@ -73,6 +75,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
     seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
+    fineTuning: { ...run.fineTuning },
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
   return config;
@@ -89,7 +92,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     schedule: { lrDecay: c.schedule.lrDecay, epochs: [...c.schedule.epochs] }, seed: c.seed, l2: c.l2, dropout: c.dropout,
     patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
-    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}),
+    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning },
   };
 }
 
@@ -308,6 +311,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       : parseStrategy(stringFlag(values, 'strategy', d.strategy.name), stringFlag(values, 'strategy-options', '')),
     localLayers: values['local-layers'] === undefined ? d.localLayers : stringFlag(values, 'local-layers', '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: d.personalizeEpochs, min: 0, integer: true }),
+    fineTuning: d.fineTuning,
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };

@@ -2,8 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  createHead, createHeadLayers, ErrorCode, FtlError, loadBackbone, loadLayersModelFromFolder, modelDigest, readModelFolder,
-  saveLayersModelToFolder, setTrainableWeights, writeModelFiles, type HeadConfig, type ModelFile, type Weights,
+  backboneLayersOf, createFineTunedModel, createHead, disposeFineTunedModel, ErrorCode, FtlError, loadBackbone,
+  loadLayersModelFromFolder, modelDigest, readModelFolder, saveLayersModelToFolder, setTrainableWeights, writeModelFiles,
+  type HeadConfig, type ModelFile, type Weights,
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 
@@ -19,6 +20,8 @@ export const EXPORT_HEAD_DIR = 'head';
  *
  * - A **layers** backbone and the head become one TensorFlow.js layers model folder (`model.json`,
  *   `weights.bin`) that `tf.loadLayersModel` loads and that predicts class probabilities from images.
+ *   When `weights` also hold backbone layers (fine-tuning: `conv2/kernel`, …), the export carries those
+ *   federated values in place of the pretrained ones; the served backbone itself is never modified.
  * - A **graph** backbone cannot be joined to a layers head, so the export holds both side by side:
  *   `backbone/` (the backbone's files as served), `head/` (a layers model from features to class
  *   probabilities) and a `README.md` showing how to chain them; {@link loadExportedModel} does that.
@@ -38,14 +41,23 @@ export async function exportGlobalModel(options: {
   localLayers?: readonly string[];
 }): Promise<{ digest: string }> {
   const fx = options.backbone.extractor.at(options.featureLayer ?? options.backbone.featureLayer);
-  if (fx.kind === 'graph') return exportChained(options, fx.feature, fx.featureDim, fx.inputShape);
-  let x = fx.model.outputs[0]!;
-  for (const layer of createHeadLayers(options.head, 0)) x = layer.apply(x) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: fx.model.inputs, outputs: x, name: 'ftl_global_model' });
-  setTrainableWeights(model, options.weights, options.localLayers);
-  const { digest } = await saveLayersModelToFolder(model, options.dir);
-  await writeMeta(options.dir, { ...options.meta, sha256: digest });
-  return { digest };
+  const trained = backboneLayersOf(options.weights.specs);
+  if (fx.kind === 'graph') {
+    if (trained.length > 0) {
+      throw new FtlError(ErrorCode.WeightsMismatch, `the weights hold backbone layers (${trained.join(', ')}) but the backbone is a graph model, which cannot take them`);
+    }
+    return exportChained(options, fx.feature, fx.featureDim, fx.inputShape);
+  }
+  // The backbone's own (frozen) layers up to the trained ones, then copies that take the federated values.
+  const model = createFineTunedModel(fx, trained.length, options.head, 0);
+  try {
+    setTrainableWeights(model, options.weights, options.localLayers);
+    const { digest } = await saveLayersModelToFolder(model, options.dir);
+    await writeMeta(options.dir, { ...options.meta, sha256: digest });
+    return { digest };
+  } finally {
+    disposeFineTunedModel(model, fx);
+  }
 }
 
 /** A graph backbone's export: its files and the head as two folders, with how to chain them. */

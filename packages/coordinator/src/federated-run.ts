@@ -1,10 +1,10 @@
 import {
-  createHead, createStrategy, decodeWeights, deriveSeed, encodeWeights, ErrorCode, firstNonFinite, FtlError,
-  getTrainableWeights, parseClientFailure, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
+  backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
+  firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
   rejectionFor, specsSize, assertSameSpecs,
   type Ack, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
-  type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy, type Weights,
-  type Welcome,
+  type LayersFeatureExtractor, type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy,
+  type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
 import { toRunConfig, type CoordinatorConfig } from './config.js';
@@ -34,6 +34,7 @@ export async function exportRunModel(o: {
     meta: {
       runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
       localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
+      ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
     },
   });
   return digest;
@@ -117,6 +118,12 @@ export class FederatedRun {
   private wake?: () => void;
   private current: Pick<RunProgress, 'phase' | 'round'> = { phase: 'idle', round: 0 };
   private readonly log: Logger;
+  /** The backbone cut at the run's feature layer, when the run trains backbone layers (a layers model). */
+  private readonly cut?: LayersFeatureExtractor;
+  /** The initial trainable tensors per number of unfrozen backbone layers: the pretrained layers + the seeded head. */
+  private readonly initial = new Map<number, Weights>();
+  /** The largest trainable set of the run (its last round's): what sizes the message limit. */
+  private readonly largest: Weights;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -137,6 +144,29 @@ export class FederatedRun {
     }
     this.global = getTrainableWeights(initial, config.localLayers);
     initial.dispose();
+    this.initial.set(0, this.global);
+    const ft = config.fineTuning;
+    if (ft.mode !== 'feature-extraction') {
+      if (config.localLayers.length > 0) {
+        throw new FtlError(
+          ErrorCode.InvalidConfig,
+          `localLayers (${config.localLayers.join(', ')}) work only with fineTuning.mode "feature-extraction" (got "${ft.mode}"); ` +
+            'drop localLayers, or fine-tune the backbone without personal head layers',
+        );
+      }
+      const fx = backbone.extractor.at(config.featureLayer ?? backbone.featureLayer);
+      if (fx.kind !== 'layers') {
+        throw new FtlError(
+          ErrorCode.InvalidConfig,
+          `fineTuning.mode "${ft.mode}" trains backbone layers, but the backbone ${backbone.dir} is a graph model, a frozen feature ` +
+            'extractor; use fineTuning.mode "feature-extraction" or a TensorFlow.js layers-model backbone',
+        );
+      }
+      this.cut = fx;
+      planFineTuning(fx, ft.layers); // refuses a cap the backbone cannot meet, even one the rounds never reach
+    }
+    this.global = this.initialWeights(unfrozenLayerCount(ft, 1));
+    this.largest = this.initialWeights(unfrozenLayerCount(ft, config.rounds));
     this.strategy = createStrategy(config.strategy, {
       fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
     });
@@ -146,9 +176,40 @@ export class FederatedRun {
     return this.config.runId;
   }
 
-  /** Bytes of one head update plus envelope: the largest message a client needs to send. */
+  /**
+   * Bytes of the largest update of the run (head plus the most unfrozen backbone layers it ever trains)
+   * plus envelope: the largest message a client needs to send.
+   */
   maxMessageBytes(): number {
-    return specsSize(this.global.specs) * 4 * 2 + 64 * 1024;
+    return specsSize(this.largest.specs) * 4 * 2 + 64 * 1024;
+  }
+
+  /** The initial trainable tensors with `count` unfrozen backbone layers (pretrained) before the seeded head. */
+  private initialWeights(count: number): Weights {
+    let w = this.initial.get(count);
+    if (w === undefined) {
+      const net = createTrainableNetwork(this.cut!, count, this.head, this.config.seed);
+      w = getTrainableWeights(net.model);
+      net.model.dispose();
+      this.initial.set(count, w);
+    }
+    return w;
+  }
+
+  /**
+   * Sets the trainable set `round` trains (gradual unfreezing changes it): tensors the global model has
+   * keep their values, newly unfrozen layers start from the pretrained backbone, and the strategy's
+   * per-value server state (momentum, Adam moments) is carried by name, with zeros for the new tensors.
+   */
+  private enterRound(round: number): void {
+    const fresh = this.initialWeights(unfrozenLayerCount(this.config.fineTuning, round));
+    if (sameSpecs(fresh.specs, this.global.specs)) return;
+    const before = this.global.specs;
+    this.global = carryOver(this.global, fresh);
+    this.strategy.restore(remapStrategyState(this.strategy.state(), before, fresh.specs));
+    const layers = backboneLayersOf(fresh.specs);
+    this.log.info('unfreeze', { round, layers: layers.join(','), values: this.global.values.length });
+    this.store?.appendEvent(this.config.runId, 'unfreeze', { round, layers, values: this.global.values.length });
   }
 
   /** What a client receives on joining this run. */
@@ -322,6 +383,7 @@ export class FederatedRun {
     try {
       await this.waitForClients();
       for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopRequest; round++) {
+        this.enterRound(round);
         const { record, participants, rejected } = await this.runRound(round);
         if (record.status === 'no-quorum' && attempt <= this.config.quorumRetries) {
           // The global model is unchanged; try the same round again with whoever is ready then.
@@ -423,8 +485,10 @@ export class FederatedRun {
     const done = this.store.listRounds(runId).map((r) => r.record);
     const checkpoint = this.store.latestCheckpoint(runId, (round, why) => this.log.warn('checkpoint-corrupt', { round, why }));
     if (checkpoint) {
-      assertSameSpecs(checkpoint.specs, this.global.specs);
-      this.global = { specs: this.global.specs, values: checkpoint.values };
+      // The checkpointed round decides the trainable set (gradual unfreezing grows it over the rounds).
+      const expected = this.initialWeights(unfrozenLayerCount(this.config.fineTuning, checkpoint.round)).specs;
+      assertSameSpecs(checkpoint.specs, expected);
+      this.global = { specs: expected, values: checkpoint.values };
       this.modelVersion = checkpoint.modelVersion;
       this.strategy.restore(checkpoint.strategyState);
     }
@@ -463,7 +527,7 @@ export class FederatedRun {
     selected.forEach((id, i) => {
       const sent = this.host.send(id, 'fit', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
-        config: { ...scheduledFit(fit, this.config.schedule, round), seed: deriveSeed(this.config.seed, round, i), ...extras },
+        config: { ...scheduledFit(fit, this.config.schedule, round), seed: deriveSeed(this.config.seed, round, i), ...extras, ...this.backboneRate() },
       });
       if (!sent) fitRound.fail(id, 'disconnected before the round started');
     });
@@ -512,6 +576,11 @@ export class FederatedRun {
     };
   }
 
+  /** The backbone learning-rate factor, sent only when the global model holds backbone layers. */
+  private backboneRate(): { backboneLrFactor?: number } {
+    return backboneLayersOf(this.global.specs).length > 0 ? { backboneLrFactor: this.config.fineTuning.backboneLrFactor } : {};
+  }
+
   private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {
     const { runId, roundDeadlineMs } = this.config;
     const expected = this.strategy.configureEvaluate(round, this.host.readyClients(runId));
@@ -540,7 +609,7 @@ export class FederatedRun {
     expected.forEach((id, i) => {
       const sent = this.host.send(id, 'personalize', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
-        config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(this.config.seed, round + 1, i) },
+        config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(this.config.seed, round + 1, i), ...this.backboneRate() },
       });
       if (!sent) collector.fail(id, 'disconnected before personalization');
     });
@@ -550,4 +619,8 @@ export class FederatedRun {
       clientId, numExamples: r.numExamples, globalAccuracy: r.globalAccuracy, personalAccuracy: r.personalAccuracy,
     }));
   }
+}
+
+function sameSpecs(a: readonly WeightSpec[], b: readonly WeightSpec[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.name === b[i]!.name && s.shape.join('x') === b[i]!.shape.join('x'));
 }

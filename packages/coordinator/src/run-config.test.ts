@@ -14,6 +14,12 @@ describe('run configuration', () => {
       localLayers: [], personalizeEpochs: 0, strategy: { name: 'fedavg', options: {} },
     });
     expect(c.classes).toHaveLength(10);
+    expect(c.fineTuning).toEqual({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 });
+  });
+
+  test('fineTuning: given fields are kept, missing ones default', () => {
+    expect(parseRunConfig({ fineTuning: { mode: 'gradual', layers: 2 } }).fineTuning).toEqual({ mode: 'gradual', layers: 2, everyRounds: 1, backboneLrFactor: 1 });
+    expect(parseRunConfig({ fineTuning: { mode: 'partial', backboneLrFactor: 0 } }).fineTuning.backboneLrFactor).toBe(0);
   });
 
   test.each<[string, unknown, string]>([
@@ -25,6 +31,11 @@ describe('run configuration', () => {
     ['an unknown strategy', { strategy: { name: 'fedsgd' } }, 'strategy.name must be one of fedavg,'],
     ['a bad strategy option', { strategy: { name: 'krum', options: { f: -1 } } }, 'krum option f must be an integer ≥ 0 (got "-1")'],
     ['a typo in a field name', { round: 3 }, 'unknown field round (see docs/run-config.md)'],
+    ['an unknown fine-tuning mode', { fineTuning: { mode: 'full' } }, 'fineTuning.mode must be feature-extraction, partial or gradual (got "full")'],
+    ['zero layers to unfreeze', { fineTuning: { mode: 'partial', layers: 0 } }, 'fineTuning.layers must be a positive integer (backbone layers with weights to unfreeze, counted down from the cut) (got 0)'],
+    ['a fractional unfreezing interval', { fineTuning: { everyRounds: 1.5 } }, 'fineTuning.everyRounds must be a positive integer (got 1.5)'],
+    ['a negative backbone learning-rate factor', { fineTuning: { backboneLrFactor: -1 } }, 'fineTuning.backboneLrFactor must be a number ≥ 0 (got -1)'],
+    ['a typo inside fineTuning', { fineTuning: { layer: 1 } }, 'unknown field fineTuning.layer (see docs/run-config.md)'],
     ['a schedule going backwards', { schedule: { epochs: [{ fromRound: 3, epochs: 2 }, { fromRound: 2, epochs: 1 }] } }, 'schedule.epochs must be a list of {fromRound, epochs} with increasing fromRound'],
   ])('refuses %s with a message naming the field', (_, doc, message) => {
     expect(() => parseRunConfig(doc)).toThrow(message);

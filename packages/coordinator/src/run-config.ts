@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_HIDDEN, ErrorCode, FtlError, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig } from '@ftl/shared';
+import {
+  DEFAULT_FINE_TUNING, DEFAULT_HIDDEN, ErrorCode, FINE_TUNING_MODES, FtlError, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig,
+} from '@ftl/shared';
 
 // What each field must be, by path, for messages like `rounds must be a positive integer (got -1)`.
 const rules = new Map<string, string>();
@@ -55,6 +57,13 @@ export const RunConfigSchema = z.strictObject({
   maxExamplesPerClient: posInt('maxExamplesPerClient').default(1_000_000),
   sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
   featureLayer: rule('featureLayer', 'a layer name', z.string().min(1)).optional(),
+  fineTuning: z.strictObject({
+    mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(DEFAULT_FINE_TUNING.mode),
+    layers: rule('fineTuning.layers', 'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',
+      z.number().int().positive()).default(DEFAULT_FINE_TUNING.layers),
+    everyRounds: posInt('fineTuning.everyRounds').default(DEFAULT_FINE_TUNING.everyRounds),
+    backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(DEFAULT_FINE_TUNING.backboneLrFactor),
+  }).prefault({}),
 });
 
 /** A validated run configuration with defaults filled in (strategy options validated and completed too). */
