@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises';
+import type * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import {
+  Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store,
+  type CoordinatorConfig, type RoundRecord, type RunSummary,
+} from '@ftl/coordinator';
+import { createLogger, initBackend, loadLayersModelFromFolder, shapeSize, type FineTuning, type Weights } from '@ftl/shared';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { holdoutAccuracy } from './holdout.js';
+import { makeClient, scratch } from './test-federation.js';
+
+// conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
+const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
+// Per update besides the values: the two extra tensors' specs ({name, shape, dtype} in msgpack, ~87
+// bytes) and float metrics that may encode a few bytes shorter or longer.
+const SPEC_SLACK = 120;
+
+const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1, ...over });
+
+/** A real coordinator (optionally on a SQLite store) and two real clients on 600 MNIST samples. */
+async function federate(dir: string, over: Partial<CoordinatorConfig>, store?: Store): Promise<{ summary: RunSummary; rows: RoundRecord[] }> {
+  await initBackend();
+  const config: CoordinatorConfig = {
+    ...defaultCoordinatorConfig(), port: 0, runId: 'ft-run', minClients: 2, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 2,
+    exportDir: undefined, fit: { epochs: 3, batchSize: 16, learningRate: 0.002 }, ...over,
+  };
+  const coordinator = await Coordinator.create(config, createLogger('coordinator'), store);
+  const { url } = await coordinator.listen();
+  const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
+  const ends = clients.map((c) => c.run());
+  const rows: RoundRecord[] = [];
+  try {
+    const summary = await coordinator.run((r) => rows.push(r));
+    await Promise.all(ends);
+    return { summary, rows };
+  } finally {
+    await coordinator.close();
+  }
+}
+
+/** The values of one tensor of a flat weight vector. */
+function tensor(w: Weights, name: string): Float32Array {
+  let off = 0;
+  for (const s of w.specs) {
+    const n = shapeSize(s.shape);
+    if (s.name === name) return w.values.subarray(off, off + n);
+    off += n;
+  }
+  throw new Error(`no tensor ${name}`);
+}
+
+let headOnly: RoundRecord[];
+
+beforeAll(async () => {
+  // The reference: today's head-only federation with the same data, seed and settings.
+  headOnly = (await federate(await scratch('ft-fe'), {})).rows;
+  expect(headOnly.map((r) => r.status)).toEqual(['aggregated', 'aggregated']);
+});
+
+describe('fine-tuning modes over real sockets', () => {
+  test('partial k=1: conv2 travels with the head (exactly its bytes more per update), the export carries the federated conv2, accuracy well above chance', async () => {
+    const dir = await scratch('ft-partial');
+    const { summary, rows } = await federate(dir, { exportDir: join(dir, 'model'), fineTuning: fineTuning({ mode: 'partial', layers: 1 }) });
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 2], ['aggregated', 2]]);
+    expect(summary.weights.specs.slice(0, 2).map((s) => `${s.name} [${s.shape.join(',')}]`)).toEqual(['conv2/kernel [3,3,16,32]', 'conv2/bias [32]']);
+    // Two updates per round, each CONV2_VALUES float32 values larger than a head-only one.
+    for (const r of [0, 1]) {
+      const extra = rows[r]!.bytesIn - headOnly[r]!.bytesIn;
+      expect(extra).toBeGreaterThanOrEqual(2 * CONV2_VALUES * 4);
+      expect(extra).toBeLessThan(2 * (CONV2_VALUES * 4 + SPEC_SLACK));
+    }
+
+    const exported = (await loadLayersModelFromFolder(join(dir, 'model'))) as tf.LayersModel;
+    const kernelOf = (m: tf.LayersModel, layer: string) => Array.from(m.getLayer(layer).getWeights()[0]!.dataSync());
+    const kernel = kernelOf(exported, 'conv2');
+    expect(kernel).toEqual(Array.from(tensor(summary.weights, 'conv2/kernel')));
+    const pretrained = (await loadServedBackbone(DEFAULT_BACKBONE_DIR)).extractor.model as tf.LayersModel;
+    const original = kernelOf(pretrained, 'conv2');
+    expect(Math.sqrt(kernel.reduce((s, v, i) => s + (v - original[i]!) ** 2, 0))).toBeGreaterThan(1e-2);
+    expect(kernelOf(exported, 'conv1')).toEqual(kernelOf(pretrained, 'conv1')); // frozen below the boundary
+    const meta = JSON.parse(await readFile(join(dir, 'model', 'ftl-model.json'), 'utf8')) as { trainedBackboneLayers: string[] };
+    expect(meta.trainedBackboneLayers).toEqual(['conv2']);
+    expect((await holdoutAccuracy(join(dir, 'model'))).accuracy).toBeGreaterThan(0.7); // chance is 0.1
+  });
+
+  test('gradual every round with FedAdam: round 1 carries the head only, round 2 also conv2; the server moments grow with it; a continued run resumes from the checkpoint\'s trainable set', async () => {
+    const dir = await scratch('ft-gradual');
+    const store = Store.open(join(dir, 'coordinator.db'));
+    const over: Partial<CoordinatorConfig> = {
+      runId: 'gradual', fineTuning: fineTuning({ mode: 'gradual', layers: 2, everyRounds: 1, backboneLrFactor: 0.5 }),
+      strategy: { name: 'fedadam', options: { eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 } },
+    };
+    const { summary, rows } = await federate(dir, over, store);
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => r.status)).toEqual(['aggregated', 'aggregated']);
+    const extra = rows.map((r, i) => r.bytesIn - headOnly[i]!.bytesIn);
+    expect(Math.abs(extra[0]!)).toBeLessThan(2 * SPEC_SLACK);
+    expect(extra[1]).toBeGreaterThanOrEqual(2 * CONV2_VALUES * 4);
+    expect(extra[1]).toBeLessThan(2 * (CONV2_VALUES * 4 + SPEC_SLACK));
+    expect(store.listEvents('gradual').filter((e) => e.type === 'unfreeze').map((e) => (e.data as { round: number; layers: string[] })))
+      .toEqual([expect.objectContaining({ round: 2, layers: ['conv2'] })]);
+    const checkpoint = store.latestCheckpoint('gradual')!;
+    expect(checkpoint.specs.map((s) => s.name).slice(0, 2)).toEqual(['conv2/kernel', 'conv2/bias']);
+    expect(checkpoint.strategyState['m']!.length).toBe(checkpoint.values.length);
+
+    // The same run on the same database with a third round: it resumes from round 2's checkpoint (head +
+    // conv2, FedAdam moments of that size), and round 3 unfreezes conv1 too.
+    const more = await federate(dir, { ...over, rounds: 3 }, store);
+    expect(more.rows.map((r) => r.round)).toEqual([3]);
+    expect(more.summary.weights.specs.slice(0, 4).map((s) => s.name)).toEqual(['conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias']);
+    expect(more.summary.weights.values.every(Number.isFinite)).toBe(true);
+    expect(more.rows[0]!.valAccuracy).toBeGreaterThan(0.6);
+    store.close();
+  });
+
+  test('unsupported combinations are refused before the run starts, saying what to change', async () => {
+    await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'partial' }), localLayers: ['head_output'] }))
+      .rejects.toThrow(/localLayers \(head_output\) work only with fineTuning.mode "feature-extraction" \(got "partial"\)/);
+    await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'gradual', layers: 3 }) }))
+      .rejects.toThrow(/fineTuning.layers is 3 but the backbone has only 2 layers with weights below the cut "features" \(conv2, conv1\)/);
+  });
+});
