@@ -115,6 +115,17 @@ describe('fine-tuning modes over real sockets', () => {
     store.close();
   });
 
+  test('the message limit is sized from the largest trainable set: unfreezing fc (51,264 values) under a 650-value head still gets through', async () => {
+    // Cut at fc (64 features) with a linear head: a head-sized limit (2 × 2.6 KB + 64 KiB) would drop round 2's 205 KB updates.
+    const { summary, rows } = await federate(await scratch('ft-limit'), {
+      featureLayer: 'fc', hidden: [], fineTuning: fineTuning({ mode: 'gradual', layers: 1, everyRounds: 1 }),
+    });
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted, r.rejected])).toEqual([['aggregated', 2, 0], ['aggregated', 2, 0]]);
+    expect(summary.weights.values.length).toBe(800 * 64 + 64 + 64 * 10 + 10);
+    expect(rows[1]!.bytesIn).toBeGreaterThan(2 * summary.weights.values.length * 4);
+  });
+
   test('unsupported combinations are refused before the run starts, saying what to change', async () => {
     await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'partial' }), localLayers: ['head_output'] }))
       .rejects.toThrow(/localLayers \(head_output\) work only with fineTuning.mode "feature-extraction" \(got "partial"\)/);

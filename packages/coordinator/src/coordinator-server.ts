@@ -213,8 +213,9 @@ export class CoordinatorServer implements RunHost {
     if (this.maxMessageBytes !== undefined && run.maxMessageBytes() > this.maxMessageBytes) {
       throw new FtlError(
         ErrorCode.InvalidConfig,
-        `run ${config.runId}: its head updates take ${run.maxMessageBytes()} bytes, above this server's message limit of ` +
-          `${this.maxMessageBytes}; use fewer hidden units or restart serve with a larger --max-message-mb`,
+        `run ${config.runId}: its largest updates (head and unfrozen backbone layers) take ${run.maxMessageBytes()} bytes, above this ` +
+          `server's message limit of ${this.maxMessageBytes}; use fewer hidden units or unfrozen layers (fineTuning.layers), or restart ` +
+          'serve with a larger --max-message-mb',
       );
     }
     return run;
