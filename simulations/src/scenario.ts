@@ -3,14 +3,17 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { ErrorCode, FtlError, numberFlag, parseFlags, runMain } from '@ftl/shared';
 import { byzantineScenario } from './scenarios/byzantine.js';
 import { cutPointScenario } from './scenarios/cut-point.js';
+import { fineTuneScenario } from './scenarios/finetune.js';
 import { personalizationScenario } from './scenarios/personalization.js';
 
-const HELP = `npm run scenario -- <byzantine|personalization|cutpoint> [--quick]
+const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json.
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
   personalization  10 clients with 2 label shards each: FedAvg, FedProx, local layers, local fine-tuning
   cutpoint         10 clients, Dirichlet 0.5: the head on each candidate backbone layer
+  finetune         10 clients, Dirichlet 0.5, 20 rounds: head only vs partial and gradual fine-tuning
+                   (--epochs N local epochs, default 2; --only partial,… picks fine-tuning modes)
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -25,6 +28,7 @@ runMain(async () => {
   const name = first !== undefined && !first.startsWith('-') ? first : undefined;
   const values = parseFlags(name === undefined ? process.argv.slice(2) : rest, {
     quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
+    epochs: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
     process.stdout.write(HELP + '\n');
@@ -63,8 +67,19 @@ runMain(async () => {
       '| --- | --- | --- | --- | --- | --- |',
       ...r.map((x) => `| ${x.featureLayer} | ${x.featureDim} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`),
     ];
+  } else if (name === 'finetune') {
+    const r = await fineTuneScenario(progress, {
+      quick, rounds: values['rounds'] === undefined && !quick ? 20 : rounds,
+      epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }), ...(only ? { only } : {}),
+    });
+    rows = r;
+    table = [
+      '| run | held-out accuracy | federated val acc (last round) | values per update | bytes per update | seconds |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...r.map((x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`),
+    ];
   } else {
-    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization or cutpoint`);
+    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint or finetune`);
   }
   process.stdout.write(table.join('\n') + '\n');
   await mkdir('.ftl/scenarios', { recursive: true });

@@ -6,6 +6,7 @@ import { Coordinator, defaultCoordinatorConfig, type RunSummary } from '@ftl/coo
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
   type StrategyConfig, type Weights,
+  type FineTuning,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
@@ -47,6 +48,10 @@ export interface SimulationOptions {
   lrDecay?: number;
   /** Cut the federation pool to this many samples (default: all 8,500). */
   limit?: number;
+  /** Which backbone layers train and travel with the head (default: feature extraction, the head only). */
+  fineTuning?: FineTuning;
+  /** Hidden layer sizes of the head (default: the run config's, [128]). */
+  hidden?: number[];
   log?: Logger;
   /** Called after each round, for progress. */
   onRound?: (round: number, accuracy: number) => void;
@@ -80,6 +85,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
     ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
     personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
+    ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
+    ...(o.hidden ? { hidden: o.hidden } : {}),
   }, log);
   const { url } = await coordinator.listen();
   mnist ??= loadBuiltinDataset('mnist');
