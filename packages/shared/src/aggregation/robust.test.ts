@@ -258,3 +258,13 @@ describe('errors', () => {
     expectFtlError(fn, code, message);
   });
 });
+
+describe('Krum ties', () => {
+  test('tied scores pick the same update whatever the arrival order (fast-check found this)', () => {
+    // -1 and 1 are equally central among {-2, -1, 1, 2}; the choice must not follow their positions.
+    const points = [-2, -1, 1, 2].map((x) => Float32Array.of(x));
+    const reversed = [...points].reverse();
+    expect(points[krumSelect(points, 0, 1)[0]!]![0]).toBe(-1);
+    expect(reversed[krumSelect(reversed, 0, 1)[0]!]![0]).toBe(-1);
+  });
+});

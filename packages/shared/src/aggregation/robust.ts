@@ -144,7 +144,8 @@ export function krumScores(vectors: readonly Float32Array[], f: number): number[
 
 /**
  * Krum / Multi-Krum selection (Blanchard et al. 2017): the indices of the m most central updates by
- * {@link krumScores}, best first, ties to the lower index so the choice is deterministic. m = 1 is Krum;
+ * {@link krumScores}, best first; ties go to the lexicographically smaller update (then the lower index),
+ * so the choice is deterministic and independent of arrival order. m = 1 is Krum;
  * averaging the m picks (Multi-Krum) keeps Krum's robustness with less variance.
  *
  * @example
@@ -157,8 +158,15 @@ export function krumSelect(vectors: readonly Float32Array[], f: number, m = 1): 
     throw new FtlError(ErrorCode.InvalidConfig, `Krum m must be an integer in [1, ${n}] (the number of updates) (got ${m})`);
   }
   const order = scores.map((_, i) => i);
-  order.sort((a, b) => scores[a]! - scores[b]! || a - b);
+  // Ties go by the updates' values, not their positions, so the choice does not depend on arrival order.
+  order.sort((a, b) => scores[a]! - scores[b]! || compareValues(vectors[a]!, vectors[b]!) || a - b);
   return order.slice(0, m);
+}
+
+/** Lexicographic order of two vectors of the same length. */
+function compareValues(a: Float32Array, b: Float32Array): number {
+  for (let j = 0; j < a.length; j++) if (a[j] !== b[j]) return a[j]! < b[j]! ? -1 : 1;
+  return 0;
 }
 
 /**
