@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
   backboneLayersOf, boundaryFeatures, createMsgpackParser, createTrainableNetwork, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
@@ -6,7 +7,7 @@ import {
   PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
   type FeatureExtractor, type ImageDataset, type ModelFile, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
-import { alignShardToRun, localLabels, type LocalShard } from '@ftl/shared';
+import { alignShardToRun, localLabels, withAugmentedCopies, type LocalShard } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
@@ -44,6 +45,11 @@ export interface ClientOptions {
    * site node under `ftl-coordinator serve`). `run()` then settles only on `close()` or a fatal error.
    */
   stay?: boolean;
+}
+
+/** A seed for this site's augmentation in a run: the same on every restart, different between sites. */
+function augmentSeed(runId: string, name: string): number {
+  return createHash('sha256').update(`${runId}\u0000${name}`).digest().readUInt32LE(0);
 }
 
 /** A run's state on this client: the features are computed once per run, backbone and trainable set. */
@@ -172,7 +178,11 @@ export class FtlClient {
     if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
       this.dispose();
       // Local labels are matched to the run's by name before any download; an unknown one is fatal.
-      const shard = alignShardToRun(this.options.shard, welcome.classes);
+      const aligned = alignShardToRun(this.options.shard, welcome.classes);
+      // Augmented copies join the training split before extraction (seeded per run and site); validation stays as it is.
+      const shard = welcome.augment && welcome.augment.copies > 0
+        ? { ...aligned, train: withAugmentedCopies(aligned.train, welcome.augment, augmentSeed(welcome.runId, this.options.name)) }
+        : aligned;
       const { files } = await obtainBackbone({
         serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import {
-  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type FineTuning, type FitConfig,
+  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type AugmentConfig, type FineTuning, type FitConfig,
   type StrategyConfig,
 } from '@ftl/shared';
 
@@ -58,6 +58,8 @@ export interface CoordinatorConfig {
   personalizeEpochs: number;
   /** Which backbone layers train and travel with the head, and when (default: none, feature extraction). */
   fineTuning: FineTuning;
+  /** Training-time augmentation done by each client before feature extraction (copies 0 = off). */
+  augment: AugmentConfig;
   /** Refuse clients without a valid, unrevoked token from the store (see `ftl-coordinator clients add`). */
   requireAuth: boolean;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
@@ -75,7 +77,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
     seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
-    fineTuning: { ...run.fineTuning },
+    fineTuning: { ...run.fineTuning }, augment: { ...run.augment },
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
   return config;
@@ -92,7 +94,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     schedule: { lrDecay: c.schedule.lrDecay, epochs: [...c.schedule.epochs] }, seed: c.seed, l2: c.l2, dropout: c.dropout,
     patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
-    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning },
+    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment },
   };
 }
 
@@ -312,6 +314,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     localLayers: values['local-layers'] === undefined ? d.localLayers : stringFlag(values, 'local-layers', '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: d.personalizeEpochs, min: 0, integer: true }),
     fineTuning: d.fineTuning,
+    augment: d.augment,
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };

@@ -227,6 +227,7 @@ export class FederatedRun {
       head: this.head,
       classes: [...this.config.classes],
       localLayers: [...this.config.localLayers],
+      ...(this.config.augment.copies > 0 ? { augment: { ...this.config.augment } } : {}),
     };
   }
 

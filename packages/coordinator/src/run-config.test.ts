@@ -15,6 +15,7 @@ describe('run configuration', () => {
     });
     expect(c.classes).toHaveLength(10);
     expect(c.fineTuning).toEqual({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 });
+    expect(c.augment).toEqual({ copies: 0, shift: 0, flip: false, rotation: 0 });
   });
 
   test('fineTuning: given fields are kept, missing ones default', () => {
@@ -24,6 +25,8 @@ describe('run configuration', () => {
 
   test.each<[string, unknown, string]>([
     ['a negative round count', { rounds: -1 }, 'rounds must be a positive integer (got -1)'],
+    ['too many augmented copies', { augment: { copies: 50 } }, 'augment.copies must be an integer in [0, 20] (augmented copies of each training image; 0 = off) (got 50)'],
+    ['a shift of half the image', { augment: { shift: 0.5 } }, 'augment.shift must be a number in [0, 0.5) (largest shift as a fraction of the side) (got 0.5)'],
     ['a fractional epoch count', { fit: { epochs: 1.5 } }, 'fit.epochs must be a positive integer (got 1.5)'],
     ['a string where a number goes', { fit: { learningRate: '0.1' } }, 'fit.learningRate must be a number > 0 (got "0.1")'],
     ['a fraction above 1', { fractionFit: 1.2 }, 'fractionFit must be a number in (0, 1] (got 1.2)'],

@@ -57,6 +57,12 @@ export const RunConfigSchema = z.strictObject({
   maxExamplesPerClient: posInt('maxExamplesPerClient').default(1_000_000),
   sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
   featureLayer: rule('featureLayer', 'a layer name', z.string().min(1)).optional(),
+  augment: z.strictObject({
+    copies: rule('augment.copies', 'an integer in [0, 20] (augmented copies of each training image; 0 = off)', z.number().int().min(0).max(20)).default(0),
+    shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),
+    flip: rule('augment.flip', 'true or false (mirror left–right at random)', z.boolean()).default(false),
+    rotation: rule('augment.rotation', 'a number of degrees in [0, 180]', z.number().min(0).max(180)).default(0),
+  }).prefault({}),
   fineTuning: z.strictObject({
     mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(DEFAULT_FINE_TUNING.mode),
     layers: rule('fineTuning.layers', 'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',

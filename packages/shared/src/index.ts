@@ -7,7 +7,7 @@ export { imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
 export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
 export { channelStats, combineStats, normalizeImages, type ChannelStats, type Normalization } from './data/federated-stats.js';
-export { augmentDataset, type AugmentOptions } from './data/augment.js';
+export { augmentDataset, withAugmentedCopies, type AugmentOptions } from './data/augment.js';
 export { federationSplit, HOLDOUT, loadClientShard, type ClientShard, type ClientShardOptions } from './data/shard.js';
 export { DEFAULT_IMAGE_SHAPE, formatImageShape, parseImageShape, sameImageShape, type ImageShape } from './data/image-shape.js';
 export { convertChannels, fitDataset, fitImage, resizeBilinear, type Pixels } from './data/resize.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { augmentDataset } from './augment.js';
+import { augmentDataset, withAugmentedCopies } from './augment.js';
 import type { ImageDataset } from './dataset.js';
 
 const dataset = (images: number[], channels: number, side: number): ImageDataset => ({
@@ -32,5 +32,17 @@ describe('seeded augmentation', () => {
   test('out-of-range options are refused', () => {
     expect(() => augmentDataset(img, { shift: 0.6 }, 1)).toThrow(/shift in \[0, 0.5\)/);
     expect(() => augmentDataset(img, { rotation: 200 }, 1)).toThrow(/rotation in \[0, 180\]/);
+  });
+});
+
+describe('augmented copies of a training split', () => {
+  test('keeps the originals first, adds seeded copies with the same labels, and copies 0 changes nothing', () => {
+    const ds = dataset(Array.from({ length: 3 * 25 }, (_, i) => (i % 7) / 7), 1, 5);
+    const grown = withAugmentedCopies(ds, { copies: 2, shift: 0.2, rotation: 15 }, 5);
+    expect(grown.n).toBe(9);
+    expect(grown.images.subarray(0, 75)).toEqual(ds.images);
+    expect(Array.from(grown.labels)).toEqual([...ds.labels, ...ds.labels, ...ds.labels]);
+    expect(grown.images.subarray(75, 150)).toEqual(augmentDataset(ds, { shift: 0.2, rotation: 15 }, 6).images);
+    expect(withAugmentedCopies(ds, { copies: 0 }, 5)).toBe(ds);
   });
 });

@@ -62,3 +62,19 @@ export function augmentDataset(ds: ImageDataset, o: AugmentOptions, seed: number
   }
   return { ...ds, images: out };
 }
+
+/**
+ * The training split grown by `copies` augmented copies of itself (copy k seeded with `seed + k`), so a
+ * frozen backbone's features of the copies can be extracted and cached once like the originals.
+ */
+export function withAugmentedCopies(ds: ImageDataset, o: AugmentOptions & { copies: number }, seed: number): ImageDataset {
+  if (o.copies <= 0) return ds;
+  const parts = [ds, ...Array.from({ length: o.copies }, (_, k) => augmentDataset(ds, o, seed + k + 1))];
+  const images = new Float32Array(ds.images.length * parts.length);
+  const labels = new Int32Array(ds.n * parts.length);
+  parts.forEach((p, i) => {
+    images.set(p.images, i * ds.images.length);
+    labels.set(p.labels, i * ds.n);
+  });
+  return { ...ds, images, labels, n: ds.n * parts.length };
+}

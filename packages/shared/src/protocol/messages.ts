@@ -44,6 +44,21 @@ export interface Welcome {
   classes: string[];
   /** Head layers that never leave the client (personalization): not in any weights message. */
   localLayers: string[];
+  /**
+   * Training-time augmentation: each client adds `copies` randomly shifted/flipped/rotated copies of its
+   * training images (seeded per run and client) before features are extracted; validation is untouched.
+   */
+  augment?: AugmentConfig;
+}
+
+/** Seeded augmentation of a run (see {@link Welcome.augment}). */
+export interface AugmentConfig {
+  copies: number;
+  /** Largest shift as a fraction of the side, [0, 0.5). */
+  shift: number;
+  flip: boolean;
+  /** Largest rotation in degrees, [0, 180]. */
+  rotation: number;
 }
 
 /** Local training settings for one round. */

@@ -119,3 +119,17 @@ describe('fit instruction: the backbone learning-rate factor', () => {
     expect(() => parseFitInstruction(fit({ backboneLrFactor: value }))).toThrow(message);
   });
 });
+
+describe('welcome augmentation settings', () => {
+  const welcome = (augment: unknown) => ({
+    protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'], localLayers: [],
+    backbone: { path: '/backbone', files: ['model.json'], sha256: 'a'.repeat(64), featureLayer: 'features' },
+    head: { featureDim: 4, hidden: [], classes: 2 }, augment,
+  });
+  test('are optional, validated and kept', () => {
+    expect(parseWelcome(welcome(undefined)).augment).toBeUndefined();
+    expect(parseWelcome(welcome({ copies: 2, shift: 0.1, flip: false, rotation: 10 })).augment).toEqual({ copies: 2, shift: 0.1, flip: false, rotation: 10 });
+    expect(() => parseWelcome(welcome({ copies: 2, shift: 0.7, flip: false, rotation: 0 }))).toThrow(/welcome.augment.shift must be a number in \[0, 0.5\)/);
+    expect(() => parseWelcome(welcome({ copies: 99, shift: 0, flip: false, rotation: 0 }))).toThrow(/welcome.augment.copies must be an integer in \[0, 20\]/);
+  });
+});

@@ -5,7 +5,7 @@ import {
   PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
-  type Welcome, type Goodbye,
+  type Welcome, type Goodbye, type AugmentConfig,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -201,7 +201,20 @@ export function parseWelcome(v: unknown): Welcome {
     head: headConfig(o['head'], 'welcome.head'),
     classes: array(o['classes'], 'welcome.classes', 10_000).map((c, i) => str(c, `welcome.classes[${i}]`)),
     localLayers: array(o['localLayers'], 'welcome.localLayers', 64).map((c, i) => str(c, `welcome.localLayers[${i}]`)),
+    ...(o['augment'] === undefined ? {} : { augment: augmentConfig(o['augment'], 'welcome.augment') }),
   };
+}
+
+function augmentConfig(v: unknown, path: string): AugmentConfig {
+  const o = obj(v, path);
+  const shift = finite(o['shift'], `${path}.shift`);
+  const rotation = finite(o['rotation'], `${path}.rotation`);
+  if (shift < 0 || shift >= 0.5) fail(`${path}.shift`, 'a number in [0, 0.5)', shift);
+  if (rotation < 0 || rotation > 180) fail(`${path}.rotation`, 'a number in [0, 180]', rotation);
+  if (typeof o['flip'] !== 'boolean') fail(`${path}.flip`, 'a boolean', o['flip']);
+  const copies = int(o['copies'], `${path}.copies`);
+  if (copies > 20) fail(`${path}.copies`, 'an integer in [0, 20]', copies);
+  return { copies, shift, flip: o['flip'] as boolean, rotation };
 }
 
 function fitConfig(v: unknown, path: string): FitConfig {
