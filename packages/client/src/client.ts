@@ -7,7 +7,9 @@ import {
   PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
   type FeatureExtractor, type ImageDataset, type ModelFile, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
-import { alignShardToRun, localLabels, withAugmentedCopies, type LocalShard } from '@ftl/shared';
+import {
+  alignShardToRun, channelStats, localLabels, normalizeImages, withAugmentedCopies, type ClientShard, type LocalShard, type Normalization,
+} from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
@@ -47,6 +49,12 @@ export interface ClientOptions {
   stay?: boolean;
 }
 
+/** Both splits with every image normalised per channel. */
+function normalizeShard(shard: ClientShard, n: Normalization): ClientShard {
+  const norm = (ds: ImageDataset): ImageDataset => ({ ...ds, images: normalizeImages(ds.images, ds.channels, n) });
+  return { train: norm(shard.train), val: norm(shard.val) };
+}
+
 /** A seed for this site's augmentation in a run: the same on every restart, different between sites. */
 function augmentSeed(runId: string, name: string): number {
   return createHash('sha256').update(`${runId}\u0000${name}`).digest().readUInt32LE(0);
@@ -61,9 +69,10 @@ interface Prepared {
   files: ModelFile[];
   /** The local data in the run's label order. */
   shard: LocalShard;
-  trainer: HeadTrainer;
-  /** The unfrozen backbone layers `trainer` trains, joined (empty: head only). */
-  trainable: string;
+  /** Undefined until the first round when the run normalises inputs (the features wait for its statistics). */
+  trainer?: HeadTrainer;
+  /** What `trainer` was built for: its unfrozen backbone layers, joined (empty: head only), and the normalisation. */
+  trainable?: string;
 }
 
 /**
@@ -168,13 +177,13 @@ export class FtlClient {
   }
 
   private dispose(): void {
-    this.prepared?.trainer.dispose();
+    this.prepared?.trainer?.dispose();
     this.prepared = undefined;
   }
 
   private async onWelcome(welcome: Welcome): Promise<void> {
     const { log } = this.options;
-    const p = this.prepared;
+    let p = this.prepared;
     if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
       this.dispose();
       // Local labels are matched to the run's by name before any download; an unknown one is fatal.
@@ -188,34 +197,54 @@ export class FtlClient {
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
         ...(this.options.ca ? { ca: this.options.ca } : {}),
       });
-      const t0 = performance.now();
-      // The backbone is loaded only if some features are not cached: a cache hit skips it entirely.
-      let fx: FeatureExtractor | undefined;
-      const extractor = async (): Promise<FeatureExtractor> => {
-        if (fx) return fx;
-        fx = await loadBackbone(files, { feature: welcome.backbone.featureLayer, where: `backbone ${welcome.backbone.sha256.slice(0, 12)}` });
-        if (fx.featureDim !== welcome.head.featureDim) {
-          throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
-        }
-        return fx;
-      };
-      const features = (data: ImageDataset) => cachedFeatures({
-        cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
-        data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data), log,
-      });
+      p = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard };
+      if (welcome.normalization) {
+        // Federated normalisation: the features wait for the combined statistics, which come with round 1.
+        log.info('normalization-pending', { run: welcome.runId, kind: welcome.normalization });
+      } else {
+        p.trainer = await this.headTrainer(welcome, files, shard);
+        p.trainable = '';
+      }
+      this.prepared = p;
+    }
+    // Only sums, sums of squares, extremes and counts per channel leave the site, never values.
+    const stats = welcome.normalization ? channelStats(p.shard.train) : undefined;
+    const ack = await this.emitWithAck('ready', {
+      protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
+      labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),
+    });
+    if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
+  }
+
+  /** The head-only trainer on features at the run's cut. The backbone is loaded only if some features are not cached. */
+  private async headTrainer(welcome: Welcome, files: ModelFile[], shard: ClientShard): Promise<HeadTrainer> {
+    const { log } = this.options;
+    const t0 = performance.now();
+    let fx: FeatureExtractor | undefined;
+    const extractor = async (): Promise<FeatureExtractor> => {
+      if (fx) return fx;
+      fx = await loadBackbone(files, { feature: welcome.backbone.featureLayer, where: `backbone ${welcome.backbone.sha256.slice(0, 12)}` });
+      if (fx.featureDim !== welcome.head.featureDim) {
+        throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
+      }
+      return fx;
+    };
+    const features = (data: ImageDataset) => cachedFeatures({
+      cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
+      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data), log,
+    });
+    try {
       const [train, val] = [await features(shard.train), await features(shard.val)];
-      fx?.dispose();
       const trainer = new HeadTrainer(welcome.head, {
         trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers);
       log.info('features-ready', {
         run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, cache: train.hit && val.hit ? 'hit' : 'miss', ms: Math.round(performance.now() - t0),
       });
-      this.prepared = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard, trainer, trainable: '' };
+      return trainer;
+    } finally {
+      fx?.dispose();
     }
-    const trainer = this.prepared!.trainer;
-    const ack = await this.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: trainer.numTrain, numVal: trainer.numVal, labels: localLabels(this.options.shard) });
-    if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
   }
 
   private async onFit(raw: unknown): Promise<void> {
@@ -224,7 +253,7 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const global = decodeWeights(msg.weights);
-      const trainer = await this.trainerFor(p, global.specs);
+      const trainer = await this.trainerFor(p, global.specs, msg.normalization);
       const trained = await trainer.fit(global, msg.config);
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
@@ -244,7 +273,7 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
-      const result = (await this.trainerFor(p, weights.specs)).evaluate(weights);
+      const result = (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights);
       await this.emitWithAck('evaluate-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
       });
@@ -258,7 +287,7 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
-      const r = await (await this.trainerFor(p, weights.specs)).personalize(weights, msg.config);
+      const r = await (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config);
       this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
       await this.emitWithAck('personalize-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, numExamples: r.numExamples,
@@ -274,11 +303,23 @@ export class FtlClient {
    * one that also trains the backbone layers among the tensors, on features cached at the highest frozen
    * layer below them. It is rebuilt only when that set changes (gradual unfreezing), replacing the old one.
    */
-  private async trainerFor(p: Prepared, specs: readonly WeightSpec[]): Promise<HeadTrainer> {
-    const layers = backboneLayersOf(specs);
-    const key = layers.join(',');
-    if (key === p.trainable) return p.trainer;
+  private async trainerFor(p: Prepared, specs: readonly WeightSpec[], normalization?: Normalization): Promise<HeadTrainer> {
     const { welcome } = p;
+    if (welcome.normalization && !normalization) {
+      throw new FtlError(ErrorCode.InvalidMessage, `run ${welcome.runId} normalises its inputs but the round sent no normalization`);
+    }
+    const layers = backboneLayersOf(specs);
+    const key = layers.join(',') + (normalization ? `|${normalization.kind}:${normalization.shift.join(',')}:${normalization.scale.join(',')}` : '');
+    if (key === p.trainable && p.trainer) return p.trainer;
+    // Normalised images have other values, so their features are cached apart from the raw ones.
+    const shard = normalization ? normalizeShard(p.shard, normalization) : p.shard;
+    if (layers.length === 0) {
+      const trainer = await this.headTrainer(welcome, p.files, shard);
+      p.trainer?.dispose();
+      p.trainer = trainer;
+      p.trainable = key;
+      return trainer;
+    }
     const { log } = this.options;
     const cut = welcome.backbone.featureLayer;
     const t0 = performance.now();
@@ -304,15 +345,15 @@ export class FtlClient {
           cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: plan.boundary, data,
           featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data), log,
         });
-      const [train, val] = [await features(p.shard.train), await features(p.shard.val)];
+      const [train, val] = [await features(shard.train), await features(shard.val)];
       trainer = new HeadTrainer(welcome.head, {
-        trainFeatures: train.features, trainLabels: p.shard.train.labels, valFeatures: val.features, valLabels: p.shard.val.labels,
+        trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers, network);
       log.info('trainable-set', { run: welcome.runId, backbone: key || '(none)', boundary: plan.boundary, ms: Math.round(performance.now() - t0) });
     } finally {
       fx.dispose();
     }
-    p.trainer.dispose();
+    p.trainer?.dispose();
     p.trainer = trainer;
     p.trainable = key;
     return trainer;

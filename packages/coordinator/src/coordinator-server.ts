@@ -10,7 +10,7 @@ import { create as createTar } from 'tar';
 import {
   createMsgpackParser, ErrorCode, FtlError, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type GoodbyeReason,
   type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type HandshakeAuth, type HeadConfig, type Logger,
-  type ServerToClientEvents,
+  type ServerToClientEvents, type ChannelStats, type Normalization,
 } from '@ftl/shared';
 import { loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
 import { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
@@ -30,6 +30,8 @@ interface ClientEntry {
   socket: FtlSocket;
   connectedAt: string;
   ready?: { runId: string; numTrain: number; numVal: number; labels?: string[] };
+  /** Channel statistics sent with `ready` (federated normalisation); never shown to the operator API. */
+  stats?: ChannelStats;
 }
 
 /** Server-level options beyond the coordinator configuration. */
@@ -68,6 +70,14 @@ export interface RunView {
 }
 
 const FINAL: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
+
+/** The federated normalisation a run fixed before its first round, if it uses one. */
+function storedNormalization(store: Store, runId: string): { normalization?: Normalization } {
+  const event = store.listEvents(runId).filter((e) => e.type === 'normalization').at(-1);
+  if (!event) return {};
+  const { kind, shift, scale } = event.data as Normalization;
+  return { normalization: { kind, shift, scale } };
+}
 
 /**
  * The coordinator as a long-lived service: serves the backbone over HTTP(S), holds the socket.io
@@ -173,6 +183,13 @@ export class CoordinatorServer implements RunHost {
 
   readyClients(runId: string): string[] {
     return [...this.clients.values()].filter((c) => c.ready?.runId === runId).map((c) => c.id).sort();
+  }
+
+  readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }> {
+    return [...this.clients.values()]
+      .filter((c) => c.ready?.runId === runId && c.stats)
+      .map((c) => ({ clientId: c.id, stats: c.stats! }))
+      .sort((a, b) => a.clientId.localeCompare(b.clientId));
   }
 
   send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean {
@@ -422,6 +439,7 @@ export class CoordinatorServer implements RunHost {
       await exportRunModel({
         backbone: this.backbone, config, head: this.headFor(config), weights: { specs: checkpoint.specs, values: checkpoint.values },
         dir, modelVersion: checkpoint.modelVersion, rounds: this.store!.listRounds(id).map((r) => r.record),
+        ...storedNormalization(this.store!, id),
       });
     }
     const stream = createTar({ gzip: true, cwd: dir, portable: true }, ['.']) as unknown as Readable;
@@ -463,6 +481,8 @@ export class CoordinatorServer implements RunHost {
         }
         const labels = (ready as { labels?: string[] }).labels;
         entry.ready = { runId: ready.runId, numTrain: ready.numTrain, numVal: ready.numVal, ...(labels ? { labels } : {}) };
+        if (ready.stats) entry.stats = ready.stats;
+        else delete entry.stats;
         this.log.info('client-ready', { client: name, train: ready.numTrain, val: ready.numVal, ready: this.readyClients(ready.runId).length });
         reply(ack)({ accepted: true });
         for (const listener of [...this.readyListeners]) listener();

@@ -1,8 +1,8 @@
 import {
   backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
-  rejectionFor, specsSize, assertSameSpecs,
-  type Ack, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
+  rejectionFor, specsSize, assertSameSpecs, combineStats,
+  type Ack, type ChannelStats, type Normalization, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type LayersFeatureExtractor, type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy,
   type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
@@ -26,6 +26,8 @@ export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: Coordinato
 export async function exportRunModel(o: {
   backbone: ServedBackbone; config: CoordinatorConfig; head: HeadConfig; weights: Weights; dir: string;
   modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
+  /** The run's federated input normalisation: the exported model expects inputs normalised with it. */
+  normalization?: Normalization;
 }): Promise<string> {
   const { config } = o;
   const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
@@ -35,6 +37,8 @@ export async function exportRunModel(o: {
       runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
       localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
       ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
+      // Not inside the layers model (a custom layer would not load elsewhere): apply (x − shift) / scale first.
+      ...(o.normalization ? { inputNormalization: o.normalization } : {}),
     },
   });
   return digest;
@@ -50,6 +54,8 @@ export interface RunHost {
   send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean;
   /** Sends one event to every connected client. */
   broadcast<E extends keyof ServerToClientEvents>(event: E, message: Parameters<ServerToClientEvents[E]>[0]): void;
+  /** The channel statistics ready clients of `runId` reported (federated normalisation). */
+  readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }>;
   /** Calls `listener` whenever a client becomes ready; returns the unsubscribe function. */
   onClientReady(listener: () => void): () => void;
 }
@@ -115,6 +121,8 @@ export class FederatedRun {
   private global: Weights;
   private modelVersion = 0;
   private stopRequest?: 'stop' | 'pause' | 'interrupt';
+  /** Federated input normalisation, fixed before the first round (runs with `normalization` ≠ none). */
+  private normalization?: Normalization;
   private wake?: () => void;
   private current: Pick<RunProgress, 'phase' | 'round'> = { phase: 'idle', round: 0 };
   private readonly log: Logger;
@@ -228,6 +236,7 @@ export class FederatedRun {
       classes: [...this.config.classes],
       localLayers: [...this.config.localLayers],
       ...(this.config.augment.copies > 0 ? { augment: { ...this.config.augment } } : {}),
+      ...(this.config.normalization !== 'none' ? { normalization: this.config.normalization } : {}),
     };
   }
 
@@ -338,6 +347,35 @@ export class FederatedRun {
     return update;
   }
 
+  /** The normalisation every instruction carries, when the run normalises its inputs. */
+  private normalizationField(): { normalization?: Normalization } {
+    return this.normalization ? { normalization: this.normalization } : {};
+  }
+
+  /**
+   * Federated normalisation, once per run before its first round: combines the channel statistics the
+   * ready clients sent (sums, sums of squares, min, max, counts) into one normalisation, exactly as on
+   * their pooled data, and records it, so a resumed run keeps the same one. Clients joining later get it too.
+   */
+  private fixNormalization(): void {
+    const kind = this.config.normalization;
+    if (kind === 'none' || this.normalization) return;
+    const { runId } = this.config;
+    const stored = this.store?.listEvents(runId).filter((e) => e.type === 'normalization').at(-1);
+    if (stored) {
+      const { kind: k, shift, scale } = stored.data as Normalization;
+      this.normalization = { kind: k, shift, scale };
+      return;
+    }
+    const reports = this.host.readyStats(runId);
+    if (reports.length === 0) {
+      throw new FtlError(ErrorCode.InvalidMessage, `run ${runId} normalises inputs (${kind}) but no ready client sent channel statistics`);
+    }
+    this.normalization = combineStats(reports.map((r) => r.stats), kind);
+    this.log.info('normalization', { kind, clients: reports.length, shift: this.normalization.shift.map((x) => x.toFixed(4)).join(','), scale: this.normalization.scale.map((x) => x.toFixed(4)).join(',') });
+    this.store?.appendEvent(runId, 'normalization', { ...this.normalization, clients: reports.map((r) => r.clientId) });
+  }
+
   /** Waits (bounded) until `minClients` are ready; returns early when the run is asked to stop or pause. */
   private async waitForClients(): Promise<void> {
     const { minClients, waitTimeoutMs, runId } = this.config;
@@ -383,6 +421,7 @@ export class FederatedRun {
     let best: { round: number; loss: number; weights: Weights } | undefined;
     try {
       await this.waitForClients();
+      this.fixNormalization();
       for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopRequest; round++) {
         this.enterRound(round);
         const { record, participants, rejected } = await this.runRound(round);
@@ -463,7 +502,7 @@ export class FederatedRun {
   private async exportTo(dir: string, records: RoundRecord[], bestRound?: number): Promise<void> {
     const digest = await exportRunModel({
       backbone: this.backbone, config: this.config, head: this.head, weights: this.global, dir, modelVersion: this.modelVersion,
-      rounds: records, ...(bestRound !== undefined ? { bestRound } : {}),
+      rounds: records, ...(bestRound !== undefined ? { bestRound } : {}), ...this.normalizationField(),
     });
     this.log.info('exported', { dir, sha256: digest });
   }
@@ -529,6 +568,7 @@ export class FederatedRun {
       const sent = this.host.send(id, 'fit', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
         config: { ...scheduledFit(fit, this.config.schedule, round), seed: deriveSeed(this.config.seed, round, i), ...extras, ...this.backboneRate() },
+        ...this.normalizationField(),
       });
       if (!sent) fitRound.fail(id, 'disconnected before the round started');
     });
@@ -590,7 +630,7 @@ export class FederatedRun {
     this.current = { phase: 'evaluate', round };
     const weights = encodeWeights(this.global);
     for (const id of expected) {
-      if (!this.host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights })) {
+      if (!this.host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights, ...this.normalizationField() })) {
         evalRound.fail(id, 'disconnected before evaluation');
       }
     }
@@ -611,6 +651,7 @@ export class FederatedRun {
       const sent = this.host.send(id, 'personalize', {
         protocol: PROTOCOL_VERSION, runId, round, modelVersion: this.modelVersion, weights,
         config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(this.config.seed, round + 1, i), ...this.backboneRate() },
+        ...this.normalizationField(),
       });
       if (!sent) collector.fail(id, 'disconnected before personalization');
     });

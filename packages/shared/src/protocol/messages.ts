@@ -1,5 +1,8 @@
 import type { EncodedWeights } from '../codec/weights.js';
+import type { ChannelStats, Normalization } from '../data/federated-stats.js';
 import type { HeadConfig } from '../model/head.js';
+
+export type { ChannelStats, Normalization } from '../data/federated-stats.js';
 
 /** Bumped on any incompatible change to a message below. Both sides refuse another version. */
 export const PROTOCOL_VERSION = 1;
@@ -49,6 +52,11 @@ export interface Welcome {
    * training images (seeded per run and client) before features are extracted; validation is untouched.
    */
   augment?: AugmentConfig;
+  /**
+   * Federated normalisation: the client reports channel statistics (sums, sums of squares, min, max,
+   * count; never values) with `ready`, and receives the combined normalisation with every round.
+   */
+  normalization?: Normalization['kind'];
 }
 
 /** Seeded augmentation of a run (see {@link Welcome.augment}). */
@@ -81,17 +89,21 @@ export interface FitConfig {
 export interface FitInstruction extends Envelope {
   weights: EncodedWeights;
   config: FitConfig;
+  /** Runs with federated normalisation: how to normalise inputs before the backbone (fixed for the run). */
+  normalization?: Normalization;
 }
 
 /** Server → client: evaluate these (global) weights on the local validation split. */
 export interface EvaluateInstruction extends Envelope {
   weights: EncodedWeights;
+  normalization?: Normalization;
 }
 
 /** Server → client, after the last round: fine-tune the final global head locally and report both accuracies. */
 export interface PersonalizeInstruction extends Envelope {
   weights: EncodedWeights;
   config: FitConfig;
+  normalization?: Normalization;
 }
 
 /** Client → server: validation metrics of the global head and of the client's fine-tuned copy. */
@@ -136,6 +148,8 @@ export interface Ready {
   numVal: number;
   /** The label names this client's data holds, in its own words (before mapping to the run's classes). */
   labels?: string[];
+  /** Channel statistics of the training images, when the run asked for federated normalisation. */
+  stats?: ChannelStats;
 }
 
 /** Training metrics a client reports with its update. */

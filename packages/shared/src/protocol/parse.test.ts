@@ -133,3 +133,24 @@ describe('welcome augmentation settings', () => {
     expect(() => parseWelcome(welcome({ copies: 99, shift: 0, flip: false, rotation: 0 }))).toThrow(/welcome.augment.copies must be an integer in \[0, 20\]/);
   });
 });
+
+describe('federated normalisation messages', () => {
+  const ready = (stats: unknown) => ({ protocol: PROTOCOL_VERSION, runId: 'r', numTrain: 10, numVal: 2, stats });
+  test('ready carries per-channel statistics, checked for shape and finiteness', () => {
+    const stats = { count: 4, sum: [1, 2], sumSquares: [1, 3], min: [0, 0], max: [1, 1] };
+    expect(parseReady(ready(stats)).stats).toEqual(stats);
+    expect(() => parseReady(ready({ ...stats, sumSquares: [1] }))).toThrow(/ready.stats.sumSquares must be 2 values, one per channel/);
+    expect(() => parseReady(ready({ ...stats, sum: [NaN, 1] }))).toThrow(/ready.stats.sum\[0\] must be a finite number/);
+  });
+  test('instructions carry the normalisation; a non-positive scale is refused', () => {
+    const fit = {
+      protocol: PROTOCOL_VERSION, runId: 'r', round: 1, modelVersion: 0,
+      weights: { specs: [{ name: 'head_output/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
+      config: { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 1 },
+    };
+    const normalization = { kind: 'standard', shift: [0.13], scale: [0.31] };
+    expect(parseFitInstruction({ ...fit, normalization }).normalization).toEqual(normalization);
+    expect(parseFitInstruction(fit).normalization).toBeUndefined();
+    expect(() => parseFitInstruction({ ...fit, normalization: { ...normalization, scale: [0] } })).toThrow(/fit.normalization.scale\[0\] must be a number > 0/);
+  });
+});

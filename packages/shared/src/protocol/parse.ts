@@ -5,7 +5,7 @@ import {
   PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
-  type Welcome, type Goodbye, type AugmentConfig,
+  type Welcome, type Goodbye, type AugmentConfig, type ChannelStats, type Normalization,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -129,8 +129,42 @@ export function parseReady(v: unknown): Ready {
     numTrain: int(o['numTrain'], 'ready.numTrain', 1),
     numVal: int(o['numVal'], 'ready.numVal'),
     ...(labels ? { labels } : {}),
+    ...(o['stats'] === undefined ? {} : { stats: channelStats(o['stats'], 'ready.stats') }),
   };
 }
+
+const MAX_CHANNELS = 16;
+
+function numbers(v: unknown, path: string, n?: number): number[] {
+  const a = array(v, path, MAX_CHANNELS).map((x, i) => finite(x, `${path}[${i}]`));
+  if (n !== undefined && a.length !== n) fail(path, `${n} values, one per channel`, a);
+  return a;
+}
+
+function channelStats(v: unknown, path: string): ChannelStats {
+  const o = obj(v, path);
+  const sum = numbers(o['sum'], `${path}.sum`);
+  if (sum.length === 0) fail(`${path}.sum`, 'one value per channel', sum);
+  const c = sum.length;
+  return {
+    count: int(o['count'], `${path}.count`), sum, sumSquares: numbers(o['sumSquares'], `${path}.sumSquares`, c),
+    min: numbers(o['min'], `${path}.min`, c), max: numbers(o['max'], `${path}.max`, c),
+  };
+}
+
+function normalization(v: unknown, path: string): Normalization {
+  const o = obj(v, path);
+  const kind = o['kind'];
+  if (kind !== 'standard' && kind !== 'min-max') fail(`${path}.kind`, 'standard or min-max', kind);
+  const shift = numbers(o['shift'], `${path}.shift`);
+  const scale = numbers(o['scale'], `${path}.scale`, shift.length);
+  if (shift.length === 0) fail(`${path}.shift`, 'one value per channel', shift);
+  scale.forEach((x, i) => x > 0 || fail(`${path}.scale[${i}]`, 'a number > 0', x));
+  return { kind, shift, scale };
+}
+
+const withNormalization = (o: Record<string, unknown>, path: string): { normalization?: Normalization } =>
+  o['normalization'] === undefined ? {} : { normalization: normalization(o['normalization'], `${path}.normalization`) };
 
 function fitMetrics(v: unknown, path: string): FitMetrics {
   const o = obj(v, path);
@@ -202,6 +236,10 @@ export function parseWelcome(v: unknown): Welcome {
     classes: array(o['classes'], 'welcome.classes', 10_000).map((c, i) => str(c, `welcome.classes[${i}]`)),
     localLayers: array(o['localLayers'], 'welcome.localLayers', 64).map((c, i) => str(c, `welcome.localLayers[${i}]`)),
     ...(o['augment'] === undefined ? {} : { augment: augmentConfig(o['augment'], 'welcome.augment') }),
+    ...(o['normalization'] === undefined ? {} : {
+      normalization: o['normalization'] === 'standard' || o['normalization'] === 'min-max'
+        ? o['normalization'] : fail('welcome.normalization', 'standard or min-max', o['normalization']),
+    }),
   };
 }
 
@@ -232,19 +270,22 @@ function fitConfig(v: unknown, path: string): FitConfig {
 /** Validates a `fit` instruction. */
 export function parseFitInstruction(v: unknown): FitInstruction {
   const o = obj(v, 'fit');
-  return { ...envelope(o, 'fit'), weights: parseEncodedWeights(o['weights'], 'fit.weights'), config: fitConfig(o['config'], 'fit.config') };
+  return { ...envelope(o, 'fit'), weights: parseEncodedWeights(o['weights'], 'fit.weights'), config: fitConfig(o['config'], 'fit.config'), ...withNormalization(o, 'fit') };
 }
 
 /** Validates an `evaluate` instruction. */
 export function parseEvaluateInstruction(v: unknown): EvaluateInstruction {
   const o = obj(v, 'evaluate');
-  return { ...envelope(o, 'evaluate'), weights: parseEncodedWeights(o['weights'], 'evaluate.weights') };
+  return { ...envelope(o, 'evaluate'), weights: parseEncodedWeights(o['weights'], 'evaluate.weights'), ...withNormalization(o, 'evaluate') };
 }
 
 /** Validates a `personalize` instruction. */
 export function parsePersonalizeInstruction(v: unknown): PersonalizeInstruction {
   const o = obj(v, 'personalize');
-  return { ...envelope(o, 'personalize'), weights: parseEncodedWeights(o['weights'], 'personalize.weights'), config: fitConfig(o['config'], 'personalize.config') };
+  return {
+    ...envelope(o, 'personalize'), weights: parseEncodedWeights(o['weights'], 'personalize.weights'),
+    config: fitConfig(o['config'], 'personalize.config'), ...withNormalization(o, 'personalize'),
+  };
 }
 
 /** Validates a `personalize-result` message. */

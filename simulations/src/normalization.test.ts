@@ -1,0 +1,44 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Coordinator, defaultCoordinatorConfig, Store } from '@ftl/coordinator';
+import { createLogger, initBackend, loadBuiltinDataset, loadClientShard } from '@ftl/shared';
+import { describe, expect, test } from 'vitest';
+import { makeClient, scratch } from './test-federation.js';
+
+describe('federated normalisation', () => {
+  test('clients send channel statistics, the coordinator combines them as on pooled data, every round carries the result', async () => {
+    await initBackend();
+    const dir = await scratch('normalization');
+    const store = Store.open(join(dir, 'c.db'));
+    const exportDir = join(dir, 'model');
+    const coordinator = await Coordinator.create({
+      ...defaultCoordinatorConfig(), port: 0, runId: 'norm', rounds: 2, minClients: 2, normalization: 'standard', exportDir,
+      fit: { epochs: 3, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
+    }, createLogger('coordinator'), store);
+    const { url } = await coordinator.listen();
+    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, 'cache') })));
+    const ends = clients.map((c) => c.run());
+    const summary = await coordinator.run();
+    await Promise.all(ends);
+    await coordinator.close();
+
+    // The pooled statistics of both sites' training images, computed here directly.
+    const mnist = loadBuiltinDataset('mnist');
+    const pooled = [0, 1].flatMap((index) => Array.from(
+      loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 600 }, undefined, mnist).train.images,
+    ));
+    const mean = pooled.reduce((a, b) => a + b, 0) / pooled.length;
+    const std = Math.sqrt(pooled.reduce((a, b) => a + (b - mean) ** 2, 0) / pooled.length);
+    const event = store.listEvents('norm').find((e) => e.type === 'normalization')!;
+    expect(event.data).toMatchObject({ kind: 'standard', clients: ['client-0', 'client-1'] });
+    const { shift, scale } = event.data as { shift: number[]; scale: number[] };
+    expect(shift[0]).toBeCloseTo(mean, 5);
+    expect(scale[0]).toBeCloseTo(std, 5);
+
+    expect(summary.rounds.every((r) => r.accepted === 2 && r.evalClients === 2)).toBe(true);
+    expect(summary.rounds.at(-1)!.valAccuracy).toBeGreaterThan(0.6);
+    const meta = JSON.parse(await readFile(join(exportDir, 'ftl-model.json'), 'utf8')) as { inputNormalization: unknown };
+    expect(meta.inputNormalization).toEqual({ kind: 'standard', shift, scale });
+    store.close();
+  });
+});
