@@ -41,4 +41,33 @@ describe('federated normalisation', () => {
     expect(meta.inputNormalization).toEqual({ kind: 'standard', shift, scale });
     store.close();
   });
+
+  test('per-feature scope (tabular data: one statistic per column) with min-max', async () => {
+    await initBackend();
+    const dir = await scratch('normalization-feature');
+    const store = Store.open(join(dir, 'c.db'));
+    const coordinator = await Coordinator.create({
+      ...defaultCoordinatorConfig(), port: 0, runId: 'norm-f', rounds: 1, minClients: 2, normalization: 'min-max', normalizationScope: 'feature',
+      exportDir: undefined, fit: { epochs: 2, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
+    }, createLogger('coordinator'), store);
+    const { url } = await coordinator.listen();
+    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 400, cacheDir: join(dir, 'cache') })));
+    const ends = clients.map((c) => c.run());
+    const summary = await coordinator.run();
+    await Promise.all(ends);
+    await coordinator.close();
+    const mnist = loadBuiltinDataset('mnist');
+    const trains = [0, 1].map((index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 400 }, undefined, mnist).train);
+    const { shift, scale } = store.listEvents('norm-f').find((e) => e.type === 'normalization')!.data as { shift: number[]; scale: number[] };
+    expect(shift).toHaveLength(784);
+    for (const at of [0, 300, 406]) {
+      const values = trains.flatMap((t) => Array.from({ length: t.n }, (_, i) => t.images[i * 784 + at]!));
+      const lo = Math.min(...values);
+      const hi = Math.max(...values);
+      expect(shift[at]).toBeCloseTo(lo, 6);
+      expect(scale[at]).toBeCloseTo(hi - lo > 1e-12 ? hi - lo : 1, 6);
+    }
+    expect(summary.rounds[0]).toMatchObject({ accepted: 2, evalClients: 2 });
+    store.close();
+  });
 });

@@ -8,7 +8,7 @@ import {
   type FeatureExtractor, type ImageDataset, type ModelFile, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import {
-  alignShardToRun, channelStats, localLabels, normalizeImages, withAugmentedCopies, type ClientShard, type LocalShard, type Normalization,
+  alignShardToRun, channelStats, imageSize, localLabels, normalizeImages, withAugmentedCopies, type ClientShard, type LocalShard, type Normalization,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
@@ -51,7 +51,13 @@ export interface ClientOptions {
 
 /** Both splits with every image normalised per channel. */
 function normalizeShard(shard: ClientShard, n: Normalization): ClientShard {
-  const norm = (ds: ImageDataset): ImageDataset => ({ ...ds, images: normalizeImages(ds.images, ds.channels, n) });
+  // One statistic per channel, or per value position (scope "feature"): the stride is the statistics' length.
+  const norm = (ds: ImageDataset): ImageDataset => {
+    if (n.shift.length !== ds.channels && n.shift.length !== imageSize(ds)) {
+      throw new FtlError(ErrorCode.InvalidMessage, `the run's normalisation has ${n.shift.length} values; this site's images have ${ds.channels} channels and ${imageSize(ds)} values`);
+    }
+    return { ...ds, images: normalizeImages(ds.images, n.shift.length, n) };
+  };
   return { train: norm(shard.train), val: norm(shard.val) };
 }
 
@@ -208,7 +214,9 @@ export class FtlClient {
       this.prepared = p;
     }
     // Only sums, sums of squares, extremes and counts per channel leave the site, never values.
-    const stats = welcome.normalization ? channelStats(p.shard.train) : undefined;
+    const train = p.shard.train;
+    const stats = !welcome.normalization ? undefined
+      : welcome.normalizationScope === 'feature' ? channelStats({ images: train.images, channels: imageSize(train) }) : channelStats(train);
     const ack = await this.emitWithAck('ready', {
       protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
       labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),

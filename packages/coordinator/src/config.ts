@@ -62,6 +62,8 @@ export interface CoordinatorConfig {
   augment: AugmentConfig;
   /** Federated input normalisation: per-channel mean/std or min/max combined from client statistics. */
   normalization: 'none' | 'standard' | 'min-max';
+  /** One statistic per image channel, or per value position (tabular data: one per CSV column). */
+  normalizationScope: 'channel' | 'feature';
   /** Refuse clients without a valid, unrevoked token from the store (see `ftl-coordinator clients add`). */
   requireAuth: boolean;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
@@ -79,7 +81,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
     seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
-    fineTuning: { ...run.fineTuning }, augment: { ...run.augment }, normalization: run.normalization,
+    fineTuning: { ...run.fineTuning }, augment: { ...run.augment }, normalization: run.normalization, normalizationScope: run.normalizationScope,
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
   return config;
@@ -96,7 +98,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     schedule: { lrDecay: c.schedule.lrDecay, epochs: [...c.schedule.epochs] }, seed: c.seed, l2: c.l2, dropout: c.dropout,
     patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
-    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment }, normalization: c.normalization,
+    ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment }, normalization: c.normalization, normalizationScope: c.normalizationScope,
   };
 }
 
@@ -318,6 +320,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     fineTuning: d.fineTuning,
     augment: d.augment,
     normalization: d.normalization,
+    normalizationScope: d.normalizationScope,
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };

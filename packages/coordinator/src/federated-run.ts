@@ -236,7 +236,7 @@ export class FederatedRun {
       classes: [...this.config.classes],
       localLayers: [...this.config.localLayers],
       ...(this.config.augment.copies > 0 ? { augment: { ...this.config.augment } } : {}),
-      ...(this.config.normalization !== 'none' ? { normalization: this.config.normalization } : {}),
+      ...(this.config.normalization !== 'none' ? { normalization: this.config.normalization, normalizationScope: this.config.normalizationScope } : {}),
     };
   }
 
@@ -372,7 +372,8 @@ export class FederatedRun {
       throw new FtlError(ErrorCode.InvalidMessage, `run ${runId} normalises inputs (${kind}) but no ready client sent channel statistics`);
     }
     this.normalization = combineStats(reports.map((r) => r.stats), kind);
-    this.log.info('normalization', { kind, clients: reports.length, shift: this.normalization.shift.map((x) => x.toFixed(4)).join(','), scale: this.normalization.scale.map((x) => x.toFixed(4)).join(',') });
+    const show = (v: number[]) => v.slice(0, 4).map((x) => x.toFixed(4)).join(',') + (v.length > 4 ? `,… (${v.length})` : '');
+    this.log.info('normalization', { kind, clients: reports.length, shift: show(this.normalization.shift), scale: show(this.normalization.scale) });
     this.store?.appendEvent(runId, 'normalization', { ...this.normalization, clients: reports.map((r) => r.clientId) });
   }
 

@@ -58,6 +58,8 @@ export const RunConfigSchema = z.strictObject({
   sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
   featureLayer: rule('featureLayer', 'a layer name', z.string().min(1)).optional(),
   normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max'])).default('none'),
+  normalizationScope: rule('normalizationScope', 'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
+    z.enum(['channel', 'feature'])).default('channel'),
   augment: z.strictObject({
     copies: rule('augment.copies', 'an integer in [0, 20] (augmented copies of each training image; 0 = off)', z.number().int().min(0).max(20)).default(0),
     shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),

@@ -57,6 +57,8 @@ export interface Welcome {
    * count; never values) with `ready`, and receives the combined normalisation with every round.
    */
   normalization?: Normalization['kind'];
+  /** `channel` (default): statistics per image channel; `feature`: per value position (tabular columns). */
+  normalizationScope?: 'channel' | 'feature';
 }
 
 /** Seeded augmentation of a run (see {@link Welcome.augment}). */

@@ -133,7 +133,8 @@ export function parseReady(v: unknown): Ready {
   };
 }
 
-const MAX_CHANNELS = 16;
+// Per-feature statistics of a tabular row or an image: one value per position.
+const MAX_CHANNELS = 1 << 20;
 
 function numbers(v: unknown, path: string, n?: number): number[] {
   const a = array(v, path, MAX_CHANNELS).map((x, i) => finite(x, `${path}[${i}]`));
@@ -239,6 +240,10 @@ export function parseWelcome(v: unknown): Welcome {
     ...(o['normalization'] === undefined ? {} : {
       normalization: o['normalization'] === 'standard' || o['normalization'] === 'min-max'
         ? o['normalization'] : fail('welcome.normalization', 'standard or min-max', o['normalization']),
+    }),
+    ...(o['normalizationScope'] === undefined ? {} : {
+      normalizationScope: o['normalizationScope'] === 'channel' || o['normalizationScope'] === 'feature'
+        ? o['normalizationScope'] : fail('welcome.normalizationScope', 'channel or feature', o['normalizationScope']),
     }),
   };
 }
