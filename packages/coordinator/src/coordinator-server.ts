@@ -479,7 +479,7 @@ export class CoordinatorServer implements RunHost {
           reply(ack)({ accepted: false, reason: 'unknown-run', message: current ? `run "${ready.runId}" is not the current run "${current}"` : 'no run is active' });
           return;
         }
-        const labels = (ready as { labels?: string[] }).labels;
+        const { labels } = ready;
         entry.ready = { runId: ready.runId, numTrain: ready.numTrain, numVal: ready.numVal, ...(labels ? { labels } : {}) };
         if (ready.stats) entry.stats = ready.stats;
         else delete entry.stats;
