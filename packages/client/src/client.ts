@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
-  backboneLayersOf, boundaryFeatures, createMsgpackParser, createTrainableNetwork, decodeWeights, encodeWeights, ErrorCode, extractFeatures, FtlError,
-  loadBackbone, parseAck, parseEvaluateInstruction, parseFitInstruction, parsePersonalizeInstruction, parseRunEnd,
-  parseGoodbye, parseWelcome,
-  PROTOCOL_VERSION, type Ack, type ClientToServerEvents, type Logger, type RunEnd,
-  type FeatureExtractor, type ImageDataset, type ModelFile, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
-} from '@ftl/shared';
-import {
-  alignShardToRun, channelStats, imageSize, localLabels, normalizeImages, withAugmentedCopies, type ClientShard, type LocalShard, type Normalization,
+  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, createMsgpackParser, createTrainableNetwork, decodeWeights,
+  encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
+  parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
+  PROTOCOL_VERSION, withAugmentedCopies,
+  type Ack, type ClientShard, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type Logger,
+  type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { cachedFeatures } from './feature-cache.js';
