@@ -1,16 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import { federationSplit, loadBuiltinDataset, loadLayersModelFromFolder, type BuiltinDatasetName } from '@ftl/shared';
+import { loadExportedModel } from '@ftl/coordinator';
+import { federationSplit, loadBuiltinDataset, type BuiltinDatasetName } from '@ftl/shared';
 
 /**
- * Accuracy of an exported global model (a TensorFlow.js layers folder: backbone + head) on the dataset's
- * held-out test set, which no client ever loads.
+ * Accuracy of an exported global model (backbone + head, either export layout, with its input
+ * normalisation if the run had one) on the dataset's held-out test set, which no client ever loads.
  */
 export async function holdoutAccuracy(modelDir: string, dataset: BuiltinDatasetName = 'mnist'): Promise<{ accuracy: number; n: number }> {
   const { test } = federationSplit(loadBuiltinDataset(dataset));
-  const model = await loadLayersModelFromFolder(modelDir);
+  const model = await loadExportedModel(modelDir);
   const accuracy = tf.tidy(() => {
     const x = tf.tensor4d(test.images, [test.n, test.height, test.width, test.channels]);
-    const predicted = (model.predict(x, { batchSize: 256 }) as tf.Tensor2D).argMax(1);
+    const predicted = model.predict(x).argMax(1);
     return predicted.equal(tf.tensor1d(test.labels, 'int32')).mean().dataSync()[0]!;
   });
   model.dispose();

@@ -130,12 +130,24 @@ export interface ExportedModel {
  * const probs = m.predict(images);
  */
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
-  let meta: { kind?: string; backbone?: { featureNode?: string } };
+  let meta: { kind?: string; backbone?: { featureNode?: string }; inputNormalization?: { shift: number[]; scale: number[] } };
   try {
     meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as typeof meta;
   } catch (err) {
     throw new FtlError(ErrorCode.BackboneLoad, `${dir} is not an ftl export: cannot read ${EXPORT_META_FILE} (${(err as Error).message})`, { cause: err });
   }
+  const inner = await loadExportedParts(dir, meta);
+  const norm = meta.inputNormalization;
+  if (!norm) return inner;
+  // A run with federated normalisation trained on (x − shift) / scale: apply it, so predict takes raw images.
+  const normalize = (images: tf.Tensor4D): tf.Tensor4D => {
+    const shape = norm.shift.length === images.shape[3] ? [norm.shift.length] : images.shape.slice(1);
+    return images.sub(tf.tensor(norm.shift, shape)).div(tf.tensor(norm.scale, shape));
+  };
+  return { ...inner, predict: (images) => tf.tidy(() => inner.predict(normalize(images))) };
+}
+
+async function loadExportedParts(dir: string, meta: { kind?: string; backbone?: { featureNode?: string } }): Promise<ExportedModel> {
   if (meta.kind !== 'graph') {
     const model = await loadLayersModelFromFolder(dir);
     return { kind: 'layers', predict: (images) => model.predict(images) as tf.Tensor2D, dispose: () => model.dispose() };
