@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import {
@@ -65,6 +65,8 @@ describe('fine-tuning modes over real sockets', () => {
     expect(summary.reason).toBe('completed');
     expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 2], ['aggregated', 2]]);
     expect(summary.weights.specs.slice(0, 2).map((s) => `${s.name} [${s.shape.join(',')}]`)).toEqual(['conv2/kernel [3,3,16,32]', 'conv2/bias [32]']);
+    // Only the features below conv2 (train and validation) were extracted and cached, none at the unused cut.
+    expect(await readdir(join(dir, 'cache-0', 'features'))).toHaveLength(2);
     // Two updates per round, each CONV2_VALUES float32 values larger than a head-only one.
     for (const r of [0, 1]) {
       const extra = rows[r]!.bytesIn - headOnly[r]!.bytesIn;

@@ -202,9 +202,10 @@ export class FtlClient {
         ...(this.options.ca ? { ca: this.options.ca } : {}),
       });
       p = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard };
-      if (welcome.normalization) {
+      if (welcome.normalization || welcome.backboneTrainsFromStart) {
         // Federated normalisation: the features wait for the combined statistics, which come with round 1.
-        log.info('normalization-pending', { run: welcome.runId, kind: welcome.normalization });
+        // Backbone layers training from round 1: features at the cut would go unused; the round's own come then.
+        log.info('features-deferred', { run: welcome.runId, why: welcome.normalization ? `${welcome.normalization} normalisation` : 'backbone layers train' });
       } else {
         p.trainer = await this.headTrainer(welcome, files, shard);
         p.trainable = '';

@@ -237,6 +237,7 @@ export class FederatedRun {
       localLayers: [...this.config.localLayers],
       ...(this.config.augment.copies > 0 ? { augment: { ...this.config.augment } } : {}),
       ...(this.config.normalization !== 'none' ? { normalization: this.config.normalization, normalizationScope: this.config.normalizationScope } : {}),
+      ...(unfrozenLayerCount(this.config.fineTuning, 1) > 0 ? { backboneTrainsFromStart: true } : {}),
     };
   }
 

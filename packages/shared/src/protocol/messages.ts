@@ -59,6 +59,11 @@ export interface Welcome {
   normalization?: Normalization['kind'];
   /** `channel` (default): statistics per image channel; `feature`: per value position (tabular columns). */
   normalizationScope?: 'channel' | 'feature';
+  /**
+   * Set when every round trains backbone layers too (`partial` fine-tuning): features at the cut would
+   * never be used, so the client prepares features for the round's trainable set when the round comes.
+   */
+  backboneTrainsFromStart?: boolean;
 }
 
 /** Seeded augmentation of a run (see {@link Welcome.augment}). */

@@ -241,6 +241,10 @@ export function parseWelcome(v: unknown): Welcome {
       normalization: o['normalization'] === 'standard' || o['normalization'] === 'min-max'
         ? o['normalization'] : fail('welcome.normalization', 'standard or min-max', o['normalization']),
     }),
+    ...(o['backboneTrainsFromStart'] === undefined ? {} : {
+      backboneTrainsFromStart: typeof o['backboneTrainsFromStart'] === 'boolean'
+        ? o['backboneTrainsFromStart'] : fail('welcome.backboneTrainsFromStart', 'a boolean', o['backboneTrainsFromStart']),
+    }),
     ...(o['normalizationScope'] === undefined ? {} : {
       normalizationScope: o['normalizationScope'] === 'channel' || o['normalizationScope'] === 'feature'
         ? o['normalizationScope'] : fail('welcome.normalizationScope', 'channel or feature', o['normalizationScope']),
