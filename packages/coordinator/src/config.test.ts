@@ -17,8 +17,25 @@ describe('coordinator configuration', () => {
     [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
     [['--strategy', 'krum', '--strategy-options', 'f=-1'], 'krum option f must be an integer ≥ 0 (got "-1")'],
     [['--local-layers', 'nope'], undefined],
+    [['--fine-tuning', 'full'], 'command line: fineTuning.mode must be feature-extraction, partial or gradual (got "full")'],
+    [['--fine-tuning', 'partial,layers=0'], 'command line: fineTuning.layers must be a positive integer'],
+    [['--augment', 'copies=2,shift=0.9'], 'command line: augment.shift must be a number in [0, 0.5)'],
+    [['--augment', 'copies=2,flip'], '--augment takes key=value pairs after its first item (got "flip")'],
+    [['--normalization', 'zscore'], 'command line: normalization must be none, standard or min-max'],
   ])('%j is refused at start-up with a message that says how to fix it', (args, message) => {
     if (message === undefined) return expect(parseCoordinatorArgs(args)).toMatchObject({ localLayers: ['nope'] }); // checked against the head later
     expect(() => parseCoordinatorArgs(args)).toThrow(message);
+  });
+
+  test('transfer settings from flags: fine-tuning, augmentation and normalisation, validated like a config file', () => {
+    const c = parseCoordinatorArgs([
+      '--fine-tuning', 'partial,layers=1,backboneLrFactor=0.1', '--augment', 'copies=2,shift=0.1,rotation=10,flip=true',
+      '--normalization', 'min-max:feature',
+    ]) as CoordinatorConfig;
+    expect(c.fineTuning).toEqual({ mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 0.1 });
+    expect(c.augment).toEqual({ copies: 2, shift: 0.1, rotation: 10, flip: true });
+    expect([c.normalization, c.normalizationScope]).toEqual(['min-max', 'feature']);
+    const plain = parseCoordinatorArgs([]) as CoordinatorConfig;
+    expect([plain.fineTuning.mode, plain.augment.copies, plain.normalization]).toEqual(['feature-extraction', 0, 'none']);
   });
 });

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import {
-  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type AugmentConfig, type FineTuning, type FitConfig,
+  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type RawFlags, type AugmentConfig, type FineTuning, type FitConfig,
   type StrategyConfig,
 } from '@ftl/shared';
 
@@ -172,6 +172,11 @@ exports the global model. For the long-lived service with the operator API see "
   --strategy-options KV  the strategy's options as key=value,… e.g. beta=0.2 (docs/strategies.md)
   --local-layers L[,L]   head layers kept on each client, e.g. head_output (default none)
   --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)
+  --fine-tuning SPEC     feature-extraction (default) | partial | gradual, then key=value options:
+                         e.g. partial,layers=1,backboneLrFactor=0.1 or gradual,layers=2,everyRounds=5
+  --augment KV           seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false (default off)
+  --normalization N      federated input normalisation: none (default) | standard | min-max,
+                         optionally :feature for one statistic per value (tabular data), e.g. standard:feature
   --db FILE              SQLite state; restarting with the same --db and --run-id resumes the run
                          after its last completed round (default .ftl/coordinator.db)
   --require-auth         refuse clients without a valid token (issue them with: clients add NAME)
@@ -255,6 +260,45 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
   return cert !== undefined && key !== undefined ? { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') } : undefined;
 }
 
+/** `a=1,b=x,c=true` → {a: 1, b: 'x', c: true}; a bare first item (no "=") comes back as `head`. */
+function keyValues(text: string, flag: string): { head?: string; values: Record<string, string | number | boolean> } {
+  const values: Record<string, string | number | boolean> = {};
+  let head: string | undefined;
+  text.split(',').map((p) => p.trim()).filter(Boolean).forEach((pair, i) => {
+    const eq = pair.indexOf('=');
+    if (eq < 0) {
+      if (i > 0) throw new FtlError(ErrorCode.InvalidConfig, `${flag} takes key=value pairs after its first item (got "${pair}")`);
+      head = pair;
+      return;
+    }
+    const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
+    values[k] = v === 'true' ? true : v === 'false' ? false : v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+  });
+  return { ...(head !== undefined ? { head } : {}), values };
+}
+
+/** --fine-tuning, --augment and --normalization, validated by the run config schema (same messages as a config file). */
+function transferFlags(
+  flags: RawFlags, d: CoordinatorConfig,
+): Pick<CoordinatorConfig, 'fineTuning' | 'augment' | 'normalization' | 'normalizationScope'> {
+  const doc: Record<string, unknown> = { fineTuning: d.fineTuning, augment: d.augment, normalization: d.normalization, normalizationScope: d.normalizationScope };
+  const ft = stringFlag(flags, 'fine-tuning');
+  if (ft !== undefined) {
+    const { head, values } = keyValues(ft, '--fine-tuning');
+    doc['fineTuning'] = { ...d.fineTuning, ...(head !== undefined ? { mode: head } : {}), ...values };
+  }
+  const augment = stringFlag(flags, 'augment');
+  if (augment !== undefined) doc['augment'] = { ...d.augment, ...keyValues(augment, '--augment').values };
+  const norm = stringFlag(flags, 'normalization');
+  if (norm !== undefined) {
+    const [kind, scope] = norm.split(':');
+    doc['normalization'] = kind;
+    if (scope !== undefined) doc['normalizationScope'] = scope;
+  }
+  const run = parseRunConfig(doc, 'command line');
+  return { fineTuning: run.fineTuning, augment: run.augment, normalization: run.normalization, normalizationScope: run.normalizationScope };
+}
+
 /**
  * Parses and validates the coordinator's command line.
  *
@@ -267,6 +311,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
+      'fine-tuning': str, augment: str, normalization: str,
       'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
       help: { type: 'boolean' },
     });
@@ -317,10 +362,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       : parseStrategy(stringFlag(values, 'strategy', d.strategy.name), stringFlag(values, 'strategy-options', '')),
     localLayers: values['local-layers'] === undefined ? d.localLayers : stringFlag(values, 'local-layers', '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: d.personalizeEpochs, min: 0, integer: true }),
-    fineTuning: d.fineTuning,
-    augment: d.augment,
-    normalization: d.normalization,
-    normalizationScope: d.normalizationScope,
+    ...transferFlags(values, d),
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
   };
