@@ -1,20 +1,16 @@
 import { join } from 'node:path';
-import { exportGlobalModel, loadServedBackbone, DEFAULT_BACKBONE_DIR, type RoundRecord } from '@ftl/coordinator';
+import { exportGlobalModel, loadServedBackbone, DEFAULT_BACKBONE_DIR } from '@ftl/coordinator';
 import { createHead, DEFAULT_HIDDEN, getTrainableWeights } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { makeClient, scratch, startCoordinator } from './test-federation.js';
+import { makeClient, runToEnd, scratch, startCoordinator } from './test-federation.js';
 
 describe('federated run over real sockets', () => {
   test('3 clients, 2 rounds on 600 MNIST samples: the global model learns and beats chance on held-out digits', async () => {
     const dir = await scratch('fed');
     const { coordinator, url } = await startCoordinator({ rounds: 2, exportDir: join(dir, 'model'), fit: { epochs: 5, batchSize: 16, learningRate: 0.002 } });
     const clients = await Promise.all([0, 1, 2].map((index) => makeClient({ url, index, clients: 3, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
-    const ends = clients.map((c) => c.run());
-    const rows: RoundRecord[] = [];
-    const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
     expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([['aggregated', 3, 3], ['aggregated', 3, 3]]);

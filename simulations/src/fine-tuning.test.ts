@@ -8,7 +8,7 @@ import {
 import { createLogger, initBackend, loadLayersModelFromFolder, shapeSize, type FineTuning, type Weights } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { makeClient, scratch } from './test-federation.js';
+import { makeClient, runToEnd, scratch } from './test-federation.js';
 
 // conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
 const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
@@ -28,15 +28,7 @@ async function federate(dir: string, over: Partial<CoordinatorConfig>, store?: S
   const coordinator = await Coordinator.create(config, createLogger('coordinator'), store);
   const { url } = await coordinator.listen();
   const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
-  const ends = clients.map((c) => c.run());
-  const rows: RoundRecord[] = [];
-  try {
-    const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    return { summary, rows };
-  } finally {
-    await coordinator.close();
-  }
+  return runToEnd(coordinator, clients);
 }
 
 /** The values of one tensor of a flat weight vector. */

@@ -2,11 +2,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BACKBONE_META_FILE, EXPORT_META_FILE, loadExportedModel, type RoundRecord } from '@ftl/coordinator';
+import { BACKBONE_META_FILE, EXPORT_META_FILE, loadExportedModel } from '@ftl/coordinator';
 import { federationSplit, initBackend, loadBuiltinDataset, TINY_GRAPH_NODES, tinyGraphModelFiles, type ModelFile } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readFile } from 'node:fs/promises';
-import { makeClient, scratch, startCoordinator } from './test-federation.js';
+import { makeClient, runToEnd, scratch, startCoordinator } from './test-federation.js';
 
 let modelHost: Server;
 let modelUrl: string;
@@ -44,11 +44,7 @@ describe('a graph-model backbone from an http address', () => {
     });
     expect(coordinator.head.featureDim).toBe(128);
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
-    const ends = clients.map((c) => c.run());
-    const rows: RoundRecord[] = [];
-    const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
     expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([['aggregated', 2, 2], ['aggregated', 2, 2]]);

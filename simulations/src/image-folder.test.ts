@@ -2,13 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FtlClient } from '@ftl/client';
-import type { RoundRecord } from '@ftl/coordinator';
 import {
   alignShardToRun, convertChannels, createLogger, encodeJpeg, encodePng, isFtlError, labelIndexMap, loadBuiltinDataset,
   loadImageFolder, loadLayersModelFromFolder, loadLocalShard, resizeBilinear, type Pixels,
 } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
-import { scratch, startCoordinator } from './test-federation.js';
+import { runToEnd, scratch, startCoordinator } from './test-federation.js';
 
 // Real MNIST digits written as image files, one sub-folder per class, the way a site would hold them.
 const mnist = loadBuiltinDataset('mnist');
@@ -55,11 +54,7 @@ describe('federated training from image folders', () => {
       classes: RUN_CLASSES, minClients: 3, rounds: 3, exportDir: join(dir, 'model'), fit: { epochs: 5, batchSize: 16, learningRate: 0.002 },
     });
     const clients = sites.map((site, i) => client(url, `site-${'abc'[i]}`, site, join(dir, `cache-${i}`)));
-    const ends = clients.map((c) => c.run());
-    const rows: RoundRecord[] = [];
-    const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
     expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 3], ['aggregated', 3], ['aggregated', 3]]);
@@ -95,11 +90,7 @@ describe('federated training from image folders', () => {
       () => undefined,
       (err: unknown) => err,
     );
-    const ends = good.map((site, i) => client(url, `site-${'ab'[i]}`, site, join(dir, `cache-${i}`)).run());
-    const rows: RoundRecord[] = [];
-    const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary, rows } = await runToEnd(coordinator, good.map((site, i) => client(url, `site-${'ab'[i]}`, site, join(dir, `cache-${i}`))));
 
     const err = await failed;
     expect(isFtlError(err, 'DATASET')).toBe(true);

@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, type CoordinatorConfig } from '@ftl/coordinator';
+import { Coordinator, defaultCoordinatorConfig, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type PartitionSpec,
 } from '@ftl/shared';
@@ -38,4 +38,20 @@ export async function makeClient(o: {
     mnist,
   );
   return new FtlClient({ serverUrl: o.url, name: `client-${o.index}`, shard, cacheDir: o.cacheDir, log: createLogger('client').child({ client: o.index }) });
+}
+
+/**
+ * Runs `clients` against `coordinator` until the run ends, closes the coordinator (also on failure) and
+ * returns the summary and every round's record.
+ */
+export async function runToEnd(coordinator: Coordinator, clients: readonly FtlClient[]): Promise<{ summary: RunSummary; rows: RoundRecord[] }> {
+  const ends = clients.map((c) => c.run());
+  const rows: RoundRecord[] = [];
+  try {
+    const summary = await coordinator.run((r) => rows.push(r));
+    await Promise.all(ends);
+    return { summary, rows };
+  } finally {
+    await coordinator.close();
+  }
 }
