@@ -208,10 +208,6 @@ export class CoordinatorServer implements RunHost {
     return () => this.readyListeners.delete(listener);
   }
 
-  /** Connected clients, in connection order. */
-  connectedClients(): string[] {
-    return [...this.clients.keys()];
-  }
 
   // ---- runs ----
 
@@ -269,10 +265,6 @@ export class CoordinatorServer implements RunHost {
     }
   }
 
-  /** The run being hosted now, if any. */
-  activeRun(): FederatedRun | undefined {
-    return this.active?.run;
-  }
 
   private requireStore(): Store {
     if (!this.store) throw new FtlError(ErrorCode.InvalidConfig, 'this coordinator keeps no database; start it with ftl-coordinator serve --db FILE');
@@ -351,10 +343,6 @@ export class CoordinatorServer implements RunHost {
     return interrupted;
   }
 
-  /** Waits until the active run (if any) has ended or paused. */
-  async idle(): Promise<void> {
-    await this.active?.done;
-  }
 
   /** A run with its rounds, and live progress when it is the active run. */
   runView(id: string): RunView {
