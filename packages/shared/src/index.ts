@@ -29,6 +29,7 @@ export { adaptiveStep, momentumStep, type ServerOptimizerState } from './aggrega
 
 export { BACKENDS, initBackend, parseBackendName, type BackendLoader, type BackendName } from './model/backend.js';
 export { registerWasmConvKernels } from './model/wasm-conv-kernels.js';
+export { useWasmSpeedKernels } from './model/wasm-speed-kernels.js';
 export {
   createDefaultBackbone, DEFAULT_FEATURE_LAYER, extractFeatures, featureExtractor, type FeatureExtractor,
 } from './model/backbone.js';

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { registerWasmConvKernels } from './wasm-conv-kernels.js';
+import { useWasmSpeedKernels } from './wasm-speed-kernels.js';
 
 /** The compute backends ftl knows, fastest first. `node` is `@tensorflow/tfjs-node` (native TensorFlow). */
 export const BACKENDS = ['node', 'wasm', 'cpu'] as const;
@@ -30,6 +31,8 @@ export const defaultLoaders: Record<BackendName, BackendLoader> = {
       await import('@tensorflow/tfjs-backend-wasm');
       // Stock wasm cannot train convolutions; ftl's own gradient kernels fill the gap.
       registerWasmConvKernels();
+      // and its transposed matrix products and slices are slow on dense-layer training shapes.
+      useWasmSpeedKernels(true);
     },
   },
   cpu: { tfName: 'cpu', load: async () => {} },
