@@ -75,9 +75,6 @@ export class HeadTrainer {
     const factor = config.backboneLrFactor ?? 1;
     const optimizer = tf.train.adam(config.learningRate);
     const backboneOptimizer = this.backboneLayers.length > 0 && factor > 0 ? tf.train.adam(config.learningRate * factor) : undefined;
-    // The plain head keeps tfjs's own fit loop (as before fine-tuning); anything more needs the custom step.
-    const custom = mu > 0 || this.backboneLayers.length > 0;
-    if (!custom) this.model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     let loss = NaN;
     let accuracy = NaN;
     for (let epoch = 0; epoch < config.epochs; epoch++) {
@@ -85,13 +82,7 @@ export class HeadTrainer {
       const idx = tf.tensor1d(order, 'int32');
       const x = tf.gather(this.train.x, idx);
       const y = tf.gather(this.train.y, idx);
-      if (!custom) {
-        const h = await this.model.fit(x, y, { epochs: 1, batchSize: config.batchSize, shuffle: false, verbose: 0 });
-        loss = Number(h.history['loss']?.[0]);
-        accuracy = Number(h.history['acc']?.[0] ?? h.history['accuracy']?.[0]);
-      } else {
-        ({ loss, accuracy } = this.customEpoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
-      }
+      ({ loss, accuracy } = this.epoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
       tf.dispose([idx, x, y]);
     }
     optimizer.dispose();
@@ -104,7 +95,7 @@ export class HeadTrainer {
    * over the shared trainable tensors. Head (and local) layers step with `optimizer`, unfrozen backbone
    * layers with `backboneOptimizer`; without one they get no gradient and stay as they are.
    */
-  private customEpoch(
+  private epoch(
     x: tf.Tensor2D, y: tf.Tensor2D, batchSize: number, mu: number, optimizer: tf.Optimizer, backboneOptimizer?: tf.Optimizer,
   ): { loss: number; accuracy: number } {
     const isBackbone = (l: tf.layers.Layer) => this.backboneLayers.includes(l.name);
