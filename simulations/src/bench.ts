@@ -3,25 +3,33 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HeadTrainer } from '@ftl/client';
 import {
-  createDefaultBackbone, createLogger, ErrorCode, FtlError, initBackend, loadBuiltinDataset, numberFlag, parseFlags,
-  parsePartition, parseStrategy, runMain, subset,
+  createDefaultBackbone, createHead, createLogger, createRng, DEFAULT_FEATURE_LAYER, DEFAULT_HIDDEN, ErrorCode, extractFeatures,
+  featureExtractor, FtlError, getTrainableWeights, initBackend, loadBuiltinDataset, numberFlag, parseFlags, parsePartition, parseStrategy, runMain,
+  saveLayersModelToFolder,
+  shuffleInPlace, subset, useWasmSpeedKernels, type HeadConfig,
 } from '@ftl/shared';
 import { simulate } from './simulate.js';
 
 const HELP = `npm run bench -- [options]
-Two measurements, each against a baseline taken in the same run:
+Three measurements, each against a baseline taken in the same run:
 1. CNN training throughput (images/s) of the default backbone's architecture on the wasm backend (with
    ftl's convolution gradient kernels) against the pure-JS cpu backend: same model, same initial
    weights, same batches.
 2. The feature cache: a one-round federation (the demo's shape: 5 clients, Dirichlet 0.5, MNIST) run
    twice on the same client cache folder; time from start to the end of round 1 and the clients'
-   feature preparation, cold cache (baseline) against warm.
+   feature preparation, cold cache (baseline) against warm. Once with the default backbone, once with
+   a heavier one of the usual transfer-learning shape (five 3×3 convolutions, global average pooling).
+3. Head training on wasm: one client's round (1,400 MNIST feature vectors from the default backbone's
+   architecture into a 128-unit hidden layer and 10 outputs, batch 32, --epochs epochs) with tfjs's model.fit and the stock
+   kernels (baseline: the trainer before ftl's speed kernels) against ftl's training loop, with the stock
+   kernels and with ftl's transposed-matMul and slice kernels.
   --batches N      timed batches per backend (default 8)
   --batch-size N   (default 64)
   --repeats N      timed passes per backend; the best is kept (default 3)
-  --epochs N       local epochs of the federated round (default 5, as the demo)
-  --only S         run only one: throughput | cache`;
+  --epochs N       local epochs of the federated round and the head bench (default 5, as the demo)
+  --only S         run only one: throughput | cache | head`;
 
 /** Images per second of `batches` SGD steps of the default CNN on `backend` (best of `repeats`). */
 async function throughput(backend: 'cpu' | 'wasm', x: tf.Tensor4D, y: tf.Tensor2D, batchSize: number, repeats: number): Promise<number> {
@@ -46,12 +54,12 @@ async function throughput(backend: 'cpu' | 'wasm', x: tf.Tensor4D, y: tf.Tensor2
  * Seconds from start to the end of round 1 (features prepared by every client, one round trained and
  * evaluated) for a one-round federation on `cacheDir`; the second call on the same folder hits the cache.
  */
-async function firstRound(cacheDir: string, epochs: number): Promise<{ seconds: number; prepareSeconds: number }> {
+async function firstRound(cacheDir: string, epochs: number, backboneDir?: string): Promise<{ seconds: number; prepareSeconds: number }> {
   const t0 = performance.now();
   let end = NaN;
   const r = await simulate({
     clients: 5, partition: parsePartition('dirichlet:0.5'), rounds: 1, epochs, learningRate: 0.001, batchSize: 32, seed: 1,
-    strategy: parseStrategy('fedavg'), cacheDir,
+    strategy: parseStrategy('fedavg'), cacheDir, ...(backboneDir ? { backboneDir } : {}),
     onRound: () => {
       end = performance.now();
     },
@@ -73,26 +81,34 @@ runMain(async () => {
   const batchSize = numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true });
   const repeats = numberFlag(values, 'repeats', { default: 3, min: 1, integer: true });
   const only = values['only'];
-  if (only !== undefined && only !== 'throughput' && only !== 'cache') throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput or cache (got "${String(only)}")`);
+  if (only !== undefined && !['throughput', 'cache', 'head'].includes(String(only))) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput, cache or head (got "${String(only)}")`);
+  }
+  const epochs = numberFlag(values, 'epochs', { default: 5, min: 1, integer: true });
   await initBackend({ force: 'wasm', log: createLogger('bench', { level: 'warn' }) });
-  if (only !== 'cache') await throughputBench(batches, batchSize, repeats);
-  if (only !== 'throughput') {
-    const epochs = numberFlag(values, 'epochs', { default: 5, min: 1, integer: true });
+  if (only === undefined || only === 'throughput') await throughputBench(batches, batchSize, repeats);
+  if (only === undefined || only === 'head') await headBench(epochs, repeats);
+  if (only === undefined || only === 'cache') {
+    process.stdout.write(`\nFeature cache: 5 clients (Dirichlet 0.5, all of MNIST's federation pool), 1 round of ${epochs} local epochs, same cache folder twice\n`);
+    const rows = [['backbone', 'cache', 'start → end of round 1', 'of which before round 1', 'speed-up']];
     const dir = await mkdtemp(join(tmpdir(), 'ftl-bench-cache-'));
     try {
-      process.stdout.write(`\nFeature cache: 5 clients (Dirichlet 0.5, all of MNIST's federation pool), 1 round of ${epochs} local epochs, same cache folder twice\n`);
-      const cold = await firstRound(dir, epochs);
-      const warm = await firstRound(dir, epochs);
-      const rows = [
-        ['cache', 'start → end of round 1', 'of which before round 1', 'speed-up'],
-        ['cold (baseline)', `${cold.seconds.toFixed(2)} s`, `${cold.prepareSeconds.toFixed(2)} s`, '1.0×'],
-        ['warm (hit)', `${warm.seconds.toFixed(2)} s`, `${warm.prepareSeconds.toFixed(2)} s`, `${(cold.seconds / warm.seconds).toFixed(2)}×`],
-      ];
-      for (const r of rows) process.stdout.write(`| ${r[0]!.padEnd(15)} | ${r[1]!.padStart(22)} | ${r[2]!.padStart(23)} | ${r[3]!.padStart(8)} |\n`);
-      process.stdout.write(`before round 1 (backbone download, feature extraction or cache read, connecting): ${(cold.prepareSeconds / warm.prepareSeconds).toFixed(2)}× faster warm\n`);
+      const heavy = join(dir, 'heavier-backbone');
+      await saveLayersModelToFolder(heavierBackbone(), heavy);
+      for (const [name, backboneDir] of [['default (0.17 M MAC/image)', undefined], ['heavier (22 M MAC/image)', heavy]] as const) {
+        const cacheDir = join(dir, `cache-${rows.length}`);
+        const cold = await firstRound(cacheDir, epochs, backboneDir);
+        const warm = await firstRound(cacheDir, epochs, backboneDir);
+        rows.push(
+          [name, 'cold (baseline)', `${cold.seconds.toFixed(2)} s`, `${cold.prepareSeconds.toFixed(2)} s`, '1.0×'],
+          [name, 'warm (hit)', `${warm.seconds.toFixed(2)} s`, `${warm.prepareSeconds.toFixed(2)} s`, `${(cold.seconds / warm.seconds).toFixed(2)}×`],
+        );
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+    const widths = [26, 15, 22, 23, 8];
+    for (const r of rows) process.stdout.write(`| ${r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |\n`);
   }
 });
 
@@ -106,4 +122,87 @@ async function throughputBench(batches: number, batchSize: number, repeats: numb
   const wasm = await throughput('wasm', x, y, batchSize, repeats);
   const rows = [['backend', 'images/s', 'vs cpu'], ['cpu (baseline)', cpu.toFixed(1), '1.0×'], ['wasm + ftl kernels', wasm.toFixed(1), `${(wasm / cpu).toFixed(1)}×`]];
   for (const r of rows) process.stdout.write(`| ${r[0]!.padEnd(18)} | ${r[1]!.padStart(8)} | ${r[2]!.padStart(6)} |\n`);
+}
+
+/**
+ * A backbone with the shape of the ones transfer learning usually starts from: stacked 3×3 convolutions
+ * ending in global average pooling, about 22 M multiply-adds per 28×28 image (the default backbone: 0.17 M;
+ * MobileNetV2 at 224 px: 300 M). Random weights: the cache bench only times it.
+ */
+function heavierBackbone(): tf.LayersModel {
+  const conv = (filters: number, seed: number, inputShape?: number[]) => tf.layers.conv2d({
+    filters, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed }), ...(inputShape ? { inputShape } : {}),
+  });
+  return tf.sequential({
+    name: 'bench_heavier_backbone',
+    layers: [
+      conv(32, 1, [28, 28, 1]), conv(32, 2), tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv(64, 3), conv(64, 4), tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv(128, 5), tf.layers.globalAveragePooling2d({ name: 'features' }),
+    ],
+  });
+}
+
+/** One client's head-training round on wasm: tfjs fit on stock kernels (baseline) against ftl's loop and kernels. */
+async function headBench(epochs: number, repeats: number): Promise<void> {
+  const mnist = loadBuiltinDataset('mnist');
+  const ds = subset(mnist, Array.from({ length: 1400 }, (_, i) => (i * 7) % mnist.n));
+  const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
+  const features = extractFeatures(featureExtractor(backbone, DEFAULT_FEATURE_LAYER), ds);
+  backbone.dispose();
+  const config: HeadConfig = { featureDim: features.length / ds.n, hidden: DEFAULT_HIDDEN, classes: 10 };
+  const fit = { epochs, batchSize: 32, learningRate: 0.001, seed: 1 };
+  process.stdout.write(`\nHead training: ${ds.n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ` +
+    `${epochs} epochs of batch 32 with Adam, best of ${repeats}\n`);
+
+  // The trainer before ftl's speed kernels: tfjs's own fit loop over each epoch's shuffled copy.
+  const tfjsFit = async (): Promise<number> => {
+    const head = createHead(config, 0);
+    head.compile({ optimizer: tf.train.adam(fit.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const x = tf.tensor2d(features, [ds.n, config.featureDim]);
+    const y = tf.oneHot(tf.tensor1d(ds.labels, 'int32'), 10) as tf.Tensor2D;
+    const order = Int32Array.from({ length: ds.n }, (_, i) => i);
+    const rng = createRng(fit.seed);
+    let loss = NaN;
+    for (let e = 0; e < epochs; e++) {
+      shuffleInPlace(order, rng);
+      const idx = tf.tensor1d(order, 'int32');
+      const [xe, ye] = [tf.gather(x, idx), tf.gather(y, idx)];
+      loss = Number((await head.fit(xe, ye, { epochs: 1, batchSize: fit.batchSize, shuffle: false, verbose: 0 })).history['loss']?.[0]);
+      tf.dispose([idx, xe, ye]);
+    }
+    tf.dispose([x, y]);
+    head.dispose();
+    return loss;
+  };
+  const ftlLoop = async (): Promise<number> => {
+    const trainer = new HeadTrainer(config, { trainFeatures: features, trainLabels: ds.labels, valFeatures: features.subarray(0, config.featureDim), valLabels: ds.labels.subarray(0, 1) });
+    const start = createHead(config, 0);
+    const { metrics } = await trainer.fit(getTrainableWeights(start), fit);
+    start.dispose();
+    trainer.dispose();
+    return metrics.loss;
+  };
+  const best = async (run: () => Promise<number>): Promise<{ seconds: number; loss: number }> => {
+    let result = { seconds: Infinity, loss: NaN };
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      const loss = await run();
+      const seconds = (performance.now() - t0) / 1000;
+      if (seconds < result.seconds) result = { seconds, loss };
+    }
+    return result;
+  };
+  useWasmSpeedKernels(false);
+  const baseline = await best(tfjsFit);
+  const loopStock = await best(ftlLoop);
+  useWasmSpeedKernels(true);
+  const loopFast = await best(ftlLoop);
+  const rows = [
+    ['trainer', 'seconds', 'last-epoch loss', 'speed-up'],
+    ['tfjs fit, stock kernels (baseline)', baseline.seconds.toFixed(2), baseline.loss.toFixed(4), '1.0×'],
+    ['ftl loop, stock kernels', loopStock.seconds.toFixed(2), loopStock.loss.toFixed(4), `${(baseline.seconds / loopStock.seconds).toFixed(1)}×`],
+    ['ftl loop, ftl kernels', loopFast.seconds.toFixed(2), loopFast.loss.toFixed(4), `${(baseline.seconds / loopFast.seconds).toFixed(1)}×`],
+  ];
+  for (const r of rows) process.stdout.write(`| ${r[0]!.padEnd(34)} | ${r[1]!.padStart(7)} | ${r[2]!.padStart(15)} | ${r[3]!.padStart(8)} |\n`);
 }

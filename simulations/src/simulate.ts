@@ -42,6 +42,8 @@ export interface SimulationOptions {
   l2?: number;
   /** Clients' backbone and feature cache; kept after the run when given (default: a temporary folder). */
   cacheDir?: string;
+  /** Folder of the backbone every client downloads (default: the committed one). */
+  backboneDir?: string;
   /** Backbone layer whose output is the feature vector (default: the backbone's own). */
   featureLayer?: string;
   /** Learning rate × lrDecay^(round−1) (default 1: constant). */
@@ -84,6 +86,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
     schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
     ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
+    ...(o.backboneDir ? { backboneDir: o.backboneDir } : {}),
     personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
     ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
     ...(o.hidden ? { hidden: o.hidden } : {}),
