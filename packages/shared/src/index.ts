@@ -1,6 +1,6 @@
 export { ErrorCode, FtlError, isFtlError } from './errors.js';
 export { createLogger, type Logger, type LogFields, type LogLevel } from './log.js';
-export { createRng, deriveSeed, shuffleInPlace, type Rng } from './random.js';
+export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './random.js';
 export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 
 export { imageSize, subset, type ImageDataset } from './data/dataset.js';

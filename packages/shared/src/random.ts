@@ -11,6 +11,15 @@ export interface Rng {
 }
 
 /**
+ * The seed to hand a tfjs initializer or dropout layer for ftl seed `seed`. tfjs treats a seed of 0 as
+ * no seed at all (it falls back to Math.random), so seed 0 maps to 2³¹ − 1; every other seed passes
+ * through unchanged, so models built with other seeds keep their weights.
+ */
+export function tfjsSeed(seed: number): number {
+  return seed === 0 ? 0x7fffffff : seed;
+}
+
+/**
  * Creates a seeded generator (mulberry32 core; Marsaglia–Tsang for gamma).
  *
  * @example

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { ImageDataset } from '../data/dataset.js';
+import { tfjsSeed } from '../random.js';
 import { loadGraphModelFromFiles, loadLayersModelFromFiles, MODEL_JSON, modelJsonOf, modelKind, type ModelFile } from './model-folder.js';
 
 /** Where the default backbone's features are taken: the flattened output of its last convolution. */
@@ -17,19 +18,19 @@ export function createDefaultBackbone(options: { seed: number; classes: number; 
   const model = tf.sequential({ name: 'ftl_backbone' });
   model.add(tf.layers.conv2d({
     name: 'conv1', inputShape: [28, 28, 1], filters: f1, kernelSize: 5, strides: 2, activation: 'relu',
-    kernelInitializer: tf.initializers.heNormal({ seed }),
+    kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed) }),
   }));
   model.add(tf.layers.conv2d({
     name: 'conv2', filters: f2, kernelSize: 3, strides: 2, activation: 'relu',
-    kernelInitializer: tf.initializers.heNormal({ seed: seed + 1 }),
+    kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 1) }),
   }));
   model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
   model.add(tf.layers.dense({
-    name: 'fc', units: 64, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: seed + 2 }),
+    name: 'fc', units: 64, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 2) }),
   }));
   model.add(tf.layers.dense({
     name: 'source_logits', units: classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 3 }),
+    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 3) }),
   }));
   return model;
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { tfjsSeed } from '../random.js';
 import { assertSameSpecs, shapeSize, specsSize, type WeightSpec, type Weights } from '../codec/weights.js';
 
 /** The shape of the trainable head on top of the backbone's features. */
@@ -33,13 +34,13 @@ export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.La
   const layers: tf.layers.Layer[] = config.hidden.flatMap((units, i) => [
     tf.layers.dense({
       name: `head_hidden_${i + 1}`, units, activation: 'relu',
-      kernelInitializer: tf.initializers.heNormal({ seed: seed + i }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
+      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
     }),
-    ...(config.dropout ? [tf.layers.dropout({ name: `head_dropout_${i + 1}`, rate: config.dropout, seed: seed + 100 + i })] : []),
+    ...(config.dropout ? [tf.layers.dropout({ name: `head_dropout_${i + 1}`, rate: config.dropout, seed: tfjsSeed(seed + 100 + i) })] : []),
   ]);
   layers.push(tf.layers.dense({
     name: 'head_output', units: config.classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + config.hidden.length }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
+    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + config.hidden.length) }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
   }));
   return layers;
 }
