@@ -1,10 +1,33 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Coordinator, defaultCoordinatorConfig, Store } from '@ftl/coordinator';
-import { createLogger, initBackend, loadBuiltinDataset, loadClientShard } from '@ftl/shared';
+import * as tf from '@tensorflow/tfjs';
+import { Coordinator, defaultCoordinatorConfig, loadExportedModel, Store } from '@ftl/coordinator';
+import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, scratch } from './test-federation.js';
+
+/**
+ * A plain tfjs load of the export (no ftl code) computes (x − shift) / scale from raw images in its first
+ * layers, per channel or per value, and predicts the same as ftl's loader.
+ */
+async function expectNormalizingExport(exportDir: string, raw: Float32Array, shift: number[], scale: number[]): Promise<void> {
+  const n = raw.length / 784;
+  const model = await loadLayersModelFromFolder(exportDir);
+  const viaFtl = await loadExportedModel(exportDir);
+  const images = tf.tensor4d(raw, [n, 28, 28, 1]);
+  const inner = tf.model({ inputs: model.inputs, outputs: model.getLayer('ftl_input_normalization').output as tf.SymbolicTensor });
+  const got = (inner.predict(images) as tf.Tensor).dataSync();
+  for (let i = 0; i < got.length; i += 97) {
+    const s = shift.length === 1 ? 0 : i % 784;
+    expect(got[i]).toBeCloseTo((raw[i]! - shift[s]!) / scale[s]!, 4);
+  }
+  const [a, b] = [model.predict(images) as tf.Tensor2D, viaFtl.predict(images)];
+  expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
+  tf.dispose([images, a, b]);
+  model.dispose();
+  viaFtl.dispose();
+}
 
 describe('federated normalisation', () => {
   test('clients send channel statistics, the coordinator combines them as on pooled data, every round carries the result', async () => {
@@ -39,10 +62,11 @@ describe('federated normalisation', () => {
     expect(summary.rounds.every((r) => r.accepted === 2 && r.evalClients === 2)).toBe(true);
     expect(summary.rounds.at(-1)!.valAccuracy).toBeGreaterThan(0.6);
     const meta = JSON.parse(await readFile(join(exportDir, 'ftl-model.json'), 'utf8')) as { inputNormalization: unknown };
-    expect(meta.inputNormalization).toEqual({ kind: 'standard', shift, scale });
-    // The loader applies the recorded normalisation, so the export takes raw images like any other.
+    expect(meta).toMatchObject({ inputNormalization: { kind: 'standard', shift, scale }, inputNormalizationInModel: true });
+    // The export normalises in its first layer, so it takes raw images like any other.
     const { accuracy } = await holdoutAccuracy(exportDir);
-    expect(accuracy).toBeGreaterThan(0.8); // measured 0.83; fed raw images without it, the same export scores 0.77
+    expect(accuracy).toBeGreaterThan(0.8); // measured 0.83; without the normalisation the same weights score 0.77
+    await expectNormalizingExport(exportDir, mnist.images.subarray(0, 50 * 784), shift, scale);
     store.close();
   });
 
@@ -52,7 +76,7 @@ describe('federated normalisation', () => {
     const store = Store.open(join(dir, 'c.db'));
     const coordinator = await Coordinator.create({
       ...defaultCoordinatorConfig(), port: 0, runId: 'norm-f', rounds: 1, minClients: 2, normalization: 'min-max', normalizationScope: 'feature',
-      exportDir: undefined, fit: { epochs: 2, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
+      exportDir: join(dir, 'model'), fit: { epochs: 2, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
     }, createLogger('coordinator'), store);
     const { url } = await coordinator.listen();
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 400, cacheDir: join(dir, 'cache') })));
@@ -72,6 +96,7 @@ describe('federated normalisation', () => {
       expect(scale[at]).toBeCloseTo(hi - lo > 1e-12 ? hi - lo : 1, 6);
     }
     expect(summary.rounds[0]).toMatchObject({ accepted: 2, evalClients: 2 });
+    await expectNormalizingExport(join(dir, 'model'), mnist.images.subarray(0, 50 * 784), shift, scale);
     store.close();
   });
 });

@@ -39,6 +39,12 @@ export async function exportGlobalModel(options: {
   meta: Record<string, unknown>;
   /** Head layers the clients kept for themselves: exported with their initial values. */
   localLayers?: readonly string[];
+  /**
+   * The run's federated input normalisation, (x − shift) / scale per channel or per value. A layers
+   * export computes it in its first layer, so it takes raw inputs; a graph export records it in
+   * `ftl-model.json` for {@link loadExportedModel}.
+   */
+  inputNormalization?: { shift: number[]; scale: number[] };
 }): Promise<{ digest: string }> {
   const fx = options.backbone.extractor.at(options.featureLayer ?? options.backbone.featureLayer);
   const trained = backboneLayersOf(options.weights.specs);
@@ -50,14 +56,46 @@ export async function exportGlobalModel(options: {
   }
   // The backbone's own (frozen) layers up to the trained ones, then copies that take the federated values.
   const model = createFineTunedModel(fx, trained.length, options.head, 0);
+  const norm = options.inputNormalization;
+  const normalizing = norm ? normalizationLayer(norm) : undefined;
   try {
     setTrainableWeights(model, options.weights, options.localLayers);
-    const { digest } = await saveLayersModelToFolder(model, options.dir);
-    await writeMeta(options.dir, { ...options.meta, sha256: digest });
+    const { digest } = await saveLayersModelToFolder(normalizing ? withLayerInFront(model, normalizing, norm!.shift.length) : model, options.dir);
+    await writeMeta(options.dir, { ...options.meta, ...(norm ? { inputNormalization: norm, inputNormalizationInModel: true } : {}), sha256: digest });
     return { digest };
   } finally {
+    normalizing?.dispose();
     disposeFineTunedModel(model, fx);
   }
+}
+
+/**
+ * (x − shift) / scale as a standard layer that any TensorFlow.js loader reads: a frozen 1×1 depthwise
+ * convolution with kernel 1/scale and bias −shift/scale, one channel per statistic.
+ */
+function normalizationLayer(norm: { shift: number[]; scale: number[] }): tf.layers.Layer {
+  const n = norm.shift.length;
+  return tf.layers.depthwiseConv2d({
+    name: 'ftl_input_normalization', kernelSize: 1, useBias: true, trainable: false,
+    weights: [
+      tf.tensor4d(norm.scale.map((s) => 1 / s), [1, 1, n, 1]),
+      tf.tensor1d(norm.shift.map((m, i) => -m / norm.scale[i]!)),
+    ],
+  });
+}
+
+/**
+ * `model` with `layer` applied to its input first. Statistics per channel apply to the image as it is;
+ * statistics per value (tabular scope) apply to it flattened onto the channel axis and reshaped back.
+ */
+function withLayerInFront(model: tf.LayersModel, layer: tf.layers.Layer, statistics: number): tf.LayersModel {
+  const shape = model.inputs[0]!.shape.slice(1) as number[];
+  const input = tf.input({ shape, name: 'ftl_input' });
+  const perChannel = statistics === shape.at(-1);
+  let x = perChannel ? input : (tf.layers.reshape({ targetShape: [1, 1, statistics] }).apply(input) as tf.SymbolicTensor);
+  x = layer.apply(x) as tf.SymbolicTensor;
+  if (!perChannel) x = tf.layers.reshape({ targetShape: shape }).apply(x) as tf.SymbolicTensor;
+  return tf.model({ name: 'ftl_global_model', inputs: input, outputs: model.apply(x) as tf.SymbolicTensor });
 }
 
 /** A graph backbone's export: its files and the head as two folders, with how to chain them. */
@@ -77,8 +115,9 @@ async function exportChained(
     backbone: { path: EXPORT_BACKBONE_DIR, format: 'graph-model', featureNode, inputShape, featureDim, sha256: backbone.sha256 },
     head: { path: EXPORT_HEAD_DIR, format: 'layers-model', inputShape: [featureDim], sha256: saved.digest },
   };
-  await writeMeta(dir, { ...options.meta, sha256: digest, ...chain });
-  await writeFile(join(dir, 'README.md'), chainReadme(featureNode, featureDim, inputShape));
+  const norm = options.inputNormalization ? { inputNormalization: options.inputNormalization } : {};
+  await writeMeta(dir, { ...options.meta, ...norm, sha256: digest, ...chain });
+  await writeFile(join(dir, 'README.md'), chainReadme(featureNode, featureDim, inputShape, options.inputNormalization !== undefined));
   return { digest };
 }
 
@@ -86,7 +125,7 @@ function writeMeta(dir: string, meta: Record<string, unknown>): Promise<void> {
   return writeFile(join(dir, EXPORT_META_FILE), JSON.stringify(meta, null, 2) + '\n');
 }
 
-function chainReadme(featureNode: string, featureDim: number, [h, w, c]: [number, number, number]): string {
+function chainReadme(featureNode: string, featureDim: number, [h, w, c]: [number, number, number], normalized: boolean): string {
   return `# ftl global model: graph backbone + head
 
 The backbone is a TensorFlow.js graph model, which cannot be joined to the trained head (a layers model)
@@ -97,7 +136,9 @@ into one model, so the two sit side by side:
 - \`${EXPORT_HEAD_DIR}/\`: the head, from [batch, ${featureDim}] features to class probabilities.
 - \`${EXPORT_META_FILE}\`: classes (in output order), the run's rounds and metrics, and these details.
 
-To predict from images [batch, ${h}, ${w}, ${c}] (float32, as the clients fed them):
+To predict from images [batch, ${h}, ${w}, ${c}] (float32, as the clients fed them${normalized
+    ? `; this run normalised them federatedly, so first compute (x − shift) / scale with \`inputNormalization\` from \`${EXPORT_META_FILE}\``
+    : ''}):
 
 \`\`\`js
 const backbone = await tf.loadGraphModel('${EXPORT_BACKBONE_DIR}/model.json'); // a URL or an IO handler
@@ -130,7 +171,10 @@ export interface ExportedModel {
  * const probs = m.predict(images);
  */
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
-  let meta: { kind?: string; backbone?: { featureNode?: string }; inputNormalization?: { shift: number[]; scale: number[] } };
+  let meta: {
+    kind?: string; backbone?: { featureNode?: string };
+    inputNormalization?: { shift: number[]; scale: number[] }; inputNormalizationInModel?: boolean;
+  };
   try {
     meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as typeof meta;
   } catch (err) {
@@ -138,7 +182,7 @@ export async function loadExportedModel(dir: string): Promise<ExportedModel> {
   }
   const inner = await loadExportedParts(dir, meta);
   const norm = meta.inputNormalization;
-  if (!norm) return inner;
+  if (!norm || meta.inputNormalizationInModel) return inner;
   // A run with federated normalisation trained on (x − shift) / scale: apply it, so predict takes raw images.
   const normalize = (images: tf.Tensor4D): tf.Tensor4D => {
     const shape = norm.shift.length === images.shape[3] ? [norm.shift.length] : images.shape.slice(1);

@@ -26,19 +26,18 @@ export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: Coordinato
 export async function exportRunModel(o: {
   backbone: ServedBackbone; config: CoordinatorConfig; head: HeadConfig; weights: Weights; dir: string;
   modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
-  /** The run's federated input normalisation: the exported model expects inputs normalised with it. */
+  /** The run's federated input normalisation: a layers export applies it itself, a graph export records it. */
   normalization?: Normalization;
 }): Promise<string> {
   const { config } = o;
   const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
   const { digest } = await exportGlobalModel({
     backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: o.dir, localLayers: config.localLayers,
+    ...(o.normalization ? { inputNormalization: o.normalization } : {}),
     meta: {
       runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
       localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
       ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
-      // Not inside the layers model (a custom layer would not load elsewhere): apply (x − shift) / scale first.
-      ...(o.normalization ? { inputNormalization: o.normalization } : {}),
     },
   });
   return digest;
