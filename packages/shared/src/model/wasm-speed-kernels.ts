@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 // Two stock wasm kernels are slow on the shapes that training a dense head produces:
 //
 // - BatchMatMul and _FusedMatMul hand a transposed operand to a plain triple loop instead of XNNPACK.
-//   Every dense layer's weight gradient is xᵀ·dy, and its input gradient dy·Wᵀ, so a 1568→128 head step
-//   spent 7.6 ms in one product that takes 0.6 ms untransposed. Transposing the operand first (one
-//   cheap copy) and running the plain product is 3-4× faster, with the same arithmetic.
+//   Every dense layer's weight gradient is xᵀ·dy, and its input gradient dy·Wᵀ. A 32 × 1568 × 128
+//   product took 7.6 ms with an operand transposed and 0.6 ms without. Transposing the operand first
+//   (one copy) and running the plain product took 2.9 ms (xᵀ·dy) and 1.8 ms (dy·Wᵀ), same arithmetic.
 // - Slice copies the whole input tensor out of the wasm heap before taking its part, so cutting a
 //   32-row batch from a 1400×1568 feature matrix cost 8.9 ms. Reading the heap in place makes a slice
 //   cost only the elements it keeps.
