@@ -148,7 +148,7 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
   const mnist = loadBuiltinDataset('mnist');
   const ds = subset(mnist, Array.from({ length: 1400 }, (_, i) => (i * 7) % mnist.n));
   const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
-  const features = extractFeatures(featureExtractor(backbone, DEFAULT_FEATURE_LAYER), ds);
+  const features = await extractFeatures(featureExtractor(backbone, DEFAULT_FEATURE_LAYER), ds);
   backbone.dispose();
   const config: HeadConfig = { featureDim: features.length / ds.n, hidden: DEFAULT_HIDDEN, classes: 10 };
   const fit = { epochs, batchSize: 32, learningRate: 0.001, seed: 1 };

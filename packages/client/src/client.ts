@@ -347,7 +347,7 @@ export class FtlClient {
       }
       // The images themselves need no cache; every other boundary's output is cached like the cut's.
       const features = (data: ImageDataset) => plan.boundaryIsInput
-        ? Promise.resolve({ features: boundaryFeatures(fx, plan, data), hit: false })
+        ? boundaryFeatures(fx, plan, data).then((features) => ({ features, hit: false }))
         : cachedFeatures({
           cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: plan.boundary, data,
           featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data), log,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  boundaryFeatures, createDefaultBackbone, createHead, createTrainableNetwork, featureExtractor, getTrainableWeights, initBackend,
+  boundaryFeatures, createDefaultBackbone, createHead, createTrainableNetwork, extractFeatures, featureExtractor, getTrainableWeights, initBackend,
   loadBuiltinDataset, shapeSize, subset, type HeadConfig, type ImageDataset, type LayersFeatureExtractor, type Weights,
 } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -23,7 +23,42 @@ beforeAll(async () => {
 const distance = (a: Weights, b: Weights) => Math.sqrt(a.values.reduce((s, v, i) => s + (v - b.values[i]!) ** 2, 0));
 const fitConfig = { epochs: 3, batchSize: 32, learningRate: 0.01, seed: 5 };
 
+/** Runs `work` while a 5 ms timer counts how often the event loop got a turn; returns the turns and the milliseconds. */
+async function eventLoopTurnsDuring(work: () => Promise<unknown>): Promise<{ turns: number; ms: number }> {
+  let turns = 0;
+  const timer = setInterval(() => turns++, 5);
+  const t0 = performance.now();
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return { turns, ms: performance.now() - t0 };
+}
+
 describe('local head training', () => {
+  test('gives the event loop turns while it trains, so a connected client keeps answering pings', async () => {
+    const pixels = loadBuiltinDataset('mnist');
+    const big = subset(pixels, Array.from({ length: 1500 }, (_, i) => i));
+    const trainer = new HeadTrainer({ featureDim: 784, hidden: [128], classes: 10 }, {
+      trainFeatures: big.images, trainLabels: big.labels, valFeatures: images.val.images, valLabels: images.val.labels,
+    });
+    const start = getTrainableWeights(createHead({ featureDim: 784, hidden: [128], classes: 10 }, 1));
+    const { turns, ms } = await eventLoopTurnsDuring(() => trainer.fit(start, { ...fitConfig, epochs: 2 }));
+    trainer.dispose();
+    expect(ms).toBeGreaterThan(300); // long enough that a blocked loop would show
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100)); // a turn at least every 100 ms (one every ~50 ms is the aim)
+  });
+
+  test('feature extraction gives the event loop turns too', async () => {
+    const backbone = createDefaultBackbone({ seed: 1, classes: 10, filters: [64, 128] }); // wide, so extraction takes a while
+    const digits = subset(loadBuiltinDataset('mnist'), Array.from({ length: 2000 }, (_, i) => i));
+    const { turns, ms } = await eventLoopTurnsDuring(() => extractFeatures(featureExtractor(backbone, 'features'), digits, 64));
+    backbone.dispose();
+    expect(ms).toBeGreaterThan(300);
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100));
+  });
+
   test('the FedProx term keeps the local model closer to the global one, the stronger μ the closer', async () => {
     const global = getTrainableWeights(createHead(config, 1));
     const drift = async (mu: number) => {
@@ -75,11 +110,11 @@ describe('local fine-tuning of backbone layers', () => {
   // The default architecture, seeded, cut at its flattened conv2 output: "partial" with k = 1 trains conv2.
   const head: HeadConfig = { featureDim: 800, hidden: [32], classes: 10 };
   let fx: LayersFeatureExtractor;
-  const trainerFor = (seed: number) => {
+  const trainerFor = async (seed: number) => {
     const net = createTrainableNetwork(fx, 1, head, seed);
     const features = (ds: ImageDataset) => boundaryFeatures(fx, net.plan, ds);
     return new HeadTrainer(head, {
-      trainFeatures: features(images.train), trainLabels: images.train.labels, valFeatures: features(images.val), valLabels: images.val.labels,
+      trainFeatures: await features(images.train), trainLabels: images.train.labels, valFeatures: await features(images.val), valLabels: images.val.labels,
     }, [], net);
   };
   /** The first `n` values (the backbone's tensors come first) and the rest. */
@@ -95,7 +130,7 @@ describe('local fine-tuning of backbone layers', () => {
 
   test('partial k=1 trains conv2 on the wasm backend: its weights move and the network learns', async () => {
     expect(tf.getBackend()).toBe('wasm');
-    const trainer = trainerFor(0);
+    const trainer = await trainerFor(0);
     expect(trainer.backboneLayers).toEqual(['conv2']);
     const global = getTrainableWeights(createTrainableNetwork(fx, 1, head, 1).model);
     const before = trainer.evaluate(global).accuracy;
@@ -110,7 +145,7 @@ describe('local fine-tuning of backbone layers', () => {
   });
 
   test('a backbone learning-rate factor of 0 leaves the backbone weights exactly as received while the head trains; FedProx still works', async () => {
-    const trainer = trainerFor(0);
+    const trainer = await trainerFor(0);
     const global = getTrainableWeights(createTrainableNetwork(fx, 1, head, 1).model);
     for (const proximalMu of [0, 0.1]) {
       const { weights, metrics } = await trainer.fit(global, { ...fitConfig, epochs: 1, backboneLrFactor: 0, proximalMu });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  createHead, createRng, getTrainableWeights, setTrainableWeights, shuffleInPlace,
+  createHead, createRng, eventLoopYielder, getTrainableWeights, setTrainableWeights, shuffleInPlace,
   type FitConfig, type FitMetrics, type HeadConfig, type TrainableNetwork, type Weights,
 } from '@ftl/shared';
 
@@ -82,7 +82,7 @@ export class HeadTrainer {
       const idx = tf.tensor1d(order, 'int32');
       const x = tf.gather(this.train.x, idx);
       const y = tf.gather(this.train.y, idx);
-      ({ loss, accuracy } = this.epoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
+      ({ loss, accuracy } = await this.epoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
       tf.dispose([idx, x, y]);
     }
     optimizer.dispose();
@@ -93,11 +93,12 @@ export class HeadTrainer {
   /**
    * One epoch of minibatch Adam on cross-entropy + the model's regularisation losses + (μ/2)·‖w − w_start‖²
    * over the shared trainable tensors. Head (and local) layers step with `optimizer`, unfrozen backbone
-   * layers with `backboneOptimizer`; without one they get no gradient and stay as they are.
+   * layers with `backboneOptimizer`; without one they get no gradient and stay as they are. Gives the
+   * event loop a turn between batches now and then, so the client keeps answering pings while it trains.
    */
-  private epoch(
+  private async epoch(
     x: tf.Tensor2D, y: tf.Tensor2D, batchSize: number, mu: number, optimizer: tf.Optimizer, backboneOptimizer?: tf.Optimizer,
-  ): { loss: number; accuracy: number } {
+  ): Promise<{ loss: number; accuracy: number }> {
     const isBackbone = (l: tf.layers.Layer) => this.backboneLayers.includes(l.name);
     const shared = this.model.layers.filter((l) => !this.localLayers.includes(l.name)).flatMap((l) => l.trainableWeights);
     const anchors = mu > 0 ? shared.map((v) => v.read().clone()) : [];
@@ -106,6 +107,7 @@ export class HeadTrainer {
     const pick = (grads: tf.NamedTensorMap, vars: tf.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, grads[v.name]!]));
     let lossSum = 0;
     let hits = 0;
+    const breathe = eventLoopYielder();
     for (let start = 0; start < this.train.n; start += batchSize) {
       const size = Math.min(batchSize, this.train.n - start);
       const [batchLoss, batchHits] = tf.tidy(() => {
@@ -126,6 +128,7 @@ export class HeadTrainer {
       });
       lossSum += batchLoss;
       hits += batchHits;
+      await breathe();
     }
     tf.dispose(anchors);
     return { loss: lossSum / this.train.n, accuracy: hits / this.train.n };

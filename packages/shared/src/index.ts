@@ -2,6 +2,7 @@ export { ErrorCode, FtlError, isFtlError } from './errors.js';
 export { createLogger, type Logger, type LogFields, type LogLevel } from './log.js';
 export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './random.js';
 export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
+export { eventLoopYielder } from './event-loop.js';
 
 export { imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';

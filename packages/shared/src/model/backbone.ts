@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { ImageDataset } from '../data/dataset.js';
+import { eventLoopYielder } from '../event-loop.js';
 import { tfjsSeed } from '../random.js';
 import { loadGraphModelFromFiles, loadLayersModelFromFiles, MODEL_JSON, modelJsonOf, modelKind, type ModelFile } from './model-folder.js';
 
@@ -344,15 +345,17 @@ export function assertInputCompatible(inputShape: readonly (number | null)[], da
 }
 
 /**
- * Runs every image of `ds` through the extractor in batches; returns `n × featureDim` features.
+ * Runs every image of `ds` through the extractor in batches; returns `n × featureDim` features. Gives the
+ * event loop a turn between batches now and then, so a connected client keeps answering pings.
  *
  * @throws FtlError(DATASET) when the images do not fit the backbone's input shape.
  */
-export function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, batchSize = 256): Float32Array {
+export async function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, batchSize = 256): Promise<Float32Array> {
   assertInputCompatible(fx.inputShape, [ds.height, ds.width, ds.channels]);
   const { height: h, width: w, channels: c } = ds;
   const out = new Float32Array(ds.n * fx.featureDim);
   const size = h * w * c;
+  const breathe = eventLoopYielder();
   for (let start = 0; start < ds.n; start += batchSize) {
     const count = Math.min(batchSize, ds.n - start);
     const x = tf.tensor4d(ds.images.subarray(start * size, (start + count) * size), [count, h, w, c]);
@@ -360,6 +363,7 @@ export function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, batchSiz
     x.dispose();
     out.set(feats.dataSync() as Float32Array, start * fx.featureDim);
     feats.dispose();
+    await breathe();
   }
   return out;
 }

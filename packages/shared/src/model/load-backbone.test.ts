@@ -114,7 +114,7 @@ describe('loadBackbone: graph models', () => {
     expect(byDefault.at(`${N.input}:0`).featureDim).toBe(784);
     const before = tf.memory().numTensors;
     const ds = { n: 5, height: 28, width: 28, channels: 1, images: new Float32Array(5 * 784).fill(0.5), labels: new Int32Array(5), classes: [] };
-    const feats = extractFeatures(byDefault, ds as never, 2);
+    const feats = await extractFeatures(byDefault, ds as never, 2);
     expect(feats.length).toBe(50);
     expect(tf.memory().numTensors).toBe(before);
     conv.dispose();
@@ -223,7 +223,9 @@ describe('backbone errors say what is wrong and how to fix it', () => {
     const fx = await loadBackbone(tinyGraphModelFiles({ inputShape: [32, 32, 3] }), { feature: N.features, where: 'rgb' });
     expect(fx.inputShape).toEqual([32, 32, 3]);
     const ds = { n: 1, height: 28, width: 28, channels: 1, images: new Float32Array(784), labels: new Int32Array(1), classes: [] };
-    expectFtlError(() => extractFeatures(fx, ds as never), ErrorCode.Dataset, /the backbone takes 32x32x3 images .* but the data are 28x28x1/);
+    await expect(extractFeatures(fx, ds as never)).rejects.toMatchObject({
+      code: ErrorCode.Dataset, message: expect.stringMatching(/the backbone takes 32x32x3 images .* but the data are 28x28x1/),
+    });
     fx.dispose();
   });
 });

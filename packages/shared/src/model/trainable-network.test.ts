@@ -59,7 +59,7 @@ describe('the trainable network and the fine-tuned model', () => {
     for (const count of [1, 2]) {
       const net = createTrainableNetwork(fx, count, head, 7);
       const full = createFineTunedModel(fx, count, head, 7);
-      const features = boundaryFeatures(fx, net.plan, data);
+      const features = await boundaryFeatures(fx, net.plan, data);
       expect(features.length).toBe(64 * net.plan.inputDim);
       const [a, b] = tf.tidy(() => [
         (net.model.predict(tf.tensor2d(features, [64, net.plan.inputDim])) as tf.Tensor).dataSync(),

@@ -188,7 +188,7 @@ export function disposeFineTunedModel(model: tf.LayersModel, fx: LayersFeatureEx
  *
  * @throws FtlError(DATASET) when the images do not fit the backbone.
  */
-export function boundaryFeatures(fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset): Float32Array {
+export async function boundaryFeatures(fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset): Promise<Float32Array> {
   if (plan.boundaryIsInput) {
     assertInputCompatible(fx.inputShape, [data.height, data.width, data.channels]);
     return data.images.slice();
