@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { HeadTrainer } from '@ftl/client';
 import {
   createDefaultBackbone, createHead, createLogger, createRng, DEFAULT_FEATURE_LAYER, DEFAULT_HIDDEN, ErrorCode, extractFeatures,
-  featureExtractor, FtlError, getTrainableWeights, initBackend, loadBuiltinDataset, numberFlag, parseFlags, parsePartition, parseStrategy, runMain,
-  saveLayersModelToFolder,
-  shuffleInPlace, subset, useWasmSpeedKernels, type HeadConfig,
+  featureExtractor, FtlError, getTrainableWeights, initBackend, loadBuiltinDataset, numberFlag, parseFlags, parsePartition, parseStrategy,
+  runMain, saveLayersModelToFolder, shuffleInPlace, subset, useWasmSpeedKernels, type HeadConfig,
 } from '@ftl/shared';
 import { simulate } from './simulate.js';
 
@@ -17,19 +16,19 @@ Three measurements, each against a baseline taken in the same run:
 1. CNN training throughput (images/s) of the default backbone's architecture on the wasm backend (with
    ftl's convolution gradient kernels) against the pure-JS cpu backend: same model, same initial
    weights, same batches.
-2. The feature cache: a one-round federation (the demo's shape: 5 clients, Dirichlet 0.5, MNIST) run
+2. Head training on wasm: one client's round (1,400 MNIST feature vectors from the default backbone's
+   architecture, the default 128-unit hidden layer, 10 outputs, batch 32, --epochs epochs): tfjs's
+   model.fit on the stock kernels (baseline: the trainer before ftl's speed kernels) against ftl's
+   training loop, on the stock kernels and on ftl's transposed-matMul and slice kernels.
+3. The feature cache: a one-round federation (the demo's shape: 5 clients, Dirichlet 0.5, MNIST) run
    twice on the same client cache folder; time from start to the end of round 1 and the clients'
    feature preparation, cold cache (baseline) against warm. Once with the default backbone, once with
    a heavier one of the usual transfer-learning shape (five 3×3 convolutions, global average pooling).
-3. Head training on wasm: one client's round (1,400 MNIST feature vectors from the default backbone's
-   architecture into a 128-unit hidden layer and 10 outputs, batch 32, --epochs epochs) with tfjs's model.fit and the stock
-   kernels (baseline: the trainer before ftl's speed kernels) against ftl's training loop, with the stock
-   kernels and with ftl's transposed-matMul and slice kernels.
   --batches N      timed batches per backend (default 8)
   --batch-size N   (default 64)
   --repeats N      timed passes per backend; the best is kept (default 3)
   --epochs N       local epochs of the federated round and the head bench (default 5, as the demo)
-  --only S         run only one: throughput | cache | head`;
+  --only S         run only one: throughput | head | cache`;
 
 /** Images per second of `batches` SGD steps of the default CNN on `backend` (best of `repeats`). */
 async function throughput(backend: 'cpu' | 'wasm', x: tf.Tensor4D, y: tf.Tensor2D, batchSize: number, repeats: number): Promise<number> {
@@ -81,8 +80,8 @@ runMain(async () => {
   const batchSize = numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true });
   const repeats = numberFlag(values, 'repeats', { default: 3, min: 1, integer: true });
   const only = values['only'];
-  if (only !== undefined && !['throughput', 'cache', 'head'].includes(String(only))) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput, cache or head (got "${String(only)}")`);
+  if (only !== undefined && !['throughput', 'head', 'cache'].includes(String(only))) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput, head or cache (got "${String(only)}")`);
   }
   const epochs = numberFlag(values, 'epochs', { default: 5, min: 1, integer: true });
   await initBackend({ force: 'wasm', log: createLogger('bench', { level: 'warn' }) });
