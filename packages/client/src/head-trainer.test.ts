@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   boundaryFeatures, createDefaultBackbone, createHead, createTrainableNetwork, extractFeatures, featureExtractor, getTrainableWeights, initBackend,
-  loadBuiltinDataset, shapeSize, subset, type HeadConfig, type ImageDataset, type LayersFeatureExtractor, type Weights,
+  createRng, loadBuiltinDataset, shapeSize, shuffleInPlace, subset, type HeadConfig, type ImageDataset, type LayersFeatureExtractor, type Weights,
 } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { HeadTrainer } from './head-trainer.js';
@@ -57,6 +57,35 @@ describe('local head training', () => {
     backbone.dispose();
     expect(ms).toBeGreaterThan(300);
     expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100));
+  });
+
+  test('trains exactly as tfjs model.fit would on the same shuffled epochs: same weights, same loss', async () => {
+    const start = createHead(config, 1);
+    const initial = getTrainableWeights(start);
+    const trainer = new HeadTrainer(config, data);
+    const ours = await trainer.fit(initial, fitConfig);
+    trainer.dispose();
+    // Reference: tfjs's own loop over the epochs as the trainer shuffles them (the trainer's seeded order).
+    start.compile({ optimizer: tf.train.adam(fitConfig.learningRate), loss: 'categoricalCrossentropy' });
+    const x = tf.tensor2d(data.trainFeatures, [data.trainLabels.length, config.featureDim]);
+    const y = tf.oneHot(tf.tensor1d(data.trainLabels, 'int32'), 10);
+    const order = Int32Array.from({ length: data.trainLabels.length }, (_, i) => i);
+    const rng = createRng(fitConfig.seed);
+    let loss = NaN;
+    for (let e = 0; e < fitConfig.epochs; e++) {
+      shuffleInPlace(order, rng);
+      const idx = tf.tensor1d(order, 'int32');
+      const [xe, ye] = [tf.gather(x, idx), tf.gather(y, idx)];
+      loss = Number((await start.fit(xe, ye, { epochs: 1, batchSize: fitConfig.batchSize, shuffle: false, verbose: 0 })).history['loss']![0]);
+      tf.dispose([idx, xe, ye]);
+    }
+    tf.dispose([x, y]);
+    const theirs = getTrainableWeights(start).values;
+    start.dispose();
+    expect(distance(ours.weights, initial)).toBeGreaterThan(0.1); // it trained
+    const worst = ours.weights.values.reduce((m, v, i) => Math.max(m, Math.abs(v - theirs[i]!)), 0);
+    expect(worst).toBeLessThan(1e-4);
+    expect(ours.metrics.loss).toBeCloseTo(loss, 4);
   });
 
   test('the FedProx term keeps the local model closer to the global one, the stronger μ the closer', async () => {
