@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
-  createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type PartitionSpec,
+  createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
 } from '@ftl/shared';
 
 let mnist: ImageDataset | undefined;
@@ -29,6 +29,7 @@ export async function startCoordinator(over: Partial<CoordinatorConfig>): Promis
 /** A real client on a slice of MNIST (the pool cut to `limit` samples, partitioned among `clients`). */
 export async function makeClient(o: {
   url: string; index: number; clients: number; limit: number; cacheDir: string; partition?: PartitionSpec;
+  log?: Logger; progressEveryMs?: number;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -37,7 +38,10 @@ export async function makeClient(o: {
     undefined,
     mnist,
   );
-  return new FtlClient({ serverUrl: o.url, name: `client-${o.index}`, shard, cacheDir: o.cacheDir, log: createLogger('client').child({ client: o.index }) });
+  return new FtlClient({
+    serverUrl: o.url, name: `client-${o.index}`, shard, cacheDir: o.cacheDir, log: (o.log ?? createLogger('client')).child({ client: o.index }),
+    ...(o.progressEveryMs !== undefined ? { progressEveryMs: o.progressEveryMs } : {}),
+  });
 }
 
 /**

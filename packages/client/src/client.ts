@@ -5,7 +5,7 @@ import {
   encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
   parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
   PROTOCOL_VERSION, withAugmentedCopies,
-  type Ack, type ClientShard, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type Logger,
+  type Ack, type ClientShard, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
   type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
@@ -45,6 +45,19 @@ export interface ClientOptions {
    * site node under `ftl-coordinator serve`). `run()` then settles only on `close()` or a fatal error.
    */
   stay?: boolean;
+  /** Long feature extraction and training log their progress at most this often (default 5 s; 0: every batch or epoch). */
+  progressEveryMs?: number;
+}
+
+/** A logger of `event` that writes at most once per `everyMs`: progress of long local work. */
+function throttled(log: Logger, event: string, everyMs: number): (fields: LogFields) => void {
+  let last = performance.now();
+  return (fields) => {
+    const now = performance.now();
+    if (now - last < everyMs) return;
+    last = now;
+    log.info(event, fields);
+  };
 }
 
 /** Both splits with every image normalised per channel. */
@@ -223,6 +236,12 @@ export class FtlClient {
     if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
   }
 
+  /** Progress of one feature extraction: images done of the total, at most every `progressEveryMs`. */
+  private extractionProgress(): (done: number, total: number) => void {
+    const progress = throttled(this.options.log, 'extracting-features', this.options.progressEveryMs ?? 5000);
+    return (done, total) => progress({ images: `${done}/${total}`, percent: Math.round((100 * done) / total) });
+  }
+
   /** The head-only trainer on features at the run's cut. The backbone is loaded only if some features are not cached. */
   private async headTrainer(welcome: Welcome, files: ModelFile[], shard: ClientShard): Promise<HeadTrainer> {
     const { log } = this.options;
@@ -238,7 +257,7 @@ export class FtlClient {
     };
     const features = (data: ImageDataset) => cachedFeatures({
       cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
-      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data), log,
+      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data, { onProgress: this.extractionProgress() }), log,
     });
     try {
       const [train, val] = [await features(shard.train), await features(shard.val)];
@@ -261,7 +280,8 @@ export class FtlClient {
     try {
       const global = decodeWeights(msg.weights);
       const trainer = await this.trainerFor(p, global.specs, msg.normalization);
-      const trained = await trainer.fit(global, msg.config);
+      const progress = throttled(log, 'training', this.options.progressEveryMs ?? 5000);
+      const trained = await trainer.fit(global, msg.config, (epoch, m) => progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }));
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
@@ -350,7 +370,7 @@ export class FtlClient {
         ? boundaryFeatures(fx, plan, data).then((features) => ({ features, hit: false }))
         : cachedFeatures({
           cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: plan.boundary, data,
-          featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data), log,
+          featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data, this.extractionProgress()), log,
         });
       const [train, val] = [await features(shard.train), await features(shard.val)];
       trainer = new HeadTrainer(welcome.head, {

@@ -53,7 +53,7 @@ describe('local head training', () => {
   test('feature extraction gives the event loop turns too', async () => {
     const backbone = createDefaultBackbone({ seed: 1, classes: 10, filters: [64, 128] }); // wide, so extraction takes a while
     const digits = subset(loadBuiltinDataset('mnist'), Array.from({ length: 2000 }, (_, i) => i));
-    const { turns, ms } = await eventLoopTurnsDuring(() => extractFeatures(featureExtractor(backbone, 'features'), digits, 64));
+    const { turns, ms } = await eventLoopTurnsDuring(() => extractFeatures(featureExtractor(backbone, 'features'), digits, { batchSize: 64 }));
     backbone.dispose();
     expect(ms).toBeGreaterThan(300);
     expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100));

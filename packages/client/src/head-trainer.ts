@@ -64,9 +64,11 @@ export class HeadTrainer {
    * epochs with Adam, shuffling with `config.seed`; with `config.proximalMu` > 0 the FedProx term
    * (μ/2)·‖w − w_global‖² joins the loss. Unfrozen backbone layers get their own Adam at
    * `learningRate × backboneLrFactor` (discriminative learning rates; factor 0 leaves them as received).
-   * Returns the shared tensors and the last epoch's loss and accuracy.
+   * Returns the shared tensors and the last epoch's loss and accuracy; `onEpoch` hears each epoch's.
    */
-  async fit(weights: Weights, config: FitConfig): Promise<{ weights: Weights; metrics: FitMetrics }> {
+  async fit(
+    weights: Weights, config: FitConfig, onEpoch?: (epoch: number, metrics: { loss: number; accuracy: number }) => void,
+  ): Promise<{ weights: Weights; metrics: FitMetrics }> {
     const t0 = performance.now();
     setTrainableWeights(this.model, weights, this.localLayers);
     const rng = createRng(config.seed);
@@ -84,6 +86,7 @@ export class HeadTrainer {
       const y = tf.gather(this.train.y, idx);
       ({ loss, accuracy } = await this.epoch(x, y, config.batchSize, mu, optimizer, backboneOptimizer));
       tf.dispose([idx, x, y]);
+      onEpoch?.(epoch + 1, { loss, accuracy });
     }
     optimizer.dispose();
     backboneOptimizer?.dispose();

@@ -346,12 +346,16 @@ export function assertInputCompatible(inputShape: readonly (number | null)[], da
 
 /**
  * Runs every image of `ds` through the extractor in batches; returns `n × featureDim` features. Gives the
- * event loop a turn between batches now and then, so a connected client keeps answering pings.
+ * event loop a turn between batches now and then, so a connected client keeps answering pings, and
+ * reports the images done after each batch to `onProgress`.
  *
  * @throws FtlError(DATASET) when the images do not fit the backbone's input shape.
  */
-export async function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, batchSize = 256): Promise<Float32Array> {
+export async function extractFeatures(
+  fx: FeatureExtractor, ds: ImageDataset, o: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<Float32Array> {
   assertInputCompatible(fx.inputShape, [ds.height, ds.width, ds.channels]);
+  const batchSize = o.batchSize ?? 256;
   const { height: h, width: w, channels: c } = ds;
   const out = new Float32Array(ds.n * fx.featureDim);
   const size = h * w * c;
@@ -363,6 +367,7 @@ export async function extractFeatures(fx: FeatureExtractor, ds: ImageDataset, ba
     x.dispose();
     out.set(feats.dataSync() as Float32Array, start * fx.featureDim);
     feats.dispose();
+    o.onProgress?.(start + count, ds.n);
     await breathe();
   }
   return out;

@@ -114,7 +114,7 @@ describe('loadBackbone: graph models', () => {
     expect(byDefault.at(`${N.input}:0`).featureDim).toBe(784);
     const before = tf.memory().numTensors;
     const ds = { n: 5, height: 28, width: 28, channels: 1, images: new Float32Array(5 * 784).fill(0.5), labels: new Int32Array(5), classes: [] };
-    const feats = await extractFeatures(byDefault, ds as never, 2);
+    const feats = await extractFeatures(byDefault, ds as never, { batchSize: 2 });
     expect(feats.length).toBe(50);
     expect(tf.memory().numTensors).toBe(before);
     conv.dispose();

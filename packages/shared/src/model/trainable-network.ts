@@ -188,12 +188,14 @@ export function disposeFineTunedModel(model: tf.LayersModel, fx: LayersFeatureEx
  *
  * @throws FtlError(DATASET) when the images do not fit the backbone.
  */
-export async function boundaryFeatures(fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset): Promise<Float32Array> {
+export async function boundaryFeatures(
+  fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset, onProgress?: (done: number, total: number) => void,
+): Promise<Float32Array> {
   if (plan.boundaryIsInput) {
     assertInputCompatible(fx.inputShape, [data.height, data.width, data.channels]);
     return data.images.slice();
   }
-  return extractFeatures(fx.at(plan.boundary), data);
+  return extractFeatures(fx.at(plan.boundary), data, onProgress ? { onProgress } : {});
 }
 
 /**
