@@ -47,7 +47,7 @@ Local data, one of (default --dataset mnist):
                             same on every client of a run (default 1)
   --val-fraction X          local validation share (default 0.15)
   --limit N                 use at most N samples, for quick trials
-  --cache-dir DIR           backbone cache (default .ftl/cache)
+  --cache-dir DIR           backbone and feature cache (default .ftl/cache)
   --backbone-sha256 HEX     refuse any backbone with another digest
   --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
   --ca-file FILE            CA certificate (PEM) to trust for an https coordinator
