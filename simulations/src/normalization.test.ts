@@ -5,7 +5,7 @@ import { Coordinator, defaultCoordinatorConfig, loadExportedModel, Store } from 
 import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { makeClient, scratch } from './test-federation.js';
+import { makeClient, runToEnd, scratch } from './test-federation.js';
 
 /**
  * A plain tfjs load of the export (no ftl code) computes (x − shift) / scale from raw images in its first
@@ -41,10 +41,7 @@ describe('federated normalisation', () => {
     }, createLogger('coordinator'), store);
     const { url } = await coordinator.listen();
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, 'cache') })));
-    const ends = clients.map((c) => c.run());
-    const summary = await coordinator.run();
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary } = await runToEnd(coordinator, clients);
 
     // The pooled statistics of both sites' training images, computed here directly.
     const mnist = loadBuiltinDataset('mnist');
@@ -80,10 +77,7 @@ describe('federated normalisation', () => {
     }, createLogger('coordinator'), store);
     const { url } = await coordinator.listen();
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 400, cacheDir: join(dir, 'cache') })));
-    const ends = clients.map((c) => c.run());
-    const summary = await coordinator.run();
-    await Promise.all(ends);
-    await coordinator.close();
+    const { summary } = await runToEnd(coordinator, clients);
     const mnist = loadBuiltinDataset('mnist');
     const trains = [0, 1].map((index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 400 }, undefined, mnist).train);
     const { shift, scale } = store.listEvents('norm-f').find((e) => e.type === 'normalization')!.data as { shift: number[]; scale: number[] };
