@@ -49,6 +49,8 @@ export interface ClientOptions {
   progressEveryMs?: number;
 }
 
+const DEFAULT_PROGRESS_EVERY_MS = 5000;
+
 /** A logger of `event` that writes at most once per `everyMs`: progress of long local work. */
 function throttled(log: Logger, event: string, everyMs: number): (fields: LogFields) => void {
   let last = performance.now();
@@ -238,7 +240,7 @@ export class FtlClient {
 
   /** Progress of one feature extraction: images done of the total, at most every `progressEveryMs`. */
   private extractionProgress(): (done: number, total: number) => void {
-    const progress = throttled(this.options.log, 'extracting-features', this.options.progressEveryMs ?? 5000);
+    const progress = throttled(this.options.log, 'extracting-features', this.options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS);
     return (done, total) => progress({ images: `${done}/${total}`, percent: Math.round((100 * done) / total) });
   }
 
@@ -280,7 +282,7 @@ export class FtlClient {
     try {
       const global = decodeWeights(msg.weights);
       const trainer = await this.trainerFor(p, global.specs, msg.normalization);
-      const progress = throttled(log, 'training', this.options.progressEveryMs ?? 5000);
+      const progress = throttled(log, 'training', this.options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS);
       const trained = await trainer.fit(global, msg.config, (epoch, m) => progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }));
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
