@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Coordinator, defaultCoordinatorConfig, loadExportedModel, Store } from '@ftl/coordinator';
-import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
+import { backboneLayersOf, createLogger, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -92,5 +92,27 @@ describe('federated normalisation', () => {
     expect(summary.rounds[0]).toMatchObject({ accepted: 2, evalClients: 2 });
     await expectNormalizingExport(join(dir, 'model'), mnist.images.subarray(0, 50 * 784), shift, scale);
     store.close();
+  });
+});
+
+describe('federated normalisation with fine-tuning', () => {
+  // The client compares the round's trainable backbone layers with the plan it builds; the normalisation
+  // the round carries is part of what the trainer was built for, not of the layer list.
+  test.each([
+    ['partial k=1', { mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 1 }],
+    ['gradual', { mode: 'gradual', layers: 1, everyRounds: 1, backboneLrFactor: 1 }],
+  ] as const)('%s: every round trains on both sites and the run completes', async (_, fineTuning) => {
+    await initBackend();
+    const dir = await scratch('normalization-ft');
+    const coordinator = await Coordinator.create({
+      ...defaultCoordinatorConfig(), port: 0, runId: 'norm-ft', rounds: 2, minClients: 2, normalization: 'standard', fineTuning,
+      exportDir: undefined, fit: { epochs: 1, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000,
+    }, createLogger('coordinator'));
+    const { url } = await coordinator.listen();
+    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 300, cacheDir: join(dir, `cache-${index}`) })));
+    const { summary, rows } = await runToEnd(coordinator, clients);
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 2], ['aggregated', 2]]);
+    expect(backboneLayersOf(summary.weights.specs)).toEqual(['conv2']); // the last round trained conv2 on normalised images
   });
 });

@@ -338,7 +338,9 @@ export class FtlClient {
       throw new FtlError(ErrorCode.InvalidMessage, `run ${welcome.runId} normalises its inputs but the round sent no normalization`);
     }
     const layers = backboneLayersOf(specs);
-    const key = layers.join(',') + (normalization ? `|${normalization.kind}:${normalization.shift.join(',')}:${normalization.scale.join(',')}` : '');
+    const unfrozen = layers.join(',');
+    // The normalisation is part of what the trainer was built for (other images, other features), not of the layer list.
+    const key = unfrozen + (normalization ? `|${normalization.kind}:${normalization.shift.join(',')}:${normalization.scale.join(',')}` : '');
     if (key === p.trainable && p.trainer) return p.trainer;
     // Normalised images have other values, so their features are cached apart from the raw ones.
     const shard = normalization ? normalizeShard(p.shard, normalization) : p.shard;
@@ -356,15 +358,15 @@ export class FtlClient {
     let trainer: HeadTrainer;
     try {
       if (fx.kind !== 'layers') {
-        throw new FtlError(ErrorCode.WeightsMismatch, `the round trains backbone layers ${key} but this run's backbone is a graph model, which cannot be trained`);
+        throw new FtlError(ErrorCode.WeightsMismatch, `the round trains backbone layers ${unfrozen} but this run's backbone is a graph model, which cannot be trained`);
       }
       const network = createTrainableNetwork(fx, layers.length, welcome.head, 0);
       const { plan } = network;
-      if (plan.unfrozen.join(',') !== key) {
+      if (plan.unfrozen.join(',') !== unfrozen) {
         network.model.dispose();
         throw new FtlError(
           ErrorCode.WeightsMismatch,
-          `the round trains backbone layers ${key}, but the top ${layers.length} layers with weights below the cut "${cut}" are ${plan.unfrozen.join(', ')}`,
+          `the round trains backbone layers ${unfrozen}, but the top ${layers.length} layers with weights below the cut "${cut}" are ${plan.unfrozen.join(', ')}`,
         );
       }
       // The images themselves need no cache; every other boundary's output is cached like the cut's.
@@ -378,7 +380,7 @@ export class FtlClient {
       trainer = new HeadTrainer(welcome.head, {
         trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
       }, welcome.localLayers, network);
-      log.info('trainable-set', { run: welcome.runId, backbone: key || '(none)', boundary: plan.boundary, ms: Math.round(performance.now() - t0) });
+      log.info('trainable-set', { run: welcome.runId, backbone: unfrozen || '(none)', boundary: plan.boundary, ms: Math.round(performance.now() - t0) });
     } finally {
       fx.dispose();
     }
