@@ -5,7 +5,7 @@ import {
   encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
   parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
   PROTOCOL_VERSION, withAugmentedCopies,
-  type Ack, type ClientShard, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
+  type Ack, type ClientShard, type EvaluateInstruction, type FitInstruction, type PersonalizeInstruction, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
   type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
@@ -154,8 +154,25 @@ export class FtlClient {
       socket.io.on('reconnect_failed', () =>
         fatal(new FtlError(ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl}; is it running?`)));
 
-      socket.on('goodbye', (raw: unknown) => {
-        const bye = parseGoodbye(raw);
+      // Every message from the coordinator is parsed inside this one boundary: a malformed one is logged and
+      // dropped, never thrown out of a socket listener (which would end the process).
+      const on = <T>(event: keyof ServerToClientEvents, parse: (raw: unknown) => T, handle: (msg: T) => void) => {
+        socket.on(event, (raw: unknown) => {
+          let msg: T;
+          try {
+            msg = parse(raw);
+          } catch (err) {
+            log.warn('message-ignored', { event, detail: oneLine(err) });
+            return;
+          }
+          try {
+            handle(msg);
+          } catch (err) {
+            log.error('handler-failed', { event, detail: oneLine(err) });
+          }
+        });
+      };
+      on('goodbye', parseGoodbye, (bye) => {
         log.warn('goodbye', { reason: bye.reason, detail: bye.message });
         if (bye.reason === 'shutdown') {
           // A restarted coordinator resumes its run: come back (socket.io does not retry a server-side close).
@@ -165,12 +182,11 @@ export class FtlClient {
           fatal(new FtlError(code, `the coordinator closed this connection (${bye.reason}): ${bye.message}`));
         }
       });
-      socket.on('welcome', (raw: unknown) => enqueue(() => this.onWelcome(parseWelcome(raw)), true));
-      socket.on('fit', (raw: unknown) => enqueue(() => this.onFit(raw)));
-      socket.on('evaluate', (raw: unknown) => enqueue(() => this.onEvaluate(raw)));
-      socket.on('personalize', (raw: unknown) => enqueue(() => this.onPersonalize(raw)));
-      socket.on('run-end', (raw: unknown) => {
-        const end = parseRunEnd(raw);
+      on('welcome', parseWelcome, (welcome) => enqueue(() => this.onWelcome(welcome), true));
+      on('fit', parseFitInstruction, (msg) => enqueue(() => this.onFit(msg)));
+      on('evaluate', parseEvaluateInstruction, (msg) => enqueue(() => this.onEvaluate(msg)));
+      on('personalize', parsePersonalizeInstruction, (msg) => enqueue(() => this.onPersonalize(msg)));
+      on('run-end', parseRunEnd, (end) => {
         if (this.prepared && end.runId !== this.prepared.runId) return;
         log.info('run-end', { run: end.runId, reason: end.reason });
         enqueue(async () => {
@@ -275,8 +291,7 @@ export class FtlClient {
     }
   }
 
-  private async onFit(raw: unknown): Promise<void> {
-    const msg = parseFitInstruction(raw);
+  private async onFit(msg: FitInstruction): Promise<void> {
     const log = this.options.log.child({ run: msg.runId, round: msg.round });
     const p = this.requirePrepared(msg.runId);
     try {
@@ -297,8 +312,7 @@ export class FtlClient {
     }
   }
 
-  private async onEvaluate(raw: unknown): Promise<void> {
-    const msg = parseEvaluateInstruction(raw);
+  private async onEvaluate(msg: EvaluateInstruction): Promise<void> {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
@@ -311,8 +325,7 @@ export class FtlClient {
     }
   }
 
-  private async onPersonalize(raw: unknown): Promise<void> {
-    const msg = parsePersonalizeInstruction(raw);
+  private async onPersonalize(msg: PersonalizeInstruction): Promise<void> {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
@@ -426,6 +439,12 @@ export class FtlClient {
       socket.off('disconnect', onDisconnect);
     }
   }
+}
+
+/** An error's message on one line and of bounded length, for a log field. */
+function oneLine(err: unknown): string {
+  const text = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
+  return text.length > 300 ? `${text.slice(0, 300)}… (${text.length} characters)` : text;
 }
 
 /** Errors after which the client cannot take part: nothing a later round could fix. */
