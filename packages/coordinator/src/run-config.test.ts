@@ -40,8 +40,26 @@ describe('run configuration', () => {
     ['a negative backbone learning-rate factor', { fineTuning: { backboneLrFactor: -1 } }, 'fineTuning.backboneLrFactor must be a number ≥ 0 (got -1)'],
     ['a typo inside fineTuning', { fineTuning: { layer: 1 } }, 'unknown field fineTuning.layer (see docs/run-config.md)'],
     ['a schedule going backwards', { schedule: { epochs: [{ fromRound: 3, epochs: 2 }, { fromRound: 2, epochs: 1 }] } }, 'schedule.epochs must be a list of {fromRound, epochs} with increasing fromRound'],
+    ['a run id that is the parent folder', { runId: '..' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got "..")'],
+    ['a run id that is the current folder', { runId: '.' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".")'],
+    ['a run id starting with a dot', { runId: '.hidden' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".hidden")'],
+    ['a run id with a path separator', { runId: 'a/../../b' }, 'runId must be'],
+    ['a billion rounds', { rounds: 1e9 }, 'rounds must be ≤ 100000 (got 1000000000)'],
+    ['a hidden layer of 200,000 units', { hidden: [200000] }, 'each entry of hidden must be ≤ 65536 (got 200000)'],
+    ['17 hidden layers', { hidden: Array(17).fill(8) }, 'hidden must have at most 16 entries (got [8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8,8])'],
+    ['a wait beyond what a timer can hold', { waitTimeoutSeconds: 1e9 }, 'waitTimeoutSeconds must be ≤ 604800 (got 1000000000)'],
+    ['a round deadline of years', { roundDeadlineSeconds: 1e8 }, 'roundDeadlineSeconds must be ≤ 86400 (got 100000000)'],
+    ['a million local epochs', { fit: { epochs: 1e6 } }, 'fit.epochs must be ≤ 10000 (got 1000000)'],
+    ['a schedule beyond the last possible round', { schedule: { epochs: [{ fromRound: 1e6, epochs: 1 }] } }, 'schedule.epochs.fromRound must be ≤ 100000 (got 1000000)'],
+    ['a seed beyond 32 bits', { seed: 2 ** 40 }, 'seed must be ≤ 4294967295 (got 1099511627776)'],
+    ['a label of 300 characters', { classes: ['a', 'b'.repeat(300)] }, `each entry of classes must have at most 256 characters (got "${'b'.repeat(99)}… (302 characters)`],
   ])('refuses %s with a message naming the field', (_, doc, message) => {
     expect(() => parseRunConfig(doc)).toThrow(message);
+  });
+
+  test('the largest accepted counts are the documented limits', () => {
+    const c = parseRunConfig({ runId: '0.a_b-c', rounds: 100_000, hidden: Array(16).fill(65_536), waitTimeoutSeconds: 604_800, seed: 2 ** 32 - 1 });
+    expect([c.runId, c.rounds, c.hidden.length, c.waitTimeoutSeconds, c.seed]).toEqual(['0.a_b-c', 100_000, 16, 604_800, 2 ** 32 - 1]);
   });
 
   test('every problem is listed at once', () => {

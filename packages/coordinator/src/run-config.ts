@@ -6,15 +6,45 @@ import {
 
 // What each field must be, by path, for messages like `rounds must be a positive integer (got -1)`.
 const rules = new Map<string, string>();
-function rule<T extends z.ZodType>(path: string, text: string, schema: T): T {
+// Fields whose upper bound is not in their text: above it they read `rounds must be ≤ 100000 (got …)`.
+const capped = new Set<string>();
+function rule<T extends z.ZodType>(path: string, text: string, schema: T, options: { capped?: boolean } = {}): T {
   rules.set(path, text);
+  if (options.capped) capped.add(path);
   return schema;
 }
-const posInt = (path: string) => rule(path, 'a positive integer', z.number().int().positive());
-const nonNegInt = (path: string) => rule(path, 'an integer ≥ 0', z.number().int().min(0));
+const posInt = (path: string, max: number) => rule(path, 'a positive integer', z.number().int().positive().max(max), { capped: true });
+const nonNegInt = (path: string, max: number) => rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true });
 const posNum = (path: string) => rule(path, 'a number > 0', z.number().positive().finite());
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+
+/**
+ * A run id: it names the run's export folder (`<exportRoot>/<runId>`), so it starts with a letter or digit
+ * (never `.` or `..`) and holds no path separator.
+ */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * Upper bounds of a run's counts. A run config may come from an API body, so each count is bounded
+ * before anything is sized or scheduled by it; the model's own size is checked in `headParameterCount`.
+ */
+export const RUN_LIMITS = {
+  rounds: 100_000,
+  clients: 10_000,
+  epochs: 10_000,
+  batchSize: 65_536,
+  hiddenLayers: 16,
+  hiddenUnits: 65_536,
+  classes: 10_000,
+  /** Seeds are 32-bit: larger ones would repeat smaller ones. */
+  seed: 4_294_967_295,
+  /** Timers above 2³¹ ms fire at once in Node, so waits stay well below. */
+  waitTimeoutSeconds: 7 * 24 * 3600,
+  roundDeadlineSeconds: 24 * 3600,
+  names: 256,
+} as const;
+const L = RUN_LIMITS;
 
 /**
  * The run configuration: everything that defines a training run (not where the coordinator listens).
@@ -22,41 +52,42 @@ const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
  * boundary. Every field has a default that runs the embedded demo; docs/run-config.md lists them.
  */
 export const RunConfigSchema = z.strictObject({
-  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-"', z.string().regex(/^[A-Za-z0-9._-]{1,64}$/)).optional(),
-  rounds: posInt('rounds').default(5),
-  minClients: posInt('minClients').default(2),
-  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).finite()).default(120),
+  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit', z.string().regex(RUN_ID_PATTERN)).optional(),
+  rounds: posInt('rounds', L.rounds).default(5),
+  minClients: posInt('minClients', L.clients).default(2),
+  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).max(L.waitTimeoutSeconds), { capped: true }).default(120),
   fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
-  minFitClients: posInt('minFitClients').default(1),
-  roundDeadlineSeconds: posNum('roundDeadlineSeconds').default(60),
-  quorumRetries: nonNegInt('quorumRetries').default(2),
+  minFitClients: posInt('minFitClients', L.clients).default(1),
+  roundDeadlineSeconds: rule('roundDeadlineSeconds', 'a number > 0', z.number().positive().max(L.roundDeadlineSeconds), { capped: true }).default(60),
+  quorumRetries: nonNegInt('quorumRetries', 1000).default(2),
   fit: z.strictObject({
-    epochs: posInt('fit.epochs').default(5),
-    batchSize: posInt('fit.batchSize').default(32),
+    epochs: posInt('fit.epochs', L.epochs).default(5),
+    batchSize: posInt('fit.batchSize', L.batchSize).default(32),
     learningRate: posNum('fit.learningRate').default(0.001),
   }).prefault({}),
   schedule: z.strictObject({
     lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
     epochs: rule('schedule.epochs', 'a list of {fromRound, epochs} with increasing fromRound, both positive integers',
-      z.array(z.strictObject({ fromRound: z.number().int().positive(), epochs: z.number().int().positive() }))
-        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound))).default([]),
+      z.array(z.strictObject({ fromRound: z.number().int().positive().max(L.rounds), epochs: z.number().int().positive().max(L.epochs) })).max(L.rounds)
+        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound)), { capped: true }).default([]),
   }).prefault({}),
-  seed: nonNegInt('seed').default(1),
+  seed: nonNegInt('seed', L.seed).default(1),
   l2: rule('l2', 'a number ≥ 0', z.number().min(0).finite()).default(0),
   dropout: rule('dropout', 'a number in [0, 1)', z.number().min(0).lt(1)).default(0),
-  patience: rule('patience', 'an integer ≥ 0 (rounds without a better federated validation loss before stopping; 0 = off)', z.number().int().min(0)).default(0),
-  hidden: rule('hidden', 'a list of positive integers (hidden layer sizes)', z.array(z.number().int().positive())).default([...DEFAULT_HIDDEN]),
+  patience: rule('patience', 'an integer ≥ 0 (rounds without a better federated validation loss before stopping; 0 = off)', z.number().int().min(0).max(L.rounds), { capped: true }).default(0),
+  hidden: rule('hidden', 'a list of positive integers (hidden layer sizes)',
+    z.array(z.number().int().positive().max(L.hiddenUnits)).max(L.hiddenLayers), { capped: true }).default([...DEFAULT_HIDDEN]),
   classes: rule('classes', 'a list of at least two distinct non-empty labels',
-    z.array(z.string().min(1)).min(2).refine((c) => new Set(c).size === c.length)).default(DIGITS),
+    z.array(z.string().min(1).max(L.names), { capped: true }).min(2).max(L.classes).refine((c) => new Set(c).size === c.length), { capped: true }).default(DIGITS),
   strategy: z.strictObject({
     name: rule('strategy.name', `one of ${Object.keys(STRATEGY_OPTIONS).join(', ')}`, z.enum(Object.keys(STRATEGY_OPTIONS) as [string, ...string[]])),
     options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number())).default({}),
   }).prefault({ name: 'fedavg' }),
-  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1))).default([]),
-  personalizeEpochs: nonNegInt('personalizeEpochs').default(0),
-  maxExamplesPerClient: posInt('maxExamplesPerClient').default(1_000_000),
+  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1).max(L.names), { capped: true }).max(2 * L.hiddenLayers + 1), { capped: true }).default([]),
+  personalizeEpochs: nonNegInt('personalizeEpochs', L.epochs).default(0),
+  maxExamplesPerClient: posInt('maxExamplesPerClient', Number.MAX_SAFE_INTEGER).default(1_000_000),
   sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
-  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1)).optional(),
+  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1).max(L.names), { capped: true }).optional(),
   normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max'])).default('none'),
   normalizationScope: rule('normalizationScope', 'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
     z.enum(['channel', 'feature'])).default('channel'),
@@ -69,14 +100,21 @@ export const RunConfigSchema = z.strictObject({
   fineTuning: z.strictObject({
     mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(DEFAULT_FINE_TUNING.mode),
     layers: rule('fineTuning.layers', 'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',
-      z.number().int().positive()).default(DEFAULT_FINE_TUNING.layers),
-    everyRounds: posInt('fineTuning.everyRounds').default(DEFAULT_FINE_TUNING.everyRounds),
+      z.number().int().positive().max(1000), { capped: true }).default(DEFAULT_FINE_TUNING.layers),
+    everyRounds: posInt('fineTuning.everyRounds', L.rounds).default(DEFAULT_FINE_TUNING.everyRounds),
     backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(DEFAULT_FINE_TUNING.backboneLrFactor),
   }).prefault({}),
 });
 
 /** A validated run configuration with defaults filled in (strategy options validated and completed too). */
 export type RunConfig = Omit<z.infer<typeof RunConfigSchema>, 'strategy'> & { strategy: StrategyConfig };
+
+/** A refused value for a message: the body may be large, the message stays one short line. */
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length > 100 ? `${json.slice(0, 100)}… (${json.length} characters)` : json;
+}
 
 function at(value: unknown, path: PropertyKey[]): unknown {
   return path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), value);
@@ -96,8 +134,14 @@ export function parseRunConfig(input: unknown, where = 'run config'): RunConfig 
         return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => [...issue.path, k].join('.')).join(', ')} (see docs/run-config.md)`;
       }
       const path = issue.path.filter((p) => typeof p === 'string').join('.');
-      const got = at(input, issue.path);
-      return `${path || 'the config'} must be ${rules.get(path) ?? issue.message} (got ${got === undefined ? 'nothing' : JSON.stringify(got)})`;
+      const got = show(at(input, issue.path));
+      if (issue.code === 'too_big' && (capped.has(path) || !rules.has(path))) {
+        const subject = typeof issue.path.at(-1) === 'number' ? `each entry of ${path}` : path;
+        const limit = issue.origin === 'array' ? `have at most ${issue.maximum} entries`
+          : issue.origin === 'string' ? `have at most ${issue.maximum} characters` : `be ≤ ${issue.maximum}`;
+        return `${subject} must ${limit} (got ${got})`;
+      }
+      return `${path || 'the config'} must be ${rules.get(path) ?? issue.message} (got ${got})`;
     });
     throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
   }
