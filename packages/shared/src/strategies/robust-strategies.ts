@@ -36,14 +36,19 @@ export class FedTrimmedAvg extends BaseStrategy {
  */
 export class Krum extends BaseStrategy {
   readonly name: string;
+  override readonly minUpdates: number;
 
   constructor(base: BaseStrategyOptions, private readonly options: { f: number; m: number }) {
     super(base);
     this.name = options.m === 1 ? 'krum' : 'multikrum';
+    // Scores use each update's n − f − 2 nearest others, so a round needs at least f + 3 updates.
+    this.minUpdates = options.f + 3;
   }
 
   beginAggregation(): RoundAggregator {
     return bufferedAggregator((updates) => {
+      // Too few updates to tell an attacker from the others: keep the previous global model.
+      if (updates.length < this.minUpdates) return null;
       const vectors = updates.map((u) => u.values);
       return mean(krumSelect(vectors, this.options.f, Math.min(this.options.m, vectors.length)).map((i) => vectors[i]!));
     });

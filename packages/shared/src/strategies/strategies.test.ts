@@ -35,6 +35,21 @@ describe('strategies', () => {
     );
   });
 
+  test.each([['krum', 'f=1', 4], ['multikrum', 'f=2,m=2', 5]])(
+    '%s (%s) keeps the previous model (null) when a round has fewer than %i updates, and aggregates from then on',
+    (name, options, min) => {
+      const s = createStrategy(parseStrategy(name as StrategyName, options), base);
+      expect(s.minUpdates).toBe(min);
+      const updates = Array.from({ length: min }, (_, i) => ({ clientId: `c${i}`, values: Float32Array.of(i, -i), numExamples: 10, loss: 1 }));
+      expect(aggregate(s, 1, Float32Array.of(0, 0), updates.slice(0, min - 1))).toBeNull();
+      expect(aggregate(s, 1, Float32Array.of(0, 0), updates)).toBeInstanceOf(Float32Array);
+    },
+  );
+
+  test('rules without a minimum aggregate a single update', () => {
+    for (const name of names.filter((n) => n !== 'krum' && n !== 'multikrum')) expect(make(name).minUpdates).toBe(1);
+  });
+
   test('FedAvg with equal sample counts is the mean; FedProx with μ = 0 aggregates exactly like FedAvg', () => {
     fc.assert(
       fc.property(updatesArb, ([global, raw]) => {

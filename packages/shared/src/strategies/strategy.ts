@@ -50,6 +50,11 @@ export interface BaseStrategyOptions {
  */
 export interface Strategy {
   readonly name: string;
+  /**
+   * Fewest updates a round needs for this rule to aggregate (Krum: f + 3). With fewer, the round keeps
+   * the previous global model; a run whose `minClients` is below it is refused when it is created.
+   */
+  readonly minUpdates: number;
   configureFit(round: number, available: readonly string[]): string[];
   fitExtras(round: number): FitExtras;
   beginAggregation(round: number, global: Float32Array): RoundAggregator;
@@ -65,6 +70,7 @@ export interface Strategy {
  */
 export abstract class BaseStrategy implements Strategy {
   abstract readonly name: string;
+  readonly minUpdates: number = 1;
 
   constructor(protected readonly base: BaseStrategyOptions) {}
 
