@@ -8,20 +8,65 @@ import {
   type BackboneInfo, type Logger, type ModelFile,
 } from '@ftl/shared';
 
-/** GET a URL's body over http or https (trusting `ca` when given), failing clearly on errors and non-200s. */
-function httpGet(url: string, ca?: Buffer): Promise<Uint8Array> {
+/** How long a backbone download may go without receiving a byte before it is abandoned (default). */
+export const DEFAULT_BACKBONE_IDLE_TIMEOUT_MS = 120_000;
+/** The most bytes the backbone's files may have together (default 512 MiB). */
+export const DEFAULT_BACKBONE_MAX_BYTES = 512 * 1024 * 1024;
+
+const size = (bytes: number) => (bytes < 1024 * 1024 ? `${bytes} bytes` : `${+(bytes / (1024 * 1024)).toFixed(1)} MiB`);
+
+/** Limits of one backbone download: bytes left for all its files, and the longest silence allowed. */
+interface DownloadLimits {
+  remaining: number;
+  maxBytes: number;
+  idleTimeoutMs: number;
+}
+
+/**
+ * GET a URL's body over http or https (trusting `ca` when given), failing clearly on errors, non-200s,
+ * a body larger than the bytes left (announced or counted while it streams, so nothing larger is ever
+ * held) and a connection silent for longer than the idle timeout (a stalled server never hangs the client).
+ */
+function httpGet(url: string, limits: DownloadLimits, ca?: Buffer): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const fail = (why: string, cause?: unknown) => reject(new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed: ${why}`, { cause }));
+    let settled = false;
+    const fail = (why: string, cause?: unknown) => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      reject(new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed: ${why}`, { cause }));
+    };
+    const tooLarge = (what: string) => fail(
+      `the backbone is larger than this client accepts (${size(limits.maxBytes)} for all its files; ${what}); ` +
+        'if the coordinator really serves a backbone this large, raise the limit with --backbone-max-mb',
+    );
     const req = (url.startsWith('https:') ? httpsGet : plainGet)(url, ca ? { ca } : {}, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return fail(`HTTP ${res.statusCode}`);
       }
+      const announced = Number(res.headers['content-length']);
+      if (Number.isFinite(announced) && announced > limits.remaining) return tooLarge(`${url.slice(url.lastIndexOf('/') + 1)} alone is announced as ${size(announced)}`);
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+      let received = 0;
+      res.on('data', (c: Buffer) => {
+        received += c.byteLength;
+        if (received > limits.remaining) return tooLarge(`${size(limits.maxBytes - limits.remaining + received)} received so far`);
+        chunks.push(c);
+      });
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        limits.remaining -= received;
+        resolve(new Uint8Array(Buffer.concat(chunks)));
+      });
       res.on('error', (err) => fail(err.message, err));
     });
+    // The socket's idle timer covers connecting, waiting for the headers and every pause in the body.
+    req.setTimeout(limits.idleTimeoutMs, () => fail(
+      `no data for ${limits.idleTimeoutMs / 1000} s; check that the coordinator is running and reachable, ` +
+        'or allow slower links with --backbone-timeout',
+    ));
     req.on('error', (err) => fail(err.message, err));
   });
 }
@@ -34,6 +79,7 @@ function httpGet(url: string, ca?: Buffer): Promise<Uint8Array> {
  * digest must equal it too.
  *
  * @throws FtlError(BACKBONE_DIGEST_MISMATCH) naming the expected and the actual digest.
+ * @throws FtlError(BACKBONE_LOAD) naming the URL when a download fails, stalls past `idleTimeoutMs` or exceeds `maxBytes`.
  */
 export async function obtainBackbone(options: {
   serverUrl: string;
@@ -42,6 +88,10 @@ export async function obtainBackbone(options: {
   pinnedSha256?: string;
   /** CA certificate(s) (PEM) to trust for an https coordinator. */
   ca?: Buffer;
+  /** Abandon the download after this long without a byte (default {@link DEFAULT_BACKBONE_IDLE_TIMEOUT_MS}). */
+  idleTimeoutMs?: number;
+  /** Refuse a backbone whose files have more bytes than this together (default {@link DEFAULT_BACKBONE_MAX_BYTES}). */
+  maxBytes?: number;
   log: Logger;
 }): Promise<{ files: ModelFile[]; cacheHit: boolean }> {
   const { serverUrl, info, cacheDir, pinnedSha256, log } = options;
@@ -66,9 +116,11 @@ export async function obtainBackbone(options: {
     // Not cached yet.
   }
   const base = `${serverUrl.replace(/\/$/, '')}${info.path}`;
+  const maxBytes = options.maxBytes ?? DEFAULT_BACKBONE_MAX_BYTES;
+  const limits: DownloadLimits = { remaining: maxBytes, maxBytes, idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_BACKBONE_IDLE_TIMEOUT_MS };
   const fetchFile = async (name: string): Promise<ModelFile> => {
     const url = `${base}/${encodeURIComponent(name)}`;
-    return { name, bytes: await httpGet(url, options.ca) };
+    return { name, bytes: await httpGet(url, limits, options.ca) };
   };
   const t0 = performance.now();
   const modelJson = await fetchFile(MODEL_JSON);

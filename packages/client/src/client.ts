@@ -45,6 +45,10 @@ export interface ClientOptions {
    * site node under `ftl-coordinator serve`). `run()` then settles only on `close()` or a fatal error.
    */
   stay?: boolean;
+  /** Abandon the backbone download after this long without a byte (default 120 s). */
+  backboneIdleTimeoutMs?: number;
+  /** Refuse a backbone whose files have more bytes than this together (default 512 MiB). */
+  backboneMaxBytes?: number;
   /** Long feature extraction and training log their progress at most this often (default 5 s; 0: every batch or epoch). */
   progressEveryMs?: number;
 }
@@ -231,6 +235,8 @@ export class FtlClient {
         serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
         ...(this.options.ca ? { ca: this.options.ca } : {}),
+        ...(this.options.backboneIdleTimeoutMs !== undefined ? { idleTimeoutMs: this.options.backboneIdleTimeoutMs } : {}),
+        ...(this.options.backboneMaxBytes !== undefined ? { maxBytes: this.options.backboneMaxBytes } : {}),
       });
       p = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard };
       if (welcome.normalization || welcome.backboneTrainsFromStart) {
