@@ -19,6 +19,7 @@ runMain(async () => {
   });
   const client = new FtlClient({
     serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log, stay: config.stay,
+    backboneIdleTimeoutMs: config.backboneIdleTimeoutMs, backboneMaxBytes: config.backboneMaxBytes,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
     ...(config.token ? { token: config.token } : {}),
     ...(config.ca ? { ca: config.ca } : {}),

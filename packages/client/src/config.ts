@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   BUILTIN_DATASETS, ErrorCode, FtlError, formatImageShape, DEFAULT_IMAGE_SHAPE, IMAGE_EXTENSIONS, numberFlag, parseFlags,
@@ -18,6 +19,10 @@ export interface ClientConfig {
   ca?: Buffer;
   /** Stay connected after a run ends and join the next one (a long-lived site under `ftl-coordinator serve`). */
   stay: boolean;
+  /** Abandon the backbone download after this long without a byte. */
+  backboneIdleTimeoutMs: number;
+  /** Refuse a backbone whose files have more bytes than this together. */
+  backboneMaxBytes: number;
 }
 
 /** Help text of `ftl-client`. */
@@ -49,6 +54,8 @@ Local data, one of (default --dataset mnist):
   --limit N                 use at most N samples, for quick trials
   --cache-dir DIR           backbone and feature cache (default .ftl/cache)
   --backbone-sha256 HEX     refuse any backbone with another digest
+  --backbone-timeout S      give up the backbone download after S seconds without data (default 120)
+  --backbone-max-mb N       refuse a backbone larger than N MiB in all (default 512)
   --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
   --ca-file FILE            CA certificate (PEM) to trust for an https coordinator
   --stay                    stay connected after a run ends and take part in the next one
@@ -64,6 +71,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const values = parseFlags(argv, {
       server: str, name: str, dataset: str, 'data-dir': str, csv: str, 'label-column': str, 'image-shape': str, partition: str,
       clients: str, index: str, seed: str, 'val-fraction': str, limit: str, 'cache-dir': str, 'backbone-sha256': str,
+      'backbone-timeout': str, 'backbone-max-mb': str,
       'token-file': str, 'ca-file': str, stay: { type: 'boolean' }, help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
@@ -90,6 +98,8 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     imageShape: parseImageShape(stringFlag(values, 'image-shape', formatImageShape(DEFAULT_IMAGE_SHAPE))),
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
     stay: values['stay'] === true,
+    backboneIdleTimeoutMs: 1000 * numberFlag(values, 'backbone-timeout', { default: 120, min: 1, max: 86_400 }),
+    backboneMaxBytes: Math.round(1024 * 1024 * numberFlag(values, 'backbone-max-mb', { default: 512, min: 1, max: 1024 * 1024 })),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
     ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
   };
@@ -133,8 +143,29 @@ function readFlagFile(path: string, flag: string): Buffer {
   }
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * The --ca-file's bytes, once every certificate in it parses: TLS would otherwise ignore a file that is
+ * not PEM (a key, a DER file) and every connection would fail later as an untrusted certificate.
+ */
+function readCaFile(path: string): Buffer {
+  const bytes = readFlagFile(path, '--ca-file');
+  const blocks = bytes.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  const fix = 'give the coordinator\'s certificate (or its CA\'s) in PEM form, the text file starting "-----BEGIN CERTIFICATE-----"';
+  if (blocks.length === 0) throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${path} holds no PEM certificate; ${fix}`);
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${path} holds a certificate that does not parse (${(err as Error).message}); ${fix}`, { cause: err });
+    }
+  }
+  return bytes;
+}
+
 /** The token (from --token-file, else FTL_TOKEN; never a plain flag, which would show in `ps`) and the CA file. */
 function readSecrets(tokenFile: string | undefined, caFile: string | undefined): { token?: string; ca?: Buffer } {
   const token = tokenFile !== undefined ? readFlagFile(tokenFile, '--token-file').toString('utf8').trim() : process.env['FTL_TOKEN'];
-  return { ...(token ? { token } : {}), ...(caFile !== undefined ? { ca: readFlagFile(caFile, '--ca-file') } : {}) };
+  return { ...(token ? { token } : {}), ...(caFile !== undefined ? { ca: readCaFile(caFile) } : {}) };
 }
