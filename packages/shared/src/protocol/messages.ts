@@ -134,7 +134,7 @@ export interface RunEnd {
 }
 
 /** Why the coordinator is closing a client's connection. */
-export type GoodbyeReason = 'replaced' | 'revoked' | 'shutdown';
+export type GoodbyeReason = 'replaced' | 'revoked' | 'shutdown' | 'misbehaving';
 
 /**
  * Server → client, just before the coordinator closes this connection: `replaced` (the same name
@@ -199,7 +199,9 @@ export type RejectReason =
   | 'round-closed'
   | 'wrong-shape'
   | 'non-finite'
-  | 'bad-sample-count';
+  | 'bad-sample-count'
+  /** The connection sent more messages than its budget allows; repeated, it is closed. */
+  | 'rate-limited';
 
 /** The coordinator's answer to every update: accepted, or rejected with a reason. */
 export type Ack = { accepted: true } | Rejection;

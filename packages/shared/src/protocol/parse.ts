@@ -324,7 +324,9 @@ export function parseRunEnd(v: unknown): RunEnd {
 export function parseGoodbye(v: unknown): Goodbye {
   const o = obj(v, 'goodbye');
   const reason = o['reason'];
-  if (reason !== 'replaced' && reason !== 'revoked' && reason !== 'shutdown') fail('goodbye.reason', 'replaced, revoked or shutdown', reason);
+  if (reason !== 'replaced' && reason !== 'revoked' && reason !== 'shutdown' && reason !== 'misbehaving') {
+    fail('goodbye.reason', 'replaced, revoked, shutdown or misbehaving', reason);
+  }
   return { protocol: protocol(o, 'goodbye'), reason, message: str(o['message'], 'goodbye.message', 2000) };
 }
 
