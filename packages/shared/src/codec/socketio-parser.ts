@@ -2,6 +2,7 @@ import { Emitter } from '@socket.io/component-emitter';
 import { Packr } from 'msgpackr';
 import { PacketType } from 'socket.io-parser';
 import { ErrorCode, FtlError } from '../errors.js';
+import { scanMessagePack } from './msgpack-scan.js';
 
 /** Counts the bytes a parser writes and reads: the payloads of socket.io packets on the wire. */
 export interface ByteCounter {
@@ -17,33 +18,71 @@ interface Packet {
   id?: number;
 }
 
+/**
+ * Event names socket.io keeps for itself. A peer's EVENT packet with one of them would run the
+ * receiving side's own handler (a client emitting `disconnect` ran the server's disconnect handler),
+ * so the decoder refuses them.
+ */
+export const RESERVED_EVENT_NAMES: readonly string[] = [
+  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener',
+];
+
+/** Options of {@link createMsgpackParser}. */
+export interface MsgpackParserOptions {
+  /** Frames longer than this many bytes are refused before any decoding (default: no limit here). */
+  maxFrameBytes?: number;
+}
+
 // Plain MessagePack (no msgpackr records), so any MessagePack peer can read the frames. Uint8Arrays
-// travel as `bin`, which is how weight buffers stay binary end to end.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// travel as `bin`, which is how weight buffers stay binary end to end. `undefined` is dropped from
+// objects and written as nil elsewhere, as JSON does: the decoder refuses every extension type,
+// msgpackr's `undefined` (fixext 0) included. 64-bit integers decode as numbers; the scan has already
+// refused those outside the safe range, which would otherwise come back as BigInts.
+// (`skipValues` is a msgpackr option its type declarations do not list.)
+const packr = new Packr({
+  useRecords: false, mapsAsObjects: true, encodeUndefinedAsNil: true, int64AsType: 'number',
+  ...{ skipValues: [undefined] },
+});
+
+const reserved = new Set(RESERVED_EVENT_NAMES);
 
 function checkPacket(p: unknown): Packet {
   const o = p as Partial<Packet> | null;
+  const isEvent = o?.type === PacketType.EVENT || o?.type === PacketType.BINARY_EVENT;
+  const isAck = o?.type === PacketType.ACK || o?.type === PacketType.BINARY_ACK;
   const valid =
     typeof o === 'object' && o !== null &&
     typeof o.type === 'number' && o.type >= PacketType.CONNECT && o.type <= PacketType.BINARY_ACK &&
     typeof o.nsp === 'string' &&
-    (o.id === undefined || (Number.isInteger(o.id) && o.id >= 0)) &&
-    (o.type !== PacketType.EVENT || (Array.isArray(o.data) && typeof o.data[0] === 'string')) &&
-    (o.type !== PacketType.ACK || Array.isArray(o.data));
+    (o.id === undefined || (Number.isSafeInteger(o.id) && o.id >= 0)) &&
+    (!isEvent || (Array.isArray(o.data) && typeof o.data[0] === 'string')) &&
+    (!isAck || Array.isArray(o.data));
   if (!valid) throw new FtlError(ErrorCode.InvalidMessage, 'malformed socket.io packet');
+  if (isEvent && reserved.has((o.data as unknown[])[0] as string)) {
+    throw new FtlError(
+      ErrorCode.InvalidMessage,
+      `the event name "${(o.data as unknown[])[0] as string}" is reserved by socket.io; emit one of the protocol's events instead`,
+    );
+  }
   return o as Packet;
 }
 
 /**
  * Creates a socket.io parser (pass it as the `parser` option on both sides) that encodes every packet
- * as one binary MessagePack frame with msgpackr. Text frames and malformed packets are refused, which
- * makes socket.io drop the connection rather than deliver garbage.
+ * as one binary MessagePack frame with msgpackr. Text frames, frames over `maxFrameBytes`, frames whose
+ * structure {@link scanMessagePack} refuses, malformed packets and events with a name in
+ * {@link RESERVED_EVENT_NAMES} are refused with FtlError(INVALID_MESSAGE), which makes socket.io drop
+ * the connection rather than deliver them.
  *
  * @example
- * const parser = createMsgpackParser(counter);
+ * const parser = createMsgpackParser(counter, { maxFrameBytes: 64 << 20 });
  * new Server(http, { parser }); io(url, { parser });
  */
-export function createMsgpackParser(counter?: ByteCounter): { Encoder: new () => unknown; Decoder: new () => unknown } {
+export function createMsgpackParser(
+  counter?: ByteCounter,
+  options: MsgpackParserOptions = {},
+): { Encoder: new () => unknown; Decoder: new () => unknown } {
+  const maxFrameBytes = options.maxFrameBytes ?? Infinity;
   class Encoder {
     encode(packet: Packet): Uint8Array[] {
       const frame = packr.pack(packet);
@@ -58,6 +97,10 @@ export function createMsgpackParser(counter?: ByteCounter): { Encoder: new () =>
       }
       const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
       if (counter) counter.received += bytes.byteLength;
+      if (bytes.byteLength > maxFrameBytes) {
+        throw new FtlError(ErrorCode.InvalidMessage, `refused a frame of ${bytes.byteLength} bytes: the limit is ${maxFrameBytes}; send smaller messages`);
+      }
+      scanMessagePack(bytes);
       let packet: unknown;
       try {
         packet = packr.unpack(bytes);
