@@ -35,7 +35,8 @@ export {
   createDefaultBackbone, DEFAULT_FEATURE_LAYER, extractFeatures, featureExtractor, type FeatureExtractor,
 } from './model/backbone.js';
 export {
-  createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, HEAD_LAYER_PREFIX, isHeadLayer, setTrainableWeights, type HeadConfig,
+  assertModelSize, createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, HEAD_LAYER_PREFIX, headParameterCount, isHeadLayer,
+  MAX_MODEL_PARAMETERS, setTrainableWeights, type HeadConfig,
 } from './model/head.js';
 export {
   carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
@@ -43,7 +44,7 @@ export {
 } from './model/fine-tuning.js';
 export {
   backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
-  type FineTuningPlan, type TrainableNetwork,
+  trainableParameterCount, type FineTuningPlan, type TrainableNetwork,
 } from './model/trainable-network.js';
 export {
   loadLayersModelFromFiles, loadLayersModelFromFolder, MODEL_JSON, modelDigest, readModelFolder,

@@ -1,7 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { ErrorCode } from '../errors.js';
+import { expectFtlError } from '../expect-ftl-error.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone } from './backbone.js';
-import { createHead, getTrainableWeights } from './head.js';
+import { assertModelSize, createHead, getTrainableWeights, headParameterCount, MAX_MODEL_PARAMETERS, type HeadConfig } from './head.js';
 
 beforeAll(async () => {
   await initBackend();
@@ -29,5 +32,39 @@ describe('head', () => {
     const zero = getTrainableWeights(createHead({ featureDim: 8, hidden: [4], classes: 3 }, 0)).values;
     const one = getTrainableWeights(createHead({ featureDim: 8, hidden: [4], classes: 3 }, 1)).values;
     expect(Array.from(zero)).not.toEqual(Array.from(one));
+  });
+});
+
+describe('head size', () => {
+  test.each<HeadConfig>([
+    { featureDim: 8, hidden: [], classes: 2 },
+    { featureDim: 8, hidden: [4, 3], classes: 2, dropout: 0.3 },
+    { featureDim: 800, hidden: [128], classes: 10 },
+  ])('headParameterCount of %j is what the built head holds', (config) => {
+    const model = createHead(config, 1);
+    expect(headParameterCount(config)).toBe(getTrainableWeights(model).values.length);
+    model.dispose();
+  });
+
+  test.each<[string, HeadConfig]>([
+    ['a hidden layer just over the limit', { featureDim: 800, hidden: [62_500], classes: 10 }],
+    ['200,000 hidden units', { featureDim: 800, hidden: [200_000], classes: 10 }],
+    ['four million hidden units', { featureDim: 800, hidden: [4_000_000], classes: 10 }],
+  ])('a head above the limit is refused before any tensor exists: %s', (_, config) => {
+    const before = tf.memory();
+    const count = headParameterCount(config).toLocaleString('en-US');
+    expectFtlError(() => createHead(config, 1), ErrorCode.InvalidConfig,
+      new RegExp(`^the head would have ${count} trainable values, above the limit of 50,000,000; use fewer or smaller hidden layers`));
+    expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([before.numTensors, before.numBytes]);
+  });
+
+  test('the limit itself is allowed, one value more is not', () => {
+    expect(() => assertModelSize(MAX_MODEL_PARAMETERS, 'a model')).not.toThrow();
+    expectFtlError(() => assertModelSize(MAX_MODEL_PARAMETERS + 1, 'a model'), ErrorCode.InvalidConfig, /^a model would have 50,000,001 trainable values/);
+    expectFtlError(() => assertModelSize(Number.NaN, 'a model'), ErrorCode.InvalidConfig, /^a model would have NaN trainable values/);
+  });
+
+  test.each([[0], [1.5], [-3], [Number.NaN]])('a hidden size of %d is refused with its place', (units) => {
+    expectFtlError(() => createHead({ featureDim: 8, hidden: [4, units], classes: 2 }, 1), ErrorCode.InvalidConfig, /^head hidden\[1\] must be a positive integer/);
   });
 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { tfjsSeed } from '../random.js';
 import { assertSameSpecs, shapeSize, specsSize, type WeightSpec, type Weights } from '../codec/weights.js';
+import { ErrorCode, FtlError } from '../errors.js';
 
 /** The shape of the trainable head on top of the backbone's features. */
 export interface HeadConfig {
@@ -26,10 +27,63 @@ export function isHeadLayer(name: string): boolean {
 export const DEFAULT_HIDDEN = [128];
 
 /**
+ * The most trainable values ftl builds into one model (head plus unfrozen backbone layers): 50 M float32
+ * values are 200 MB, and training holds several copies (weights, gradients, Adam moments), so anything
+ * larger would take the process's memory before it could train. Real heads are far smaller (the default
+ * is about 100 k values).
+ */
+export const MAX_MODEL_PARAMETERS = 50_000_000;
+
+/**
+ * The head's trainable values (kernels and biases of its dense layers), computed from its configuration
+ * alone: no tensor is made, so a size can be checked before anything is allocated.
+ *
+ * @example
+ * headParameterCount({ featureDim: 800, hidden: [128], classes: 10 }); // 800·128 + 128 + 128·10 + 10 = 103,818
+ */
+export function headParameterCount(head: HeadConfig): number {
+  let inputs = head.featureDim;
+  let count = 0;
+  for (const units of [...head.hidden, head.classes]) {
+    count += inputs * units + units;
+    inputs = units;
+  }
+  return count;
+}
+
+/**
+ * Refuses a model of `count` trainable values above {@link MAX_MODEL_PARAMETERS}, or a count that is no
+ * finite number (a malformed size), before any of it is allocated.
+ *
+ * @throws FtlError(INVALID_CONFIG) naming the count, the limit and what to change.
+ */
+export function assertModelSize(count: number, what: string): void {
+  if (Number.isFinite(count) && count >= 0 && count <= MAX_MODEL_PARAMETERS) return;
+  throw new FtlError(
+    ErrorCode.InvalidConfig,
+    `${what} would have ${Number.isFinite(count) ? count.toLocaleString('en-US') : String(count)} trainable values, above the limit of ` +
+      `${MAX_MODEL_PARAMETERS.toLocaleString('en-US')}; use fewer or smaller hidden layers (hidden), fewer classes, or fewer unfrozen ` +
+      'backbone layers (fineTuning.layers)',
+  );
+}
+
+/** A head size that tfjs cannot build: every size must be a positive whole number. */
+function assertHeadShape(config: HeadConfig): void {
+  const sizes: Array<[string, number]> = [['featureDim', config.featureDim], ...config.hidden.map((u, i): [string, number] => [`hidden[${i}]`, u]), ['classes', config.classes]];
+  const bad = sizes.find(([, n]) => !Number.isSafeInteger(n) || n < 1);
+  if (bad) throw new FtlError(ErrorCode.InvalidConfig, `head ${bad[0]} must be a positive integer (got ${String(bad[1])}); fix the run's hidden sizes or classes`);
+}
+
+/**
  * Builds the head's layers (not yet connected), named `head_hidden_<i>`, `head_dropout_<i>` (no weights,
  * seeded) and `head_output`. The wire carries the dense layers' tensors only.
+ *
+ * @throws FtlError(INVALID_CONFIG) for a size that is no positive integer, or a head above
+ * {@link MAX_MODEL_PARAMETERS}, before any weight exists.
  */
 export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.Layer[] {
+  assertHeadShape(config);
+  assertModelSize(headParameterCount(config), 'the head');
   const kernelRegularizer = config.l2 ? tf.regularizers.l2({ l2: config.l2 }) : undefined;
   const layers: tf.layers.Layer[] = config.hidden.flatMap((units, i) => [
     tf.layers.dense({
@@ -47,6 +101,8 @@ export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.La
 
 /**
  * A standalone head model from features to class probabilities.
+ *
+ * @throws FtlError(INVALID_CONFIG) for a head above {@link MAX_MODEL_PARAMETERS}, before any weight exists.
  *
  * @example
  * const head = createHead({ featureDim: 400, hidden: [128], classes: 10 }, 7);

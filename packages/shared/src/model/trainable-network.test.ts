@@ -6,9 +6,10 @@ import { loadBuiltinDataset } from '../data/builtin.js';
 import { subset } from '../data/dataset.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
-import { getTrainableWeights } from './head.js';
+import { getTrainableWeights, headParameterCount } from './head.js';
 import {
   backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
+  trainableParameterCount,
 } from './trainable-network.js';
 
 const head = { featureDim: 800, hidden: [16], classes: 10 };
@@ -77,5 +78,24 @@ describe('the trainable network and the fine-tuned model', () => {
       disposeFineTunedModel(full, fx);
       net.model.dispose();
     }
+  });
+});
+
+describe('trainable network size', () => {
+  test.each([0, 1, 2])('trainableParameterCount with %i unfrozen layers is what the built network holds', (count) => {
+    const net = createTrainableNetwork(fx, count, head, 0);
+    expect(trainableParameterCount(fx, count, head)).toBe(getTrainableWeights(net.model).values.length);
+    net.model.dispose();
+  });
+
+  test('a network above the limit is refused before any tensor of it exists, by the trainable and the exported model alike', () => {
+    const big = { ...head, hidden: [62_500] };
+    const count = trainableParameterCount(fx, 2, big);
+    expect(count).toBeGreaterThan(headParameterCount(big)); // the unfrozen conv layers count too
+    const before = tf.memory();
+    const message = new RegExp(`would have ${count.toLocaleString('en-US')} trainable values, above the limit of 50,000,000`);
+    expectFtlError(() => createTrainableNetwork(fx, 2, big, 0), ErrorCode.InvalidConfig, message);
+    expectFtlError(() => createFineTunedModel(fx, 2, big, 0), ErrorCode.InvalidConfig, message);
+    expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([before.numTensors, before.numBytes]);
   });
 });

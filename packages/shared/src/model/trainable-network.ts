@@ -3,7 +3,7 @@ import type { ImageDataset } from '../data/dataset.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import { assertInputCompatible, extractFeatures, type LayersFeatureExtractor } from './backbone.js';
 import { layerOfTensor } from './fine-tuning.js';
-import { createHeadLayers, isHeadLayer, type HeadConfig } from './head.js';
+import { assertModelSize, createHeadLayers, headParameterCount, isHeadLayer, type HeadConfig } from './head.js';
 
 /**
  * Where a run that trains the top `unfrozen.length` backbone layers splits a layers backbone: everything
@@ -140,8 +140,27 @@ function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: numbe
     }
   }
   if (x.shape.length > 2) x = tf.layers.flatten({ name: 'ftl_flatten' }).apply(x) as tf.SymbolicTensor;
-  for (const layer of createHeadLayers(head, seed)) x = layer.apply(x) as tf.SymbolicTensor;
+  // The head is sized by what it is applied to, so its size check counts what will really be built.
+  for (const layer of createHeadLayers({ ...head, featureDim: x.shape[1] as number }, seed)) x = layer.apply(x) as tf.SymbolicTensor;
   return x;
+}
+
+/** Trainable values of a walk: the unfrozen layers' (their pretrained weights exist already) plus the head's on the cut. */
+function countOf(fx: LayersFeatureExtractor, w: Walk, head: HeadConfig): number {
+  return w.above.reduce((n, layer) => n + layer.countParams(), 0) + headParameterCount({ ...head, featureDim: fx.featureDim });
+}
+
+/**
+ * The trainable values of the network {@link createTrainableNetwork} would build (the top `count` backbone
+ * layers with weights, then the head on the cut), computed without building it: the message size of a
+ * run's largest update is this × 4 bytes.
+ *
+ * @throws FtlError(INVALID_CONFIG) when the backbone has fewer such layers, as {@link planFineTuning}.
+ * @example
+ * trainableParameterCount(fx, 1, { featureDim: 800, hidden: [128], classes: 10 }); // conv2's 4,640 + the head's 103,818
+ */
+export function trainableParameterCount(fx: LayersFeatureExtractor, count: number, head: HeadConfig): number {
+  return countOf(fx, walk(fx, count), head);
 }
 
 /**
@@ -150,11 +169,13 @@ function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: numbe
  * order, are the unfrozen layers' then the head's: the run's tensors on the wire (`conv2/kernel`, …).
  * With `count` 0 it is the head alone, as {@link createHead} builds it.
  *
+ * @throws FtlError(INVALID_CONFIG) for a network above `MAX_MODEL_PARAMETERS`, before any tensor of it exists.
  * @example
  * const net = createTrainableNetwork(fx, 1, head, 0); // trains conv2 + head on conv1's cached output
  */
 export function createTrainableNetwork(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): TrainableNetwork {
   const w = walk(fx, count);
+  assertModelSize(countOf(fx, w, head), 'the trainable network (unfrozen backbone layers and head)');
   const input = tf.input({ shape: [w.plan.inputDim], name: 'ftl_cached_features' });
   let x: tf.SymbolicTensor = input;
   if (count > 0 && w.plan.boundaryShape.length > 1) {
@@ -169,9 +190,12 @@ export function createTrainableNetwork(fx: LayersFeatureExtractor, count: number
  * unfrozen layers and the head, as {@link createTrainableNetwork} has them (same trainable tensors, same
  * order). The export writes the federated tensors into it. Dispose it with {@link disposeFineTunedModel},
  * which frees only its own layers, never the backbone's.
+ *
+ * @throws FtlError(INVALID_CONFIG) for a model whose trainable part is above `MAX_MODEL_PARAMETERS`.
  */
 export function createFineTunedModel(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): tf.LayersModel {
   const w = walk(fx, count);
+  assertModelSize(countOf(fx, w, head), 'the fine-tuned model (unfrozen backbone layers and head)');
   const start = count > 0 ? w.boundaryOutput : (fx.model.outputs[0] as tf.SymbolicTensor);
   return tf.model({ inputs: fx.model.inputs, outputs: stackAbove(start, w, head, seed), name: 'ftl_global_model' });
 }
