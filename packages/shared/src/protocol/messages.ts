@@ -200,6 +200,8 @@ export type RejectReason =
   | 'wrong-shape'
   | 'non-finite'
   | 'bad-sample-count'
+  /** `ready` statistics that do not fit the run (value count) or contradict themselves; the site is left out. */
+  | 'bad-statistics'
   /** The connection sent more messages than its budget allows; repeated, it is closed. */
   | 'rate-limited';
 
