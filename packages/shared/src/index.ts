@@ -7,7 +7,10 @@ export { eventLoopYielder } from './event-loop.js';
 export { imageSize, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
 export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
-export { channelStats, combineStats, normalizeImages, type ChannelStats, type Normalization } from './data/federated-stats.js';
+export {
+  channelStats, checkChannelStats, combineStats, normalizeImages, statsInconsistency,
+  type ChannelStats, type CombineOptions, type Normalization,
+} from './data/federated-stats.js';
 export { augmentDataset, withAugmentedCopies, type AugmentOptions } from './data/augment.js';
 export { federationSplit, HOLDOUT, loadClientShard, type ClientShard, type ClientShardOptions } from './data/shard.js';
 export { DEFAULT_IMAGE_SHAPE, formatImageShape, parseImageShape, sameImageShape, type ImageShape } from './data/image-shape.js';
@@ -57,7 +60,8 @@ export {
 } from './model/backbone.js';
 export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './model/tiny-graph-model.js';
 
-export { createMsgpackParser, type ByteCounter } from './codec/socketio-parser.js';
+export { createMsgpackParser, RESERVED_EVENT_NAMES, type ByteCounter, type MsgpackParserOptions } from './codec/socketio-parser.js';
+export { FORBIDDEN_MAP_KEYS, MAX_MESSAGEPACK_DEPTH, scanMessagePack } from './codec/msgpack-scan.js';
 export * from './protocol/messages.js';
 export type { ClientToServerEvents, ServerToClientEvents } from './protocol/events.js';
 export {

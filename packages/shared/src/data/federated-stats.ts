@@ -41,14 +41,86 @@ export function channelStats(ds: Pick<ImageDataset, 'images' | 'channels'>): Cha
   return s;
 }
 
+// Relative slack for the consistency checks: the sums are float64 accumulations of float32 values, so
+// an honest site's mean can stray from [min, max] and its variance below 0 by rounding only.
+const SLACK = 1e-6;
+
+/**
+ * Why these statistics cannot describe any set of values (a minimum above the maximum, a mean outside
+ * [min, max], a negative variance, more energy than `count` values within [min, max] can have), or
+ * undefined when they can. Lengths, finiteness and the count are checked too.
+ */
+export function statsInconsistency(s: ChannelStats): string | undefined {
+  const c = s.sum.length;
+  const lengths = [s.sum, s.sumSquares, s.min, s.max].map((a) => a.length);
+  if (c === 0 || lengths.some((l) => l !== c)) return `sum, sumSquares, min and max must have one value per channel each (got ${lengths.join('/')})`;
+  const n = s.count;
+  if (!Number.isSafeInteger(n) || n < 1) return `count must be a positive integer (got ${n})`;
+  for (let k = 0; k < c; k++) {
+    const [sum, sq, lo, hi] = [s.sum[k]!, s.sumSquares[k]!, s.min[k]!, s.max[k]!];
+    if (![sum, sq, lo, hi].every(Number.isFinite)) return `channel ${k} has a value that is not finite`;
+    if (lo > hi) return `channel ${k} has min ${lo} > max ${hi}`;
+    const mean = sum / n;
+    const spread = SLACK * Math.max(Math.abs(lo), Math.abs(hi)) + Number.MIN_VALUE;
+    if (mean < lo - spread || mean > hi + spread) return `channel ${k} has mean ${mean} outside [min ${lo}, max ${hi}]`;
+    const squareOfSum = (sum * sum) / n;
+    if (sq < squareOfSum * (1 - SLACK) - Number.MIN_VALUE) return `channel ${k} has sumSquares ${sq} < sum²/count ${squareOfSum} (a negative variance)`;
+    const most = n * Math.max(lo * lo, hi * hi);
+    if (sq > most * (1 + SLACK) + Number.MIN_VALUE) return `channel ${k} has sumSquares ${sq} > count·max(min², max²) ${most}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks one site's statistics against what the run expects: `values` per report (channels, or value
+ * positions with per-feature normalisation), consistent with each other ({@link statsInconsistency}),
+ * and, when the data's range is declared, minima and maxima inside it.
+ *
+ * @throws FtlError(DATASET), one line, when they do not fit; the coordinator leaves such a site out of
+ *   the normalisation.
+ * @example
+ * checkChannelStats(ready.stats, { values: 3, range: [0, 1] }); // RGB images scaled to [0, 1]
+ */
+export function checkChannelStats(stats: ChannelStats, expect: { values: number; range?: readonly [number, number] }): void {
+  const bad = (why: string): never => {
+    throw new FtlError(ErrorCode.Dataset, `channel statistics ${why}; send the statistics of this run's training inputs as channelStats computes them`);
+  };
+  if (stats.sum.length !== expect.values) bad(`have ${stats.sum.length} values but this run expects ${expect.values}`);
+  const why = statsInconsistency(stats);
+  if (why) bad(`are inconsistent: ${why}`);
+  if (expect.range) {
+    const [lo, hi] = expect.range;
+    const k = stats.sum.findIndex((_, i) => stats.min[i]! < lo || stats.max[i]! > hi);
+    if (k >= 0) bad(`of channel ${k} span [${stats.min[k]}, ${stats.max[k]}], outside the data's range [${lo}, ${hi}]`);
+  }
+}
+
+/** Options of {@link combineStats}. */
+export interface CombineOptions {
+  /**
+   * Per channel, leave out the `trim` sites whose mean is farthest from the median of the sites' means
+   * before pooling, so that a few sites cannot move the normalisation; 0 (default) pools every site
+   * exactly. Must leave at least one site.
+   */
+  trim?: number;
+}
+
 /**
  * Combines the clients' statistics into one normalisation, exactly as if computed on the pooled data:
  * mean/std (`standard`) or min/max (`min-max`) per channel. A channel with no spread gets scale 1.
+ * With `{ trim: k }` each channel pools all but the k sites with the most extreme means.
  *
- * @throws FtlError(INVALID_MESSAGE) when the statistics disagree on the channel count or are not finite.
+ * @throws FtlError(INVALID_MESSAGE) when the statistics disagree on the channel count or are not finite;
+ *   FtlError(INVALID_CONFIG) when `trim` is not an integer that leaves at least one site.
  */
-export function combineStats(parts: readonly ChannelStats[], kind: Normalization['kind'] = 'standard'): Normalization {
+export function combineStats(
+  parts: readonly ChannelStats[], kind: Normalization['kind'] = 'standard', options: CombineOptions = {},
+): Normalization {
   if (parts.length === 0) throw new FtlError(ErrorCode.InvalidMessage, 'no client statistics to combine');
+  const trim = options.trim ?? 0;
+  if (!Number.isSafeInteger(trim) || trim < 0 || trim >= parts.length) {
+    throw new FtlError(ErrorCode.InvalidConfig, `trim must be an integer in [0, ${parts.length - 1}] with ${parts.length} sites (got ${trim}); trim fewer sites`);
+  }
   const c = parts[0]!.sum.length;
   for (const p of parts) {
     const lengths = [p.sum, p.sumSquares, p.min, p.max].map((a) => a.length);
@@ -57,25 +129,39 @@ export function combineStats(parts: readonly ChannelStats[], kind: Normalization
       throw new FtlError(ErrorCode.InvalidMessage, 'channel statistics must be finite with a count ≥ 0');
     }
   }
-  const n = parts.reduce((a, p) => a + p.count, 0);
-  if (n === 0) throw new FtlError(ErrorCode.InvalidMessage, 'the clients reported no values to normalise');
+  if (parts.reduce((a, p) => a + p.count, 0) === 0) throw new FtlError(ErrorCode.InvalidMessage, 'the clients reported no values to normalise');
   const shift: number[] = [];
   const scale: number[] = [];
   for (let k = 0; k < c; k++) {
+    const kept = trim === 0 ? parts : keepCentral(parts, k, trim);
     if (kind === 'standard') {
-      const mean = parts.reduce((a, p) => a + p.sum[k]!, 0) / n;
-      const meanSquares = parts.reduce((a, p) => a + p.sumSquares[k]!, 0) / n;
+      const n = kept.reduce((a, p) => a + p.count, 0);
+      const mean = n > 0 ? kept.reduce((a, p) => a + p.sum[k]!, 0) / n : 0;
+      const meanSquares = n > 0 ? kept.reduce((a, p) => a + p.sumSquares[k]!, 0) / n : 1;
       const std = Math.sqrt(Math.max(0, meanSquares - mean * mean));
       shift.push(mean);
       scale.push(std > 1e-12 ? std : 1);
     } else {
-      const lo = Math.min(...parts.map((p) => p.min[k]!));
-      const hi = Math.max(...parts.map((p) => p.max[k]!));
+      const lo = Math.min(...kept.map((p) => p.min[k]!));
+      const hi = Math.max(...kept.map((p) => p.max[k]!));
       shift.push(lo);
       scale.push(hi - lo > 1e-12 ? hi - lo : 1);
     }
   }
   return { kind, shift, scale };
+}
+
+// The sites of channel `k` without the `trim` whose means lie farthest from the median mean (ties: the
+// later site goes). Sites with no values have no mean and are left out first.
+function keepCentral(parts: readonly ChannelStats[], k: number, trim: number): readonly ChannelStats[] {
+  const means = parts.map((p) => (p.count > 0 ? p.sum[k]! / p.count : NaN));
+  const sorted = means.filter((m) => !Number.isNaN(m)).sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length === 0 ? 0 : sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const distance = means.map((m) => (Number.isNaN(m) ? Infinity : Math.abs(m - median)));
+  const order = parts.map((_, i) => i).sort((a, b) => distance[a]! - distance[b]! || a - b);
+  const keep = new Set(order.slice(0, parts.length - trim));
+  return parts.filter((_, i) => keep.has(i));
 }
 
 /** Applies a normalisation to NHWC images (a new array). */
