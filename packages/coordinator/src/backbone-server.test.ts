@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import {
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BACKBONE_META_FILE } from './backbone-meta.js';
 import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
+import { rawRequest } from './raw-http.js';
 
 let root: string;
 let host: Server;
@@ -73,6 +74,20 @@ describe('loadServedBackbone', () => {
       expect(new Uint8Array(await res.arrayBuffer())).toEqual(f.bytes);
     }
     expect((await fetch(`${base}${BACKBONE_PATH}/${BACKBONE_META_FILE}`)).status).toBe(404);
+  });
+
+  test('serving never throws: a bad percent-encoding answers 400, a target that is no URL is left to the caller, HEAD answers like GET without the body', async () => {
+    served ??= await loadServedBackbone(join(root, 'graph'));
+    const port = (host.address() as AddressInfo).port;
+    for (const name of ['%', '%E0%A4%A', 'model.json%']) {
+      const answer = await rawRequest(port, `GET ${BACKBONE_PATH}/${name} HTTP/1.1`);
+      expect([answer.status, answer.body]).toEqual([400, `bad request: malformed percent-encoding in "${name}"; encode each reserved or non-ASCII byte as %XX of its UTF-8\n`]);
+    }
+    const res = { writeHead: () => expect.unreachable('no answer for a target that is no URL') } as unknown as ServerResponse;
+    expect(serveBackbone(served, { url: 'http://[/', method: 'GET' } as IncomingMessage, res)).toBe(false);
+    const head = await rawRequest(port, `HEAD ${BACKBONE_PATH}/${served.files[1]!.name} HTTP/1.1`);
+    expect([head.status, head.body, head.headers['content-length'], head.headers['x-ftl-sha256']])
+      .toEqual([200, '', String(served.files[1]!.bytes.byteLength), served.sha256]);
   });
 
   test('a malformed ftl-backbone.json is refused with its path', async () => {

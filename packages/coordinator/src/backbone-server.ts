@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadBackbone, modelDigest, readModelSource, type FeatureExtractor, type ModelFile, type ModelKind } from '@ftl/shared';
 import { readBackboneMeta } from './backbone-meta.js';
+import { decodePathSegment, quoteTarget, requestUrl } from './request-target.js';
 
 /** URL path under which the backbone's files are served. */
 export const BACKBONE_PATH = '/backbone';
@@ -40,17 +41,33 @@ export async function loadServedBackbone(source: string, featureLayer?: string):
 }
 
 /**
- * Serves `GET /backbone/<file>` for the backbone's own files (nothing else from disk), with the digest in
- * an `X-Ftl-Sha256` header. Returns false for requests it does not own.
+ * Serves `GET /backbone/<file>` (and `HEAD`, the same headers without the body) for the backbone's own
+ * files (nothing else from disk), with the digest in an `X-Ftl-Sha256` header. Returns false for requests
+ * it does not own, including a target that is no URL; a file name with a bad percent-encoding answers 400.
+ * It never throws.
  */
 export function serveBackbone(backbone: ServedBackbone, req: IncomingMessage, res: ServerResponse): boolean {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  if (!url.pathname.startsWith(BACKBONE_PATH + '/')) return false;
-  const name = decodeURIComponent(url.pathname.slice(BACKBONE_PATH.length + 1));
+  let pathname: string;
+  try {
+    pathname = requestUrl(req).pathname;
+  } catch {
+    return false; // no URL at all, so not a backbone file: the caller's router answers it (400)
+  }
+  if (!pathname.startsWith(BACKBONE_PATH + '/')) return false;
+  let name: string;
+  try {
+    name = decodePathSegment(pathname.slice(BACKBONE_PATH.length + 1));
+  } catch (err) {
+    plain(req, res, 400, `bad request: ${(err as Error).message}`);
+    return true;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    plain(req, res, 405, `${quoteTarget(req.method ?? '')} is not allowed on backbone files; use GET or HEAD`, { allow: 'GET, HEAD' });
+    return true;
+  }
   const file = backbone.files.find((f) => f.name === name);
-  if (req.method !== 'GET' || file === undefined) {
-    res.writeHead(req.method !== 'GET' ? 405 : 404, { 'content-type': 'text/plain' });
-    res.end(req.method !== 'GET' ? 'method not allowed\n' : `no backbone file "${name}"\n`);
+  if (file === undefined) {
+    plain(req, res, 404, `no backbone file ${quoteTarget(name)}; model.json lists the files`);
     return true;
   }
   res.writeHead(200, {
@@ -59,6 +76,13 @@ export function serveBackbone(backbone: ServedBackbone, req: IncomingMessage, re
     'x-ftl-sha256': backbone.sha256,
     'cache-control': 'no-cache',
   });
-  res.end(file.bytes);
+  res.end(req.method === 'HEAD' ? undefined : file.bytes);
   return true;
+}
+
+/** A one-line text answer; HEAD gets its headers only. */
+function plain(req: IncomingMessage, res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  const text = `${message}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(req.method === 'HEAD' ? undefined : text);
 }

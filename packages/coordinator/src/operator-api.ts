@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, FtlError, isFtlError, type Logger } from '@ftl/shared';
 import type { CoordinatorServer } from './coordinator-server.js';
+import { decodePathSegment, requestUrl } from './request-target.js';
 
 /** Request bodies above this are refused (a run configuration is a few hundred bytes). */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -86,8 +87,9 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
  * errors come back as {@link ApiError} with a status that matches their code.
  */
 export async function handleOperatorApi(server: CoordinatorServer, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
-  const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
+  let path = '/api';
   try {
+    path = requestUrl(req).pathname.replace(/\/+$/, '');
     const allowed = server.operatorAllowed(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]?.trim());
     if (allowed === 'disabled') {
       return sendError(res, 404, ErrorCode.NotFound, 'the operator API is off in this mode; start the coordinator with: ftl-coordinator serve');
@@ -102,7 +104,7 @@ export async function handleOperatorApi(server: CoordinatorServer, req: Incoming
       if (matches.length > 0) return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${matches.map((r) => r.method).join(' or ')}`);
       return sendError(res, 404, ErrorCode.NotFound, `no API route ${req.method} ${path} (see docs/api.md)`);
     }
-    const reply = await route.handler(server, route.m!.slice(1).map(decodeURIComponent), req);
+    const reply = await route.handler(server, route.m!.slice(1).map(decodePathSegment), req);
     log.info('api', { method: req.method, path, status: reply.status });
     if ('stream' in reply) {
       res.writeHead(200, { 'content-type': 'application/gzip', 'content-disposition': `attachment; filename="${reply.stream.fileName}"` });
