@@ -65,7 +65,7 @@ export { FORBIDDEN_MAP_KEYS, MAX_MESSAGEPACK_DEPTH, scanMessagePack } from './co
 export * from './protocol/messages.js';
 export type { ClientToServerEvents, ServerToClientEvents } from './protocol/events.js';
 export {
-  parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
+  checkSiteName, parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
   parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd, parseGoodbye,
   parseWelcome, rejectionFor,
 } from './protocol/parse.js';

@@ -19,7 +19,11 @@ export interface Envelope {
 /** Sent by the client in the socket.io handshake (`auth`). */
 export interface HandshakeAuth {
   protocol: number;
-  /** The client's stable name; a second connection with the same name replaces the first. */
+  /**
+   * The client's stable name; a second connection with the same name replaces the first. 1–128 letters,
+   * digits, `.`, `_` or `-`, starting with a letter or digit, and not `constructor` or `prototype`
+   * (`checkSiteName`).
+   */
   name: string;
   /** The secret the operator issued for this name (required when the coordinator runs with auth). */
   token?: string;
@@ -161,23 +165,29 @@ export interface Ready {
 
 /** Training metrics a client reports with its update. */
 export interface FitMetrics {
+  /** Finite and ≥ 0. */
   loss: number;
+  /** In [0, 1]. */
   accuracy: number;
+  /** Finite and ≥ 0. */
   seconds: number;
 }
 
 /** Client → server: the locally trained head. */
 export interface FitResult extends Envelope {
   weights: EncodedWeights;
-  /** Training samples behind the update: its weight in FedAvg. */
+  /** Training samples behind the update: its weight in FedAvg. A positive integer. */
   numExamples: number;
   metrics: FitMetrics;
 }
 
 /** Client → server: metrics of the global head on the client's validation split. */
 export interface EvaluateResult extends Envelope {
+  /** Validation samples behind the metrics: a positive integer. */
   numExamples: number;
+  /** Finite and ≥ 0. */
   loss: number;
+  /** In [0, 1]. */
   accuracy: number;
 }
 
@@ -204,6 +214,17 @@ export type RejectReason =
   | 'bad-statistics'
   /** The connection sent more messages than its budget allows; repeated, it is closed. */
   | 'rate-limited';
+
+/**
+ * Every {@link RejectReason}, for validators that must check a reason at run time (`parseAck`). The
+ * type below fails to compile when a reason is added to the union but not here.
+ */
+export const REJECT_REASONS = [
+  'malformed', 'protocol-mismatch', 'unknown-run', 'stale-round', 'stale-model', 'not-selected', 'duplicate',
+  'round-closed', 'wrong-shape', 'non-finite', 'bad-sample-count', 'bad-statistics', 'rate-limited',
+] as const satisfies readonly RejectReason[];
+const everyRejectReasonListed: Exclude<RejectReason, (typeof REJECT_REASONS)[number]> extends never ? true : never = true;
+void everyRejectReasonListed;
 
 /** The coordinator's answer to every update: accepted, or rejected with a reason. */
 export type Ack = { accepted: true } | Rejection;

@@ -1,7 +1,22 @@
 import { describe, expect, test } from 'vitest';
-import { FtlError } from '../errors.js';
-import { PROTOCOL_VERSION } from './messages.js';
-import { parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parseReady, parseWelcome, rejectionFor } from './parse.js';
+import { ErrorCode, FtlError } from '../errors.js';
+import { expectFtlError } from '../expect-ftl-error.js';
+import { PROTOCOL_VERSION, REJECT_REASONS } from './messages.js';
+import {
+  checkSiteName, parseAck, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,
+  parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseWelcome, rejectionFor,
+} from './parse.js';
+
+/** The rejection a coordinator would send for what `fn` throws. */
+function rejected(fn: () => unknown): { reason: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    const { reason, message } = rejectionFor(err);
+    return { reason, message };
+  }
+  throw new Error('expected a refusal');
+}
 
 const good = () => ({
   protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
@@ -21,12 +36,23 @@ describe('fit-result validation', () => {
     ['weights as base64 text', (m) => (m.weights.data = 'AAAAAAAAAAA='), /fit-result.weights.data must be binary data/],
     ['a float16 tensor', (m) => (m.weights.specs[0].dtype = 'float16'), /dtype must be "float32"/],
     ['a negative dimension', (m) => (m.weights.specs[0].shape = [-2]), /shape\[0\] must be an integer ≥ 0/],
-    ['zero samples', (m) => (m.numExamples = 0), /numExamples must be an integer ≥ 1 \(got number 0\)/],
-    ['a NaN loss', (m) => (m.metrics.loss = NaN), /metrics.loss must be a finite number/],
+    ['a NaN loss', (m) => (m.metrics.loss = NaN), /metrics.loss must be a finite number ≥ 0 \(got number NaN\)/],
+    ['a negative loss', (m) => (m.metrics.loss = -1e9), /metrics.loss must be a finite number ≥ 0 \(got number -1000000000\)/],
+    ['an accuracy of 7', (m) => (m.metrics.accuracy = 7), /metrics.accuracy must be a number in \[0, 1\] \(got number 7\)/],
+    ['a negative accuracy', (m) => (m.metrics.accuracy = -3), /metrics.accuracy must be a number in \[0, 1\]/],
+    ['negative seconds', (m) => (m.metrics.seconds = -1), /metrics.seconds must be a finite number ≥ 0/],
+    ['a sample count as text', (m) => (m.numExamples = '120'), /numExamples must be a positive integer \(got "120"\)/],
   ])('rejects %s', (_, mutate, message) => {
     const m = good();
     mutate(m);
     expect(() => parseFitResult(m)).toThrow(message);
+  });
+
+  test.each([[0], [-5], [1.5], [NaN], [Infinity], [2 ** 53]])('a sample count of %d is refused as bad-sample-count, not malformed', (n) => {
+    const m = { ...good(), numExamples: n };
+    expect(rejected(() => parseFitResult(m))).toEqual({
+      reason: 'bad-sample-count', message: `fit-result.numExamples must be a positive integer (got number ${n}); report the number of samples used`,
+    });
   });
 
   test('rejects a message that is not an object', () => {
@@ -50,11 +76,22 @@ describe('fit-result validation', () => {
 
 describe('handshake and welcome', () => {
   test.each([
-    [{ protocol: PROTOCOL_VERSION }, /auth.name must be a non-empty string/],
-    [{ protocol: PROTOCOL_VERSION, name: 'a b' }, /auth.name must be letters, digits/],
+    [{ protocol: PROTOCOL_VERSION }, /auth.name must be 1–128 letters, digits, ".", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got undefined\)/],
+    [{ protocol: PROTOCOL_VERSION, name: 'a b' }, /auth.name must be 1–128 letters, digits/],
     [{ name: 'a' }, /auth.protocol is undefined/],
   ])('rejects handshake %j', (auth, message) => {
     expect(() => parseHandshakeAuth(auth)).toThrow(message);
+  });
+
+  test.each(['.', '..', '__proto__', 'constructor', 'prototype', '-rf', '_site', '.hidden', 'a/b', '', 'x'.repeat(129), 'é'])(
+    'refuses the site name %j, in the handshake and wherever else a name comes from', (name) => {
+      expectFtlError(() => parseHandshakeAuth({ protocol: PROTOCOL_VERSION, name }), ErrorCode.InvalidMessage, /^auth.name must be 1–128 letters/);
+      expectFtlError(() => checkSiteName(name), ErrorCode.InvalidMessage, /^site name must be 1–128 letters, digits, "\.", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got /);
+    });
+
+  test.each(['site-1', 'H.Example_2', '0', 'x'.repeat(128), 'Constructor'])('accepts the site name %j', (name) => {
+    expect(checkSiteName(name)).toBe(name);
+    expect(parseHandshakeAuth({ protocol: PROTOCOL_VERSION, name }).name).toBe(name);
   });
 
   test('rejects a welcome whose digest is not hex SHA-256', () => {
@@ -92,7 +129,7 @@ describe('goodbye validation', () => {
     for (const reason of ['replaced', 'revoked', 'shutdown'] as const) {
       expect(parseGoodbye({ protocol: PROTOCOL_VERSION, reason, message: 'm' })).toEqual({ protocol: PROTOCOL_VERSION, reason, message: 'm' });
     }
-    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(/goodbye.reason must be replaced, revoked or shutdown/);
+    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(/goodbye.reason must be replaced, revoked, shutdown or misbehaving/);
     expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'revoked' })).toThrow(/goodbye.message/);
   });
 });
@@ -137,11 +174,29 @@ describe('welcome augmentation settings', () => {
 describe('federated normalisation messages', () => {
   const ready = (stats: unknown) => ({ protocol: PROTOCOL_VERSION, runId: 'r', numTrain: 10, numVal: 2, stats });
   test('ready carries per-channel statistics, checked for shape and finiteness', () => {
-    const stats = { count: 4, sum: [1, 2], sumSquares: [1, 3], min: [0, 0], max: [1, 1] };
+    const stats = { count: 4, sum: [1, 2], sumSquares: [1, 1.5], min: [0, 0], max: [1, 1] };
     expect(parseReady(ready(stats)).stats).toEqual(stats);
     expect(() => parseReady(ready({ ...stats, sumSquares: [1] }))).toThrow(/ready.stats.sumSquares must be 2 values, one per channel/);
     expect(() => parseReady(ready({ ...stats, sum: [NaN, 1] }))).toThrow(/ready.stats.sum\[0\] must be a finite number/);
   });
+  test.each<[string, Record<string, unknown>, RegExp]>([
+    ['min above max', { min: [0, 2] }, /ready.stats are inconsistent: channel 1 has min 2 > max 1/],
+    ['a negative variance', { sumSquares: [0.1, 1.5] }, /channel 0 has sumSquares 0.1 < sum²\/count 0.25 \(a negative variance\)/],
+    ['too much energy for the range', { sumSquares: [1, 4.5] }, /channel 1 has sumSquares 4.5 > count·max\(min², max²\) 4/],
+    ['a mean outside [min, max]', { sum: [1, 60], sumSquares: [1, 900], max: [1, 10] }, /channel 1 has mean 15 outside \[min 0, max 10\]/],
+    ['sums of 1e300 (finite)', { sum: [1e300, 2], sumSquares: [1e300, 1.5], max: [1e300, 1] }, /channel 0 has sumSquares 1e\+300 < sum²\/count Infinity/],
+  ])('ready statistics with %s are refused as bad-statistics', (_, change, message) => {
+    const stats = { count: 4, sum: [1, 2], sumSquares: [1, 1.5], min: [0, 0], max: [1, 1], ...change };
+    const r = rejected(() => parseReady(ready(stats)));
+    expect(r.reason).toBe('bad-statistics');
+    expect(r.message).toMatch(message);
+  });
+
+  test('a ready statistics count must be a positive integer', () => {
+    const stats = { count: 0, sum: [0], sumSquares: [0], min: [0], max: [0] };
+    expect(() => parseReady(ready(stats))).toThrow(/ready.stats.count must be an integer ≥ 1 \(got number 0\)/);
+  });
+
   test('instructions carry the normalisation; a non-positive scale is refused', () => {
     const fit = {
       protocol: PROTOCOL_VERSION, runId: 'r', round: 1, modelVersion: 0,
@@ -152,5 +207,51 @@ describe('federated normalisation messages', () => {
     expect(parseFitInstruction({ ...fit, normalization }).normalization).toEqual(normalization);
     expect(parseFitInstruction(fit).normalization).toBeUndefined();
     expect(() => parseFitInstruction({ ...fit, normalization: { ...normalization, scale: [0] } })).toThrow(/fit.normalization.scale\[0\] must be a number > 0/);
+  });
+});
+
+describe('evaluation and personalisation results', () => {
+  const evaluation = () => ({ protocol: PROTOCOL_VERSION, runId: 'r', round: 1, modelVersion: 1, numExamples: 20, loss: 0.4, accuracy: 0.8 });
+  const personal = () => ({
+    protocol: PROTOCOL_VERSION, runId: 'r', round: 3, modelVersion: 3, numExamples: 20,
+    globalLoss: 0.4, globalAccuracy: 0.8, personalLoss: 0.3, personalAccuracy: 0.85,
+  });
+
+  test('accept metrics in range', () => {
+    expect(parseEvaluateResult(evaluation()).accuracy).toBe(0.8);
+    expect(parseEvaluateResult({ ...evaluation(), loss: 0, accuracy: 1 }).accuracy).toBe(1);
+    expect(parsePersonalizeResult(personal()).personalAccuracy).toBe(0.85);
+  });
+
+  test.each<[string, Record<string, unknown>, RegExp]>([
+    ['an accuracy of 7', { accuracy: 7 }, /^evaluate-result.accuracy must be a number in \[0, 1\] \(got number 7\)$/],
+    ['an accuracy of -3', { accuracy: -3 }, /^evaluate-result.accuracy must be a number in \[0, 1\]/],
+    ['a NaN accuracy', { accuracy: NaN }, /^evaluate-result.accuracy must be a number in \[0, 1\]/],
+    ['a loss of -1e9', { loss: -1e9 }, /^evaluate-result.loss must be a finite number ≥ 0/],
+    ['an infinite loss', { loss: Infinity }, /^evaluate-result.loss must be a finite number ≥ 0/],
+  ])('an evaluation with %s is refused', (_, change, message) => {
+    expectFtlError(() => parseEvaluateResult({ ...evaluation(), ...change }), ErrorCode.InvalidMessage, message);
+  });
+
+  test.each([[0], [-1], [0.5], [1e300]])('evaluation and personalisation sample counts of %d are bad-sample-count', (n) => {
+    expect(rejected(() => parseEvaluateResult({ ...evaluation(), numExamples: n })).reason).toBe('bad-sample-count');
+    expect(rejected(() => parsePersonalizeResult({ ...personal(), numExamples: n })).reason).toBe('bad-sample-count');
+  });
+
+  test.each([['globalAccuracy', 1.5], ['personalAccuracy', -0.1], ['globalLoss', -1], ['personalLoss', NaN]])('a personalisation %s of %d is refused', (field, value) => {
+    expectFtlError(() => parsePersonalizeResult({ ...personal(), [field]: value }), ErrorCode.InvalidMessage, new RegExp(`^personalize-result.${field} must be`));
+  });
+});
+
+describe('acknowledgements', () => {
+  test('every reject reason of the protocol is accepted, and kept', () => {
+    for (const reason of REJECT_REASONS) {
+      expect(parseAck({ accepted: false, reason, message: 'm' })).toEqual({ accepted: false, reason, message: 'm' });
+    }
+    expect(parseAck({ accepted: true })).toEqual({ accepted: true });
+  });
+
+  test.each([['bored'], ['__proto__'], [3], [undefined]])('a reason outside the union (%j) is refused, not cast', (reason) => {
+    expectFtlError(() => parseAck({ accepted: false, reason, message: 'm' }), ErrorCode.InvalidMessage, /^ack.reason must be one of malformed, protocol-mismatch, .*rate-limited \(got /);
   });
 });

@@ -1,8 +1,9 @@
 import type { EncodedWeights, WeightSpec } from '../codec/weights.js';
+import { statsInconsistency } from '../data/federated-stats.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import type { HeadConfig } from '../model/head.js';
 import {
-  PROTOCOL_VERSION, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
+  PROTOCOL_VERSION, REJECT_REASONS, type Ack, type BackboneInfo, type ClientFailure, type Envelope, type EvaluateInstruction,
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
   type Welcome, type Goodbye, type AugmentConfig, type ChannelStats, type Normalization,
@@ -15,6 +16,7 @@ type Obj = Record<string, unknown>;
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
   if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
@@ -71,6 +73,27 @@ function array(v: unknown, path: string, max: number): unknown[] {
   return v;
 }
 
+/**
+ * A count of samples a site claims: a positive safe integer. Any other number is a `bad-sample-count`
+ * (FtlError SAMPLE_COUNT); anything that is not a number is malformed.
+ */
+function sampleCount(v: unknown, path: string): number {
+  if (typeof v !== 'number') fail(path, 'a positive integer', v);
+  if (!Number.isSafeInteger(v) || v < 1) {
+    throw new FtlError(ErrorCode.SampleCount, `${path} must be a positive integer (got ${describe(v)}); report the number of samples used`);
+  }
+  return v;
+}
+
+function lossValue(v: unknown, path: string): number {
+  return nonNegative(v, path);
+}
+
+function accuracyValue(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(path, 'a number in [0, 1]', v);
+  return v;
+}
+
 function protocol(o: Obj, path: string): number {
   const p = o['protocol'];
   if (p !== PROTOCOL_VERSION) {
@@ -107,12 +130,31 @@ export function parseEncodedWeights(v: unknown, path = 'weights'): EncodedWeight
   return { specs, data: bytes(o['data'], `${path}.data`) };
 }
 
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+// Names that are object machinery: a registry keyed by site name must never meet them.
+const RESERVED_SITE_NAMES = new Set(['constructor', 'prototype']);
+
+/**
+ * Checks a site (client) name, wherever one comes from: the handshake, the operator's `clients add`, a
+ * token file. A name is 1–128 letters, digits, `.`, `_` or `-` and starts with a letter or digit, which
+ * also rules out `.`, `..` and `__proto__`; `constructor` and `prototype` are refused too.
+ *
+ * @throws FtlError(INVALID_MESSAGE) saying the rule.
+ * @example
+ * const name = checkSiteName(body.name, 'clients add name');
+ */
+export function checkSiteName(name: unknown, path = 'site name'): string {
+  if (typeof name !== 'string' || !SITE_NAME.test(name) || RESERVED_SITE_NAMES.has(name)) {
+    fail(path, '1–128 letters, digits, ".", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype"', name);
+  }
+  return name;
+}
+
 /** Validates the socket.io handshake's `auth`. */
 export function parseHandshakeAuth(v: unknown): HandshakeAuth {
   const o = obj(v, 'auth');
   protocol(o, 'auth');
-  const name = str(o['name'], 'auth.name', 128);
-  if (!/^[A-Za-z0-9._-]+$/.test(name)) fail('auth.name', 'letters, digits, ".", "_" or "-"', name);
+  const name = checkSiteName(o['name'], 'auth.name');
   const token = o['token'] === undefined ? undefined : str(o['token'], 'auth.token', 256);
   return { protocol: PROTOCOL_VERSION, name, ...(token ? { token } : {}) };
 }
@@ -126,7 +168,7 @@ export function parseReady(v: unknown): Ready {
   return {
     protocol: protocol(o, 'ready'),
     runId: str(o['runId'], 'ready.runId'),
-    numTrain: int(o['numTrain'], 'ready.numTrain', 1),
+    numTrain: sampleCount(o['numTrain'], 'ready.numTrain'),
     numVal: int(o['numVal'], 'ready.numVal'),
     ...(labels ? { labels } : {}),
     ...(o['stats'] === undefined ? {} : { stats: channelStats(o['stats'], 'ready.stats') }),
@@ -147,10 +189,14 @@ function channelStats(v: unknown, path: string): ChannelStats {
   const sum = numbers(o['sum'], `${path}.sum`);
   if (sum.length === 0) fail(`${path}.sum`, 'one value per channel', sum);
   const c = sum.length;
-  return {
-    count: int(o['count'], `${path}.count`), sum, sumSquares: numbers(o['sumSquares'], `${path}.sumSquares`, c),
+  const stats: ChannelStats = {
+    count: int(o['count'], `${path}.count`, 1), sum, sumSquares: numbers(o['sumSquares'], `${path}.sumSquares`, c),
     min: numbers(o['min'], `${path}.min`, c), max: numbers(o['max'], `${path}.max`, c),
   };
+  // Well-formed but impossible statistics are a `bad-statistics` refusal (FtlError DATASET), not `malformed`.
+  const why = statsInconsistency(stats);
+  if (why) throw new FtlError(ErrorCode.Dataset, `${path} are inconsistent: ${why}; send the statistics channelStats computes`);
+  return stats;
 }
 
 function normalization(v: unknown, path: string): Normalization {
@@ -169,7 +215,11 @@ const withNormalization = (o: Record<string, unknown>, path: string): { normaliz
 
 function fitMetrics(v: unknown, path: string): FitMetrics {
   const o = obj(v, path);
-  return { loss: finite(o['loss'], `${path}.loss`), accuracy: finite(o['accuracy'], `${path}.accuracy`), seconds: finite(o['seconds'], `${path}.seconds`) };
+  return {
+    loss: lossValue(o['loss'], `${path}.loss`),
+    accuracy: accuracyValue(o['accuracy'], `${path}.accuracy`),
+    seconds: nonNegative(o['seconds'], `${path}.seconds`),
+  };
 }
 
 /** Validates a `fit-result` message (structure only; the coordinator then checks it against the round). */
@@ -178,7 +228,7 @@ export function parseFitResult(v: unknown): FitResult {
   return {
     ...envelope(o, 'fit-result'),
     weights: parseEncodedWeights(o['weights'], 'fit-result.weights'),
-    numExamples: int(o['numExamples'], 'fit-result.numExamples', 1),
+    numExamples: sampleCount(o['numExamples'], 'fit-result.numExamples'),
     metrics: fitMetrics(o['metrics'], 'fit-result.metrics'),
   };
 }
@@ -188,9 +238,9 @@ export function parseEvaluateResult(v: unknown): EvaluateResult {
   const o = obj(v, 'evaluate-result');
   return {
     ...envelope(o, 'evaluate-result'),
-    numExamples: int(o['numExamples'], 'evaluate-result.numExamples', 1),
-    loss: finite(o['loss'], 'evaluate-result.loss'),
-    accuracy: finite(o['accuracy'], 'evaluate-result.accuracy'),
+    numExamples: sampleCount(o['numExamples'], 'evaluate-result.numExamples'),
+    loss: lossValue(o['loss'], 'evaluate-result.loss'),
+    accuracy: accuracyValue(o['accuracy'], 'evaluate-result.accuracy'),
   };
 }
 
@@ -303,11 +353,11 @@ export function parsePersonalizeResult(v: unknown): PersonalizeResult {
   const p = 'personalize-result';
   return {
     ...envelope(o, p),
-    numExamples: int(o['numExamples'], `${p}.numExamples`, 1),
-    globalLoss: finite(o['globalLoss'], `${p}.globalLoss`),
-    globalAccuracy: finite(o['globalAccuracy'], `${p}.globalAccuracy`),
-    personalLoss: finite(o['personalLoss'], `${p}.personalLoss`),
-    personalAccuracy: finite(o['personalAccuracy'], `${p}.personalAccuracy`),
+    numExamples: sampleCount(o['numExamples'], `${p}.numExamples`),
+    globalLoss: lossValue(o['globalLoss'], `${p}.globalLoss`),
+    globalAccuracy: accuracyValue(o['globalAccuracy'], `${p}.globalAccuracy`),
+    personalLoss: lossValue(o['personalLoss'], `${p}.personalLoss`),
+    personalAccuracy: accuracyValue(o['personalAccuracy'], `${p}.personalAccuracy`),
   };
 }
 
@@ -335,10 +385,17 @@ export function parseAck(v: unknown): Ack {
   const o = obj(v, 'ack');
   if (o['accepted'] === true) return { accepted: true };
   if (o['accepted'] !== false) fail('ack.accepted', 'a boolean', o['accepted']);
-  return { accepted: false, reason: str(o['reason'], 'ack.reason', 64) as RejectReason, message: str(o['message'], 'ack.message', 2000) };
+  const reason = o['reason'];
+  if (!(REJECT_REASONS as readonly unknown[]).includes(reason)) fail('ack.reason', `one of ${REJECT_REASONS.join(', ')}`, reason);
+  return { accepted: false, reason: reason as RejectReason, message: str(o['message'], 'ack.message', 2000) };
 }
 
-/** Builds a rejection from an error thrown by a validator. */
+/**
+ * Builds a rejection from an error thrown by a validator or a check on a message, by its code:
+ * PROTOCOL_MISMATCH → `protocol-mismatch`, WEIGHTS_MISMATCH → `wrong-shape`, NON_FINITE_WEIGHTS →
+ * `non-finite`, SAMPLE_COUNT → `bad-sample-count`, DATASET (channel statistics) → `bad-statistics`,
+ * anything else → `malformed`.
+ */
 export function rejectionFor(err: unknown): Rejection {
   if (err instanceof FtlError) {
     const reason: RejectReason =
@@ -346,6 +403,7 @@ export function rejectionFor(err: unknown): Rejection {
       : err.code === ErrorCode.WeightsMismatch ? 'wrong-shape'
       : err.code === ErrorCode.NonFiniteWeights ? 'non-finite'
       : err.code === ErrorCode.SampleCount ? 'bad-sample-count'
+      : err.code === ErrorCode.Dataset ? 'bad-statistics'
       : 'malformed';
     return { accepted: false, reason, message: err.message };
   }
