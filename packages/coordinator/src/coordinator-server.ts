@@ -1,5 +1,5 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,16 +8,18 @@ import type { Readable } from 'node:stream';
 import { Server, type Socket } from 'socket.io';
 import { create as createTar } from 'tar';
 import {
-  createMsgpackParser, ErrorCode, FtlError, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type GoodbyeReason,
+  createMsgpackParser, ErrorCode, FtlError, headParameterCount, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type Ack, type GoodbyeReason,
   type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type HandshakeAuth, type HeadConfig, type Logger,
   type ServerToClientEvents, type ChannelStats, type Normalization,
 } from '@ftl/shared';
-import { loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';
+import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
+import { createHttpHandler } from './http-boundary.js';
 import { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
 import { applyRunConfig, type CoordinatorConfig } from './config.js';
 import { EXPORT_META_FILE } from './export-model.js';
 import { exportRunModel, FederatedRun, type RunHost, type RunProgress, type RunSummary } from './federated-run.js';
 import { handleOperatorApi } from './operator-api.js';
+import { DEFAULT_PEER_BUDGET, PeerBudget, type PeerBudgetOptions } from './peer-budget.js';
 import type { RoundRecord } from './round-table.js';
 import { parseRunConfig, type RunConfig } from './run-config.js';
 import type { RunStatus, Store, StoredRun } from './store/store.js';
@@ -28,7 +30,6 @@ type FtlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 interface ClientEntry {
   id: string;
   socket: FtlSocket;
-  connectedAt: string;
   ready?: { runId: string; numTrain: number; numVal: number; labels?: string[] };
   /** Channel statistics sent with `ready` (federated normalisation); never shown to the operator API. */
   stats?: ChannelStats;
@@ -42,6 +43,13 @@ export interface ServerOptions {
   exportRoot?: string;
   /** Largest socket.io message in bytes (default: twice the default run's head, plus 64 KiB). */
   maxMessageBytes?: number;
+  /** Each connection's message rate and refusals in a row (default {@link DEFAULT_PEER_BUDGET}). */
+  peerBudget?: PeerBudgetOptions;
+  /**
+   * Accept clients without tokens on a non-loopback address. Without it, a server that does not require
+   * auth listens only on loopback; with it, anyone who reaches the port may join and take a site's name.
+   */
+  insecureOpen?: boolean;
 }
 
 /** A client as the operator sees it: registration (with a store) and live connection state. */
@@ -70,6 +78,11 @@ export interface RunView {
 }
 
 const FINAL: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
+
+/** Whether `host` is a loopback address (or name), reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** The federated normalisation a run fixed before its first round, if it uses one. */
 function storedNormalization(store: Store, runId: string): { normalization?: Normalization } {
@@ -111,15 +124,7 @@ export class CoordinatorServer implements RunHost {
   ) {
     if (options.operatorToken !== undefined) this.operatorTokenHash = hashClientToken(options.operatorToken);
     this.maxMessageBytes = options.maxMessageBytes ?? this.prepareRun(config).maxMessageBytes();
-    const handle = (req: IncomingMessage, res: ServerResponse) => {
-      if (serveBackbone(this.backbone, req, res)) return;
-      if (req.url?.startsWith('/api')) {
-        void handleOperatorApi(this, req, res, this.log);
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found\n');
-    };
+    const handle = createHttpHandler({ backbone, api: (req, res) => handleOperatorApi(this, req, res, this.log), log });
     this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
     this.io = new Server(this.http, {
       parser: createMsgpackParser(this.bytes),
@@ -128,6 +133,8 @@ export class CoordinatorServer implements RunHost {
       serveClient: false,
       pingInterval: 5000,
       pingTimeout: 10000,
+      // A transport that never completes the socket.io handshake is dropped after this, not after 45 s.
+      connectTimeout: 10000,
     });
     // Every refusal happens here, before `connection`: a refused client never receives a model byte.
     this.io.use((socket, next) => {
@@ -136,6 +143,8 @@ export class CoordinatorServer implements RunHost {
         e.data = { reason };
         this.log.warn('connection-refused', { reason, detail: message });
         next(e);
+        // The refusal is final: close the transport once it has carried the error, so a refused peer holds nothing open.
+        socket.conn.close();
       };
       let auth: HandshakeAuth;
       try {
@@ -150,6 +159,7 @@ export class CoordinatorServer implements RunHost {
         }
         this.store?.touchClient(auth.name);
       }
+      (socket.data as { name: string }).name = auth.name;
       next();
     });
     this.io.on('connection', (socket) => this.onConnection(socket));
@@ -160,7 +170,20 @@ export class CoordinatorServer implements RunHost {
     if (config.requireAuth && !store) {
       throw new FtlError(ErrorCode.InvalidConfig, 'client auth checks tokens in the database: give --db too');
     }
-    if (!config.requireAuth) log.warn('auth-disabled', { detail: 'any client may join; use --require-auth with tokens from "clients add"' });
+    if (!config.requireAuth && !isLoopback(config.host)) {
+      if (!options.insecureOpen) {
+        throw new FtlError(
+          ErrorCode.InvalidConfig,
+          `clients without tokens are accepted only on a loopback address, not on --host ${config.host}; register sites with ` +
+            '"clients add" and give --require-auth, or pass --insecure-open to let anyone who reaches the port join',
+        );
+      }
+      log.warn('auth-disabled-on-network', {
+        host: config.host, detail: 'INSECURE: anyone who reaches this port may join as any site and replace it (--insecure-open)',
+      });
+    } else if (!config.requireAuth) {
+      log.warn('auth-disabled', { detail: 'any local client may join; use --require-auth with tokens from "clients add"' });
+    }
     const backbone = await loadServedBackbone(config.backboneDir, config.featureLayer);
     log.info('backbone', { dir: config.backboneDir, sha256: backbone.sha256, featureLayer: backbone.featureLayer });
     return new CoordinatorServer(config, backbone, log, store, options);
@@ -183,6 +206,11 @@ export class CoordinatorServer implements RunHost {
 
   readyClients(runId: string): string[] {
     return [...this.clients.values()].filter((c) => c.ready?.runId === runId).map((c) => c.id).sort();
+  }
+
+  declaredCounts(runId: string, clientId: string): { numTrain: number; numVal: number } | undefined {
+    const ready = this.clients.get(clientId)?.ready;
+    return ready?.runId === runId ? { numTrain: ready.numTrain, numVal: ready.numVal } : undefined;
   }
 
   readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }> {
@@ -222,7 +250,17 @@ export class CoordinatorServer implements RunHost {
 
   /** Builds a run on this server's backbone (validating what only the model can check: head layers, size). */
   prepareRun(config: CoordinatorConfig): FederatedRun {
-    const run = new FederatedRun(config, this.backbone, this.headFor(config), this, this.log, this.store);
+    const head = this.headFor(config);
+    // Sized by arithmetic before any tensor exists: an absurd head is refused, never allocated.
+    const headBytes = headParameterCount(head) * 4 * 2 + 64 * 1024;
+    if (this.maxMessageBytes !== undefined && headBytes > this.maxMessageBytes) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `run ${config.runId}: its head's updates take ${headBytes} bytes, above this server's message limit of ${this.maxMessageBytes}; ` +
+          'use fewer hidden units, or restart serve with a larger --max-message-mb',
+      );
+    }
+    const run = new FederatedRun(config, this.backbone, head, this, this.log, this.store);
     if (this.maxMessageBytes !== undefined && run.maxMessageBytes() > this.maxMessageBytes) {
       throw new FtlError(
         ErrorCode.InvalidConfig,
@@ -383,8 +421,15 @@ export class CoordinatorServer implements RunHost {
     if (!store.getClient(name)) throw new FtlError(ErrorCode.NotFound, `no client "${name}"; list them with: ftl-coordinator clients list`);
     store.revokeClient(name);
     store.appendEvent(null, 'client-revoked', { client: name });
-    const socket = this.clients.get(name)?.socket;
-    if (socket) this.goodbye(socket, 'revoked', `the operator revoked client "${name}"; ask them for a new registration`);
+    // Every live socket under the name, not only the registry's entry: none may outlive its revocation.
+    for (const socket of this.socketsNamed(name)) {
+      this.goodbye(socket, 'revoked', `the operator revoked client "${name}"; ask them for a new registration`);
+    }
+  }
+
+  /** Every connected socket that authenticated as `name`. */
+  private socketsNamed(name: string): FtlSocket[] {
+    return [...this.io.sockets.sockets.values()].filter((s) => (s.data as { name?: string }).name === name);
   }
 
   /** Tells a client why its connection ends, then closes it. */
@@ -446,49 +491,82 @@ export class CoordinatorServer implements RunHost {
   }
 
   private onConnection(socket: FtlSocket): void {
-    const { name } = parseHandshakeAuth(socket.handshake.auth);
+    const name = (socket.data as { name: string }).name;
     const previous = this.clients.get(name);
     if (previous) {
       this.log.info('client-replaced', { client: name });
       this.goodbye(previous.socket, 'replaced', `a newer connection named "${name}" replaced this one; run each site under its own name`);
     }
-    const entry: ClientEntry = { id: name, socket, connectedAt: new Date().toISOString() };
+    const entry: ClientEntry = { id: name, socket };
     this.clients.set(name, entry);
     this.log.info('client-connected', { client: name, clients: this.clients.size });
     const run = this.active?.run;
     if (run) socket.emit('welcome', run.welcome(name));
 
-    const reply = (ack: unknown) => (typeof ack === 'function' ? (ack as (a: unknown) => void) : () => {});
-    socket.on('ready', (raw: unknown, ack: unknown) => {
-      try {
-        const ready = parseReady(raw);
-        const current = this.active?.run.runId;
-        if (ready.runId !== current) {
-          reply(ack)({ accepted: false, reason: 'unknown-run', message: current ? `run "${ready.runId}" is not the current run "${current}"` : 'no run is active' });
-          return;
+    const budget = new PeerBudget(this.options.peerBudget ?? DEFAULT_PEER_BUDGET);
+    /**
+     * The one boundary every message from a site passes: rate-limited, handled, answered. Nothing a peer
+     * sends can throw out of it; a peer that floods or keeps sending what is refused loses its connection,
+     * and only its own.
+     */
+    const guard = (event: string, handle: (raw: unknown) => Ack | undefined) => (raw: unknown, ack?: unknown) => {
+      const answer = typeof ack === 'function' ? (ack as (a: Ack) => void) : () => {};
+      let result: Ack | undefined;
+      if (!budget.take()) {
+        result = { accepted: false, reason: 'rate-limited', message: `too many messages; a site sends a few per round` };
+      } else {
+        try {
+          result = handle(raw);
+        } catch (err) {
+          result = rejectionFor(err);
+          this.log.warn('message-failed', { client: name, event, detail: (err as Error).message });
         }
-        const { labels } = ready;
-        entry.ready = { runId: ready.runId, numTrain: ready.numTrain, numVal: ready.numVal, ...(labels ? { labels } : {}) };
-        if (ready.stats) entry.stats = ready.stats;
-        else delete entry.stats;
-        this.log.info('client-ready', { client: name, train: ready.numTrain, val: ready.numVal, ready: this.readyClients(ready.runId).length });
-        reply(ack)({ accepted: true });
-        for (const listener of [...this.readyListeners]) listener();
-      } catch (err) {
-        reply(ack)(rejectionFor(err));
       }
-    });
+      if (result === undefined) return;
+      answer(result);
+      if (result.accepted) budget.accepted();
+      else if (budget.refused() && socket.connected) {
+        this.log.warn('client-misbehaving', { client: name, event, reason: result.reason });
+        this.goodbye(socket, 'misbehaving', `${event} messages kept being refused (last: ${result.reason}: ${result.message}); fix the site and reconnect`);
+      }
+    };
+    socket.on('ready', guard('ready', (raw) => this.onReady(entry, raw)));
     const closed = { accepted: false, reason: 'round-closed', message: 'no run is active' } as const;
-    socket.on('fit-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitFit(name, raw) ?? closed));
-    socket.on('evaluate-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitEvaluate(name, raw) ?? closed));
-    socket.on('personalize-result', (raw: unknown, ack: unknown) => reply(ack)(this.active?.run.submitPersonalize(name, raw) ?? closed));
-    socket.on('failure', (raw: unknown) => this.active?.run.clientFailed(name, raw));
+    socket.on('fit-result', guard('fit-result', (raw) => this.active?.run.submitFit(name, raw) ?? closed));
+    socket.on('evaluate-result', guard('evaluate-result', (raw) => this.active?.run.submitEvaluate(name, raw) ?? closed));
+    socket.on('personalize-result', guard('personalize-result', (raw) => this.active?.run.submitPersonalize(name, raw) ?? closed));
+    socket.on('failure', guard('failure', (raw) => {
+      this.active?.run.clientFailed(name, raw);
+      return undefined;
+    }));
     socket.on('disconnect', (reason) => {
       if (this.clients.get(name)?.socket !== socket) return; // replaced by a newer connection
       this.clients.delete(name);
       this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
       this.active?.run.clientLeft(name, `disconnected (${reason})`);
     });
+  }
+
+  /** A site reports ready for the active run, with its sample counts, labels and (normalised runs) statistics. */
+  private onReady(entry: ClientEntry, raw: unknown): Ack {
+    const ready = parseReady(raw);
+    const run = this.active?.run;
+    if (ready.runId !== run?.runId) {
+      return { accepted: false, reason: 'unknown-run', message: run ? `run "${ready.runId}" is not the current run "${run.runId}"` : 'no run is active' };
+    }
+    // Statistics that do not fit the run leave this site out of the normalisation, never the run out of its rounds.
+    const problem = ready.stats ? run.statisticsProblem(ready.stats) : undefined;
+    if (problem !== undefined) {
+      run.excludeStatistics(entry.id, problem);
+      return { accepted: false, reason: 'bad-statistics', message: problem };
+    }
+    const { labels } = ready;
+    entry.ready = { runId: ready.runId, numTrain: ready.numTrain, numVal: ready.numVal, ...(labels ? { labels } : {}) };
+    if (ready.stats) entry.stats = ready.stats;
+    else delete entry.stats;
+    this.log.info('client-ready', { client: entry.id, train: ready.numTrain, val: ready.numVal, ready: this.readyClients(ready.runId).length });
+    for (const listener of [...this.readyListeners]) listener();
+    return { accepted: true };
   }
 
   /** Waits (bounded) for clients to leave, so closing right after `run-end` does not cut it off. */

@@ -1,7 +1,8 @@
+import { rm } from 'node:fs/promises';
 import {
   backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
-  rejectionFor, specsSize, assertSameSpecs, combineStats,
+  rejectionFor, specsSize, assertSameSpecs, combineStats, checkChannelStats,
   type Ack, type ChannelStats, type Normalization, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type LayersFeatureExtractor, type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy,
   type WeightSpec, type Weights, type Welcome,
@@ -9,7 +10,9 @@ import {
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
 import { toRunConfig, type CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
+import { stagingDir, swapInExport } from './export-swap.js';
 import { RoundCollector } from './round-collector.js';
+import { capCounts, DEFAULT_TRUST, screenUpdates } from './update-screen.js';
 import type { RoundRecord } from './round-table.js';
 import type { Store } from './store/store.js';
 
@@ -28,19 +31,26 @@ export async function exportRunModel(o: {
   modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
   /** The run's federated input normalisation: a layers export applies it itself, a graph export records it. */
   normalization?: Normalization;
-}): Promise<string> {
+}): Promise<{ digest: string; outcome: 'replaced' | 'kept' }> {
   const { config } = o;
   const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
+  // Written beside the target and renamed into place: a crash never leaves half a model in `dir`, and a
+  // more trained export of the same run already there is kept.
+  const staging = stagingDir(o.dir);
   const { digest } = await exportGlobalModel({
-    backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: o.dir, localLayers: config.localLayers,
+    backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: staging, localLayers: config.localLayers,
     ...(o.normalization ? { inputNormalization: o.normalization } : {}),
     meta: {
       runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
       localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
       ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
     },
+  }).catch(async (err: unknown) => {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
   });
-  return digest;
+  const outcome = await swapInExport(staging, o.dir, { runId: config.runId, modelVersion: o.modelVersion });
+  return { digest, outcome };
 }
 
 /** What a run needs from the server that hosts it: the connected clients and a way to reach them. */
@@ -57,6 +67,8 @@ export interface RunHost {
   readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }>;
   /** Calls `listener` whenever a client becomes ready; returns the unsubscribe function. */
   onClientReady(listener: () => void): () => void;
+  /** The sample counts a ready client of `runId` declared: what its updates and evaluations may claim at most. */
+  declaredCounts(runId: string, clientId: string): { numTrain: number; numVal: number } | undefined;
 }
 
 /** One client's post-training personalization report. */
@@ -105,6 +117,16 @@ interface AcceptedUpdate {
   loss: number;
 }
 
+/** How one round ended: recorded (to commit), or cut short by a shutdown (nothing to commit). */
+type RoundOutcome =
+  | { interrupted: true }
+  | {
+      interrupted?: false; record: RoundRecord; participants: string[];
+      /** The median of the sites' validation losses: what early stopping decides on. */
+      medianValLoss: number;
+      rejected: Array<{ clientId: string; reason: string; message: string }>;
+    };
+
 /**
  * One federated run: waits for clients, trains rounds with its strategy, evaluates each new global head
  * on the clients, checkpoints every round in the store and exports the global model. It owns no sockets:
@@ -115,8 +137,9 @@ export class FederatedRun {
   private fitRound?: RoundCollector<FitResult & { decoded: AcceptedUpdate }>;
   private evalRound?: RoundCollector<EvaluateResult>;
   private personalizeRound?: RoundCollector<PersonalizeResult>;
-  private aggregator?: RoundAggregator;
   private readonly strategy: Strategy;
+  /** The last round's median distance of updates from the global model: the reference of a round with one update. */
+  private moveReference?: number;
   private global: Weights;
   private modelVersion = 0;
   private stopRequest?: 'stop' | 'pause' | 'interrupt';
@@ -177,6 +200,19 @@ export class FederatedRun {
     this.strategy = createStrategy(config.strategy, {
       fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
     });
+    const needed = this.strategy.minUpdates;
+    if (config.minClients < needed) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `strategy ${this.strategy.name} needs at least ${needed} updates in a round to aggregate, but minClients is ${config.minClients}, ` +
+          `so a round could start with too few; raise minClients to ${needed} or more, or lower the strategy's f`,
+      );
+    }
+  }
+
+  /** The run's trust policy (defaults unless the config sets one). */
+  private get trust() {
+    return this.config.trust ?? DEFAULT_TRUST;
   }
 
   get runId(): string {
@@ -214,6 +250,8 @@ export class FederatedRun {
     const before = this.global.specs;
     this.global = carryOver(this.global, fresh);
     this.strategy.restore(remapStrategyState(this.strategy.state(), before, fresh.specs));
+    // Distances over another set of tensors are not comparable with the last round's.
+    this.moveReference = undefined;
     const layers = backboneLayersOf(fresh.specs);
     this.log.info('unfreeze', { round, layers: layers.join(','), values: this.global.values.length });
     this.store?.appendEvent(this.config.runId, 'unfreeze', { round, layers, values: this.global.values.length });
@@ -260,7 +298,10 @@ export class FederatedRun {
 
   /** A client's evaluation of the current global head. */
   submitEvaluate(clientId: string, raw: unknown): Ack {
-    const answer = this.answer(clientId, raw, this.evalRound, parseEvaluateResult, (msg) => msg);
+    const answer = this.answer(clientId, raw, this.evalRound, parseEvaluateResult, (msg) => {
+      this.checkClaim(clientId, msg.numExamples, 'numVal');
+      return msg;
+    });
     if (!answer.accepted) this.log.warn('evaluation-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
     return answer;
   }
@@ -309,6 +350,11 @@ export class FederatedRun {
     for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.close();
   }
 
+  /** Whether a shutdown asked the run to stop now (checked after each awaited phase). */
+  private interrupted(): boolean {
+    return this.stopRequest === 'interrupt';
+  }
+
   /**
    * Validates a submission and hands it to the open round, which checks it against the round and keeps
    * it; every failure becomes a rejection recorded in that round. Never acknowledges before checking.
@@ -329,7 +375,18 @@ export class FederatedRun {
     }
   }
 
-  /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness. */
+  /** A sample count a site claims may not exceed what it declared at `ready` (nor the run's cap). */
+  private checkClaim(clientId: string, claimed: number, field: 'numTrain' | 'numVal'): void {
+    const declared = this.host.declaredCounts(this.config.runId, clientId)?.[field];
+    if (declared !== undefined && claimed > declared) {
+      throw new FtlError(
+        ErrorCode.SampleCount,
+        `numExamples ${claimed} is more than the ${declared} ${field === 'numTrain' ? 'training' : 'validation'} samples this site declared at ready`,
+      );
+    }
+  }
+
+  /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness, claims. */
   private checkUpdate(clientId: string, msg: FitResult): AcceptedUpdate {
     const weights = decodeWeights(msg.weights);
     assertSameSpecs(weights.specs, this.global.specs);
@@ -341,10 +398,30 @@ export class FederatedRun {
     if (msg.numExamples > cap) {
       throw new FtlError(ErrorCode.SampleCount, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
     }
-    const update = { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
-    // Streaming: the strategy folds the update in now, so a round holds one model, not one per client.
-    this.aggregator?.add({ clientId, ...update });
-    return update;
+    this.checkClaim(clientId, msg.numExamples, 'numTrain');
+    // Kept until the round closes: the trust policy compares each update with the round's others.
+    return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
+  }
+
+  /**
+   * Why a site's `ready` statistics cannot join this run's normalisation (another number of values than
+   * the backbone's input has per channel or per value, or values that contradict each other), or undefined.
+   */
+  statisticsProblem(stats: ChannelStats): string | undefined {
+    if (this.config.normalization === 'none') return undefined;
+    const [h, w, c] = this.backbone.inputShape;
+    const values = this.config.normalizationScope === 'feature' ? h * w * c : c;
+    try {
+      checkChannelStats(stats, { values });
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  /** Records that a site's statistics were left out of the normalisation (it may send better ones). */
+  excludeStatistics(clientId: string, message: string): void {
+    this.recordExclusion('statistics-excluded', this.current.round, { clientId, reason: 'bad-statistics', message }, this.log);
   }
 
   /** The normalisation every instruction carries, when the run normalises its inputs. */
@@ -417,22 +494,25 @@ export class FederatedRun {
     const records = this.resume();
     let reason: RunOutcome = 'completed';
     let personalization: PersonalizationRecord[] | undefined;
-    // Best round by federated validation loss (early stopping). Not persisted: after a restart it is
-    // tracked again from the resumed rounds on.
+    // Best round by the median of the sites' validation losses (early stopping), so no one site decides
+    // which head is exported. Not persisted: after a restart it is tracked again from the resumed rounds on.
     let best: { round: number; loss: number; weights: Weights } | undefined;
     try {
       await this.waitForClients();
       this.fixNormalization();
-      for (let round = records.length + 1, attempt = 1; round <= rounds && !this.stopRequest; round++) {
+      let attempt = 1;
+      let round = records.length + 1;
+      while (round <= rounds && !this.stopRequest) {
         this.enterRound(round);
-        const { record, participants, rejected } = await this.runRound(round);
+        const outcome = await this.runRound(round);
+        if (outcome.interrupted) break;
+        const { record, participants, rejected, medianValLoss } = outcome;
         if (record.status === 'no-quorum' && attempt <= this.config.quorumRetries) {
           // The global model is unchanged; try the same round again with whoever is ready then.
           this.store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: this.config.minFitClients });
           this.log.warn('round-retry', { round, attempt, of: this.config.quorumRetries });
           onRound?.(record);
           attempt++;
-          round--;
           continue;
         }
         attempt = 1;
@@ -453,8 +533,8 @@ export class FederatedRun {
         records.push(record);
         onRound?.(record);
         if (this.config.patience > 0) {
-          if (Number.isFinite(record.valLoss) && (best === undefined || record.valLoss < best.loss)) {
-            best = { round, loss: record.valLoss, weights: { specs: this.global.specs, values: this.global.values.slice() } };
+          if (Number.isFinite(medianValLoss) && (best === undefined || medianValLoss < best.loss)) {
+            best = { round, loss: medianValLoss, weights: { specs: this.global.specs, values: this.global.values.slice() } };
           }
           if (best && round - best.round >= this.config.patience) {
             this.log.info('early-stop', { round, bestRound: best.round, bestValLoss: best.loss.toFixed(4) });
@@ -462,6 +542,7 @@ export class FederatedRun {
             break;
           }
         }
+        round++;
       }
       if ((this.stopRequest === 'pause' || this.stopRequest === 'interrupt') && records.length < rounds) {
         this.current = { ...this.current, phase: 'idle' };
@@ -481,14 +562,16 @@ export class FederatedRun {
       this.store?.setRunStatus(runId, 'failed');
       this.store?.appendEvent(runId, 'run-failed', { message: (err as Error).message });
       this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason: 'failed', message: (err as Error).message });
+      // A failed run still leaves its last good global model where the operator expects it.
+      if (this.config.exportDir) {
+        await this.exportTo(this.config.exportDir, records, best?.round).catch((e: unknown) =>
+          this.log.error('export-failed', { dir: this.config.exportDir, detail: (e as Error).message }));
+      }
       throw err;
     }
     this.current = { ...this.current, phase: 'finishing' };
     let exportDir: string | undefined;
-    if (this.config.exportDir) {
-      exportDir = this.config.exportDir;
-      await this.exportTo(exportDir, records, best?.round);
-    }
+    if (this.config.exportDir && (await this.exportTo(this.config.exportDir, records, best?.round))) exportDir = this.config.exportDir;
     this.store?.setRunStatus(runId, reason);
     this.store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: this.modelVersion });
     this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
@@ -499,13 +582,23 @@ export class FederatedRun {
     };
   }
 
-  /** Writes the global model (backbone + head) as a TensorFlow.js folder with its description. */
-  private async exportTo(dir: string, records: RoundRecord[], bestRound?: number): Promise<void> {
-    const digest = await exportRunModel({
+  /**
+   * Writes the global model (backbone + head) as a TensorFlow.js folder with its description, when some
+   * round trained it: an untrained head is never exported, and a more trained export of this run already
+   * in `dir` is kept. Returns whether `dir` holds this run's model now.
+   */
+  private async exportTo(dir: string, records: RoundRecord[], bestRound?: number): Promise<boolean> {
+    if (this.modelVersion === 0) {
+      this.log.warn('export-skipped', { dir, why: 'no round trained the model; whatever the folder holds is left as it is' });
+      return false;
+    }
+    const { digest, outcome } = await exportRunModel({
       backbone: this.backbone, config: this.config, head: this.head, weights: this.global, dir, modelVersion: this.modelVersion,
       rounds: records, ...(bestRound !== undefined ? { bestRound } : {}), ...this.normalizationField(),
     });
-    this.log.info('exported', { dir, sha256: digest });
+    if (outcome === 'kept') this.log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });
+    else this.log.info('exported', { dir, sha256: digest });
+    return true;
   }
 
   /**
@@ -548,7 +641,7 @@ export class FederatedRun {
     return done;
   }
 
-  private async runRound(round: number): Promise<{ record: RoundRecord; participants: string[]; rejected: Array<{ clientId: string; reason: string; message: string }> }> {
+  private async runRound(round: number): Promise<RoundOutcome> {
     const t0 = performance.now();
     const in0 = this.host.bytes.received;
     const out0 = this.host.bytes.sent;
@@ -562,7 +655,6 @@ export class FederatedRun {
     const fitRound = new RoundCollector<FitResult & { decoded: AcceptedUpdate }>(target, roundDeadlineMs);
     this.fitRound = fitRound;
     this.current = { phase: 'fit', round };
-    this.aggregator = this.strategy.beginAggregation(round, this.global.values);
     const weights = encodeWeights(this.global);
     const extras = this.strategy.fitExtras(round);
     selected.forEach((id, i) => {
@@ -575,22 +667,25 @@ export class FederatedRun {
     });
     const collected = await fitRound.settled;
     this.fitRound = undefined;
-    const aggregator = this.aggregator;
-    this.aggregator = undefined;
+    // A shutdown cut the round short: nothing of it is kept, so the next start runs it again in full.
+    if (this.interrupted()) return { interrupted: true };
     for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
 
-    const updates = [...collected.results.values()].map((r) => r.decoded);
+    const accepted = [...collected.results.entries()].map(([clientId, r]) => ({ clientId, ...r.decoded }));
+    const screen = screenUpdates(this.global.values, accepted, this.trust, this.moveReference);
+    for (const e of screen.excluded) this.recordExclusion('update-excluded', round, e, log);
+    const updates = screen.kept;
     let status: RoundRecord['status'] = updates.length >= minFitClients ? 'aggregated' : 'no-quorum';
     let trainLoss = NaN;
+    const previous = { global: this.global, modelVersion: this.modelVersion };
     if (status === 'aggregated') {
-      const next = aggregator.finish();
-      const bad = next ? firstNonFinite(next) : -1;
-      if (next === null || bad >= 0) {
+      const next = this.aggregate(round, updates, log);
+      if (next === null) {
         status = 'kept';
-        log.warn('aggregate-kept-previous', { strategy: this.strategy.name, why: next === null ? 'no aggregate' : `value ${bad} is not finite` });
       } else {
         this.global = { specs: this.global.specs, values: next };
         this.modelVersion++;
+        if (screen.reference !== undefined) this.moveReference = screen.reference;
       }
       let n = 0;
       trainLoss = 0;
@@ -604,18 +699,56 @@ export class FederatedRun {
     }
 
     const evaluation = await this.evaluateRound(round);
+    if (this.interrupted()) {
+      this.global = previous.global;
+      this.modelVersion = previous.modelVersion;
+      return { interrupted: true };
+    }
     const record: RoundRecord = {
-      round, status, selected: selected.length, accepted: updates.length, rejected: collected.rejected.length,
-      failed: collected.failures.size, trainLoss, valLoss: evaluation.loss, valAccuracy: evaluation.accuracy,
-      evalClients: evaluation.clients, bytesIn: this.host.bytes.received - in0, bytesOut: this.host.bytes.sent - out0,
+      round, status, selected: selected.length, accepted: updates.length, rejected: collected.rejectedCount,
+      excluded: screen.excluded.length, failed: collected.failures.size, trainLoss,
+      valLoss: evaluation.loss, valAccuracy: evaluation.accuracy, evalClients: evaluation.clients,
+      bytesIn: this.host.bytes.received - in0, bytesOut: this.host.bytes.sent - out0,
       seconds: (performance.now() - t0) / 1000, modelVersion: this.modelVersion,
     };
-    log.info('round-end', { status, accepted: record.accepted, valAccuracy: record.valAccuracy.toFixed(4) });
+    log.info('round-end', { status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
     return {
       record,
-      participants: [...collected.results.keys()],
+      medianValLoss: evaluation.medianLoss,
+      participants: updates.map((u) => u.clientId),
       rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
     };
+  }
+
+  /**
+   * The strategy's aggregate of the round's kept updates, or null to keep the previous global model: when
+   * the rule has none (too few updates for it), fails, or gives a value that is not finite.
+   */
+  private aggregate(round: number, updates: readonly AcceptedUpdate[] & ReadonlyArray<{ clientId: string }>, log: Logger): Float32Array | null {
+    let next: Float32Array | null;
+    try {
+      const aggregator: RoundAggregator = this.strategy.beginAggregation(round, this.global.values);
+      for (const u of updates) aggregator.add(u);
+      next = aggregator.finish();
+    } catch (err) {
+      log.warn('aggregate-kept-previous', { strategy: this.strategy.name, why: (err as Error).message });
+      return null;
+    }
+    const bad = next ? firstNonFinite(next) : -1;
+    if (next === null || bad >= 0) {
+      const why = next === null ? `no aggregate (${updates.length} updates; ${this.strategy.name} needs ${this.strategy.minUpdates})` : `value ${bad} is not finite`;
+      log.warn('aggregate-kept-previous', { strategy: this.strategy.name, why });
+      return null;
+    }
+    return next;
+  }
+
+  /** Records a site's contribution left out by the trust policy: in the log and the store, with round and reason. */
+  private recordExclusion(
+    type: 'update-excluded' | 'statistics-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
+  ): void {
+    log.warn(type, { client: e.clientId, reason: e.reason, detail: e.message });
+    this.store?.appendEvent(this.config.runId, type, { round, client: e.clientId, reason: e.reason, message: e.message });
   }
 
   /** The backbone learning-rate factor, sent only when the global model holds backbone layers. */
@@ -623,7 +756,7 @@ export class FederatedRun {
     return backboneLayersOf(this.global.specs).length > 0 ? { backboneLrFactor: this.config.fineTuning.backboneLrFactor } : {};
   }
 
-  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number }> {
+  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number; medianLoss: number }> {
     const { runId, roundDeadlineMs } = this.config;
     const expected = this.strategy.configureEvaluate(round, this.host.readyClients(runId));
     const evalRound = new RoundCollector<EvaluateResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
@@ -637,7 +770,13 @@ export class FederatedRun {
     }
     const { results } = await evalRound.settled;
     this.evalRound = undefined;
-    return this.strategy.aggregateEvaluate(round, [...results.values()]) ?? { loss: NaN, accuracy: NaN, clients: 0 };
+    const answers = [...results.values()];
+    // No site outweighs the others by claiming more validation samples; the median decides early stopping.
+    const counts = capCounts(answers.map((r) => r.numExamples), this.trust.weightCap);
+    const weighted = answers.map((r, i) => ({ numExamples: counts[i]!, loss: r.loss, accuracy: r.accuracy }));
+    const summary = this.strategy.aggregateEvaluate(round, weighted) ?? { loss: NaN, accuracy: NaN, clients: 0 };
+    const medianLoss = answers.length > 0 ? median(answers.map((r) => r.loss)) : NaN;
+    return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medianLoss };
   }
 
   /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */
@@ -662,6 +801,13 @@ export class FederatedRun {
       clientId, numExamples: r.numExamples, globalAccuracy: r.globalAccuracy, personalAccuracy: r.personalAccuracy,
     }));
   }
+}
+
+/** The median (mean of the middle two for an even count). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  return Number.isInteger(mid) ? (sorted[mid - 1]! + sorted[mid]!) / 2 : sorted[Math.floor(mid)]!;
 }
 
 function sameSpecs(a: readonly WeightSpec[], b: readonly WeightSpec[]): boolean {

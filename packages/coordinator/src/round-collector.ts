@@ -1,5 +1,8 @@
 import { rejectionFor, type Ack, type Envelope, type Rejection, type RejectReason } from '@ftl/shared';
 
+/** Rejections a round keeps with their reasons (for the store and the operator); the rest are only counted. */
+export const MAX_KEPT_REJECTIONS = 100;
+
 /** What a round is waiting for. */
 export interface RoundTarget {
   runId: string;
@@ -14,8 +17,10 @@ export interface Collected<R> {
   results: Map<string, R>;
   /** Clients that disconnected or reported a failure before answering, with why. */
   failures: Map<string, string>;
-  /** Rejected submissions, in arrival order. */
+  /** Rejected submissions, in arrival order: the first {@link MAX_KEPT_REJECTIONS} of them. */
   rejected: Array<{ clientId: string; ack: Rejection }>;
+  /** How many submissions were rejected in all (a flood is counted, not kept). */
+  rejectedCount: number;
   /** True when the deadline closed the round before every expected client had answered. */
   timedOut: boolean;
 }
@@ -32,7 +37,7 @@ export interface Collected<R> {
  */
 export class RoundCollector<R extends Envelope> {
   readonly settled: Promise<Collected<R>>;
-  private readonly state: Collected<R> = { results: new Map(), failures: new Map(), rejected: [], timedOut: false };
+  private readonly state: Collected<R> = { results: new Map(), failures: new Map(), rejected: [], rejectedCount: 0, timedOut: false };
   private closed = false;
   private resolve!: (c: Collected<R>) => void;
   private readonly timer: NodeJS.Timeout;
@@ -84,7 +89,8 @@ export class RoundCollector<R extends Envelope> {
 
   /** Records a refused submission (also one that failed validation before reaching {@link submit}). */
   reject(clientId: string, rejection: Rejection): Rejection {
-    this.state.rejected.push({ clientId, ack: rejection });
+    this.state.rejectedCount += 1;
+    if (this.state.rejected.length < MAX_KEPT_REJECTIONS) this.state.rejected.push({ clientId, ack: rejection });
     return rejection;
   }
 

@@ -8,6 +8,8 @@ export interface RoundRecord {
   /** Updates accepted and averaged. */
   accepted: number;
   rejected: number;
+  /** Accepted updates the run's trust policy left out of the aggregate (absent in records from older versions). */
+  excluded?: number;
   failed: number;
   /** Sample-weighted mean of the clients' training loss. */
   trainLoss: number;
