@@ -1,5 +1,5 @@
 export { ErrorCode, FtlError, isFtlError } from './errors.js';
-export { createLogger, type Logger, type LogFields, type LogLevel } from './log.js';
+export { createLogger, formatLogValue, MAX_LOG_VALUE_LENGTH, type Logger, type LogFields, type LogLevel } from './log.js';
 export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './random.js';
 export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 export { eventLoopYielder } from './event-loop.js';
