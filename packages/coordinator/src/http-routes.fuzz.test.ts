@@ -78,6 +78,17 @@ describe('malformed request targets', () => {
   });
 });
 
+describe("the coordinator's own port", () => {
+  test('answers each target that used to stop it with 400 and goes on serving the backbone', async () => {
+    const { port: own } = await coordinator.listen();
+    for (const line of ['GET /backbone/% HTTP/1.1', 'GET /backbone/%E0%A4%A HTTP/1.1', 'GET //[ HTTP/1.1', 'GET http://[/ HTTP/1.1']) {
+      expect((await rawRequest(own, line)).status).toBe(400);
+      expect((await rawRequest(own, 'GET /backbone/model.json HTTP/1.1')).status).toBe(200);
+    }
+    expect((await rawRequest(own, 'GET /api/runs/% HTTP/1.1', AUTH)).status).toBe(400);
+  });
+});
+
 // Pieces a hostile or careless peer puts in a target: percent-encodings valid and not, brackets, schemes, dots.
 const piece = fc.oneof(
   fc.constantFrom('/', '//', '%', '%%', '%A', '%E0', '%E0%A4%A', '%C0%AF', '%FF', '%00', '%2F', '%2e%2e', '%zz', '[', ']', '[::1', ':', '@', '?', '#', '.', '..'),
