@@ -10,6 +10,8 @@ test('early stopping ends the run after `patience` worse rounds and exports the 
   const r = await simulate({
     clients: 3, partition: parsePartition('iid'), rounds: 6, epochs: 2, learningRate: 0.002, batchSize: 32, seed: 5, limit: 900,
     strategy: parseStrategy('fedavg'), attackers: 1, attack: lateAttack, patience: 1, dropout: 0.2, l2: 1e-4,
+    // The trust policy would leave the hostile updates out; off, they make round 3 really worse.
+    trust: { normBound: 0, maxAbsValue: 0, weightCap: 0 },
   });
   const losses = r.summary.rounds.map((x) => x.valLoss);
   expect(r.summary.rounds).toHaveLength(3); // stopped one round after the best

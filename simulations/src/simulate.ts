@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, type RunSummary } from '@ftl/coordinator';
+import { Coordinator, defaultCoordinatorConfig, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
   type StrategyConfig, type Weights,
@@ -54,6 +54,8 @@ export interface SimulationOptions {
   fineTuning?: FineTuning;
   /** Hidden layer sizes of the head (default: the run config's, [128]). */
   hidden?: number[];
+  /** How the coordinator screens updates (default: the run config's trust policy). */
+  trust?: TrustPolicy;
   log?: Logger;
   /** Called after each round, for progress. */
   onRound?: (round: number, accuracy: number) => void;
@@ -90,6 +92,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
     ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
     ...(o.hidden ? { hidden: o.hidden } : {}),
+    ...(o.trust ? { trust: o.trust } : {}),
   }, log);
   const { url } = await coordinator.listen();
   mnist ??= loadBuiltinDataset('mnist');

@@ -253,7 +253,8 @@ export class CoordinatorServer implements RunHost {
     const head = this.headFor(config);
     // Sized by arithmetic before any tensor exists: an absurd head is refused, never allocated.
     const headBytes = headParameterCount(head) * 4 * 2 + 64 * 1024;
-    if (this.maxMessageBytes !== undefined && headBytes > this.maxMessageBytes) {
+    // (Head layers kept on the sites never travel; the run's own check below counts exactly what does.)
+    if (this.maxMessageBytes !== undefined && config.localLayers.length === 0 && headBytes > this.maxMessageBytes) {
       throw new FtlError(
         ErrorCode.InvalidConfig,
         `run ${config.runId}: its head's updates take ${headBytes} bytes, above this server's message limit of ${this.maxMessageBytes}; ` +

@@ -12,6 +12,7 @@ export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, loadExportedModel, type ExportedM
 export { pretrainBackbone, type PretrainOptions } from './pretrain.js';
 export { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
 export { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';
+export { DEFAULT_TRUST, screenUpdates, type Exclusion, type TrustPolicy } from './update-screen.js';
 export {
   RUN_STATUSES, Store,
   type Checkpoint, type CheckpointData, type RejectedUpdate, type RoundOutcome, type RunStatus, type StoredClient,
