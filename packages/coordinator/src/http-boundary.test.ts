@@ -43,7 +43,7 @@ describe('the HTTP error boundary', () => {
     expect(answer.status).toBe(500);
     expect(answer.body).toBe('internal error: the coordinator could not answer this request; its log has the details (http-error)\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ftl test error http-error method=GET target="\\"\/x\\"" detail="disk on fire"$/);
+    expect(lines[0]).toBe('ftl test error http-error method=GET target=/x detail="disk on fire"');
     expect(lines[0]).not.toContain('secret-token');
     expect((await rawRequest(port, 'GET /ok HTTP/1.1')).status).toBe(200);
   });

@@ -37,7 +37,8 @@ export function withErrorBoundary(handler: HttpHandler, log: Logger): (req: Inco
 function answerError(req: IncomingMessage, res: ServerResponse, err: unknown, log: Logger): void {
   const bad = isBadRequest(err);
   const message = err instanceof Error ? err.message : String(err);
-  if (!bad) log.error('http-error', { method: req.method, target: quote(req.url ?? ''), detail: message });
+  // The target is the peer's text: only its start is kept (the logger escapes what it holds).
+  if (!bad) log.error('http-error', { method: req.method, target: (req.url ?? '').slice(0, 200), detail: message });
   if (res.headersSent || res.writableEnded) {
     if (!res.writableEnded) res.destroy();
     return;
@@ -45,8 +46,12 @@ function answerError(req: IncomingMessage, res: ServerResponse, err: unknown, lo
   const text = bad
     ? `bad request: ${isFtlError(err) ? err.message : `malformed request target ${quote(req.url ?? '')}; send a valid URL path`}\n`
     : 'internal error: the coordinator could not answer this request; its log has the details (http-error)\n';
-  res.writeHead(bad ? 400 : 500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(req.method === 'HEAD' ? undefined : text);
+  try {
+    res.writeHead(bad ? 400 : 500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+  } catch {
+    res.destroy(); // a handler left the response in a state that takes no answer: close it rather than throw here
+  }
 }
 
 /** What {@link createHttpHandler} routes to. */
