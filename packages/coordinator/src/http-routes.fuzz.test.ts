@@ -102,7 +102,8 @@ const target = fc.tuple(
 ).map(([prefix, parts]) => prefix + parts.join(''));
 
 describe('random targets on every route', () => {
-  test('never crash the server, never answer 500, never answer twice; the backbone is served after each', async () => {
+  test('never crash the server, never answer 500, never answer twice, never touch Object.prototype; the backbone is served after each', async () => {
+    const prototypeKeys = Object.getOwnPropertyNames(Object.prototype);
     await fc.assert(
       fc.asyncProperty(fc.constantFrom('GET', 'HEAD', 'POST', 'PUT', 'DELETE'), target, fc.boolean(), async (method, path, withToken) => {
         const answer = await rawRequest(port, `${method} ${path} HTTP/1.1`, withToken ? AUTH : []);
@@ -114,5 +115,6 @@ describe('random targets on every route', () => {
       { numRuns: 300 },
     );
     expect(lines.filter((l) => / error /.test(l))).toEqual([]);
+    expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(prototypeKeys);
   });
 });
