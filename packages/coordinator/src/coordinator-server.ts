@@ -75,7 +75,20 @@ export interface RunView {
   rounds: RoundRecord[];
   /** Present while the run is the server's active run. */
   live?: RunProgress;
+  /** What the trust policy left out: a site's update, evaluation or statistics, with the round and why. */
+  exclusions: ExclusionRecord[];
 }
+
+/** One contribution a run's trust policy left out, as the store recorded it. */
+export interface ExclusionRecord {
+  type: 'update-excluded' | 'statistics-excluded';
+  round: number;
+  client: string;
+  reason: string;
+  message: string;
+}
+
+const EXCLUSION_EVENTS: ReadonlySet<string> = new Set(['update-excluded', 'statistics-excluded']);
 
 const FINAL: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
 
@@ -391,11 +404,13 @@ export class CoordinatorServer implements RunHost {
       id, status: stored.status, createdAt: stored.createdAt, updatedAt: stored.updatedAt,
       config: parseRunConfig(stored.config, `stored config of run ${id}`),
       rounds: this.store!.listRounds(id).map((r) => r.record), ...(live ? { live } : {}),
+      exclusions: this.store!.listEvents(id).filter((e) => EXCLUSION_EVENTS.has(e.type))
+        .map((e) => ({ type: e.type, ...(e.data as Omit<ExclusionRecord, 'type'>) }) as ExclusionRecord),
     };
   }
 
   /** Every run, newest first, without rounds. */
-  listRuns(): Array<Omit<RunView, 'rounds' | 'config'> & { roundsDone: number; rounds: number }> {
+  listRuns(): Array<Omit<RunView, 'rounds' | 'config' | 'exclusions'> & { roundsDone: number; rounds: number }> {
     return this.requireStore().listRuns().map((r) => ({
       id: r.id, status: r.status, createdAt: r.createdAt, updatedAt: r.updatedAt,
       roundsDone: this.store!.lastCommittedRound(r.id), rounds: (r.config as { rounds?: number }).rounds ?? 0,

@@ -4,7 +4,7 @@ export {
   COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
 } from './config.js';
 export { Coordinator } from './coordinator.js';
-export { CoordinatorServer, type ClientView, type RunView, type ServerOptions } from './coordinator-server.js';
+export { CoordinatorServer, type ClientView, type ExclusionRecord, type RunView, type ServerOptions } from './coordinator-server.js';
 export { FederatedRun, scheduledFit, type RunHost, type RunOutcome, type RunProgress, type RunSummary } from './federated-run.js';
 export { ApiClient, type ApiTarget } from './api-client.js';
 export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
