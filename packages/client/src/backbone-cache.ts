@@ -7,6 +7,7 @@ import {
   ErrorCode, FtlError, modelDigest, MODEL_JSON, parseModelJson, readModelFolder, weightPaths, writeModelFiles,
   type BackboneInfo, type Logger, type ModelFile,
 } from '@ftl/shared';
+import { cacheWriteError } from './cache-dir.js';
 
 /** How long a backbone download may go without receiving a byte before it is abandoned (default). */
 export const DEFAULT_BACKBONE_IDLE_TIMEOUT_MS = 120_000;
@@ -138,13 +139,15 @@ export async function obtainBackbone(options: {
   // Write aside, then rename into place: readers never see a half-written cache. Several clients sharing
   // one cache may race here; whoever renames second finds the folder there and keeps its verified copy in memory.
   const tmp = `${dir}.tmp-${randomBytes(4).toString('hex')}`;
-  await writeModelFiles(tmp, files);
+  await writeModelFiles(tmp, files).catch((err: unknown) => {
+    throw cacheWriteError(cacheDir, err);
+  });
   try {
     await rename(tmp, dir);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw cacheWriteError(cacheDir, err);
   }
   const bytes = files.reduce((s, f) => s + f.bytes.byteLength, 0);
   log.info('backbone-downloaded', { sha256: expected, bytes, ms: Math.round(performance.now() - t0) });

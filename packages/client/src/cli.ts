@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { createLogger, describeDataSource, formatImageShape, initBackend, loadLocalShard, localLabels, runMain } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, describeDataSource, formatImageShape, initBackend, loadLocalShard, localLabels, runMain } from '@ftl/shared';
+import { prepareCacheDir } from './cache-dir.js';
 import { FtlClient } from './client.js';
 import { CLIENT_HELP, parseClientArgs } from './config.js';
 
@@ -9,6 +10,7 @@ runMain(async () => {
     process.stdout.write(CLIENT_HELP + '\n');
     return;
   }
+  await prepareCacheDir(config.cacheDir);
   const log = createLogger('client').child({ client: config.name });
   await initBackend({ log });
   // A data error (unknown file type, corrupt image, ragged CSV row…) ends this client before it connects.
@@ -31,5 +33,5 @@ runMain(async () => {
   process.once('SIGINT', quit);
   process.once('SIGTERM', quit);
   const end = await client.run();
-  if (end.reason === 'failed') throw new Error(`run ${end.runId} failed on the coordinator: ${end.message ?? 'no reason given'}`);
+  if (end.reason === 'failed') throw new FtlError(ErrorCode.Quorum, `run ${end.runId} failed on the coordinator: ${end.message ?? 'no reason given'}`);
 });

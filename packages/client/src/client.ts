@@ -9,6 +9,7 @@ import {
   type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
+import { describeConnectError } from './connect-error.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 
@@ -120,6 +121,7 @@ export class FtlClient {
   /** Connects and takes part in the run until the coordinator ends it. Rejects on a fatal error. */
   run(): Promise<RunEnd> {
     const { serverUrl, name, log } = this.options;
+    const attempts = this.options.reconnectionAttempts ?? 20;
     return new Promise<RunEnd>((resolve, reject) => {
       this.closed = () => resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
       const socket: ClientSocket = io(serverUrl, {
@@ -127,7 +129,7 @@ export class FtlClient {
         auth: { protocol: PROTOCOL_VERSION, name, ...(this.options.token ? { token: this.options.token } : {}) },
         transports: ['websocket'],
         ...(this.options.ca ? { ca: this.options.ca.toString('utf8') } : {}),
-        reconnectionAttempts: this.options.reconnectionAttempts ?? 20,
+        reconnectionAttempts: attempts,
         reconnectionDelay: 500,
         reconnectionDelayMax: 5000,
       });
@@ -145,18 +147,29 @@ export class FtlClient {
         });
       };
 
-      socket.on('connect', () => log.info('connected', { server: serverUrl }));
+      let failures = 0;
+      let lastFailure = '';
+      socket.on('connect', () => {
+        failures = 0; // a later drop gets its full count of retries again, as socket.io's own counter does
+        log.info('connected', { server: serverUrl });
+      });
       socket.on('disconnect', (reason) => log.info('disconnected', { reason }));
       socket.on('connect_error', (err: Error & { data?: { reason?: string } }) => {
         // A refusal by the coordinator's middleware is final; socket.io does not retry it.
         if (err.data?.reason) {
           const code = err.data.reason === 'unauthorized' ? ErrorCode.Unauthorized : ErrorCode.ProtocolMismatch;
-          fatal(new FtlError(code, `coordinator refused the connection (${err.data.reason}): ${err.message}`));
+          return fatal(new FtlError(code, `coordinator refused the connection (${err.data.reason}): ${err.message}`));
         }
-        else log.warn('connect-error', { detail: err.message });
+        // Engine.io says "websocket error" whatever the cause: name it, and stop at once when retrying cannot help.
+        const failure = describeConnectError(err, serverUrl, this.options.ca !== undefined);
+        if (failure.final) return fatal(new FtlError(ErrorCode.InvalidConfig, failure.message, { cause: err }));
+        failures++;
+        lastFailure = failure.message;
+        log.warn('connect-failed', { detail: failure.message, next: failures <= attempts ? `retrying (${failures} of ${attempts})` : 'giving up' });
       });
-      socket.io.on('reconnect_failed', () =>
-        fatal(new FtlError(ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl}; is it running?`)));
+      socket.io.on('reconnect_failed', () => fatal(new FtlError(
+        ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl} after ${failures} attempts: ${lastFailure || 'no answer'}`,
+      )));
 
       // Every message from the coordinator is parsed inside this one boundary: a malformed one is logged and
       // dropped, never thrown out of a socket listener (which would end the process).

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageDataset, Logger } from '@ftl/shared';
+import { cacheWriteError } from './cache-dir.js';
 
 /** SHA-256 of a dataset's images, labels and shape: changes whenever the local data does. */
 export function datasetDigest(ds: ImageDataset): string {
@@ -45,10 +46,14 @@ export async function cachedFeatures(o: {
     // Not cached yet.
   }
   const features = await o.compute();
-  await mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  await writeFile(tmp, new Uint8Array(features.buffer, features.byteOffset, features.byteLength));
-  await rename(tmp, file);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(tmp, new Uint8Array(features.buffer, features.byteOffset, features.byteLength));
+    await rename(tmp, file);
+  } catch (err) {
+    throw cacheWriteError(o.cacheDir, err);
+  }
   o.log.info('feature-cache-miss', { key: key.slice(0, 12), samples: o.data.n });
   return { features, hit: false };
 }
