@@ -255,3 +255,12 @@ describe('acknowledgements', () => {
     expectFtlError(() => parseAck({ accepted: false, reason, message: 'm' }), ErrorCode.InvalidMessage, /^ack.reason must be one of malformed, protocol-mismatch, .*rate-limited \(got /);
   });
 });
+
+test('an array that carries its own constructor property is read as a plain array, not through it', () => {
+  const w = {
+    protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: Object.assign(['a', 'b'], { constructor: '' }), localLayers: [],
+    backbone: { path: '/backbone', files: ['model.json'], sha256: 'a'.repeat(64), featureLayer: 'features' },
+    head: { featureDim: 4, hidden: [], classes: 2 },
+  };
+  expect(parseWelcome(w).classes).toEqual(['a', 'b']);
+});

@@ -70,7 +70,10 @@ function bytes(v: unknown, path: string): Uint8Array {
 
 function array(v: unknown, path: string, max: number): unknown[] {
   if (!Array.isArray(v) || v.length > max) fail(path, `an array of at most ${max} items`, v);
-  return v;
+  // A plain copy: the callers' `.map` must not consult an own `constructor` or iterator the input may carry.
+  const copy = new Array<unknown>(v.length);
+  for (let i = 0; i < v.length; i++) copy[i] = v[i];
+  return copy;
 }
 
 /**

@@ -1,0 +1,78 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { expect } from 'vitest';
+import { FtlError } from '../errors.js';
+
+// Test support for the fuzz suites (imported by *.fuzz.test.ts only).
+
+/** The committed corpus of hostile frames, replayed by every run of the fuzz suites. */
+export const FUZZ_CORPUS = new URL('../../fuzz-corpus/', import.meta.url);
+
+/** Every corpus file whose name starts with `prefix`, as `[name, bytes]`. */
+export function corpusFiles(prefix: string): Array<[string, Uint8Array]> {
+  return readdirSync(FUZZ_CORPUS).filter((f) => f.startsWith(prefix) && f.endsWith('.bin')).sort()
+    .map((f) => [f, new Uint8Array(readFileSync(new URL(f, FUZZ_CORPUS)))]);
+}
+
+/**
+ * Runs `fn`; a throw must be a one-line FtlError (anything else, a TypeError or a RangeError from deep
+ * inside a decoder, fails the test). Returns the error, or undefined when `fn` accepted its input.
+ */
+export function onlyFtlError(fn: () => unknown): FtlError | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof FtlError)) throw new Error(`expected only FtlError, got ${String(err)}`, { cause: err });
+    expect(err.message).not.toMatch(/[\n\r]/);
+    return err;
+  }
+}
+
+/** Snapshot of the built-in prototypes a hostile `__proto__` could pollute. */
+export function prototypeSnapshot(): string {
+  const own = (o: object) => Reflect.ownKeys(o).map(String).sort().join(',');
+  return [Object.prototype, Array.prototype, Function.prototype, String.prototype, Number.prototype]
+    .map(own).join('|') + `|${Object.getPrototypeOf(Object.prototype) === null}`;
+}
+
+/** RSS growth allowed over a whole fuzz suite: a leak or an amplification shows as far more. */
+export const RSS_GROWTH_LIMIT_BYTES = 150 * 1024 * 1024;
+
+const weights = (n: number) => ({
+  specs: [{ name: 'head_output/kernel', shape: [n, 2], dtype: 'float32' }, { name: 'head_output/bias', shape: [2], dtype: 'float32' }],
+  data: new Uint8Array((n * 2 + 2) * 4),
+});
+const envelope = { protocol: 1, runId: 'r1', round: 2, modelVersion: 1 };
+const config = { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, proximalMu: 0.1, backboneLrFactor: 0.5 };
+const normalization = { kind: 'standard', shift: [0.1, 0.2, 0.3], scale: [0.5, 0.5, 0.5] };
+
+/**
+ * One valid message of every kind the protocol has, by event name (`auth` is the handshake), each of
+ * which its validator accepts: the seeds the fuzz suites mutate.
+ */
+export function validMessages(): Record<string, Record<string, unknown>> {
+  return {
+    auth: { protocol: 1, name: 'site-1', token: 't0ken' },
+    ready: {
+      protocol: 1, runId: 'r1', numTrain: 100, numVal: 20, labels: ['cat', 'dog'],
+      stats: { count: 4, sum: [2, 1, 0.4], sumSquares: [1.5, 0.5, 0.1], min: [0, 0, 0], max: [1, 0.5, 0.2] },
+    },
+    'fit-result': { ...envelope, weights: weights(4), numExamples: 100, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 } },
+    'evaluate-result': { ...envelope, numExamples: 20, loss: 0.4, accuracy: 0.8 },
+    'personalize-result': { ...envelope, numExamples: 20, globalLoss: 0.4, globalAccuracy: 0.8, personalLoss: 0.3, personalAccuracy: 0.85 },
+    failure: { ...envelope, stage: 'fit', message: 'out of memory' },
+    ack: { accepted: false, reason: 'stale-round', message: 'update is for round 1 but round 2 is open' },
+    welcome: {
+      protocol: 1, runId: 'r1', clientId: 'site-1', classes: ['cat', 'dog'], localLayers: [],
+      backbone: { path: '/backbone', files: ['model.json', 'group1-shard1of1.bin'], sha256: 'a'.repeat(64), featureLayer: 'features' },
+      head: { featureDim: 4, hidden: [8], classes: 2, l2: 0.001, dropout: 0.1 },
+      augment: { copies: 1, shift: 0.1, flip: true, rotation: 10 }, normalization: 'standard', normalizationScope: 'channel',
+      backboneTrainsFromStart: false,
+    },
+    fit: { ...envelope, weights: weights(4), config, normalization },
+    evaluate: { ...envelope, weights: weights(4), normalization },
+    personalize: { ...envelope, weights: weights(4), config, normalization },
+    goodbye: { protocol: 1, reason: 'revoked', message: 'the operator revoked this site' },
+    'run-end': { protocol: 1, runId: 'r1', reason: 'completed', message: 'done' },
+  };
+}
