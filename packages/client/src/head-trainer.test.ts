@@ -23,40 +23,55 @@ beforeAll(async () => {
 const distance = (a: Weights, b: Weights) => Math.sqrt(a.values.reduce((s, v, i) => s + (v - b.values[i]!) ** 2, 0));
 const fitConfig = { epochs: 3, batchSize: 32, learningRate: 0.01, seed: 5 };
 
-/** Runs `work` while a 5 ms timer counts how often the event loop got a turn; returns the turns and the milliseconds. */
-async function eventLoopTurnsDuring(work: () => Promise<unknown>): Promise<{ turns: number; ms: number }> {
+/**
+ * Counts the event loop's turns: an immediate that re-arms itself runs once per turn, and only when the
+ * running code lets the loop go round. `turns()` reads the count so far; `stop()` ends it.
+ */
+function countTurns(): { turns: () => number; stop: () => void } {
   let turns = 0;
-  const timer = setInterval(() => turns++, 5);
-  const t0 = performance.now();
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  return { turns, ms: performance.now() - t0 };
+  let handle = setImmediate(function tick() {
+    turns++;
+    handle = setImmediate(tick);
+  });
+  return { turns: () => turns, stop: () => clearImmediate(handle) };
 }
 
 describe('local head training', () => {
   test('gives the event loop turns while it trains, so a connected client keeps answering pings', async () => {
-    const pixels = loadBuiltinDataset('mnist');
-    const big = subset(pixels, Array.from({ length: 1500 }, (_, i) => i));
-    const trainer = new HeadTrainer({ featureDim: 784, hidden: [128], classes: 10 }, {
-      trainFeatures: big.images, trainLabels: big.labels, valFeatures: images.val.images, valLabels: images.val.labels,
-    });
-    const start = getTrainableWeights(createHead({ featureDim: 784, hidden: [128], classes: 10 }, 1));
-    const { turns, ms } = await eventLoopTurnsDuring(() => trainer.fit(start, { ...fitConfig, epochs: 2 }));
+    // Yielding after every batch (interval 0) makes the count exact whatever the machine's speed: a
+    // trainer that never yields lets no turn happen until it returns.
+    const trainer = new HeadTrainer(config, data, [], undefined, { yieldEveryMs: 0 });
+    const start = getTrainableWeights(createHead(config, 1));
+    const batches = 2 * Math.ceil(data.trainLabels.length / fitConfig.batchSize);
+    const counter = countTurns();
+    const before = counter.turns();
+    await trainer.fit(start, { ...fitConfig, epochs: 2 });
+    const turns = counter.turns() - before;
+    counter.stop();
     trainer.dispose();
-    expect(ms).toBeGreaterThan(300); // long enough that a blocked loop would show
-    expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100)); // a turn at least every 100 ms (one every ~50 ms is the aim)
+    expect(turns).toBeGreaterThanOrEqual(batches);
   });
 
   test('feature extraction gives the event loop turns too', async () => {
-    const backbone = createDefaultBackbone({ seed: 1, classes: 10, filters: [64, 128] }); // wide, so extraction takes a while
-    const digits = subset(loadBuiltinDataset('mnist'), Array.from({ length: 2000 }, (_, i) => i));
-    const { turns, ms } = await eventLoopTurnsDuring(() => extractFeatures(featureExtractor(backbone, 'features'), digits, { batchSize: 64 }));
+    const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
+    const digits = subset(loadBuiltinDataset('mnist'), Array.from({ length: 128 }, (_, i) => i));
+    // Each batch is made to last over the extractor's 50 ms yield interval (the progress callback holds the
+    // thread, as a slow batch on a large backbone would), so it must yield after every batch.
+    const counter = countTurns();
+    const turnsAtBatch: number[] = [];
+    await extractFeatures(featureExtractor(backbone, 'features'), digits, {
+      batchSize: 16,
+      onProgress: () => {
+        turnsAtBatch.push(counter.turns());
+        const t = performance.now();
+        while (performance.now() - t < 51); // hold the thread, as a slow batch would
+      },
+    });
+    counter.stop();
     backbone.dispose();
-    expect(ms).toBeGreaterThan(300);
-    expect(turns).toBeGreaterThanOrEqual(Math.floor(ms / 100));
+    expect(turnsAtBatch).toHaveLength(8);
+    // Between every two batches the loop went round at least once.
+    for (let b = 1; b < turnsAtBatch.length; b++) expect(turnsAtBatch[b]!, `turns before batch ${b + 1}`).toBeGreaterThan(turnsAtBatch[b - 1]!);
   });
 
   test('trains exactly as tfjs model.fit would on the same shuffled epochs: same weights, same loss', async () => {

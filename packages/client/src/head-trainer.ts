@@ -43,6 +43,8 @@ export class HeadTrainer {
     private readonly localLayers: readonly string[] = [],
     /** Fine-tuning: the network to train on cached boundary features instead of the head alone (the trainer owns it). */
     network?: TrainableNetwork,
+    /** `yieldEveryMs`: give the event loop a turn between batches at least this often (default 50 ms; 0: after every batch). */
+    private readonly options: { yieldEveryMs?: number } = {},
   ) {
     this.model = network?.model ?? createHead(config, 0);
     this.backboneLayers = network?.plan.unfrozen ?? [];
@@ -110,7 +112,7 @@ export class HeadTrainer {
     const pick = (grads: tf.NamedTensorMap, vars: tf.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, grads[v.name]!]));
     let lossSum = 0;
     let hits = 0;
-    const breathe = eventLoopYielder();
+    const breathe = eventLoopYielder(this.options.yieldEveryMs);
     for (let start = 0; start < this.train.n; start += batchSize) {
       const size = Math.min(batchSize, this.train.n - start);
       const [batchLoss, batchHits] = tf.tidy(() => {
