@@ -1,4 +1,5 @@
-import { mkdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
 import { ErrorCode, FtlError } from '@ftl/shared';
 
 const FIX = 'give --cache-dir a folder this user can write (it is created if missing)';
@@ -14,6 +15,7 @@ export async function prepareCacheDir(dir: string): Promise<void> {
   if (found && !found.isDirectory()) throw new FtlError(ErrorCode.InvalidConfig, `--cache-dir ${dir} is a file, not a folder; ${FIX}`);
   try {
     await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK | constants.X_OK);
   } catch (err) {
     throw cacheWriteError(dir, err);
   }
