@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, test } from 'vitest';
+import { DbLock, lockFileOf } from './db-lock.js';
+
+/** `fn` throws an FtlError with this code whose message matches. */
+function expectFtlError(fn: () => unknown, code: string, message: RegExp): void {
+  expect(fn).toThrow(expect.objectContaining({ name: 'FtlError', code, message: expect.stringMatching(message) }));
+}
+
+const dir = () => mkdtempSync(join(tmpdir(), 'ftl-lock-'));
+
+/** A real other process holding `file` open; `pid` is its pid. Its end is ours to choose. */
+async function otherProcess(): Promise<{ pid: number; kill: (signal: NodeJS.Signals) => Promise<void> }> {
+  const child = spawn(process.execPath, ['-e', 'console.log("up"); setInterval(() => {}, 1000)'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
+  return {
+    pid: child.pid!,
+    kill: (signal) => new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    }),
+  };
+}
+
+describe('DbLock', () => {
+  test('a second acquire of a held database is refused naming the holder; after release it succeeds', () => {
+    const db = join(dir(), 'c.db');
+    const first = DbLock.acquire(db);
+    const holder = JSON.parse(readFileSync(lockFileOf(db), 'utf8')) as { pid: number; startedAt: string };
+    expect(holder.pid).toBe(process.pid);
+    expectFtlError(() => DbLock.acquire(db), 'CONFLICT',
+      new RegExp(`^database ${db} is in use by another coordinator \\(pid ${process.pid}, started ${holder.startedAt}\\); stop it first or use another --db$`));
+    first.release();
+    expect(existsSync(lockFileOf(db))).toBe(false);
+    DbLock.acquire(db).release();
+  });
+
+  test('a lock held by a live process is refused; once that process is SIGKILLed it is taken over and reported', async () => {
+    const db = join(dir(), 'c.db');
+    const other = await otherProcess();
+    const stale = { pid: other.pid, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' };
+    writeFileSync(lockFileOf(db), JSON.stringify(stale) + '\n');
+    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid ${other.pid}, started 2026-01-01T00:00:00.000Z\\)`));
+    await other.kill('SIGKILL');
+    const lock = DbLock.acquire(db);
+    expect(lock.takenOver).toEqual({ previous: stale });
+    expect(JSON.parse(readFileSync(lockFileOf(db), 'utf8')).pid).toBe(process.pid);
+    lock.release();
+  });
+
+  test('a lock from another host is never judged stale here: refused, saying which file to delete if that server is gone', () => {
+    const db = join(dir(), 'c.db');
+    writeFileSync(lockFileOf(db), JSON.stringify({ pid: 1, host: 'elsewhere.example', startedAt: 'T' }));
+    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid 1 on host elsewhere.example, started T\\); stop it first or use another --db \\(if it no longer runs there, delete ${lockFileOf(db)}\\)$`));
+  });
+
+  test('an unreadable lock file is not overwritten: refused, naming it', () => {
+    const db = join(dir(), 'c.db');
+    writeFileSync(lockFileOf(db), 'not json');
+    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', /does not say who holds it; if no coordinator uses .*, delete .*c\.db\.lock$/);
+    expect(readFileSync(lockFileOf(db), 'utf8')).toBe('not json');
+  });
+
+  test('release leaves a lock that is no longer ours (taken over meanwhile) in place', () => {
+    const db = join(dir(), 'c.db');
+    const lock = DbLock.acquire(db);
+    writeFileSync(lockFileOf(db), JSON.stringify({ pid: 2, host: hostname(), startedAt: 'T' }));
+    lock.release();
+    expect(existsSync(lockFileOf(db))).toBe(true);
+  });
+});
