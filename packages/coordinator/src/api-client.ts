@@ -18,6 +18,10 @@ export interface ApiTarget {
   waitMs?: number;
   /** CA certificate(s) (PEM) to trust for an https coordinator. */
   ca?: Buffer;
+  /** Where the token came from, e.g. `--token-file ops/token`: messages about the token name it. */
+  tokenFrom?: string;
+  /** The file `ca` was read from, for messages. */
+  caFile?: string;
 }
 
 /** Error codes the API sends that map onto ftl's own; others become INVALID_MESSAGE. */
@@ -77,18 +81,33 @@ export class ApiClient {
   private async send(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
     const deadline = performance.now() + (this.target.waitMs ?? 15_000);
     for (;;) {
-      const token = typeof this.target.token === 'function' ? this.target.token() : this.target.token;
+      const token = (typeof this.target.token === 'function' ? this.target.token() : this.target.token) || undefined;
       try {
-        if (token === undefined) {
-          throw new FtlError(ErrorCode.Unauthorized, 'no operator token: give --token-file, set FTL_OPERATOR_TOKEN, or run where serve wrote .ftl/operator-token');
+        if (token === undefined) throw this.noToken();
+        const res = await this.sendOnce(method, path, token, body);
+        if (res.statusCode === 401) {
+          res.resume();
+          throw new FtlError(
+            ErrorCode.Unauthorized,
+            `the coordinator at ${this.target.url} refused the operator token from ${this.target.tokenFrom ?? 'the caller'}; ` +
+              'use the token file that serve printed when it started (--token-file FILE, or --db with its database)',
+          );
         }
-        return await this.sendOnce(method, path, token, body);
+        return res;
       } catch (err) {
         const starting = token === undefined || (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
         if (!starting || performance.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 250));
       }
     }
+  }
+
+  private noToken(): FtlError {
+    return new FtlError(
+      ErrorCode.Unauthorized,
+      `no operator token in ${this.target.tokenFrom ?? 'the target'}; serve writes it beside its --db (it prints the file when it starts): ` +
+        'pass --token-file FILE, or --db with the database serve uses, or set FTL_OPERATOR_TOKEN',
+    );
   }
 
   private sendOnce(method: string, path: string, token: string, body?: unknown): Promise<IncomingMessage> {
@@ -106,13 +125,52 @@ export class ApiClient {
         ...(this.target.ca ? { ca: this.target.ca } : {}),
         timeout: 30_000,
       }, resolve);
-      req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', (err) => reject(new FtlError(
-        ErrorCode.Timeout, `cannot reach the coordinator at ${this.target.url} (${err.message}); is "ftl-coordinator serve" running there?`, { cause: err },
-      )));
+      req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 30 s'), { code: 'ETIMEDOUT' })));
+      req.on('error', (err) => reject(connectionError(err as NodeJS.ErrnoException, this.target)));
       req.end(payload);
     });
   }
+}
+
+/** TLS verification failures of a certificate no CA the client trusts has signed. */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE',
+]);
+
+/** Why a request never got an answer, said so the operator knows which flag to change. */
+function connectionError(err: NodeJS.ErrnoException, target: ApiTarget): FtlError {
+  const url = target.url;
+  const code = err.code ?? '';
+  const detail = `${err.message}${code && !err.message.includes(code) ? `, ${code}` : ''}`;
+  const https = url.startsWith('https:');
+  let message: string;
+  let kind: ErrorCode = ErrorCode.Timeout;
+  if (UNTRUSTED.has(code)) {
+    kind = ErrorCode.InvalidConfig;
+    message = `the certificate of ${url} is not trusted${target.caFile ? ` by --ca-file ${target.caFile}` : ''} (${detail}); ` +
+      "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)";
+  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    kind = ErrorCode.InvalidConfig;
+    message = `the certificate of ${url} is not made out to ${new URL(url).hostname} (${detail}); use a --url with a host name the certificate lists`;
+  } else if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    kind = ErrorCode.InvalidConfig;
+    message = `the certificate of ${url} is outside its validity dates (${detail}); renew the certificate of the coordinator`;
+  } else if (https && (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))) {
+    kind = ErrorCode.InvalidConfig;
+    message = `${url} does not answer in TLS (${detail}); if the coordinator serves plain HTTP, use http:// in --url`;
+  } else if (code === 'ECONNREFUSED') {
+    message = `nothing listens at ${url} (connection refused); start "ftl-coordinator serve" there, or pass the --url it printed`;
+  } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    message = `the host of ${url} does not resolve (${detail}); check --url`;
+  } else if (!https && (code === 'ECONNRESET' || code === 'HPE_INVALID_CONSTANT' || /socket hang up/.test(err.message))) {
+    message = `${url} closed the connection without an answer (${detail}); if the coordinator serves HTTPS, use https:// in --url`;
+  } else if (code === 'ETIMEDOUT') {
+    message = `the coordinator at ${url} did not answer within 30 s; check that "ftl-coordinator serve" runs there and is not overloaded`;
+  } else {
+    message = `cannot reach the coordinator at ${url} (${detail}); is "ftl-coordinator serve" running there?`;
+  }
+  return new FtlError(kind, message, { cause: err });
 }
 
 function apiError(status: number, body: unknown): FtlError {

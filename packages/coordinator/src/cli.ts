@@ -1,69 +1,79 @@
 #!/usr/bin/env node
-import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, stringFlag } from '@ftl/shared';
+import { resolve } from 'node:path';
+import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, stringFlag, type Logger } from '@ftl/shared';
 import { hashClientToken, newClientToken } from './client-tokens.js';
-import { COORDINATOR_HELP, parseCoordinatorArgs } from './config.js';
+import { COORDINATOR_HELP, parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { operatorCommand } from './operator-cli.js';
+import { checkRunReuse, MODEL_EXPORTED_EVENT } from './run-reuse.js';
 import { serve } from './serve.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
+import { writeSecretFile } from './secret-file.js';
+import { listenExplained } from './startup-errors.js';
+import { DbLock } from './store/db-lock.js';
 import { Store } from './store/store.js';
 
-/** `ftl-coordinator clients add|revoke|list [NAME] [--db FILE]`: manages client tokens in the database. */
+const CLIENTS_USAGE = 'usage: ftl-coordinator clients add NAME [--save FILE] | revoke NAME | list, each with --db FILE';
+
+/**
+ * `ftl-coordinator clients add|revoke|list [NAME] --db FILE [--save FILE]`: manages client tokens in the
+ * database directly. It takes no server lock: each edit is one short SQLite transaction, which SQLite
+ * serialises with a running server's own writes, so sites can be added while a server runs.
+ */
 function clientsCommand(argv: string[]): void {
-  const [action, ...rest] = argv;
-  const name = rest.find((a) => !a.startsWith('--') && rest[rest.indexOf(a) - 1] !== '--db');
-  const values = parseFlags(rest.filter((a) => a !== name), { db: { type: 'string' } });
+  const { values, positionals } = parseFlags(argv, { db: { type: 'string' }, save: { type: 'string' } }, { positionals: true });
+  const [action, name, ...extra] = positionals;
+  const save = stringFlag(values, 'save');
+  if (extra.length > 0 || (action === 'list' ? name !== undefined : name === undefined) || (save !== undefined && action !== 'add')) {
+    throw new FtlError(ErrorCode.InvalidConfig, CLIENTS_USAGE);
+  }
+  if (action !== 'add' && action !== 'revoke' && action !== 'list') throw new FtlError(ErrorCode.InvalidConfig, CLIENTS_USAGE);
   const store = Store.open(stringFlag(values, 'db', '.ftl/coordinator.db'));
   try {
     if (action === 'list') {
       for (const c of store.listClients()) {
         process.stdout.write(`${c.name}\t${c.revoked ? 'revoked' : 'active'}\tcreated ${c.createdAt}\tlast seen ${c.lastSeen ?? 'never'}\n`);
       }
-    } else if ((action === 'add' || action === 'revoke') && name) {
-      if (action === 'add') {
-        const token = newClientToken();
-        store.addClient(name, hashClientToken(token));
-        process.stdout.write(`client ${name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${token}\n`);
+    } else if (action === 'add') {
+      const token = newClientToken();
+      store.addClient(name!, hashClientToken(token));
+      if (save !== undefined) {
+        writeSecretFile(save, token, '--save');
+        process.stdout.write(`client ${name} added; its token is in ${save} (give it to the site for --token-file)\n`);
       } else {
-        store.revokeClient(name);
-        process.stdout.write(`client ${name} revoked; it is refused from its next connection on\n`);
+        process.stdout.write(`client ${name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${token}\n`);
       }
     } else {
-      throw new FtlError(ErrorCode.InvalidConfig, 'usage: ftl-coordinator clients add NAME | revoke NAME | list [--db FILE]');
+      store.revokeClient(name!);
+      process.stdout.write(`client ${name} revoked; it is refused from its next connection on\n`);
     }
   } finally {
     store.close();
   }
 }
 
-runMain(async () => {
-  const [command, ...rest] = process.argv.slice(2);
-  if (command === 'serve') return serve(rest);
-  // With --db the client registry is edited in the database directly (no server needed).
-  if (command === 'clients' && rest.includes('--db')) return clientsCommand(rest);
-  if (command === 'clients' || command === 'runs') return operatorCommand(command, rest);
-  const config = parseCoordinatorArgs(process.argv.slice(2));
-  if (config === 'help') {
-    process.stdout.write(COORDINATOR_HELP + '\n');
-    return;
-  }
-  const log = createLogger('coordinator');
+/** One run start to finish on `store` (whose database this process holds the lock of). */
+async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Promise<void> {
+  // Before the backbone loads or a client waits: a reused run id says at once what the stored run is.
+  checkRunReuse(store, config);
   await initBackend({ log });
-  const store = config.dbPath ? Store.open(config.dbPath) : undefined;
   const coordinator = await Coordinator.create(config, log, store);
-  const { url } = await coordinator.listen();
-  // The demo and scripts read this line to find the port.
-  process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
-  const stop = () => {
-    process.stdout.write('stopping after the current round (Ctrl-C again to quit now)\n');
-    coordinator.stop();
-    process.once('SIGINT', () => process.exit(130));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  process.stdout.write(roundTableHeader() + '\n');
   try {
+    // Before the port opens: a signal the moment the line below is read must stop the run, not kill
+    // the process (node's default for a signal nobody listens to).
+    const stop = () => {
+      process.stdout.write('stopping after the current round (Ctrl-C again to quit now)\n');
+      coordinator.stop();
+      process.once('SIGINT', () => process.exit(130));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    const { url } = await listenExplained(() => coordinator.listen(), config);
+    // The demo and scripts read this line to find the port.
+    process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
+    process.stdout.write(roundTableHeader() + '\n');
     const summary = await coordinator.run((r) => process.stdout.write(formatRoundRow(r, config.rounds) + '\n'));
+    if (summary.exportDir) store.appendEvent(summary.runId, MODEL_EXPORTED_EVENT, { dir: resolve(summary.exportDir) });
     const last = summary.rounds.at(-1);
     process.stdout.write(
       `run ${summary.runId} ${summary.reason} after ${summary.rounds.length} rounds; ` +
@@ -72,6 +82,32 @@ runMain(async () => {
     );
   } finally {
     await coordinator.close();
-    store?.close();
+  }
+}
+
+runMain(async () => {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === 'serve') return serve(rest);
+  // With --db the client registry is edited in the database directly (no server needed).
+  if (command === 'clients' && rest.some((a) => a === '--db' || a.startsWith('--db='))) return clientsCommand(rest);
+  if (command === 'clients' || command === 'runs') return operatorCommand(command, rest);
+  const config = parseCoordinatorArgs(process.argv.slice(2));
+  if (config === 'help') {
+    process.stdout.write(COORDINATOR_HELP + '\n');
+    return;
+  }
+  const log = createLogger('coordinator');
+  const dbPath = config.dbPath!;
+  // One server per database: a second one would run the same run again beside this one.
+  const lock = DbLock.acquire(dbPath, log);
+  try {
+    const store = Store.open(dbPath);
+    try {
+      await runOnce(config, log, store);
+    } finally {
+      store.close();
+    }
+  } finally {
+    lock.release();
   }
 });

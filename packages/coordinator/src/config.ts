@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
+import { checkTlsFiles } from './startup-errors.js';
+import type { TrustPolicy } from './update-screen.js';
 import {
   ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type RawFlags, type AugmentConfig, type FineTuning, type FitConfig,
   type StrategyConfig,
@@ -52,6 +54,8 @@ export interface CoordinatorConfig {
   sampleWeightCap: number;
   /** How updates become the next global model. */
   strategy: StrategyConfig;
+  /** How the run screens sites' updates and claims (default {@link DEFAULT_TRUST}). */
+  trust?: TrustPolicy;
   /** Head layers that never leave the clients (personalization): each keeps its own copy. */
   localLayers: string[];
   /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
@@ -257,7 +261,10 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
   if ((cert === undefined) !== (key === undefined)) {
     throw new FtlError(ErrorCode.InvalidConfig, '--tls-cert and --tls-key go together: give both PEM files, or neither for plain HTTP');
   }
-  return cert !== undefined && key !== undefined ? { cert: readPem(cert, '--tls-cert'), key: readPem(key, '--tls-key') } : undefined;
+  if (cert === undefined || key === undefined) return undefined;
+  const files = { certFile: cert, cert: readPem(cert, '--tls-cert'), keyFile: key, key: readPem(key, '--tls-key') };
+  checkTlsFiles(files);
+  return { cert: files.cert, key: files.key };
 }
 
 /** `a=1,b=x,c=true` → {a: 1, b: 'x', c: true}; a bare first item (no "=") comes back as `head`. */

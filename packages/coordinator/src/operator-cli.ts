@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
 import { ApiClient, type ApiTarget } from './api-client.js';
 import type { ClientView, RunView } from './coordinator-server.js';
 import type { RunProgress } from './federated-run.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
+import { writeSecretFile } from './secret-file.js';
 
 /** Where `serve` writes the operator token by default, and where the operator CLI looks for it. */
 export const DEFAULT_OPERATOR_TOKEN_FILE = '.ftl/operator-token';
@@ -20,8 +20,13 @@ ftl-coordinator runs list
 ftl-coordinator runs export ID [--out DIR]
 Operator commands over the REST API of a running "ftl-coordinator serve" (docs/api.md).
   --url URL          the coordinator (default $FTL_COORDINATOR_URL or http://127.0.0.1:8080)
-  --token-file FILE  operator token (default $FTL_OPERATOR_TOKEN, else ${DEFAULT_OPERATOR_TOKEN_FILE})
-  --ca-file FILE     CA certificate (PEM) to trust for an https coordinator
+  --token-file FILE  operator token (default $FTL_OPERATOR_TOKEN, else operator-token beside --db, else
+                     ${DEFAULT_OPERATOR_TOKEN_FILE}); serve prints where it wrote it
+  --db FILE          the database serve was started with: read the operator token beside it ("runs" only;
+                     "clients … --db" edits that database directly)
+  --ca-file FILE     CA certificate (PEM) to trust for an https coordinator: the one that signed its
+                     certificate, or a self-signed certificate itself
+  --wait S           seconds to keep retrying while nothing listens yet (a serve still starting; default 15)
   --watch            follow the run with a live progress line until it ends or pauses
   --interval S       seconds between polls while watching (default 1)
   --save FILE        "clients add": write the new token to FILE (mode 0600) instead of printing it
@@ -36,21 +41,40 @@ function readFlagFile(path: string, flag: string): Buffer {
   }
 }
 
+/** Where `runs` and `clients` (without --db) find the operator token, in order, and how messages name it. */
+function tokenSource(values: RawFlags): { token: ApiTarget['token']; from: string } {
+  const tokenFile = stringFlag(values, 'token-file');
+  if (tokenFile !== undefined) return { token: readFlagFile(tokenFile, '--token-file').toString('utf8').trim(), from: `--token-file ${tokenFile}` };
+  const env = process.env['FTL_OPERATOR_TOKEN'];
+  if (env) return { token: env, from: 'FTL_OPERATOR_TOKEN' };
+  // serve writes the token beside its database unless told otherwise.
+  const db = stringFlag(values, 'db');
+  const file = resolve(db !== undefined ? join(dirname(db), 'operator-token') : DEFAULT_OPERATOR_TOKEN_FILE);
+  const from = db !== undefined ? `${file} (beside --db ${db})` : `${file} (the default)`;
+  // Read lazily: a `serve` started a moment ago may not have written it yet.
+  const token = () => {
+    try {
+      return readFileSync(file, 'utf8').trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return { token, from };
+}
+
 function apiTarget(values: RawFlags): ApiTarget {
   const url = stringFlag(values, 'url', process.env['FTL_COORDINATOR_URL'] ?? 'http://127.0.0.1:8080');
   if (!/^https?:\/\/[^/]+/.test(url)) throw new FtlError(ErrorCode.InvalidConfig, `--url must be an http(s) URL like http://127.0.0.1:8080 (got "${url}")`);
-  const tokenFile = stringFlag(values, 'token-file');
-  // Read lazily from the default file: a `serve` started a moment ago may not have written it yet.
-  const token = tokenFile !== undefined ? readFlagFile(tokenFile, '--token-file').toString('utf8').trim()
-    : process.env['FTL_OPERATOR_TOKEN'] || (() => {
-      try {
-        return readFileSync(DEFAULT_OPERATOR_TOKEN_FILE, 'utf8').trim() || undefined;
-      } catch {
-        return undefined;
-      }
-    });
+  const { token, from } = tokenSource(values);
   const caFile = stringFlag(values, 'ca-file');
-  return { url, token, ...(caFile !== undefined ? { ca: readFlagFile(caFile, '--ca-file') } : {}) };
+  const waitMs = 1000 * numberFlag(values, 'wait', { default: 15, min: 0 });
+  if (caFile === undefined) return { url, token, tokenFrom: from, waitMs };
+  const ca = readFlagFile(caFile, '--ca-file');
+  // node ignores a CA that is not PEM and then reports every certificate as untrusted: say it here.
+  if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${caFile} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`);
+  }
+  return { url, token, tokenFrom: from, waitMs, ca, caFile };
 }
 
 const pct = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '-');
@@ -121,19 +145,10 @@ function summary(run: RunView): string {
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
 export async function operatorCommand(group: 'clients' | 'runs', argv: string[], out: NodeJS.WriteStream = process.stdout): Promise<void> {
   const str = { type: 'string' } as const;
-  const positionals: string[] = [];
-  const flags: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      flags.push(a);
-      if (!['--watch', '--help'].includes(a) && !a.includes('=') && i + 1 < argv.length) flags.push(argv[++i]!);
-    } else positionals.push(a);
-  }
-  const values = parseFlags(flags, {
-    url: str, 'token-file': str, 'ca-file': str, config: str, 'run-id': str, out: str, interval: str, save: str,
+  const { values, positionals } = parseFlags(argv, {
+    url: str, 'token-file': str, 'ca-file': str, db: str, wait: str, config: str, 'run-id': str, out: str, interval: str, save: str,
     watch: { type: 'boolean' }, help: { type: 'boolean' },
-  });
+  }, { positionals: true });
   const [action, id] = positionals;
   if (values['help'] || action === undefined) {
     out.write(OPERATOR_HELP + '\n');
@@ -151,8 +166,7 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
       const added = await api.call<{ name: string; token: string }>('POST', '/api/clients', { name: id ?? need('NAME') });
       const save = stringFlag(values, 'save');
       if (save !== undefined) {
-        await mkdir(dirname(save), { recursive: true });
-        await writeFile(save, added.token + '\n', { mode: 0o600 });
+        writeSecretFile(save, added.token, '--save');
         out.write(`client ${added.name} added; its token is in ${save} (give it to the site for --token-file)\n`);
       } else {
         out.write(`client ${added.name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${added.token}\n`);
