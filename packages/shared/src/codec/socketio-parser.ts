@@ -19,12 +19,13 @@ interface Packet {
 }
 
 /**
- * Event names socket.io keeps for itself. A peer's EVENT packet with one of them would run the
- * receiving side's own handler (a client emitting `disconnect` ran the server's disconnect handler),
- * so the decoder refuses them.
+ * Event names socket.io keeps for itself, and `error`, on which a server socket reports its
+ * connection's errors. A peer's EVENT packet with one of them would run the receiving side's own
+ * handler (a client emitting `disconnect` ran the server's disconnect handler), so the decoder
+ * refuses them.
  */
 export const RESERVED_EVENT_NAMES: readonly string[] = [
-  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener',
+  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener', 'error',
 ];
 
 /** Options of {@link createMsgpackParser}. */
