@@ -109,12 +109,11 @@ describe('one coordinator per database', () => {
     const db = join(dir, 'state', 'c.db');
     const first = await serving(['--db', db], dir);
     const pid = first.proc.child.pid!;
+    const second = start(['serve', '--port', '0', '--db', db], dir);
+    expect(await second.lineOrExit(/serving on/)).toEqual({ code: 1 });
     const holder = JSON.parse(readFileSync(`${db}.lock`, 'utf8')) as { pid: number; startedAt: string };
     expect(holder.pid).toBe(pid);
     const inUse = `error [CONFLICT]: database ${db} is in use by another coordinator (pid ${pid}, started ${holder.startedAt}); stop it first or use another --db`;
-
-    const second = start(['serve', '--port', '0', '--db', db], dir);
-    expect(await second.lineOrExit(/serving on/)).toEqual({ code: 1 });
     expectOneLineError({ code: await second.exited, stderr: second.stderr }, inUse);
     expectOneLineError(await run(['--port', '0', '--db', db, '--run-id', 'other', '--wait-timeout', '1'], dir), inUse);
 
