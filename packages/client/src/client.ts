@@ -10,6 +10,7 @@ import {
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
+import { oneLine } from './one-line.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 
@@ -179,13 +180,13 @@ export class FtlClient {
           try {
             msg = parse(raw);
           } catch (err) {
-            log.warn('message-ignored', { event, detail: oneLine(err) });
+            log.warn('message-ignored', { event, detail: oneLine(err instanceof Error ? err.message : String(err)) });
             return;
           }
           try {
             handle(msg);
           } catch (err) {
-            log.error('handler-failed', { event, detail: oneLine(err) });
+            log.error('handler-failed', { event, detail: oneLine(err instanceof Error ? err.message : String(err)) });
           }
         });
       };
@@ -458,12 +459,6 @@ export class FtlClient {
       socket.off('disconnect', onDisconnect);
     }
   }
-}
-
-/** An error's message on one line and of bounded length, for a log field. */
-function oneLine(err: unknown): string {
-  const text = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
-  return text.length > 300 ? `${text.slice(0, 300)}… (${text.length} characters)` : text;
 }
 
 /** Errors after which the client cannot take part: nothing a later round could fix. */

@@ -1,3 +1,5 @@
+import { oneLine } from './one-line.js';
+
 /** A failed connection attempt, as the site's operator needs it: what went wrong, and whether retrying can help. */
 export interface ConnectFailure {
   /** One line: what went wrong and what to do. */
@@ -28,7 +30,7 @@ export function describeConnectError(err: unknown, serverUrl: string, caGiven: b
   const description = (err as { description?: { error?: unknown; message?: unknown } } | undefined)?.description;
   const cause = (description?.error ?? description) as { code?: unknown; message?: unknown } | undefined;
   const code = typeof cause?.code === 'string' ? cause.code : '';
-  const why = oneLine(typeof cause?.message === 'string' && cause.message ? cause.message : err instanceof Error ? err.message : String(err));
+  const why = oneLine(typeof cause?.message === 'string' && cause.message ? cause.message : err instanceof Error ? err.message : String(err), 200);
   const url = safeUrl(serverUrl);
   const host = url ? url.hostname.replace(/^\[|\]$/g, '') : serverUrl;
   const where = url ? `${host}:${url.port || (url.protocol === 'https:' ? '443' : '80')}` : serverUrl;
@@ -67,9 +69,4 @@ function safeUrl(text: string): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
