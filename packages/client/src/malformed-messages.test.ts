@@ -21,6 +21,7 @@ async function fakeCoordinator(onConnection: (emit: (event: string, payload: unk
 const malformed: [string, unknown][] = [
   ['goodbye', { protocol: PROTOCOL_VERSION, reason: 'because', message: 'bye' }],
   ['goodbye', 42],
+  ['goodbye', { protocol: PROTOCOL_VERSION, reason: '\u001b[2J\u001b[31mforged\nftl client info fake-line', message: 'bye' }],
   ['run-end', { protocol: PROTOCOL_VERSION, runId: 'r1', reason: 'done' }],
   ['run-end', null],
   ['welcome', {}],
@@ -52,6 +53,7 @@ describe('client inbound messages', () => {
     expect(ignored.map((l) => /event=(\S+)/.exec(l)?.[1])).toEqual(malformed.map(([event]) => event));
     for (const line of ignored) {
       expect(line).not.toContain('\n');
+      expect(line).not.toContain('\u001b');
       expect(line.length).toBeLessThan(500); // a huge field is cut, not echoed
     }
     expect(lines.filter((l) => !l.includes('message-ignored'))).toEqual([]);
