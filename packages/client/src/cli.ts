@@ -2,6 +2,7 @@
 import { createLogger, ErrorCode, FtlError, describeDataSource, formatImageShape, initBackend, loadLocalShard, localLabels, runMain } from '@ftl/shared';
 import { prepareCacheDir } from './cache-dir.js';
 import { FtlClient } from './client.js';
+import { oneLine } from './one-line.js';
 import { CLIENT_HELP, parseClientArgs } from './config.js';
 
 runMain(async () => {
@@ -33,5 +34,5 @@ runMain(async () => {
   process.once('SIGINT', quit);
   process.once('SIGTERM', quit);
   const end = await client.run();
-  if (end.reason === 'failed') throw new FtlError(ErrorCode.Quorum, `run ${end.runId} failed on the coordinator: ${end.message ?? 'no reason given'}`);
+  if (end.reason === 'failed') throw new FtlError(ErrorCode.Quorum, `run ${end.runId} failed on the coordinator: ${oneLine(end.message ?? 'no reason given')}`);
 });

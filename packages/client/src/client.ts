@@ -191,13 +191,13 @@ export class FtlClient {
         });
       };
       on('goodbye', parseGoodbye, (bye) => {
-        log.warn('goodbye', { reason: bye.reason, detail: bye.message });
+        log.warn('goodbye', { reason: bye.reason, detail: oneLine(bye.message) });
         if (bye.reason === 'shutdown') {
           // A restarted coordinator resumes its run: come back (socket.io does not retry a server-side close).
           socket.once('disconnect', () => setTimeout(() => socket.connect(), 1000));
         } else {
           const code = bye.reason === 'revoked' ? ErrorCode.Unauthorized : ErrorCode.Conflict;
-          fatal(new FtlError(code, `the coordinator closed this connection (${bye.reason}): ${bye.message}`));
+          fatal(new FtlError(code, `the coordinator closed this connection (${bye.reason}): ${oneLine(bye.message)}`));
         }
       });
       on('welcome', parseWelcome, (welcome) => enqueue(() => this.onWelcome(welcome), true));
@@ -271,7 +271,7 @@ export class FtlClient {
       protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
       labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),
     });
-    if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${ack.message}`);
+    if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${oneLine(ack.message)}`);
   }
 
   /** Progress of one feature extraction: images done of the total, at most every `progressEveryMs`. */
@@ -326,7 +326,7 @@ export class FtlClient {
         weights: encodeWeights(weights), numExamples: trainer.numTrain, metrics,
       });
       if (ack.accepted) log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
-      else log.warn('update-rejected', { reason: ack.reason, detail: ack.message });
+      else log.warn('update-rejected', { reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
     } catch (err) {
       this.reportFailure('fit', msg, err);
     }
