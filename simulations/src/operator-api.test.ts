@@ -51,6 +51,11 @@ describe('operator REST API', () => {
     expect(store.getClient('site-0')?.tokenHash).not.toContain(tokens.get('site-0'));
     await expect(api.call('POST', '/api/clients', { name: 'site-0' })).rejects.toMatchObject({ code: 'CONFLICT' });
     await expect(api.call('POST', '/api/clients', { name: 'bad name!' })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/client name must be/) });
+    // Names that are path components or object internals never register (the handshake refuses them too).
+    for (const name of ['.', '..', '__proto__', 'constructor', 'prototype']) {
+      await expect(api.call('POST', '/api/clients', { name })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/client name must be/) });
+    }
+    expect(store.listClients().map((c) => c.name).sort()).toEqual(['site-0', 'site-1']);
 
     // Runs: invalid configs are refused with the field and the value; malformed JSON too.
     await expect(api.call('POST', '/api/runs', { rounds: -1 })).rejects.toMatchObject({

@@ -163,4 +163,15 @@ describe('run lifecycle', () => {
     expect(flooder.connected).toBe(false);
     expect((await summary).rounds).toHaveLength(1);
   });
+
+  test('a connection refused at the handshake is closed by the coordinator, not left open until a timeout', async () => {
+    const { url } = await start({ runId: 'refusing' });
+    const socket = io(url, { parser: createMsgpackParser(), auth: { protocol: 999, name: 'old-site' }, transports: ['websocket'], reconnection: false });
+    cleanups.push(() => socket.disconnect());
+    const refusal = await new Promise<Error & { data?: { reason?: string } }>((resolve) => socket.once('connect_error', resolve));
+    expect(refusal.data?.reason).toBe('protocol-mismatch');
+    // The transport closes from the server's side (this client never disconnects it).
+    await new Promise<void>((resolve) => (socket.io.engine.readyState === 'closed' ? resolve() : socket.io.engine.once('close', () => resolve())));
+    expect(socket.io.engine.readyState).toBe('closed');
+  });
 });

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { Server, type Socket } from 'socket.io';
 import { create as createTar } from 'tar';
 import {
-  createMsgpackParser, ErrorCode, FtlError, headParameterCount, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type Ack, type GoodbyeReason,
+  checkSiteName, createMsgpackParser, ErrorCode, FtlError, headParameterCount, trainableParameterCount, unfrozenLayerCount, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type Ack, type GoodbyeReason,
   type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type HandshakeAuth, type HeadConfig, type Logger,
   type ServerToClientEvents, type ChannelStats, type Normalization,
 } from '@ftl/shared';
@@ -140,7 +140,7 @@ export class CoordinatorServer implements RunHost {
     const handle = createHttpHandler({ backbone, api: (req, res) => handleOperatorApi(this, req, res, this.log), log });
     this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
     this.io = new Server(this.http, {
-      parser: createMsgpackParser(this.bytes),
+      parser: createMsgpackParser(this.bytes, { maxFrameBytes: this.maxMessageBytes }),
       // One head update plus envelope; anything larger is refused by engine.io before it is buffered.
       maxHttpBufferSize: this.maxMessageBytes,
       serveClient: false,
@@ -156,8 +156,9 @@ export class CoordinatorServer implements RunHost {
         e.data = { reason };
         this.log.warn('connection-refused', { reason, detail: message });
         next(e);
-        // The refusal is final: close the transport once it has carried the error, so a refused peer holds nothing open.
-        socket.conn.close();
+        // The refusal is final: close the transport once it has carried the error (socket.io writes it on the
+        // next tick; engine.io's close waits for its buffer to drain), so a refused peer holds nothing open.
+        setImmediate(() => socket.conn.close());
       };
       let auth: HandshakeAuth;
       try {
@@ -264,14 +265,17 @@ export class CoordinatorServer implements RunHost {
   /** Builds a run on this server's backbone (validating what only the model can check: head layers, size). */
   prepareRun(config: CoordinatorConfig): FederatedRun {
     const head = this.headFor(config);
-    // Sized by arithmetic before any tensor exists: an absurd head is refused, never allocated.
-    const headBytes = headParameterCount(head) * 4 * 2 + 64 * 1024;
-    // (Head layers kept on the sites never travel; the run's own check below counts exactly what does.)
-    if (this.maxMessageBytes !== undefined && config.localLayers.length === 0 && headBytes > this.maxMessageBytes) {
+    // Sized by arithmetic before any tensor exists: an absurd head is refused, never allocated. (Head layers
+    // kept on the sites never travel; the run's own check below counts exactly what does.)
+    const fx = this.backbone.extractor.at(config.featureLayer ?? this.backbone.featureLayer);
+    const unfrozen = unfrozenLayerCount(config.fineTuning, config.rounds);
+    const values = unfrozen > 0 && fx.kind === 'layers' ? trainableParameterCount(fx, unfrozen, head) : headParameterCount(head);
+    const bytes = values * 4 * 2 + 64 * 1024;
+    if (this.maxMessageBytes !== undefined && config.localLayers.length === 0 && bytes > this.maxMessageBytes) {
       throw new FtlError(
         ErrorCode.InvalidConfig,
-        `run ${config.runId}: its head's updates take ${headBytes} bytes, above this server's message limit of ${this.maxMessageBytes}; ` +
-          'use fewer hidden units, or restart serve with a larger --max-message-mb',
+        `run ${config.runId}: its largest updates (head and unfrozen backbone layers) take ${bytes} bytes, above this server's message ` +
+          `limit of ${this.maxMessageBytes}; use fewer hidden units or unfrozen layers (fineTuning.layers), or restart serve with a larger --max-message-mb`,
       );
     }
     const run = new FederatedRun(config, this.backbone, head, this, this.log, this.store);
@@ -420,8 +424,11 @@ export class CoordinatorServer implements RunHost {
 
   /** Registers a client and returns its token (shown once; only the hash is stored). */
   addClient(name: string): { name: string; token: string } {
-    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
-      throw new FtlError(ErrorCode.InvalidConfig, `client name must be 1–64 letters, digits, ".", "_" or "-" (got ${JSON.stringify(name)})`);
+    // The same rule as the handshake's, so every registered name can connect (and '.', '..', 'constructor' never register).
+    try {
+      checkSiteName(name, 'client name');
+    } catch (err) {
+      throw new FtlError(ErrorCode.InvalidConfig, (err as Error).message);
     }
     const store = this.requireStore();
     if (store.getClient(name)) throw new FtlError(ErrorCode.Conflict, `client "${name}" is already registered; revoke it or pick another name`);
