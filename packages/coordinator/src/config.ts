@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
 import { checkTlsFiles } from './startup-errors.js';
-import type { TrustPolicy } from './update-screen.js';
+import { DEFAULT_TRUST, type TrustPolicy } from './update-screen.js';
 import {
   ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type RawFlags, type AugmentConfig, type FineTuning, type FitConfig,
   type StrategyConfig,
@@ -56,6 +56,10 @@ export interface CoordinatorConfig {
   strategy: StrategyConfig;
   /** How the run screens sites' updates and claims (default {@link DEFAULT_TRUST}). */
   trust?: TrustPolicy;
+  /** Per value position, this many sites with the most extreme means are left out of the combined statistics (0: exact). */
+  normalizationTrim?: number;
+  /** The range every input value lies in, when the run declares one: statistics outside it are refused. */
+  inputRange?: [number, number];
   /** Head layers that never leave the clients (personalization): each keeps its own copy. */
   localLayers: string[];
   /** After the last round, clients fine-tune the global head this many epochs and report both accuracies (0 = off). */
@@ -86,8 +90,10 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
     fineTuning: { ...run.fineTuning }, augment: { ...run.augment }, normalization: run.normalization, normalizationScope: run.normalizationScope,
+    normalizationTrim: run.normalizationTrim, trust: { ...run.trust },
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
+  if (run.inputRange !== undefined) config.inputRange = [...run.inputRange];
   return config;
 }
 
@@ -103,6 +109,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
     ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment }, normalization: c.normalization, normalizationScope: c.normalizationScope,
+    normalizationTrim: c.normalizationTrim ?? 0, trust: { ...(c.trust ?? DEFAULT_TRUST) }, ...(c.inputRange ? { inputRange: [...c.inputRange] } : {}),
   };
 }
 
@@ -182,14 +189,16 @@ exports the global model. For the long-lived service with the operator API see "
   --normalization N      federated input normalisation: none (default) | standard | min-max,
                          optionally :feature for one statistic per value (tabular data), e.g. standard:feature
   --db FILE              SQLite state; restarting with the same --db and --run-id resumes the run
-                         after its last completed round (default .ftl/coordinator.db)
+                         after its last completed round (default .ftl/coordinator.db); one coordinator
+                         at a time per database
   --require-auth         refuse clients without a valid token (issue them with: clients add NAME)
   --tls-cert FILE        serve HTTPS/WSS with this PEM certificate …
   --tls-key FILE         … and this PEM key
 
-ftl-coordinator clients add|revoke|list [NAME] --db FILE
-  works on the database directly (without --db: over the API of a running serve);
-  add prints the new client's token once; only its hash is stored.`;
+ftl-coordinator clients add|revoke|list [NAME] --db FILE [--save FILE]
+  works on the database directly, also while a server runs on it (without --db: over the API of a
+  running serve); add prints the new client's token once, or writes it to --save FILE (mode 0600);
+  only its hash is stored.`;
 
 /** What `ftl-coordinator serve` needs: the server settings, run defaults, and where its state lives. */
 export interface ServeConfig {
@@ -211,7 +220,7 @@ over the REST API (docs/api.md; the "clients" and "runs" commands use it). A run
 running resumes by itself on the next start.
   --host H                  (default 127.0.0.1)
   --port N                  (default 8080)
-  --db FILE                 SQLite state (default .ftl/coordinator.db)
+  --db FILE                 SQLite state (default .ftl/coordinator.db); one server at a time per database
   --backbone DIR|URL        the backbone (default: the committed Fashion-MNIST backbone)
   --feature-layer NAME      default cut point of runs (default: from the backbone's description)
   --config FILE             defaults for runs created over the API (JSON, docs/run-config.md)
