@@ -1,6 +1,6 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ErrorCode, FtlError, type Logger } from '@ftl/shared';
 
 /** Who holds a database: written into its lock file, shown to the next server that tries it. */
@@ -19,7 +19,26 @@ export interface TakenOver {
 
 /** The lock file of a database: beside it, so every program that opens the same file finds the same lock. */
 export function lockFileOf(dbPath: string): string {
-  return `${resolve(dbPath)}.lock`;
+  const path = resolve(dbPath);
+  // The folder's real path: the same database reached through a symlinked folder has the same lock.
+  try {
+    return join(realpathSync(dirname(path)), `${basename(path)}.lock`);
+  } catch {
+    return `${path}.lock`;
+  }
+}
+
+/**
+ * Puts the lock file in place atomically: a hard link of a file already written, so nobody reads it
+ * half written; where the file system has no hard links, an exclusive create (O_EXCL) instead.
+ */
+function place(aside: string, file: string, text: string): void {
+  try {
+    linkSync(aside, file);
+  } catch (err) {
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    writeFileSync(file, text, { flag: 'wx' });
+  }
 }
 
 function readHolder(file: string): { text: string; holder?: LockHolder } | undefined {
@@ -85,12 +104,14 @@ export class DbLock {
    * Taking over a dead server's lock is logged on `log`: that server stopped without cleaning up.
    */
   static acquire(dbPath: string, log?: Logger): DbLock {
-    const file = lockFileOf(dbPath);
     const me: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
     const text = JSON.stringify(me) + '\n';
-    const aside = `${file}.${process.pid}.tmp`;
+    let file = lockFileOf(dbPath);
+    let aside = '';
     try {
       mkdirSync(dirname(file), { recursive: true });
+      file = lockFileOf(dbPath); // now that the folder exists, by its real path
+      aside = `${file}.${process.pid}.tmp`;
       writeFileSync(aside, text);
     } catch (err) {
       throw new FtlError(
@@ -104,7 +125,7 @@ export class DbLock {
       // Three tries: each lost race means another server took the lock in between, checked again below.
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          linkSync(aside, file);
+          place(aside, file, text);
           if (takenOver) {
             const p = takenOver.previous;
             log?.warn('db-lock-taken-over', { db: dbPath, previousPid: p.pid, previousStart: p.startedAt, detail: 'that coordinator ended without releasing it' });
