@@ -412,7 +412,7 @@ export class FederatedRun {
     const [h, w, c] = this.backbone.inputShape;
     const values = this.config.normalizationScope === 'feature' ? h * w * c : c;
     try {
-      checkChannelStats(stats, { values });
+      checkChannelStats(stats, { values, ...(this.config.inputRange ? { range: this.config.inputRange } : {}) });
       return undefined;
     } catch (err) {
       return (err as Error).message;
@@ -448,7 +448,9 @@ export class FederatedRun {
     if (reports.length === 0) {
       throw new FtlError(ErrorCode.InvalidMessage, `run ${runId} normalises inputs (${kind}) but no ready client sent channel statistics`);
     }
-    this.normalization = combineStats(reports.map((r) => r.stats), kind);
+    // A robust run leaves the sites with the most extreme means out (never all of them: one always stays).
+    const trim = Math.min(this.config.normalizationTrim ?? 0, reports.length - 1);
+    this.normalization = combineStats(reports.map((r) => r.stats), kind, { trim });
     const show = (v: number[]) => v.slice(0, 4).map((x) => x.toFixed(4)).join(',') + (v.length > 4 ? `,… (${v.length})` : '');
     this.log.info('normalization', { kind, clients: reports.length, shift: show(this.normalization.shift), scale: show(this.normalization.scale) });
     this.store?.appendEvent(runId, 'normalization', { ...this.normalization, clients: reports.map((r) => r.clientId) });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   DEFAULT_FINE_TUNING, DEFAULT_HIDDEN, ErrorCode, FINE_TUNING_MODES, FtlError, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig,
 } from '@ftl/shared';
+import { DEFAULT_TRUST } from './update-screen.js';
 
 // What each field must be, by path, for messages like `rounds must be a positive integer (got -1)`.
 const rules = new Map<string, string>();
@@ -91,6 +92,16 @@ export const RunConfigSchema = z.strictObject({
   normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max'])).default('none'),
   normalizationScope: rule('normalizationScope', 'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
     z.enum(['channel', 'feature'])).default('channel'),
+  normalizationTrim: rule('normalizationTrim', 'an integer in [0, 100] (per value, the sites with the most extreme means left out of the combined statistics; 0 = exact pooled statistics)',
+    z.number().int().min(0).max(100)).default(0),
+  inputRange: rule('inputRange', '[low, high], two finite numbers with low < high (the range every input value lies in; statistics outside it are refused)',
+    z.tuple([z.number().finite(), z.number().finite()]).refine(([lo, hi]) => lo < hi)).optional(),
+  trust: z.strictObject({
+    normBound: rule('trust.normBound', 'a number ≥ 0 (updates moving the model more than this × the round\'s median move are excluded; 0 = off)',
+      z.number().min(0).finite()).default(DEFAULT_TRUST.normBound),
+    maxAbsValue: rule('trust.maxAbsValue', 'a number ≥ 0 (updates holding a larger value are excluded; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.maxAbsValue),
+    weightCap: rule('trust.weightCap', 'a number ≥ 0 (sample weights capped at this × the round\'s median; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.weightCap),
+  }).prefault({}),
   augment: z.strictObject({
     copies: rule('augment.copies', 'an integer in [0, 20] (augmented copies of each training image; 0 = off)', z.number().int().min(0).max(20)).default(0),
     shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),
