@@ -16,6 +16,18 @@ describe('run configuration', () => {
     expect(c.classes).toHaveLength(10);
     expect(c.fineTuning).toEqual({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 });
     expect(c.augment).toEqual({ copies: 0, shift: 0, flip: false, rotation: 0 });
+    expect(c.trust).toEqual({ normBound: 4, maxAbsValue: 1e6, weightCap: 4 });
+    expect(c.normalizationTrim).toBe(0);
+    expect(c.inputRange).toBeUndefined();
+  });
+
+  test('the trust policy and the robust normalisation settings are validated like every field', () => {
+    expect(parseRunConfig({ trust: { normBound: 0 } }).trust).toEqual({ normBound: 0, maxAbsValue: 1e6, weightCap: 4 });
+    expect(() => parseRunConfig({ trust: { normBound: -1 } })).toThrow(/trust\.normBound must be a number ≥ 0 .* \(got -1\)/);
+    expect(() => parseRunConfig({ trust: { weightcap: 2 } })).toThrow(/unknown field trust\.weightcap/);
+    expect(() => parseRunConfig({ inputRange: [1, 0] })).toThrow(/inputRange must be \[low, high\].*\(got \[1,0\]\)/);
+    expect(() => parseRunConfig({ normalizationTrim: 1.5 })).toThrow(/normalizationTrim must be an integer in \[0, 100\]/);
+    expect(parseRunConfig({ inputRange: [0, 1], normalizationTrim: 1 })).toMatchObject({ inputRange: [0, 1], normalizationTrim: 1 });
   });
 
   test('fineTuning: given fields are kept, missing ones default', () => {
