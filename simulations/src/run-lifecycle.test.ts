@@ -4,7 +4,7 @@ import { io } from 'socket.io-client';
 import { Coordinator, CoordinatorServer, defaultCoordinatorConfig, Store, type CoordinatorConfig } from '@ftl/coordinator';
 import { createLogger, createMsgpackParser, initBackend, parseStrategy, parseWelcome, PROTOCOL_VERSION } from '@ftl/shared';
 import { afterEach, describe, expect, test } from 'vitest';
-import { echoGlobal, HostileClient } from './hostile-client.js';
+import { echoGlobal, HostileClient, plausibleStats } from './hostile-client.js';
 import { scratch } from './test-federation.js';
 
 // Scripted sites (no training) make each round's outcome exact: what is committed, exported or kept
@@ -173,5 +173,28 @@ describe('run lifecycle', () => {
     // The transport closes from the server's side (this client never disconnects it).
     await new Promise<void>((resolve) => (socket.io.engine.readyState === 'closed' ? resolve() : socket.io.engine.once('close', () => resolve())));
     expect(socket.io.engine.readyState).toBe('closed');
+  });
+
+  test('statistics outside the run’s declared input range leave that site out; the others’ normalisation goes on', async () => {
+    const dir = await scratch('range');
+    const store = Store.open(join(dir, 'c.db'));
+    cleanups.push(() => store.close());
+    const { coordinator, url } = await start({ runId: 'ranged', rounds: 1, normalization: 'standard', inputRange: [0, 1] }, store);
+    const site = (name: string, stats: ReturnType<typeof plausibleStats>) => {
+      const h = new HostileClient({ serverUrl: url, name, declare: { numTrain: 10, numVal: 10, stats } });
+      cleanups.push(() => h.close());
+      return h.connect().then(() => h);
+    };
+    const raw = { ...plausibleStats(784), max: [255], sum: [0.13 * 255 * 784], sumSquares: [0.2 * 255 * 255 * 784] };
+    const unscaled = await site('site-raw', raw); // 0–255 pixels in a run declared [0, 1]
+    await site('site-a', plausibleStats(784));
+    await site('site-b', plausibleStats(784));
+    expect(await unscaled.readyAcknowledged()).toMatchObject({ accepted: false, reason: 'bad-statistics', message: expect.stringMatching(/255/) });
+    const summary = await coordinator.run();
+    expect(summary.reason).toBe('completed');
+    const norm = store.listEvents('ranged').find((e) => e.type === 'normalization')!.data as { shift: number[]; clients: string[] };
+    expect(norm.clients).toEqual(['site-a', 'site-b']);
+    expect(norm.shift[0]).toBeCloseTo(0.13, 6);
+    expect(store.listEvents('ranged').filter((e) => e.type === 'statistics-excluded').map((e) => (e.data as { client: string }).client)).toEqual(['site-raw']);
   });
 });

@@ -140,6 +140,8 @@ export class FederatedRun {
   private readonly strategy: Strategy;
   /** The last round's median distance of updates from the global model: the reference of a round with one update. */
   private moveReference?: number;
+  /** Events recorded before the run existed in the store (a site refused at ready), written when it is created. */
+  private readonly unstoredEvents: Array<{ type: string; data: Record<string, unknown> }> = [];
   private global: Weights;
   private modelVersion = 0;
   private stopRequest?: 'stop' | 'pause' | 'interrupt';
@@ -616,6 +618,7 @@ export class FederatedRun {
       this.store.createRun(runId, toRunConfig(this.config));
       this.store.setRunStatus(runId, 'running');
       this.store.appendEvent(runId, 'run-start', { rounds: this.config.rounds, strategy: this.config.strategy.name });
+      for (const e of this.unstoredEvents.splice(0)) this.store.appendEvent(runId, e.type, e.data);
       return [];
     }
     const done = this.store.listRounds(runId).map((r) => r.record);
@@ -750,7 +753,10 @@ export class FederatedRun {
     type: 'update-excluded' | 'statistics-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
   ): void {
     log.warn(type, { client: e.clientId, reason: e.reason, detail: e.message });
-    this.store?.appendEvent(this.config.runId, type, { round, client: e.clientId, reason: e.reason, message: e.message });
+    const event = { type, data: { round, client: e.clientId, reason: e.reason, message: e.message } };
+    // Sites report ready (and may be refused) before the run starts and exists in the store: kept until it does.
+    if (this.store?.getRun(this.config.runId)) this.store.appendEvent(this.config.runId, event.type, event.data);
+    else if (this.store) this.unstoredEvents.push(event);
   }
 
   /** The backbone learning-rate factor, sent only when the global model holds backbone layers. */
