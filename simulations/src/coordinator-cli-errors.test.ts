@@ -189,6 +189,8 @@ describe('the operator commands find the server and its token', () => {
     const url = ['--url', `http://127.0.0.1:${port}`];
     expect(await run(['runs', 'list', ...url, '--db', db], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated'] });
     expect(await run(['runs', 'list', ...url, '--token-file', tokenFile], dir)).toMatchObject({ code: 0 });
+    expectOneLineError(await run(['runs', 'list', '--url', `https://127.0.0.1:${port}`, '--db', db], dir),
+      `error [INVALID_CONFIG]: https://127.0.0.1:${port} does not answer in TLS (the TLS handshake got a plain reply); if the coordinator serves plain HTTP, use http:// in --url`);
     expectOneLineError(await run(['runs', 'list', ...url, '--wait', '0'], dir),
       `error [UNAUTHORIZED]: no operator token in ${join(dir, '.ftl', 'operator-token')} (the default); serve writes it beside its --db ` +
         '(it prints the file when it starts): pass --token-file FILE, or --db with the database serve uses, or set FTL_OPERATOR_TOKEN');
@@ -204,6 +206,9 @@ describe('the operator commands find the server and its token', () => {
       `error [INVALID_CONFIG]: the certificate of ${url} is not trusted (self-signed certificate, DEPTH_ZERO_SELF_SIGNED_CERT); ` +
         "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)");
     expect(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', cert], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated'] });
+    expectOneLineError(await run(['runs', 'list', '--url', `http://127.0.0.1:${port}`, '--db', db, '--wait', '0'], dir),
+      // How the TLS server drops a plain request (reset or hang-up) is node's to choose; the advice is ours.
+      new RegExp(`^error \\[TIMEOUT\\]: http://127\\.0\\.0\\.1:${port} closed the connection without an answer \\([^)]+\\); if the coordinator serves HTTPS, use https:// in --url$`));
     expectOneLineError(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', key], dir),
       `error [INVALID_CONFIG]: --ca-file ${key} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`);
 

@@ -158,7 +158,8 @@ function connectionError(err: NodeJS.ErrnoException, target: ApiTarget): FtlErro
     message = `the certificate of ${url} is outside its validity dates (${detail}); renew the certificate of the coordinator`;
   } else if (https && (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))) {
     kind = ErrorCode.InvalidConfig;
-    message = `${url} does not answer in TLS (${detail}); if the coordinator serves plain HTTP, use http:// in --url`;
+    // OpenSSL's text here is a source-file trace ("ssl3_get_record:wrong version number:…"): not for a user.
+    message = `${url} does not answer in TLS (the TLS handshake got a plain reply); if the coordinator serves plain HTTP, use http:// in --url`;
   } else if (code === 'ECONNREFUSED') {
     message = `nothing listens at ${url} (connection refused); start "ftl-coordinator serve" there, or pass the --url it printed`;
   } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {

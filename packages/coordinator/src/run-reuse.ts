@@ -53,7 +53,8 @@ export function checkRunReuse(store: Store, config: CoordinatorConfig): void {
   const rounds = store.lastCommittedRound(id);
   const events = store.listEvents(id);
   const exported = events.filter((e) => e.type === MODEL_EXPORTED_EVENT).at(-1)?.data as { dir?: unknown } | undefined;
-  const model = typeof exported?.dir === 'string' ? `its model is in ${exported.dir}` : 'it wrote its model to the --out it ran with';
+  const model = typeof exported?.dir === 'string' ? `its model is in ${exported.dir}`
+    : rounds === 0 ? 'it trained no round, so it has no model' : 'its model went to the --out it ran with';
   const other = 'use another --run-id';
   switch (stored.status) {
     case 'completed':
