@@ -227,8 +227,15 @@ describe('the operator commands find the server and its token', () => {
     const token = readFileSync(file, 'utf8').trim();
     expect(token).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    // A taken name leaves the file (that site's token) alone; an unwritable file registers nobody.
+    expectOneLineError(await run(['clients', 'add', 'site-a', '--db', db, '--save', file], dir),
+      `error [INVALID_CONFIG]: client site-a is already registered in ${db}; choose another name or revoke it first`);
+    expect(readFileSync(file, 'utf8').trim()).toBe(token);
+    expectOneLineError(await run(['clients', 'add', 'site-b', '--db', db, '--save', join(file, 'x')], dir),
+      new RegExp(`^error \\[INVALID_CONFIG\\]: --save: cannot write ${join(file, 'x')} \\(.+\\); choose a file in a writable folder$`));
     const store = Store.open(db);
     expect(store.getClient('site-a')?.tokenHash).toBe(hashClientToken(token));
+    expect(store.listClients().map((c) => c.name)).toEqual(['site-a']);
     store.close();
   });
 });

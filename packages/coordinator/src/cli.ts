@@ -36,11 +36,15 @@ function clientsCommand(argv: string[]): void {
       }
     } else if (action === 'add') {
       const token = newClientToken();
-      store.addClient(name!, hashClientToken(token));
       if (save !== undefined) {
+        // The file first, so a folder that cannot be written leaves no site registered with a token
+        // nobody has; a taken name is refused before its file (perhaps that site's token) is replaced.
+        if (store.getClient(name!)) store.addClient(name!, hashClientToken(token));
         writeSecretFile(save, token, '--save');
+        store.addClient(name!, hashClientToken(token));
         process.stdout.write(`client ${name} added; its token is in ${save} (give it to the site for --token-file)\n`);
       } else {
+        store.addClient(name!, hashClientToken(token));
         process.stdout.write(`client ${name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${token}\n`);
       }
     } else {

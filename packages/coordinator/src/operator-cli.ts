@@ -166,7 +166,13 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
       const added = await api.call<{ name: string; token: string }>('POST', '/api/clients', { name: id ?? need('NAME') });
       const save = stringFlag(values, 'save');
       if (save !== undefined) {
-        writeSecretFile(save, added.token, '--save');
+        try {
+          writeSecretFile(save, added.token, '--save');
+        } catch (err) {
+          // The server has registered the site already; without the file nobody has its token.
+          throw new FtlError(ErrorCode.InvalidConfig, `client ${added.name} was added, but ${(err as Error).message}; ` +
+            `revoke it (ftl-coordinator clients revoke ${added.name}) and add it again under another name with a writable --save`, { cause: err });
+        }
         out.write(`client ${added.name} added; its token is in ${save} (give it to the site for --token-file)\n`);
       } else {
         out.write(`client ${added.name} added. Its token (shown once; give it to the site, e.g. as FTL_TOKEN):\n${added.token}\n`);
