@@ -38,7 +38,8 @@ export function formatRoundRow(r: RoundRecord, rounds: number): string {
   const f = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
     cell(`${r.round}/${rounds}`, 5),
-    cell(`${r.accepted}/${r.selected}${r.status === 'aggregated' ? '' : ` (${r.status})`}`, 14),
+    // Excluded updates (trust policy) are shown beside the count: `4/5 1 excl`.
+    cell(`${r.accepted}/${r.selected}${r.excluded ? ` ${r.excluded} excl` : ''}${r.status === 'aggregated' ? '' : ` (${r.status})`}`, 14),
     cell(f(r.trainLoss, 4), 10),
     cell(f(r.valLoss, 4), 8),
     cell(Number.isFinite(r.valAccuracy) ? `${(r.valAccuracy * 100).toFixed(2)}%` : '-', 7),
