@@ -144,6 +144,22 @@ describe('one coordinator per database', () => {
   });
 });
 
+describe('a one-run coordinator and its database lock', () => {
+  test('Ctrl-C while it waits for clients ends it and releases the lock', async () => {
+    const dir = await scratch('one-run-signals');
+    const db = join(dir, 'c.db');
+    const args = (id: string) => ['--port', '0', '--db', db, '--run-id', id, '--min-clients', '1', '--wait-timeout', '600', '--out', join(dir, id)];
+    const listening = /^coordinator listening on /;
+
+    const once = start(args('once'), dir);
+    expect(await once.lineOrExit(listening)).toMatchObject({ line: expect.any(String) });
+    once.child.kill('SIGINT');
+    await once.exited;
+    expect(existsSync(`${db}.lock`)).toBe(false);
+
+  });
+});
+
 describe('start-up errors are one line naming what to change', () => {
   test.each([['one run', []], ['serve', ['serve']]])('a port in use (%s)', async (_, mode) => {
     const dir = await scratch('port');

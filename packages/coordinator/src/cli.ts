@@ -66,7 +66,7 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     // Before the port opens: a signal the moment the line below is read must stop the run, not kill
     // the process (node's default for a signal nobody listens to).
     const stop = () => {
-      process.stdout.write('stopping after the current round: the run ends there and exports its model ' +
+      process.stdout.write('stopping after the current round: the run then ends as stopped, its model exported if a round trained it ' +
         '(Ctrl-C again to quit now instead; the same --db and --run-id then resume it)\n');
       coordinator.stop();
       process.once('SIGINT', () => process.exit(130));

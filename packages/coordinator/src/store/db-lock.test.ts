@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { describe, expect, test } from 'vitest';
 import { DbLock, lockFileOf } from './db-lock.js';
@@ -63,6 +64,19 @@ describe('DbLock', () => {
     writeFileSync(lockFileOf(db), 'not json');
     expectFtlError(() => DbLock.acquire(db), 'CONFLICT', /does not say who holds it; if no coordinator uses .*, delete .*c\.db\.lock$/);
     expect(readFileSync(lockFileOf(db), 'utf8')).toBe('not json');
+  });
+
+  test('a process that exits without its finally blocks (process.exit, as on a second Ctrl-C) still releases the lock', async () => {
+    const db = join(dir(), 'c.db');
+    // The built module, as the programs run it: this needs `npx tsc -b` first, like the CLI tests.
+    const built = fileURLToPath(new URL('../../dist/store/db-lock.js', import.meta.url));
+    const script = `import { DbLock } from ${JSON.stringify(built)}; DbLock.acquire(${JSON.stringify(db)}); console.log('held'); process.exit(130);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((resolve) => child.once('close', resolve));
+    expect({ code, out }).toEqual({ code: 130, out: 'held\n' });
+    expect(existsSync(lockFileOf(db))).toBe(false);
   });
 
   test('release leaves a lock that is no longer ours (taken over meanwhile) in place', () => {
