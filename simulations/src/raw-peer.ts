@@ -1,7 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import {
   createMsgpackParser, decodeWeights, encodeWeights, parseAck, PROTOCOL_VERSION,
-  type Ack, type EvaluateInstruction, type FitInstruction, type Welcome,
+  type Ack, type EncodedWeights, type EvaluateInstruction, type FitInstruction, type Welcome,
 } from '@ftl/shared';
 
 /** What a hand-driven peer received, in order, per event. */
@@ -18,8 +18,11 @@ export interface RawPeer {
   readonly welcome: Welcome;
   /** The next `fit` (or `evaluate`) instruction, waiting for it if none is queued. */
   next<E extends keyof Inbox>(event: E): Promise<Inbox[E][number]>;
-  /** Sends a fit result for `fit` holding `values` (default: the global weights, unchanged) and returns the ack. */
-  sendUpdate(fit: FitInstruction, over?: { values?: Float32Array; round?: number; modelVersion?: number; numExamples?: number }): Promise<Ack>;
+  /**
+   * Sends a fit result for `fit` and returns the ack: the global weights unchanged unless `values` (same
+   * tensors) or `weights` (anything, e.g. the wrong tensors) replace them.
+   */
+  sendUpdate(fit: FitInstruction, over?: UpdateOverrides): Promise<Ack>;
   /** Answers an evaluation with plausible metrics on the declared validation count. */
   sendEvaluation(ev: EvaluateInstruction): Promise<Ack>;
   /** The bytes of the socket.io frame a fit result for `fit` would travel in. */
@@ -29,6 +32,15 @@ export interface RawPeer {
   /** Resolves when the connection closes (by either side), with socket.io's reason. */
   readonly closed: Promise<string>;
   disconnect(): void;
+}
+
+/** What a raw peer's update changes from an honest echo of the global weights. */
+export interface UpdateOverrides {
+  values?: Float32Array;
+  weights?: EncodedWeights;
+  round?: number;
+  modelVersion?: number;
+  numExamples?: number;
 }
 
 /** Options of {@link connectRawPeer}. */
@@ -66,10 +78,10 @@ export function connectRawPeer(url: string, name: string, o: RawPeerOptions = {}
   const numVal = o.numVal ?? 10;
   const emit = async (event: string, message: object): Promise<Ack> =>
     parseAck(await socket.timeout(o.ackTimeoutMs ?? 30_000).emitWithAck(event, message));
-  const update = (fit: FitInstruction, over: Parameters<RawPeer['sendUpdate']>[1] = {}) => ({
+  const update = (fit: FitInstruction, over: UpdateOverrides = {}) => ({
     protocol: PROTOCOL_VERSION, runId: fit.runId, round: over.round ?? fit.round, modelVersion: over.modelVersion ?? fit.modelVersion,
     numExamples: over.numExamples ?? numTrain, metrics: { loss: 1, accuracy: 0.5, seconds: 0.1 },
-    weights: encodeWeights({ specs: fit.weights.specs, values: over.values ?? decodeWeights(fit.weights).values }),
+    weights: over.weights ?? encodeWeights({ specs: fit.weights.specs, values: over.values ?? decodeWeights(fit.weights).values }),
   });
   return new Promise((resolve, reject) => {
     socket.once('connect_error', (err: Error & { data?: { reason?: string } }) => {
