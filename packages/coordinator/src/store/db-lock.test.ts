@@ -53,6 +53,28 @@ describe('DbLock', () => {
     lock.release();
   });
 
+  // Linux only: the zombie state is read from /proc.
+  test.skipIf(!existsSync('/proc/self/stat'))('a holder killed but not yet reaped by its parent (a zombie) counts as gone', async () => {
+    const db = join(dir(), 'c.db');
+    // The shell starts a child, SIGKILLs it, and becomes \`sleep\`, which never reaps it: a zombie for as long as it lives.
+    const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; kill -9 $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = Number(await new Promise<string>((resolve) => createInterface({ input: parent.stdout! }).once('line', resolve)));
+    try {
+      // Until the kernel shows the child as a zombie (counted in turns of the event loop, not in time).
+      for (;;) {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) break;
+        await new Promise((r) => setImmediate(r));
+      }
+      writeFileSync(lockFileOf(db), JSON.stringify({ pid, host: hostname(), startedAt: 'T' }));
+      const lock = DbLock.acquire(db);
+      expect(lock.takenOver?.previous.pid).toBe(pid);
+      lock.release();
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+
   test('a lock from another host is never judged stale here: refused, saying which file to delete if that server is gone', () => {
     const db = join(dir(), 'c.db');
     writeFileSync(lockFileOf(db), JSON.stringify({ pid: 1, host: 'elsewhere.example', startedAt: 'T' }));

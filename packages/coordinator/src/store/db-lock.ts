@@ -60,13 +60,23 @@ function readHolder(file: string): { text: string; holder?: LockHolder } | undef
   return { text };
 }
 
-/** False only when the process surely no longer exists: EPERM means it lives under another user. */
+/**
+ * False only when the process surely no longer runs: EPERM means it lives under another user. A zombie
+ * (killed, not yet reaped by its parent, as right after a supervisor's SIGKILL) has ended: on Linux its
+ * state in /proc says so.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  try {
+    // The state follows the parenthesised command name, which may itself hold spaces or parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true; // no /proc (macOS): kill(0) is the answer
   }
 }
 
