@@ -43,9 +43,9 @@ describe('DbLock', () => {
   test('a lock held by a live process is refused; once that process is SIGKILLed it is taken over and reported', async () => {
     const db = join(dir(), 'c.db');
     const other = await otherProcess();
-    const stale = { pid: other.pid, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' };
+    const stale = { pid: other.pid, host: hostname(), startedAt: new Date().toISOString() };
     writeFileSync(lockFileOf(db), JSON.stringify(stale) + '\n');
-    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid ${other.pid}, started 2026-01-01T00:00:00.000Z\\)`));
+    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid ${other.pid}, started ${stale.startedAt}\\)`));
     await other.kill('SIGKILL');
     const lock = DbLock.acquire(db);
     expect(lock.takenOver).toEqual({ previous: stale });
@@ -72,6 +72,27 @@ describe('DbLock', () => {
       lock.release();
     } finally {
       parent.kill('SIGKILL');
+    }
+  });
+
+  test('a lock naming our own pid that this process does not hold (a restarted container reuses pids) is stale', () => {
+    const db = join(dir(), 'c.db');
+    writeFileSync(lockFileOf(db), JSON.stringify({ pid: process.pid, host: hostname(), startedAt: new Date().toISOString() }));
+    const lock = DbLock.acquire(db);
+    expect(lock.takenOver?.previous.pid).toBe(process.pid);
+    lock.release();
+  });
+
+  test.skipIf(!existsSync('/proc/self/stat'))('a live process that started after the lock was written did not write it (its pid was reused): stale', async () => {
+    const db = join(dir(), 'c.db');
+    const other = await otherProcess();
+    try {
+      writeFileSync(lockFileOf(db), JSON.stringify({ pid: other.pid, host: hostname(), startedAt: '2000-01-01T00:00:00.000Z' }));
+      const lock = DbLock.acquire(db);
+      expect(lock.takenOver?.previous.pid).toBe(other.pid);
+      lock.release();
+    } finally {
+      await other.kill('SIGKILL');
     }
   });
 

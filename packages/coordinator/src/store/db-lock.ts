@@ -60,24 +60,43 @@ function readHolder(file: string): { text: string; holder?: LockHolder } | undef
   return { text };
 }
 
-/**
- * False only when the process surely no longer runs: EPERM means it lives under another user. A zombie
- * (killed, not yet reaped by its parent, as right after a supervisor's SIGKILL) has ended: on Linux its
- * state in /proc says so.
- */
-function alive(pid: number): boolean {
+/** Lock files this process holds: a lock naming our own pid is ours only if it is in here. */
+const held = new Set<string>();
+
+/** Linux's view of a process: its state letter and when it started (ms since the epoch); undefined elsewhere. */
+function procInfo(pid: number): { state: string; startedMs: number } | undefined {
   try {
-    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the parenthesised command name (which may itself hold spaces or parentheses):
+    // state is field 3, starttime (clock ticks after boot) field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    // USER_HZ is 100 on every Linux that node supports.
+    return { state: fields[0] ?? '', startedMs: (bootSeconds + Number(fields[19]) / 100) * 1000 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the server that wrote lock `h` still runs. Its pid alone can mislead: the pid may have been
+ * given to another process since (a restarted container often gives the server the very same pid), or
+ * the process may be a zombie (killed, not yet reaped by its parent). EPERM means it lives under
+ * another user: alive.
+ */
+function holderRuns(h: LockHolder, file: string): boolean {
+  if (h.pid === process.pid) return held.has(file);
+  try {
+    process.kill(h.pid, 0);
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
-  try {
-    // The state follows the parenthesised command name, which may itself hold spaces or parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
-  } catch {
-    return true; // no /proc (macOS): kill(0) is the answer
-  }
+  const info = procInfo(h.pid);
+  if (!info) return true; // no /proc (macOS): kill(0) is the answer
+  if (/^[ZX]/.test(info.state)) return false;
+  // A process that started after the lock was written is not the one that wrote it (2 s for clock steps).
+  const lockedAt = Date.parse(h.startedAt);
+  return !(Number.isFinite(lockedAt) && Number.isFinite(info.startedMs) && info.startedMs > lockedAt + 2000);
 }
 
 /**
@@ -140,6 +159,7 @@ export class DbLock {
             const p = takenOver.previous;
             log?.warn('db-lock-taken-over', { db: dbPath, previousPid: p.pid, previousStart: p.startedAt, detail: 'that coordinator ended without releasing it' });
           }
+          held.add(file);
           return new DbLock(file, text, takenOver);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -147,7 +167,7 @@ export class DbLock {
         const found = readHolder(file);
         if (!found) continue; // released between our link and our read
         const h = found.holder;
-        if (!h || h.host !== me.host || alive(h.pid)) throw inUse(dbPath, file, h);
+        if (!h || h.host !== me.host || holderRuns(h, file)) throw inUse(dbPath, file, h);
         if (moveAsideIfUnchanged(file, found.text)) takenOver = { previous: h };
       }
       throw inUse(dbPath, file, readHolder(file)?.holder);
@@ -160,6 +180,7 @@ export class DbLock {
   release(): void {
     if (this.released) return;
     this.released = true;
+    held.delete(this.file);
     process.off('exit', this.onExit);
     try {
       // Only our own lock: a file another server wrote after ours was taken over stays.
