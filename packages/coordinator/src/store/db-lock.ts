@@ -104,8 +104,8 @@ function holderRuns(h: LockHolder, file: string): boolean {
  * resumes runs) holds this lock for as long as it runs, so a second server on the same file refuses to
  * start instead of running the same run twice. The lock is a file beside the database holding the
  * holder's pid, host and start time, created atomically (written aside, then hard-linked into place, so
- * no reader ever sees it half written). A lock whose process is gone from this host (SIGKILL, a crash)
- * is stale and taken over. Programs that only edit the database briefly (`clients add --db`) do not
+ * no reader ever sees it half written). A lock whose process is gone from this host (SIGKILL, a crash;
+ * its pid now a zombie or another process's) is stale and taken over. Programs that only edit the database briefly (`clients add --db`) do not
  * take it: SQLite already serialises their writes with the server's.
  *
  * @example
