@@ -76,13 +76,17 @@ export interface ChaosRow {
   oneAggregationPerRound: boolean;
   resumed: number;
   rejectedByReason: Record<string, number>;
-  /** Rounds whose aggregate included the sign-flipping site's update (chaos only). */
+  /** Accepted updates the run's trust policy left out of the aggregate, by reason (from the store's events). */
+  excludedByReason: Record<string, number>;
+  /** Rounds whose aggregate took the sign-flipping site's update: accepted and not excluded (chaos only). */
   poisonedAccepted: number;
   heldOut: number;
   /** Images in the held-out test set (none of them on any site). */
   heldOutImages: number;
   seconds: number;
   faults: Fault[];
+  /** Sites whose client gave up with an error (they took no further part), with the error. */
+  sitesLost: Array<{ site: string; round: number; error: string }>;
 }
 
 interface Options {
@@ -236,6 +240,8 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   const siteLog = createWriteStream(join(OUT_DIR, `${mode}-sites.log`));
   const clientLog = createLogger('client', { level: 'warn', write: (line) => siteLog.write(line + '\n') });
   let stopped = false;
+  let lastRound = 0;
+  const sitesLost: ChaosRow['sitesLost'] = [];
   const garbageLoops: Array<Promise<void>> = [];
   const startSite = (site: Site) => {
     site.down = false;
@@ -265,7 +271,11 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
         },
       } : {}),
     });
-    site.client.run().catch((err: unknown) => progress(`${site.name} stopped: ${(err as Error).message}`));
+    site.client.run().catch((err: unknown) => {
+      const error = (err as Error).message;
+      sitesLost.push({ site: site.name, round: lastRound + 1, error });
+      progress(`${mode}: ${site.name} stopped: ${error}`);
+    });
   };
   const killSite = (site: Site) => {
     site.proxy.cut(); // the connection dies first, as when a process is killed: no goodbye, no disconnect packet
@@ -303,6 +313,7 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
     }
     const live = view.live;
     const done = view.rounds.length;
+    lastRound = done;
     // Restart killed sites a round after their kill.
     for (const k of siteKills) {
       if (k.done && k.site.down && done >= k.restartAfter) {
@@ -356,7 +367,13 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
     }
     const rejectedByReason: Record<string, number> = {};
     for (const r of rounds) for (const x of r.rejected) rejectedByReason[x.reason] = (rejectedByReason[x.reason] ?? 0) + 1;
+    const exclusions = store.listEvents(RUN_ID).filter((e) => e.type === 'update-excluded')
+      .map((e) => e.data as { round: number; client: string; reason: string });
+    const excludedByReason: Record<string, number> = {};
+    for (const x of exclusions) excludedByReason[x.reason] = (excludedByReason[x.reason] ?? 0) + 1;
     const poisoners = new Set(sites.filter((s) => s.role === 'poison').map((s) => s.name));
+    const aggregatedPoison = (r: (typeof rounds)[number]) => r.participants.some((p) => poisoners.has(p) &&
+      !exclusions.some((x) => x.round === r.round && x.client === p));
     let heldOut = Number.NaN;
     let heldOutImages = 0;
     try {
@@ -374,9 +391,9 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
       everyRoundOnce: storedRounds.length === o.rounds && storedRounds.every((n, i) => n === i + 1),
       oneAggregationPerRound,
       resumed: store.listEvents(RUN_ID).filter((e) => e.type === 'run-resumed').length,
-      rejectedByReason,
-      poisonedAccepted: rounds.filter((r) => r.participants.some((p) => poisoners.has(p))).length,
-      heldOut, heldOutImages, seconds: (performance.now() - t0) / 1000, faults,
+      rejectedByReason, excludedByReason,
+      poisonedAccepted: rounds.filter(aggregatedPoison).length,
+      heldOut, heldOutImages, seconds: (performance.now() - t0) / 1000, faults, sitesLost,
     };
   } finally {
     store.close();
@@ -417,7 +434,7 @@ export function chaosTable(rows: ChaosRow[]): string {
   }
   const cols = [clean, chaos].filter((r): r is ChaosRow => r !== undefined);
   const yes = (b: boolean) => (b ? 'yes' : '**no**');
-  const reasons = (r: ChaosRow) => Object.entries(r.rejectedByReason).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const reasons = (counts: Record<string, number>) => Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const row = (label: string, f: (r: ChaosRow) => string) => `| ${label} | ${cols.map(f).join(' | ')} |`;
   lines.push(`| outcome | ${cols.map((r) => (r.mode === 'clean' ? 'without faults' : 'with faults')).join(' | ')} |`, `| --- | ${cols.map(() => '---').join(' | ')} |`);
   lines.push(
@@ -428,7 +445,8 @@ export function chaosTable(rows: ChaosRow[]): string {
     row('run resumed after a coordinator restart', (r) => String(r.resumed)),
     row('updates accepted (sum over rounds)', (r) => String(r.roundRecords.reduce((s, x) => s + x.accepted, 0))),
     row('sites failed in a round (sum over rounds)', (r) => String(r.roundRecords.reduce((s, x) => s + x.failed, 0))),
-    row('updates rejected, by reason', reasons),
+    row('updates rejected, by reason', (r) => reasons(r.rejectedByReason)),
+    row('accepted updates the trust policy excluded, by reason', (r) => reasons(r.excludedByReason)),
     row('rounds whose aggregate took a sign-flipped update', (r) => (r.mode === 'clean' ? '–' : String(r.poisonedAccepted))),
     row(`held-out accuracy (exported model, ${cols[0]?.heldOutImages.toLocaleString('en-US')} test images)`, (r) => pct(r.heldOut)),
     row('seconds', (r) => r.seconds.toFixed(0)),
