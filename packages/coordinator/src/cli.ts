@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path';
 import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, stringFlag, type Logger } from '@ftl/shared';
 import { hashClientToken, newClientToken } from './client-tokens.js';
 import { COORDINATOR_HELP, parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { operatorCommand } from './operator-cli.js';
-import { checkRunReuse, MODEL_EXPORTED_EVENT } from './run-reuse.js';
+import { checkRunReuse } from './run-reuse.js';
 import { serve } from './serve.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
 import { writeSecretFile } from './secret-file.js';
@@ -78,7 +77,6 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
     process.stdout.write(roundTableHeader() + '\n');
     const summary = await coordinator.run((r) => process.stdout.write(formatRoundRow(r, config.rounds) + '\n'));
-    if (summary.exportDir) store.appendEvent(summary.runId, MODEL_EXPORTED_EVENT, { dir: resolve(summary.exportDir) });
     const last = summary.rounds.at(-1);
     process.stdout.write(
       `run ${summary.runId} ${summary.reason} after ${summary.rounds.length} rounds; ` +

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import {
   backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
@@ -12,6 +13,7 @@ import { toRunConfig, type CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
 import { stagingDir, swapInExport } from './export-swap.js';
 import { RoundCollector } from './round-collector.js';
+import { MODEL_EXPORTED_EVENT } from './run-reuse.js';
 import { capCounts, DEFAULT_TRUST, screenUpdates } from './update-screen.js';
 import type { RoundRecord } from './round-table.js';
 import type { Store } from './store/store.js';
@@ -600,8 +602,13 @@ export class FederatedRun {
       backbone: this.backbone, config: this.config, head: this.head, weights: this.global, dir, modelVersion: this.modelVersion,
       rounds: records, ...(bestRound !== undefined ? { bestRound } : {}), ...this.normalizationField(),
     });
-    if (outcome === 'kept') this.log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });
-    else this.log.info('exported', { dir, sha256: digest });
+    if (outcome === 'kept') {
+      this.log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });
+    } else {
+      this.log.info('exported', { dir, sha256: digest });
+      // Where the model went, so a later start with the same run id can say it.
+      this.store?.appendEvent(this.config.runId, MODEL_EXPORTED_EVENT, { dir: resolve(dir), modelVersion: this.modelVersion, sha256: digest });
+    }
     return true;
   }
 

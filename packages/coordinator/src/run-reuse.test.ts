@@ -13,6 +13,17 @@ function storeWith(status: 'created' | 'running' | 'completed' | 'stopped' | 'fa
   return store;
 }
 
+/** Commits round 1 of run `first` (a one-value model). */
+function commitOneRound(store: Store): void {
+  const record = {
+    round: 1, status: 'aggregated' as const, selected: 1, accepted: 1, rejected: 0, failed: 0, trainLoss: 1, valLoss: 1, valAccuracy: 0.5,
+    evalClients: 1, bytesIn: 0, bytesOut: 0, seconds: 1, modelVersion: 1,
+  };
+  store.commitRound('first', { record, participants: ['a'], rejected: [] }, {
+    modelVersion: 1, specs: [{ name: 'w', shape: [1], dtype: 'float32' }], values: Float32Array.of(1), strategyState: {},
+  });
+}
+
 function conflict(fn: () => unknown): string {
   try {
     fn();
@@ -40,12 +51,19 @@ describe('a one-run coordinator on a run id the database already has', () => {
   });
 
   test.each([
-    ['completed', 'run first already completed 0 rounds in :memory:; its model is in /models/first; use another --run-id'],
-    ['stopped', 'run first was stopped after 0 rounds in :memory:; its model is in /models/first; use another --run-id'],
+    ['completed', 'run first already completed 1 rounds in :memory:; its model is in /models/first; use another --run-id'],
+    ['stopped', 'run first was stopped after 1 rounds in :memory:; its model is in /models/first; use another --run-id'],
   ] as const)('a %s run is refused, saying where its model is', (status, message) => {
     const store = storeWith(status);
+    commitOneRound(store);
     store.appendEvent('first', MODEL_EXPORTED_EVENT, { dir: '/models/first' });
     expect(conflict(() => checkRunReuse(store, config()))).toBe(message);
+  });
+
+  test('a run stopped before any round trained (Ctrl-C while waiting for sites) may start again with its settings', () => {
+    const store = storeWith('stopped');
+    expect(() => checkRunReuse(store, config())).not.toThrow();
+    expect(conflict(() => checkRunReuse(store, config({ hidden: [64] })))).toMatch(/hidden \[128\] \(now \[64\]\)/);
   });
 
   test('a failed run is refused with the reason it failed', () => {

@@ -60,6 +60,8 @@ export function checkRunReuse(store: Store, config: CoordinatorConfig): void {
     case 'completed':
       throw new FtlError(ErrorCode.Conflict, `run ${id} already completed ${rounds} rounds in ${store.path}; ${model}; ${other}`);
     case 'stopped':
+      // Stopped before any round trained (Ctrl-C while waiting for sites): nothing happened, so it may start again.
+      if (rounds === 0) break;
       throw new FtlError(ErrorCode.Conflict, `run ${id} was stopped after ${rounds} rounds in ${store.path}; ${model}; ${other}`);
     case 'failed': {
       const why = events.filter((e) => e.type === 'run-failed').at(-1)?.data as { message?: unknown } | undefined;
