@@ -142,7 +142,7 @@ describe('run lifecycle', () => {
     );
     const lines: string[] = [];
     const loud = createLogger('coordinator', { level: 'warn', write: (l) => lines.push(l) });
-    await CoordinatorServer.create(open, loud, undefined, { insecureOpen: true });
+    await CoordinatorServer.create({ ...open, insecureOpen: true }, loud);
     expect(lines.join('\n')).toMatch(/warn auth-disabled-on-network host=0\.0\.0\.0 detail="INSECURE: anyone/);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
+import { parseCoordinatorArgs, parseServeArgs, type CoordinatorConfig } from './config.js';
 import { scheduledFit } from './coordinator.js';
 
 describe('coordinator configuration', () => {
@@ -25,6 +25,15 @@ describe('coordinator configuration', () => {
   ])('%j is refused at start-up with a message that says how to fix it', (args, message) => {
     if (message === undefined) return expect(parseCoordinatorArgs(args)).toMatchObject({ localLayers: ['nope'] }); // checked against the head later
     expect(() => parseCoordinatorArgs(args)).toThrow(message);
+  });
+
+  test('--insecure-open is the explicit opt-out for tokenless clients off loopback, in both modes', () => {
+    const oneRun = (argv: string[]) => parseCoordinatorArgs(argv) as CoordinatorConfig;
+    expect(oneRun(['--host', '0.0.0.0']).insecureOpen).toBe(false);
+    expect(oneRun(['--host', '0.0.0.0', '--insecure-open']).insecureOpen).toBe(true);
+    const serve = (argv: string[]) => (parseServeArgs(argv) as Exclude<ReturnType<typeof parseServeArgs>, 'help'>).base;
+    expect(serve(['--open', '--host', '0.0.0.0'])).toMatchObject({ requireAuth: false, insecureOpen: false });
+    expect(serve(['--open', '--insecure-open'])).toMatchObject({ requireAuth: false, insecureOpen: true });
   });
 
   test('transfer settings from flags: fine-tuning, augmentation and normalisation, validated like a config file', () => {

@@ -74,6 +74,12 @@ export interface CoordinatorConfig {
   normalizationScope: 'channel' | 'feature';
   /** Refuse clients without a valid, unrevoked token from the store (see `ftl-coordinator clients add`). */
   requireAuth: boolean;
+  /**
+   * Accept clients without tokens on a non-loopback `host` (`--insecure-open`). Without it, a coordinator
+   * that does not require auth refuses to start anywhere but loopback: there anyone who reaches the port
+   * could join as any site and replace it.
+   */
+  insecureOpen?: boolean;
   /** Serve HTTPS and WSS with this certificate and key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
   /** SQLite file for runs, rounds and checkpoints (the CLI's default: .ftl/coordinator.db); none keeps state in memory. */
@@ -191,7 +197,10 @@ exports the global model. For the long-lived service with the operator API see "
   --db FILE              SQLite state; restarting with the same --db and --run-id resumes the run
                          after its last completed round (default .ftl/coordinator.db); one coordinator
                          at a time per database
-  --require-auth         refuse clients without a valid token (issue them with: clients add NAME)
+  --require-auth         refuse clients without a valid token (issue them with: clients add NAME); without
+                         it the coordinator accepts any client, so it listens only on a loopback --host
+  --insecure-open        accept clients without tokens on a non-loopback --host too (anyone who reaches
+                         the port may join as any site); not for real sites
   --tls-cert FILE        serve HTTPS/WSS with this PEM certificate …
   --tls-key FILE         … and this PEM key
 
@@ -227,7 +236,10 @@ running resumes by itself on the next start.
   --operator-token-file F   operator API token; created with a new random token if missing
                             (default: operator-token beside --db)
   --exports DIR             where finished runs export their model, per run id (default: runs/ beside --db)
-  --open                    accept clients without a token (default: only registered clients)
+  --open                    accept clients without a token (default: only registered clients); only on a
+                            loopback --host unless --insecure-open is given too
+  --insecure-open           with --open on a non-loopback --host: anyone who reaches the port may join
+                            as any site; not for real sites
   --max-message-mb X        largest client message (default: sized from the default run's head)
   --tls-cert FILE           serve HTTPS/WSS with this PEM certificate …
   --tls-key FILE            … and this PEM key`;
@@ -237,7 +249,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
     host: str, port: str, db: str, backbone: str, 'feature-layer': str, config: str, 'operator-token-file': str, exports: str,
-    open: { type: 'boolean' }, 'max-message-mb': str, 'tls-cert': str, 'tls-key': str, help: { type: 'boolean' },
+    open: { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, 'max-message-mb': str, 'tls-cert': str, 'tls-key': str, help: { type: 'boolean' },
   });
   if (values['help']) return 'help';
   const file = stringFlag(values, 'config');
@@ -250,6 +262,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
     port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
     backboneDir: stringFlag(values, 'backbone', d.backboneDir),
     requireAuth: values['open'] !== true,
+    insecureOpen: values['insecure-open'] === true,
     dbPath,
   };
   delete base.exportDir;
@@ -328,7 +341,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
       'fine-tuning': str, augment: str, normalization: str,
-      'require-auth': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
+      'require-auth': { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
       help: { type: 'boolean' },
     });
   if (values['help']) return 'help';
@@ -381,6 +394,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     ...transferFlags(values, d),
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
+    insecureOpen: values['insecure-open'] === true,
   };
   const tls = readTls(stringFlag(values, 'tls-cert'), stringFlag(values, 'tls-key'));
   if (tls) config.tls = tls;

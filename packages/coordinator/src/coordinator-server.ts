@@ -45,11 +45,6 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Each connection's message rate and refusals in a row (default {@link DEFAULT_PEER_BUDGET}). */
   peerBudget?: PeerBudgetOptions;
-  /**
-   * Accept clients without tokens on a non-loopback address. Without it, a server that does not require
-   * auth listens only on loopback; with it, anyone who reaches the port may join and take a site's name.
-   */
-  insecureOpen?: boolean;
 }
 
 /** A client as the operator sees it: registration (with a store) and live connection state. */
@@ -185,7 +180,7 @@ export class CoordinatorServer implements RunHost {
       throw new FtlError(ErrorCode.InvalidConfig, 'client auth checks tokens in the database: give --db too');
     }
     if (!config.requireAuth && !isLoopback(config.host)) {
-      if (!options.insecureOpen) {
+      if (!config.insecureOpen) {
         throw new FtlError(
           ErrorCode.InvalidConfig,
           `clients without tokens are accepted only on a loopback address, not on --host ${config.host}; register sites with ` +
