@@ -4,9 +4,10 @@ import { ErrorCode, FtlError, numberFlag, parseFlags, runMain } from '@ftl/share
 import { byzantineScenario } from './scenarios/byzantine.js';
 import { cutPointScenario } from './scenarios/cut-point.js';
 import { fineTuneScenario } from './scenarios/finetune.js';
+import { hostileScenario } from './scenarios/hostile.js';
 import { personalizationScenario } from './scenarios/personalization.js';
 
-const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune> [--quick]
+const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json.
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
@@ -14,6 +15,8 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
   cutpoint         10 clients, Dirichlet 0.5: the head on each candidate backbone layer
   finetune         10 clients, Dirichlet 0.5, 20 rounds: head only vs partial and gradual fine-tuning
                    (--epochs N local epochs, default 2; --only partial,… picks fine-tuning modes)
+  hostile          10 IID clients, one hostile (poisoned updates, false sample counts, evaluation lies,
+                   poisoned normalisation statistics) under the default run config and trust policy
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -78,8 +81,19 @@ runMain(async () => {
       '| --- | --- | --- | --- | --- | --- |',
       ...r.map((x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`),
     ];
+  } else if (name === 'hostile') {
+    const r = await hostileScenario(progress, { quick, rounds });
+    rows = r;
+    const counts = (c: Record<string, number>) => Object.entries(c).map(([k, n]) => `${k} ×${n}`).join('; ') || '–';
+    const delta = (x: (typeof r)[number]) => (x.hostile && Number.isFinite(x.heldOut) ? `${((x.heldOut - x.cleanHeldOut) * 100).toFixed(2)} pts` : '–');
+    table = [
+      '| run | config | outcome | held-out accuracy | vs clean (same config) | rounds (best) | hostile site: recorded exclusions | hostile site: refused messages | seconds |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...r.map((x) => `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
+        `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
+    ];
   } else {
-    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint or finetune`);
+    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune or hostile`);
   }
   process.stdout.write(table.join('\n') + '\n');
   await mkdir('.ftl/scenarios', { recursive: true });
