@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,8 +41,10 @@ the exit code is 1 when it is missed.
   --epochs N             local epochs per round (default 2)
   --limit N              cut the MNIST pool to N samples (default: all 8,500)
   --skip-clean           run only the federation under faults
-Progress goes to stderr, the table to stdout; the rows are written to .ftl/chaos/<strategy>.json and
-the coordinator's logs beside them.`;
+  --table FILE           print the table of rows a previous run wrote (e.g. .ftl/chaos/fedmedian-seed1.json)
+                         and run nothing
+Progress goes to stderr, the table to stdout; the rows are written to .ftl/chaos/<strategy>-seed<S>.json
+and the coordinator's and sites' logs beside them.`;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OUT_DIR = join(ROOT, '.ftl', 'chaos');
@@ -448,6 +450,8 @@ export function chaosTable(rows: ChaosRow[]): string {
     row('updates rejected, by reason', (r) => reasons(r.rejectedByReason)),
     row('accepted updates the trust policy excluded, by reason', (r) => reasons(r.excludedByReason)),
     row('rounds whose aggregate took a sign-flipped update', (r) => (r.mode === 'clean' ? '–' : String(r.poisonedAccepted))),
+    row('sites whose client stopped with an error', (r) => (r.sitesLost.length === 0 ? '0'
+      : `${r.sitesLost.length}: ${r.sitesLost.map((x) => `${x.site} in round ${x.round} (${x.error})`).join('; ')}`)),
     row(`held-out accuracy (exported model, ${cols[0]?.heldOutImages.toLocaleString('en-US')} test images)`, (r) => pct(r.heldOut)),
     row('seconds', (r) => r.seconds.toFixed(0)),
   );
@@ -468,9 +472,15 @@ runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
     clients: { type: 'string' }, rounds: { type: 'string' }, strategy: { type: 'string' }, 'strategy-options': { type: 'string' },
     seed: { type: 'string' }, epochs: { type: 'string' }, limit: { type: 'string' }, 'skip-clean': { type: 'boolean' }, help: { type: 'boolean' },
+    table: { type: 'string' },
   });
   if (values['help']) {
     process.stdout.write(HELP + '\n');
+    return;
+  }
+  const saved = stringFlag(values, 'table');
+  if (saved !== undefined) {
+    process.stdout.write(chaosTable(JSON.parse(await readFile(saved, 'utf8')) as ChaosRow[]) + '\n');
     return;
   }
   const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 100, integer: true });
@@ -494,7 +504,7 @@ runMain(async () => {
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }
-  const file = join(OUT_DIR, `${o.strategy.name}.json`);
+  const file = join(OUT_DIR, `${o.strategy.name}-seed${o.seed}.json`);
   await writeFile(file, JSON.stringify(rows, null, 2) + '\n');
   process.stdout.write(chaosTable(rows) + '\n');
   progress(`rows written to ${file}`);
