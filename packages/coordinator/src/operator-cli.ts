@@ -136,10 +136,24 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
   }
 }
 
-function summary(run: RunView): string {
+/** Exclusions listed one per line, at most this many (the rest are counted). */
+const EXCLUSIONS_SHOWN = 10;
+
+/** What `runs status` prints after the table: where the run stands, what the trust policy left out, and the model. */
+export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds' | 'exclusions'>): string {
   const last = run.rounds.at(-1);
+  // A model exists once some round changed it; a run stopped or failed before that has none to offer.
+  const trained = run.rounds.some((r) => r.modelVersion > 0);
+  const finished = run.status === 'completed' || run.status === 'stopped' || run.status === 'failed';
+  const exclusions = run.exclusions ?? [];
+  const excluded = exclusions.length === 0 ? '' : [
+    `\n${exclusions.length} contribution${exclusions.length === 1 ? '' : 's'} left out by the trust policy:`,
+    ...exclusions.slice(0, EXCLUSIONS_SHOWN).map((e) => `\n  round ${e.round} ${e.client}: ${e.reason}: ${e.message}`),
+    ...(exclusions.length > EXCLUSIONS_SHOWN ? [`\n  … and ${exclusions.length - EXCLUSIONS_SHOWN} more (GET /api/runs/${run.id})`] : []),
+  ].join('');
   return `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
-    (run.status === 'completed' || run.status === 'stopped' ? `\ndownload the model with: ftl-coordinator runs export ${run.id}` : '');
+    excluded +
+    (finished && trained ? `\ndownload the model with: ftl-coordinator runs export ${run.id}` : finished ? '\nno round trained the model, so there is none to download' : '');
 }
 
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */

@@ -1,0 +1,31 @@
+import { describe, expect, test } from 'vitest';
+import { summary } from './operator-cli.js';
+import { parseRunConfig } from './run-config.js';
+import type { RoundRecord } from './round-table.js';
+
+const round = (n: number, modelVersion: number): RoundRecord => ({
+  round: n, status: modelVersion > 0 ? 'aggregated' : 'no-quorum', selected: 3, accepted: 3, rejected: 0, failed: 0, trainLoss: 0.3,
+  valLoss: 0.3, valAccuracy: 0.9, evalClients: 3, bytesIn: 0, bytesOut: 0, seconds: 1, modelVersion,
+});
+const run = (over: Partial<Parameters<typeof summary>[0]>) => ({ id: 'r1', status: 'completed' as const, config: parseRunConfig({ rounds: 2 }), rounds: [], exclusions: [], ...over });
+
+describe('runs status', () => {
+  test('offers the model only when some round trained it', () => {
+    expect(summary(run({ rounds: [round(1, 1), round(2, 2)] }))).toContain('download the model with: ftl-coordinator runs export r1');
+    expect(summary(run({ status: 'stopped', rounds: [] }))).toContain('no round trained the model, so there is none to download');
+    expect(summary(run({ status: 'stopped', rounds: [] }))).not.toContain('runs export');
+    expect(summary(run({ status: 'failed', rounds: [round(1, 1), round(2, 1)] }))).toContain('runs export r1');
+    expect(summary(run({ status: 'running', rounds: [round(1, 1)] }))).not.toMatch(/download|none to download/);
+  });
+
+  test('lists what the trust policy left out, with round, site and reason', () => {
+    const exclusions = Array.from({ length: 12 }, (_, i) => ({
+      type: 'update-excluded' as const, round: i + 1, client: 'site-x', reason: 'outlier-update', message: 'the update moves the model by 31.99, …',
+    }));
+    const text = summary(run({ rounds: [round(1, 1)], exclusions }));
+    expect(text).toContain('12 contributions left out by the trust policy:');
+    expect(text).toContain('\n  round 1 site-x: outlier-update: the update moves the model by 31.99, …');
+    expect(text).toContain('\n  … and 2 more (GET /api/runs/r1)');
+    expect(text.match(/round \d+ site-x/g)).toHaveLength(10);
+  });
+});
