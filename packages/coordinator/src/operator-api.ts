@@ -96,7 +96,7 @@ export async function handleOperatorApi(server: CoordinatorServer, req: Incoming
     }
     if (!allowed) {
       log.warn('api-unauthorized', { method: req.method, path });
-      return sendError(res, 401, ErrorCode.Unauthorized, 'missing or wrong operator token: send "Authorization: Bearer <token>" (see .ftl/operator-token)');
+      return sendError(res, 401, ErrorCode.Unauthorized, 'missing or wrong operator token: send "Authorization: Bearer <token>" with the token serve printed at start (the file operator-token beside its --db, or FTL_OPERATOR_TOKEN)');
     }
     const matches = ROUTES.map(([method, pattern, handler]) => ({ method, handler, m: pattern.exec(path) })).filter((r) => r.m);
     const route = matches.find((r) => r.method === req.method);
