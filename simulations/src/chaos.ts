@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FtlClient } from '@ftl/client';
-import { ApiClient, Store, type RoundRecord, type RunView } from '@ftl/coordinator';
+import { ApiClient, loadExportedModel, Store, type RoundRecord, type RunView } from '@ftl/coordinator';
+import * as tf from '@tensorflow/tfjs';
 import {
-  createLogger, decodeWeights, initBackend, loadBuiltinDataset, loadClientShard, numberFlag, parseFlags, parseStrategy, runMain,
+  createLogger, decodeWeights, federationSplit, initBackend, loadBuiltinDataset, loadClientShard, numberFlag, parseFlags, parseStrategy, runMain,
   stringFlag, type ImageDataset, type LocalShard, type StrategyConfig,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
@@ -87,6 +88,8 @@ export interface ChaosRow {
   heldOutImages: number;
   seconds: number;
   faults: Fault[];
+  /** Held-out images on which the chaos run's model predicts another class than the clean run's. */
+  predictionsDifferFromClean?: number;
   /** Sites whose client gave up with an error (they took no further part), with the error. */
   sitesLost: Array<{ site: string; round: number; error: string }>;
 }
@@ -208,7 +211,18 @@ function garbageSite(site: Site, record: (kind: FaultKind, round: number) => voi
   })();
 }
 
-async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDataset, cacheDir: string): Promise<ChaosRow> {
+/** The exported model's predicted class for each held-out test image, in order. */
+async function testPredictions(modelDir: string): Promise<Int32Array> {
+  const { test } = federationSplit(loadBuiltinDataset('mnist'));
+  const model = await loadExportedModel(modelDir);
+  try {
+    return tf.tidy(() => model.predict(tf.tensor4d(test.images, [test.n, test.height, test.width, test.channels])).argMax(1).dataSync() as Int32Array);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDataset, cacheDir: string): Promise<{ row: ChaosRow; predicted?: Int32Array }> {
   const t0 = performance.now();
   const dir = await mkdtemp(join(tmpdir(), `ftl-chaos-${mode}-`));
   const port = await freePort();
@@ -400,8 +414,9 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   } finally {
     store.close();
   }
+  const predicted = Number.isFinite(row.heldOut) ? await testPredictions(join(dir, 'runs', RUN_ID)) : undefined;
   await rm(dir, { recursive: true, force: true });
-  return row;
+  return { row, ...(predicted ? { predicted } : {}) };
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '–');
@@ -453,6 +468,7 @@ export function chaosTable(rows: ChaosRow[]): string {
     row('sites whose client stopped with an error', (r) => (r.sitesLost.length === 0 ? '0'
       : `${r.sitesLost.length}: ${r.sitesLost.map((x) => `${x.site} in round ${x.round} (${x.error})`).join('; ')}`)),
     row(`held-out accuracy (exported model, ${cols[0]?.heldOutImages.toLocaleString('en-US')} test images)`, (r) => pct(r.heldOut)),
+    row('held-out images where the two models predict differently', (r) => (r.predictionsDifferFromClean === undefined ? '–' : String(r.predictionsDifferFromClean))),
     row('seconds', (r) => r.seconds.toFixed(0)),
   );
   if (clean && chaos) lines.push('', `Difference with faults: ${((chaos.heldOut - clean.heldOut) * 100).toFixed(2)} points of held-out accuracy.`);
@@ -499,8 +515,12 @@ runMain(async () => {
   const cacheDir = await mkdtemp(join(tmpdir(), 'ftl-chaos-cache-'));
   const rows: ChaosRow[] = [];
   try {
-    if (values['skip-clean'] !== true) rows.push(await federation('clean', o, mnist, cacheDir));
-    rows.push(await federation('chaos', o, mnist, cacheDir));
+    const clean = values['skip-clean'] === true ? undefined : await federation('clean', o, mnist, cacheDir);
+    const chaos = await federation('chaos', o, mnist, cacheDir);
+    if (clean?.predicted && chaos.predicted) {
+      chaos.row.predictionsDifferFromClean = clean.predicted.reduce((n, p, i) => n + (p === chaos.predicted![i] ? 0 : 1), 0);
+    }
+    rows.push(...(clean ? [clean.row] : []), chaos.row);
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
   }
