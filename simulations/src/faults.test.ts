@@ -200,12 +200,18 @@ describe('faults on real sockets', () => {
         // Unknown names, known names with a wrong token, no token at all: each must be refused.
         const auth = i % 3 === 0 ? { protocol: PROTOCOL_VERSION, name: `intruder-${i}`, token: 'x'.repeat(64) }
           : i % 3 === 1 ? { protocol: PROTOCOL_VERSION, name: 'site-0', token: newClientToken() } : { protocol: PROTOCOL_VERSION, name: 'site-1' };
+        // A refused peer tries once more on the same connection: the coordinator must have closed it already.
         outcomes.push(new Promise((resolve) => {
-          let answer = 'no answer';
+          const answers = { refused: 0, connected: 0, other: 0 };
           bare(resolve, (m) => {
-            m.on('packet', (p: { type: number }) => (answer = p.type === 4 ? 'refused' : p.type === 0 ? 'connected' : `packet ${p.type}`));
-            m.on('close', () => resolve(`${answer}, then closed by the server`));
-            m.engine.write(encoder.encode({ type: 0, nsp: '/', data: auth })[0]! as never);
+            const handshake = () => m.engine.write(encoder.encode({ type: 0, nsp: '/', data: auth })[0]! as never);
+            m.on('packet', (p: { type: number }) => {
+              if (p.type === 4 && answers.refused++ === 0) handshake();
+              else if (p.type === 0) answers.connected++;
+              else if (p.type !== 4) answers.other++;
+            });
+            m.on('close', () => resolve(`refused ${answers.refused}, connected ${answers.connected}, other ${answers.other}, then closed by the server`));
+            handshake();
           });
         }));
       }
@@ -243,7 +249,7 @@ describe('faults on real sockets', () => {
     const tally: Record<string, number> = {};
     for (const o of outcomes) tally[o] = (tally[o] ?? 0) + 1;
     expect(tally).toEqual({
-      'refused, then closed by the server': 2 * HANDSHAKES,
+      'refused 1, connected 0, other 0, then closed by the server': 2 * HANDSHAKES,
       'garbage, then closed by the server': 2 * GARBAGE,
       'junk, then closed by the server': 2 * JUNK,
     });
