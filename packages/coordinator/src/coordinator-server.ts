@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { Server, type Socket } from 'socket.io';
 import { create as createTar } from 'tar';
 import {
-  checkSiteName, createMsgpackParser, ErrorCode, FtlError, headParameterCount, trainableParameterCount, unfrozenLayerCount, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type Ack, type GoodbyeReason,
+  checkSiteName, createMsgpackParser, ErrorCode, FtlError, headParameterCount, trainableParameterCount, unfrozenLayerCount, parseHandshakeAuth, parseReady, PROTOCOL_VERSION, rejectionFor, type Ack, type GoodbyeReason, type Ready,
   type ByteCounter, type ClientToServerEvents, type ConnectRefusal, type HandshakeAuth, type HeadConfig, type Logger,
   type ServerToClientEvents, type ChannelStats, type Normalization,
 } from '@ftl/shared';
@@ -567,7 +567,15 @@ export class CoordinatorServer implements RunHost {
 
   /** A site reports ready for the active run, with its sample counts, labels and (normalised runs) statistics. */
   private onReady(entry: ClientEntry, raw: unknown): Ack {
-    const ready = parseReady(raw);
+    let ready: Ready;
+    try {
+      ready = parseReady(raw);
+    } catch (err) {
+      // Statistics that contradict themselves are refused by the validator; the run records it like any exclusion.
+      const rejection = rejectionFor(err);
+      if (rejection.reason === 'bad-statistics') this.active?.run.excludeStatistics(entry.id, rejection.message);
+      return rejection;
+    }
     const run = this.active?.run;
     if (ready.runId !== run?.runId) {
       return { accepted: false, reason: 'unknown-run', message: run ? `run "${ready.runId}" is not the current run "${run.runId}"` : 'no run is active' };
