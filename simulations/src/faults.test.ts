@@ -120,6 +120,38 @@ describe('faults on real sockets', () => {
     ]);
   });
 
+  test('a connection lost before the coordinator acknowledged ready: the site reconnects, says ready again and trains', async () => {
+    const { coordinator, url } = await startCoordinator({ rounds: 2, minClients: 3, roundDeadlineMs: 120_000, fit: FIT });
+    const proxy = await startTcpProxy(portOf(url));
+    // The cut runs inside the coordinator's ready handling, before its answer is written: the answer is lost.
+    let cuts = 0;
+    coordinator.server.onClientReady(() => {
+      if (cuts === 0 && coordinator.readyClients().includes('client-0')) cuts += proxy.cut();
+    });
+    const lines: string[] = [];
+    const log = createLogger('client', { level: 'info', write: (line) => lines.push(line) });
+    const sites = await honestSites(url, [{ index: 0, url: proxy.url, log }, { index: 1 }]);
+    const ends = sites.map((c) => c.run());
+    const running = coordinator.run();
+    await until(() => lines.some((l) => / warn ready-unacknowledged /.test(l)) && coordinator.readyClients().includes('client-0'));
+    // A raw site makes the third: the run starts only now, with client-0 ready again on its new connection.
+    const pacer = await connectRawPeer(url, 'pacer');
+    answerEvaluations(pacer);
+    for (const round of [1, 2]) {
+      const fit = await pacer.next('fit');
+      expect(fit.round).toBe(round);
+      expect(await pacer.sendUpdate(fit)).toEqual({ accepted: true });
+    }
+    const summary = await running;
+    await Promise.all(ends); // before the fix, client-0's run() rejected: "disconnected before the coordinator acknowledged ready"
+    await coordinator.close();
+    await proxy.close();
+    pacer.disconnect();
+    expect(cuts).toBeGreaterThanOrEqual(1);
+    expect(lines.filter((l) => / info connected /.test(l))).toHaveLength(2);
+    expect(summary.rounds.map((r) => [r.round, r.accepted])).toEqual([[1, 3], [2, 3]]);
+  });
+
   test('a network drop under a site mid-round: it reconnects by itself and trains the later rounds', async () => {
     const { coordinator, url } = await startCoordinator({ rounds: 3, minClients: 3, roundDeadlineMs: 120_000, fit: FIT });
     const proxy = await startTcpProxy(portOf(url));

@@ -267,10 +267,19 @@ export class FtlClient {
     const train = p.shard.train;
     const stats = !welcome.normalization ? undefined
       : welcome.normalizationScope === 'feature' ? channelStats({ images: train.images, channels: imageSize(train) }) : channelStats(train);
-    const ack = await this.emitWithAck('ready', {
-      protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
-      labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),
-    });
+    let ack: Ack;
+    try {
+      ack = await this.emitWithAck('ready', {
+        protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
+        labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),
+      });
+    } catch (err) {
+      // The connection dropped before the answer (a coordinator restart, a network cut): the prepared run
+      // is kept, and the welcome of the next connection sends ready again. Anything else is fatal as before.
+      if (this.socket?.connected) throw err;
+      log.warn('ready-unacknowledged', { run: welcome.runId, detail: (err as Error).message });
+      return;
+    }
     if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${oneLine(ack.message)}`);
   }
 
