@@ -19,7 +19,7 @@ export interface HostileRow {
   /** `completed`, or `failed: <why>`. */
   outcome: string;
   heldOut: number;
-  /** Held-out accuracy of the clean run with the same config (9 honest sites, no hostile one). */
+  /** Held-out accuracy of the clean run with the same config (9 honest sites, no hostile one; the default config for `trust policy off`). */
   cleanHeldOut: number;
   rounds: number;
   bestRound?: number;
@@ -80,13 +80,14 @@ async function federation(o: {
   const out: FederationResult = { heldOut: NaN, exclusions: {}, refused: {}, seconds: 0 };
   try {
     await hostile?.connect();
-    const ends = clients.map((c) => c.run());
+    // Settled from the start: a run the attack fails makes the sites' runs fail too, which is an outcome here.
+    const ends = Promise.allSettled(clients.map((c) => c.run()));
     try {
       out.summary = await coordinator.run((r) => o.onRound(r.round, r.valAccuracy));
     } catch (err) {
       out.error = err as Error;
     }
-    await Promise.allSettled(ends);
+    await ends;
     await hostile?.ended;
     if (out.summary) out.heldOut = (await holdoutAccuracy(join(dir, 'model'))).accuracy;
     for (const e of store.listEvents(o.runId)) {
@@ -112,7 +113,10 @@ async function federation(o: {
  * policy): one run per attack, each against the clean run of the same config with the 9 honest sites alone
  * (same shards, seeds and settings). The evaluation attack needs early stopping (`patience` 1) and the
  * statistics attacks federated normalisation (`standard`) to have something to attack; their clean runs
- * use the same. A clean run with all 10 sites honest shows what the hostile site's data was worth.
+ * use the same. A clean run with all 10 sites honest shows what the hostile site's data was worth, and the
+ * −10× attack runs once more with the trust policy off, to show what it guards against (without it the
+ * 1e30× attack fails the run: the honest sites' next updates are not finite, and each retry of the round
+ * waits for its deadline).
  */
 export async function hostileScenario(progress: (line: string) => void, o: { quick: boolean; rounds: number }): Promise<HostileRow[]> {
   const limit = o.quick ? 1500 : undefined;
@@ -125,7 +129,10 @@ export async function hostileScenario(progress: (line: string) => void, o: { qui
     default: { rounds: o.rounds },
     'patience 1': { rounds: o.rounds, patience: 1 },
     'normalization standard': { rounds: o.rounds, normalization: 'standard' },
+    // What the attack does to FedAvg without the trust policy, against the default clean run.
+    'trust policy off': { rounds: o.rounds, trust: { normBound: 0, maxAbsValue: 0, weightCap: 0 } },
   };
+  const cleanOf = (config: string) => (config === 'trust policy off' ? 'default' : config);
   const runs: Array<{ label: string; config: string; hostile?: Omit<HostileOptions, 'serverUrl' | 'name'>; allHonest?: boolean }> = [
     { label: 'clean, 9 honest sites', config: 'default' },
     { label: 'clean, 10 honest sites', config: 'default', allHonest: true },
@@ -134,6 +141,10 @@ export async function hostileScenario(progress: (line: string) => void, o: { qui
       hostile: { declare: { ...declared, numTrain: 1_000_000 }, fit: scaledGlobal(-10, 1_000_000) },
     },
     { label: '1e30 × global, claims 1 sample', config: 'default', hostile: { declare: declared, fit: scaledGlobal(1e30, 1) } },
+    {
+      label: '−10 × global, declares and claims 1,000,000 samples', config: 'trust policy off',
+      hostile: { declare: { ...declared, numTrain: 1_000_000 }, fit: scaledGlobal(-10, 1_000_000) },
+    },
     { label: 'clean, 9 honest sites', config: 'patience 1' },
     {
       label: 'evaluation: perfect round 1 (acc 1, loss 0), then acc 0 / loss 10, claims 1,000,000', config: 'patience 1',
@@ -162,7 +173,7 @@ export async function hostileScenario(progress: (line: string) => void, o: { qui
       if (!run.hostile && !run.allHonest) clean[run.config] = r.heldOut;
       rows.push({
         label: run.label, config: run.config, honestSites: run.allHonest ? SITES : SITES - 1, hostile: run.hostile !== undefined,
-        outcome: r.error ? `failed: ${r.error.message}` : r.summary!.reason, heldOut: r.heldOut, cleanHeldOut: clean[run.config] ?? NaN,
+        outcome: r.error ? `failed: ${r.error.message}` : r.summary!.reason, heldOut: r.heldOut, cleanHeldOut: clean[cleanOf(run.config)] ?? NaN,
         rounds: r.summary?.rounds.length ?? 0, ...(r.summary?.bestRound !== undefined ? { bestRound: r.summary.bestRound } : {}),
         exclusions: r.exclusions, refused: r.refused, seconds: r.seconds,
       });
