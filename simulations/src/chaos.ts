@@ -3,7 +3,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { holdoutAccuracy } from './holdout.js';
 import { answerEvaluations, connectRawPeer, type RawPeer } from './raw-peer.js';
 import { signFlip } from './simulate.js';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+import { freePort } from './free-port.js';
 
 const HELP = `npm run chaos -- [options]
 Runs one federation twice on MNIST, once clean and once under faults, and prints what was injected and
@@ -105,16 +105,6 @@ interface Options {
 
 const progress = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A deterministic generator for the fault schedule (mulberry32). */
 function rng(seed: number): () => number {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Manager } from 'socket.io-client';
@@ -16,6 +16,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { answerEvaluations, connectRawPeer } from './raw-peer.js';
 import { startTcpProxy } from './tcp-proxy.js';
 import { makeClient, scratch, startCoordinator } from './test-federation.js';
+import { freePort } from './free-port.js';
 
 // Every fault here is detected by events (a round closing, a connection ending), never by timing: the
 // only clock is a round deadline that honest sites beat by far (one epoch on ~130 samples).
@@ -293,14 +294,6 @@ describe('faults on real sockets', () => {
 
 const OPERATOR_TOKEN = 'operator-token-for-fault-tests-0123456789';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A child process with its output kept (shown when an expectation about it fails). */
 function child(args: string[], extraEnv: Record<string, string> = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | string>; line: (re: RegExp) => Promise<string> } {

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -7,17 +6,10 @@ import { Store } from '@ftl/coordinator';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, scratch } from './test-federation.js';
+import { freePort } from './free-port.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the built coordinator CLI; `onRow` sees each round row it prints. */
 function coordinator(args: string[], onRow: (round: number, child: ChildProcess) => void): { child: ChildProcess; exited: Promise<number | null>; rows: number[] } {

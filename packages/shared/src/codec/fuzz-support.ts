@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { FtlError } from '../errors.js';
 
 // Test support for the fuzz suites (imported by *.fuzz.test.ts only).
@@ -37,6 +37,24 @@ export function prototypeSnapshot(): string {
 
 /** RSS growth allowed over a whole fuzz suite: a leak or an amplification shows as far more. */
 export const RSS_GROWTH_LIMIT_BYTES = 150 * 1024 * 1024;
+
+/**
+ * Registers the checks every fuzz suite ends with: the whole suite, hostile input and all, leaves the
+ * built-in prototypes as they were and grows RSS by less than {@link RSS_GROWTH_LIMIT_BYTES}.
+ */
+export function guardHostileSuite(): void {
+  let rssBefore = 0;
+  let prototypesBefore = '';
+  beforeAll(() => {
+    prototypesBefore = prototypeSnapshot();
+    rssBefore = process.memoryUsage().rss;
+  });
+  afterAll(() => {
+    expect(prototypeSnapshot()).toBe(prototypesBefore);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(RSS_GROWTH_LIMIT_BYTES);
+  });
+}
 
 const weights = (n: number) => ({
   specs: [{ name: 'head_output/kernel', shape: [n, 2], dtype: 'float32' }, { name: 'head_output/bias', shape: [2], dtype: 'float32' }],

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { PacketType } from 'socket.io-parser';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { corpusFiles, onlyFtlError, prototypeSnapshot, RSS_GROWTH_LIMIT_BYTES, validMessages } from './fuzz-support.js';
+import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from './fuzz-support.js';
 import { createMsgpackParser } from './socketio-parser.js';
 
 type Dec = { add(c: unknown): void; on(e: 'decoded', f: (p: unknown) => void): void };
@@ -61,20 +61,7 @@ function expectPlainData(v: unknown, depth = 0): void {
 }
 
 const corpus = corpusFiles('frame-');
-let rssBefore = 0;
-let prototypesBefore = '';
-
-beforeAll(() => {
-  prototypesBefore = prototypeSnapshot();
-  rssBefore = process.memoryUsage().rss;
-});
-
-afterAll(() => {
-  // The whole suite, hostile frames and all, leaves the prototypes as they were and memory bounded.
-  expect(prototypeSnapshot()).toBe(prototypesBefore);
-  expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
-  expect(process.memoryUsage().rss - rssBefore).toBeLessThan(RSS_GROWTH_LIMIT_BYTES);
-});
+guardHostileSuite();
 
 describe('the socket.io parser under hostile input', () => {
   test('the committed corpus of hostile frames is refused, each with a one-line FtlError', () => {

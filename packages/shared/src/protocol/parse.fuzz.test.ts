@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { corpusFiles, onlyFtlError, prototypeSnapshot, RSS_GROWTH_LIMIT_BYTES, validMessages } from '../codec/fuzz-support.js';
+import { describe, expect, test } from 'vitest';
+import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../codec/fuzz-support.js';
 import { createMsgpackParser } from '../codec/socketio-parser.js';
 import { decodeWeights } from '../codec/weights.js';
 import { statsInconsistency } from '../data/federated-stats.js';
@@ -80,19 +80,7 @@ function mutate(v: unknown, choices: number[], value: unknown, how: 'set' | 'del
 }
 
 const messages = validMessages();
-let rssBefore = 0;
-let prototypesBefore = '';
-
-beforeAll(() => {
-  prototypesBefore = prototypeSnapshot();
-  rssBefore = process.memoryUsage().rss;
-});
-
-afterAll(() => {
-  expect(prototypeSnapshot()).toBe(prototypesBefore);
-  expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
-  expect(process.memoryUsage().rss - rssBefore).toBeLessThan(RSS_GROWTH_LIMIT_BYTES);
-});
+guardHostileSuite();
 
 describe('every inbound validator under hostile input', () => {
   test.each(events)('the valid %s seed is accepted', (event) => {
