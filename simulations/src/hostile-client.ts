@@ -47,6 +47,12 @@ export interface HostileOptions {
   fit?: (c: FitContext) => FitAnswer;
   /** How to answer `evaluate` in a round (default: {@link plausibleEvaluation} with the declared numVal). */
   evaluate?: (round: number, global: Weights) => EvaluateAnswer;
+  /**
+   * After a refused `fit-result` or `evaluate-result`, report a failure for that stage so the round need not
+   * wait for its deadline (a refusal leaves the site's answer open). Default false: stay silent, as the real
+   * client does.
+   */
+  failAfterRefusal?: boolean;
   /** Acknowledgement wait (default 30 s); an ack that does not come is recorded as `no-ack`. */
   ackTimeoutMs?: number;
 }
@@ -157,14 +163,14 @@ export class HostileClient {
       }
       void this.emitWithAck('fit-result', {
         ...envelope, weights: encodeWeights(answer.weights), numExamples: answer.numExamples, metrics: answer.metrics ?? DEFAULT_METRICS,
-      }, msg.round);
+      }, msg.round).then((ack) => this.afterAck(ack, { ...envelope, stage: 'fit' }));
     });
     s.on('evaluate', (raw: unknown) => {
       const msg = parseEvaluateInstruction(raw);
       const envelope = { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion };
       const answer = (options.evaluate ?? plausibleEvaluation(options.declare.numVal))(msg.round, copyOf(decodeWeights(msg.weights)));
       if (answer === 'fail') s.emit('failure', { ...envelope, stage: 'evaluate', message: 'this site does not evaluate' });
-      else void this.emitWithAck('evaluate-result', { ...envelope, ...answer }, msg.round);
+      else void this.emitWithAck('evaluate-result', { ...envelope, ...answer }, msg.round).then((ack) => this.afterAck(ack, { ...envelope, stage: 'evaluate' }));
     });
     s.on('personalize', (raw: unknown) => {
       const msg = raw as { runId: string; round: number; modelVersion: number };
@@ -226,6 +232,13 @@ export class HostileClient {
    */
   emitRaw(event: string, ...args: unknown[]): void {
     (this.socket as unknown as { packet(p: { type: number; data: unknown[] }): void }).packet({ type: EVENT_PACKET, data: [event, ...args] });
+  }
+
+  private afterAck(ack: unknown, where: { protocol: number; runId: string; round: number; modelVersion: number; stage: 'fit' | 'evaluate' }): void {
+    const a = ack as { accepted?: boolean; reason?: string };
+    if (this.options.failAfterRefusal && a.accepted === false) {
+      this.socket.emit('failure', { ...where, message: `refused: ${a.reason ?? 'no reason'}` });
+    }
   }
 
   /** Closes the connection from this side. */

@@ -100,12 +100,12 @@ describe('one hostile site cannot poison the model', () => {
   test('a sample count above what the site declared at ready is refused as bad-sample-count, in training and evaluation', async () => {
     const r = await federation({
       runId: 'over-claim', minClients: HONEST + 1, over: { rounds: 1 },
-      hostile: { declare: { numTrain: 100, numVal: 50 }, fit: echoGlobal(5000), evaluate: plausibleEvaluation(5000) },
+      hostile: { declare: { numTrain: 100, numVal: 50 }, fit: echoGlobal(5000), evaluate: plausibleEvaluation(5000), failAfterRefusal: true },
     });
     expect(r.error?.message).toBeUndefined();
     expect(acksOf(r.hostile, 'fit-result').map((a) => a.ack)).toEqual([expect.objectContaining({ accepted: false, reason: 'bad-sample-count' })]);
     expect(acksOf(r.hostile, 'evaluate-result').map((a) => a.ack)).toEqual([expect.objectContaining({ accepted: false, reason: 'bad-sample-count' })]);
-    expect(r.rows.map((x) => [x.accepted, x.rejected, x.evalClients])).toEqual([[HONEST, 1, HONEST]]);
+    expect(r.rows.map((x) => [x.accepted, x.rejected, x.failed, x.evalClients])).toEqual([[HONEST, 1, 1, HONEST]]);
   });
 });
 
@@ -114,7 +114,7 @@ describe('one hostile site cannot steer evaluation or early stopping', () => {
     const lies = [{ accuracy: 7, loss: 0.3 }, { accuracy: 0.5, loss: -1e9 }];
     const r = await federation({
       runId: 'out-of-range', minClients: HONEST + 1,
-      hostile: { declare: { numTrain: 300, numVal: 150 }, evaluate: (round) => ({ numExamples: 150, ...lies[round - 1]! }) },
+      hostile: { declare: { numTrain: 300, numVal: 150 }, evaluate: (round) => ({ numExamples: 150, ...lies[round - 1]! }), failAfterRefusal: true },
     });
     expect(r.error?.message).toBeUndefined();
     expect(acksOf(r.hostile, 'evaluate-result').map((a) => [a.round, (a.ack as { accepted?: boolean }).accepted])).toEqual([[1, false], [2, false]]);
