@@ -1,7 +1,8 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Coordinator, defaultCoordinatorConfig, Store, type CoordinatorConfig, type RoundRecord, type RunSummary, type StoredEvent } from '@ftl/coordinator';
 import { createLogger, initBackend, type ChannelStats } from '@ftl/shared';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import {
   echoGlobal, hugeSumStats, HostileClient, perfectFirstRound, plausibleEvaluation, plausibleStats, scaledGlobal, type HostileOptions,
@@ -14,6 +15,7 @@ const HONEST = 2;
 const LIMIT = 600;
 const HOSTILE = 'hostile';
 const cacheDir = scratch('peer-trust-cache');
+afterAll(async () => rm(await cacheDir, { recursive: true, force: true }));
 
 interface Outcome {
   summary?: RunSummary;
@@ -58,6 +60,7 @@ async function federation(o: {
   await hostile?.ended;
   out.events = store.listEvents(o.runId);
   store.close();
+  await rm(dir, { recursive: true, force: true });
   return out;
 }
 
@@ -216,6 +219,7 @@ describe('a site cannot hide from the operator or from revocation', () => {
       } finally {
         await coordinator.close();
         store.close();
+        await rm(dir, { recursive: true, force: true });
       }
     },
   );
