@@ -65,7 +65,7 @@ async function federation(o: {
 }
 
 /** The trust policy's records of what it left out of the run for `client`. */
-function exclusions(events: StoredEvent[], type: 'update-excluded' | 'statistics-excluded', client = HOSTILE) {
+function exclusions(events: StoredEvent[], type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded', client = HOSTILE) {
   return events.filter((e) => e.type === type).map((e) => e.data as { round?: number; client: string; reason: string; message: string })
     .filter((d) => d.client === client);
 }
@@ -121,6 +121,8 @@ describe('one hostile site cannot steer evaluation or early stopping', () => {
     });
     expect(r.error?.message).toBeUndefined();
     expect(acksOf(r.hostile, 'evaluate-result').map((a) => [a.round, (a.ack as { accepted?: boolean }).accepted])).toEqual([[1, false], [2, false]]);
+    // Each refused evaluation is recorded with its round and reason, as runs status lists them.
+    expect(exclusions(r.events, 'evaluation-excluded').map((e) => [e.round, e.client, e.reason])).toEqual([[1, 'hostile', 'malformed'], [2, 'hostile', 'malformed']]);
     for (const x of r.rows) {
       expect(x.evalClients).toBe(HONEST);
       expect(x.valAccuracy).toBeGreaterThanOrEqual(0);

@@ -757,7 +757,7 @@ export class FederatedRun {
 
   /** Records a site's contribution left out by the trust policy: in the log and the store, with round and reason. */
   private recordExclusion(
-    type: 'update-excluded' | 'statistics-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
+    type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
   ): void {
     log.warn(type, { client: e.clientId, reason: e.reason, detail: e.message });
     const event = { type, data: { round, client: e.clientId, reason: e.reason, message: e.message } };
@@ -783,8 +783,10 @@ export class FederatedRun {
         evalRound.fail(id, 'disconnected before evaluation');
       }
     }
-    const { results } = await evalRound.settled;
+    const { results, rejected } = await evalRound.settled;
     this.evalRound = undefined;
+    // A refused evaluation (out of range, or more samples than the site declared) is left out and recorded.
+    for (const r of rejected) this.recordExclusion('evaluation-excluded', round, { clientId: r.clientId, reason: r.ack.reason, message: r.ack.message }, this.log);
     const answers = [...results.values()];
     // No site outweighs the others by claiming more validation samples; the median decides early stopping.
     const counts = capCounts(answers.map((r) => r.numExamples), this.trust.weightCap);

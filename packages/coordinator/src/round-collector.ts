@@ -80,7 +80,10 @@ export class RoundCollector<R extends Envelope> {
     try {
       value = accept();
     } catch (err) {
-      return this.reject(clientId, rejectionFor(err));
+      // A refused answer is this site's answer for the round: nobody waits out the deadline for a second one.
+      const rejection = this.reject(clientId, rejectionFor(err));
+      this.fail(clientId, `refused: ${rejection.reason}: ${rejection.message}`);
+      return rejection;
     }
     this.state.results.set(clientId, value);
     this.maybeSettle();
