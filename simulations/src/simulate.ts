@@ -6,7 +6,7 @@ import { Coordinator, defaultCoordinatorConfig, type RunSummary, type TrustPolic
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
   type StrategyConfig, type Weights,
-  type FineTuning,
+  type FineTuning, keepClasses, type BuiltinDatasetName,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
@@ -56,6 +56,10 @@ export interface SimulationOptions {
   hidden?: number[];
   /** How the coordinator screens updates (default: the run config's trust policy). */
   trust?: TrustPolicy;
+  /** The built-in dataset the sites hold (default MNIST). */
+  dataset?: BuiltinDatasetName;
+  /** Keep only these classes of the dataset (relabelled in this order): a target task such as Fashion-MNIST 5–9. */
+  classes?: number[];
   log?: Logger;
   /** Called after each round, for progress. */
   onRound?: (round: number, accuracy: number) => void;
@@ -71,7 +75,14 @@ export interface SimulationResult {
   featureDim: number;
 }
 
-let mnist: ImageDataset | undefined;
+const loaded = new Map<BuiltinDatasetName, ImageDataset>();
+
+/** A built-in dataset (loaded once per process), cut to some classes when a task names them. */
+function taskData(dataset: BuiltinDatasetName, classes?: readonly number[]): ImageDataset {
+  let ds = loaded.get(dataset);
+  if (!ds) loaded.set(dataset, (ds = loadBuiltinDataset(dataset)));
+  return classes ? keepClasses(ds, classes) : ds;
+}
 
 /**
  * Runs one federated run on MNIST with the committed backbone and returns its per-round records and the
@@ -81,6 +92,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   await initBackend();
   const t0 = performance.now();
   const log = o.log ?? createLogger('simulation', { level: 'warn' });
+  const dataset = o.dataset ?? 'mnist';
+  const task = taskData(dataset, o.classes);
   const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
   const coordinator = await Coordinator.create({
     ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.clients,
@@ -93,13 +106,13 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
     ...(o.hidden ? { hidden: o.hidden } : {}),
     ...(o.trust ? { trust: o.trust } : {}),
+    classes: [...task.classes],
   }, log);
   const { url } = await coordinator.listen();
-  mnist ??= loadBuiltinDataset('mnist');
   const clients = Array.from({ length: o.clients }, (_, index) => {
     const shard = loadClientShard(
-      { dataset: 'mnist', partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) },
-      log, mnist,
+      { dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) },
+      log, task,
     );
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
     return new FtlClient({
@@ -111,7 +124,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   try {
     const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
     await Promise.all(ends);
-    const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'))).accuracy;
+    const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'), dataset, o.classes)).accuracy;
     return { summary, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
   } finally {
     await coordinator.close();

@@ -29,3 +29,19 @@ export function subset(ds: ImageDataset, indices: ArrayLike<number>): ImageDatas
   }
   return { ...ds, images, labels, n: indices.length };
 }
+
+/**
+ * The images of some classes only, relabelled 0…k−1 in the order given, with those classes' names: a
+ * target task made of part of a dataset (e.g. Fashion-MNIST classes 5–9 for a backbone pretrained on 0–4).
+ *
+ * @example
+ * keepClasses(fashion, [5, 6, 7, 8, 9]).classes; // ['Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+ */
+export function keepClasses(ds: ImageDataset, classes: readonly number[]): ImageDataset {
+  const label = new Map(classes.map((c, i) => [c, i]));
+  const indices: number[] = [];
+  for (let i = 0; i < ds.n; i++) if (label.has(ds.labels[i]!)) indices.push(i);
+  const kept = subset(ds, indices);
+  const labels = kept.labels.map((l) => label.get(l)!);
+  return { ...kept, labels, classes: classes.map((c) => ds.classes[c]!) };
+}
