@@ -50,6 +50,8 @@ export interface SimulationOptions {
   lrDecay?: number;
   /** Cut the federation pool to this many samples (default: all 8,500). */
   limit?: number;
+  /** Each site keeps at most this many of its samples (train + validation), its label mix unchanged. */
+  perSite?: number;
   /** Which backbone layers train and travel with the head (default: feature extraction, the head only). */
   fineTuning?: FineTuning;
   /** Hidden layer sizes of the head (default: the run config's, [128]). */
@@ -111,7 +113,10 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const { url } = await coordinator.listen();
   const clients = Array.from({ length: o.clients }, (_, index) => {
     const shard = loadClientShard(
-      { dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) },
+      {
+        dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
+        ...(o.perSite ? { perClient: o.perSite } : {}),
+      },
       log, task,
     );
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;

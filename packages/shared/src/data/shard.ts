@@ -21,6 +21,11 @@ export interface ClientShardOptions {
   valFraction?: number;
   /** Use at most this many samples of the pool (before partitioning), for quick runs and tests. */
   limit?: number;
+  /**
+   * Keep at most this many of the client's samples (train and validation together), drawn at random from
+   * its part of the partition, so its label mix stays the partition's: sites with little labelled data.
+   */
+  perClient?: number;
 }
 
 /** A client's local data. */
@@ -54,7 +59,10 @@ export function loadClientShard(options: ClientShardOptions, log?: Logger, loade
     pool = subset(pool, splitIndices(pool.n, options.limit / pool.n, seed)[1]);
   }
   const parts = partitionIndices(pool.labels, pool.classes.length, options.partition, clients, seed);
-  const mine = subset(pool, parts[index]!);
+  let mine = subset(pool, parts[index]!);
+  if (options.perClient !== undefined && options.perClient < mine.n) {
+    mine = subset(mine, splitIndices(mine.n, options.perClient / mine.n, seed + index + 7919)[1]);
+  }
   const [train, val] = splitIndices(mine.n, options.valFraction ?? 0.15, seed + index + 1);
   return { train: subset(mine, train), val: subset(mine, val) };
 }
