@@ -1,7 +1,7 @@
 import { shapeSize, type WeightSpec, type Weights } from '../codec/weights.js';
 
-/** How much of the backbone a run trains, besides the head. */
-export const FINE_TUNING_MODES = ['feature-extraction', 'partial', 'gradual'] as const;
+/** How much of the backbone a run trains, besides the head, and whether it starts pretrained. */
+export const FINE_TUNING_MODES = ['feature-extraction', 'partial', 'gradual', 'scratch'] as const;
 export type FineTuningMode = (typeof FINE_TUNING_MODES)[number];
 
 /**
@@ -9,6 +9,9 @@ export type FineTuningMode = (typeof FINE_TUNING_MODES)[number];
  * - `feature-extraction`: the backbone is frozen; only the head trains and travels.
  * - `partial`: the top `layers` backbone layers with weights below the cut train and travel with the head.
  * - `gradual`: head only at first, then one more backbone layer every `everyRounds` rounds, up to `layers`.
+ * - `scratch`: the same network, every backbone layer below the cut re-initialised randomly (seeded by the
+ *   run's seed) and trained with the head from round 1: the baseline a transfer run is measured against.
+ *   `layers` and `everyRounds` do not apply (a run refuses a `layers` other than the default 1).
  */
 export interface FineTuning {
   mode: FineTuningMode;
@@ -24,8 +27,15 @@ export interface FineTuning {
 export const DEFAULT_FINE_TUNING: Readonly<FineTuning> = { mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 };
 
 /**
- * How many backbone layers (with weights, counted down from the cut) train in `round` (1-based). The
- * schedule never shrinks, so the largest trainable set of a run is the one of its last round.
+ * A layer count meaning "every backbone layer with weights below the cut", whatever their number: what
+ * `scratch` trains. The trainable-network functions take it wherever they take a count.
+ */
+export const ALL_BACKBONE_LAYERS = Number.POSITIVE_INFINITY;
+
+/**
+ * How many backbone layers (with weights, counted down from the cut) train in `round` (1-based);
+ * {@link ALL_BACKBONE_LAYERS} for `scratch`. The schedule never shrinks, so the largest trainable set of a
+ * run is the one of its last round.
  *
  * @example
  * unfrozenLayerCount({ mode: 'gradual', layers: 2, everyRounds: 3, backboneLrFactor: 1 }, 4); // 1: rounds 1–3 head only, 4–6 one layer, 7+ two
@@ -38,6 +48,8 @@ export function unfrozenLayerCount(ft: FineTuning, round: number): number {
       return ft.layers;
     case 'gradual':
       return Math.min(ft.layers, Math.floor((Math.max(round, 1) - 1) / ft.everyRounds));
+    case 'scratch':
+      return ALL_BACKBONE_LAYERS;
   }
 }
 

@@ -6,6 +6,7 @@ import { loadBuiltinDataset } from '../data/builtin.js';
 import { subset } from '../data/dataset.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
+import { ALL_BACKBONE_LAYERS } from './fine-tuning.js';
 import { getTrainableWeights, headParameterCount } from './head.js';
 import {
   backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
@@ -81,9 +82,91 @@ describe('the trainable network and the fine-tuned model', () => {
   });
 });
 
+describe('the from-scratch network', () => {
+  const valuesOf = (w: { specs: Array<{ name: string; shape: number[] }>; values: Float32Array }) => {
+    const out = new Map<string, Float32Array>();
+    let off = 0;
+    for (const s of w.specs) {
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      out.set(s.name, w.values.subarray(off, off + n));
+      off += n;
+    }
+    return out;
+  };
+
+  test('every backbone layer below the cut trains, on the images themselves', () => {
+    const plan = planFineTuning(fx, ALL_BACKBONE_LAYERS);
+    expect(plan).toMatchObject({ unfrozen: ['conv1', 'conv2'], boundaryIsInput: true, boundaryShape: [28, 28, 1], inputDim: 784 });
+    expect(planFineTuning(fx.at('fc'), ALL_BACKBONE_LAYERS).unfrozen).toEqual(['conv1', 'conv2', 'fc']);
+  });
+
+  test('has the transfer network\'s tensors and shapes but none of the pretrained backbone values; its head is the transfer head; a seed gives the same values twice', () => {
+    // A stand-in for a pretrained backbone: every value moved off its initialiser's (biases off zero).
+    const backbone = createDefaultBackbone({ seed: 3, classes: 10 });
+    backbone.setWeights(backbone.getWeights().map((t) => t.add(0.5)));
+    const fx = featureExtractor(backbone, 'features');
+    const transfer = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7);
+    const random = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' });
+    const again = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' });
+    const other = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 8, { backbone: 'random' });
+    const [t, r, a, o] = [transfer, random, again, other].map((n) => getTrainableWeights(n.model));
+    expect(r!.specs).toEqual(t!.specs);
+    expect(r!.specs.map((s) => s.name).slice(0, 4)).toEqual(['conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias']);
+    expect(Array.from(a!.values)).toEqual(Array.from(r!.values));
+
+    const pretrained = valuesOf(t!);
+    const fresh = valuesOf(r!);
+    const reseeded = valuesOf(o!);
+    for (const name of ['conv1/kernel', 'conv2/kernel']) {
+      const p = pretrained.get(name)!;
+      const v = fresh.get(name)!;
+      // Not one value of the pretrained kernel is where it was; the layers' own initialisers drew them.
+      expect(v.some((x, i) => x === p[i])).toBe(false);
+      expect(v.some((x, i) => x === reseeded.get(name)![i])).toBe(false);
+    }
+    for (const name of ['conv1/bias', 'conv2/bias']) {
+      expect(pretrained.get(name)!.some((x) => x !== 0)).toBe(true);
+      expect(Array.from(fresh.get(name)!).every((x) => x === 0)).toBe(true); // the conv layers' bias initialiser: zeros
+    }
+    for (const name of ['head_hidden_1/kernel', 'head_output/kernel']) expect(Array.from(fresh.get(name)!)).toEqual(Array.from(pretrained.get(name)!));
+    // The backbone itself is untouched.
+    const conv1 = fx.model.layers.find((l) => l.name === 'conv1')!.getWeights()[0]!.dataSync();
+    expect(Array.from(conv1)).toEqual(Array.from(pretrained.get('conv1/kernel')!));
+    for (const n of [transfer, random, again, other]) n.model.dispose();
+    fx.dispose();
+  });
+
+  test('the whole model from images holds the same tensors as the network, so an export can write them in', () => {
+    const net = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' });
+    const full = createFineTunedModel(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' });
+    expect(getTrainableWeights(full)).toEqual(getTrainableWeights(net.model));
+    disposeFineTunedModel(full, fx);
+    net.model.dispose();
+  });
+
+  test('a backbone with no weights below the cut has nothing to train from scratch', () => {
+    const input = tf.input({ shape: [4, 4, 1], name: 'in' });
+    const model = tf.model({ inputs: input, outputs: tf.layers.flatten({ name: 'flat' }).apply(input) as tf.SymbolicTensor });
+    const bare = featureExtractor(model, 'flat');
+    expectFtlError(() => planFineTuning(bare, ALL_BACKBONE_LAYERS), ErrorCode.InvalidConfig, /no layers with weights below the cut "flat", so there is nothing to train from scratch; cut higher \(featureLayer\)/);
+  });
+
+  test('a layer with non-trainable state (batch-norm statistics) is refused, saying so for training from scratch', () => {
+    const input = tf.input({ shape: [4, 4, 1], name: 'in' });
+    let x = tf.layers.conv2d({ filters: 2, kernelSize: 3, name: 'c1' }).apply(input) as tf.SymbolicTensor;
+    x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.flatten({ name: 'flat' }).apply(x) as tf.SymbolicTensor });
+    const bn = featureExtractor(model, 'flat');
+    expectFtlError(
+      () => createTrainableNetwork(bn, ALL_BACKBONE_LAYERS, { featureDim: 8, hidden: [], classes: 2 }, 1, { backbone: 'random' }),
+      ErrorCode.InvalidConfig, /backbone layer "bn" keeps non-trainable state \(bn\/moving_mean, bn\/moving_variance\), which ftl does not federate, so it cannot be trained from scratch/,
+    );
+  });
+});
+
 describe('trainable network size', () => {
-  test.each([0, 1, 2])('trainableParameterCount with %i unfrozen layers is what the built network holds', (count) => {
-    const net = createTrainableNetwork(fx, count, head, 0);
+  test.each([0, 1, 2, ALL_BACKBONE_LAYERS])('trainableParameterCount with %s unfrozen layers is what the built network holds', (count) => {
+    const net = createTrainableNetwork(fx, count, head, 0, { backbone: 'random' });
     expect(trainableParameterCount(fx, count, head)).toBe(getTrainableWeights(net.model).values.length);
     net.model.dispose();
   });

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../data/dataset.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import { assertInputCompatible, extractFeatures, type LayersFeatureExtractor } from './backbone.js';
-import { layerOfTensor } from './fine-tuning.js';
+import { deriveSeed, tfjsSeed } from '../random.js';
+import { ALL_BACKBONE_LAYERS, layerOfTensor } from './fine-tuning.js';
 import { assertModelSize, createHeadLayers, headParameterCount, isHeadLayer, type HeadConfig } from './head.js';
 
 /**
@@ -23,6 +24,12 @@ export interface FineTuningPlan {
   /** Its flattened size: what the trainable network takes. */
   inputDim: number;
 }
+
+/**
+ * Where the trainable backbone layers start: from the backbone's pretrained values (transfer), or from
+ * their own initialisers, seeded (training from scratch: the same network without the transfer).
+ */
+export type BackboneInit = 'pretrained' | 'random';
 
 /** A trainable network on cached boundary features: [batch, inputDim] → class probabilities. */
 export interface TrainableNetwork {
@@ -58,8 +65,12 @@ function outputOf(layer: tf.layers.Layer): tf.SymbolicTensor {
   return layer.inboundNodes[0]!.outputTensors[0]!;
 }
 
-/** Walks down from the cut until `count` layers with weights are above the boundary. */
+/**
+ * Walks down from the cut until `count` layers with weights are above the boundary; with
+ * {@link ALL_BACKBONE_LAYERS} down to the input.
+ */
 function walk(fx: LayersFeatureExtractor, count: number): Walk {
+  const all = count === ALL_BACKBONE_LAYERS;
   const cut = fx.feature;
   const cutLayer = fx.model.layers.find((l) => l.name === cut);
   if (cutLayer === undefined) throw new FtlError(ErrorCode.BackboneLoad, `backbone has no layer "${cut}"`);
@@ -68,6 +79,7 @@ function walk(fx: LayersFeatureExtractor, count: number): Walk {
   let layer = cutLayer;
   while (unfrozen.length < count) {
     if (isInputLayer(layer)) {
+      if (all) break;
       throw new FtlError(
         ErrorCode.InvalidConfig,
         `fineTuning.layers is ${count} but the backbone has only ${unfrozen.length} layers with weights below the cut "${cut}"` +
@@ -80,6 +92,12 @@ function walk(fx: LayersFeatureExtractor, count: number): Walk {
     above.unshift(layer);
     if (layer.weights.length > 0) unfrozen.unshift(layer.name);
     layer = inboundOf(layer);
+  }
+  if (all && unfrozen.length === 0) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `the backbone has no layers with weights below the cut "${cut}", so there is nothing to train from scratch; cut higher (featureLayer)`,
+    );
   }
   const boundaryOutput = outputOf(layer);
   const boundaryShape = boundaryOutput.shape.slice(1) as number[];
@@ -99,7 +117,8 @@ function walk(fx: LayersFeatureExtractor, count: number): Walk {
 
 /**
  * Where the top `count` backbone layers with weights (counted down from the cut, the cut included) train:
- * the unfrozen layers and the frozen boundary below them.
+ * the unfrozen layers and the frozen boundary below them. {@link ALL_BACKBONE_LAYERS} trains every one of
+ * them, on the images themselves.
  *
  * @throws FtlError(INVALID_CONFIG) when the backbone has fewer such layers, or the layers are no chain.
  * @example
@@ -109,8 +128,25 @@ export function planFineTuning(fx: LayersFeatureExtractor, count: number): FineT
   return walk(fx, count).plan;
 }
 
-/** A fresh copy of a backbone layer (same class and configuration), trainable, not yet built. */
-function cloneLayer(layer: tf.layers.Layer): tf.layers.Layer {
+/**
+ * A layer configuration whose seedable initialisers (`kernelInitializer`, … with a `seed` field) are
+ * seeded from `seed`, one seed per initialiser, so a re-initialised layer is the same on every run.
+ */
+function seedInitializers(config: tf.serialization.ConfigDict, seed: number): void {
+  let k = 0;
+  for (const [key, value] of Object.entries(config)) {
+    if (!key.endsWith('Initializer') || value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+    const inner = (value as { config?: unknown }).config;
+    if (inner === null || typeof inner !== 'object' || !('seed' in inner)) continue;
+    config[key] = { ...value, config: { ...inner, seed: tfjsSeed(deriveSeed(seed, ++k)) } } as tf.serialization.ConfigDictValue;
+  }
+}
+
+/**
+ * A fresh copy of a backbone layer (same class and configuration), trainable, not yet built; with `seed`
+ * its initialisers are seeded (a from-scratch layer), otherwise the caller copies the pretrained values in.
+ */
+function cloneLayer(layer: tf.layers.Layer, seed?: number): tf.layers.Layer {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[layer.getClassName()];
   if (entry === undefined) {
     throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" is a ${layer.getClassName()}, which tfjs cannot rebuild; keep it frozen`);
@@ -118,27 +154,34 @@ function cloneLayer(layer: tf.layers.Layer): tf.layers.Layer {
   const config = { ...layer.getConfig(), trainable: true } as tf.serialization.ConfigDict;
   delete config['batchInputShape'];
   delete config['inputShape'];
+  if (seed !== undefined) seedInitializers(config, seed);
   const [cls, fromConfig] = entry;
   return fromConfig(cls, config) as tf.layers.Layer;
 }
 
 /**
- * Applies copies of the backbone layers above the boundary (with their pretrained weights, so the
- * backbone itself never changes), a flatten when the cut is spatial, then the head.
+ * Applies copies of the backbone layers above the boundary (with their pretrained weights, or freshly
+ * initialised from `seed` for `random`; the backbone itself never changes), a flatten when the cut is
+ * spatial, then the head.
  */
-function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: number): tf.SymbolicTensor {
-  for (const layer of w.above) {
-    const copy = cloneLayer(layer);
+function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: number, init: BackboneInit): tf.SymbolicTensor {
+  w.above.forEach((layer, j) => {
+    // One seed per layer, apart from the head's (seed + i): the head is the transfer run's, whatever the backbone.
+    const copy = cloneLayer(layer, init === 'random' ? deriveSeed(seed, 0x5c4a7c, j) : undefined);
     x = copy.apply(x) as tf.SymbolicTensor;
-    copy.setWeights(layer.getWeights());
+    if (init === 'pretrained') copy.setWeights(layer.getWeights());
     if (copy.weights.length > 0 && copy.nonTrainableWeights.length > 0) {
+      const state = copy.nonTrainableWeights.map((v) => v.originalName).join(', ');
       throw new FtlError(
         ErrorCode.InvalidConfig,
-        `backbone layer "${layer.name}" keeps non-trainable state (${copy.nonTrainableWeights.map((v) => v.originalName).join(', ')}), ` +
-          'which ftl does not federate; unfreeze fewer layers (fineTuning.layers) so that it stays frozen',
+        init === 'random'
+          ? `backbone layer "${layer.name}" keeps non-trainable state (${state}), which ftl does not federate, so it cannot be trained from ` +
+            'scratch; use a backbone without such layers (layer normalisation keeps none), or a mode that keeps it frozen'
+          : `backbone layer "${layer.name}" keeps non-trainable state (${state}), ` +
+            'which ftl does not federate; unfreeze fewer layers (fineTuning.layers) so that it stays frozen',
       );
     }
-  }
+  });
   if (x.shape.length > 2) x = tf.layers.flatten({ name: 'ftl_flatten' }).apply(x) as tf.SymbolicTensor;
   // The head is sized by what it is applied to, so its size check counts what will really be built.
   for (const layer of createHeadLayers({ ...head, featureDim: x.shape[1] as number }, seed)) x = layer.apply(x) as tf.SymbolicTensor;
@@ -153,7 +196,8 @@ function countOf(fx: LayersFeatureExtractor, w: Walk, head: HeadConfig): number 
 /**
  * The trainable values of the network {@link createTrainableNetwork} would build (the top `count` backbone
  * layers with weights, then the head on the cut), computed without building it: the message size of a
- * run's largest update is this × 4 bytes.
+ * run's largest update is this × 4 bytes. `count` may be {@link ALL_BACKBONE_LAYERS} (training from
+ * scratch: the same values, whatever they start from).
  *
  * @throws FtlError(INVALID_CONFIG) when the backbone has fewer such layers, as {@link planFineTuning}.
  * @example
@@ -167,13 +211,18 @@ export function trainableParameterCount(fx: LayersFeatureExtractor, count: numbe
  * The network a client trains: cached boundary features [batch, inputDim] → (unflatten) → copies of the
  * unfrozen backbone layers → cut (flattened) → head (seeded with `seed`). Its trainable tensors, in
  * order, are the unfrozen layers' then the head's: the run's tensors on the wire (`conv2/kernel`, …).
- * With `count` 0 it is the head alone, as {@link createHead} builds it.
+ * With `count` 0 it is the head alone, as {@link createHead} builds it. The backbone layers start
+ * pretrained, or with `backbone: 'random'` from their own initialisers seeded by `seed` (same shapes,
+ * same head, none of the pretrained values: training from scratch).
  *
  * @throws FtlError(INVALID_CONFIG) for a network above `MAX_MODEL_PARAMETERS`, before any tensor of it exists.
  * @example
  * const net = createTrainableNetwork(fx, 1, head, 0); // trains conv2 + head on conv1's cached output
+ * const scratch = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' }); // conv1, conv2, head on images
  */
-export function createTrainableNetwork(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): TrainableNetwork {
+export function createTrainableNetwork(
+  fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number, options: { backbone?: BackboneInit } = {},
+): TrainableNetwork {
   const w = walk(fx, count);
   assertModelSize(countOf(fx, w, head), 'the trainable network (unfrozen backbone layers and head)');
   const input = tf.input({ shape: [w.plan.inputDim], name: 'ftl_cached_features' });
@@ -181,23 +230,25 @@ export function createTrainableNetwork(fx: LayersFeatureExtractor, count: number
   if (count > 0 && w.plan.boundaryShape.length > 1) {
     x = tf.layers.reshape({ targetShape: w.plan.boundaryShape, name: 'ftl_unflatten' }).apply(x) as tf.SymbolicTensor;
   }
-  const model = tf.model({ inputs: input, outputs: stackAbove(x, w, head, seed), name: 'ftl_trainable' });
+  const model = tf.model({ inputs: input, outputs: stackAbove(x, w, head, seed, options.backbone ?? 'pretrained'), name: 'ftl_trainable' });
   return { plan: w.plan, model };
 }
 
 /**
  * The whole model from images: the backbone's own frozen layers up to the boundary, then copies of the
  * unfrozen layers and the head, as {@link createTrainableNetwork} has them (same trainable tensors, same
- * order). The export writes the federated tensors into it. Dispose it with {@link disposeFineTunedModel},
+ * order; `backbone` as there). The export writes the federated tensors into it. Dispose it with {@link disposeFineTunedModel},
  * which frees only its own layers, never the backbone's.
  *
  * @throws FtlError(INVALID_CONFIG) for a model whose trainable part is above `MAX_MODEL_PARAMETERS`.
  */
-export function createFineTunedModel(fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number): tf.LayersModel {
+export function createFineTunedModel(
+  fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number, options: { backbone?: BackboneInit } = {},
+): tf.LayersModel {
   const w = walk(fx, count);
   assertModelSize(countOf(fx, w, head), 'the fine-tuned model (unfrozen backbone layers and head)');
   const start = count > 0 ? w.boundaryOutput : (fx.model.outputs[0] as tf.SymbolicTensor);
-  return tf.model({ inputs: fx.model.inputs, outputs: stackAbove(start, w, head, seed), name: 'ftl_global_model' });
+  return tf.model({ inputs: fx.model.inputs, outputs: stackAbove(start, w, head, seed, options.backbone ?? 'pretrained'), name: 'ftl_global_model' });
 }
 
 /** Frees the layers {@link createFineTunedModel} made, leaving the backbone's shared layers alone. */
