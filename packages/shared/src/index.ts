@@ -41,6 +41,7 @@ export {
   assertModelSize, createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, HEAD_LAYER_PREFIX, headParameterCount, isHeadLayer,
   MAX_MODEL_PARAMETERS, setTrainableWeights, type HeadConfig,
 } from './model/head.js';
+export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead } from './model/head.js';
 export {
   carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
   type FineTuning, type FineTuningMode,
@@ -69,6 +70,7 @@ export {
   parseFitResult, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd, parseGoodbye,
   parseWelcome, rejectionFor,
 } from './protocol/parse.js';
+export { parseClassSumsInstruction, parseClassSumsResult } from './protocol/parse.js';
 
 export {
   BaseStrategy, bufferedAggregator, weightedAggregator,

@@ -4,7 +4,7 @@ import { ErrorCode } from '../errors.js';
 import { expectFtlError } from '../expect-ftl-error.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone } from './backbone.js';
-import { assertModelSize, createHead, getTrainableWeights, headParameterCount, MAX_MODEL_PARAMETERS, type HeadConfig } from './head.js';
+import { assertModelSize, classMeanHead, createHead, getTrainableWeights, headParameterCount, MAX_MODEL_PARAMETERS, type HeadConfig } from './head.js';
 
 beforeAll(async () => {
   await initBackend();
@@ -66,5 +66,36 @@ describe('head size', () => {
 
   test.each([[0], [1.5], [-3], [Number.NaN]])('a hidden size of %d is refused with its place', (units) => {
     expectFtlError(() => createHead({ featureDim: 8, hidden: [4, units], classes: 2 }, 1), ErrorCode.InvalidConfig, /^head hidden\[1\] must be a positive integer/);
+  });
+});
+
+describe('class-mean head', () => {
+  test('predicts the nearest class mean (Euclidean), keeps an absent class and other tensors, and leaves its input unchanged', () => {
+    const config: HeadConfig = { featureDim: 3, hidden: [], classes: 3 };
+    const model = createHead(config, 5);
+    const random = getTrainableWeights(model);
+    const means = Float32Array.from([1, 0, 0, 0, 2, 0, 0, 0, 0]);
+    const head = classMeanHead(random, means, [4, 6, 0]);
+    expect(random.values).toEqual(getTrainableWeights(model).values);
+    // Class 2 has no samples: its kernel column and bias keep the random init.
+    for (let j = 0; j < 3; j++) expect(head.values[j * 3 + 2]).toBe(random.values[j * 3 + 2]);
+    expect(head.values[9 + 2]).toBe(random.values[9 + 2]);
+    const logits = (x: number[]) => [0, 1].map((c) => x.reduce((s, v, j) => s + v * head.values[j * 3 + c]!, head.values[9 + c]!));
+    for (const x of [[0.9, 0.1, 0.3], [0.2, 1.6, -1], [0.6, 0.8, 0], [1.4, 1.5, 2]]) {
+      const d = [0, 1].map((c) => x.reduce((s, v, j) => s + (v - means[c * 3 + j]!) ** 2, 0));
+      const [l0, l1] = logits(x);
+      expect(l0! > l1!).toBe(d[0]! < d[1]!);
+    }
+    // The margin at a class mean over the other class is the configured one: α·‖μ0 − μ1‖² with α = margin / mean spread.
+    const [a, b] = logits([1, 0, 0]);
+    expect(a! - b!).toBeCloseTo(4, 4);
+    model.dispose();
+  });
+
+  test('a head with hidden layers is refused with what to change; sizes that do not fit are refused', () => {
+    const hidden = getTrainableWeights(createHead({ featureDim: 3, hidden: [4], classes: 2 }, 1));
+    expectFtlError(() => classMeanHead(hidden, new Float32Array(6), [1, 1]), ErrorCode.InvalidConfig, /needs a linear head \(hidden: \[\]\).*headInit/);
+    const linear = getTrainableWeights(createHead({ featureDim: 3, hidden: [], classes: 2 }, 1));
+    expectFtlError(() => classMeanHead(linear, new Float32Array(8), [1, 1]), ErrorCode.WeightsMismatch, /do not fit a head of 2 classes on 3 features/);
   });
 });

@@ -160,3 +160,71 @@ export function setTrainableWeights(model: tf.LayersModel, weights: Weights, exc
     off += n;
   }
 }
+
+/**
+ * The typical logit margin of a nearest-class-mean head: at a class mean, its class's logit exceeds a
+ * typical other class's by this much (softmax ≈ 0.86 among ten classes). It scales the head without
+ * changing which class it predicts, so training from it starts neither flat nor saturated.
+ */
+export const CLASS_MEAN_LOGIT_MARGIN = 4;
+
+/**
+ * A linear head's weights set to the nearest-class-mean classifier of `means` (FedNCM): output kernel
+ * column c = 2α·μ_c and bias c = −α·‖μ_c‖², so the logits are α(‖x‖² − ‖x − μ_c‖²) and the predicted
+ * class is the one whose mean is nearest in Euclidean distance (the ‖x‖² term is the same for every
+ * class). α = margin / (mean squared distance between two class means) keeps the softmax well away from
+ * saturation. Classes whose count is 0 keep their values in `weights` (the random initialisation). Every
+ * other tensor (unfrozen backbone layers) is kept; `weights` itself is not changed.
+ *
+ * @param means classes × featureDim values, row-major (row c is the mean feature vector of class c).
+ * @throws FtlError(INVALID_CONFIG) when the head has hidden layers: class means describe the features,
+ * not a hidden layer's activations. FtlError(WEIGHTS_MISMATCH) when the sizes do not fit the head.
+ *
+ * @example
+ * const head = classMeanHead(getTrainableWeights(createHead({ featureDim: 64, hidden: [], classes: 10 }, 1)), means, counts);
+ */
+export function classMeanHead(
+  weights: Weights, means: Float32Array | Float64Array, counts: readonly number[], margin = CLASS_MEAN_LOGIT_MARGIN,
+): Weights {
+  if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
+    throw new FtlError(ErrorCode.InvalidConfig, 'a class-mean head needs a linear head (hidden: []): class means describe the features, not a hidden layer; set hidden to [] or headInit to "random"');
+  }
+  const at = (name: string) => {
+    let offset = 0;
+    for (const s of weights.specs) {
+      if (s.name === name) return { offset, shape: s.shape };
+      offset += shapeSize(s.shape);
+    }
+    throw new FtlError(ErrorCode.WeightsMismatch, `the head has no tensor ${name}; a class-mean head sets head_output/kernel and head_output/bias`);
+  };
+  const kernel = at(`${HEAD_LAYER_PREFIX}output/kernel`);
+  const bias = at(`${HEAD_LAYER_PREFIX}output/bias`);
+  const [featureDim, classes] = kernel.shape as [number, number];
+  if (counts.length !== classes || means.length !== classes * featureDim) {
+    throw new FtlError(
+      ErrorCode.WeightsMismatch,
+      `class means of ${counts.length} classes and ${means.length} values do not fit a head of ${classes} classes on ${featureDim} features`,
+    );
+  }
+  const present = counts.flatMap((n, c) => (n > 0 ? [c] : []));
+  // The mean squared distance between two different class means is 2·Σ‖μ_c − centroid‖² / (n − 1): O(classes × featureDim).
+  const centroid = new Float64Array(featureDim);
+  for (const c of present) for (let j = 0; j < featureDim; j++) centroid[j]! += means[c * featureDim + j]! / present.length;
+  let spread = 0;
+  for (const c of present) {
+    for (let j = 0; j < featureDim; j++) spread += (means[c * featureDim + j]! - centroid[j]!) ** 2;
+  }
+  spread = (2 * spread) / Math.max(present.length - 1, 1);
+  const alpha = present.length > 1 && spread > 0 && Number.isFinite(spread) ? margin / spread : 1;
+  const values = weights.values.slice();
+  for (const c of present) {
+    let norm = 0;
+    for (let j = 0; j < featureDim; j++) {
+      const m = means[c * featureDim + j]!;
+      values[kernel.offset + j * classes + c] = 2 * alpha * m;
+      norm += m * m;
+    }
+    values[bias.offset + c] = -alpha * norm;
+  }
+  return { specs: weights.specs, values };
+}

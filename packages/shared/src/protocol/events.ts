@@ -1,5 +1,5 @@
 import type {
-  Ack, ClientFailure, EvaluateInstruction, Goodbye, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
+  Ack, ClassSumsInstruction, ClassSumsResult, ClientFailure, EvaluateInstruction, Goodbye, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
   PersonalizeResult, Ready, RunEnd, Welcome,
 } from './messages.js';
 
@@ -12,6 +12,7 @@ export interface ServerToClientEvents {
   fit: (message: FitInstruction) => void;
   evaluate: (message: EvaluateInstruction) => void;
   personalize: (message: PersonalizeInstruction) => void;
+  'class-sums': (message: ClassSumsInstruction) => void;
   'run-end': (message: RunEnd) => void;
   goodbye: (message: Goodbye) => void;
 }
@@ -25,5 +26,6 @@ export interface ClientToServerEvents {
   'fit-result': (message: FitResult, ack: (ack: Ack) => void) => void;
   'evaluate-result': (message: EvaluateResult, ack: (ack: Ack) => void) => void;
   'personalize-result': (message: PersonalizeResult, ack: (ack: Ack) => void) => void;
+  'class-sums-result': (message: ClassSumsResult, ack: (ack: Ack) => void) => void;
   failure: (message: ClientFailure) => void;
 }

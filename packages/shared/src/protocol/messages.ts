@@ -191,10 +191,36 @@ export interface EvaluateResult extends Envelope {
   accuracy: number;
 }
 
-/** Client → server: the client could not do what a round asked. */
+/** Client → server: the client could not do what a round (or the class-sums phase) asked. */
 export interface ClientFailure extends Envelope {
-  stage: 'fit' | 'evaluate' | 'personalize';
+  stage: 'fit' | 'evaluate' | 'personalize' | 'class-sums';
   message: string;
+}
+
+/**
+ * Server → client, once before round 1 in runs with `headInit: "class-means"` (round 0, model version 0):
+ * report the per-class sums of the training features at the run's cut, and the per-class counts.
+ */
+export interface ClassSumsInstruction extends Envelope {
+  /** Runs with federated normalisation: the features are those of the normalised images, as in the rounds. */
+  normalization?: Normalization;
+}
+
+/** The name of the one tensor a {@link ClassSumsResult} carries. */
+export const CLASS_SUMS_TENSOR = 'class-sums';
+
+/**
+ * Client → server: what FedNCM needs from a site, and all that leaves it in that phase. No feature vector
+ * and no record travels: only one sum per class and value, and one count per class.
+ */
+export interface ClassSumsResult extends Envelope {
+  /**
+   * One float32 tensor named {@link CLASS_SUMS_TENSOR} of shape `[classes, featureDim]`: row `c` is the sum
+   * of the feature vectors of the site's training samples of class `c` (the run's class order).
+   */
+  sums: EncodedWeights;
+  /** Training samples per class, non-negative integers in the run's class order; together at most `ready.numTrain`. */
+  counts: number[];
 }
 
 /** Why the coordinator refused a message. */

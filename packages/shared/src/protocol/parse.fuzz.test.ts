@@ -6,7 +6,7 @@ import { decodeWeights } from '../codec/weights.js';
 import { statsInconsistency } from '../data/federated-stats.js';
 import { REJECT_REASONS } from './messages.js';
 import {
-  checkSiteName, parseAck, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
+  checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
   parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
   parseWelcome, rejectionFor,
 } from './parse.js';
@@ -16,7 +16,7 @@ const validators: Record<string, (v: unknown) => unknown> = {
   auth: parseHandshakeAuth, ready: parseReady, 'fit-result': parseFitResult, 'evaluate-result': parseEvaluateResult,
   'personalize-result': parsePersonalizeResult, failure: parseClientFailure, ack: parseAck, welcome: parseWelcome,
   fit: parseFitInstruction, evaluate: parseEvaluateInstruction, personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye, 'run-end': parseRunEnd,
+  goodbye: parseGoodbye, 'run-end': parseRunEnd, 'class-sums': parseClassSumsInstruction, 'class-sums-result': parseClassSumsResult,
 };
 const events = Object.keys(validators);
 
@@ -38,6 +38,12 @@ function validate(event: string, v: unknown): unknown {
 
 function expectPromisedRanges(m: Record<string, any>): void {
   for (const n of [m['numExamples'], m['numTrain']]) if (n !== undefined) expect(Number.isSafeInteger(n) && n >= 1).toBe(true);
+  if (m['counts'] !== undefined) {
+    expect((m['counts'] as number[]).every((c) => Number.isSafeInteger(c) && c >= 0)).toBe(true);
+    expect((m['counts'] as number[]).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
+    expect(m['sums'].specs).toHaveLength(1);
+    onlyFtlError(() => decodeWeights(m['sums']));
+  }
   for (const k of ['loss', 'globalLoss', 'personalLoss']) if (m[k] !== undefined) expect(m[k] >= 0 && Number.isFinite(m[k])).toBe(true);
   for (const k of ['accuracy', 'globalAccuracy', 'personalAccuracy']) if (m[k] !== undefined) expect(m[k] >= 0 && m[k] <= 1).toBe(true);
   if (m['metrics']) expectPromisedRanges(m['metrics']);
@@ -79,7 +85,14 @@ function mutate(v: unknown, choices: number[], value: unknown, how: 'set' | 'del
   return copy;
 }
 
-const messages = validMessages();
+const envelope0 = { protocol: 1, runId: 'r1', round: 0, modelVersion: 0 };
+const messages: Record<string, Record<string, unknown>> = {
+  ...validMessages(),
+  'class-sums': { ...envelope0, normalization: { kind: 'standard', shift: [0.1], scale: [0.5] } },
+  'class-sums-result': {
+    ...envelope0, counts: [3, 0], sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
+  },
+};
 guardHostileSuite();
 
 describe('every inbound validator under hostile input', () => {
@@ -133,6 +146,20 @@ describe('every inbound validator under hostile input', () => {
         expect(reason).toBe('bad-sample-count');
       } else {
         expect(Number.isSafeInteger(n) && n >= 1).toBe(true);
+      }
+    }), { numRuns: 3000 });
+  });
+
+  test('class counts: negative, fractional, enormous or not finite are bad-sample-count; non-negative integers pass', () => {
+    const count = fc.oneof(fc.double(), fc.integer({ min: -1e6, max: 1e6 }), fc.constantFrom(0, -0, 2 ** 53, 1e300, NaN, Infinity, -Infinity, 0.5));
+    fc.assert(fc.property(count, count, (a, b) => {
+      const m = { ...messages['class-sums-result'], counts: [a, b] };
+      if (validate('class-sums-result', m) === undefined) {
+        let reason: string | undefined;
+        try { parseClassSumsResult(m); } catch (err) { reason = rejectionFor(err).reason; }
+        expect(reason).toBe('bad-sample-count');
+      } else {
+        expect([a, b].every((c) => Number.isSafeInteger(c) && c >= 0) && a + b >= 1).toBe(true);
       }
     }), { numRuns: 3000 });
   });

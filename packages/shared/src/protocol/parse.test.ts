@@ -3,7 +3,7 @@ import { ErrorCode, FtlError } from '../errors.js';
 import { expectFtlError } from '../expect-ftl-error.js';
 import { PROTOCOL_VERSION, REJECT_REASONS } from './messages.js';
 import {
-  checkSiteName, parseAck, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,
+  checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,
   parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseWelcome, rejectionFor,
 } from './parse.js';
 
@@ -263,4 +263,38 @@ test('an array that carries its own constructor property is read as a plain arra
     head: { featureDim: 4, hidden: [], classes: 2 },
   };
   expect(parseWelcome(w).classes).toEqual(['a', 'b']);
+});
+
+describe('class-sums validation', () => {
+  const sums = (rows: number, cols: number, name = 'class-sums') => ({ specs: [{ name, shape: [rows, cols], dtype: 'float32' }], data: new Uint8Array(rows * cols * 4) });
+  const result = () => ({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, sums: sums(3, 4), counts: [2, 0, 5] });
+
+  test('accepts per-class sums and counts, and an instruction with or without normalisation', () => {
+    expect(parseClassSumsResult(result()).counts).toEqual([2, 0, 5]);
+    expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0 }).round).toBe(0);
+    const normalization = { kind: 'standard', shift: [0.5], scale: [0.25] };
+    expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, normalization }).normalization).toEqual(normalization);
+    expect(parseClientFailure({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, stage: 'class-sums', message: 'no features' }).stage).toBe('class-sums');
+  });
+
+  test.each<[string, (m: any) => void, string, RegExp]>([
+    ['a negative count', (m) => (m.counts[1] = -1), 'bad-sample-count', /counts\[1\] must be an integer ≥ 0 \(got number -1\)/],
+    ['a fractional count', (m) => (m.counts[0] = 1.5), 'bad-sample-count', /counts\[0\] must be an integer ≥ 0/],
+    ['an infinite count', (m) => (m.counts[2] = Infinity), 'bad-sample-count', /counts\[2\] must be an integer ≥ 0/],
+    ['a count as text', (m) => (m.counts[0] = '2'), 'malformed', /counts\[0\] must be an integer ≥ 0 \(got "2"\)/],
+    ['counts that add up to 0', (m) => (m.counts = [0, 0, 0]), 'bad-sample-count', /add up to 0/],
+    ['counts that add up past 2^53', (m) => (m.counts = [2 ** 52, 2 ** 52, 2 ** 52]), 'bad-sample-count', /add up to/],
+    ['fewer counts than rows', (m) => (m.counts = [1, 1]), 'malformed', /one count per row of the sums \(3\)/],
+    ['two tensors', (m) => m.sums.specs.push({ name: 'x', shape: [1], dtype: 'float32' }), 'malformed', /one tensor named "class-sums"/],
+    ['another tensor name', (m) => (m.sums = sums(3, 4, 'head_output/kernel')), 'malformed', /one tensor named "class-sums"/],
+    ['a flat tensor', (m) => (m.sums.specs[0].shape = [12]), 'malformed', /of shape \[classes, featureDim\]/],
+    ['sums as a number array', (m) => (m.sums.data = [0, 0]), 'malformed', /sums.data must be binary data/],
+    ['more counts than any run has classes', (m) => (m.counts = new Array(10_001).fill(1)), 'malformed', /counts must be an array of at most 10000 items/],
+  ])('refuses %s', (_, edit, reason, message) => {
+    const m = result();
+    edit(m);
+    const r = rejected(() => parseClassSumsResult(m));
+    expect(r.reason).toBe(reason);
+    expect(r.message).toMatch(message);
+  });
 });

@@ -7,6 +7,7 @@ import {
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
   type Welcome, type Goodbye, type AugmentConfig, type ChannelStats, type Normalization,
+  CLASS_SUMS_TENSOR, type ClassSumsInstruction, type ClassSumsResult,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -251,7 +252,9 @@ export function parseEvaluateResult(v: unknown): EvaluateResult {
 export function parseClientFailure(v: unknown): ClientFailure {
   const o = obj(v, 'failure');
   const stage = o['stage'];
-  if (stage !== 'fit' && stage !== 'evaluate' && stage !== 'personalize') fail('failure.stage', '"fit", "evaluate" or "personalize"', stage);
+  if (stage !== 'fit' && stage !== 'evaluate' && stage !== 'personalize' && stage !== 'class-sums') {
+    fail('failure.stage', '"fit", "evaluate", "personalize" or "class-sums"', stage);
+  }
   return { ...envelope(o, 'failure'), stage, message: str(o['message'], 'failure.message', 2000) };
 }
 
@@ -362,6 +365,47 @@ export function parsePersonalizeResult(v: unknown): PersonalizeResult {
     personalLoss: lossValue(o['personalLoss'], `${p}.personalLoss`),
     personalAccuracy: accuracyValue(o['personalAccuracy'], `${p}.personalAccuracy`),
   };
+}
+
+/** Validates a `class-sums` instruction. */
+export function parseClassSumsInstruction(v: unknown): ClassSumsInstruction {
+  const o = obj(v, 'class-sums');
+  return { ...envelope(o, 'class-sums'), ...withNormalization(o, 'class-sums') };
+}
+
+// As many classes as a run may have (welcome.classes).
+const MAX_CLASSES = 10_000;
+
+/**
+ * Validates a `class-sums-result` message's structure: one tensor named `class-sums` of shape
+ * `[classes, featureDim]`, and one count per class, each a non-negative integer, adding up to at least 1.
+ * A count that is a number but no such integer is a `bad-sample-count` (FtlError SAMPLE_COUNT). The
+ * coordinator then checks the shape against the run, the values for finiteness and the total against
+ * what the site declared.
+ */
+export function parseClassSumsResult(v: unknown): ClassSumsResult {
+  const p = 'class-sums-result';
+  const o = obj(v, p);
+  const sums = parseEncodedWeights(o['sums'], `${p}.sums`);
+  const spec = sums.specs[0];
+  if (sums.specs.length !== 1 || spec!.name !== CLASS_SUMS_TENSOR || spec!.shape.length !== 2) {
+    fail(`${p}.sums.specs`, `one tensor named "${CLASS_SUMS_TENSOR}" of shape [classes, featureDim]`, sums.specs);
+  }
+  let total = 0;
+  const counts = array(o['counts'], `${p}.counts`, MAX_CLASSES).map((c, i) => {
+    const path = `${p}.counts[${i}]`;
+    if (typeof c !== 'number') fail(path, 'an integer ≥ 0', c);
+    if (!Number.isSafeInteger(c) || c < 0) {
+      throw new FtlError(ErrorCode.SampleCount, `${path} must be an integer ≥ 0 (got ${describe(c)}); report how many training samples each class has`);
+    }
+    total += c;
+    return c;
+  });
+  if (counts.length !== spec!.shape[0]) fail(`${p}.counts`, `one count per row of the sums (${spec!.shape[0]})`, counts);
+  if (!Number.isSafeInteger(total) || total < 1) {
+    throw new FtlError(ErrorCode.SampleCount, `${p}.counts add up to ${total}; they must count at least one training sample, and at most 2^53 − 1`);
+  }
+  return { ...envelope(o, p), sums, counts };
 }
 
 /** Validates a `run-end` message. */
