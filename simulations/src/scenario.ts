@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { mkdir, writeFile } from 'node:fs/promises';
-import { ErrorCode, FtlError, numberFlag, parseFlags, runMain } from '@ftl/shared';
+import { ErrorCode, FtlError, numberFlag, parseFlags, runMain, type RawFlags } from '@ftl/shared';
 import { byzantineScenario } from './scenarios/byzantine.js';
 import { cutPointScenario } from './scenarios/cut-point.js';
 import { fineTuneScenario } from './scenarios/finetune.js';
 import { hostileScenario } from './scenarios/hostile.js';
+import { LOW_DATA_METHODS, LOW_DATA_TASKS, lowDataScenario, type LowDataMethod, type LowDataRow, type LowDataTask } from './scenarios/low-data.js';
 import { personalizationScenario } from './scenarios/personalization.js';
+import { formatPercentInterval, meanInterval } from './confidence.js';
 
-const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile> [--quick]
+const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json.
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
@@ -17,6 +19,12 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    (--epochs N local epochs, default 2; --only partial,… picks fine-tuning modes)
   hostile          10 IID clients, one hostile (poisoned updates, false sample counts, evaluation lies,
                    poisoned normalisation statistics) under the default run config and trust policy
+  lowdata          10 sites, Dirichlet 0.5, few labelled images each: transfer (feature extraction,
+                   LP-FT, partial) against training from scratch and a linear model on raw pixels,
+                   mean ± 95% CI over seeds; --task mnist|near (near: Fashion-MNIST 5–9), --sizes
+                   10,25,50,100,500,all, --seeds 1,2,3, --methods …, --hidden "" (linear head),
+                   --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds
+                   of 10 local epochs at --lr 0.003
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -31,7 +39,8 @@ runMain(async () => {
   const name = first !== undefined && !first.startsWith('-') ? first : undefined;
   const values = parseFlags(name === undefined ? process.argv.slice(2) : rest, {
     quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
-    epochs: { type: 'string' },
+    epochs: { type: 'string' }, task: { type: 'string' }, sizes: { type: 'string' }, seeds: { type: 'string' }, methods: { type: 'string' },
+    hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
     process.stdout.write(HELP + '\n');
@@ -92,10 +101,82 @@ runMain(async () => {
       ...r.map((x) => `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
         `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
     ];
+  } else if (name === 'lowdata') {
+    const r = await lowDataScenario(progress, lowDataOptions(values, quick));
+    rows = r;
+    table = lowDataTables(r);
   } else {
-    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune or hostile`);
+    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile or lowdata`);
   }
   process.stdout.write(table.join('\n') + '\n');
   await mkdir('.ftl/scenarios', { recursive: true });
   await writeFile(`.ftl/scenarios/${name}.json`, JSON.stringify(rows, null, 2) + '\n');
 });
+
+/** A comma list of allowed words, or the default when the flag is absent. */
+function listFlag<T extends string>(values: RawFlags, name: string, allowed: readonly T[], fallback: readonly T[]): T[] {
+  const raw = values[name];
+  if (raw === undefined) return [...fallback];
+  const items = String(raw).split(',').filter(Boolean);
+  const bad = items.find((x) => !(allowed as readonly string[]).includes(x));
+  if (bad !== undefined) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes ${allowed.join(', ')} (got "${bad}")`);
+  return items as T[];
+}
+
+/** A comma list of positive integers, or the default when the flag is absent. */
+function integersFlag(values: RawFlags, name: string, fallback: number[], extra: string[] = []): Array<number | string> {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  return String(raw).split(',').filter(Boolean).map((x) => {
+    if (extra.includes(x)) return x;
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes positive integers${extra.length ? ` or ${extra.join(', ')}` : ''} (got "${x}")`);
+    return n;
+  });
+}
+
+function lowDataOptions(values: RawFlags, quick: boolean): Parameters<typeof lowDataScenario>[1] {
+  const [task] = listFlag(values, 'task', Object.keys(LOW_DATA_TASKS) as LowDataTask[], ['mnist']);
+  const hidden = values['hidden'] === undefined ? [] : String(values['hidden']).split(',').filter(Boolean).map(Number);
+  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new FtlError(ErrorCode.InvalidConfig, `--hidden takes positive integers, or "" for a linear head (got "${String(values['hidden'])}")`);
+  return {
+    task: task!,
+    sizes: integersFlag(values, 'sizes', quick ? [25] : [10, 25, 50, 100, 500], ['all']).map((x) => (x === 'all' ? undefined : (x as number))),
+    seeds: integersFlag(values, 'seeds', quick ? [1] : [1, 2, 3]) as number[],
+    methods: listFlag<LowDataMethod>(values, 'methods', LOW_DATA_METHODS, LOW_DATA_METHODS),
+    rounds: numberFlag(values, 'rounds', { default: quick ? 2 : 10, min: 1, integer: true }),
+    // A site with 25 images has one minibatch: local work is counted in epochs, so small sites need more of them.
+    epochs: numberFlag(values, 'epochs', { default: quick ? 2 : 10, min: 1, integer: true }),
+    learningRate: numberFlag(values, 'lr', { default: 0.003, min: Number.MIN_VALUE }),
+    target: numberFlag(values, 'target', { default: 0.8, min: 0, max: 1 }),
+    hidden,
+    ...(values['backbone'] !== undefined ? { backboneDir: String(values['backbone']) } : {}),
+  };
+}
+
+/** Held-out accuracy by images per site × method (mean ± 95% CI over seeds), then each method's traffic and time per round. */
+function lowDataTables(rows: LowDataRow[]): string[] {
+  const methods = [...new Set(rows.map((r) => r.method))];
+  const sizes = [...new Set(rows.map((r) => r.perSite))];
+  const cell = (size: number | undefined, method: string) =>
+    formatPercentInterval(meanInterval(rows.filter((r) => r.perSite === size && r.method === method).map((r) => r.heldOut)));
+  const per = (method: string, f: (r: LowDataRow) => number) => {
+    const xs = rows.filter((r) => r.method === method).map(f);
+    return xs.reduce((a, b) => a + b, 0) / xs.length;
+  };
+  const reached = (method: string) => {
+    const xs = rows.filter((r) => r.method === method);
+    const hit = xs.filter((r) => r.roundToTarget !== undefined);
+    return `${hit.length}/${xs.length}` + (hit.length ? ` (round ${(hit.reduce((a, r) => a + r.roundToTarget!, 0) / hit.length).toFixed(1)})` : '');
+  };
+  return [
+    `| images per site | ${methods.join(' | ')} |`,
+    `| --- | ${methods.map(() => '---').join(' | ')} |`,
+    ...sizes.map((size) => `| ${size ?? 'all'} | ${methods.map((m) => cell(size, m)).join(' | ')} |`),
+    '',
+    '| method | values per update | MB per round (all sites) | seconds per round | runs reaching the target (mean round) |',
+    '| --- | --- | --- | --- | --- |',
+    ...methods.map((m) => `| ${m} | ${per(m, (r) => r.updateValues).toFixed(0)} | ${(per(m, (r) => r.bytesPerRound) / 1e6).toFixed(2)} | ` +
+      `${per(m, (r) => r.secondsPerRound).toFixed(2)} | ${reached(m)} |`),
+  ];
+}

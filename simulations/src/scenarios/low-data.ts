@@ -1,0 +1,118 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { BACKBONE_META_FILE, DEFAULT_BACKBONE_DIR } from '@ftl/coordinator';
+import {
+  initBackend, parsePartition, parseStrategy, saveLayersModelToFolder, type BuiltinDatasetName, type FineTuning,
+} from '@ftl/shared';
+import { simulate, type SimulationOptions } from '../simulate.js';
+
+/** The target tasks: far transfer (a Fashion-MNIST backbone on MNIST digits) and near transfer. */
+export const LOW_DATA_TASKS = {
+  mnist: { dataset: 'mnist' as BuiltinDatasetName, classes: undefined, about: 'MNIST digits (far transfer from Fashion-MNIST)' },
+  near: { dataset: 'fashion-mnist' as BuiltinDatasetName, classes: [5, 6, 7, 8, 9], about: 'Fashion-MNIST classes 5–9 (near transfer from classes 0–4)' },
+} as const;
+export type LowDataTask = keyof typeof LOW_DATA_TASKS;
+
+/** How a run trains: which backbone layers, from which initial values. */
+export const LOW_DATA_METHODS = ['feature-extraction', 'lp-ft', 'partial', 'scratch', 'linear-raw'] as const;
+export type LowDataMethod = (typeof LOW_DATA_METHODS)[number];
+
+/** One run of the scenario. */
+export interface LowDataRow {
+  task: LowDataTask;
+  method: LowDataMethod;
+  /** Labelled images per site (train + validation); undefined: the whole split. */
+  perSite?: number;
+  seed: number;
+  heldOut: number;
+  rounds: number;
+  /** First round whose federated validation accuracy reached the target, and the seconds until its end. */
+  roundToTarget?: number;
+  secondsToTarget?: number;
+  /** Mean bytes a round moved (in + out, every site). */
+  bytesPerRound: number;
+  /** Mean seconds of a round (every site trains in this one process, one after another). */
+  secondsPerRound: number;
+  /** Values in one update. */
+  updateValues: number;
+}
+
+const FEATURE_EXTRACTION: FineTuning = { mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 };
+
+/**
+ * A backbone that is no backbone: the image flattened, so the head is a linear model on raw pixels —
+ * the cheapest baseline a transferred representation has to beat.
+ */
+async function rawPixelsBackbone(dir: string): Promise<string> {
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'features' })] });
+  await saveLayersModelToFolder(model, dir);
+  model.dispose();
+  await writeFile(join(dir, BACKBONE_META_FILE), JSON.stringify({ name: 'raw-pixels', featureLayer: 'features', inputShape: [28, 28, 1] }) + '\n');
+  return dir;
+}
+
+/** The settings of one method. */
+function methodOptions(method: LowDataMethod, rounds: number, backboneDir: string, rawDir: string): Partial<SimulationOptions> {
+  switch (method) {
+    case 'feature-extraction':
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION };
+    case 'lp-ft':
+      // Linear probe first, then the top backbone layer joins at a tenth of the learning rate (LP-FT).
+      return { backboneDir, fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 } };
+    case 'partial':
+      return { backboneDir, fineTuning: { mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
+    case 'scratch':
+      return { backboneDir, fineTuning: { mode: 'scratch', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
+    case 'linear-raw':
+      return { backboneDir: rawDir, fineTuning: FEATURE_EXTRACTION, hidden: [] };
+  }
+}
+
+/**
+ * Sites with little labelled data, where transfer should win: for each number of images per site and each
+ * method, one federated run per seed (10 sites, Dirichlet 0.5, the real coordinator and clients in one
+ * process), scored on held-out images no site saw.
+ */
+export async function lowDataScenario(
+  progress: (line: string) => void,
+  o: {
+    task: LowDataTask; sizes: Array<number | undefined>; seeds: number[]; methods: LowDataMethod[]; rounds: number; epochs: number;
+    learningRate: number; hidden: number[]; target: number; backboneDir?: string;
+  },
+): Promise<LowDataRow[]> {
+  await initBackend();
+  const task = LOW_DATA_TASKS[o.task];
+  const rawDir = await rawPixelsBackbone(await mkdtemp(join(tmpdir(), 'ftl-raw-pixels-')));
+  const rows: LowDataRow[] = [];
+  try {
+    for (const perSite of o.sizes) {
+      for (const method of o.methods) {
+        const options = methodOptions(method, o.rounds, o.backboneDir ?? DEFAULT_BACKBONE_DIR, rawDir);
+        for (const seed of o.seeds) {
+          progress(`${o.task} · ${perSite ?? 'all'} images per site · ${method} · seed ${seed} …`);
+          const r = await simulate({
+            clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: o.epochs, learningRate: o.learningRate, batchSize: 32,
+            seed, strategy: parseStrategy('fedavg'), hidden: o.hidden, dataset: task.dataset, ...(task.classes ? { classes: [...task.classes] } : {}),
+            ...(perSite !== undefined ? { perSite } : {}), ...options,
+          });
+          const rounds = r.summary.rounds;
+          const hit = rounds.findIndex((x) => x.valAccuracy >= o.target);
+          const seconds = rounds.map((x) => x.seconds);
+          rows.push({
+            task: o.task, method, ...(perSite !== undefined ? { perSite } : {}), seed, heldOut: r.heldOut, rounds: rounds.length,
+            ...(hit >= 0 ? { roundToTarget: hit + 1, secondsToTarget: seconds.slice(0, hit + 1).reduce((a, b) => a + b, 0) } : {}),
+            bytesPerRound: rounds.reduce((a, x) => a + x.bytesIn + x.bytesOut, 0) / rounds.length,
+            secondsPerRound: seconds.reduce((a, b) => a + b, 0) / rounds.length,
+            updateValues: r.summary.weights.values.length,
+          });
+          progress(`  held-out ${(r.heldOut * 100).toFixed(2)}%`);
+        }
+      }
+    }
+  } finally {
+    await rm(rawDir, { recursive: true, force: true });
+  }
+  return rows;
+}
