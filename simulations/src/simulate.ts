@@ -6,7 +6,7 @@ import { Coordinator, defaultCoordinatorConfig, type RunSummary, type TrustPolic
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
   type StrategyConfig, type Weights,
-  type FineTuning, keepClasses, type BuiltinDatasetName,
+  type FineTuning, keepClasses, concatDatasets, type BuiltinDatasetName,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
@@ -52,6 +52,11 @@ export interface SimulationOptions {
   limit?: number;
   /** Each site keeps at most this many of its samples (train + validation), its label mix unchanged. */
   perSite?: number;
+  /**
+   * The centralized baseline: the same shards, pooled at one site that trains on all of them (same
+   * epochs, rounds and head), so federated results can be compared with training on the pooled data.
+   */
+  pooled?: boolean;
   /** Which backbone layers train and travel with the head (default: feature extraction, the head only). */
   fineTuning?: FineTuning;
   /** Hidden layer sizes of the head (default: the run config's, [128]). */
@@ -98,7 +103,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const task = taskData(dataset, o.classes);
   const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
   const coordinator = await Coordinator.create({
-    ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.clients,
+    ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.pooled ? 1 : o.clients,
     waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
     seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
     schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
@@ -111,14 +116,18 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     classes: [...task.classes],
   }, log);
   const { url } = await coordinator.listen();
-  const clients = Array.from({ length: o.clients }, (_, index) => {
-    const shard = loadClientShard(
-      {
-        dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
-        ...(o.perSite ? { perClient: o.perSite } : {}),
-      },
-      log, task,
-    );
+  const shards = Array.from({ length: o.clients }, (_, index) => loadClientShard(
+    {
+      dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
+      ...(o.perSite ? { perClient: o.perSite } : {}),
+    },
+    log, task,
+  ));
+  // Centralized: one site holding exactly the union of the federation's shards, trained the same way.
+  const sites = o.pooled
+    ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }]
+    : shards;
+  const clients = sites.map((shard, index) => {
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
     return new FtlClient({
       serverUrl: url, name: `site-${index}`, shard, cacheDir: o.cacheDir ?? join(dir, 'cache'), log: log.child({ client: index }),

@@ -4,7 +4,7 @@ export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './ran
 export { numberFlag, parseFlags, runMain, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 export { eventLoopYielder } from './event-loop.js';
 
-export { imageSize, keepClasses, subset, type ImageDataset } from './data/dataset.js';
+export { concatDatasets, imageSize, keepClasses, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
 export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
 export {

@@ -16,7 +16,7 @@ export const LOW_DATA_TASKS = {
 export type LowDataTask = keyof typeof LOW_DATA_TASKS;
 
 /** How a run trains: which backbone layers, from which initial values. */
-export const LOW_DATA_METHODS = ['feature-extraction', 'lp-ft', 'partial', 'scratch', 'linear-raw'] as const;
+export const LOW_DATA_METHODS = ['feature-extraction', 'lp-ft', 'partial', 'scratch', 'linear-raw', 'centralized'] as const;
 export type LowDataMethod = (typeof LOW_DATA_METHODS)[number];
 
 /** One run of the scenario. */
@@ -67,6 +67,9 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
       return { backboneDir, fineTuning: { mode: 'scratch', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
     case 'linear-raw':
       return { backboneDir: rawDir, fineTuning: FEATURE_EXTRACTION, hidden: [] };
+    case 'centralized':
+      // The feature-extraction run's head trained on exactly the sites' pooled shards at one site.
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION, pooled: true };
   }
 }
 

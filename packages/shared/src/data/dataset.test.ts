@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { keepClasses, subset, type ImageDataset } from './dataset.js';
+import { concatDatasets, keepClasses, subset, type ImageDataset } from './dataset.js';
 
 const ds: ImageDataset = {
   images: Float32Array.from({ length: 6 * 4 }, (_, i) => Math.floor(i / 4)), labels: Int32Array.of(0, 5, 7, 5, 2, 9), n: 6,
@@ -20,5 +20,13 @@ describe('datasets', () => {
     const s = subset(ds, [4, 0]);
     expect(Array.from(s.labels)).toEqual([2, 0]);
     expect(Array.from(s.images)).toEqual([4, 4, 4, 4, 0, 0, 0, 0]);
+  });
+
+  test('concatDatasets pools datasets in order and refuses ones of another shape or class list', () => {
+    const pooled = concatDatasets([subset(ds, [1]), subset(ds, [4, 0])]);
+    expect(pooled.n).toBe(3);
+    expect(Array.from(pooled.labels)).toEqual([5, 2, 0]);
+    expect(Array.from(pooled.images)).toEqual([1, 1, 1, 1, 4, 4, 4, 4, 0, 0, 0, 0]);
+    expect(() => concatDatasets([ds, { ...ds, classes: ['x'] }])).toThrow('datasets to concatenate must share their image shape and classes');
   });
 });

@@ -1,3 +1,5 @@
+import { ErrorCode, FtlError } from '../errors.js';
+
 /**
  * An in-memory labelled image set: `images` holds `n` images of `height × width × channels` floats
  * in [0, 1], row-major (NHWC), and `labels` their class indices into `classes`.
@@ -28,6 +30,31 @@ export function subset(ds: ImageDataset, indices: ArrayLike<number>): ImageDatas
     labels[i] = ds.labels[src]!;
   }
   return { ...ds, images, labels, n: indices.length };
+}
+
+/**
+ * Several datasets of the same image shape and classes as one, in order.
+ *
+ * @example
+ * concatDatasets(shards.map((s) => s.train)); // the pooled training data of every site
+ */
+export function concatDatasets(parts: readonly ImageDataset[]): ImageDataset {
+  const first = parts[0];
+  if (!first) throw new FtlError(ErrorCode.Dataset, 'no datasets to concatenate');
+  const size = imageSize(first);
+  const n = parts.reduce((a, p) => a + p.n, 0);
+  const images = new Float32Array(n * size);
+  const labels = new Int32Array(n);
+  let at = 0;
+  for (const p of parts) {
+    if (imageSize(p) !== size || p.classes.join('\u0000') !== first.classes.join('\u0000')) {
+      throw new FtlError(ErrorCode.Dataset, 'datasets to concatenate must share their image shape and classes');
+    }
+    images.set(p.images.subarray(0, p.n * size), at * size);
+    labels.set(p.labels.subarray(0, p.n), at);
+    at += p.n;
+  }
+  return { ...first, images, labels, n };
 }
 
 /**
