@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
-  backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, deriveSeed, encodeWeights, ErrorCode,
+  backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, DEFAULT_FINE_TUNING, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
   rejectionFor, specsSize, assertSameSpecs, combineStats, checkChannelStats,
   type Ack, type ChannelStats, type Normalization, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
@@ -188,16 +188,28 @@ export class FederatedRun {
             'drop localLayers, or fine-tune the backbone without personal head layers',
         );
       }
+      // Scratch trains every layer below the cut, so a layer count would be silently ignored: refused instead.
+      if (ft.mode === 'scratch' && ft.layers !== DEFAULT_FINE_TUNING.layers) {
+        throw new FtlError(
+          ErrorCode.InvalidConfig,
+          `fineTuning.layers is ${ft.layers} but mode "scratch" re-initialises and trains every backbone layer below the cut; ` +
+            'leave fineTuning.layers out, or use mode "partial" to train only the top layers from their pretrained values',
+        );
+      }
       const fx = backbone.extractor.at(config.featureLayer ?? backbone.featureLayer);
       if (fx.kind !== 'layers') {
         throw new FtlError(
           ErrorCode.InvalidConfig,
-          `fineTuning.mode "${ft.mode}" trains backbone layers, but the backbone ${backbone.dir} is a graph model, a frozen feature ` +
-            'extractor; use fineTuning.mode "feature-extraction" or a TensorFlow.js layers-model backbone',
+          ft.mode === 'scratch'
+            ? `fineTuning.mode "scratch" re-initialises the backbone's layers, but the backbone ${backbone.dir} is a graph model, whose ` +
+              'layers cannot be re-initialised; use a TensorFlow.js layers-model backbone of the same architecture'
+            : `fineTuning.mode "${ft.mode}" trains backbone layers, but the backbone ${backbone.dir} is a graph model, a frozen feature ` +
+              'extractor; use fineTuning.mode "feature-extraction" or a TensorFlow.js layers-model backbone',
         );
       }
       this.cut = fx;
-      planFineTuning(fx, ft.layers); // refuses a cap the backbone cannot meet, even one the rounds never reach
+      // Refuses a cap the backbone cannot meet, even one the rounds never reach (scratch: a backbone with nothing to train).
+      planFineTuning(fx, ft.mode === 'scratch' ? unfrozenLayerCount(ft, 1) : ft.layers);
     }
     this.global = this.initialWeights(unfrozenLayerCount(ft, 1));
     this.largest = this.initialWeights(unfrozenLayerCount(ft, config.rounds));
@@ -231,11 +243,15 @@ export class FederatedRun {
     return specsSize(this.largest.specs) * 4 * 2 + 64 * 1024;
   }
 
-  /** The initial trainable tensors with `count` unfrozen backbone layers (pretrained) before the seeded head. */
+  /**
+   * The initial trainable tensors with `count` unfrozen backbone layers before the seeded head: pretrained,
+   * or (scratch) drawn from the layers' own initialisers, seeded by the run's seed.
+   */
   private initialWeights(count: number): Weights {
     let w = this.initial.get(count);
     if (w === undefined) {
-      const net = createTrainableNetwork(this.cut!, count, this.head, this.config.seed);
+      const backbone = this.config.fineTuning.mode === 'scratch' ? 'random' : 'pretrained';
+      const net = createTrainableNetwork(this.cut!, count, this.head, this.config.seed, { backbone });
       w = getTrainableWeights(net.model);
       net.model.dispose();
       this.initial.set(count, w);
