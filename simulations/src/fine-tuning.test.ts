@@ -1,33 +1,39 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import type * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import {
-  Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store,
+  BACKBONE_META_FILE, Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store,
   type CoordinatorConfig, type RoundRecord, type RunSummary,
 } from '@ftl/coordinator';
-import { createLogger, initBackend, loadLayersModelFromFolder, shapeSize, type FineTuning, type Weights } from '@ftl/shared';
+import {
+  createLogger, createTrainableNetwork, getTrainableWeights, initBackend, loadLayersModelFromFolder, shapeSize, TINY_GRAPH_NODES,
+  tinyGraphModelFiles, unfrozenLayerCount, writeModelFiles, type FineTuning, type LayersFeatureExtractor, type Weights,
+} from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
 
 // conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
 const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
+// conv1 of the default backbone: 5×5×1×16 kernel + 16 biases.
+const CONV1_VALUES = 5 * 5 * 1 * 16 + 16;
 // Per update besides the values: the two extra tensors' specs ({name, shape, dtype} in msgpack, ~87
 // bytes) and float metrics that may encode a few bytes shorter or longer.
 const SPEC_SLACK = 120;
 
 const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1, ...over });
 
-/** A real coordinator (optionally on a SQLite store) and two real clients on 600 MNIST samples. */
-async function federate(dir: string, over: Partial<CoordinatorConfig>, store?: Store): Promise<{ summary: RunSummary; rows: RoundRecord[] }> {
+/** A real coordinator (optionally on a SQLite store) and `sites` real clients (default two) on 600 MNIST samples. */
+async function federate(dir: string, over: Partial<CoordinatorConfig>, store?: Store, sites = 2): Promise<{ summary: RunSummary; rows: RoundRecord[] }> {
   await initBackend();
   const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(), port: 0, runId: 'ft-run', minClients: 2, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 2,
+    ...defaultCoordinatorConfig(), port: 0, runId: 'ft-run', minClients: sites, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 2,
     exportDir: undefined, fit: { epochs: 3, batchSize: 16, learningRate: 0.002 }, ...over,
   };
   const coordinator = await Coordinator.create(config, createLogger('coordinator'), store);
   const { url } = await coordinator.listen();
-  const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
+  const indexes = Array.from({ length: sites }, (_, i) => i);
+  const clients = await Promise.all(indexes.map((index) => makeClient({ url, index, clients: sites, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
   return runToEnd(coordinator, clients);
 }
 
@@ -120,7 +126,68 @@ describe('fine-tuning modes over real sockets', () => {
     expect(rows[1]!.bytesIn).toBeGreaterThan(2 * summary.weights.values.length * 4);
   });
 
+  test('scratch, 3 sites: every update carries every backbone tensor (drawn afresh, none pretrained), no features are cached, the export loads and beats chance on held-out digits', async () => {
+    const dir = await scratch('ft-scratch');
+    // The same three sites and settings head-only, for the traffic comparison.
+    const transfer = await federate(await scratch('ft-scratch-fe'), { runId: 'fe-3' }, undefined, 3);
+    const { summary, rows } = await federate(dir, { runId: 'scratch', exportDir: join(dir, 'model'), fineTuning: fineTuning({ mode: 'scratch' }) }, undefined, 3);
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted, r.rejected])).toEqual([['aggregated', 3, 0], ['aggregated', 3, 0]]);
+    // The global model (and so every accepted update, checked against its specs) is every backbone layer, then the head.
+    expect(summary.weights.specs.map((s) => `${s.name} [${s.shape.join(',')}]`).slice(0, 4))
+      .toEqual(['conv1/kernel [5,5,1,16]', 'conv1/bias [16]', 'conv2/kernel [3,3,16,32]', 'conv2/bias [32]']);
+    expect(summary.weights.values.length).toBe(transfer.summary.weights.values.length + CONV1_VALUES + CONV2_VALUES);
+    // Each round: three updates, each exactly both conv layers' bytes more than a head-only one.
+    for (const r of [0, 1]) {
+      const extra = rows[r]!.bytesIn - transfer.rows[r]!.bytesIn;
+      expect(extra).toBeGreaterThanOrEqual(3 * (CONV1_VALUES + CONV2_VALUES) * 4);
+      expect(extra).toBeLessThan(3 * ((CONV1_VALUES + CONV2_VALUES) * 4 + 2 * SPEC_SLACK));
+    }
+    // Nothing is frozen, so nothing is extracted or cached: the sites train on their images.
+    expect(await readdir(join(dir, 'cache-0')).then((names) => names.includes('features'))).toBe(false);
+
+    // The conv layers started from their initialisers seeded by the run's seed, not from the pretrained
+    // backbone: two rounds of training left them near that start and far from the pretrained values.
+    const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
+    const pretrained = served.extractor.model as tf.LayersModel;
+    const start = createTrainableNetwork(
+      served.extractor.at(served.featureLayer) as LayersFeatureExtractor, unfrozenLayerCount(fineTuning({ mode: 'scratch' }), 1),
+      { featureDim: 800, hidden: [128], classes: 10 }, defaultCoordinatorConfig().seed, { backbone: 'random' },
+    );
+    const initial = getTrainableWeights(start.model);
+    start.model.dispose();
+    const distance = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v, i) => s + (v - b[i]!) ** 2, 0));
+    const exported = (await loadLayersModelFromFolder(join(dir, 'model'))) as tf.LayersModel;
+    for (const layer of ['conv1', 'conv2']) {
+      const kernel = Array.from(exported.getLayer(layer).getWeights()[0]!.dataSync());
+      expect(kernel).toEqual(Array.from(tensor(summary.weights, `${layer}/kernel`)));
+      const original = pretrained.getLayer(layer).getWeights()[0]!.dataSync();
+      expect(kernel.some((v, i) => v === original[i])).toBe(false);
+      expect(distance(kernel, tensor(initial, `${layer}/kernel`))).toBeLessThan(distance(kernel, original) / 2);
+    }
+    const meta = JSON.parse(await readFile(join(dir, 'model', 'ftl-model.json'), 'utf8')) as { trainedBackboneLayers: string[]; fineTuning: FineTuning };
+    expect(meta.trainedBackboneLayers).toEqual(['conv1', 'conv2']);
+    expect(meta.fineTuning.mode).toBe('scratch');
+    expect((await holdoutAccuracy(join(dir, 'model'))).accuracy).toBeGreaterThan(0.6); // chance is 0.1
+  });
+
+  test('scratch sizes the message limit from the whole network: under a 650-value head at fc, conv1, conv2 and fc (56,320 values) get through', async () => {
+    // A head-sized limit (2 × 2.6 KB + 64 KiB) would drop every 227 KB update.
+    const { summary, rows } = await federate(await scratch('ft-scratch-limit'), { featureLayer: 'fc', hidden: [], fineTuning: fineTuning({ mode: 'scratch' }) });
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted, r.rejected])).toEqual([['aggregated', 2, 0], ['aggregated', 2, 0]]);
+    expect(summary.weights.specs.map((s) => s.name).slice(0, 6)).toEqual(['conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias', 'fc/kernel', 'fc/bias']);
+    expect(summary.weights.values.length).toBe(CONV1_VALUES + CONV2_VALUES + 800 * 64 + 64 + 64 * 10 + 10);
+  });
+
   test('unsupported combinations are refused before the run starts, saying what to change', async () => {
+    await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'scratch', layers: 2 }) }))
+      .rejects.toThrow(/fineTuning.layers is 2 but mode "scratch" re-initialises and trains every backbone layer below the cut; leave fineTuning.layers out/);
+    const graph = join(await scratch('ft-graph'), 'backbone');
+    await writeModelFiles(graph, tinyGraphModelFiles({ seed: 2 }));
+    await writeFile(join(graph, BACKBONE_META_FILE), JSON.stringify({ name: 'tiny', featureLayer: TINY_GRAPH_NODES.features, inputShape: [28, 28, 1] }));
+    await expect(federate(await scratch('ft-bad'), { backboneDir: graph, fineTuning: fineTuning({ mode: 'scratch' }) }))
+      .rejects.toThrow(/fineTuning.mode "scratch" re-initialises the backbone's layers, but the backbone .* is a graph model, whose layers cannot be re-initialised/);
     await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'partial' }), localLayers: ['head_output'] }))
       .rejects.toThrow(/localLayers \(head_output\) work only with fineTuning.mode "feature-extraction" \(got "partial"\)/);
     await expect(federate(await scratch('ft-bad'), { fineTuning: fineTuning({ mode: 'gradual', layers: 3 }) }))
