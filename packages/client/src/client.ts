@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
-  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, createMsgpackParser, createTrainableNetwork, decodeWeights,
+  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, CLASS_SUMS_TENSOR, parseClassSumsInstruction, createMsgpackParser, createTrainableNetwork, decodeWeights,
   encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
   parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
   PROTOCOL_VERSION, withAugmentedCopies,
-  type Ack, type ClientShard, type EvaluateInstruction, type FitInstruction, type PersonalizeInstruction, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
+  type Ack, type ClassSumsInstruction, type ClientShard, type EvaluateInstruction, type FitInstruction, type PersonalizeInstruction, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
   type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
@@ -204,6 +204,7 @@ export class FtlClient {
       on('fit', parseFitInstruction, (msg) => enqueue(() => this.onFit(msg)));
       on('evaluate', parseEvaluateInstruction, (msg) => enqueue(() => this.onEvaluate(msg)));
       on('personalize', parsePersonalizeInstruction, (msg) => enqueue(() => this.onPersonalize(msg)));
+      on('class-sums', parseClassSumsInstruction, (msg) => enqueue(() => this.onClassSums(msg)));
       on('run-end', parseRunEnd, (end) => {
         if (this.prepared && end.runId !== this.prepared.runId) return;
         log.info('run-end', { run: end.runId, reason: end.reason });
@@ -289,10 +290,11 @@ export class FtlClient {
     return (done, total) => progress({ images: `${done}/${total}`, percent: Math.round((100 * done) / total) });
   }
 
-  /** The head-only trainer on features at the run's cut. The backbone is loaded only if some features are not cached. */
-  private async headTrainer(welcome: Welcome, files: ModelFile[], shard: ClientShard): Promise<HeadTrainer> {
-    const { log } = this.options;
-    const t0 = performance.now();
+  /**
+   * Features at the run's cut, read from the on-disk cache or computed with the backbone, which is loaded
+   * only if some are not cached (once for every split asked); `dispose` frees it.
+   */
+  private cutFeatures(welcome: Welcome, files: ModelFile[]): { features: (data: ImageDataset) => Promise<{ features: Float32Array; hit: boolean }>; dispose: () => void } {
     let fx: FeatureExtractor | undefined;
     const extractor = async (): Promise<FeatureExtractor> => {
       if (fx) return fx;
@@ -304,8 +306,16 @@ export class FtlClient {
     };
     const features = (data: ImageDataset) => cachedFeatures({
       cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
-      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data, { onProgress: this.extractionProgress() }), log,
+      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data, { onProgress: this.extractionProgress() }), log: this.options.log,
     });
+    return { features, dispose: () => fx?.dispose() };
+  }
+
+  /** The head-only trainer on features at the run's cut. The backbone is loaded only if some features are not cached. */
+  private async headTrainer(welcome: Welcome, files: ModelFile[], shard: ClientShard): Promise<HeadTrainer> {
+    const { log } = this.options;
+    const t0 = performance.now();
+    const { features, dispose } = this.cutFeatures(welcome, files);
     try {
       const [train, val] = [await features(shard.train), await features(shard.val)];
       const trainer = new HeadTrainer(welcome.head, {
@@ -316,7 +326,46 @@ export class FtlClient {
       });
       return trainer;
     } finally {
-      fx?.dispose();
+      dispose();
+    }
+  }
+
+  /**
+   * The class-sums phase (FedNCM): per class, the sum of this site's training feature vectors at the run's
+   * cut (the pretrained backbone's, of the normalised images when the run normalises) and how many there
+   * are. Only these sums and counts leave the site, never a feature or a record.
+   */
+  private async onClassSums(msg: ClassSumsInstruction): Promise<void> {
+    const p = this.requirePrepared(msg.runId);
+    try {
+      const { welcome } = p;
+      if (welcome.normalization && !msg.normalization) {
+        throw new FtlError(ErrorCode.InvalidMessage, `run ${welcome.runId} normalises its inputs but the class-sums request sent no normalization`);
+      }
+      const train = (msg.normalization ? normalizeShard(p.shard, msg.normalization) : p.shard).train;
+      const { features, dispose } = this.cutFeatures(welcome, p.files);
+      let values: Float32Array;
+      try {
+        values = (await features(train)).features;
+      } finally {
+        dispose();
+      }
+      const { classes, featureDim } = welcome.head;
+      const sums = new Float64Array(classes * featureDim);
+      const counts = new Array<number>(classes).fill(0);
+      for (let i = 0; i < train.n; i++) {
+        const c = train.labels[i]!;
+        counts[c]!++;
+        for (let j = 0; j < featureDim; j++) sums[c * featureDim + j]! += values[i * featureDim + j]!;
+      }
+      const ack = await this.emitWithAck('class-sums-result', {
+        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, counts,
+        sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }], values: Float32Array.from(sums) }),
+      });
+      if (ack.accepted) this.options.log.info('class-sums-accepted', { run: msg.runId, counts: counts.join(',') });
+      else this.options.log.warn('class-sums-rejected', { run: msg.runId, reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
+    } catch (err) {
+      this.reportFailure('class-sums', msg, err);
     }
   }
 
@@ -439,13 +488,13 @@ export class FtlClient {
     return this.prepared;
   }
 
-  private reportFailure(stage: 'fit' | 'evaluate' | 'personalize', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
+  private reportFailure(stage: 'fit' | 'evaluate' | 'personalize' | 'class-sums', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.options.log.error(`${stage}-failed`, { run: msg.runId, round: msg.round, detail: message });
     this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, ...msg, stage, message: message.slice(0, 2000) });
   }
 
-  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result'>(
+  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result' | 'class-sums-result'>(
     event: E,
     message: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<Ack> {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseRunConfig, readRunConfigFile, type RunConfig } from './run-config.js';
+import { parseRunConfig, readRunConfigFile, type HeadInit, type RunConfig } from './run-config.js';
 import { checkTlsFiles } from './startup-errors.js';
 import { DEFAULT_TRUST, type TrustPolicy } from './update-screen.js';
 import {
@@ -66,6 +66,8 @@ export interface CoordinatorConfig {
   personalizeEpochs: number;
   /** Which backbone layers train and travel with the head, and when (default: none, feature extraction). */
   fineTuning: FineTuning;
+  /** How the head starts: seeded random (default), or the nearest-class-mean head from the sites' per-class feature sums. */
+  headInit?: HeadInit;
   /** Training-time augmentation done by each client before feature extraction (copies 0 = off). */
   augment: AugmentConfig;
   /** Federated input normalisation: per-channel mean/std or min/max combined from client statistics. */
@@ -96,7 +98,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
     fineTuning: { ...run.fineTuning }, augment: { ...run.augment }, normalization: run.normalization, normalizationScope: run.normalizationScope,
-    normalizationTrim: run.normalizationTrim, trust: { ...run.trust },
+    normalizationTrim: run.normalizationTrim, trust: { ...run.trust }, headInit: run.headInit,
   };
   if (run.featureLayer !== undefined) config.featureLayer = run.featureLayer;
   if (run.inputRange !== undefined) config.inputRange = [...run.inputRange];
@@ -116,6 +118,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
     ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment }, normalization: c.normalization, normalizationScope: c.normalizationScope,
     normalizationTrim: c.normalizationTrim ?? 0, trust: { ...(c.trust ?? DEFAULT_TRUST) }, ...(c.inputRange ? { inputRange: [...c.inputRange] } : {}),
+    headInit: c.headInit ?? 'random',
   };
 }
 
@@ -191,6 +194,8 @@ exports the global model. For the long-lived service with the operator API see "
   --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)
   --fine-tuning SPEC     feature-extraction (default) | partial | gradual, then key=value options:
                          e.g. partial,layers=1,backboneLrFactor=0.1 or gradual,layers=2,everyRounds=5
+  --head-init H          random (default) | class-means: before round 1 the head is set to the nearest-
+                         class-mean classifier from the sites' per-class feature sums (needs --hidden "")
   --augment KV           seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false (default off)
   --normalization N      federated input normalisation: none (default) | standard | min-max,
                          optionally :feature for one statistic per value (tabular data), e.g. standard:feature
@@ -340,7 +345,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
       'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
-      'fine-tuning': str, augment: str, normalization: str,
+      'fine-tuning': str, augment: str, normalization: str, 'head-init': str,
       'require-auth': { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
       help: { type: 'boolean' },
     });
@@ -356,6 +361,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
   if (classes.length < 2 || new Set(classes).size !== classes.length || classes.some((c) => c === '')) {
     throw new FtlError(ErrorCode.InvalidConfig, `--classes must list at least two distinct, non-empty labels (got "${classes.join(',')}")`);
   }
+  const transfer = transferFlags(values, d);
   const config: CoordinatorConfig = {
     host: stringFlag(values, 'host', d.host),
     port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
@@ -391,7 +397,11 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       : parseStrategy(stringFlag(values, 'strategy', d.strategy.name), stringFlag(values, 'strategy-options', '')),
     localLayers: values['local-layers'] === undefined ? d.localLayers : stringFlag(values, 'local-layers', '').split(',').filter(Boolean),
     personalizeEpochs: numberFlag(values, 'personalize-epochs', { default: d.personalizeEpochs, min: 0, integer: true }),
-    ...transferFlags(values, d),
+    ...transfer,
+    // Checked with hidden and the fine-tuning mode by the run config schema: the same message as a config file.
+    headInit: parseRunConfig({
+      headInit: stringFlag(values, 'head-init', d.headInit ?? 'random'), hidden, fineTuning: transfer.fineTuning,
+    }, 'command line').headInit,
     dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
     requireAuth: values['require-auth'] === true,
     insecureOpen: values['insecure-open'] === true,

@@ -553,6 +553,7 @@ export class CoordinatorServer implements RunHost {
     socket.on('fit-result', guard('fit-result', (raw) => this.active?.run.submitFit(name, raw) ?? closed));
     socket.on('evaluate-result', guard('evaluate-result', (raw) => this.active?.run.submitEvaluate(name, raw) ?? closed));
     socket.on('personalize-result', guard('personalize-result', (raw) => this.active?.run.submitPersonalize(name, raw) ?? closed));
+    socket.on('class-sums-result', guard('class-sums-result', (raw) => this.active?.run.submitClassSums(name, raw) ?? closed));
     socket.on('failure', guard('failure', (raw) => {
       this.active?.run.clientFailed(name, raw);
       return undefined;

@@ -3,12 +3,13 @@ import { resolve } from 'node:path';
 import {
   backboneLayersOf, carryOver, createHead, createStrategy, createTrainableNetwork, decodeWeights, DEFAULT_FINE_TUNING, deriveSeed, encodeWeights, ErrorCode,
   firstNonFinite, FtlError, getTrainableWeights, parseClientFailure, planFineTuning, remapStrategyState, unfrozenLayerCount, parseEvaluateResult, parseFitResult, parsePersonalizeResult, PROTOCOL_VERSION,
-  rejectionFor, specsSize, assertSameSpecs, combineStats, checkChannelStats,
+  rejectionFor, specsSize, assertSameSpecs, combineStats, checkChannelStats, parseClassSumsResult, type ClassSumsResult,
   type Ack, type ChannelStats, type Normalization, type ByteCounter, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger,
   type LayersFeatureExtractor, type PersonalizeResult, type RoundAggregator, type RunEndReason, type ServerToClientEvents, type Strategy,
   type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
+import { assertHeadInit, checkClassSums, classMeansHead, HEAD_INIT_EVENT, outputLayerOf, withRecordedOutputLayer, type SiteClassSums } from './class-means.js';
 import { toRunConfig, type CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
 import { stagingDir, swapInExport } from './export-swap.js';
@@ -139,6 +140,8 @@ export class FederatedRun {
   private fitRound?: RoundCollector<FitResult & { decoded: AcceptedUpdate }>;
   private evalRound?: RoundCollector<EvaluateResult>;
   private personalizeRound?: RoundCollector<PersonalizeResult>;
+  /** The class-sums phase before round 1 (`headInit: "class-means"`), while it collects. */
+  private classSumsRound?: RoundCollector<ClassSumsResult & { decoded: SiteClassSums }>;
   private readonly strategy: Strategy;
   /** The last round's median distance of updates from the global model: the reference of a round with one update. */
   private moveReference?: number;
@@ -169,6 +172,7 @@ export class FederatedRun {
     private readonly store?: Store,
   ) {
     this.log = log.child({ run: config.runId });
+    assertHeadInit(config, head);
     const initial = createHead(head, config.seed);
     const layers = initial.layers.map((l) => l.name);
     const unknown = config.localLayers.filter((l) => !layers.includes(l));
@@ -331,12 +335,22 @@ export class FederatedRun {
     return this.answer(clientId, raw, this.personalizeRound, parsePersonalizeResult, (msg) => msg);
   }
 
+  /** A site's per-class feature sums and counts (the class-sums phase): checked against the run and what the site declared. */
+  submitClassSums(clientId: string, raw: unknown): Ack {
+    const answer = this.answer(clientId, raw, this.classSumsRound, parseClassSumsResult, (msg) => ({
+      ...msg, decoded: checkClassSums(msg, this.head, this.host.declaredCounts(this.config.runId, clientId)?.numTrain),
+    }));
+    if (!answer.accepted) this.log.warn('class-sums-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
+    return answer;
+  }
+
   /** A client reported that it could not do what a round asked: the round stops waiting for it. */
   clientFailed(clientId: string, raw: unknown): void {
     try {
       const f = parseClientFailure(raw);
       this.log.warn('client-failure', { client: clientId, stage: f.stage, round: f.round, detail: f.message });
-      const round = f.stage === 'fit' ? this.fitRound : f.stage === 'evaluate' ? this.evalRound : this.personalizeRound;
+      const round = f.stage === 'fit' ? this.fitRound : f.stage === 'evaluate' ? this.evalRound
+        : f.stage === 'class-sums' ? this.classSumsRound : this.personalizeRound;
       if (round && round.target.round === f.round) round.fail(clientId, `client failed: ${f.message}`);
     } catch (err) {
       this.log.warn('malformed-failure', { client: clientId, detail: (err as Error).message });
@@ -345,7 +359,7 @@ export class FederatedRun {
 
   /** A client disconnected: no open round waits for it any longer. */
   clientLeft(clientId: string, why: string): void {
-    for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.fail(clientId, why);
+    for (const round of [this.fitRound, this.evalRound, this.personalizeRound, this.classSumsRound]) round?.fail(clientId, why);
   }
 
   /** Ends the run after the current round: exported, status `stopped`, clients told. */
@@ -367,7 +381,7 @@ export class FederatedRun {
   interrupt(): void {
     this.stopRequest ??= 'interrupt';
     this.wake?.();
-    for (const round of [this.fitRound, this.evalRound, this.personalizeRound]) round?.close();
+    for (const round of [this.fitRound, this.evalRound, this.personalizeRound, this.classSumsRound]) round?.close();
   }
 
   /** Whether a shutdown asked the run to stop now (checked after each awaited phase). */
@@ -476,6 +490,49 @@ export class FederatedRun {
     this.store?.appendEvent(runId, 'normalization', { ...this.normalization, clients: reports.map((r) => r.clientId) });
   }
 
+  /**
+   * `headInit: "class-means"`, once per run before round 1 (FedNCM): every ready site sends the per-class
+   * sums and counts of its training features at the cut (no feature, no record); the pooled means set the
+   * head to the nearest-class-mean classifier, which is model version 0. A refused answer leaves its site
+   * out (recorded as class-sums-excluded). The result is recorded ({@link HEAD_INIT_EVENT}), so a resumed
+   * run takes it from the store, or from its checkpoint once a round trained, and never asks again.
+   */
+  private async initHead(): Promise<void> {
+    if (this.config.headInit !== 'class-means' || this.modelVersion > 0) return;
+    const { runId, roundDeadlineMs } = this.config;
+    const recorded = this.store?.listEvents(runId).filter((e) => e.type === HEAD_INIT_EVENT).at(-1);
+    if (recorded) {
+      if ((recorded.data as { method?: unknown }).method === 'class-means') this.global = withRecordedOutputLayer(this.global, recorded.data);
+      return;
+    }
+    const expected = this.host.readyClients(runId);
+    const collector = new RoundCollector<ClassSumsResult & { decoded: SiteClassSums }>({ runId, round: 0, modelVersion: 0, expected }, roundDeadlineMs);
+    this.classSumsRound = collector;
+    for (const id of expected) {
+      const sent = this.host.send(id, 'class-sums', { protocol: PROTOCOL_VERSION, runId, round: 0, modelVersion: 0, ...this.normalizationField() });
+      if (!sent) collector.fail(id, 'disconnected before the class sums were asked');
+    }
+    const { results, rejected, failures } = await collector.settled;
+    this.classSumsRound = undefined;
+    if (this.interrupted()) return; // nothing recorded: the next start asks again
+    for (const r of rejected) this.recordExclusion('class-sums-excluded', 0, { clientId: r.clientId, reason: r.ack.reason, message: r.ack.message }, this.log);
+    for (const [id, why] of failures) this.log.warn('client-missed-class-sums', { client: id, why });
+    // In site order, not arrival order: the same answers always give the same head.
+    const clients = [...results.keys()].sort();
+    if (clients.length === 0) {
+      // A missing site never stalls a run: without any sums the head keeps its random start.
+      this.log.warn('head-init', { method: 'random', why: 'no site sent class sums' });
+      this.store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'random', why: 'no site sent class sums', clients });
+      return;
+    }
+    const { weights, counts } = classMeansHead(this.global, clients.map((id) => results.get(id)!.decoded), this.head);
+    this.global = weights;
+    const missing = this.config.classes.filter((_, c) => counts[c] === 0);
+    // Counts only: the sums (and the means they give) stay out of the log.
+    this.log.info('head-init', { method: 'class-means', clients: clients.length, counts: counts.join(','), ...(missing.length ? { missing: missing.join(',') } : {}) });
+    this.store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'class-means', clients, counts, missing, head: outputLayerOf(weights) });
+  }
+
   /** Waits (bounded) until `minClients` are ready; returns early when the run is asked to stop or pause. */
   private async waitForClients(): Promise<void> {
     const { minClients, waitTimeoutMs, runId } = this.config;
@@ -522,6 +579,7 @@ export class FederatedRun {
     try {
       await this.waitForClients();
       this.fixNormalization();
+      await this.initHead();
       let attempt = 1;
       let round = records.length + 1;
       while (round <= rounds && !this.stopRequest) {
@@ -773,7 +831,7 @@ export class FederatedRun {
 
   /** Records a site's contribution left out by the trust policy: in the log and the store, with round and reason. */
   private recordExclusion(
-    type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
+    type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded' | 'class-sums-excluded', round: number, e: { clientId: string; reason: string; message: string }, log: Logger,
   ): void {
     log.warn(type, { client: e.clientId, reason: e.reason, detail: e.message });
     const event = { type, data: { round, client: e.clientId, reason: e.reason, message: e.message } };

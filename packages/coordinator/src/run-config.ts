@@ -18,6 +18,31 @@ const posInt = (path: string, max: number) => rule(path, 'a positive integer', z
 const nonNegInt = (path: string, max: number) => rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true });
 const posNum = (path: string) => rule(path, 'a number > 0', z.number().positive().finite());
 
+/**
+ * How a run's head starts: `random` (seeded), or `class-means` — before round 1 the sites send per-class
+ * sums and counts of their training features and the coordinator sets the head to the nearest-class-mean
+ * classifier (FedNCM).
+ */
+export const HEAD_INITS = ['random', 'class-means'] as const;
+export type HeadInit = (typeof HEAD_INITS)[number];
+
+/**
+ * Why `headInit` cannot go with the run's head and fine-tuning mode, or undefined: class means set a
+ * linear head (hidden []) on the pretrained backbone's features, which `scratch` does not train on.
+ */
+export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly number[], mode: string): string | undefined {
+  if (headInit !== 'class-means') return undefined;
+  if (hidden.length > 0) {
+    return `class-means sets a linear head, but hidden is [${hidden.join(', ')}]; set hidden to [] (--hidden "") or headInit to random`;
+  }
+  if (mode === 'scratch') {
+    return 'class-means starts the head from the pretrained backbone\'s features, but fineTuning.mode scratch re-initialises the backbone; use feature-extraction, partial or gradual, or headInit random';
+  }
+  return undefined;
+}
+
+const HEAD_INIT_RULE = 'random or class-means (the nearest-class-mean head from the sites\' per-class feature sums; a linear head, hidden [])';
+
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 /**
@@ -115,6 +140,11 @@ export const RunConfigSchema = z.strictObject({
     everyRounds: posInt('fineTuning.everyRounds', L.rounds).default(DEFAULT_FINE_TUNING.everyRounds),
     backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(DEFAULT_FINE_TUNING.backboneLrFactor),
   }).prefault({}),
+  headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS)).default('random'),
+}).superRefine((run, ctx) => {
+  const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
+  // Its own message: the rule text alone would not say which other field is in the way.
+  if (problem) ctx.addIssue({ code: 'custom', path: ['headInit'], message: problem, params: { ownMessage: true } });
 });
 
 /** A validated run configuration with defaults filled in (strategy options validated and completed too). */
@@ -145,6 +175,7 @@ export function parseRunConfig(input: unknown, where = 'run config'): RunConfig 
         return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => [...issue.path, k].join('.')).join(', ')} (see docs/run-config.md)`;
       }
       const path = issue.path.filter((p) => typeof p === 'string').join('.');
+      if (issue.code === 'custom' && issue.params?.['ownMessage'] === true) return `${path}: ${issue.message}`;
       const got = show(at(input, issue.path));
       if (issue.code === 'too_big' && (capped.has(path) || !rules.has(path))) {
         const subject = typeof issue.path.at(-1) === 'number' ? `each entry of ${path}` : path;

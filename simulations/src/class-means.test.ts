@@ -1,0 +1,200 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
+import {
+  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, parseAck, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights,
+} from '@ftl/shared';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { connectRawPeer } from './raw-peer.js';
+import { makeClient, runToEnd, scratch } from './test-federation.js';
+
+// Three sites on 450 MNIST images (150 each, of which the sites keep a part for validation): far too
+// few to train a conv net, enough for class means of a pretrained backbone's features.
+const SITES = 3;
+const LIMIT = 450;
+// A learning rate at which round 1 changes the head by less than float32 can show: its evaluation is
+// the evaluation of the head the run started from.
+const NO_TRAINING = { epochs: 1, batchSize: 32, learningRate: 1e-12 };
+
+const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1, ...over });
+const dirs: string[] = [];
+
+/** A real coordinator on `store` and three real clients on tiny MNIST shards, run to its end; the coordinator's log lines are kept. */
+async function federate(
+  over: Partial<CoordinatorConfig>, store: Store, onCoordinator?: (c: Coordinator) => void, beforeSites?: (url: string) => Promise<void>,
+): Promise<{ summary: RunSummary; rows: RoundRecord[]; log: string[] }> {
+  await initBackend();
+  const dir = await scratch('class-means');
+  dirs.push(dir);
+  const log: string[] = [];
+  const config: CoordinatorConfig = {
+    ...defaultCoordinatorConfig(), port: 0, runId: 'ncm', minClients: SITES, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 1,
+    exportDir: undefined, hidden: [], fit: NO_TRAINING, ...over,
+  };
+  const coordinator = await Coordinator.create(config, createLogger('coordinator', { level: 'info', write: (l) => log.push(l) }), store);
+  onCoordinator?.(coordinator);
+  const { url } = await coordinator.listen();
+  await beforeSites?.(url);
+  const clients = await Promise.all(Array.from({ length: SITES }, (_, index) =>
+    makeClient({ url, index, clients: SITES, limit: LIMIT, cacheDir: join(dir, `cache-${index}`) })));
+  return { ...(await runToEnd(coordinator, clients)), log };
+}
+
+/** The recorded head-init events of a run. */
+const headInits = (store: Store, runId = 'ncm') => store.listEvents(runId).filter((e) => e.type === 'head-init');
+
+/** The values of one tensor of a flat weight vector. */
+function tensor(w: Weights, name: string): Float32Array {
+  let off = 0;
+  for (const s of w.specs) {
+    const n = shapeSize(s.shape);
+    if (s.name === name) return w.values.subarray(off, off + n);
+    off += n;
+  }
+  throw new Error(`no tensor ${name}`);
+}
+
+/** Per class, the mean of the sites' training features at the cut, computed here from the same shards through the real extractor. */
+async function pooledMeans(classes: string[]): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
+  await initBackend();
+  const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
+  const fx = served.extractor;
+  const mnist = loadBuiltinDataset('mnist');
+  const d = fx.featureDim;
+  const sums = classes.map(() => new Float64Array(d));
+  const counts = classes.map(() => 0);
+  for (let index = 0; index < SITES; index++) {
+    const shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: 5, limit: LIMIT }, undefined, mnist);
+    const { train } = alignShardToRun(shard, classes);
+    const features = await extractFeatures(fx, train);
+    for (let i = 0; i < train.n; i++) {
+      const c = train.labels[i]!;
+      counts[c]!++;
+      for (let j = 0; j < d; j++) sums[c]![j]! += features[i * d + j]!;
+    }
+  }
+  return { means: sums.map((s, c) => s.map((v) => v / counts[c]!)), counts, featureDim: d };
+}
+
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+describe('headInit class-means (FedNCM) over real sockets', () => {
+  let ncm: { summary: RunSummary; rows: RoundRecord[]; log: string[] };
+  let random: { summary: RunSummary; rows: RoundRecord[] };
+  let store: Store;
+
+  beforeAll(async () => {
+    store = Store.open(':memory:');
+    ncm = await federate({ headInit: 'class-means' }, store);
+    random = await federate({ headInit: 'random', runId: 'random' }, Store.open(':memory:'));
+  });
+
+  test('before any training the class-mean head is far above chance, and above the random head', () => {
+    expect(ncm.summary.reason).toBe('completed');
+    expect(ncm.rows[0]!.evalClients).toBe(SITES);
+    const [withMeans, withRandom] = [ncm.rows[0]!.valAccuracy, random.rows[0]!.valAccuracy];
+    // Chance is 0.1 with ten classes.
+    expect(withMeans).toBeGreaterThan(0.6);
+    expect(withMeans).toBeGreaterThan(withRandom + 0.3);
+  });
+
+  test('the head is the nearest-class-mean classifier of the pooled means, and only counts reach the log', async () => {
+    const classes = defaultCoordinatorConfig().classes;
+    const expected = await pooledMeans(classes);
+    const events = headInits(store);
+    expect(events).toHaveLength(1);
+    const data = events[0]!.data as { method: string; clients: string[]; counts: number[]; missing: string[] };
+    expect(data.method).toBe('class-means');
+    expect(data.clients).toEqual(['client-0', 'client-1', 'client-2']);
+    expect(data.counts).toEqual(expected.counts);
+    expect(data.missing).toEqual([]);
+
+    // Kernel column c is 2α·μ_c and bias c is −α·‖μ_c‖²: α = −‖column‖² / (4·bias), then μ_c = column / 2α.
+    const kernel = tensor(ncm.summary.weights, 'head_output/kernel');
+    const bias = tensor(ncm.summary.weights, 'head_output/bias');
+    const k = classes.length;
+    for (let c = 0; c < k; c++) {
+      const column = Array.from({ length: expected.featureDim }, (_, j) => kernel[j * k + c]!);
+      const alpha = -column.reduce((s, v) => s + v * v, 0) / (4 * bias[c]!);
+      const mean = expected.means[c]!;
+      const scale = Math.max(...mean.map(Math.abs));
+      column.forEach((v, j) => expect(Math.abs(v / (2 * alpha) - mean[j]!)).toBeLessThan(1e-4 * scale));
+    }
+
+    const line = ncm.log.find((l) => l.includes(' head-init '))!;
+    expect(line).toContain(`counts=${expected.counts.join(',')}`);
+    // No feature sum or mean: the line holds the counts and nothing with a decimal point.
+    expect(line).not.toMatch(/\d\.\d/);
+  });
+
+  test('a resumed run takes the recorded head and never asks the sites again', async () => {
+    const dir = await scratch('class-means-db');
+    dirs.push(dir);
+    const file = join(dir, 'ftl.db');
+    // The first start initialises the head, and is stopped right after it recorded it, before round 1.
+    const first = Store.open(file);
+    let coordinator: Coordinator | undefined;
+    const append = first.appendEvent.bind(first);
+    first.appendEvent = (runId, type, data) => {
+      append(runId, type, data);
+      if (type === 'head-init') coordinator?.stop();
+    };
+    const stopped = await federate({ headInit: 'class-means', runId: 'resumed' }, first, (c) => (coordinator = c));
+    expect(stopped.rows).toHaveLength(0);
+    const recorded = headInits(first, 'resumed')[0]!.data as { head: { kernel: number[]; bias: number[] } };
+    first.close();
+
+    const second = Store.open(file);
+    const resumed = await federate({ headInit: 'class-means', runId: 'resumed' }, second);
+    expect(resumed.summary.reason).toBe('completed');
+    expect(headInits(second, 'resumed')).toHaveLength(1);
+    expect(resumed.log.some((l) => l.includes(' head-init '))).toBe(false);
+    // Round 1 started from the recorded head (and did not move it).
+    const kernel = tensor(resumed.summary.weights, 'head_output/kernel');
+    recorded.head.kernel.forEach((v, i) => expect(kernel[i]).toBeCloseTo(v, 6));
+    expect(resumed.rows[0]!.valAccuracy).toBeCloseTo(ncm.rows[0]!.valAccuracy, 6);
+    second.close();
+  });
+
+  test('a site whose class counts add up to more than it declared is refused, left out and recorded; the others set the head', async () => {
+    const db = Store.open(':memory:');
+    let answer: Ack | undefined;
+    const { summary } = await federate({ headInit: 'class-means', runId: 'ncm-liar', minClients: SITES + 1 }, db, undefined, async (url) => {
+      // Ready first (it declares 10 training samples), so it is asked like every site.
+      const peer = await connectRawPeer(url, 'liar', { numTrain: 10 });
+      peer.socket.on('class-sums', async (m: ClassSumsInstruction) => {
+        const { classes, featureDim } = peer.welcome.head;
+        answer = parseAck(await peer.socket.emitWithAck('class-sums-result', {
+          protocol: PROTOCOL_VERSION, runId: m.runId, round: m.round, modelVersion: m.modelVersion, counts: new Array(classes).fill(1000),
+          sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }], values: new Float32Array(classes * featureDim).fill(1e3) }),
+        }));
+        peer.disconnect();
+      });
+    });
+    expect(answer).toMatchObject({ accepted: false, reason: 'bad-sample-count', message: expect.stringMatching(/add up to 10000, more than the 10 training samples this site declared/) });
+    expect(summary.reason).toBe('completed');
+    const excluded = db.listEvents('ncm-liar').filter((e) => e.type === 'class-sums-excluded').map((e) => e.data);
+    expect(excluded).toEqual([expect.objectContaining({ round: 0, client: 'liar', reason: 'bad-sample-count' })]);
+    const init = headInits(db, 'ncm-liar')[0]!.data as { clients: string[]; counts: number[] };
+    expect(init.clients).toEqual(['client-0', 'client-1', 'client-2']);
+    expect(init.counts.reduce((a, b) => a + b, 0)).toBeLessThan(LIMIT);
+  });
+
+  test.each<[string, FineTuning]>([
+    ['gradual (LP-FT: the class-mean head first, then conv2 unfrozen in round 2)', fineTuning({ mode: 'gradual', layers: 1, everyRounds: 1 })],
+    ['partial (conv2 trains with the class-mean head from round 1)', fineTuning({ mode: 'partial', layers: 1 })],
+  ])('combines with %s', async (_, ft) => {
+    const db = Store.open(':memory:');
+    const { summary, rows } = await federate({
+      headInit: 'class-means', runId: `ncm-${ft.mode}`, fineTuning: ft, rounds: 2, fit: { epochs: 1, batchSize: 32, learningRate: 0.001 },
+    }, db);
+    expect(summary.reason).toBe('completed');
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', SITES], ['aggregated', SITES]]);
+    expect(headInits(db, `ncm-${ft.mode}`)).toHaveLength(1);
+    // The class-mean start carries through the unfreezing: already well above chance after a round of training.
+    expect(rows[0]!.valAccuracy).toBeGreaterThan(0.6);
+    expect(summary.weights.specs.map((s) => s.name).slice(0, 2)).toEqual(['conv2/kernel', 'conv2/bias']);
+  });
+});
