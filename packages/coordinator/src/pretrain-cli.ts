@@ -1,48 +1,85 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, numberFlag, parseFlags, runMain, stringFlag } from '@ftl/shared';
-import { pretrainBackbone } from './pretrain.js';
+import { createLogger, ErrorCode, FtlError, numberFlag, parseFlags, runMain, stringFlag, type AugmentOptions } from '@ftl/shared';
+import { pretrainBackbone, pretrainCommand, PRETRAIN_ARCHS, type PretrainArch, type PretrainOptions } from './pretrain.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../backbone', import.meta.url));
 
 const HELP = `npm run pretrain -- [options]
-Pretrains the default backbone (a small CNN) on Fashion-MNIST and saves it as a TensorFlow.js layers model.
-  --out DIR            where to write the model (default: packages/coordinator/backbone)
-  --samples N          training images (default 60000: all but the test images)
-  --epochs N           passes over them (default 10)
-  --filters A,B        filters of the two convolutions (default 16,32)
-  --batch-size N       (default 64)
-  --lr X               Adam learning rate (default 0.002)
-  --test-samples N     held-out Fashion-MNIST images for the reported accuracy (default 10000)
-  --seed N             (default 1)
+Pretrains a backbone on Fashion-MNIST and saves it as a TensorFlow.js layers model with ftl-backbone.json.
+  --arch small|encoder   small (default): the default backbone, two strided convolutions whose 800 flattened
+                         values are the features; encoder: 3×3 convolution blocks with batch normalisation
+                         and global average pooling to a compact embedding
+  --out DIR              where to write the model (default: packages/coordinator/backbone)
+  --samples N            training images (default 60000: all but the test images)
+  --classes LIST         Fashion-MNIST classes to pretrain on, e.g. 0,1,2,3,4 (default: all ten)
+  --epochs N             passes over them (default 10)
+  --filters LIST         small: filters of its two convolutions (default 16,32);
+                         encoder: filters of its blocks (default 16,32,64)
+  --embedding N          encoder: width of the embedding, the "features" layer (default 128)
+  --shift X              augmentation: random shifts up to X of the side, e.g. 0.1 (default 0: none)
+  --flip                 augmentation: mirror left–right with probability 0.5
+  --rotation DEG         augmentation: random rotation up to DEG degrees (default 0)
+  --batch-size N         (default 64)
+  --lr X                 Adam learning rate (default 0.002)
+  --final-lr-factor X    cosine decay of the learning rate over the epochs down to X of it (default 1: constant)
+  --test-samples N       held-out Fashion-MNIST images for the reported accuracy (default 10000)
+  --seed N               (default 1)
 Trains on tfjs-node when it loads, else on wasm (with ftl's convolution gradient kernels), else pure-JS cpu.`;
 
-function parseFilters(text: string): [number, number] {
-  const f = text.split(',').map(Number);
-  if (f.length !== 2 || f.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--filters must be two positive integers like 8,16 (got "${text}")`);
+function parseList(flag: string, text: string, min: number): number[] {
+  const list = text.split(',').map((t) => Number(t.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < min)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--${flag} must be integers ≥ ${min} separated by commas (got "${text}")`);
   }
-  return [f[0]!, f[1]!];
+  return list;
 }
 
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
-      out: { type: 'string' }, samples: { type: 'string' }, filters: { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' },
-      lr: { type: 'string' }, 'test-samples': { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' },
-    });
+    arch: { type: 'string' }, out: { type: 'string' }, samples: { type: 'string' }, classes: { type: 'string' }, filters: { type: 'string' },
+    embedding: { type: 'string' }, epochs: { type: 'string' }, shift: { type: 'string' }, flip: { type: 'boolean' }, rotation: { type: 'string' },
+    'batch-size': { type: 'string' }, lr: { type: 'string' }, 'final-lr-factor': { type: 'string' }, 'test-samples': { type: 'string' },
+    seed: { type: 'string' }, help: { type: 'boolean' },
+  });
   if (values['help']) {
     process.stdout.write(HELP + '\n');
     return;
   }
-  await pretrainBackbone({
-    out: stringFlag(values, 'out', DEFAULT_OUT),
+  const arch = stringFlag(values, 'arch', 'small');
+  if (!(PRETRAIN_ARCHS as readonly string[]).includes(arch)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--arch must be one of ${PRETRAIN_ARCHS.join(', ')} (got "${arch}")`);
+  }
+  const filters = parseList('filters', stringFlag(values, 'filters', arch === 'small' ? '16,32' : '16,32,64'), 1);
+  if (arch === 'small' && filters.length !== 2) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--filters of the small backbone must be two integers like 16,32 (got "${filters.join(',')}")`);
+  }
+  const classesText = stringFlag(values, 'classes');
+  const shift = numberFlag(values, 'shift', { default: 0, min: 0, max: 0.49 });
+  const rotation = numberFlag(values, 'rotation', { default: 0, min: 0, max: 180 });
+  const flip = values['flip'] === true;
+  const augment: AugmentOptions | undefined = shift > 0 || rotation > 0 || flip
+    ? { ...(shift > 0 ? { shift } : {}), ...(flip ? { flip } : {}), ...(rotation > 0 ? { rotation } : {}) }
+    : undefined;
+  const out = stringFlag(values, 'out');
+  const o: Omit<PretrainOptions, 'log' | 'progress' | 'out'> = {
+    arch: arch as PretrainArch,
     samples: numberFlag(values, 'samples', { default: 60_000, min: 100, integer: true }),
     epochs: numberFlag(values, 'epochs', { default: 10, min: 1, integer: true }),
-    filters: parseFilters(stringFlag(values, 'filters', '16,32')),
+    filters,
+    embedding: numberFlag(values, 'embedding', { default: 128, min: 1, integer: true }),
+    ...(classesText !== undefined ? { classes: parseList('classes', classesText, 0) } : {}),
+    ...(augment ? { augment } : {}),
     batchSize: numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true }),
     learningRate: numberFlag(values, 'lr', { default: 0.002, min: 0 }),
+    finalLrFactor: numberFlag(values, 'final-lr-factor', { default: 1, min: 0, max: 1 }),
     testSamples: numberFlag(values, 'test-samples', { default: 10_000, min: 100, max: 30_000, integer: true }),
     seed: numberFlag(values, 'seed', { default: 1, integer: true }),
+  };
+  await pretrainBackbone({
+    ...o,
+    out: out ?? DEFAULT_OUT,
+    command: pretrainCommand({ ...o, ...(out !== undefined ? { out } : {}) }),
     log: createLogger('pretrain'),
     progress: (line) => process.stdout.write(line + '\n'),
   });
