@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadBackbone, modelDigest, readModelSource, type FeatureExtractor, type ModelFile, type ModelKind } from '@ftl/shared';
 import { readBackboneMeta } from './backbone-meta.js';
+import { resolveBackboneSource } from './backbone-catalog.js';
 import { decodePathSegment, quoteTarget, requestUrl } from './request-target.js';
 
 /** URL path under which the backbone's files are served. */
@@ -8,7 +9,7 @@ export const BACKBONE_PATH = '/backbone';
 
 /** A backbone as the coordinator holds it: its files and digest (to serve), and the loaded extractor (to size heads). */
 export interface ServedBackbone {
-  /** Where it was read from: a folder or an http(s) address. */
+  /** Where it was read from: a folder (a committed backbone's, when it was given by name) or an http(s) address. */
   dir: string;
   /** `model.json` and the weight files it names, re-served to clients as they are. */
   files: ModelFile[];
@@ -25,14 +26,17 @@ export interface ServedBackbone {
 }
 
 /**
- * Reads a backbone once, from a folder or an http(s) address (`model.json`, the weight files it names, and
+ * Reads a backbone once, from a committed backbone's name (see {@link resolveBackboneSource}), a folder or
+ * an http(s) address (`model.json`, the weight files it names, and
  * `ftl-backbone.json` beside them when there is one): files, digest and the loaded layers or graph model.
  * `featureLayer` overrides the description's; without either a layers model is cut at its `features`
  * layer and a graph model read at its output.
  *
- * @throws FtlError(BACKBONE_LOAD) for anything that makes the source unusable, saying what to fix.
+ * @throws FtlError(BACKBONE_LOAD) for anything that makes the source unusable, saying what to fix, and for
+ *   an unknown name (listing the known ones).
  */
-export async function loadServedBackbone(source: string, featureLayer?: string): Promise<ServedBackbone> {
+export async function loadServedBackbone(nameOrSource: string, featureLayer?: string): Promise<ServedBackbone> {
+  const source = await resolveBackboneSource(nameOrSource);
   const files = await readModelSource(source);
   const meta = await readBackboneMeta(source);
   const extractor = await loadBackbone(files, { feature: featureLayer ?? meta.featureLayer, where: source });
