@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
-  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, parseAck, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights,
+  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights,
 } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectRawPeer } from './raw-peer.js';
@@ -55,7 +55,7 @@ function tensor(w: Weights, name: string): Float32Array {
 }
 
 /** Per class, the mean of the sites' training features at the cut, computed here from the same shards through the real extractor. */
-async function pooledMeans(classes: string[]): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
+async function pooledMeans(classes: string[], normalization?: Normalization): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
   await initBackend();
   const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
   const fx = served.extractor;
@@ -65,7 +65,8 @@ async function pooledMeans(classes: string[]): Promise<{ means: Float64Array[]; 
   const counts = classes.map(() => 0);
   for (let index = 0; index < SITES; index++) {
     const shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: 5, limit: LIMIT }, undefined, mnist);
-    const { train } = alignShardToRun(shard, classes);
+    const aligned = alignShardToRun(shard, classes).train;
+    const train = normalization ? { ...aligned, images: normalizeImages(aligned.images, normalization.shift.length, normalization) } : aligned;
     const features = await extractFeatures(fx, train);
     for (let i = 0; i < train.n; i++) {
       const c = train.labels[i]!;
@@ -74,6 +75,20 @@ async function pooledMeans(classes: string[]): Promise<{ means: Float64Array[]; 
     }
   }
   return { means: sums.map((s, c) => s.map((v) => v / counts[c]!)), counts, featureDim: d };
+}
+
+/** Kernel column c is 2α·μ_c and bias c is −α·‖μ_c‖²: α = −‖column‖² / (4·bias), then μ_c = column / 2α, which must be the expected mean. */
+function expectHeadOfMeans(weights: Weights, expected: { means: Float64Array[]; featureDim: number }): void {
+  const kernel = tensor(weights, 'head_output/kernel');
+  const bias = tensor(weights, 'head_output/bias');
+  const k = expected.means.length;
+  for (let c = 0; c < k; c++) {
+    const column = Array.from({ length: expected.featureDim }, (_, j) => kernel[j * k + c]!);
+    const alpha = -column.reduce((s, v) => s + v * v, 0) / (4 * bias[c]!);
+    const mean = expected.means[c]!;
+    const scale = Math.max(...mean.map(Math.abs));
+    column.forEach((v, j) => expect(Math.abs(v / (2 * alpha) - mean[j]!)).toBeLessThan(1e-4 * scale));
+  }
 }
 
 afterAll(async () => {
@@ -111,17 +126,7 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     expect(data.counts).toEqual(expected.counts);
     expect(data.missing).toEqual([]);
 
-    // Kernel column c is 2α·μ_c and bias c is −α·‖μ_c‖²: α = −‖column‖² / (4·bias), then μ_c = column / 2α.
-    const kernel = tensor(ncm.summary.weights, 'head_output/kernel');
-    const bias = tensor(ncm.summary.weights, 'head_output/bias');
-    const k = classes.length;
-    for (let c = 0; c < k; c++) {
-      const column = Array.from({ length: expected.featureDim }, (_, j) => kernel[j * k + c]!);
-      const alpha = -column.reduce((s, v) => s + v * v, 0) / (4 * bias[c]!);
-      const mean = expected.means[c]!;
-      const scale = Math.max(...mean.map(Math.abs));
-      column.forEach((v, j) => expect(Math.abs(v / (2 * alpha) - mean[j]!)).toBeLessThan(1e-4 * scale));
-    }
+    expectHeadOfMeans(ncm.summary.weights, expected);
 
     const line = ncm.log.find((l) => l.includes(' head-init '))!;
     expect(line).toContain(`counts=${expected.counts.join(',')}`);
@@ -180,6 +185,15 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     const init = headInits(db, 'ncm-liar')[0]!.data as { clients: string[]; counts: number[] };
     expect(init.clients).toEqual(['client-0', 'client-1', 'client-2']);
     expect(init.counts.reduce((a, b) => a + b, 0)).toBeLessThan(LIMIT);
+  });
+
+  test('with federated normalisation the class sums are taken on the normalised images, as the rounds see them', async () => {
+    const db = Store.open(':memory:');
+    const { summary, rows } = await federate({ headInit: 'class-means', runId: 'ncm-norm', normalization: 'standard' }, db);
+    expect(summary.reason).toBe('completed');
+    expect(rows[0]!.valAccuracy).toBeGreaterThan(0.6);
+    const stored = db.listEvents('ncm-norm').find((e) => e.type === 'normalization')!.data as Normalization;
+    expectHeadOfMeans(summary.weights, await pooledMeans(defaultCoordinatorConfig().classes, { kind: stored.kind, shift: stored.shift, scale: stored.scale }));
   });
 
   test.each<[string, FineTuning]>([
