@@ -5,9 +5,9 @@ import { expectFtlError } from '../expect-ftl-error.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { subset } from '../data/dataset.js';
 import { initBackend } from './backend.js';
-import { createDefaultBackbone, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
+import { createDefaultBackbone, extractFeatures, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
 import { ALL_BACKBONE_LAYERS } from './fine-tuning.js';
-import { getTrainableWeights, headParameterCount } from './head.js';
+import { createHead, getTrainableWeights, headParameterCount } from './head.js';
 import {
   backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
   trainableParameterCount,
@@ -150,17 +150,91 @@ describe('the from-scratch network', () => {
     const bare = featureExtractor(model, 'flat');
     expectFtlError(() => planFineTuning(bare, ALL_BACKBONE_LAYERS), ErrorCode.InvalidConfig, /no layers with weights below the cut "flat", so there is nothing to train from scratch; cut higher \(featureLayer\)/);
   });
+});
 
-  test('a layer with non-trainable state (batch-norm statistics) is refused, saying so for training from scratch', () => {
-    const input = tf.input({ shape: [4, 4, 1], name: 'in' });
-    let x = tf.layers.conv2d({ filters: 2, kernelSize: 3, name: 'c1' }).apply(input) as tf.SymbolicTensor;
-    x = tf.layers.batchNormalization({ name: 'bn' }).apply(x) as tf.SymbolicTensor;
-    const model = tf.model({ inputs: input, outputs: tf.layers.flatten({ name: 'flat' }).apply(x) as tf.SymbolicTensor });
-    const bn = featureExtractor(model, 'flat');
+describe('batch normalisation among the trained layers', () => {
+  const bnHead = { featureDim: 8, hidden: [], classes: 3 };
+
+  /** An encoder like the transfer backbones (conv without bias → batch norm → ReLU, twice, global pooling) with stand-in pretrained statistics. */
+  function bnBackbone(options: { center?: boolean } = {}): LayersFeatureExtractor {
+    const model = tf.sequential();
+    [4, 8].forEach((filters, i) => {
+      model.add(tf.layers.conv2d({
+        name: `conv${i + 1}`, ...(i === 0 ? { inputShape: [28, 28, 1] } : {}), filters, kernelSize: 3, strides: 2, padding: 'same', useBias: false,
+        kernelInitializer: tf.initializers.heNormal({ seed: 11 + i }),
+      }));
+      model.add(tf.layers.batchNormalization({ name: `bn${i + 1}`, ...(options.center === false ? { center: false } : {}) }));
+      model.add(tf.layers.reLU({ name: `relu${i + 1}` }));
+    });
+    model.add(tf.layers.globalAveragePooling2d({ name: 'features' }));
+    for (const [i, layer] of ['bn1', 'bn2'].entries()) {
+      const bn = model.getLayer(layer);
+      // Far from the initial γ = 1, β = 0, μ = 0, σ² = 1, as after pretraining.
+      bn.setWeights(bn.getWeights().map((t, j) => tf.randomUniform(t.shape, [0.5, -0.5, -1, 0.5][j + (options.center === false && j > 0 ? 1 : 0)]!, [1.5, 0.5, 1, 2][j + (options.center === false && j > 0 ? 1 : 0)]!, 'float32', 20 + 4 * i + j)));
+    }
+    return featureExtractor(model, 'features');
+  }
+
+  const data = () => subset(loadBuiltinDataset('mnist'), Array.from({ length: 32 }, (_, i) => i));
+  const values = (layer: tf.layers.Layer) => layer.getWeights().map((t) => Array.from(t.dataSync()));
+
+  test('trained copies compute what the pretrained layers compute: their statistics are folded into their scale and offset', async () => {
+    const fx = bnBackbone();
+    const images = data();
+    const features = await extractFeatures(fx, images);
+    const full = createFineTunedModel(fx, ALL_BACKBONE_LAYERS, bnHead, 5);
+    const head = createHead(bnHead, 5);
+    const [a, b] = tf.tidy(() => [
+      (full.predict(tf.tensor4d(images.images, [32, 28, 28, 1])) as tf.Tensor).dataSync(),
+      (head.predict(tf.tensor2d(features, [32, 8])) as tf.Tensor).dataSync(),
+    ]);
+    for (let i = 0; i < a!.length; i++) expect(a![i]).toBeCloseTo(b![i]!, 4);
+    disposeFineTunedModel(full, fx);
+    head.dispose();
+    fx.dispose();
+  });
+
+  test('training moves the scale and offset, which travel; the statistics are constants that never change and never travel', async () => {
+    const fx = bnBackbone();
+    const images = data();
+    const before = values(fx.model.getLayer('bn2'));
+    const net = createTrainableNetwork(fx, 2, bnHead, 5);
+    expect(getTrainableWeights(net.model).specs.map((s) => s.name)).toEqual(['conv2/kernel', 'bn2/gamma', 'bn2/beta', 'head_output/kernel', 'head_output/bias']);
+    const bn = net.model.getLayer('bn2');
+    const start = values(bn);
+    expect(start.slice(2)).toEqual([Array(8).fill(0), Array(8).fill(1)]);
+    const x = tf.tensor2d(await boundaryFeatures(fx, net.plan, images), [32, net.plan.inputDim]);
+    const y = tf.oneHot(tf.tensor1d(images.labels.map((l) => l % 3), 'int32'), 3);
+    net.model.compile({ optimizer: tf.train.adam(0.05), loss: 'categoricalCrossentropy' });
+    await net.model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 }); // training mode, as the clients train
+    tf.dispose([x, y]);
+    const after = values(bn);
+    expect(after[0]).not.toEqual(start[0]);
+    expect(after[1]).not.toEqual(start[1]);
+    expect(after.slice(2)).toEqual(start.slice(2));
+    expect(values(fx.model.getLayer('bn2'))).toEqual(before);
+    net.model.dispose();
+    fx.dispose();
+  });
+
+  test('from scratch a batch norm starts as the identity: γ 1, β 0, statistics 0 and 1', () => {
+    const fx = bnBackbone();
+    const net = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, bnHead, 5, { backbone: 'random' });
+    for (const layer of ['bn1', 'bn2']) {
+      const [gamma, beta, mean, variance] = values(net.model.getLayer(layer));
+      expect([gamma, beta, mean, variance].map((v) => [...new Set(v)])).toEqual([[1], [0], [0], [1]]);
+    }
+    net.model.dispose();
+    fx.dispose();
+  });
+
+  test('a batch norm without an offset cannot hold its folded statistics and is refused, saying what to do', () => {
+    const fx = bnBackbone({ center: false });
     expectFtlError(
-      () => createTrainableNetwork(bn, ALL_BACKBONE_LAYERS, { featureDim: 8, hidden: [], classes: 2 }, 1, { backbone: 'random' }),
-      ErrorCode.InvalidConfig, /backbone layer "bn" keeps non-trainable state \(bn\/moving_mean, bn\/moving_variance\), which ftl does not federate, so it cannot be trained from scratch/,
+      () => createTrainableNetwork(fx, 2, bnHead, 5),
+      ErrorCode.InvalidConfig, /backbone layer "bn2" is a batch normalisation without center, whose statistics cannot be folded into it/,
     );
+    fx.dispose();
   });
 });
 

@@ -159,18 +159,59 @@ function cloneLayer(layer: tf.layers.Layer, seed?: number): tf.layers.Layer {
   return fromConfig(cls, config) as tf.layers.Layer;
 }
 
+const isBatchNorm = (layer: tf.layers.Layer) => layer.getClassName() === 'BatchNormalization';
+
+/**
+ * Makes a built copy of a batch-normalisation layer trainable without any state to federate: it always
+ * normalises with its stored statistics (inference mode, also while training), and those are set to 0
+ * and 1 with the pretrained statistics folded into its scale and offset, so it computes exactly what the
+ * pretrained layer computes (a fresh layer starts as the identity). Only its scale and offset train and
+ * travel; the statistics are the same constants on every site, in the global model and in the export.
+ * Batch statistics are never used, so a network trained from scratch trains without them.
+ */
+function freezeStatistics(copy: tf.layers.Layer, pretrained?: tf.layers.Layer): void {
+  const config = copy.getConfig();
+  if (config['scale'] === false || config['center'] === false) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `backbone layer "${copy.name}" is a batch normalisation without ${config['scale'] === false ? 'scale' : 'center'}, whose statistics ` +
+        'cannot be folded into it; ftl does not federate batch statistics, so keep it frozen (fewer fineTuning.layers, or a higher cut)',
+    );
+  }
+  const eps = config['epsilon'] as number;
+  const find = (layer: tf.layers.Layer, part: string) => layer.weights.find((v) => v.originalName.endsWith(`/${part}`))!;
+  const values = tf.tidy(() => {
+    const [gamma, beta, mean, variance] = ['gamma', 'beta', 'moving_mean', 'moving_variance'].map((part) => find(pretrained ?? copy, part).read());
+    // y = γ (x − μ) / √(σ² + ε) + β = γ′ x / √(1 + ε) + β′ with μ = 0, σ² = 1 stored.
+    const k = gamma!.div(variance!.add(eps).sqrt());
+    // A plain object: tidy keeps the tensors of a returned object, not of a Map.
+    const folded: Record<string, tf.Tensor> = {
+      gamma: pretrained ? k.mul(Math.sqrt(1 + eps)) : gamma!.clone(),
+      beta: pretrained ? beta!.sub(k.mul(mean!)) : beta!.clone(),
+      moving_mean: tf.zerosLike(mean!),
+      moving_variance: tf.onesLike(variance!),
+    };
+    return folded;
+  });
+  copy.setWeights(copy.weights.map((v) => values[v.originalName.split('/').pop()!]!));
+  tf.dispose(Object.values(values));
+  const call = copy.call.bind(copy);
+  copy.call = (inputs, kwargs) => call(inputs, { ...kwargs, training: false });
+}
+
 /**
  * Applies copies of the backbone layers above the boundary (with their pretrained weights, or freshly
  * initialised from `seed` for `random`; the backbone itself never changes), a flatten when the cut is
- * spatial, then the head.
+ * spatial, then the head. Batch-normalisation copies keep their statistics frozen ({@link freezeStatistics}).
  */
 function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: number, init: BackboneInit): tf.SymbolicTensor {
   w.above.forEach((layer, j) => {
     // One seed per layer, apart from the head's (seed + i): the head is the transfer run's, whatever the backbone.
     const copy = cloneLayer(layer, init === 'random' ? deriveSeed(seed, 0x5c4a7c, j) : undefined);
     x = copy.apply(x) as tf.SymbolicTensor;
-    if (init === 'pretrained') copy.setWeights(layer.getWeights());
-    if (copy.weights.length > 0 && copy.nonTrainableWeights.length > 0) {
+    if (isBatchNorm(copy)) freezeStatistics(copy, init === 'pretrained' ? layer : undefined);
+    else if (init === 'pretrained') copy.setWeights(layer.getWeights());
+    if (!isBatchNorm(copy) && copy.weights.length > 0 && copy.nonTrainableWeights.length > 0) {
       const state = copy.nonTrainableWeights.map((v) => v.originalName).join(', ');
       throw new FtlError(
         ErrorCode.InvalidConfig,
