@@ -37,8 +37,9 @@ describe('class sums from a site', () => {
     ['another feature length', answer(new Array(9).fill(0), [1, 1, 1], [3, 3]), 10, 'wrong-shape', /shape \[3, 3\] with 3 counts do not fit/],
     ['a sum that is not finite', answer([0, NaN, 0, 0, 1, 1], [1, 1, 1]), 10, 'non-finite', /class sum 1 is NaN/],
     ['a class counted 0 with a sum', answer([0, 0, 0, 7, 1, 1], [1, 0, 1]), 10, 'bad-statistics', /class 1 is counted 0 but its sum is not zero/],
+    ['a mean beyond the trust policy\'s bound on a value', answer([0, 0, 0, 0, 2e6, 1], [1, 1, 1]), 10, 'bad-statistics', /class 2's mean value 0 is 2000000, beyond the run's bound of 1000000/],
   ])('%s is refused', (_, msg, declared, reason, message) => {
-    const r = reasonOf(() => checkClassSums(msg, head, declared));
+    const r = reasonOf(() => checkClassSums(msg, head, declared, 1e6));
     expect(r.reason).toBe(reason);
     expect(r.message).toMatch(message);
   });

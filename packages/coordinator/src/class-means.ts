@@ -31,10 +31,11 @@ export function assertHeadInit(config: { headInit?: HeadInit; fineTuning: { mode
 /**
  * Content checks of a site's `class-sums-result` against the run: the sums' shape is `[classes,
  * featureDim]` (`wrong-shape`), every value is finite (`non-finite`), the counts add up to at most the
- * training samples the site declared at ready (`bad-sample-count`), and a class counted 0 has a zero sum
- * (`bad-statistics`: sums that contradict their counts).
+ * training samples the site declared at ready (`bad-sample-count`), a class counted 0 has a zero sum, and
+ * no class's mean value is larger in magnitude than `maxAbsValue` (the trust policy's bound on a value;
+ * 0 = none) (`bad-statistics`: sums that contradict their counts, or that no feature extractor gives).
  */
-export function checkClassSums(msg: ClassSumsResult, head: HeadConfig, declaredNumTrain: number | undefined): SiteClassSums {
+export function checkClassSums(msg: ClassSumsResult, head: HeadConfig, declaredNumTrain: number | undefined, maxAbsValue = 0): SiteClassSums {
   const { classes, featureDim } = head;
   const shape = msg.sums.specs[0]!.shape;
   if (shape[0] !== classes || shape[1] !== featureDim || msg.counts.length !== classes) {
@@ -56,10 +57,13 @@ export function checkClassSums(msg: ClassSumsResult, head: HeadConfig, declaredN
     );
   }
   msg.counts.forEach((n, c) => {
-    if (n > 0) return;
     for (let j = 0; j < featureDim; j++) {
-      if (sums[c * featureDim + j] !== 0) {
-        throw new FtlError(ErrorCode.Dataset, `class ${c} is counted 0 but its sum is not zero (value ${j} is ${sums[c * featureDim + j]}); sums and counts must describe the same samples`);
+      const sum = sums[c * featureDim + j]!;
+      if (n === 0 && sum !== 0) {
+        throw new FtlError(ErrorCode.Dataset, `class ${c} is counted 0 but its sum is not zero (value ${j} is ${sum}); sums and counts must describe the same samples`);
+      }
+      if (maxAbsValue > 0 && Math.abs(sum) > n * maxAbsValue) {
+        throw new FtlError(ErrorCode.Dataset, `class ${c}'s mean value ${j} is ${sum / n}, beyond the run's bound of ${maxAbsValue} on a value (trust.maxAbsValue); send the sums of the features at the run's cut`);
       }
     }
   });

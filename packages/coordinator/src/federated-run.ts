@@ -338,7 +338,7 @@ export class FederatedRun {
   /** A site's per-class feature sums and counts (the class-sums phase): checked against the run and what the site declared. */
   submitClassSums(clientId: string, raw: unknown): Ack {
     const answer = this.answer(clientId, raw, this.classSumsRound, parseClassSumsResult, (msg) => ({
-      ...msg, decoded: checkClassSums(msg, this.head, this.host.declaredCounts(this.config.runId, clientId)?.numTrain),
+      ...msg, decoded: checkClassSums(msg, this.head, this.host.declaredCounts(this.config.runId, clientId)?.numTrain, this.trust.maxAbsValue),
     }));
     if (!answer.accepted) this.log.warn('class-sums-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
     return answer;
