@@ -76,14 +76,14 @@ export interface RunView {
 
 /** One contribution a run's trust policy left out, as the store recorded it. */
 export interface ExclusionRecord {
-  type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded';
+  type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded' | 'class-sums-excluded';
   round: number;
   client: string;
   reason: string;
   message: string;
 }
 
-const EXCLUSION_EVENTS: ReadonlySet<string> = new Set(['update-excluded', 'evaluation-excluded', 'statistics-excluded']);
+const EXCLUSION_EVENTS: ReadonlySet<string> = new Set(['update-excluded', 'evaluation-excluded', 'statistics-excluded', 'class-sums-excluded']);
 
 const FINAL: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
 

@@ -102,7 +102,7 @@ export interface RunSummary {
 /** Where a running run stands, for progress displays. */
 export interface RunProgress {
   runId: string;
-  phase: 'waiting-for-clients' | 'fit' | 'evaluate' | 'personalize' | 'finishing' | 'idle';
+  phase: 'waiting-for-clients' | 'class-means' | 'fit' | 'evaluate' | 'personalize' | 'finishing' | 'idle';
   /** The round in progress (0 before the first). */
   round: number;
   rounds: number;
@@ -305,7 +305,7 @@ export class FederatedRun {
   /** Where the run stands now. */
   progress(): RunProgress {
     const collector = this.current.phase === 'fit' ? this.fitRound : this.current.phase === 'evaluate' ? this.evalRound
-      : this.current.phase === 'personalize' ? this.personalizeRound : undefined;
+      : this.current.phase === 'personalize' ? this.personalizeRound : this.current.phase === 'class-means' ? this.classSumsRound : undefined;
     return {
       runId: this.config.runId, ...this.current, rounds: this.config.rounds,
       received: collector?.answered ?? 0, expected: collector?.target.expected.length ?? 0,
@@ -508,6 +508,7 @@ export class FederatedRun {
     const expected = this.host.readyClients(runId);
     const collector = new RoundCollector<ClassSumsResult & { decoded: SiteClassSums }>({ runId, round: 0, modelVersion: 0, expected }, roundDeadlineMs);
     this.classSumsRound = collector;
+    this.current = { phase: 'class-means', round: 0 };
     for (const id of expected) {
       const sent = this.host.send(id, 'class-sums', { protocol: PROTOCOL_VERSION, runId, round: 0, modelVersion: 0, ...this.normalizationField() });
       if (!sent) collector.fail(id, 'disconnected before the class sums were asked');

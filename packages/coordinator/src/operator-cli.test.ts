@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { summary } from './operator-cli.js';
+import { progressLine, summary } from './operator-cli.js';
 import { parseRunConfig } from './run-config.js';
 import type { RoundRecord } from './round-table.js';
 
@@ -27,5 +27,10 @@ describe('runs status', () => {
     expect(text).toContain('\n  round 1 site-x: outlier-update: the update moves the model by 31.99, …');
     expect(text).toContain('\n  … and 2 more (GET /api/runs/r1)');
     expect(text.match(/round \d+ site-x/g)).toHaveLength(10);
+  });
+
+  test('the live line names the class-means phase before round 1', () => {
+    const live = { runId: 'r1', phase: 'class-means' as const, round: 0, rounds: 2, received: 1, expected: 3, readyClients: 3, minClients: 3 };
+    expect(progressLine({ id: 'r1', status: 'running', rounds: [], live }, 5)).toContain('class sums for the head 1/3');
   });
 });

@@ -87,6 +87,7 @@ export function progressLine(run: Pick<RunView, 'id' | 'status' | 'rounds'> & { 
   if (live) {
     const phase = {
       'waiting-for-clients': `waiting for clients ${live.readyClients}/${live.minClients} ready`,
+      'class-means': `class sums for the head ${live.received}/${live.expected}`,
       fit: `round ${live.round}/${live.rounds} training ${live.received}/${live.expected} updates`,
       evaluate: `round ${live.round}/${live.rounds} evaluating ${live.received}/${live.expected}`,
       personalize: `personalizing ${live.received}/${live.expected}`,

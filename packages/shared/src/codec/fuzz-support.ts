@@ -61,6 +61,8 @@ const weights = (n: number) => ({
   data: new Uint8Array((n * 2 + 2) * 4),
 });
 const envelope = { protocol: 1, runId: 'r1', round: 2, modelVersion: 1 };
+/** The envelope of the phase before round 1 (class sums for the head). */
+const envelope0 = { protocol: 1, runId: 'r1', round: 0, modelVersion: 0 };
 const config = { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, proximalMu: 0.1, backboneLrFactor: 0.5 };
 const normalization = { kind: 'standard', shift: [0.1, 0.2, 0.3], scale: [0.5, 0.5, 0.5] };
 
@@ -92,5 +94,9 @@ export function validMessages(): Record<string, Record<string, unknown>> {
     personalize: { ...envelope, weights: weights(4), config, normalization },
     goodbye: { protocol: 1, reason: 'revoked', message: 'the operator revoked this site' },
     'run-end': { protocol: 1, runId: 'r1', reason: 'completed', message: 'done' },
+    'class-sums': { ...envelope0, normalization: { kind: 'standard', shift: [0.1], scale: [0.5] } },
+    'class-sums-result': {
+      ...envelope0, counts: [3, 0], sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
+    },
   };
 }

@@ -85,14 +85,7 @@ function mutate(v: unknown, choices: number[], value: unknown, how: 'set' | 'del
   return copy;
 }
 
-const envelope0 = { protocol: 1, runId: 'r1', round: 0, modelVersion: 0 };
-const messages: Record<string, Record<string, unknown>> = {
-  ...validMessages(),
-  'class-sums': { ...envelope0, normalization: { kind: 'standard', shift: [0.1], scale: [0.5] } },
-  'class-sums-result': {
-    ...envelope0, counts: [3, 0], sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
-  },
-};
+const messages = validMessages();
 guardHostileSuite();
 
 describe('every inbound validator under hostile input', () => {
