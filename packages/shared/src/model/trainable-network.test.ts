@@ -228,6 +228,16 @@ describe('batch normalisation among the trained layers', () => {
     fx.dispose();
   });
 
+  test.each([1, 2, ALL_BACKBONE_LAYERS])('trainableParameterCount with %s layers counts scale and offset, not the statistics, as the built network holds', (count) => {
+    const fx = bnBackbone();
+    for (const backbone of ['pretrained', 'random'] as const) {
+      const net = createTrainableNetwork(fx, count, bnHead, 5, { backbone });
+      expect(trainableParameterCount(fx, count, bnHead)).toBe(getTrainableWeights(net.model).values.length);
+      net.model.dispose();
+    }
+    fx.dispose();
+  });
+
   test('a batch norm without an offset cannot hold its folded statistics and is refused, saying what to do', () => {
     const fx = bnBackbone({ center: false });
     expectFtlError(

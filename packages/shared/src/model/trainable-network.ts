@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ImageDataset } from '../data/dataset.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import { assertInputCompatible, extractFeatures, type LayersFeatureExtractor } from './backbone.js';
+import { shapeSize } from '../codec/weights.js';
 import { deriveSeed, tfjsSeed } from '../random.js';
 import { ALL_BACKBONE_LAYERS, layerOfTensor } from './fine-tuning.js';
 import { assertModelSize, createHeadLayers, headParameterCount, isHeadLayer, type HeadConfig } from './head.js';
@@ -229,9 +230,15 @@ function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: numbe
   return x;
 }
 
+/** Values of a backbone layer that its trainable copy trains: all its weights but a batch norm's statistics, which stay constants. */
+function trainedValues(layer: tf.layers.Layer): number {
+  const constant = (v: tf.LayerVariable) => isBatchNorm(layer) && /\/moving_(mean|variance)$/.test(v.originalName);
+  return layer.weights.filter((v) => !constant(v)).reduce((n, v) => n + shapeSize(v.shape as number[]), 0);
+}
+
 /** Trainable values of a walk: the unfrozen layers' (their pretrained weights exist already) plus the head's on the cut. */
 function countOf(fx: LayersFeatureExtractor, w: Walk, head: HeadConfig): number {
-  return w.above.reduce((n, layer) => n + layer.countParams(), 0) + headParameterCount({ ...head, featureDim: fx.featureDim });
+  return w.above.reduce((n, layer) => n + trainedValues(layer), 0) + headParameterCount({ ...head, featureDim: fx.featureDim });
 }
 
 /**
