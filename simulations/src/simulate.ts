@@ -57,6 +57,8 @@ export interface SimulationOptions {
    * epochs, rounds and head), so federated results can be compared with training on the pooled data.
    */
   pooled?: boolean;
+  /** How the head starts: random, or the sites' pooled class means (FedNCM; needs a linear head). */
+  headInit?: 'random' | 'class-means';
   /** Which backbone layers train and travel with the head (default: feature extraction, the head only). */
   fineTuning?: FineTuning;
   /** Hidden layer sizes of the head (default: the run config's, [128]). */
@@ -113,6 +115,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
     ...(o.hidden ? { hidden: o.hidden } : {}),
     ...(o.trust ? { trust: o.trust } : {}),
+    ...(o.headInit ? { headInit: o.headInit } : {}),
     classes: [...task.classes],
   }, log);
   const { url } = await coordinator.listen();

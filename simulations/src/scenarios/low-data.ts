@@ -16,7 +16,7 @@ export const LOW_DATA_TASKS = {
 export type LowDataTask = keyof typeof LOW_DATA_TASKS;
 
 /** How a run trains: which backbone layers, from which initial values. */
-export const LOW_DATA_METHODS = ['feature-extraction', 'lp-ft', 'partial', 'scratch', 'linear-raw', 'centralized'] as const;
+export const LOW_DATA_METHODS = ['feature-extraction', 'ncm', 'lp-ft', 'partial', 'scratch', 'linear-raw', 'centralized'] as const;
 export type LowDataMethod = (typeof LOW_DATA_METHODS)[number];
 
 /** One run of the scenario. */
@@ -58,6 +58,9 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
   switch (method) {
     case 'feature-extraction':
       return { backboneDir, fineTuning: FEATURE_EXTRACTION };
+    case 'ncm':
+      // The head starts as the sites' pooled nearest-class-mean classifier (FedNCM), then trains as usual.
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'class-means' };
     case 'lp-ft':
       // Linear probe first, then the top backbone layer joins at a tenth of the learning rate (LP-FT).
       return { backboneDir, fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 } };
