@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, numberFlag, parseFlags, runMain, stringFlag, type AugmentOptions } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parseFlags, runMain, stringFlag, type AugmentOptions } from '@ftl/shared';
+import { backboneTable, summarizeBackbones } from './backbone-catalog.js';
 import { pretrainBackbone, pretrainCommand, PRETRAIN_ARCHS, type PretrainArch, type PretrainOptions } from './pretrain.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -25,6 +26,8 @@ Pretrains a backbone on Fashion-MNIST and saves it as a TensorFlow.js layers mod
   --final-lr-factor X    cosine decay of the learning rate over the epochs down to X of it (default 1: constant)
   --test-samples N       held-out Fashion-MNIST images for the reported accuracy (default 10000)
   --seed N               (default 1)
+  --list                 print the committed backbones (packages/coordinator/backbones/ and the default
+                         one) as a markdown table, read from their files, and train nothing
 Trains on tfjs-node when it loads, else on wasm (with ftl's convolution gradient kernels), else pure-JS cpu.`;
 
 function parseList(flag: string, text: string, min: number): number[] {
@@ -40,10 +43,15 @@ runMain(async () => {
     arch: { type: 'string' }, out: { type: 'string' }, samples: { type: 'string' }, classes: { type: 'string' }, filters: { type: 'string' },
     embedding: { type: 'string' }, epochs: { type: 'string' }, shift: { type: 'string' }, flip: { type: 'boolean' }, rotation: { type: 'string' },
     'batch-size': { type: 'string' }, lr: { type: 'string' }, 'final-lr-factor': { type: 'string' }, 'test-samples': { type: 'string' },
-    seed: { type: 'string' }, help: { type: 'boolean' },
+    seed: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
   });
   if (values['help']) {
     process.stdout.write(HELP + '\n');
+    return;
+  }
+  if (values['list']) {
+    await initBackend({ log: createLogger('pretrain') });
+    process.stdout.write(backboneTable(await summarizeBackbones()));
     return;
   }
   const arch = stringFlag(values, 'arch', 'small');
