@@ -17,7 +17,7 @@ describe('coordinator configuration', () => {
     [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
     [['--strategy', 'krum', '--strategy-options', 'f=-1'], 'krum option f must be an integer ≥ 0 (got "-1")'],
     [['--local-layers', 'nope'], undefined],
-    [['--fine-tuning', 'full'], 'command line: fineTuning.mode must be feature-extraction, partial or gradual (got "full")'],
+    [['--fine-tuning', 'full'], 'command line: fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")'],
     [['--fine-tuning', 'partial,layers=0'], 'command line: fineTuning.layers must be a positive integer'],
     [['--augment', 'copies=2,shift=0.9'], 'command line: augment.shift must be a number in [0, 0.5)'],
     [['--augment', 'copies=2,flip'], '--augment takes key=value pairs after its first item (got "flip")'],

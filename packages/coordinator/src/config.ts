@@ -192,7 +192,7 @@ exports the global model. For the long-lived service with the operator API see "
   --strategy-options KV  the strategy's options as key=value,… e.g. beta=0.2 (docs/strategies.md)
   --local-layers L[,L]   head layers kept on each client, e.g. head_output (default none)
   --personalize-epochs N after the run, clients fine-tune the global head N epochs and report (default 0)
-  --fine-tuning SPEC     feature-extraction (default) | partial | gradual, then key=value options:
+  --fine-tuning SPEC     feature-extraction (default) | partial | gradual | scratch, then key=value options:
                          e.g. partial,layers=1,backboneLrFactor=0.1 or gradual,layers=2,everyRounds=5
   --head-init H          random (default) | class-means: before round 1 the head is set to the nearest-
                          class-mean classifier from the sites' per-class feature sums (needs --hidden "")

@@ -270,7 +270,7 @@ export class CoordinatorServer implements RunHost {
       throw new FtlError(
         ErrorCode.InvalidConfig,
         `run ${config.runId}: its largest updates (head and unfrozen backbone layers) take ${bytes} bytes, above this server's message ` +
-          `limit of ${this.maxMessageBytes}; use fewer hidden units or unfrozen layers (fineTuning.layers), or restart serve with a larger --max-message-mb`,
+          `limit of ${this.maxMessageBytes}; use fewer hidden units or unfrozen layers (fineTuning.layers; mode scratch trains them all), or restart serve with a larger --max-message-mb`,
       );
     }
     const run = new FederatedRun(config, this.backbone, head, this, this.log, this.store);

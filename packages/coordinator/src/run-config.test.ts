@@ -46,7 +46,7 @@ describe('run configuration', () => {
     ['an unknown strategy', { strategy: { name: 'fedsgd' } }, 'strategy.name must be one of fedavg,'],
     ['a bad strategy option', { strategy: { name: 'krum', options: { f: -1 } } }, 'krum option f must be an integer ≥ 0 (got "-1")'],
     ['a typo in a field name', { round: 3 }, 'unknown field round (see docs/run-config.md)'],
-    ['an unknown fine-tuning mode', { fineTuning: { mode: 'full' } }, 'fineTuning.mode must be feature-extraction, partial or gradual (got "full")'],
+    ['an unknown fine-tuning mode', { fineTuning: { mode: 'full' } }, 'fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")'],
     ['zero layers to unfreeze', { fineTuning: { mode: 'partial', layers: 0 } }, 'fineTuning.layers must be a positive integer (backbone layers with weights to unfreeze, counted down from the cut) (got 0)'],
     ['a fractional unfreezing interval', { fineTuning: { everyRounds: 1.5 } }, 'fineTuning.everyRounds must be a positive integer (got 1.5)'],
     ['a negative backbone learning-rate factor', { fineTuning: { backboneLrFactor: -1 } }, 'fineTuning.backboneLrFactor must be a number ≥ 0 (got -1)'],

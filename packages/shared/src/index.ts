@@ -43,12 +43,12 @@ export {
 } from './model/head.js';
 export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead } from './model/head.js';
 export {
-  carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
+  ALL_BACKBONE_LAYERS, carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
   type FineTuning, type FineTuningMode,
 } from './model/fine-tuning.js';
 export {
   backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
-  trainableParameterCount, type FineTuningPlan, type TrainableNetwork,
+  trainableParameterCount, type BackboneInit, type FineTuningPlan, type TrainableNetwork,
 } from './model/trainable-network.js';
 export {
   loadLayersModelFromFiles, loadLayersModelFromFolder, MODEL_JSON, modelDigest, readModelFolder,
