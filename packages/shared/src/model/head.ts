@@ -23,7 +23,7 @@ export function isHeadLayer(name: string): boolean {
   return name.startsWith(HEAD_LAYER_PREFIX);
 }
 
-/** The default head: one 128-unit hidden layer (the cut-point trial in the Slice issue). */
+/** The default head: one 128-unit hidden layer (chosen by an early cut-point trial). */
 export const DEFAULT_HIDDEN = [128];
 
 /**
