@@ -2,8 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
-  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights,
-} from '@ftl/shared';
+  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights, tensorsByName } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectRawPeer } from './raw-peer.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -45,13 +44,9 @@ const headInits = (store: Store, runId = 'ncm') => store.listEvents(runId).filte
 
 /** The values of one tensor of a flat weight vector. */
 function tensor(w: Weights, name: string): Float32Array {
-  let off = 0;
-  for (const s of w.specs) {
-    const n = shapeSize(s.shape);
-    if (s.name === name) return w.values.subarray(off, off + n);
-    off += n;
-  }
-  throw new Error(`no tensor ${name}`);
+  const values = tensorsByName(w).get(name);
+  if (!values) throw new Error(`no tensor ${name}`);
+  return values;
 }
 
 /** Per class, the mean of the sites' training features at the cut, computed here from the same shards through the real extractor. */

@@ -9,8 +9,7 @@ import * as tfjs from '@tensorflow/tfjs';
 import {
   createLogger, createTrainableNetwork, federationSplit, getTrainableWeights, initBackend, loadBuiltinDataset, loadLayersModelFromFolder,
   saveLayersModelToFolder, shapeSize, subset,
-  TINY_GRAPH_NODES, tinyGraphModelFiles, unfrozenLayerCount, writeModelFiles, type FineTuning, type LayersFeatureExtractor, type Weights,
-} from '@ftl/shared';
+  TINY_GRAPH_NODES, tinyGraphModelFiles, unfrozenLayerCount, writeModelFiles, type FineTuning, type LayersFeatureExtractor, type Weights, tensorsByName } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -72,13 +71,9 @@ async function batchNormBackbone(dir: string): Promise<string> {
 
 /** The values of one tensor of a flat weight vector. */
 function tensor(w: Weights, name: string): Float32Array {
-  let off = 0;
-  for (const s of w.specs) {
-    const n = shapeSize(s.shape);
-    if (s.name === name) return w.values.subarray(off, off + n);
-    off += n;
-  }
-  throw new Error(`no tensor ${name}`);
+  const values = tensorsByName(w).get(name);
+  if (!values) throw new Error(`no tensor ${name}`);
+  return values;
 }
 
 let headOnly: RoundRecord[];

@@ -22,7 +22,7 @@ export { loadCsvFile, parseCsvDataset, type CsvOptions } from './data/csv.js';
 export { describeDataSource, loadLocalShard, splitLocalData, type DataSource, type LocalSplitOptions } from './data/local-data.js';
 
 export {
-  assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, shapeSize, specsSize,
+  assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, shapeSize, specsSize, tensorsByName,
   type EncodedWeights, type WeightDtype, type WeightSpec, type Weights,
 } from './codec/weights.js';
 

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import { isFtlError } from '../errors.js';
-import { assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, specsSize, type WeightSpec } from './weights.js';
+import { assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, specsSize, tensorsByName, type WeightSpec } from './weights.js';
 
 const specsArb = fc.array(
   fc.record({
@@ -52,6 +52,15 @@ describe('weight codec', () => {
     expect(() => encodeWeights({ specs: [{ name: 'b', shape: [3], dtype: 'float32' }], values: new Float32Array(2) })).toThrow(
       /hold 2 values but their specs describe 3/,
     );
+  });
+
+  test('tensorsByName gives each tensor its own slice of the flat values, by name, without copying', () => {
+    const w = { specs: [{ name: 'a/kernel', shape: [2, 2], dtype: 'float32' as const }, { name: 'a/bias', shape: [2], dtype: 'float32' as const }], values: Float32Array.of(1, 2, 3, 4, 5, 6) };
+    const t = tensorsByName(w);
+    expect([...t.keys()]).toEqual(['a/kernel', 'a/bias']);
+    expect(Array.from(t.get('a/bias')!)).toEqual([5, 6]);
+    t.get('a/kernel')![0] = 9;
+    expect(w.values[0]).toBe(9);
   });
 
   test('assertSameSpecs names the first differing tensor', () => {

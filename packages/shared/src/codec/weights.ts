@@ -27,6 +27,23 @@ export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Each tensor's values by name: views into the flat vector (no copy), in `specs` order.
+ *
+ * @example
+ * tensorsByName(global).get('head_output/bias'); // Float32Array of the output layer's biases
+ */
+export function tensorsByName(weights: Weights): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  let off = 0;
+  for (const s of weights.specs) {
+    const n = shapeSize(s.shape);
+    out.set(s.name, weights.values.subarray(off, off + n));
+    off += n;
+  }
+  return out;
+}
+
 /** Total values the specs describe. */
 export function specsSize(specs: readonly WeightSpec[]): number {
   return specs.reduce((s, spec) => s + shapeSize(spec.shape), 0);

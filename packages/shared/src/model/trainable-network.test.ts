@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
 import { expectFtlError } from '../expect-ftl-error.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
+import { tensorsByName } from '../codec/weights.js';
 import { subset } from '../data/dataset.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone, extractFeatures, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
@@ -83,16 +84,7 @@ describe('the trainable network and the fine-tuned model', () => {
 });
 
 describe('the from-scratch network', () => {
-  const valuesOf = (w: { specs: Array<{ name: string; shape: number[] }>; values: Float32Array }) => {
-    const out = new Map<string, Float32Array>();
-    let off = 0;
-    for (const s of w.specs) {
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      out.set(s.name, w.values.subarray(off, off + n));
-      off += n;
-    }
-    return out;
-  };
+  const valuesOf = tensorsByName;
 
   test('every backbone layer below the cut trains, on the images themselves', () => {
     const plan = planFineTuning(fx, ALL_BACKBONE_LAYERS);
