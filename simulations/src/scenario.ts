@@ -11,7 +11,8 @@ import { formatPercentInterval, meanInterval } from './confidence.js';
 
 const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
-MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json.
+MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json (lowdata:
+.ftl/scenarios/lowdata-<task>.json).
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
   personalization  10 clients with 2 label shards each: FedAvg, FedProx, local layers, local fine-tuning
   cutpoint         10 clients, Dirichlet 0.5: the head on each candidate backbone layer
@@ -54,6 +55,7 @@ runMain(async () => {
   const progress = (line: string) => process.stderr.write(line + '\n');
   let table: string[];
   let rows: object[];
+  let file = name;
   if (name === 'byzantine') {
     const r = await byzantineScenario(progress, { quick, rounds, lrDecay, ...(only ? { only } : {}) });
     rows = r;
@@ -102,15 +104,18 @@ runMain(async () => {
         `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
     ];
   } else if (name === 'lowdata') {
-    const r = await lowDataScenario(progress, lowDataOptions(values, quick));
+    const options = lowDataOptions(values, quick);
+    const r = await lowDataScenario(progress, options);
     rows = r;
     table = lowDataTables(r);
+    // One file per task, so the far and the near transfer tables are regenerated independently.
+    file = `lowdata-${options.task}`;
   } else {
     throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile or lowdata`);
   }
   process.stdout.write(table.join('\n') + '\n');
   await mkdir('.ftl/scenarios', { recursive: true });
-  await writeFile(`.ftl/scenarios/${name}.json`, JSON.stringify(rows, null, 2) + '\n');
+  await writeFile(`.ftl/scenarios/${file}.json`, JSON.stringify(rows, null, 2) + '\n');
 });
 
 /** A comma list of allowed words, or the default when the flag is absent. */
