@@ -17,7 +17,9 @@ Pretrains a backbone on Fashion-MNIST and saves it as a TensorFlow.js layers mod
   --epochs N             passes over them (default 10)
   --filters LIST         small: filters of its two convolutions (default 16,32);
                          encoder: filters of its blocks (default 16,32,64)
-  --embedding N          encoder: width of the embedding, the "features" layer (default 128)
+  --embedding N          encoder: filters of its last block, pooled into the "features" (default 128)
+  --spatial N            encoder: keep the final 4×4 grid instead of pooling it: a 1×1 block of N channels,
+                         flattened (16·N values), is the "features" layer
   --shift X              augmentation: random shifts up to X of the side, e.g. 0.1 (default 0: none)
   --flip                 augmentation: mirror left–right with probability 0.5
   --rotation DEG         augmentation: random rotation up to DEG degrees (default 0)
@@ -41,7 +43,7 @@ function parseList(flag: string, text: string, min: number): number[] {
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
     arch: { type: 'string' }, out: { type: 'string' }, samples: { type: 'string' }, classes: { type: 'string' }, filters: { type: 'string' },
-    embedding: { type: 'string' }, epochs: { type: 'string' }, shift: { type: 'string' }, flip: { type: 'boolean' }, rotation: { type: 'string' },
+    embedding: { type: 'string' }, spatial: { type: 'string' }, epochs: { type: 'string' }, shift: { type: 'string' }, flip: { type: 'boolean' }, rotation: { type: 'string' },
     'batch-size': { type: 'string' }, lr: { type: 'string' }, 'final-lr-factor': { type: 'string' }, 'test-samples': { type: 'string' },
     seed: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
   });
@@ -76,6 +78,7 @@ runMain(async () => {
     epochs: numberFlag(values, 'epochs', { default: 10, min: 1, integer: true }),
     filters,
     embedding: numberFlag(values, 'embedding', { default: 128, min: 1, integer: true }),
+    ...(values['spatial'] !== undefined ? { spatial: numberFlag(values, 'spatial', { default: 1, min: 1, integer: true }) } : {}),
     ...(classesText !== undefined ? { classes: parseList('classes', classesText, 0) } : {}),
     ...(augment ? { augment } : {}),
     batchSize: numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true }),

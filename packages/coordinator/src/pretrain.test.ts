@@ -39,6 +39,17 @@ describe('createEncoderBackbone', () => {
     }
   });
 
+  test('spatial: a 1×1 block keeps the final 4×4 grid, flattened, as the features', () => {
+    const model = createEncoderBackbone({ seed: 1, classes: 10, spatial: 16 });
+    try {
+      expect(model.getLayer('features').getClassName()).toBe('Flatten');
+      expect(model.getLayer('features').outputShape).toEqual([null, 4 * 4 * 16]);
+      expect(model.getLayer('source_logits').countParams()).toBe(256 * 10 + 10);
+    } finally {
+      model.dispose();
+    }
+  });
+
   test('refuses an encoder without blocks', () => {
     expect(() => createEncoderBackbone({ seed: 1, classes: 10, blocks: [] })).toThrow(/at least one block/);
   });

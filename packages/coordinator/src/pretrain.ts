@@ -21,8 +21,10 @@ export interface PretrainOptions {
   epochs: number;
   /** `small`: filters of its two convolutions; `encoder`: filters of its blocks. */
   filters: number[];
-  /** `encoder` only: width of the embedding (the `features` layer). */
+  /** `encoder` only: filters of its last block, the width of the pooled embedding (the `features` layer). */
   embedding: number;
+  /** `encoder` only: keep the final 4×4 grid, a 1×1 block of this many channels flattened, instead of pooling. */
+  spatial?: number;
   /**
    * Fashion-MNIST classes to pretrain on (indices 0–9), relabelled 0…k−1 in this order; all ten when
    * undefined. Training and held-out images are both limited to them.
@@ -47,7 +49,7 @@ export interface PretrainOptions {
 /** `ftl-backbone.json` as `npm run pretrain` writes it: the description plus how the backbone was made and its size. */
 export interface PretrainedBackboneMeta extends Omit<BackboneMeta, 'source'> {
   /** The architecture, enough to rebuild it with the same builder. */
-  architecture: { arch: PretrainArch; filters: number[]; embedding?: number; featureDim: number };
+  architecture: { arch: PretrainArch; filters: number[]; embedding?: number; spatial?: number; featureDim: number };
   source: NonNullable<BackboneMeta['source']> & {
     /** Fashion-MNIST class indices pretrained on, and their names. */
     classes: number[]; classNames: string[]; augment?: AugmentOptions; finalLrFactor: number;
@@ -66,8 +68,14 @@ export interface EncoderBackboneOptions {
    * stride of 2 (28×28 → 14×14 → 7×7 → 4×4).
    */
   blocks?: number[];
-  /** Width of the embedding, the `features` layer: a last 3×3 block at the final resolution, then global average pooling (default 128). */
+  /** Filters of the last 3×3 block, at the final resolution; global average pooling makes them the `features` (default 128). */
   embedding?: number;
+  /**
+   * Keep the final grid instead of pooling it away: a 1×1 block of this many channels, flattened, is the
+   * `features` layer (4×4×`spatial` values). Where a shape is matters more in some target tasks (digits)
+   * than in the source one.
+   */
+  spatial?: number;
 }
 
 /**
@@ -84,13 +92,14 @@ export function createEncoderBackbone(options: EncoderBackboneOptions): tf.Seque
   const { seed, classes } = options;
   const blocks = options.blocks ?? [16, 32, 64];
   const embedding = options.embedding ?? 128;
-  if (blocks.length === 0 || [...blocks, embedding].some((f) => !Number.isInteger(f) || f < 1)) {
+  const { spatial } = options;
+  if (blocks.length === 0 || [...blocks, embedding, spatial ?? 1].some((f) => !Number.isInteger(f) || f < 1)) {
     throw new FtlError(ErrorCode.InvalidConfig, `an encoder needs at least one block and positive integer filters (got blocks ${blocks.join(',')}, embedding ${embedding})`);
   }
   const model = tf.sequential({ name: 'ftl_encoder' });
-  const block = (i: number, filters: number, strides: number, first: boolean) => {
+  const block = (i: number, filters: number, strides: number, first: boolean, kernelSize = 3) => {
     model.add(tf.layers.conv2d({
-      name: `conv${i}`, ...(first ? { inputShape: [28, 28, 1] } : {}), filters, kernelSize: 3, strides, padding: 'same', useBias: false,
+      name: `conv${i}`, ...(first ? { inputShape: [28, 28, 1] } : {}), filters, kernelSize, strides, padding: 'same', useBias: false,
       kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }),
     }));
     model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: 0.9 }));
@@ -98,7 +107,12 @@ export function createEncoderBackbone(options: EncoderBackboneOptions): tf.Seque
   };
   blocks.forEach((filters, i) => block(i + 1, filters, 2, i === 0));
   block(blocks.length + 1, embedding, 1, false);
-  model.add(tf.layers.globalAveragePooling2d({ name: DEFAULT_FEATURE_LAYER }));
+  if (spatial === undefined) {
+    model.add(tf.layers.globalAveragePooling2d({ name: DEFAULT_FEATURE_LAYER }));
+  } else {
+    block(blocks.length + 2, spatial, 1, false, 1);
+    model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
+  }
   model.add(tf.layers.dense({
     name: 'source_logits', units: classes, activation: 'softmax',
     kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 100) }),
@@ -137,6 +151,7 @@ export function pretrainCommand(o: Omit<PretrainOptions, 'log' | 'progress' | 'o
   if (o.out !== undefined) parts.push(`--out ${o.out}`);
   parts.push(`--samples ${o.samples}`, `--epochs ${o.epochs}`, `--filters ${o.filters.join(',')}`);
   if (o.arch === 'encoder') parts.push(`--embedding ${o.embedding}`);
+  if (o.arch === 'encoder' && o.spatial !== undefined) parts.push(`--spatial ${o.spatial}`);
   if (o.classes !== undefined) parts.push(`--classes ${o.classes.join(',')}`);
   if (o.augment?.shift) parts.push(`--shift ${o.augment.shift}`);
   if (o.augment?.flip) parts.push('--flip');
@@ -168,7 +183,7 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
 
   const model = o.arch === 'small'
     ? createDefaultBackbone({ seed: o.seed, classes: classes.length, filters: o.filters as [number, number] })
-    : createEncoderBackbone({ seed: o.seed, classes: classes.length, blocks: o.filters, embedding: o.embedding });
+    : createEncoderBackbone({ seed: o.seed, classes: classes.length, blocks: o.filters, embedding: o.embedding, ...(o.spatial ? { spatial: o.spatial } : {}) });
   const { encoder, featureDim } = encoderSize(model, DEFAULT_FEATURE_LAYER);
   o.progress(`  ${model.countParams()} parameters, ${encoder} up to the ${featureDim}-value "${DEFAULT_FEATURE_LAYER}" layer`);
   const optimizer = tf.train.adam(o.learningRate);
@@ -214,7 +229,8 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
     featureLayer: DEFAULT_FEATURE_LAYER,
     inputShape: [28, 28, 1],
     sha256: digest,
-    architecture: { arch: o.arch, filters: o.filters, ...(o.arch === 'encoder' ? { embedding: o.embedding } : {}), featureDim },
+    architecture: { arch: o.arch, filters: o.filters, ...(o.arch === 'encoder' ? { embedding: o.embedding } : {}),
+      ...(o.arch === 'encoder' && o.spatial ? { spatial: o.spatial } : {}), featureDim },
     source: {
       dataset: 'fashion-mnist', classes, classNames: train.classes.slice(), trainSamples: train.n, testSamples: test.n, epochs: o.epochs,
       batchSize: o.batchSize, learningRate: o.learningRate, finalLrFactor: o.finalLrFactor, ...(o.augment ? { augment: o.augment } : {}),
