@@ -98,6 +98,11 @@ export interface BackboneSummary {
   command?: string;
 }
 
+/** `all` for every Fashion-MNIST class (or none named), else the indices. */
+function allOrSome(classes: readonly number[] | undefined): string {
+  return classes === undefined || (classes.length === 10 && classes.every((c, i) => c === i)) ? 'all' : classes.join(',');
+}
+
 /** A layer, briefly: convolutions with kernel, stride and filters; a batch normalisation joins the layer before it. */
 function layerText(layer: tf.layers.Layer): string | undefined {
   const c = layer.getConfig() as { kernelSize?: number[]; strides?: number[]; filters?: number; units?: number };
@@ -135,7 +140,7 @@ export async function summarizeBackbones(dir: string = BACKBONES_DIR): Promise<B
       const { source } = meta;
       rows.push({
         name, architecture: parts.join(' → '), encoderParameters: model.countParams(), linearHead10: fx.featureDim * 10 + 10,
-        embedding: fx.featureDim, sourceClasses: source?.classes ? source.classes.join(',') : 'all',
+        embedding: fx.featureDim, sourceClasses: allOrSome(source?.classes),
         ...(source ? { testAccuracy: source.testAccuracy, trainingSeconds: source.trainingSeconds } : {}),
         ...(meta.command !== undefined ? { command: meta.command } : {}),
       });
