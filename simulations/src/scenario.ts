@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { ErrorCode, FtlError, numberFlag, parseFlags, runMain, type RawFlags } from '@ftl/shared';
 import { byzantineScenario } from './scenarios/byzantine.js';
 import { cutPointScenario } from './scenarios/cut-point.js';
@@ -25,7 +25,7 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    mean ± 95% CI over seeds; --task mnist|near (near: Fashion-MNIST 5–9), --sizes
                    10,25,50,100,500,all, --seeds 1,2,3, --methods …, --hidden "" (linear head),
                    --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds
-                   of 10 local epochs at --lr 0.003
+                   of 10 local epochs at --lr 0.003; --from FILE reprints the tables of a saved run
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -41,7 +41,7 @@ runMain(async () => {
   const values = parseFlags(name === undefined ? process.argv.slice(2) : rest, {
     quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
     epochs: { type: 'string' }, task: { type: 'string' }, sizes: { type: 'string' }, seeds: { type: 'string' }, methods: { type: 'string' },
-    hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' },
+    hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' }, from: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
     process.stdout.write(HELP + '\n');
@@ -103,6 +103,10 @@ runMain(async () => {
       ...r.map((x) => `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
         `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
     ];
+  } else if (name === 'lowdata' && values['from'] !== undefined) {
+    // Tables again from a saved run (what docs/results.md is generated from), without running anything.
+    process.stdout.write(lowDataTables(JSON.parse(await readFile(String(values['from']), 'utf8')) as LowDataRow[]).join('\n') + '\n');
+    return;
   } else if (name === 'lowdata') {
     const options = lowDataOptions(values, quick);
     const r = await lowDataScenario(progress, options);
