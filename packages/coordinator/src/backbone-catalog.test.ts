@@ -26,6 +26,7 @@ afterAll(async () => {
 const COMMITTED = [
   { name: 'encoder-fmnist', featureDim: 128 },
   { name: 'encoder-fmnist-0to4', featureDim: 128 },
+  { name: 'encoder-spatial-fmnist', featureDim: 256 },
   { name: 'small-fmnist', featureDim: 800 },
 ];
 
@@ -66,7 +67,7 @@ describe('resolveBackboneSource', () => {
     expect(isFtlError(err, ErrorCode.BackboneLoad)).toBe(true);
     const message = (err as Error).message;
     expect(message).not.toContain('\n');
-    expect(message).toMatch(/unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, small-fmnist; or give a folder path or an http\(s\) address/);
+    expect(message).toMatch(/unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, small-fmnist; or give a folder path or an http\(s\) address/);
   });
 });
 
@@ -100,6 +101,10 @@ test('the table of committed backbones is read from their files', async () => {
       sourceClasses: name === 'encoder-fmnist' ? 'all' : '0,1,2,3,4', testAccuracy: meta.source.testAccuracy,
     });
   }
+  expect(rows.find((r) => r.name === 'encoder-spatial-fmnist')).toMatchObject({
+    architecture: 'conv 3×3/2 16+BN → conv 3×3/2 32+BN → conv 3×3/2 64+BN → conv 3×3 128+BN → conv 1×1 16+BN → flatten', embedding: 256,
+    linearHead10: 2_570, sourceClasses: 'all',
+  });
   const table = backboneTable(rows).trimEnd().split('\n');
   expect(table).toHaveLength(2 + rows.length);
   expect(table[2]).toBe('| encoder-fmnist | ' + rows[0]!.architecture + ` | ${rows[0]!.encoderParameters.toLocaleString('en-US')} | 1,290 | 128 | all | ` +
