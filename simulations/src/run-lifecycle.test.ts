@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { Coordinator, CoordinatorServer, defaultCoordinatorConfig, Store, type CoordinatorConfig } from '@ftl/coordinator';
-import { createLogger, createMsgpackParser, initBackend, parseStrategy, parseWelcome, PROTOCOL_VERSION } from '@ftl/shared';
+import { createLogger, createMsgpackParser, initBackend, parsePartition, parseStrategy, parseWelcome, PROTOCOL_VERSION } from '@ftl/shared';
 import { afterEach, describe, expect, test } from 'vitest';
 import { echoGlobal, HostileClient, plausibleStats } from './hostile-client.js';
+import { simulate } from './simulate.js';
 import { scratch } from './test-federation.js';
 
 // Scripted sites (no training) make each round's outcome exact: what is committed, exported or kept
@@ -196,5 +197,18 @@ describe('run lifecycle', () => {
     expect(norm.clients).toEqual(['site-a', 'site-b']);
     expect(norm.shift[0]).toBeCloseTo(0.13, 6);
     expect(store.listEvents('ranged').filter((e) => e.type === 'statistics-excluded').map((e) => (e.data as { client: string }).client)).toEqual(['site-raw']);
+  });
+
+  test('a real site whose update is refused says it will not answer again, so the round closes without waiting for it', async () => {
+    const lines: string[] = [];
+    const capture = createLogger('simulation', { level: 'warn', write: (l) => lines.push(l) });
+    // Site 0 sends NaN weights: refused as non-finite. The round's deadline is minutes away: the run ends
+    // long before it only because the site reports its failure.
+    const r = await simulate({
+      clients: 2, partition: parsePartition('iid'), rounds: 1, epochs: 1, learningRate: 0.002, batchSize: 32, seed: 2, limit: 300,
+      strategy: parseStrategy('fedavg'), attackers: 1, attack: (w) => ({ specs: w.specs, values: w.values.map(() => NaN) }), log: capture,
+    });
+    expect(r.summary.rounds.map((x) => [x.accepted, x.rejected, x.failed])).toEqual([[1, 1, 1]]);
+    expect(lines.some((l) => / warn client-missed-round .*client=site-0 .*refused this site's update \(non-finite\)/.test(l))).toBe(true);
   });
 });

@@ -15,6 +15,7 @@ import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
 
 /** Options of one client node. */
 export interface ClientOptions {
@@ -383,8 +384,13 @@ export class FtlClient {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion,
         weights: encodeWeights(weights), numExamples: trainer.numTrain, metrics,
       });
-      if (ack.accepted) log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
-      else log.warn('update-rejected', { reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
+      if (ack.accepted) {
+        log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
+      } else {
+        log.warn('update-rejected', { reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
+        // This site sends no second answer: say so, so the round does not wait for it until its deadline.
+        this.sendFailure('fit', msg, `the coordinator refused this site's update (${ack.reason}): ${ack.message}`);
+      }
     } catch (err) {
       this.reportFailure('fit', msg, err);
     }
@@ -395,9 +401,10 @@ export class FtlClient {
     try {
       const weights = decodeWeights(msg.weights);
       const result = (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights);
-      await this.emitWithAck('evaluate-result', {
+      const ack = await this.emitWithAck('evaluate-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
       });
+      if (!ack.accepted) this.sendFailure('evaluate', msg, `the coordinator refused this site's evaluation (${ack.reason}): ${ack.message}`);
     } catch (err) {
       this.reportFailure('evaluate', msg, err);
     }
@@ -488,10 +495,15 @@ export class FtlClient {
     return this.prepared;
   }
 
-  private reportFailure(stage: 'fit' | 'evaluate' | 'personalize' | 'class-sums', msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
+  private reportFailure(stage: FailureStage, msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.options.log.error(`${stage}-failed`, { run: msg.runId, round: msg.round, detail: message });
-    this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, ...msg, stage, message: message.slice(0, 2000) });
+    this.sendFailure(stage, msg, message);
+  }
+
+  /** Tells the coordinator this site will not answer the round's `stage`, with why. */
+  private sendFailure(stage: FailureStage, msg: { runId: string; round: number; modelVersion: number }, message: string): void {
+    this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, stage, message: message.slice(0, 2000) });
   }
 
   private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result' | 'class-sums-result'>(

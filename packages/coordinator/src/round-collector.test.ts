@@ -51,23 +51,6 @@ describe('round collection', () => {
     expect(done.rejected).toHaveLength(1);
   });
 
-  test('a selected site whose answer is refused for its content is out of the round at once; the round does not wait for it', async () => {
-    const c = new RoundCollector<Envelope>(target, 60_000);
-    let settled = false;
-    void c.settled.then(() => (settled = true));
-    c.submit('a', msg(), () => msg());
-    c.submit('b', msg(), () => msg());
-    c.submit('c', msg(), () => {
-      throw new FtlError(ErrorCode.SampleCount, 'numExamples 1000000 is more than the 10 training samples this site declared at ready');
-    });
-    await Promise.resolve();
-    expect(settled).toBe(true);
-    const done = await c.settled;
-    expect(done.timedOut).toBe(false);
-    expect(done.failures.get('c')).toMatch(/^refused: bad-sample-count: numExamples 1000000/);
-    expect(c.submit('c', msg(), () => msg())).toMatchObject({ accepted: false, reason: 'round-closed' });
-  });
-
   test('a flood of refused submissions is counted in full but keeps only a bounded list of reasons', async () => {
     const c = new RoundCollector<Envelope>(target, 30);
     for (let i = 0; i < 5000; i++) c.submit('a', msg({ round: 2 }), () => msg());

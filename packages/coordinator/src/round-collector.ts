@@ -80,10 +80,8 @@ export class RoundCollector<R extends Envelope> {
     try {
       value = accept();
     } catch (err) {
-      // A refused answer is this site's answer for the round: nobody waits out the deadline for a second one.
-      const rejection = this.reject(clientId, rejectionFor(err));
-      this.fail(clientId, `refused: ${rejection.reason}: ${rejection.message}`);
-      return rejection;
+      // The site may send a corrected answer while the round is open; one that will not says so with `failure`.
+      return this.reject(clientId, rejectionFor(err));
     }
     this.state.results.set(clientId, value);
     this.maybeSettle();
