@@ -14,7 +14,7 @@ interface Described {
 }
 
 // Each line printed is one row of the "Backbones" section of docs/results.md.
-describe.each(['encoder-fmnist', 'encoder-fmnist-0to4', 'encoder-spatial-fmnist'])('the committed %s backbone, by name, through a real federation', (name) => {
+describe.each(['encoder-fmnist', 'encoder-fmnist-0to4', 'encoder-spatial-fmnist', 'encoder-spatial-fmnist-0to4'])('the committed %s backbone, by name, through a real federation', (name) => {
   test('3 sites, 2 rounds, a linear head on 900 MNIST images: above chance on held-out digits; a head-only update is a tenth of a full one or less', async () => {
     const meta = JSON.parse(await readFile(join(BACKBONES_DIR, name, 'ftl-backbone.json'), 'utf8')) as Described;
     const r = await simulate({

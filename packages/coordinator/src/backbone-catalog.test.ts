@@ -27,6 +27,7 @@ const COMMITTED = [
   { name: 'encoder-fmnist', featureDim: 128 },
   { name: 'encoder-fmnist-0to4', featureDim: 128 },
   { name: 'encoder-spatial-fmnist', featureDim: 256 },
+  { name: 'encoder-spatial-fmnist-0to4', featureDim: 256 },
   { name: 'small-fmnist', featureDim: 800 },
 ];
 
@@ -67,7 +68,7 @@ describe('resolveBackboneSource', () => {
     expect(isFtlError(err, ErrorCode.BackboneLoad)).toBe(true);
     const message = (err as Error).message;
     expect(message).not.toContain('\n');
-    expect(message).toMatch(/unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, small-fmnist; or give a folder path or an http\(s\) address/);
+    expect(message).toMatch(/unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, encoder-spatial-fmnist-0to4, small-fmnist; or give a folder path or an http\(s\) address/);
   });
 });
 
