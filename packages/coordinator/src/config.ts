@@ -160,8 +160,10 @@ exports the global model. For the long-lived service with the operator API see "
 --help"; for the operator commands "ftl-coordinator runs --help".
   --host H               (default 127.0.0.1)
   --port N               0 picks a free port (default 8080)
-  --backbone DIR|URL     TensorFlow.js layers or graph model: its folder, or an http(s) address of the folder
-                         or of its model.json (default: the committed Fashion-MNIST backbone)
+  --backbone NAME|DIR|URL  TensorFlow.js layers or graph model: a committed backbone by name (small-fmnist,
+                         encoder-fmnist, encoder-spatial-fmnist, and their -0to4 near-transfer twins; see
+                         npm run pretrain -- --list), its folder, or an http(s) address of the folder or of
+                         its model.json (default: small-fmnist)
   --feature-layer NAME   layer (layers model) or node (graph model) whose output, flattened, is the feature
                          vector (default: from ftl-backbone.json, else "features" or the graph's output)
   --config FILE          run configuration (JSON, docs/run-config.md); flags below override it
@@ -235,7 +237,8 @@ running resumes by itself on the next start.
   --host H                  (default 127.0.0.1)
   --port N                  (default 8080)
   --db FILE                 SQLite state (default .ftl/coordinator.db); one server at a time per database
-  --backbone DIR|URL        the backbone (default: the committed Fashion-MNIST backbone)
+  --backbone NAME|DIR|URL   the backbone: a committed one by name, a folder or an http(s) address
+                            (default: small-fmnist, the committed Fashion-MNIST backbone)
   --feature-layer NAME      default cut point of runs (default: from the backbone's description)
   --config FILE             defaults for runs created over the API (JSON, docs/run-config.md)
   --operator-token-file F   operator API token; created with a new random token if missing

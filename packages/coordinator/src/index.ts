@@ -1,5 +1,6 @@
 export { BACKBONE_META_FILE, readBackboneMeta, type BackboneMeta } from './backbone-meta.js';
 export { BACKBONE_PATH, loadServedBackbone, type ServedBackbone } from './backbone-server.js';
+export { BACKBONES_DIR, backboneCatalog, backboneTable, resolveBackboneSource, summarizeBackbones } from './backbone-catalog.js';
 export {
   COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
 } from './config.js';
