@@ -861,7 +861,11 @@ export class FederatedRun {
     const { results, rejected } = await evalRound.settled;
     this.evalRound = undefined;
     // A refused evaluation (out of range, or more samples than the site declared) is left out and recorded.
-    for (const r of rejected) this.recordExclusion('evaluation-excluded', round, { clientId: r.clientId, reason: r.ack.reason, message: r.ack.message }, this.log);
+    for (const r of rejected) {
+      // Late, duplicate or misaddressed answers are timing, not content: only refused contents are exclusions.
+      if (TIMING_REFUSALS.has(r.ack.reason)) continue;
+      this.recordExclusion('evaluation-excluded', round, { clientId: r.clientId, reason: r.ack.reason, message: r.ack.message }, this.log);
+    }
     const answers = [...results.values()];
     // No site outweighs the others by claiming more validation samples; the median decides early stopping.
     const counts = capCounts(answers.map((r) => r.numExamples), this.trust.weightCap);
@@ -894,6 +898,9 @@ export class FederatedRun {
     }));
   }
 }
+
+/** Refusals about when or where an answer arrived, not what it held. */
+const TIMING_REFUSALS: ReadonlySet<string> = new Set(['unknown-run', 'stale-round', 'stale-model', 'not-selected', 'duplicate', 'round-closed']);
 
 /** The median (mean of the middle two for an even count). */
 function median(values: readonly number[]): number {
