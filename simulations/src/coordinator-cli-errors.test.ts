@@ -245,7 +245,7 @@ describe('the operator commands find the server and its token', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     // A taken name leaves the file (that site's token) alone; an unwritable file registers nobody.
     expectOneLineError(await run(['clients', 'add', 'site-a', '--db', db, '--save', file], dir),
-      `error [INVALID_CONFIG]: client site-a is already registered in ${db}; choose another name or revoke it first`);
+      `error [CONFLICT]: client site-a is already registered in ${db}; choose another name or revoke it first`);
     expect(readFileSync(file, 'utf8').trim()).toBe(token);
     expectOneLineError(await run(['clients', 'add', 'site-b', '--db', db, '--save', join(file, 'x')], dir),
       new RegExp(`^error \\[INVALID_CONFIG\\]: --save: cannot write ${join(file, 'x')} \\(.+\\); choose a file in a writable folder$`));

@@ -7,14 +7,40 @@ import { decodePathSegment, requestUrl } from './request-target.js';
 /** Request bodies above this are refused (a run configuration is a few hundred bytes). */
 const MAX_BODY_BYTES = 1024 * 1024;
 
-/** HTTP status of each error code the API answers with; anything else is a 500. */
-const STATUS: Partial<Record<ErrorCode, number>> = {
+/**
+ * HTTP status of every error code: 4xx when the request is at fault, 500 when the server is. Codes that
+ * belong to the sites' channel or to start-up never come from a request's input, so if one reaches the
+ * API it is the server's fault. A new code must be placed here (the type requires every code).
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   [ErrorCode.InvalidConfig]: 400,
   [ErrorCode.InvalidMessage]: 400,
   [ErrorCode.Unauthorized]: 401,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Conflict]: 409,
+  [ErrorCode.StorageError]: 500,
+  [ErrorCode.InternalError]: 500,
+  [ErrorCode.BackendUnavailable]: 500,
+  [ErrorCode.ProtocolMismatch]: 500,
+  [ErrorCode.WeightsMismatch]: 500,
+  [ErrorCode.NonFiniteWeights]: 500,
+  [ErrorCode.SampleCount]: 500,
+  [ErrorCode.BackboneDigestMismatch]: 500,
+  [ErrorCode.BackboneLoad]: 500,
+  [ErrorCode.Dataset]: 500,
+  [ErrorCode.Timeout]: 500,
+  [ErrorCode.Quorum]: 500,
 };
+
+/**
+ * The body of a 500: one short line that names no file and no internal detail (those go to the server's
+ * log, once, as `api-error`).
+ */
+function serverFaultMessage(code: ErrorCode): string {
+  return code === ErrorCode.StorageError
+    ? 'storage error: the coordinator could not read or write its database; its log has the details (api-error)'
+    : 'internal error: the coordinator could not answer this request; its log has the details (api-error)';
+}
 
 /** The API's error body: `{ "error": { "code": "NOT_FOUND", "message": "no run \"x\"; …" } }`. */
 export interface ApiError {
@@ -118,8 +144,11 @@ export async function handleOperatorApi(server: CoordinatorServer, req: Incoming
       res.destroy();
       return;
     }
-    if (isFtlError(err)) return sendError(res, STATUS[err.code] ?? 500, err.code, err.message);
-    log.error('api-error', { method: req.method, path, detail: (err as Error).message });
-    sendError(res, 500, 'INTERNAL', `internal error: ${(err as Error).message}`);
+    const code = isFtlError(err) ? err.code : ErrorCode.InternalError;
+    const status = HTTP_STATUS[code] ?? 500;
+    if (status < 500) return sendError(res, status, code, (err as Error).message);
+    // The server's fault: the detail (a file path, a SQLite message) is logged once, the caller gets a line.
+    log.error('api-error', { method: req.method, path, code, detail: err instanceof Error ? err.message : String(err) });
+    sendError(res, status, code, serverFaultMessage(code));
   }
 }

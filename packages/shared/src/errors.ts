@@ -1,4 +1,8 @@
-/** Every error code ftl raises. Callers switch on `code`, never on the message. */
+/**
+ * Every error code ftl raises. Callers switch on `code`, never on the message. Each says whose fault it
+ * is: the input's (bad config or message, unknown id, conflicting state) or the server's (its storage,
+ * or a bug); docs/api.md lists them with the HTTP status the operator API answers each with.
+ */
 export const ErrorCode = {
   BackendUnavailable: 'BACKEND_UNAVAILABLE',
   InvalidConfig: 'INVALID_CONFIG',
@@ -15,6 +19,10 @@ export const ErrorCode = {
   Unauthorized: 'UNAUTHORIZED',
   NotFound: 'NOT_FOUND',
   Conflict: 'CONFLICT',
+  /** The coordinator's database could not be read or written (disk full, file removed or locked, closed store). */
+  StorageError: 'STORAGE_ERROR',
+  /** A fault of the program itself, not of its input: the message is for its log, not for the peer. */
+  InternalError: 'INTERNAL_ERROR',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

@@ -160,15 +160,15 @@ describe('runs', () => {
     expect(store.getRun('nope')).toBeUndefined();
   });
 
-  test.each<[string, (s: Store) => unknown, RegExp]>([
-    ['creating a run whose id exists', (s) => s.createRun('r1', {}), /run r1 already exists/],
-    ['setting the status of an unknown run', (s) => s.setRunStatus('nope', 'running'), /run nope does not exist/],
-    ['setting a status that is not one', (s) => s.setRunStatus('r1', 'exploded' as never), /run status must be one of/],
-    ['creating a run with an empty id', (s) => s.createRun('', {}), /run id must be a non-empty string/],
-  ])('%s is refused and changes nothing', (_, act, message) => {
+  test.each<[string, (s: Store) => unknown, ErrorCode, RegExp]>([
+    ['creating a run whose id exists', (s) => s.createRun('r1', {}), ErrorCode.Conflict, /run r1 already exists/],
+    ['setting the status of an unknown run', (s) => s.setRunStatus('nope', 'running'), ErrorCode.NotFound, /run nope does not exist/],
+    ['setting a status that is not one', (s) => s.setRunStatus('r1', 'exploded' as never), ErrorCode.InvalidConfig, /run status must be one of/],
+    ['creating a run with an empty id', (s) => s.createRun('', {}), ErrorCode.InvalidConfig, /run id must be a non-empty string/],
+  ])('%s is refused (%s) and changes nothing', (_, act, code, message) => {
     const store = openStore();
     store.createRun('r1', { keep: true });
-    expectFtlError(() => act(store), ErrorCode.InvalidConfig, message);
+    expectFtlError(() => act(store), code, message);
     expect(store.listRuns()).toHaveLength(1);
     expect(store.getRun('r1')).toMatchObject({ status: 'created', config: { keep: true } });
   });
@@ -220,8 +220,8 @@ describe('rounds and checkpoints', () => {
     store.createRun('r1', {});
     const first = checkpoint(1);
     const sha = store.commitRound('r1', outcome(1), first);
-    expectFtlError(() => store.commitRound('r1', outcome(1, { trainLoss: 9 }), checkpoint(2)), ErrorCode.InvalidConfig, /round 1 of run r1 is already committed/);
-    expectFtlError(() => store.recordFailedRound('r1', outcome(1, { status: 'no-quorum' })), ErrorCode.InvalidConfig, /round 1 of run r1 is already committed/);
+    expectFtlError(() => store.commitRound('r1', outcome(1, { trainLoss: 9 }), checkpoint(2)), ErrorCode.Conflict, /round 1 of run r1 is already committed/);
+    expectFtlError(() => store.recordFailedRound('r1', outcome(1, { status: 'no-quorum' })), ErrorCode.Conflict, /round 1 of run r1 is already committed/);
     const rounds = store.listRounds('r1');
     expect(rounds).toHaveLength(1);
     expect(rounds[0]!.record.trainLoss).toBe(0.5);
@@ -246,7 +246,7 @@ describe('rounds and checkpoints', () => {
     // A trigger makes the checkpoint insert fail inside the transaction, after the round row was written.
     raw((db) => db.exec("CREATE TRIGGER fail_checkpoint BEFORE INSERT ON checkpoints BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"));
     const err = thrown(() => store.commitRound('r1', outcome(1), checkpoint(1)));
-    expect(isFtlError(err, ErrorCode.InvalidConfig)).toBe(true);
+    expect(isFtlError(err, ErrorCode.StorageError)).toBe(true);
     expect((err as Error).message).toMatch(/store .*ftl\.db: committing round 1 of run r1 failed: disk trouble/);
     expect(store.listRounds('r1')).toEqual([]);
     expect(store.lastCommittedRound('r1')).toBe(0);
@@ -366,16 +366,31 @@ describe('clients', () => {
     expect(reopened.getClient('carol')).toBeUndefined();
   });
 
-  test.each<[string, (s: Store) => unknown, RegExp]>([
-    ['adding a name that is taken', (s) => s.addClient('alice', 'other-hash'), /client alice is already registered/],
-    ['revoking an unknown client', (s) => s.revokeClient('carol'), /client carol is not registered/],
-    ['touching an unknown client', (s) => s.touchClient('carol'), /client carol is not registered/],
-    ['adding a client without a token hash', (s) => s.addClient('dave', ''), /token hash must be a non-empty string/],
-  ])('%s is refused and leaves the registered clients as they were', (_, act, message) => {
+  test.each<[string, (s: Store) => unknown, ErrorCode, RegExp]>([
+    ['adding a name that is taken', (s) => s.addClient('alice', 'other-hash'), ErrorCode.Conflict, /client alice is already registered/],
+    ['revoking an unknown client', (s) => s.revokeClient('carol'), ErrorCode.NotFound, /client carol is not registered/],
+    ['touching an unknown client', (s) => s.touchClient('carol'), ErrorCode.NotFound, /client carol is not registered/],
+    ['adding a client without a token hash', (s) => s.addClient('dave', ''), ErrorCode.InvalidConfig, /token hash must be a non-empty string/],
+  ])('%s is refused (%s) and leaves the registered clients as they were', (_, act, code, message) => {
     const store = openStore();
     store.addClient('alice', 'hash-a');
-    expectFtlError(() => act(store), ErrorCode.InvalidConfig, message);
+    expectFtlError(() => act(store), code, message);
     expect(store.listClients()).toEqual([expect.objectContaining({ name: 'alice', tokenHash: 'hash-a', revoked: false, lastSeen: null })]);
+  });
+});
+
+describe('storage failures', () => {
+  test.each<[string, (s: Store) => unknown, RegExp]>([
+    ['reading a run', (s) => s.getRun('r1'), /reading run r1 failed: The database connection is not open/],
+    ['listing runs', (s) => s.listRuns(), /listing runs failed/],
+    ['creating a run', (s) => s.createRun('r2', {}), /creating run r2 failed/],
+    ['registering a client', (s) => s.addClient('alice', 'hash-a'), /adding client alice failed/],
+    ['appending an event', (s) => s.appendEvent(null, 'coordinator-start', {}), /appending a coordinator-start event failed/],
+  ])('%s on a closed store is the storage\'s fault (STORAGE_ERROR naming the file), not the caller\'s', (_, act, message) => {
+    const store = openStore();
+    store.createRun('r1', {});
+    store.close();
+    expectFtlError(() => act(store), ErrorCode.StorageError, new RegExp(`^store .*ftl\\.db: ${message.source}`));
   });
 });
 
@@ -397,7 +412,7 @@ describe('events', () => {
 
   test('an event for a run that does not exist is refused by the foreign key', () => {
     const store = openStore();
-    expectFtlError(() => store.appendEvent('ghost', 'run-start', {}), ErrorCode.InvalidConfig, /run ghost does not exist/);
+    expectFtlError(() => store.appendEvent('ghost', 'run-start', {}), ErrorCode.NotFound, /run ghost does not exist/);
     expect(store.listEvents()).toEqual([]);
   });
 });

@@ -178,12 +178,12 @@ export class Store {
     }
   }
 
-  /** Closes the database; further calls on this store throw. Closing twice is harmless. */
+  /** Closes the database; further calls on this store throw FtlError(StorageError). Closing twice is harmless. */
   close(): void {
     if (this.db.open) this.db.close();
   }
 
-  /** Creates a run in status `created`. Throws FtlError(InvalidConfig) if a run with this id exists. */
+  /** Creates a run in status `created`. Throws FtlError(Conflict) if a run with this id exists. */
   createRun(id: string, config: unknown): StoredRun {
     nonEmpty(id, 'a run id');
     return this.guard(`creating run ${id}`, () => {
@@ -191,7 +191,7 @@ export class Store {
       const configJson = toLosslessJson(config);
       this.db.transaction(() => {
         if (this.getRun(id)) {
-          throw new FtlError(ErrorCode.InvalidConfig, `run ${id} already exists in ${this.path}; resume it or choose another run id`);
+          throw new FtlError(ErrorCode.Conflict, `run ${id} already exists in ${this.path}; resume it or choose another run id`);
         }
         this.db.prepare('INSERT INTO runs (id, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
           .run(id, configJson, 'created', at, at);
@@ -214,7 +214,7 @@ export class Store {
       (this.db.prepare('SELECT * FROM runs ORDER BY created_at DESC, rowid DESC').all() as RunRow[]).map(toRun));
   }
 
-  /** Sets a run's status. Throws FtlError(InvalidConfig) for an unknown run or status. */
+  /** Sets a run's status. Throws FtlError(NotFound) for an unknown run, FtlError(InvalidConfig) for an unknown status. */
   setRunStatus(id: string, status: RunStatus): void {
     if (!RUN_STATUSES.includes(status)) {
       throw new FtlError(ErrorCode.InvalidConfig, `run status must be one of ${RUN_STATUSES.join(', ')} (got ${JSON.stringify(status)})`);
@@ -227,7 +227,7 @@ export class Store {
 
   /**
    * Records a completed round AND its checkpoint atomically (one transaction): either both are stored or
-   * neither. A round number already recorded for the run is refused with FtlError(InvalidConfig, 'round N
+   * neither. A round number already recorded for the run is refused with FtlError(Conflict, 'round N
    * of run X is already committed'): this is what guarantees no round is aggregated twice. Values that
    * do not match their specs are refused (FtlError WeightsMismatch) before anything is written.
    * Returns the checkpoint's hex SHA-256 over specs JSON + weight bytes + strategy state (sorted keys).
@@ -319,7 +319,7 @@ export class Store {
     return undefined;
   }
 
-  /** Registers a client. Throws FtlError(InvalidConfig) if the name is taken. */
+  /** Registers a client. Throws FtlError(Conflict) if the name is taken. */
   addClient(name: string, tokenHash: string): StoredClient {
     nonEmpty(name, 'a client name');
     nonEmpty(tokenHash, 'a token hash');
@@ -327,7 +327,7 @@ export class Store {
       const at = now();
       this.db.transaction(() => {
         if (this.getClient(name)) {
-          throw new FtlError(ErrorCode.InvalidConfig, `client ${name} is already registered in ${this.path}; choose another name or revoke it first`);
+          throw new FtlError(ErrorCode.Conflict, `client ${name} is already registered in ${this.path}; choose another name or revoke it first`);
         }
         this.db.prepare('INSERT INTO clients (name, token_hash, created_at, last_seen, revoked) VALUES (?, ?, ?, NULL, 0)').run(name, tokenHash, at);
       }).immediate();
@@ -348,14 +348,14 @@ export class Store {
     return this.guard('listing clients', () => (this.db.prepare('SELECT * FROM clients ORDER BY name').all() as ClientRow[]).map(toClient));
   }
 
-  /** Revokes a client's token; revoking twice is harmless. Throws FtlError(InvalidConfig) for an unknown client. */
+  /** Revokes a client's token; revoking twice is harmless. Throws FtlError(NotFound) for an unknown client. */
   revokeClient(name: string): void {
     this.guard(`revoking client ${name}`, () => {
       if (this.db.prepare('UPDATE clients SET revoked = 1 WHERE name = ?').run(name).changes === 0) throw this.unknownClient(name);
     });
   }
 
-  /** Sets the client's lastSeen to now. Throws FtlError(InvalidConfig) for an unknown client. */
+  /** Sets the client's lastSeen to now. Throws FtlError(NotFound) for an unknown client. */
   touchClient(name: string): void {
     this.guard(`touching client ${name}`, () => {
       if (this.db.prepare('UPDATE clients SET last_seen = ? WHERE name = ?').run(now(), name).changes === 0) throw this.unknownClient(name);
@@ -407,7 +407,7 @@ export class Store {
     const exists = this.db.prepare('SELECT 1 FROM rounds WHERE run_id = ? AND round = ?').get(runId, n);
     if (exists) {
       throw new FtlError(
-        ErrorCode.InvalidConfig,
+        ErrorCode.Conflict,
         `round ${n} of run ${runId} is already committed; a round is never aggregated twice, so resume with round ${this.lastCommittedRound(runId) + 1}`,
       );
     }
@@ -421,20 +421,23 @@ export class Store {
   }
 
   private unknownRun(id: string): FtlError {
-    return new FtlError(ErrorCode.InvalidConfig, `run ${id} does not exist in ${this.path}; create it with createRun first`);
+    return new FtlError(ErrorCode.NotFound, `run ${id} does not exist in ${this.path}; create it first`);
   }
 
   private unknownClient(name: string): FtlError {
-    return new FtlError(ErrorCode.InvalidConfig, `client ${name} is not registered in ${this.path}; add it first`);
+    return new FtlError(ErrorCode.NotFound, `client ${name} is not registered in ${this.path}; add it first (ftl-coordinator clients add ${name})`);
   }
 
-  /** Runs `fn`, turning SQLite and other unexpected errors into an FtlError that names the file. */
+  /**
+   * Runs `fn`, turning SQLite and other unexpected errors (a full disk, a file removed or locked, a closed
+   * store) into FtlError(StorageError) that names the file: the fault is the server's, not the caller's.
+   */
   private guard<T>(what: string, fn: () => T): T {
     try {
       return fn();
     } catch (err) {
       if (err instanceof FtlError) throw err;
-      throw new FtlError(ErrorCode.InvalidConfig, `store ${this.path}: ${what} failed: ${errorMessage(err)}`, { cause: err });
+      throw new FtlError(ErrorCode.StorageError, `store ${this.path}: ${what} failed: ${errorMessage(err)}`, { cause: err });
     }
   }
 }
