@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
-  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights, tensorsByName } from '@ftl/shared';
+  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, discriminantHead, withinClassScatter, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights, tensorsByName } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectRawPeer } from './raw-peer.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -205,5 +205,46 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     // The class-mean start carries through the unfreezing: already well above chance after a round of training.
     expect(rows[0]!.valAccuracy).toBeGreaterThan(0.6);
     expect(summary.weights.specs.map((s) => s.name).slice(0, 2)).toEqual(['conv2/kernel', 'conv2/bias']);
+  });
+});
+
+/** The pooled within-class scatter of the sites' training features (the same shards, through the real extractor). */
+async function pooledScatter(classes: string[], means: Float64Array[]): Promise<Float64Array> {
+  const fx = (await loadServedBackbone(DEFAULT_BACKBONE_DIR)).extractor;
+  const mnist = loadBuiltinDataset('mnist');
+  const d = fx.featureDim;
+  const flat = Float64Array.from(means.flatMap((m) => Array.from(m)));
+  const scatter = new Float64Array(d * d);
+  for (let index = 0; index < SITES; index++) {
+    const shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: 5, limit: LIMIT }, undefined, mnist);
+    const train = alignShardToRun(shard, classes).train;
+    const own = withinClassScatter(await extractFeatures(fx, train), train.labels, flat, d);
+    for (let k = 0; k < d * d; k++) scatter[k]! += own[k]!;
+  }
+  return scatter;
+}
+
+describe('headInit discriminant over real sockets', () => {
+  test('the head is the shrinkage discriminant of the pooled features, and beats the class-mean head before any training', async () => {
+    const store = Store.open(':memory:');
+    const lda = await federate({ headInit: 'discriminant', runId: 'lda' }, store);
+    const ncm = await federate({ headInit: 'class-means', runId: 'ncm-2' }, Store.open(':memory:'));
+    expect(lda.summary.reason).toBe('completed');
+    const classes = defaultCoordinatorConfig().classes;
+    const { means, counts, featureDim } = await pooledMeans(classes);
+    const init = headInits(store, 'lda')[0]!.data as { method: string; counts: number[] };
+    expect(init).toMatchObject({ method: 'discriminant', counts });
+    // The same computation on the pooled features, here: what one site holding every image would get.
+    const expected = discriminantHead(lda.summary.weights, Float64Array.from(means.flatMap((m) => Array.from(m))), counts, await pooledScatter(classes, means));
+    const kernel = tensor(lda.summary.weights, 'head_output/kernel');
+    const want = tensor(expected, 'head_output/kernel');
+    const scale = Math.max(...Array.from(want, Math.abs));
+    want.forEach((v, i) => expect(Math.abs(kernel[i]! - v)).toBeLessThan(1e-3 * scale));
+    expect(featureDim * classes.length).toBe(want.length);
+    expect(lda.rows[0]!.valAccuracy).toBeGreaterThan(ncm.rows[0]!.valAccuracy);
+    // Counts only in the log, no statistics.
+    const line = lda.log.find((l) => l.includes(' head-init '))!;
+    expect(line).toContain('method=discriminant');
+    expect(line).not.toMatch(/\d\.\d/);
   });
 });

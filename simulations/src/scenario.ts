@@ -20,8 +20,9 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    (--epochs N local epochs, default 2; --only partial,… picks fine-tuning modes)
   hostile          10 IID clients, one hostile (poisoned updates, false sample counts, evaluation lies,
                    poisoned normalisation statistics) under the default run config and trust policy
-  lowdata          10 sites, Dirichlet 0.5, few labelled images each: transfer (feature extraction,
-                   LP-FT, partial) against training from scratch and a linear model on raw pixels,
+  lowdata          10 sites, Dirichlet 0.5, few labelled images each: transfer (feature extraction
+                   from a random, class-mean or discriminant head, LP-FT, partial) against training
+                   from scratch, a linear model on raw pixels and the pooled (centralized) data,
                    mean ± 95% CI over seeds; --task mnist|near (near: Fashion-MNIST 5–9), --sizes
                    10,25,50,100,500,all, --seeds 1,2,3, --methods …, --hidden "" (linear head),
                    --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds

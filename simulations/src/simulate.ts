@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
+import { Coordinator, defaultCoordinatorConfig, type HeadInit, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
   type StrategyConfig, type Weights,
@@ -58,7 +58,7 @@ export interface SimulationOptions {
    */
   pooled?: boolean;
   /** How the head starts: random, or the sites' pooled class means (FedNCM; needs a linear head). */
-  headInit?: 'random' | 'class-means';
+  headInit?: HeadInit;
   /** Which backbone layers train and travel with the head (default: feature extraction, the head only). */
   fineTuning?: FineTuning;
   /** Hidden layer sizes of the head (default: the run config's, [128]). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
-  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, CLASS_SUMS_TENSOR, parseClassSumsInstruction, createMsgpackParser, createTrainableNetwork, decodeWeights,
+  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, CLASS_SUMS_TENSOR, FEATURE_SCATTER_TENSOR, withinClassScatter, parseClassSumsInstruction, createMsgpackParser, createTrainableNetwork, decodeWeights,
   encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
   parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
   PROTOCOL_VERSION, withAugmentedCopies,
@@ -332,9 +332,10 @@ export class FtlClient {
   }
 
   /**
-   * The class-sums phase (FedNCM): per class, the sum of this site's training feature vectors at the run's
-   * cut (the pretrained backbone's, of the normalised images when the run normalises) and how many there
-   * are. Only these sums and counts leave the site, never a feature or a record.
+   * The class-sums phase (FedNCM, and the discriminant head): per class, the sum of this site's training
+   * feature vectors at the run's cut (the pretrained backbone's, of the normalised images when the run
+   * normalises) and how many there are; when asked, the within-class scatter of the same vectors too. Only
+   * these sums, counts and scatter leave the site, never a feature or a record.
    */
   private async onClassSums(msg: ClassSumsInstruction): Promise<void> {
     const p = this.requirePrepared(msg.runId);
@@ -359,9 +360,18 @@ export class FtlClient {
         counts[c]!++;
         for (let j = 0; j < featureDim; j++) sums[c * featureDim + j]! += values[i * featureDim + j]!;
       }
+      let scatter: Float64Array | undefined;
+      if (msg.scatter) {
+        // About this site's own class means; the coordinator adds the between-site terms from the sums.
+        const means = sums.map((v, k) => (counts[Math.floor(k / featureDim)]! > 0 ? v / counts[Math.floor(k / featureDim)]! : 0));
+        scatter = withinClassScatter(values, train.labels, means, featureDim);
+      }
       const ack = await this.emitWithAck('class-sums-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, counts,
         sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }], values: Float32Array.from(sums) }),
+        ...(scatter ? {
+          scatter: encodeWeights({ specs: [{ name: FEATURE_SCATTER_TENSOR, shape: [featureDim, featureDim], dtype: 'float32' }], values: Float32Array.from(scatter) }),
+        } : {}),
       });
       if (ack.accepted) this.options.log.info('class-sums-accepted', { run: msg.runId, counts: counts.join(',') });
       else this.options.log.warn('class-sums-rejected', { run: msg.runId, reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });

@@ -1,6 +1,6 @@
-import { CLASS_SUMS_TENSOR, encodeWeights, ErrorCode, FtlError, PROTOCOL_VERSION, rejectionFor, type ClassSumsResult, type HeadConfig } from '@ftl/shared';
+import { CLASS_SUMS_TENSOR, encodeWeights, ErrorCode, FEATURE_SCATTER_TENSOR, FtlError, withinClassScatter, PROTOCOL_VERSION, rejectionFor, type ClassSumsResult, type HeadConfig } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
-import { checkClassSums, outputLayerOf, poolClassMeans, withRecordedOutputLayer } from './class-means.js';
+import { checkClassSums, classSumsMessageBytes, outputLayerOf, poolClassMeans, poolWithinScatter, withRecordedOutputLayer } from './class-means.js';
 import { applyRunConfig, defaultCoordinatorConfig, parseCoordinatorArgs, toRunConfig } from './config.js';
 import { parseRunConfig } from './run-config.js';
 
@@ -9,6 +9,11 @@ const head: HeadConfig = { featureDim: 2, hidden: [], classes: 3 };
 const answer = (values: number[], counts: number[], shape = [3, 2]): ClassSumsResult => ({
   protocol: PROTOCOL_VERSION, runId: 'r', round: 0, modelVersion: 0, counts,
   sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape, dtype: 'float32' }], values: Float32Array.from(values) }),
+});
+
+/** `m` with a scatter tensor of `values` (shape [2, 2] unless given). */
+const withScatter = (m: ClassSumsResult, values: number[], shape = [2, 2]): ClassSumsResult => ({
+  ...m, scatter: encodeWeights({ specs: [{ name: FEATURE_SCATTER_TENSOR, shape, dtype: 'float32' }], values: Float32Array.from(values) }),
 });
 
 /** The reason a coordinator would send for what `fn` throws. */
@@ -51,6 +56,51 @@ describe('class sums from a site', () => {
   });
 });
 
+describe('within-class scatter from a site', () => {
+  // Five samples of 2 values in 3 classes, split over two sites.
+  const x = Float32Array.from([1, 2, 3, 1, 0, 5, 2, 7, 4, 4]);
+  const y = Int32Array.from([0, 0, 1, 1, 2]);
+  const site = (rows: number[]) => {
+    const xs = Float32Array.from(rows.flatMap((i) => [x[2 * i]!, x[2 * i + 1]!]));
+    const ys = Int32Array.from(rows.map((i) => y[i]!));
+    const counts = [0, 1, 2].map((c) => ys.filter((v) => v === c).length);
+    const sums = new Float64Array(6);
+    ys.forEach((c, i) => [0, 1].forEach((j) => (sums[c * 2 + j]! += xs[i * 2 + j]!)));
+    const means = sums.map((v, k) => (counts[Math.floor(k / 2)]! ? v / counts[Math.floor(k / 2)]! : 0));
+    return withScatter(answer(Array.from(sums), counts), Array.from(withinClassScatter(xs, ys, means, 2)));
+  };
+
+  test('the sites\' scatters pool to the scatter of their union, exactly', () => {
+    const a = checkClassSums(site([0, 2]), head, 10, 0, true);
+    const b = checkClassSums(site([1, 3, 4]), head, 10, 0, true);
+    const { means } = poolClassMeans([a, b], head);
+    const pooledMeans = poolClassMeans([checkClassSums(site([0, 1, 2, 3, 4]), head, 10, 0, true)], head).means;
+    const union = withinClassScatter(x, y, pooledMeans, 2);
+    Array.from(poolWithinScatter([a, b], means, head)).forEach((v, k) => expect(v).toBeCloseTo(union[k]!, 5));
+  });
+
+  test.each<[string, (m: ClassSumsResult) => ClassSumsResult, string, RegExp]>([
+    ['no scatter though it was asked for', (m) => ({ ...m, scatter: undefined }), 'malformed', /asked for the within-class scatter, but the answer has none/],
+    ['a scatter of another size', (m) => withScatter(m, new Array(9).fill(0), [3, 3]), 'wrong-shape', /has shape \[3, 3\]; this run's features have 2 values/],
+    ['a value that is not finite', (m) => withScatter(m, [1, Infinity, 0, 1]), 'non-finite', /scatter value 1 is Infinity/],
+    ['a negative sum of squares', (m) => withScatter(m, [-1, 0, 0, 1]), 'bad-statistics', /diagonal 0 is -1/],
+    ['an asymmetric matrix', (m) => withScatter(m, [1, 0.5, -0.5, 1]), 'bad-statistics', /not those of a sum of outer products/],
+    ['a correlation above 1', (m) => withScatter(m, [1, 3, 3, 1]), 'bad-statistics', /not those of a sum of outer products/],
+    ['a variance beyond the trust policy\'s bound', (m) => withScatter(m, [1e15, 0, 0, 1]), 'bad-statistics', /beyond what 3 samples within the run's bound of 1000000/],
+  ])('%s is refused', (_, change, reason, message) => {
+    const r = reasonOf(() => checkClassSums(change(answer([1, 1, 1, 1, 1, 1], [1, 1, 1])), head, 10, 1e6, true));
+    expect(r.reason).toBe(reason);
+    expect(r.message).toMatch(message);
+  });
+
+  test('a run with a discriminant head allows messages of featureDim² values', () => {
+    const big: HeadConfig = { featureDim: 256, hidden: [], classes: 10 };
+    expect(classSumsMessageBytes('discriminant', big)).toBe(4 * (256 * 256 + 2560) + 64 * 1024);
+    expect(classSumsMessageBytes('class-means', big)).toBe(4 * 2560 + 64 * 1024);
+    expect(classSumsMessageBytes('random', big)).toBe(0);
+  });
+});
+
 describe('the recorded head', () => {
   const weights = {
     specs: [{ name: 'head_output/kernel', shape: [2, 3], dtype: 'float32' as const }, { name: 'head_output/bias', shape: [3], dtype: 'float32' as const }],
@@ -75,7 +125,9 @@ describe('headInit in the run config and on the command line', () => {
     expect(parseRunConfig({ headInit: 'class-means', hidden: [] }).headInit).toBe('class-means');
     expect(() => parseRunConfig({ headInit: 'class-means' })).toThrow(/headInit: class-means sets a linear head, but hidden is \[128\]; set hidden to \[\]/);
     expect(() => parseRunConfig({ headInit: 'class-means', hidden: [], fineTuning: { mode: 'scratch' } })).toThrow(/re-initialises the backbone/);
-    expect(() => parseRunConfig({ headInit: 'nearest' })).toThrow(/headInit must be random or class-means/);
+    expect(() => parseRunConfig({ headInit: 'nearest' })).toThrow(/headInit must be random, class-means .* or discriminant/);
+    expect(() => parseRunConfig({ headInit: 'discriminant' })).toThrow(/headInit: discriminant sets a linear head, but hidden is \[128\]/);
+    expect(parseRunConfig({ headInit: 'discriminant', hidden: [] }).headInit).toBe('discriminant');
     expect(parseRunConfig({ headInit: 'class-means', hidden: [], fineTuning: { mode: 'gradual', layers: 1, everyRounds: 3 } }).fineTuning.mode).toBe('gradual');
   });
 

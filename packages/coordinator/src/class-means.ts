@@ -1,8 +1,8 @@
 import {
-  CLASS_SUMS_TENSOR, classMeanHead, decodeWeights, ErrorCode, firstNonFinite, FtlError, HEAD_LAYER_PREFIX, shapeSize,
+  CLASS_SUMS_TENSOR, classMeanHead, decodeWeights, discriminantHead, ErrorCode, firstNonFinite, FtlError, HEAD_LAYER_PREFIX, shapeSize,
   type ClassSumsResult, type HeadConfig, type Weights,
 } from '@ftl/shared';
-import { headInitProblem, type HeadInit } from './run-config.js';
+import { headInitProblem, MAX_DISCRIMINANT_FEATURES, type HeadInit } from './run-config.js';
 
 /**
  * The store event of a run's head initialisation (`headInit: "class-means"`): the sites that answered,
@@ -11,10 +11,11 @@ import { headInitProblem, type HeadInit } from './run-config.js';
  */
 export const HEAD_INIT_EVENT = 'head-init';
 
-/** One site's accepted answer to `class-sums`: its sums as float32 and its counts. */
+/** One site's accepted answer to `class-sums`: its sums as float32 and its counts (and its within-class scatter when asked). */
 export interface SiteClassSums {
   sums: Float32Array;
   counts: number[];
+  scatter?: Float32Array;
 }
 
 /**
@@ -26,6 +27,20 @@ export interface SiteClassSums {
 export function assertHeadInit(config: { headInit?: HeadInit; fineTuning: { mode: string } }, head: HeadConfig): void {
   const problem = headInitProblem(config.headInit, head.hidden, config.fineTuning.mode);
   if (problem) throw new FtlError(ErrorCode.InvalidConfig, `headInit: ${problem}`);
+  if (config.headInit === 'discriminant' && head.featureDim > MAX_DISCRIMINANT_FEATURES) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `headInit: discriminant needs featureDim² values from every site, and this backbone's features have ${head.featureDim} values ` +
+        `(at most ${MAX_DISCRIMINANT_FEATURES}); use class-means, or a featureLayer with fewer values`,
+    );
+  }
+}
+
+/** Bytes of the largest `class-sums-result` a run with `headInit` asks for (envelope included). */
+export function classSumsMessageBytes(headInit: HeadInit | undefined, head: HeadConfig): number {
+  if (headInit !== 'class-means' && headInit !== 'discriminant') return 0;
+  const d = head.featureDim;
+  return 4 * (head.classes * d + (headInit === 'discriminant' ? d * d : 0)) + 64 * 1024;
 }
 
 /**
@@ -35,7 +50,9 @@ export function assertHeadInit(config: { headInit?: HeadInit; fineTuning: { mode
  * no class's mean value is larger in magnitude than `maxAbsValue` (the trust policy's bound on a value;
  * 0 = none) (`bad-statistics`: sums that contradict their counts, or that no feature extractor gives).
  */
-export function checkClassSums(msg: ClassSumsResult, head: HeadConfig, declaredNumTrain: number | undefined, maxAbsValue = 0): SiteClassSums {
+export function checkClassSums(
+  msg: ClassSumsResult, head: HeadConfig, declaredNumTrain: number | undefined, maxAbsValue = 0, wantScatter = false,
+): SiteClassSums {
   const { classes, featureDim } = head;
   const shape = msg.sums.specs[0]!.shape;
   if (shape[0] !== classes || shape[1] !== featureDim || msg.counts.length !== classes) {
@@ -67,7 +84,75 @@ export function checkClassSums(msg: ClassSumsResult, head: HeadConfig, declaredN
       }
     }
   });
-  return { sums, counts: [...msg.counts] };
+  if (!wantScatter) return { sums, counts: [...msg.counts] };
+  return { sums, counts: [...msg.counts], scatter: checkScatter(msg, featureDim, total, maxAbsValue) };
+}
+
+/**
+ * Content checks of a site's within-class scatter: present, `[featureDim, featureDim]`, finite, symmetric
+ * (to float32 rounding), a non-negative diagonal and no off-diagonal value above what its diagonal allows
+ * (|S_ab| ≤ √(S_aa·S_bb), as for any sum of outer products), and no variance beyond `maxAbsValue`².
+ */
+function checkScatter(msg: ClassSumsResult, d: number, total: number, maxAbsValue: number): Float32Array {
+  if (!msg.scatter) {
+    throw new FtlError(ErrorCode.InvalidMessage, 'this run sets a discriminant head and asked for the within-class scatter, but the answer has none; send class-sums-result.scatter');
+  }
+  const shape = msg.scatter.specs[0]!.shape;
+  if (shape[0] !== d || shape[1] !== d) {
+    throw new FtlError(ErrorCode.WeightsMismatch, `the within-class scatter has shape [${shape.join(', ')}]; this run's features have ${d} values, send [${d}, ${d}]`);
+  }
+  const s = decodeWeights(msg.scatter).values;
+  const bad = firstNonFinite(s);
+  if (bad >= 0) throw new FtlError(ErrorCode.NonFiniteWeights, `scatter value ${bad} is ${s[bad]}; the scatter must be finite`);
+  for (let a = 0; a < d; a++) {
+    const saa = s[a * d + a]!;
+    if (saa < 0) throw new FtlError(ErrorCode.Dataset, `scatter diagonal ${a} is ${saa}; a sum of squares cannot be negative`);
+    if (maxAbsValue > 0 && saa > total * maxAbsValue * maxAbsValue) {
+      throw new FtlError(ErrorCode.Dataset, `scatter diagonal ${a} is ${saa}, beyond what ${total} samples within the run's bound of ${maxAbsValue} on a value can give`);
+    }
+    for (let b = a + 1; b < d; b++) {
+      const sab = s[a * d + b]!;
+      const sba = s[b * d + a]!;
+      const bound = Math.sqrt(saa * s[b * d + b]!);
+      const slack = 1e-4 * (bound + Math.abs(sab)) + 1e-6;
+      if (Math.abs(sab - sba) > slack || Math.abs(sab) > bound + slack) {
+        throw new FtlError(ErrorCode.Dataset, `scatter values [${a}, ${b}] = ${sab} and [${b}, ${a}] = ${sba} are not those of a sum of outer products; send the scatter of the features at the run's cut`);
+      }
+    }
+  }
+  return s;
+}
+
+/**
+ * The pooled within-class scatter of the sites' features, exactly as one pass over their union would give
+ * it: the sum of the sites' own scatters plus, per site and class, n_sc·(m_sc − μ_c)(m_sc − μ_c)ᵀ for the
+ * site's class mean m_sc and the pooled mean μ_c.
+ */
+export function poolWithinScatter(sites: readonly SiteClassSums[], means: Float64Array, head: HeadConfig): Float64Array {
+  const { classes, featureDim: d } = head;
+  const scatter = new Float64Array(d * d);
+  const diff = new Float64Array(d);
+  for (const site of sites) {
+    const own = site.scatter!;
+    for (let k = 0; k < d * d; k++) scatter[k]! += own[k]!;
+    for (let c = 0; c < classes; c++) {
+      const n = site.counts[c]!;
+      if (n === 0) continue;
+      for (let j = 0; j < d; j++) diff[j] = site.sums[c * d + j]! / n - means[c * d + j]!;
+      for (let a = 0; a < d; a++) {
+        const va = n * diff[a]!;
+        if (va === 0) continue;
+        for (let b = 0; b < d; b++) scatter[a * d + b]! += va * diff[b]!;
+      }
+    }
+  }
+  return scatter;
+}
+
+/** The global model with its head set to the pooled shrinkage linear discriminant of the sites' statistics. */
+export function discriminantHeadOf(global: Weights, sites: readonly SiteClassSums[], head: HeadConfig): { weights: Weights; counts: number[] } {
+  const { means, counts } = poolClassMeans(sites, head);
+  return { weights: discriminantHead(global, means, counts, poolWithinScatter(sites, means, head)), counts };
 }
 
 /** Pooled class means from the sites' sums and counts: what one pass over the union of their features would give. */

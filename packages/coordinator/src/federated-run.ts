@@ -9,7 +9,7 @@ import {
   type WeightSpec, type Weights, type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
-import { assertHeadInit, checkClassSums, classMeansHead, HEAD_INIT_EVENT, outputLayerOf, withRecordedOutputLayer, type SiteClassSums } from './class-means.js';
+import { assertHeadInit, checkClassSums, classMeansHead, classSumsMessageBytes, discriminantHeadOf, HEAD_INIT_EVENT, outputLayerOf, withRecordedOutputLayer, type SiteClassSums } from './class-means.js';
 import { toRunConfig, type CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
 import { stagingDir, swapInExport } from './export-swap.js';
@@ -244,7 +244,7 @@ export class FederatedRun {
    * plus envelope: the largest message a client needs to send.
    */
   maxMessageBytes(): number {
-    return specsSize(this.largest.specs) * 4 * 2 + 64 * 1024;
+    return Math.max(specsSize(this.largest.specs) * 4 * 2 + 64 * 1024, classSumsMessageBytes(this.config.headInit, this.head));
   }
 
   /**
@@ -338,7 +338,9 @@ export class FederatedRun {
   /** A site's per-class feature sums and counts (the class-sums phase): checked against the run and what the site declared. */
   submitClassSums(clientId: string, raw: unknown): Ack {
     const answer = this.answer(clientId, raw, this.classSumsRound, parseClassSumsResult, (msg) => ({
-      ...msg, decoded: checkClassSums(msg, this.head, this.host.declaredCounts(this.config.runId, clientId)?.numTrain, this.trust.maxAbsValue),
+      ...msg, decoded: checkClassSums(
+        msg, this.head, this.host.declaredCounts(this.config.runId, clientId)?.numTrain, this.trust.maxAbsValue, this.config.headInit === 'discriminant',
+      ),
     }));
     if (!answer.accepted) this.log.warn('class-sums-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
     return answer;
@@ -491,18 +493,20 @@ export class FederatedRun {
   }
 
   /**
-   * `headInit: "class-means"`, once per run before round 1 (FedNCM): every ready site sends the per-class
-   * sums and counts of its training features at the cut (no feature, no record); the pooled means set the
-   * head to the nearest-class-mean classifier, which is model version 0. A refused answer leaves its site
+   * `headInit: "class-means"` or `"discriminant"`, once per run before round 1: every ready site sends the
+   * per-class sums and counts of its training features at the cut (and, for the discriminant, its
+   * within-class scatter; no feature, no record); the pooled statistics set the head to the nearest-class-mean
+   * classifier (FedNCM) or the shrinkage linear discriminant, which is model version 0. A refused answer leaves its site
    * out (recorded as class-sums-excluded). The result is recorded ({@link HEAD_INIT_EVENT}), so a resumed
    * run takes it from the store, or from its checkpoint once a round trained, and never asks again.
    */
   private async initHead(): Promise<void> {
-    if (this.config.headInit !== 'class-means' || this.modelVersion > 0) return;
+    const method = this.config.headInit;
+    if ((method !== 'class-means' && method !== 'discriminant') || this.modelVersion > 0) return;
     const { runId, roundDeadlineMs } = this.config;
     const recorded = this.store?.listEvents(runId).filter((e) => e.type === HEAD_INIT_EVENT).at(-1);
     if (recorded) {
-      if ((recorded.data as { method?: unknown }).method === 'class-means') this.global = withRecordedOutputLayer(this.global, recorded.data);
+      if ((recorded.data as { method?: unknown }).method === method) this.global = withRecordedOutputLayer(this.global, recorded.data);
       return;
     }
     const expected = this.host.readyClients(runId);
@@ -510,7 +514,9 @@ export class FederatedRun {
     this.classSumsRound = collector;
     this.current = { phase: 'class-means', round: 0 };
     for (const id of expected) {
-      const sent = this.host.send(id, 'class-sums', { protocol: PROTOCOL_VERSION, runId, round: 0, modelVersion: 0, ...this.normalizationField() });
+      const sent = this.host.send(id, 'class-sums', {
+        protocol: PROTOCOL_VERSION, runId, round: 0, modelVersion: 0, ...this.normalizationField(), ...(method === 'discriminant' ? { scatter: true } : {}),
+      });
       if (!sent) collector.fail(id, 'disconnected before the class sums were asked');
     }
     const { results, rejected, failures } = await collector.settled;
@@ -526,12 +532,13 @@ export class FederatedRun {
       this.store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'random', why: 'no site sent class sums', clients });
       return;
     }
-    const { weights, counts } = classMeansHead(this.global, clients.map((id) => results.get(id)!.decoded), this.head);
+    const sites = clients.map((id) => results.get(id)!.decoded);
+    const { weights, counts } = method === 'discriminant' ? discriminantHeadOf(this.global, sites, this.head) : classMeansHead(this.global, sites, this.head);
     this.global = weights;
     const missing = this.config.classes.filter((_, c) => counts[c] === 0);
     // Counts only: the sums (and the means they give) stay out of the log.
-    this.log.info('head-init', { method: 'class-means', clients: clients.length, counts: counts.join(','), ...(missing.length ? { missing: missing.join(',') } : {}) });
-    this.store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'class-means', clients, counts, missing, head: outputLayerOf(weights) });
+    this.log.info('head-init', { method, clients: clients.length, counts: counts.join(','), ...(missing.length ? { missing: missing.join(',') } : {}) });
+    this.store?.appendEvent(runId, HEAD_INIT_EVENT, { method, clients, counts, missing, head: outputLayerOf(weights) });
   }
 
   /** Waits (bounded) until `minClients` are ready; returns early when the run is asked to stop or pause. */

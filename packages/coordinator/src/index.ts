@@ -20,4 +20,4 @@ export {
   type StoredEvent, type StoredRound, type StoredRun,
 } from './store/store.js';
 export { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
-export { parseRunConfig, readRunConfigFile, RunConfigSchema, type RunConfig } from './run-config.js';
+export { HEAD_INITS, parseRunConfig, readRunConfigFile, RunConfigSchema, type HeadInit, type RunConfig } from './run-config.js';

@@ -19,29 +19,34 @@ const nonNegInt = (path: string, max: number) => rule(path, 'an integer ≥ 0', 
 const posNum = (path: string) => rule(path, 'a number > 0', z.number().positive().finite());
 
 /**
- * How a run's head starts: `random` (seeded), or `class-means` — before round 1 the sites send per-class
+ * How a run's head starts: `random` (seeded); `class-means` — before round 1 the sites send per-class
  * sums and counts of their training features and the coordinator sets the head to the nearest-class-mean
- * classifier (FedNCM).
+ * classifier (FedNCM); `discriminant` — the same sums plus each site's within-class scatter, which give the
+ * pooled shrinkage linear discriminant (LDA) exactly as if the features were pooled.
  */
-export const HEAD_INITS = ['random', 'class-means'] as const;
+export const HEAD_INITS = ['random', 'class-means', 'discriminant'] as const;
 export type HeadInit = (typeof HEAD_INITS)[number];
 
+/** Largest feature vector a discriminant head takes: each site sends featureDim² values once. */
+export const MAX_DISCRIMINANT_FEATURES = 2048;
+
 /**
- * Why `headInit` cannot go with the run's head and fine-tuning mode, or undefined: class means set a
- * linear head (hidden []) on the pretrained backbone's features, which `scratch` does not train on.
+ * Why `headInit` cannot go with the run's head and fine-tuning mode, or undefined: class means and the
+ * discriminant set a linear head (hidden []) on the pretrained backbone's features, which `scratch` does
+ * not train on.
  */
 export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly number[], mode: string): string | undefined {
-  if (headInit !== 'class-means') return undefined;
+  if (headInit !== 'class-means' && headInit !== 'discriminant') return undefined;
   if (hidden.length > 0) {
-    return `class-means sets a linear head, but hidden is [${hidden.join(', ')}]; set hidden to [] (--hidden "") or headInit to random`;
+    return `${headInit} sets a linear head, but hidden is [${hidden.join(', ')}]; set hidden to [] (--hidden "") or headInit to random`;
   }
   if (mode === 'scratch') {
-    return 'class-means starts the head from the pretrained backbone\'s features, but fineTuning.mode scratch re-initialises the backbone; use feature-extraction, partial or gradual, or headInit random';
+    return `${headInit} starts the head from the pretrained backbone's features, but fineTuning.mode scratch re-initialises the backbone; use feature-extraction, partial or gradual, or headInit random`;
   }
   return undefined;
 }
 
-const HEAD_INIT_RULE = 'random or class-means (the nearest-class-mean head from the sites\' per-class feature sums; a linear head, hidden [])';
+const HEAD_INIT_RULE = 'random, class-means (the nearest-class-mean head from the sites\' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site\'s within-class scatter); the last two need a linear head, hidden []';
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 

@@ -42,6 +42,7 @@ export {
   MAX_MODEL_PARAMETERS, setTrainableWeights, type HeadConfig,
 } from './model/head.js';
 export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead } from './model/head.js';
+export { discriminantHead, DISCRIMINANT_SHRINKAGE, solveSymmetric, withinClassScatter } from './model/discriminant.js';
 export {
   ALL_BACKBONE_LAYERS, carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
   type FineTuning, type FineTuningMode,

@@ -16,7 +16,7 @@ export const LOW_DATA_TASKS = {
 export type LowDataTask = keyof typeof LOW_DATA_TASKS;
 
 /** How a run trains: which backbone layers, from which initial values. */
-export const LOW_DATA_METHODS = ['feature-extraction', 'ncm', 'lp-ft', 'partial', 'scratch', 'linear-raw', 'centralized'] as const;
+export const LOW_DATA_METHODS = ['feature-extraction', 'ncm', 'discriminant', 'lp-ft', 'partial', 'scratch', 'linear-raw', 'centralized'] as const;
 export type LowDataMethod = (typeof LOW_DATA_METHODS)[number];
 
 /** One run of the scenario. */
@@ -61,9 +61,15 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
     case 'ncm':
       // The head starts as the sites' pooled nearest-class-mean classifier (FedNCM), then trains as usual.
       return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'class-means' };
+    case 'discriminant':
+      // The head starts as the pooled shrinkage linear discriminant of the sites' statistics, then trains as usual.
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'discriminant' };
     case 'lp-ft':
-      // Linear probe first, then the top backbone layer joins at a tenth of the learning rate (LP-FT).
-      return { backboneDir, fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 } };
+      // Linear probe first (the discriminant head), then the top backbone layer joins at a tenth of the learning rate (LP-FT).
+      return {
+        backboneDir, headInit: 'discriminant',
+        fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 },
+      };
     case 'partial':
       return { backboneDir, fineTuning: { mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
     case 'scratch':
@@ -71,8 +77,8 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
     case 'linear-raw':
       return { backboneDir: rawDir, fineTuning: FEATURE_EXTRACTION, hidden: [] };
     case 'centralized':
-      // The feature-extraction run's head trained on exactly the sites' pooled shards at one site.
-      return { backboneDir, fineTuning: FEATURE_EXTRACTION, pooled: true };
+      // The discriminant run trained on exactly the sites' pooled shards at one site.
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'discriminant', pooled: true };
   }
 }
 

@@ -204,10 +204,14 @@ export interface ClientFailure extends Envelope {
 export interface ClassSumsInstruction extends Envelope {
   /** Runs with federated normalisation: the features are those of the normalised images, as in the rounds. */
   normalization?: Normalization;
+  /** `headInit: "discriminant"`: also send the within-class scatter of the features ({@link ClassSumsResult.scatter}). */
+  scatter?: boolean;
 }
 
 /** The name of the one tensor a {@link ClassSumsResult} carries. */
 export const CLASS_SUMS_TENSOR = 'class-sums';
+/** The name of the tensor in {@link ClassSumsResult.scatter}. */
+export const FEATURE_SCATTER_TENSOR = 'feature-scatter';
 
 /**
  * Client → server: what FedNCM needs from a site, and all that leaves it in that phase. No feature vector
@@ -221,6 +225,13 @@ export interface ClassSumsResult extends Envelope {
   sums: EncodedWeights;
   /** Training samples per class, non-negative integers in the run's class order; together at most `ready.numTrain`. */
   counts: number[];
+  /**
+   * Asked for (`scatter: true`) only: one float32 tensor named {@link FEATURE_SCATTER_TENSOR} of shape
+   * `[featureDim, featureDim]`, Σ_c Σ_{i∈c} (x_i − m_c)(x_i − m_c)ᵀ over the site's training features about
+   * its own class means m_c = sums_c / counts_c. With the sums it gives the pooled within-class covariance
+   * exactly; no feature vector travels.
+   */
+  scatter?: EncodedWeights;
 }
 
 /** Why the coordinator refused a message. */

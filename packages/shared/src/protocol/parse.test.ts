@@ -275,6 +275,10 @@ describe('class-sums validation', () => {
     const normalization = { kind: 'standard', shift: [0.5], scale: [0.25] };
     expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, normalization }).normalization).toEqual(normalization);
     expect(parseClientFailure({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, stage: 'class-sums', message: 'no features' }).stage).toBe('class-sums');
+    // The discriminant head's request and answer: the within-class scatter, featureDim × featureDim.
+    expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, scatter: true }).scatter).toBe(true);
+    expect(parseClassSumsResult({ ...result(), scatter: sums(4, 4, 'feature-scatter') }).scatter!.specs[0]!.shape).toEqual([4, 4]);
+    expect(() => parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, scatter: 'yes' })).toThrow(/class-sums.scatter must be true or false/);
   });
 
   test.each<[string, (m: any) => void, string, RegExp]>([
@@ -290,6 +294,8 @@ describe('class-sums validation', () => {
     ['a flat tensor', (m) => (m.sums.specs[0].shape = [12]), 'malformed', /of shape \[classes, featureDim\]/],
     ['sums as a number array', (m) => (m.sums.data = [0, 0]), 'malformed', /sums.data must be binary data/],
     ['more counts than any run has classes', (m) => (m.counts = new Array(10_001).fill(1)), 'malformed', /counts must be an array of at most 10000 items/],
+    ['a scatter under another name', (m) => (m.scatter = sums(4, 4, 'class-sums')), 'malformed', /one tensor named "feature-scatter" of shape \[4, 4\]/],
+    ['a scatter that is not featureDim × featureDim', (m) => (m.scatter = sums(3, 4, 'feature-scatter')), 'malformed', /of shape \[4, 4\] \(featureDim × featureDim\)/],
   ])('refuses %s', (_, edit, reason, message) => {
     const m = result();
     edit(m);

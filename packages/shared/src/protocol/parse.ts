@@ -7,7 +7,7 @@ import {
   type EvaluateResult, type FitConfig, type FitInstruction, type FitMetrics, type FitResult, type HandshakeAuth,
   type PersonalizeInstruction, type PersonalizeResult, type Ready, type RejectReason, type Rejection, type RunEnd,
   type Welcome, type Goodbye, type AugmentConfig, type ChannelStats, type Normalization,
-  CLASS_SUMS_TENSOR, type ClassSumsInstruction, type ClassSumsResult,
+  CLASS_SUMS_TENSOR, FEATURE_SCATTER_TENSOR, type ClassSumsInstruction, type ClassSumsResult,
 } from './messages.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type or throw an FtlError whose
@@ -370,7 +370,9 @@ export function parsePersonalizeResult(v: unknown): PersonalizeResult {
 /** Validates a `class-sums` instruction. */
 export function parseClassSumsInstruction(v: unknown): ClassSumsInstruction {
   const o = obj(v, 'class-sums');
-  return { ...envelope(o, 'class-sums'), ...withNormalization(o, 'class-sums') };
+  const scatter = o['scatter'];
+  if (scatter !== undefined && typeof scatter !== 'boolean') fail('class-sums.scatter', 'true or false', scatter);
+  return { ...envelope(o, 'class-sums'), ...withNormalization(o, 'class-sums'), ...(scatter ? { scatter: true } : {}) };
 }
 
 // As many classes as a run may have (welcome.classes).
@@ -405,7 +407,16 @@ export function parseClassSumsResult(v: unknown): ClassSumsResult {
   if (!Number.isSafeInteger(total) || total < 1) {
     throw new FtlError(ErrorCode.SampleCount, `${p}.counts add up to ${total}; they must count at least one training sample, and at most 2^53 − 1`);
   }
-  return { ...envelope(o, p), sums, counts };
+  let scatter: ClassSumsResult['scatter'];
+  if (o['scatter'] !== undefined) {
+    scatter = parseEncodedWeights(o['scatter'], `${p}.scatter`);
+    const s = scatter.specs[0];
+    const d = spec!.shape[1];
+    if (scatter.specs.length !== 1 || s!.name !== FEATURE_SCATTER_TENSOR || s!.shape.length !== 2 || s!.shape[0] !== d || s!.shape[1] !== d) {
+      fail(`${p}.scatter.specs`, `one tensor named "${FEATURE_SCATTER_TENSOR}" of shape [${d}, ${d}] (featureDim × featureDim)`, scatter.specs);
+    }
+  }
+  return { ...envelope(o, p), sums, counts, ...(scatter ? { scatter } : {}) };
 }
 
 /** Validates a `run-end` message. */
