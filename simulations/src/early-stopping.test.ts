@@ -2,14 +2,14 @@ import { parsePartition, parseStrategy, type Weights } from '@ftl/shared';
 import { expect, test } from 'vitest';
 import { signFlip, simulate } from './simulate.js';
 
-test('early stopping ends the run after `patience` worse rounds and exports the best head, not the last', async () => {
+test.each<['loss' | 'accuracy']>([['loss'], ['accuracy']])('early stopping on the median validation %s ends the run after `patience` worse rounds and exports the best head, not the last', async (metric) => {
   // One site turns hostile from its third update on, so the federated validation loss jumps in round 3.
   let updates = 0;
   const flip = signFlip(10);
   const lateAttack = (trained: Weights, global: Weights) => (++updates >= 3 ? flip(trained, global) : trained);
   const r = await simulate({
     clients: 3, partition: parsePartition('iid'), rounds: 6, epochs: 2, learningRate: 0.002, batchSize: 32, seed: 5, limit: 900,
-    strategy: parseStrategy('fedavg'), attackers: 1, attack: lateAttack, patience: 1, dropout: 0.2, l2: 1e-4,
+    strategy: parseStrategy('fedavg'), attackers: 1, attack: lateAttack, patience: 1, patienceMetric: metric, dropout: 0.2, l2: 1e-4,
     // The trust policy would leave the hostile updates out; off, they make round 3 really worse.
     trust: { normBound: 0, maxAbsValue: 0, weightCap: 0 },
   });

@@ -38,6 +38,8 @@ export interface SimulationOptions {
   personalizeEpochs?: number;
   /** Early stopping patience in rounds (0 = off). */
   patience?: number;
+  /** What early stopping watches: the sites' median validation loss (default) or accuracy. */
+  patienceMetric?: 'loss' | 'accuracy';
   dropout?: number;
   l2?: number;
   /** Clients' backbone and feature cache; kept after the run when given (default: a temporary folder). */
@@ -111,7 +113,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
     ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
     ...(o.backboneDir ? { backboneDir: o.backboneDir } : {}),
-    personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
+    personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, patienceMetric: o.patienceMetric ?? 'loss', dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
     ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
     ...(o.hidden ? { hidden: o.hidden } : {}),
     ...(o.trust ? { trust: o.trust } : {}),

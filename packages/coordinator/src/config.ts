@@ -42,8 +42,10 @@ export interface CoordinatorConfig {
   /** Head regularisation: L2 on the dense kernels, dropout after hidden layers. */
   l2: number;
   dropout: number;
-  /** Stop after this many rounds without a lower federated validation loss and export the best head (0 = off). */
+  /** Stop after this many rounds without a better federated validation loss (or accuracy) and export the best head (0 = off). */
   patience: number;
+  /** What "better" means for `patience`: a lower median validation loss, or a higher median validation accuracy. */
+  patienceMetric?: 'loss' | 'accuracy';
   /** The run's label set; the head has one output per class. */
   classes: string[];
   /** Where the global model (backbone + head) is written at the end; none when undefined. */
@@ -95,7 +97,7 @@ export function applyRunConfig(base: CoordinatorConfig, run: RunConfig): Coordin
     runId: run.runId ?? base.runId, rounds: run.rounds, minClients: run.minClients, waitTimeoutMs: run.waitTimeoutSeconds * 1000,
     fractionFit: run.fractionFit, minFitClients: run.minFitClients, roundDeadlineMs: run.roundDeadlineSeconds * 1000,
     quorumRetries: run.quorumRetries, fit: { ...run.fit }, schedule: { lrDecay: run.schedule.lrDecay, epochs: [...run.schedule.epochs] },
-    seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
+    seed: run.seed, hidden: [...run.hidden], l2: run.l2, dropout: run.dropout, patience: run.patience, patienceMetric: run.patienceMetric, classes: [...run.classes], strategy: run.strategy, localLayers: [...run.localLayers],
     personalizeEpochs: run.personalizeEpochs, maxExamplesPerClient: run.maxExamplesPerClient, sampleWeightCap: run.sampleWeightCap,
     fineTuning: { ...run.fineTuning }, augment: { ...run.augment }, normalization: run.normalization, normalizationScope: run.normalizationScope,
     normalizationTrim: run.normalizationTrim, trust: { ...run.trust }, headInit: run.headInit,
@@ -114,7 +116,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
     runId: c.runId, rounds: c.rounds, minClients: c.minClients, waitTimeoutSeconds: c.waitTimeoutMs / 1000, fractionFit: c.fractionFit,
     minFitClients: c.minFitClients, roundDeadlineSeconds: c.roundDeadlineMs / 1000, quorumRetries: c.quorumRetries, fit: { ...c.fit },
     schedule: { lrDecay: c.schedule.lrDecay, epochs: [...c.schedule.epochs] }, seed: c.seed, l2: c.l2, dropout: c.dropout,
-    patience: c.patience, hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
+    patience: c.patience, patienceMetric: c.patienceMetric ?? 'loss', hidden: [...c.hidden], classes: [...c.classes], strategy: c.strategy, localLayers: [...c.localLayers],
     personalizeEpochs: c.personalizeEpochs, maxExamplesPerClient: c.maxExamplesPerClient, sampleWeightCap: c.sampleWeightCap,
     ...(c.featureLayer !== undefined ? { featureLayer: c.featureLayer } : {}), fineTuning: { ...c.fineTuning }, augment: { ...c.augment }, normalization: c.normalization, normalizationScope: c.normalizationScope,
     normalizationTrim: c.normalizationTrim ?? 0, trust: { ...(c.trust ?? DEFAULT_TRUST) }, ...(c.inputRange ? { inputRange: [...c.inputRange] } : {}),
@@ -185,6 +187,8 @@ exports the global model. For the long-lived service with the operator API see "
   --dropout X            dropout after hidden layers, [0, 1) (default 0)
   --patience N           early stopping: stop after N rounds without a better federated
                          validation loss and export the best head (default 0 = off)
+  --patience-metric M    loss (default: the sites' median validation loss) | accuracy (their median
+                         validation accuracy)
   --classes A,B,...      the run's label set (default 0..9)
   --seed N               (default 1)
   --out DIR              export folder for the global model (default .ftl/global-model)
@@ -346,7 +350,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
   const values = parseFlags(argv, {
       host: str, port: str, backbone: str, 'feature-layer': str, 'run-id': str, rounds: str, 'min-clients': str,
       'wait-timeout': str, 'fraction-fit': str, 'min-fit-clients': str, 'round-deadline': str, epochs: str,
-      'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, classes: str, seed: str, out: str, 'max-examples': str,
+      'batch-size': str, lr: str, 'lr-decay': str, 'epochs-schedule': str, 'quorum-retries': str, hidden: str, l2: str, dropout: str, patience: str, 'patience-metric': str, classes: str, seed: str, out: str, 'max-examples': str,
       'sample-weight-cap': str, strategy: str, 'strategy-options': str, 'local-layers': str, 'personalize-epochs': str, db: str,
       'fine-tuning': str, augment: str, normalization: str, 'head-init': str,
       'require-auth': { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, 'tls-cert': str, 'tls-key': str, config: str,
@@ -391,6 +395,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
     l2: numberFlag(values, 'l2', { default: d.l2, min: 0 }),
     dropout: numberFlag(values, 'dropout', { default: d.dropout, min: 0, max: 0.99 }),
     patience: numberFlag(values, 'patience', { default: d.patience, min: 0, integer: true }),
+    patienceMetric: parseRunConfig({ patienceMetric: stringFlag(values, 'patience-metric', d.patienceMetric ?? 'loss') }, 'command line').patienceMetric,
     classes,
     exportDir: stringFlag(values, 'out', d.exportDir!),
     maxExamplesPerClient: numberFlag(values, 'max-examples', { default: d.maxExamplesPerClient, min: 1, integer: true }),

@@ -127,6 +127,7 @@ type RoundOutcome =
       interrupted?: false; record: RoundRecord; participants: string[];
       /** The median of the sites' validation losses: what early stopping decides on. */
       medianValLoss: number;
+      medianValAccuracy: number;
       rejected: Array<{ clientId: string; reason: string; message: string }>;
     };
 
@@ -583,7 +584,7 @@ export class FederatedRun {
     let personalization: PersonalizationRecord[] | undefined;
     // Best round by the median of the sites' validation losses (early stopping), so no one site decides
     // which head is exported. Not persisted: after a restart it is tracked again from the resumed rounds on.
-    let best: { round: number; loss: number; weights: Weights } | undefined;
+    let best: { round: number; score: number; weights: Weights } | undefined;
     try {
       await this.waitForClients();
       this.fixNormalization();
@@ -594,7 +595,7 @@ export class FederatedRun {
         this.enterRound(round);
         const outcome = await this.runRound(round);
         if (outcome.interrupted) break;
-        const { record, participants, rejected, medianValLoss } = outcome;
+        const { record, participants, rejected, medianValLoss, medianValAccuracy } = outcome;
         if (record.status === 'no-quorum' && attempt <= this.config.quorumRetries) {
           // The global model is unchanged; try the same round again with whoever is ready then.
           this.store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: this.config.minFitClients });
@@ -621,12 +622,16 @@ export class FederatedRun {
         records.push(record);
         onRound?.(record);
         if (this.config.patience > 0) {
-          if (Number.isFinite(medianValLoss) && (best === undefined || medianValLoss < best.loss)) {
-            best = { round, loss: medianValLoss, weights: { specs: this.global.specs, values: this.global.values.slice() } };
+          // Scored so that lower is better: the median loss, or minus the median accuracy.
+          const byAccuracy = this.config.patienceMetric === 'accuracy';
+          const score = byAccuracy ? -medianValAccuracy : medianValLoss;
+          if (Number.isFinite(score) && (best === undefined || score < best.score)) {
+            best = { round, score, weights: { specs: this.global.specs, values: this.global.values.slice() } };
           }
           if (best && round - best.round >= this.config.patience) {
-            this.log.info('early-stop', { round, bestRound: best.round, bestValLoss: best.loss.toFixed(4) });
-            this.store?.appendEvent(runId, 'early-stop', { round, bestRound: best.round, bestValLoss: best.loss });
+            const value = byAccuracy ? { bestValAccuracy: -best.score } : { bestValLoss: best.score };
+            this.log.info('early-stop', { round, bestRound: best.round, ...Object.fromEntries(Object.entries(value).map(([k, v]) => [k, v.toFixed(4)])) });
+            this.store?.appendEvent(runId, 'early-stop', { round, bestRound: best.round, ...value });
             break;
           }
         }
@@ -809,6 +814,7 @@ export class FederatedRun {
     return {
       record,
       medianValLoss: evaluation.medianLoss,
+      medianValAccuracy: evaluation.medianAccuracy,
       participants: updates.map((u) => u.clientId),
       rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
     };
@@ -853,7 +859,7 @@ export class FederatedRun {
     return backboneLayersOf(this.global.specs).length > 0 ? { backboneLrFactor: this.config.fineTuning.backboneLrFactor } : {};
   }
 
-  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number; medianLoss: number }> {
+  private async evaluateRound(round: number): Promise<{ loss: number; accuracy: number; clients: number; medianLoss: number; medianAccuracy: number }> {
     const { runId, roundDeadlineMs } = this.config;
     const expected = this.strategy.configureEvaluate(round, this.host.readyClients(runId));
     const evalRound = new RoundCollector<EvaluateResult>({ runId, round, modelVersion: this.modelVersion, expected }, roundDeadlineMs);
@@ -879,7 +885,8 @@ export class FederatedRun {
     const weighted = answers.map((r, i) => ({ numExamples: counts[i]!, loss: r.loss, accuracy: r.accuracy }));
     const summary = this.strategy.aggregateEvaluate(round, weighted) ?? { loss: NaN, accuracy: NaN, clients: 0 };
     const medianLoss = answers.length > 0 ? median(answers.map((r) => r.loss)) : NaN;
-    return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medianLoss };
+    const medianAccuracy = answers.length > 0 ? median(answers.map((r) => r.accuracy)) : NaN;
+    return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medianLoss, medianAccuracy };
   }
 
   /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */

@@ -30,6 +30,14 @@ describe('run configuration', () => {
     expect(parseRunConfig({ inputRange: [0, 1], normalizationTrim: 1 })).toMatchObject({ inputRange: [0, 1], normalizationTrim: 1 });
   });
 
+  test('early stopping watches the median validation loss unless told to watch accuracy, from a file or a flag', () => {
+    expect(parseRunConfig({}).patienceMetric).toBe('loss');
+    expect(parseRunConfig({ patience: 3, patienceMetric: 'accuracy' })).toMatchObject({ patience: 3, patienceMetric: 'accuracy' });
+    expect(() => parseRunConfig({ patienceMetric: 'f1' })).toThrow(/patienceMetric must be loss or accuracy .* \(got "f1"\)/);
+    expect((parseCoordinatorArgs(['--patience', '2', '--patience-metric', 'accuracy']) as CoordinatorConfig).patienceMetric).toBe('accuracy');
+    expect(() => parseCoordinatorArgs(['--patience-metric', 'f1'])).toThrow(/patienceMetric must be loss or accuracy/);
+  });
+
   test('fineTuning: given fields are kept, missing ones default', () => {
     expect(parseRunConfig({ fineTuning: { mode: 'gradual', layers: 2 } }).fineTuning).toEqual({ mode: 'gradual', layers: 2, everyRounds: 1, backboneLrFactor: 1 });
     expect(parseRunConfig({ fineTuning: { mode: 'partial', backboneLrFactor: 0 } }).fineTuning.backboneLrFactor).toBe(0);
