@@ -1,21 +1,46 @@
 import { ErrorCode, FtlError, PROTOCOL_VERSION, type Envelope } from '@ftl/shared';
-import { describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { MAX_KEPT_REJECTIONS, RoundCollector } from './round-collector.js';
 
 const target = { runId: 'r1', round: 3, modelVersion: 2, expected: ['a', 'b', 'c'] };
 const msg = (over: Partial<Envelope> = {}): Envelope => ({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 3, modelVersion: 2, ...over });
 
+// The clock is fake: a round settles only by its answers, or by its deadline when the test moves time on.
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Runs pending promise callbacks without moving the fake clock. */
+const flush = () => vi.advanceTimersByTimeAsync(0);
+
+/** Moves the fake clock past the round's deadline and returns what it collected. */
+async function afterDeadline<R extends Envelope>(c: RoundCollector<R>): Promise<Awaited<RoundCollector<R>['settled']>> {
+  await vi.runAllTimersAsync();
+  return c.settled;
+}
+
 describe('round collection', () => {
-  test('settles as soon as every selected client answered, without waiting for the deadline', async () => {
+  test('settles right after the last selected client answered, without waiting for the deadline', async () => {
     const c = new RoundCollector<Envelope>(target, 60_000);
-    let settled = false;
-    void c.settled.then(() => (settled = true));
-    for (const id of target.expected) expect(c.submit(id, msg(), () => msg())).toEqual({ accepted: true });
-    await Promise.resolve();
-    expect(settled).toBe(true); // within the same turn of the event loop, long before any deadline
+    const events: string[] = [];
+    void c.settled.then((d) => events.push(`settled (timed out: ${d.timedOut})`));
+    for (const id of target.expected) {
+      expect(c.submit(id, msg(), () => msg())).toEqual({ accepted: true });
+      events.push(`answer ${id}`);
+      await flush();
+    }
+    expect(events).toEqual(['answer a', 'answer b', 'answer c', 'settled (timed out: false)']);
+    expect(vi.getTimerCount()).toBe(0); // the deadline was cleared, never reached
+  });
+
+  test('results come in selection order whatever order they arrived in', async () => {
+    const c = new RoundCollector<Envelope & { from: string }>(target, 60_000);
+    for (const id of ['c', 'a', 'b']) c.submit(id, msg(), () => ({ ...msg(), from: id }));
     const done = await c.settled;
-    expect([...done.results.keys()]).toEqual(['a', 'b', 'c']);
-    expect(done.timedOut).toBe(false);
+    expect([...done.results.entries()].map(([id, r]) => [id, r.from])).toEqual([['a', 'a'], ['b', 'b'], ['c', 'c']]);
   });
 
   test('a client that disconnects does not hold the round: the others close it', async () => {
@@ -30,7 +55,13 @@ describe('round collection', () => {
 
   test('the deadline closes a round that a silent client would stall, and late updates are refused', async () => {
     const c = new RoundCollector<Envelope>(target, 50);
+    let settled = false;
+    void c.settled.then(() => (settled = true));
     c.submit('a', msg(), () => msg());
+    await vi.advanceTimersByTimeAsync(49);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(settled).toBe(true);
     const done = await c.settled;
     expect(done.timedOut).toBe(true);
     expect([...done.failures.keys()].sort()).toEqual(['b', 'c']);
@@ -46,7 +77,7 @@ describe('round collection', () => {
     const c = new RoundCollector<Envelope>(target, 30);
     const ack = c.submit(id, msg(over), () => msg());
     expect(ack).toMatchObject({ accepted: false, reason });
-    const done = await c.settled;
+    const done = await afterDeadline(c);
     expect(done.results.size).toBe(0);
     expect(done.rejected).toHaveLength(1);
   });
@@ -54,7 +85,7 @@ describe('round collection', () => {
   test('a flood of refused submissions is counted in full but keeps only a bounded list of reasons', async () => {
     const c = new RoundCollector<Envelope>(target, 30);
     for (let i = 0; i < 5000; i++) c.submit('a', msg({ round: 2 }), () => msg());
-    const done = await c.settled;
+    const done = await afterDeadline(c);
     expect(done.rejectedCount).toBe(5000);
     expect(done.rejected).toHaveLength(MAX_KEPT_REJECTIONS);
   });
@@ -67,7 +98,7 @@ describe('round collection', () => {
       throw new FtlError(ErrorCode.NonFiniteWeights, 'value 3 of the update is NaN');
     });
     expect(bad).toEqual({ accepted: false, reason: 'non-finite', message: 'value 3 of the update is NaN' });
-    const done = await c.settled;
+    const done = await afterDeadline(c);
     expect(done.results.get('a')?.v).toBe(1);
     expect(done.results.has('b')).toBe(false);
   });

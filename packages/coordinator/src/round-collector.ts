@@ -14,6 +14,7 @@ export interface RoundTarget {
 
 /** How a round's collection ended. */
 export interface Collected<R> {
+  /** Accepted answers by client, in the round's selection order (`expected`), not in arrival order. */
   results: Map<string, R>;
   /** Clients that disconnected or reported a failure before answering, with why. */
   failures: Map<string, string>;
@@ -52,11 +53,6 @@ export class RoundCollector<R extends Envelope> {
   /** How many expected clients have answered so far (accepted). */
   get answered(): number {
     return this.state.results.size;
-  }
-
-  /** Whether the round still takes answers. */
-  get open(): boolean {
-    return !this.closed;
   }
 
   /**
@@ -111,6 +107,10 @@ export class RoundCollector<R extends Envelope> {
     for (const id of this.target.expected) {
       if (!this.state.results.has(id) && !this.state.failures.has(id)) this.state.failures.set(id, 'no answer before the deadline');
     }
+    // Selection order, not arrival order: the same answers always aggregate in the same order, so a
+    // seeded run ends on the same weights bit for bit however the network timed them.
+    const arrived = this.state.results;
+    this.state.results = new Map(this.target.expected.filter((id) => arrived.has(id)).map((id) => [id, arrived.get(id)!]));
     this.resolve(this.state);
   }
 
