@@ -1,5 +1,7 @@
+import { createLogger, initBackend } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { parseCoordinatorArgs, parseServeArgs, type CoordinatorConfig } from './config.js';
+import { CoordinatorServer } from './coordinator-server.js';
 import { scheduledFit } from './coordinator.js';
 
 describe('coordinator configuration', () => {
@@ -16,15 +18,24 @@ describe('coordinator configuration', () => {
     [['--lr-decay', '1.5'], '--lr-decay must be a number'],
     [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
     [['--strategy', 'krum', '--strategy-options', 'f=-1'], 'krum option f must be an integer ≥ 0 (got "-1")'],
-    [['--local-layers', 'nope'], undefined],
     [['--fine-tuning', 'full'], 'command line: fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")'],
     [['--fine-tuning', 'partial,layers=0'], 'command line: fineTuning.layers must be a positive integer'],
     [['--augment', 'copies=2,shift=0.9'], 'command line: augment.shift must be a number in [0, 0.5)'],
     [['--augment', 'copies=2,flip'], '--augment takes key=value pairs after its first item (got "flip")'],
     [['--normalization', 'zscore'], 'command line: normalization must be none, standard or min-max'],
   ])('%j is refused at start-up with a message that says how to fix it', (args, message) => {
-    if (message === undefined) return expect(parseCoordinatorArgs(args)).toMatchObject({ localLayers: ['nope'] }); // checked against the head later
     expect(() => parseCoordinatorArgs(args)).toThrow(message);
+  });
+
+  test('--local-layers takes any layer names when parsed; they are checked against the head when the run is built', async () => {
+    // The run config's schema says only "a list of head layer names": which names the head has depends on the backbone.
+    const config = parseCoordinatorArgs(['--local-layers', 'nope', '--port', '0']) as CoordinatorConfig;
+    expect(config.localLayers).toEqual(['nope']);
+    await initBackend();
+    // The server sizes its messages by building the run, so a wrong name is refused before any port opens.
+    await expect(CoordinatorServer.create(config, createLogger('test', { level: 'silent' }))).rejects.toThrow(
+      /^localLayers must name some but not all head layers \(.+\); got nope$/,
+    );
   });
 
   test('--insecure-open is the explicit opt-out for tokenless clients off loopback, in both modes', () => {

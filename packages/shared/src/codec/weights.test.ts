@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
-import { isFtlError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
+import { expectFtlError } from '../expect-ftl-error.js';
 import { assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, specsSize, tensorsByName, type WeightSpec } from './weights.js';
 
 const specsArb = fc.array(
@@ -65,14 +66,12 @@ describe('weight codec', () => {
 
   test('assertSameSpecs names the first differing tensor', () => {
     const expected: WeightSpec[] = [{ name: 'a/kernel', shape: [4, 2], dtype: 'float32' }, { name: 'a/bias', shape: [2], dtype: 'float32' }];
-    expect(() => assertSameSpecs([expected[0]!, { name: 'a/bias', shape: [3], dtype: 'float32' }], expected)).toThrow(
-      'tensor 1 should be a/bias [2] float32 but is a/bias [3] float32',
+    expectFtlError(
+      () => assertSameSpecs([expected[0]!, { name: 'a/bias', shape: [3], dtype: 'float32' }], expected),
+      ErrorCode.WeightsMismatch, /^tensor 1 should be a\/bias \[2\] float32 but is a\/bias \[3\] float32$/,
     );
-    try {
-      assertSameSpecs([expected[0]!], expected);
-    } catch (err) {
-      expect(isFtlError(err, 'WEIGHTS_MISMATCH')).toBe(true);
-    }
+    expectFtlError(() => assertSameSpecs([expected[0]!], expected), ErrorCode.WeightsMismatch, /^expected 2 tensors \(a\/kernel, a\/bias\) but got 1$/);
+    expect(() => assertSameSpecs(expected, expected)).not.toThrow();
   });
 
   test('firstNonFinite finds NaN and Infinity', () => {
