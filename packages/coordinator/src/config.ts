@@ -201,7 +201,9 @@ exports the global model. For the long-lived service with the operator API see "
   --fine-tuning SPEC     feature-extraction (default) | partial | gradual | scratch, then key=value options:
                          e.g. partial,layers=1,backboneLrFactor=0.1 or gradual,layers=2,everyRounds=5
   --head-init H          random (default) | class-means: before round 1 the head is set to the nearest-
-                         class-mean classifier from the sites' per-class feature sums (needs --hidden "")
+                         class-mean classifier from the sites' per-class feature sums | discriminant:
+                         to the pooled shrinkage linear discriminant, from the same sums and each
+                         site's within-class scatter (both need --hidden "")
   --augment KV           seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false (default off)
   --normalization N      federated input normalisation: none (default) | standard | min-max,
                          optionally :feature for one statistic per value (tabular data), e.g. standard:feature
