@@ -26,9 +26,9 @@ export {
   type EncodedWeights, type WeightDtype, type WeightSpec, type Weights,
 } from './codec/weights.js';
 
-export { fedAvg, WeightedMean } from './aggregation/weighted-mean.js';
+export { WeightedMean } from './aggregation/weighted-mean.js';
 export { coordinateMedian, krumScores, krumSelect, mean, trimmedMean } from './aggregation/robust.js';
-export { clipUpdate, l2Norm } from './aggregation/clip.js';
+export { clipUpdate } from './aggregation/clip.js';
 export { adaptiveStep, momentumStep, type ServerOptimizerState } from './aggregation/server-optimizers.js';
 
 export { BACKENDS, initBackend, parseBackendName, type BackendLoader, type BackendName } from './model/backend.js';
@@ -44,7 +44,7 @@ export {
 export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead } from './model/head.js';
 export { discriminantHead, DISCRIMINANT_SHRINKAGE, solveSymmetric, withinClassScatter } from './model/discriminant.js';
 export {
-  ALL_BACKBONE_LAYERS, carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount,
+  ALL_BACKBONE_LAYERS, carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfrozenLayerCount,
   type FineTuning, type FineTuningMode,
 } from './model/fine-tuning.js';
 export {

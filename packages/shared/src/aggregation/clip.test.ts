@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { clipUpdate, l2Norm } from './clip.js';
+import { clipUpdate } from './clip.js';
 import { expectFtlError } from '../expect-ftl-error.js';
 
 const vector = (d: number, min: number, max: number) =>
@@ -10,29 +10,6 @@ const vector = (d: number, min: number, max: number) =>
 /** update − global in float64, from the float32 values actually returned. */
 const deltaOf = (update: Float32Array, global: Float32Array) => Array.from(update, (u, i) => u - global[i]!);
 const norm = (xs: readonly number[]) => Math.sqrt(xs.reduce((s, x) => s + x * x, 0));
-
-describe('l2Norm', () => {
-  test.each([
-    ['a 3-4-5 triangle', Float32Array.of(3, 4), 5],
-    ['the empty vector', new Float32Array(0), 0],
-    ['values whose squares overflow float32', Float32Array.of(3e30, 4e30), 5e30],
-  ])('of %s', (_, v, expected) => {
-    expect(Math.abs(l2Norm(v) - expected)).toBeLessThanOrEqual(1e-6 * expected);
-  });
-
-  test('accumulates in float64: a million 0.1s', () => {
-    // A float32 running sum of a million 0.01s drifts in the third digit.
-    expect(l2Norm(new Float32Array(1_000_000).fill(0.1))).toBeCloseTo(1000 * Math.fround(0.1), 6);
-  });
-
-  test('matches Math.hypot', () => {
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: 30 }).chain((d) => vector(d, -1e3, 1e3)), (v) => {
-        expect(l2Norm(v)).toBeCloseTo(Math.hypot(...v), 6);
-      }),
-    );
-  });
-});
 
 describe('clipUpdate', () => {
   const arb = fc

@@ -1,19 +1,6 @@
 import { ErrorCode, FtlError } from '../errors.js';
 
 /**
- * Euclidean norm, accumulated in float64: summing 10⁵ float32 squares in float32 would lose several
- * digits, enough to move a clipping decision.
- *
- * @example
- * l2Norm(Float32Array.of(3, 4)); // 5
- */
-export function l2Norm(v: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]! * v[i]!;
-  return Math.sqrt(s);
-}
-
-/**
  * Norm bounding (Sun et al. 2019, "Can you really backdoor federated learning?"): scales a client's
  * change from the global model down to at most `maxNorm`, so no single client can move the model further
  * than that however it was trained. The direction is kept; an update already within the bound comes

@@ -49,7 +49,7 @@ function requireSameLength(global: Float32Array, average: Float32Array, state: S
  *
  * @example
  * const state: ServerOptimizerState = {};
- * global = momentumStep(global, fedAvg(updates), state, { lr: 1, momentum: 0.9 });
+ * global = momentumStep(global, mean.result(), state, { lr: 1, momentum: 0.9 }); // mean: a WeightedMean of the updates
  */
 export function momentumStep(
   global: Float32Array,
@@ -84,7 +84,7 @@ export function momentumStep(
  *
  * @example
  * const state: ServerOptimizerState = {};
- * global = adaptiveStep('adam', global, fedAvg(updates), state, { eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 });
+ * global = adaptiveStep('adam', global, mean.result(), state, { eta: 0.01, beta1: 0.9, beta2: 0.99, tau: 1e-3 }); // mean: a WeightedMean
  */
 export function adaptiveStep(
   kind: 'adam' | 'yogi' | 'adagrad',

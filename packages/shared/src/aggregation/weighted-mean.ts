@@ -42,17 +42,3 @@ export class WeightedMean {
     return out;
   }
 }
-
-/**
- * Sample-weighted federated averaging (FedAvg): Σ nᵢ·wᵢ / Σ nᵢ over the clients' weight vectors.
- *
- * @example
- * fedAvg([{ values: a, numExamples: 100 }, { values: b, numExamples: 300 }]);
- */
-export function fedAvg(updates: ReadonlyArray<{ values: Float32Array; numExamples: number }>): Float32Array {
-  const first = updates[0];
-  if (first === undefined) throw new FtlError(ErrorCode.Quorum, 'FedAvg needs at least one update');
-  const acc = new WeightedMean(first.values.length);
-  for (const u of updates) acc.add(u.values, u.numExamples);
-  return acc.result();
-}

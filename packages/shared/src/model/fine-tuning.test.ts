@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { WeightSpec } from '../codec/weights.js';
-import { carryOver, remapByName, remapStrategyState, unfreezingRounds, unfrozenLayerCount, type FineTuning } from './fine-tuning.js';
+import { carryOver, remapByName, remapStrategyState, unfrozenLayerCount, type FineTuning } from './fine-tuning.js';
 
 const ft = (over: Partial<FineTuning>): FineTuning => ({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1, ...over });
 const spec = (name: string, ...shape: number[]): WeightSpec => ({ name, shape, dtype: 'float32' });
@@ -27,12 +27,6 @@ describe('fine-tuning schedule', () => {
       expect(next - now).toBeLessThanOrEqual(1);
       expect(next).toBeLessThanOrEqual(layers);
     }));
-  });
-
-  test('the unfreezing rounds are where the count changes', () => {
-    expect(unfreezingRounds(ft({ mode: 'gradual', layers: 2, everyRounds: 3 }), 10)).toEqual([4, 7]);
-    expect(unfreezingRounds(ft({ mode: 'gradual', layers: 2 }), 2)).toEqual([2]);
-    expect(unfreezingRounds(ft({ mode: 'partial', layers: 2 }), 10)).toEqual([]);
   });
 });
 

@@ -53,13 +53,6 @@ export function unfrozenLayerCount(ft: FineTuning, round: number): number {
   }
 }
 
-/** The rounds (≤ `rounds`) whose trainable set differs from the previous round's: where `gradual` unfreezes a layer. */
-export function unfreezingRounds(ft: FineTuning, rounds: number): number[] {
-  const out: number[] = [];
-  for (let r = 2; r <= rounds; r++) if (unfrozenLayerCount(ft, r) !== unfrozenLayerCount(ft, r - 1)) out.push(r);
-  return out;
-}
-
 /** Layer name of a wire tensor name `<layer>/<kernel|bias|…>`. */
 export function layerOfTensor(name: string): string {
   const i = name.lastIndexOf('/');
