@@ -175,7 +175,7 @@ exports the global model. For the long-lived service with the operator API see "
   --wait-timeout S       seconds to wait for them (default 120)
   --fraction-fit X       share of ready clients trained per round, (0, 1] (default 1)
   --min-fit-clients N    accepted updates needed to aggregate (default 1)
-  --round-deadline S     seconds a round waits for answers (default 60)
+  --round-deadline S     seconds training, and then evaluation, each wait for answers (default 60)
   --epochs N             local epochs per round (default 5)
   --batch-size N         (default 32)
   --lr X                 client learning rate (default 0.001)
