@@ -26,7 +26,9 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    mean ± 95% CI over seeds; --task mnist|near (near: Fashion-MNIST 5–9), --sizes
                    10,25,50,100,500,all, --seeds 1,2,3, --methods …, --hidden "" (linear head),
                    --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds
-                   of 10 local epochs at --lr 0.003; --from FILE reprints the tables of a saved run
+                   of 10 local epochs at --lr 0.003; --feature-layer NAME cuts the backbone there
+                   for the transfer methods; --out NAME writes .ftl/scenarios/NAME.json instead;
+                   --from FILE reprints the tables of a saved run
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -43,6 +45,7 @@ runMain(async () => {
     quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
     epochs: { type: 'string' }, task: { type: 'string' }, sizes: { type: 'string' }, seeds: { type: 'string' }, methods: { type: 'string' },
     hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' }, from: { type: 'string' },
+    'feature-layer': { type: 'string' }, out: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
     process.stdout.write(HELP + '\n');
@@ -114,7 +117,7 @@ runMain(async () => {
     rows = r;
     table = lowDataTables(r);
     // One file per task, so the far and the near transfer tables are regenerated independently.
-    file = `lowdata-${options.task}`;
+    file = values['out'] !== undefined ? String(values['out']) : `lowdata-${options.task}`;
   } else {
     throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile or lowdata`);
   }
@@ -161,6 +164,7 @@ function lowDataOptions(values: RawFlags, quick: boolean): Parameters<typeof low
     target: numberFlag(values, 'target', { default: 0.8, min: 0, max: 1 }),
     hidden,
     ...(values['backbone'] !== undefined ? { backboneDir: String(values['backbone']) } : {}),
+    ...(values['feature-layer'] !== undefined ? { featureLayer: String(values['feature-layer']) } : {}),
   };
 }
 

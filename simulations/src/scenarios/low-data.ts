@@ -37,6 +37,8 @@ export interface LowDataRow {
   secondsPerRound: number;
   /** Values in one update. */
   updateValues: number;
+  /** The backbone layer the transfer methods were cut at, when not the backbone's own. */
+  featureLayer?: string;
 }
 
 const FEATURE_EXTRACTION: FineTuning = { mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 };
@@ -92,6 +94,8 @@ export async function lowDataScenario(
   o: {
     task: LowDataTask; sizes: Array<number | undefined>; seeds: number[]; methods: LowDataMethod[]; rounds: number; epochs: number;
     learningRate: number; hidden: number[]; target: number; backboneDir?: string;
+    /** Cut the backbone at this layer for the transfer methods (default: the backbone's own feature layer). */
+    featureLayer?: string;
   },
 ): Promise<LowDataRow[]> {
   await initBackend();
@@ -102,12 +106,13 @@ export async function lowDataScenario(
     for (const perSite of o.sizes) {
       for (const method of o.methods) {
         const options = methodOptions(method, o.rounds, o.backboneDir ?? DEFAULT_BACKBONE_DIR, rawDir);
+        const cut = o.featureLayer !== undefined && method !== 'linear-raw' ? { featureLayer: o.featureLayer } : {};
         for (const seed of o.seeds) {
           progress(`${o.task} · ${perSite ?? 'all'} images per site · ${method} · seed ${seed} …`);
           const r = await simulate({
             clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: o.epochs, learningRate: o.learningRate, batchSize: 32,
             seed, strategy: parseStrategy('fedavg'), hidden: o.hidden, dataset: task.dataset, ...(task.classes ? { classes: [...task.classes] } : {}),
-            ...(perSite !== undefined ? { perSite } : {}), ...options,
+            ...(perSite !== undefined ? { perSite } : {}), ...options, ...cut,
           });
           const rounds = r.summary.rounds;
           const hit = rounds.findIndex((x) => x.valAccuracy >= o.target);
@@ -117,7 +122,7 @@ export async function lowDataScenario(
             ...(hit >= 0 ? { roundToTarget: hit + 1, secondsToTarget: seconds.slice(0, hit + 1).reduce((a, b) => a + b, 0) } : {}),
             bytesPerRound: rounds.reduce((a, x) => a + x.bytesIn + x.bytesOut, 0) / rounds.length,
             secondsPerRound: seconds.reduce((a, b) => a + b, 0) / rounds.length,
-            updateValues: r.summary.weights.values.length,
+            updateValues: r.summary.weights.values.length, ...cut,
           });
           progress(`  held-out ${(r.heldOut * 100).toFixed(2)}%`);
         }
