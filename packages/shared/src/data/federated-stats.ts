@@ -1,24 +1,9 @@
 import { ErrorCode, FtlError } from '../errors.js';
 import type { ImageDataset } from './dataset.js';
+import type { ChannelStats, Normalization } from '../protocol/messages.js';
 
-/**
- * What one client shares for federated normalisation: per-channel sums, sums of squares, minima, maxima
- * and the value count behind them. Never the values themselves.
- */
-export interface ChannelStats {
-  count: number;
-  sum: number[];
-  sumSquares: number[];
-  min: number[];
-  max: number[];
-}
-
-/** Per-channel normalisation the coordinator sends back: `(x − shift) / scale`. */
-export interface Normalization {
-  kind: 'standard' | 'min-max';
-  shift: number[];
-  scale: number[];
-}
+// Statistics and normalisation travel in `ready` and the instructions: their types come from the protocol's schemas.
+export type { ChannelStats, Normalization } from '../protocol/messages.js';
 
 /** A client's channel statistics over its images (NHWC, `channels` last). */
 export function channelStats(ds: Pick<ImageDataset, 'images' | 'channels'>): ChannelStats {

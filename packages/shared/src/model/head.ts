@@ -2,18 +2,10 @@ import * as tf from '@tensorflow/tfjs';
 import { tfjsSeed } from '../random.js';
 import { assertSameSpecs, shapeSize, specsSize, type WeightSpec, type Weights } from '../codec/weights.js';
 import { ErrorCode, FtlError } from '../errors.js';
+import type { HeadConfig } from '../protocol/messages.js';
 
-/** The shape of the trainable head on top of the backbone's features. */
-export interface HeadConfig {
-  featureDim: number;
-  /** Hidden dense layer sizes (ReLU); empty for a linear head. */
-  hidden: number[];
-  classes: number;
-  /** L2 penalty on the dense kernels (0 or absent: none). */
-  l2?: number;
-  /** Dropout rate after each hidden layer during training, in [0, 1) (0 or absent: none). */
-  dropout?: number;
-}
+// The head's shape is part of `welcome`: its type comes from the protocol's schema.
+export type { HeadConfig } from '../protocol/messages.js';
 
 /** Every head layer's name starts with this; backbone layers may not (fine-tuning tells them apart by name). */
 export const HEAD_LAYER_PREFIX = 'head_';

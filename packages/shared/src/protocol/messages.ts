@@ -1,277 +1,444 @@
-import type { EncodedWeights } from '../codec/weights.js';
-import type { ChannelStats, Normalization } from '../data/federated-stats.js';
-import type { HeadConfig } from '../model/head.js';
+import { z } from 'zod';
+import { specsSize, type EncodedWeights, type WeightSpec } from '../codec/weights.js';
+import { statsInconsistency } from '../data/federated-stats.js';
+import { ErrorCode } from '../errors.js';
+import {
+  between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text,
+} from './fields.js';
+import { describe, type IssueParams } from './validate.js';
 
-export type { ChannelStats, Normalization } from '../data/federated-stats.js';
+// Every message of the protocol, as a zod schema: its TypeScript type is inferred from it and its
+// validator (`parse*` in parse.ts) runs it, so a message is defined here and nowhere else. Unknown
+// fields are dropped; every refusal names the field, what it must be and what it was.
 
 /** Bumped on any incompatible change to a message below. Both sides refuse another version. */
 export const PROTOCOL_VERSION = 1;
 
-/** What every run-scoped message carries: who it is for and which global model it was built on. */
-export interface Envelope {
-  protocol: number;
-  runId: string;
-  round: number;
+// Another version is PROTOCOL_MISMATCH (`protocol-mismatch`), whatever else is wrong with the message.
+const protocol = z.custom<number>((v) => v === PROTOCOL_VERSION, {
+  error: (issue) => `is ${describe(issue.input)} but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
+  params: { code: ErrorCode.ProtocolMismatch, sentence: true } satisfies IssueParams,
+});
+
+const envelope = {
+  protocol,
+  runId: text(),
+  round: integer(),
   /** The global model version the message refers to (0 = the initial head, +1 per aggregation). */
-  modelVersion: number;
+  modelVersion: integer(),
+};
+
+/** What every run-scoped message carries: who it is for and which global model it was built on. */
+export const EnvelopeSchema = record(envelope);
+export type Envelope = z.infer<typeof EnvelopeSchema>;
+
+// Bounds that keep a hostile message from costing more than its bytes.
+const MAX_TENSORS = 4096;
+const MAX_RANK = 8;
+// Per-feature statistics of a tabular row or an image: one value per position.
+const MAX_CHANNELS = 1 << 20;
+// As many classes as a run may have (welcome.classes).
+const MAX_CLASSES = 10_000;
+const MAX_MESSAGE_TEXT = 2000;
+
+const WeightSpecSchema: z.ZodType<WeightSpec> = record({
+  name: text(),
+  shape: list(integer(), MAX_RANK),
+  dtype: z.literal('float32', { error: '"float32"' }),
+});
+const weightSpecs = list(WeightSpecSchema, MAX_TENSORS);
+
+/**
+ * Wire weights whose specs pass `specs`: the data is binary, never read value by value here, and holds
+ * exactly 4 bytes per value the specs describe (else WEIGHTS_MISMATCH, `wrong-shape`).
+ */
+function encodedWeights(specs: z.ZodType<WeightSpec[]> = weightSpecs): z.ZodType<EncodedWeights> {
+  return record({ specs, data: binary() }).superRefine((w, ctx) => {
+    const bytes = specsSize(w.specs) * 4;
+    if (w.data.byteLength === bytes) return;
+    const params: IssueParams = { code: ErrorCode.WeightsMismatch };
+    ctx.addIssue({ code: 'custom', continue: false, path: ['data'], input: w.data, params, message: `${bytes} bytes, 4 per float32 value its specs describe` });
+  });
 }
+
+/** Weights as they travel ({@link EncodedWeights}): specs and float32 values as raw little-endian bytes. */
+export const EncodedWeightsSchema = encodedWeights();
+
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+// Names that are object machinery: a registry keyed by site name must never meet them.
+const RESERVED_SITE_NAMES = new Set(['constructor', 'prototype']);
+
+/**
+ * A site (client) name: 1–128 letters, digits, `.`, `_` or `-`, starting with a letter or digit (which
+ * rules out `.`, `..` and `__proto__`), and not `constructor` or `prototype`.
+ */
+export const SiteNameSchema = z
+  .string({ error: '1–128 letters, digits, ".", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype"' })
+  .refine((name) => SITE_NAME.test(name) && !RESERVED_SITE_NAMES.has(name), { abort: true });
 
 /** Sent by the client in the socket.io handshake (`auth`). */
-export interface HandshakeAuth {
-  protocol: number;
+export const HandshakeAuthSchema = record({
+  protocol,
   /**
-   * The client's stable name; a second connection with the same name replaces the first. 1–128 letters,
-   * digits, `.`, `_` or `-`, starting with a letter or digit, and not `constructor` or `prototype`
-   * (`checkSiteName`).
+   * The client's stable name; a second connection with the same name replaces the first
+   * ({@link SiteNameSchema}, `checkSiteName`).
    */
-  name: string;
+  name: SiteNameSchema,
   /** The secret the operator issued for this name (required when the coordinator runs with auth). */
-  token?: string;
-}
+  token: text(256).optional(),
+});
+export type HandshakeAuth = z.infer<typeof HandshakeAuthSchema>;
 
 /** Where and what the backbone is; the files travel over plain HTTP, never over socket.io. */
-export interface BackboneInfo {
+export const BackboneInfoSchema = record({
   /** Path on the coordinator's HTTP server under which the files are served, e.g. `/backbone`. */
-  path: string;
+  path: text(),
   /** File names to fetch: `model.json` and its weight shards. */
-  files: string[];
+  files: list(text(), 1024),
   /** {@link modelDigest} of those files. */
-  sha256: string;
+  sha256: z.string({ error: 'a hex SHA-256 digest' }).regex(/^[0-9a-f]{64}$/, { abort: true }),
   /** Layer whose flattened output is the feature vector. */
-  featureLayer: string;
-}
+  featureLayer: text(),
+});
+export type BackboneInfo = z.infer<typeof BackboneInfoSchema>;
+
+/** The shape of the trainable head on top of the backbone's features. */
+export const HeadConfigSchema = record({
+  featureDim: integer(1),
+  /** Hidden dense layer sizes (ReLU); empty for a linear head. */
+  hidden: list(integer(1), 16),
+  classes: integer(2),
+  /** L2 penalty on the dense kernels (0 or absent: none). */
+  l2: nonNegative().optional(),
+  /** Dropout rate after each hidden layer during training, in [0, 1) (0 or absent: none). */
+  dropout: between(0, 1, { open: true }).optional(),
+});
+export type HeadConfig = z.infer<typeof HeadConfigSchema>;
+
+/** Seeded augmentation of a run (see {@link Welcome.augment}). */
+export const AugmentConfigSchema = record({
+  copies: integerIn(0, 20),
+  /** Largest shift as a fraction of the side, [0, 0.5). */
+  shift: between(0, 0.5, { open: true }),
+  flip: flag(),
+  /** Largest rotation in degrees, [0, 180]. */
+  rotation: between(0, 180),
+});
+export type AugmentConfig = z.infer<typeof AugmentConfigSchema>;
+
+const normalizationKind = oneOf(['standard', 'min-max'], 'standard or min-max');
+const channelValues = list(finite(), MAX_CHANNELS);
+const sameLength = (n: number) => `${n} values, one per channel`;
+
+/**
+ * What one client shares for federated normalisation: per-channel sums, sums of squares, minima, maxima
+ * and the value count behind them. Never the values themselves. Well-formed but impossible statistics
+ * are DATASET (`bad-statistics`), not malformed.
+ */
+export const ChannelStatsSchema = record({
+  count: integer(1),
+  sum: channelValues,
+  sumSquares: channelValues,
+  min: channelValues,
+  max: channelValues,
+}).superRefine((s, ctx) => {
+  const c = s.sum.length;
+  if (c === 0) return ctx.addIssue({ code: 'custom', continue: false, path: ['sum'], input: s.sum, message: 'one value per channel' });
+  for (const key of ['sumSquares', 'min', 'max'] as const) {
+    if (s[key].length !== c) return ctx.addIssue({ code: 'custom', continue: false, path: [key], input: s[key], message: sameLength(c) });
+  }
+  const why = statsInconsistency(s);
+  const params: IssueParams = { code: ErrorCode.Dataset, sentence: true };
+  if (why) ctx.addIssue({ code: 'custom', continue: false, params, message: `are inconsistent: ${why}; send the statistics channelStats computes` });
+});
+export type ChannelStats = z.infer<typeof ChannelStatsSchema>;
+
+/** Per-channel normalisation the coordinator sends back: `(x − shift) / scale`. */
+export const NormalizationSchema = record({
+  kind: normalizationKind,
+  shift: channelValues,
+  scale: list(finite().gt(0, { error: 'a number > 0', abort: true }), MAX_CHANNELS),
+}).superRefine((n, ctx) => {
+  if (n.shift.length === 0) return ctx.addIssue({ code: 'custom', continue: false, path: ['shift'], input: n.shift, message: 'one value per channel' });
+  if (n.scale.length !== n.shift.length) ctx.addIssue({ code: 'custom', continue: false, path: ['scale'], input: n.scale, message: sameLength(n.shift.length) });
+});
+export type Normalization = z.infer<typeof NormalizationSchema>;
 
 /** Server → client, once per connection: the run the client is part of. */
-export interface Welcome {
-  protocol: number;
-  runId: string;
-  clientId: string;
-  backbone: BackboneInfo;
-  head: HeadConfig;
-  classes: string[];
+export const WelcomeSchema = record({
+  protocol,
+  runId: text(),
+  clientId: text(),
+  backbone: BackboneInfoSchema,
+  head: HeadConfigSchema,
+  classes: list(text(), MAX_CLASSES),
   /** Head layers that never leave the client (personalization): not in any weights message. */
-  localLayers: string[];
+  localLayers: list(text(), 64),
   /**
    * Training-time augmentation: each client adds `copies` randomly shifted/flipped/rotated copies of its
    * training images (seeded per run and client) before features are extracted; validation is untouched.
    */
-  augment?: AugmentConfig;
+  augment: AugmentConfigSchema.optional(),
   /**
    * Federated normalisation: the client reports channel statistics (sums, sums of squares, min, max,
    * count; never values) with `ready`, and receives the combined normalisation with every round.
    */
-  normalization?: Normalization['kind'];
+  normalization: normalizationKind.optional(),
   /** `channel` (default): statistics per image channel; `feature`: per value position (tabular columns). */
-  normalizationScope?: 'channel' | 'feature';
+  normalizationScope: oneOf(['channel', 'feature'], 'channel or feature').optional(),
   /**
    * Set when every round trains backbone layers too (`partial` fine-tuning): features at the cut would
    * never be used, so the client prepares features for the round's trainable set when the round comes.
    */
-  backboneTrainsFromStart?: boolean;
-}
-
-/** Seeded augmentation of a run (see {@link Welcome.augment}). */
-export interface AugmentConfig {
-  copies: number;
-  /** Largest shift as a fraction of the side, [0, 0.5). */
-  shift: number;
-  flip: boolean;
-  /** Largest rotation in degrees, [0, 180]. */
-  rotation: number;
-}
+  backboneTrainsFromStart: flag().optional(),
+});
+export type Welcome = z.infer<typeof WelcomeSchema>;
 
 /** Local training settings for one round. */
-export interface FitConfig {
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
+export const FitConfigSchema = record({
+  epochs: integer(1),
+  batchSize: integer(1),
+  learningRate: positive(),
   /** Seed for the client's shuffling this round. */
-  seed: number;
+  seed: integer(),
   /** FedProx: add (μ/2)·‖w − w_global‖² to the local loss; absent or 0 for plain local training. */
-  proximalMu?: number;
+  proximalMu: nonNegative().optional(),
   /**
    * Fine-tuning: backbone layers among the weights train at `learningRate` × this (≥ 0; 0 keeps them
    * fixed); absent means 1. Which layers train is not said here: it is the weights' own tensors.
    */
-  backboneLrFactor?: number;
-}
+  backboneLrFactor: nonNegative().optional(),
+});
+export type FitConfig = z.infer<typeof FitConfigSchema>;
 
 /** Server → client: train the head from these weights. */
-export interface FitInstruction extends Envelope {
-  weights: EncodedWeights;
-  config: FitConfig;
+export const FitInstructionSchema = record({
+  ...envelope,
+  weights: EncodedWeightsSchema,
+  config: FitConfigSchema,
   /** Runs with federated normalisation: how to normalise inputs before the backbone (fixed for the run). */
-  normalization?: Normalization;
-}
+  normalization: NormalizationSchema.optional(),
+});
+export type FitInstruction = z.infer<typeof FitInstructionSchema>;
 
 /** Server → client: evaluate these (global) weights on the local validation split. */
-export interface EvaluateInstruction extends Envelope {
-  weights: EncodedWeights;
-  normalization?: Normalization;
-}
+export const EvaluateInstructionSchema = record({
+  ...envelope,
+  weights: EncodedWeightsSchema,
+  normalization: NormalizationSchema.optional(),
+});
+export type EvaluateInstruction = z.infer<typeof EvaluateInstructionSchema>;
 
 /** Server → client, after the last round: fine-tune the final global head locally and report both accuracies. */
-export interface PersonalizeInstruction extends Envelope {
-  weights: EncodedWeights;
-  config: FitConfig;
-  normalization?: Normalization;
-}
+export const PersonalizeInstructionSchema = record({
+  ...envelope,
+  weights: EncodedWeightsSchema,
+  config: FitConfigSchema,
+  normalization: NormalizationSchema.optional(),
+});
+export type PersonalizeInstruction = z.infer<typeof PersonalizeInstructionSchema>;
+
+// Samples behind an update or a metric: a positive integer; any other number is `bad-sample-count`.
+const sampleCount = claimedCount(1, 'report the number of samples used');
+/** Finite and ≥ 0. */
+const loss = nonNegative;
+/** In [0, 1]. */
+const accuracy = () => between(0, 1);
 
 /** Client → server: validation metrics of the global head and of the client's fine-tuned copy. */
-export interface PersonalizeResult extends Envelope {
-  numExamples: number;
-  globalLoss: number;
-  globalAccuracy: number;
-  personalLoss: number;
-  personalAccuracy: number;
-}
+export const PersonalizeResultSchema = record({
+  ...envelope,
+  numExamples: sampleCount,
+  globalLoss: loss(),
+  globalAccuracy: accuracy(),
+  personalLoss: loss(),
+  personalAccuracy: accuracy(),
+});
+export type PersonalizeResult = z.infer<typeof PersonalizeResultSchema>;
 
 /** Why a run ended. */
-export type RunEndReason = 'completed' | 'stopped' | 'failed';
+export const RunEndReasonSchema = oneOf(['completed', 'stopped', 'failed'], 'completed, stopped or failed');
+export type RunEndReason = z.infer<typeof RunEndReasonSchema>;
 
 /** Server → client: the run is over; the client may disconnect. */
-export interface RunEnd {
-  protocol: number;
-  runId: string;
-  reason: RunEndReason;
-  message?: string;
-}
+export const RunEndSchema = record({
+  protocol,
+  runId: text(),
+  reason: RunEndReasonSchema,
+  message: text(MAX_MESSAGE_TEXT).optional(),
+});
+export type RunEnd = z.infer<typeof RunEndSchema>;
 
 /** Why the coordinator is closing a client's connection. */
-export type GoodbyeReason = 'replaced' | 'revoked' | 'shutdown' | 'misbehaving';
+export const GoodbyeReasonSchema = oneOf(['replaced', 'revoked', 'shutdown', 'misbehaving'], 'replaced, revoked, shutdown or misbehaving');
+export type GoodbyeReason = z.infer<typeof GoodbyeReasonSchema>;
 
 /**
  * Server → client, just before the coordinator closes this connection: `replaced` (the same name
  * connected again) and `revoked` (the operator revoked the token) are final; after `shutdown` the client
  * reconnects, since a restarted coordinator resumes its run.
  */
-export interface Goodbye {
-  protocol: number;
-  reason: GoodbyeReason;
-  message: string;
-}
+export const GoodbyeSchema = record({
+  protocol,
+  reason: GoodbyeReasonSchema,
+  message: text(MAX_MESSAGE_TEXT),
+});
+export type Goodbye = z.infer<typeof GoodbyeSchema>;
 
 /** Client → server: features are ready; the client can take rounds. */
-export interface Ready {
-  protocol: number;
-  runId: string;
-  numTrain: number;
-  numVal: number;
+export const ReadySchema = record({
+  protocol,
+  runId: text(),
+  numTrain: sampleCount,
+  numVal: integer(),
   /** The label names this client's data holds, in its own words (before mapping to the run's classes). */
-  labels?: string[];
+  labels: list(text(), MAX_CLASSES).optional(),
   /** Channel statistics of the training images, when the run asked for federated normalisation. */
-  stats?: ChannelStats;
-}
+  stats: ChannelStatsSchema.optional(),
+});
+export type Ready = z.infer<typeof ReadySchema>;
 
 /** Training metrics a client reports with its update. */
-export interface FitMetrics {
+export const FitMetricsSchema = record({
   /** Finite and ≥ 0. */
-  loss: number;
+  loss: loss(),
   /** In [0, 1]. */
-  accuracy: number;
+  accuracy: accuracy(),
   /** Finite and ≥ 0. */
-  seconds: number;
-}
+  seconds: nonNegative(),
+});
+export type FitMetrics = z.infer<typeof FitMetricsSchema>;
 
 /** Client → server: the locally trained head. */
-export interface FitResult extends Envelope {
-  weights: EncodedWeights;
+export const FitResultSchema = record({
+  ...envelope,
+  weights: EncodedWeightsSchema,
   /** Training samples behind the update: its weight in FedAvg. A positive integer. */
-  numExamples: number;
-  metrics: FitMetrics;
-}
+  numExamples: sampleCount,
+  metrics: FitMetricsSchema,
+});
+export type FitResult = z.infer<typeof FitResultSchema>;
 
 /** Client → server: metrics of the global head on the client's validation split. */
-export interface EvaluateResult extends Envelope {
+export const EvaluateResultSchema = record({
+  ...envelope,
   /** Validation samples behind the metrics: a positive integer. */
-  numExamples: number;
+  numExamples: sampleCount,
   /** Finite and ≥ 0. */
-  loss: number;
+  loss: loss(),
   /** In [0, 1]. */
-  accuracy: number;
-}
+  accuracy: accuracy(),
+});
+export type EvaluateResult = z.infer<typeof EvaluateResultSchema>;
 
 /** Client → server: the client could not do what a round (or the class-sums phase) asked. */
-export interface ClientFailure extends Envelope {
-  stage: 'fit' | 'evaluate' | 'personalize' | 'class-sums';
-  message: string;
-}
+export const ClientFailureSchema = record({
+  ...envelope,
+  stage: oneOf(['fit', 'evaluate', 'personalize', 'class-sums'], '"fit", "evaluate", "personalize" or "class-sums"'),
+  message: text(MAX_MESSAGE_TEXT),
+});
+export type ClientFailure = z.infer<typeof ClientFailureSchema>;
 
 /**
  * Server → client, once before round 1 in runs with `headInit: "class-means"` (round 0, model version 0):
  * report the per-class sums of the training features at the run's cut, and the per-class counts.
  */
-export interface ClassSumsInstruction extends Envelope {
+export const ClassSumsInstructionSchema = record({
+  ...envelope,
   /** Runs with federated normalisation: the features are those of the normalised images, as in the rounds. */
-  normalization?: Normalization;
+  normalization: NormalizationSchema.optional(),
   /** `headInit: "discriminant"`: also send the within-class scatter of the features ({@link ClassSumsResult.scatter}). */
-  scatter?: boolean;
-}
+  scatter: flag('true or false').optional(),
+});
+export type ClassSumsInstruction = z.infer<typeof ClassSumsInstructionSchema>;
 
 /** The name of the one tensor a {@link ClassSumsResult} carries. */
 export const CLASS_SUMS_TENSOR = 'class-sums';
 /** The name of the tensor in {@link ClassSumsResult.scatter}. */
 export const FEATURE_SCATTER_TENSOR = 'feature-scatter';
 
+const classSumsSpecs = weightSpecs.refine(
+  (specs) => specs.length === 1 && specs[0]!.name === CLASS_SUMS_TENSOR && specs[0]!.shape.length === 2,
+  { error: `one tensor named "${CLASS_SUMS_TENSOR}" of shape [classes, featureDim]`, abort: true },
+);
+
 /**
  * Client → server: what FedNCM needs from a site, and all that leaves it in that phase. No feature vector
- * and no record travels: only one sum per class and value, and one count per class.
+ * and no record travels: only one sum per class and value, and one count per class. The coordinator then
+ * checks the shape against the run, the values for finiteness and the total against what the site declared.
  */
-export interface ClassSumsResult extends Envelope {
+export const ClassSumsResultSchema = record({
+  ...envelope,
   /**
    * One float32 tensor named {@link CLASS_SUMS_TENSOR} of shape `[classes, featureDim]`: row `c` is the sum
    * of the feature vectors of the site's training samples of class `c` (the run's class order).
    */
-  sums: EncodedWeights;
-  /** Training samples per class, non-negative integers in the run's class order; together at most `ready.numTrain`. */
-  counts: number[];
+  sums: encodedWeights(classSumsSpecs),
+  /**
+   * Training samples per class, non-negative integers in the run's class order (any other number is
+   * `bad-sample-count`); together at least 1 and at most `ready.numTrain`.
+   */
+  counts: list(claimedCount(0, 'report how many training samples each class has'), MAX_CLASSES),
   /**
    * Asked for (`scatter: true`) only: one float32 tensor named {@link FEATURE_SCATTER_TENSOR} of shape
    * `[featureDim, featureDim]`, Σ_c Σ_{i∈c} (x_i − m_c)(x_i − m_c)ᵀ over the site's training features about
    * its own class means m_c = sums_c / counts_c. With the sums it gives the pooled within-class covariance
    * exactly; no feature vector travels.
    */
-  scatter?: EncodedWeights;
-}
-
-/** Why the coordinator refused a message. */
-export type RejectReason =
-  | 'malformed'
-  | 'protocol-mismatch'
-  | 'unknown-run'
-  | 'stale-round'
-  | 'stale-model'
-  | 'not-selected'
-  | 'duplicate'
-  | 'round-closed'
-  | 'wrong-shape'
-  | 'non-finite'
-  | 'bad-sample-count'
-  /** `ready` statistics that do not fit the run (value count) or contradict themselves; the site is left out. */
-  | 'bad-statistics'
-  /** The connection sent more messages than its budget allows; repeated, it is closed. */
-  | 'rate-limited';
+  scatter: EncodedWeightsSchema.optional(),
+}).superRefine((m, ctx) => {
+  const [rows, featureDim] = m.sums.specs[0]!.shape as [number, number];
+  if (m.counts.length !== rows) {
+    return ctx.addIssue({ code: 'custom', continue: false, path: ['counts'], input: m.counts, message: `one count per row of the sums (${rows})` });
+  }
+  const total = m.counts.reduce((a, b) => a + b, 0);
+  if (!Number.isSafeInteger(total) || total < 1) {
+    const params: IssueParams = { code: ErrorCode.SampleCount, sentence: true };
+    return ctx.addIssue({
+      code: 'custom', continue: false, path: ['counts'], params,
+      message: `add up to ${total}; they must count at least one training sample, and at most 2^53 − 1`,
+    });
+  }
+  const s = m.scatter?.specs;
+  if (s && !(s.length === 1 && s[0]!.name === FEATURE_SCATTER_TENSOR && s[0]!.shape.length === 2 && s[0]!.shape.every((d) => d === featureDim))) {
+    ctx.addIssue({
+      code: 'custom', continue: false, path: ['scatter', 'specs'], input: s,
+      message: `one tensor named "${FEATURE_SCATTER_TENSOR}" of shape [${featureDim}, ${featureDim}] (featureDim × featureDim)`,
+    });
+  }
+});
+export type ClassSumsResult = z.infer<typeof ClassSumsResultSchema>;
 
 /**
- * Every {@link RejectReason}, for validators that must check a reason at run time (`parseAck`). The
- * type below fails to compile when a reason is added to the union but not here.
+ * Every reason the coordinator gives for refusing a message:
+ * - `bad-statistics`: `ready` statistics that do not fit the run (value count) or contradict themselves;
+ *   the site is left out.
+ * - `rate-limited`: the connection sent more messages than its budget allows; repeated, it is closed.
  */
 export const REJECT_REASONS = [
   'malformed', 'protocol-mismatch', 'unknown-run', 'stale-round', 'stale-model', 'not-selected', 'duplicate',
   'round-closed', 'wrong-shape', 'non-finite', 'bad-sample-count', 'bad-statistics', 'rate-limited',
-] as const satisfies readonly RejectReason[];
-const everyRejectReasonListed: Exclude<RejectReason, (typeof REJECT_REASONS)[number]> extends never ? true : never = true;
-void everyRejectReasonListed;
+] as const;
 
-/** The coordinator's answer to every update: accepted, or rejected with a reason. */
-export type Ack = { accepted: true } | Rejection;
+/** Why the coordinator refused a message: one of {@link REJECT_REASONS}. */
+export const RejectReasonSchema = oneOf(REJECT_REASONS, `one of ${REJECT_REASONS.join(', ')}`);
+export type RejectReason = z.infer<typeof RejectReasonSchema>;
 
 /** A refused message: the reason code and a sentence that says what was wrong. */
-export interface Rejection {
-  accepted: false;
-  reason: RejectReason;
-  message: string;
-}
+export const RejectionSchema = z.object({
+  accepted: z.literal(false),
+  reason: RejectReasonSchema,
+  message: text(MAX_MESSAGE_TEXT),
+});
+export type Rejection = z.infer<typeof RejectionSchema>;
+
+/** The coordinator's answer to every update: accepted, or rejected with a reason. */
+export const AckSchema = z.custom<unknown>((v) => !(v instanceof Uint8Array), { error: 'an object' }).pipe(
+  z.discriminatedUnion('accepted', [z.object({ accepted: z.literal(true) }), RejectionSchema], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'a boolean' : 'an object'),
+  }),
+);
+export type Ack = z.infer<typeof AckSchema>;
 
 /** Why the coordinator refuses a connection (the `connect_error` message's `data.reason`). */
 export type ConnectRefusal = 'protocol-mismatch' | 'malformed-handshake' | 'unauthorized';
