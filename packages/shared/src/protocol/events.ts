@@ -1,6 +1,10 @@
-import type {
-  Ack, ClassSumsInstruction, ClassSumsResult, ClientFailure, EvaluateInstruction, Goodbye, EvaluateResult, FitInstruction, FitResult, PersonalizeInstruction,
-  PersonalizeResult, Ready, RunEnd, Welcome,
+import type { z } from 'zod';
+import {
+  AckSchema, ClassSumsInstructionSchema, ClassSumsResultSchema, ClientFailureSchema, EvaluateInstructionSchema, EvaluateResultSchema,
+  FitInstructionSchema, FitResultSchema, GoodbyeSchema, HandshakeAuthSchema, PersonalizeInstructionSchema, PersonalizeResultSchema,
+  ReadySchema, RunEndSchema, WelcomeSchema,
+  type Ack, type ClassSumsInstruction, type ClassSumsResult, type ClientFailure, type EvaluateInstruction, type Goodbye, type EvaluateResult,
+  type FitInstruction, type FitResult, type PersonalizeInstruction, type PersonalizeResult, type Ready, type RunEnd, type Welcome,
 } from './messages.js';
 
 /**
@@ -29,3 +33,40 @@ export interface ClientToServerEvents {
   'class-sums-result': (message: ClassSumsResult, ack: (ack: Ack) => void) => void;
   failure: (message: ClientFailure) => void;
 }
+
+/** The payload an event's listener receives. */
+type PayloadOf<F> = F extends (message: infer M, ...rest: never[]) => void ? M : never;
+/** One schema per event, whose output is the event's payload: an event without one does not compile. */
+type SchemaPerEvent<Events> = { [E in keyof Events]: z.ZodType<PayloadOf<Events[E]>> };
+
+/** The schema of every event the coordinator emits, by event name. */
+export const SERVER_TO_CLIENT_SCHEMAS = {
+  welcome: WelcomeSchema,
+  fit: FitInstructionSchema,
+  evaluate: EvaluateInstructionSchema,
+  personalize: PersonalizeInstructionSchema,
+  'class-sums': ClassSumsInstructionSchema,
+  'run-end': RunEndSchema,
+  goodbye: GoodbyeSchema,
+} as const satisfies SchemaPerEvent<ServerToClientEvents>;
+
+/** The schema of every event a client emits, by event name. */
+export const CLIENT_TO_SERVER_SCHEMAS = {
+  ready: ReadySchema,
+  'fit-result': FitResultSchema,
+  'evaluate-result': EvaluateResultSchema,
+  'personalize-result': PersonalizeResultSchema,
+  'class-sums-result': ClassSumsResultSchema,
+  failure: ClientFailureSchema,
+} as const satisfies SchemaPerEvent<ClientToServerEvents>;
+
+/**
+ * Every payload the protocol validates, by event name, plus the handshake's `auth` and the coordinator's
+ * acknowledgement `ack`.
+ */
+export const PROTOCOL_SCHEMAS = {
+  ...SERVER_TO_CLIENT_SCHEMAS,
+  ...CLIENT_TO_SERVER_SCHEMAS,
+  auth: HandshakeAuthSchema,
+  ack: AckSchema,
+} as const;
