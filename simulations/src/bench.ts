@@ -13,7 +13,7 @@ import {
 import { simulate } from './simulate.js';
 
 const HELP = `npm run bench -- [options]
-Three measurements, each against a baseline taken in the same run:
+Four measurements, each against a baseline taken in the same run:
 1. CNN training throughput (images/s) of the default backbone's architecture on the wasm backend (with
    ftl's convolution gradient kernels) against the pure-JS cpu backend: same model, same initial
    weights, same batches.
