@@ -218,7 +218,7 @@ async function pooledScatter(classes: string[], means: Float64Array[]): Promise<
   for (let index = 0; index < SITES; index++) {
     const shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: 5, limit: LIMIT }, undefined, mnist);
     const train = alignShardToRun(shard, classes).train;
-    const own = withinClassScatter(await extractFeatures(fx, train), train.labels, flat, d);
+    const own = await withinClassScatter(await extractFeatures(fx, train), train.labels, flat, d);
     for (let k = 0; k < d * d; k++) scatter[k]! += own[k]!;
   }
   return scatter;
@@ -235,7 +235,7 @@ describe('headInit discriminant over real sockets', () => {
     const init = headInits(store, 'lda')[0]!.data as { method: string; counts: number[] };
     expect(init).toMatchObject({ method: 'discriminant', counts });
     // The same computation on the pooled features, here: what one site holding every image would get.
-    const expected = discriminantHead(lda.summary.weights, Float64Array.from(means.flatMap((m) => Array.from(m))), counts, await pooledScatter(classes, means));
+    const expected = await discriminantHead(lda.summary.weights, Float64Array.from(means.flatMap((m) => Array.from(m))), counts, await pooledScatter(classes, means));
     const kernel = tensor(lda.summary.weights, 'head_output/kernel');
     const want = tensor(expected, 'head_output/kernel');
     const scale = Math.max(...Array.from(want, Math.abs));

@@ -364,7 +364,7 @@ export class FtlClient {
       if (msg.scatter) {
         // About this site's own class means; the coordinator adds the between-site terms from the sums.
         const means = sums.map((v, k) => (counts[Math.floor(k / featureDim)]! > 0 ? v / counts[Math.floor(k / featureDim)]! : 0));
-        scatter = withinClassScatter(values, train.labels, means, featureDim);
+        scatter = await withinClassScatter(values, train.labels, means, featureDim);
       }
       const ack = await this.emitWithAck('class-sums-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, counts,

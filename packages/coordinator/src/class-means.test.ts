@@ -60,23 +60,23 @@ describe('within-class scatter from a site', () => {
   // Five samples of 2 values in 3 classes, split over two sites.
   const x = Float32Array.from([1, 2, 3, 1, 0, 5, 2, 7, 4, 4]);
   const y = Int32Array.from([0, 0, 1, 1, 2]);
-  const site = (rows: number[]) => {
+  const site = async (rows: number[]) => {
     const xs = Float32Array.from(rows.flatMap((i) => [x[2 * i]!, x[2 * i + 1]!]));
     const ys = Int32Array.from(rows.map((i) => y[i]!));
     const counts = [0, 1, 2].map((c) => ys.filter((v) => v === c).length);
     const sums = new Float64Array(6);
     ys.forEach((c, i) => [0, 1].forEach((j) => (sums[c * 2 + j]! += xs[i * 2 + j]!)));
     const means = sums.map((v, k) => (counts[Math.floor(k / 2)]! ? v / counts[Math.floor(k / 2)]! : 0));
-    return withScatter(answer(Array.from(sums), counts), Array.from(withinClassScatter(xs, ys, means, 2)));
+    return withScatter(answer(Array.from(sums), counts), Array.from(await withinClassScatter(xs, ys, means, 2)));
   };
 
-  test('the sites\' scatters pool to the scatter of their union, exactly', () => {
-    const a = checkClassSums(site([0, 2]), head, 10, 0, true);
-    const b = checkClassSums(site([1, 3, 4]), head, 10, 0, true);
+  test('the sites\' scatters pool to the scatter of their union, exactly', async () => {
+    const a = checkClassSums(await site([0, 2]), head, 10, 0, true);
+    const b = checkClassSums(await site([1, 3, 4]), head, 10, 0, true);
     const { means } = poolClassMeans([a, b], head);
-    const pooledMeans = poolClassMeans([checkClassSums(site([0, 1, 2, 3, 4]), head, 10, 0, true)], head).means;
-    const union = withinClassScatter(x, y, pooledMeans, 2);
-    Array.from(poolWithinScatter([a, b], means, head)).forEach((v, k) => expect(v).toBeCloseTo(union[k]!, 5));
+    const pooledMeans = poolClassMeans([checkClassSums(await site([0, 1, 2, 3, 4]), head, 10, 0, true)], head).means;
+    const union = await withinClassScatter(x, y, pooledMeans, 2);
+    Array.from(await poolWithinScatter([a, b], means, head)).forEach((v, k) => expect(v).toBeCloseTo(union[k]!, 5));
   });
 
   test.each<[string, (m: ClassSumsResult) => ClassSumsResult, string, RegExp]>([

@@ -1,5 +1,5 @@
 import {
-  CLASS_SUMS_TENSOR, classMeanHead, decodeWeights, discriminantHead, ErrorCode, firstNonFinite, FtlError, HEAD_LAYER_PREFIX, shapeSize,
+  CLASS_SUMS_TENSOR, classMeanHead, decodeWeights, discriminantHead, eventLoopYielder, ErrorCode, firstNonFinite, FtlError, HEAD_LAYER_PREFIX, shapeSize,
   type ClassSumsResult, type HeadConfig, type Weights,
 } from '@ftl/shared';
 import { headInitProblem, MAX_DISCRIMINANT_FEATURES, type HeadInit } from './run-config.js';
@@ -128,14 +128,16 @@ function checkScatter(msg: ClassSumsResult, d: number, total: number, maxAbsValu
  * it: the sum of the sites' own scatters plus, per site and class, n_sc·(m_sc − μ_c)(m_sc − μ_c)ᵀ for the
  * site's class mean m_sc and the pooled mean μ_c.
  */
-export function poolWithinScatter(sites: readonly SiteClassSums[], means: Float64Array, head: HeadConfig): Float64Array {
+export async function poolWithinScatter(sites: readonly SiteClassSums[], means: Float64Array, head: HeadConfig): Promise<Float64Array> {
   const { classes, featureDim: d } = head;
   const scatter = new Float64Array(d * d);
   const diff = new Float64Array(d);
+  const breathe = eventLoopYielder();
   for (const site of sites) {
     const own = site.scatter!;
     for (let k = 0; k < d * d; k++) scatter[k]! += own[k]!;
     for (let c = 0; c < classes; c++) {
+      await breathe();
       const n = site.counts[c]!;
       if (n === 0) continue;
       for (let j = 0; j < d; j++) diff[j] = site.sums[c * d + j]! / n - means[c * d + j]!;
@@ -150,9 +152,9 @@ export function poolWithinScatter(sites: readonly SiteClassSums[], means: Float6
 }
 
 /** The global model with its head set to the pooled shrinkage linear discriminant of the sites' statistics. */
-export function discriminantHeadOf(global: Weights, sites: readonly SiteClassSums[], head: HeadConfig): { weights: Weights; counts: number[] } {
+export async function discriminantHeadOf(global: Weights, sites: readonly SiteClassSums[], head: HeadConfig): Promise<{ weights: Weights; counts: number[] }> {
   const { means, counts } = poolClassMeans(sites, head);
-  return { weights: discriminantHead(global, means, counts, poolWithinScatter(sites, means, head)), counts };
+  return { weights: await discriminantHead(global, means, counts, await poolWithinScatter(sites, means, head)), counts };
 }
 
 /** Pooled class means from the sites' sums and counts: what one pass over the union of their features would give. */

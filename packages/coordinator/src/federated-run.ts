@@ -534,7 +534,7 @@ export class FederatedRun {
       return;
     }
     const sites = clients.map((id) => results.get(id)!.decoded);
-    const { weights, counts } = method === 'discriminant' ? discriminantHeadOf(this.global, sites, this.head) : classMeansHead(this.global, sites, this.head);
+    const { weights, counts } = method === 'discriminant' ? await discriminantHeadOf(this.global, sites, this.head) : classMeansHead(this.global, sites, this.head);
     this.global = weights;
     const missing = this.config.classes.filter((_, c) => counts[c] === 0);
     // Counts only: the sums (and the means they give) stay out of the log.

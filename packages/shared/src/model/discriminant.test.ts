@@ -1,7 +1,6 @@
-import { describe, expect, test } from 'vitest';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { createRng } from '../random.js';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
 import type { Weights } from '../codec/weights.js';
 import { discriminantHead, solveSymmetric, withinClassScatter } from './discriminant.js';
 
@@ -62,10 +61,10 @@ function accuracy(w: Weights, x: Float32Array, y: Int32Array, d: number, classes
 }
 
 describe('solveSymmetric', () => {
-  test('solves a positive definite system for several right-hand sides', () => {
+  test('solves a positive definite system for several right-hand sides', async () => {
     const a = Float64Array.from([4, 1, 0.5, 1, 3, 0.2, 0.5, 0.2, 2]);
     const b = Float64Array.from([1, 0, 2, 1, 3, -1]); // 3 × 2
-    const x = solveSymmetric(a, 3, b, 2);
+    const x = await solveSymmetric(a, 3, b, 2);
     for (let col = 0; col < 2; col++) {
       for (let i = 0; i < 3; i++) {
         const row = [0, 1, 2].reduce((s, k) => s + a[i * 3 + k]! * x[k * 2 + col]!, 0);
@@ -74,18 +73,32 @@ describe('solveSymmetric', () => {
     }
   });
 
-  test('refuses a matrix that is not positive definite', () => {
-    expectFtlError(() => solveSymmetric(Float64Array.from([1, 2, 2, 1]), 2, Float64Array.from([1, 1]), 1), ErrorCode.InvalidConfig, /not positive definite \(pivot 1/);
+  test('refuses a matrix that is not positive definite', async () => {
+    await expect(solveSymmetric(Float64Array.from([1, 2, 2, 1]), 2, Float64Array.from([1, 1]), 1)).rejects.toMatchObject({
+      code: ErrorCode.InvalidConfig, message: expect.stringMatching(/not positive definite \(pivot 1/),
+    });
+  });
+
+  test('offers the event loop a turn before every row, so a large solve never blocks a server', async () => {
+    const d = 50;
+    const a = new Float64Array(d * d);
+    for (let i = 0; i < d; i++) a[i * d + i] = 2;
+    let offered = 0;
+    const x = await solveSymmetric(a, d, new Float64Array(d).fill(1), 1, async () => {
+      offered++;
+    });
+    expect(x[d - 1]).toBeCloseTo(0.5, 12);
+    expect(offered).toBe(d);
   });
 });
 
 describe('withinClassScatter', () => {
-  test('is the sum of outer products of the vectors about their class means', () => {
+  test('is the sum of outer products of the vectors about their class means', async () => {
     const x = Float32Array.from([1, 2, 3, 5, 10, 0, 12, 4]);
     const y = Int32Array.from([0, 0, 1, 1]);
     const { means } = classMeans(x, y, 2, 2);
     // Class 0: deviations (−1, −1.5), (1, 1.5); class 1: (−1, −2), (1, 2).
-    expect(Array.from(withinClassScatter(x, y, means, 2))).toEqual([4, 7, 7, 12.5]);
+    expect(Array.from(await withinClassScatter(x, y, means, 2))).toEqual([4, 7, 7, 12.5]);
   });
 });
 
@@ -93,10 +106,13 @@ describe('discriminantHead', () => {
   const train = correlatedClasses(600, 1);
   const test_ = correlatedClasses(3000, 2);
   const { means, counts } = classMeans(train.x, train.y, 4, 3);
-  const scatter = withinClassScatter(train.x, train.y, means, 4);
+  let scatter: Float64Array;
+  beforeAll(async () => {
+    scatter = await withinClassScatter(train.x, train.y, means, 4);
+  });
 
-  test('beats the nearest class mean where the features are correlated, and matches the Gaussian posterior', () => {
-    const head = discriminantHead(linearHead(4, 3), means, counts, scatter, 0);
+  test('beats the nearest class mean where the features are correlated, and matches the Gaussian posterior', async () => {
+    const head = await discriminantHead(linearHead(4, 3), means, counts, scatter, 0);
     expect(accuracy(head, test_.x, test_.y, 4, 3)).toBeGreaterThan(0.9);
     // Nearest class mean (Euclidean): kernel μ_c, bias −½‖μ_c‖².
     const ncm = linearHead(4, 3);
@@ -116,16 +132,16 @@ describe('discriminantHead', () => {
     expect(logit(0, at0)).toBeGreaterThan(logit(1, at0));
   });
 
-  test('shrinkage moves it towards the nearest class mean, and 1 is exactly that classifier up to scale', () => {
-    const full = discriminantHead(linearHead(4, 3), means, counts, scatter, 1);
+  test('shrinkage moves it towards the nearest class mean, and 1 is exactly that classifier up to scale', async () => {
+    const full = await discriminantHead(linearHead(4, 3), means, counts, scatter, 1);
     // Σ = (tr C / d)·I: kernel columns are μ_c / s, so their ratios are those of the means.
     const s = means[4]! / full.values[1]!;
     for (let c = 0; c < 3; c++) for (let j = 0; j < 4; j++) expect(full.values[j * 3 + c]! * s).toBeCloseTo(means[c * 4 + j]!, 4);
   });
 
-  test('a class no site holds is never predicted, and the others predict as they would without it', () => {
-    const three = discriminantHead(linearHead(4, 3), means, counts, scatter);
-    const four = discriminantHead(linearHead(4, 4), Float64Array.from([...means, 0, 0, 0, 0]), [...counts, 0], scatter);
+  test('a class no site holds is never predicted, and the others predict as they would without it', async () => {
+    const three = await discriminantHead(linearHead(4, 3), means, counts, scatter);
+    const four = await discriminantHead(linearHead(4, 4), Float64Array.from([...means, 0, 0, 0, 0]), [...counts, 0], scatter);
     const far = Float32Array.from(Array.from(test_.x, (v) => v * 50));
     for (const x of [test_.x, far]) {
       for (let i = 0; i < test_.y.length; i++) {
@@ -136,20 +152,22 @@ describe('discriminantHead', () => {
     expect(accuracy(four, test_.x, test_.y, 4, 4)).toBeCloseTo(accuracy(three, test_.x, test_.y, 4, 3), 10);
   });
 
-  test('leaves every other tensor as it was and does not change its input', () => {
+  test('leaves every other tensor as it was and does not change its input', async () => {
     const w: Weights = {
       specs: [{ name: 'conv2/kernel', shape: [2], dtype: 'float32' }, ...linearHead(4, 3).specs],
       values: Float32Array.from([7, 8, ...new Array(15).fill(0.5)]),
     };
     const before = w.values.slice();
-    const head = discriminantHead(w, means, counts, scatter);
+    const head = await discriminantHead(w, means, counts, scatter);
     expect(Array.from(head.values.subarray(0, 2))).toEqual([7, 8]);
     expect(w.values).toEqual(before);
   });
 
-  test('refuses a head with hidden layers and statistics that do not fit', () => {
+  test('refuses a head with hidden layers and statistics that do not fit', async () => {
     const hidden: Weights = { specs: [{ name: 'head_hidden_0/kernel', shape: [4, 2], dtype: 'float32' }, ...linearHead(2, 3).specs], values: new Float32Array(17) };
-    expectFtlError(() => discriminantHead(hidden, means, counts, scatter), ErrorCode.InvalidConfig, /needs a linear head/);
-    expectFtlError(() => discriminantHead(linearHead(4, 3), means, counts, scatter.subarray(0, 9)), ErrorCode.WeightsMismatch, /do not fit a head of 3 classes on 4 features/);
+    await expect(discriminantHead(hidden, means, counts, scatter)).rejects.toMatchObject({ code: ErrorCode.InvalidConfig, message: expect.stringMatching(/needs a linear head/) });
+    await expect(discriminantHead(linearHead(4, 3), means, counts, scatter.subarray(0, 9))).rejects.toMatchObject({
+      code: ErrorCode.WeightsMismatch, message: expect.stringMatching(/do not fit a head of 3 classes on 4 features/),
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { ErrorCode, FtlError } from '../errors.js';
+import { eventLoopYielder } from '../event-loop.js';
 import { shapeSize, type Weights } from '../codec/weights.js';
 import { HEAD_LAYER_PREFIX } from './head.js';
 
@@ -13,13 +14,16 @@ export const DISCRIMINANT_SHRINKAGE = 0.3;
 /**
  * Within-class scatter of feature vectors, Σ_c Σ_{i∈c} (x_i − m_c)(x_i − m_c)ᵀ about the class means `m_c`
  * of the same vectors: what one site sends for a discriminant head (d × d values, row-major, float64).
+ * O(n·d²): it gives the event loop a turn now and then, so a site keeps answering pings meanwhile.
  *
  * @param features n × d values, row-major. @param labels n class indices. @param means classes × d values.
  */
-export function withinClassScatter(features: Float32Array, labels: Int32Array, means: Float64Array, d: number): Float64Array {
+export async function withinClassScatter(features: Float32Array, labels: Int32Array, means: Float64Array, d: number): Promise<Float64Array> {
   const scatter = new Float64Array(d * d);
   const v = new Float64Array(d);
+  const breathe = eventLoopYielder();
   for (let i = 0; i < labels.length; i++) {
+    await breathe();
     const c = labels[i]!;
     for (let j = 0; j < d; j++) v[j] = features[i * d + j]! - means[c * d + j]!;
     for (let a = 0; a < d; a++) {
@@ -36,13 +40,18 @@ export function withinClassScatter(features: Float32Array, labels: Int32Array, m
 
 /**
  * Solves A·X = B for a symmetric positive definite `A` (d × d, row-major) and `columns` right-hand sides
- * (B: d × columns, row-major) by Cholesky factorisation, in float64.
+ * (B: d × columns, row-major) by Cholesky factorisation, in float64. O(d³/3), seconds for d in the
+ * thousands: it calls `breathe` before each row (by default: an event-loop turn every 50 ms), so a
+ * coordinator keeps serving its sockets meanwhile.
  *
  * @throws FtlError(INVALID_CONFIG) when A is not positive definite (a pivot ≤ 0 or not finite).
  */
-export function solveSymmetric(a: Float64Array, d: number, b: Float64Array, columns: number): Float64Array {
+export async function solveSymmetric(
+  a: Float64Array, d: number, b: Float64Array, columns: number, breathe: () => Promise<void> = eventLoopYielder(),
+): Promise<Float64Array> {
   const l = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
+    await breathe();
     for (let j = 0; j <= i; j++) {
       let s = a[i * d + j]!;
       for (let k = 0; k < j; k++) s -= l[i * d + k]! * l[j * d + k]!;
@@ -87,9 +96,9 @@ export function solveSymmetric(a: Float64Array, d: number, b: Float64Array, colu
  * @throws FtlError(INVALID_CONFIG) with hidden layers in the head or a covariance that is not positive
  * definite; FtlError(WEIGHTS_MISMATCH) when the sizes do not fit the head.
  */
-export function discriminantHead(
+export async function discriminantHead(
   weights: Weights, means: Float64Array, counts: readonly number[], scatter: Float64Array, shrinkage = DISCRIMINANT_SHRINKAGE,
-): Weights {
+): Promise<Weights> {
   if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
     throw new FtlError(ErrorCode.InvalidConfig, 'a discriminant head needs a linear head (hidden: []); set hidden to [] or headInit to "random"');
   }
@@ -126,7 +135,7 @@ export function discriminantHead(
   present.forEach((c, col) => {
     for (let j = 0; j < d; j++) rhs[j * present.length + col] = means[c * d + j]!;
   });
-  const solved = solveSymmetric(cov, d, rhs, present.length);
+  const solved = await solveSymmetric(cov, d, rhs, present.length);
   const values = weights.values.slice();
   // An absent class's logit is the present classes' mean logit − 10 at every input, so it never wins.
   const meanColumn = new Float64Array(d + 1);
