@@ -8,12 +8,9 @@ import {
 } from './checkpoint-bytes.js';
 import { fromLosslessJson, toLosslessJson } from './lossless-json.js';
 import { migrate } from './migrations.js';
+import { checkRunTransition, RUN_STATUSES, type RunStatus } from '../run-states.js';
 
-/** Where a run stands; `stopped`, `completed` and `failed` are final, the others can resume. */
-export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
-
-/** Every {@link RunStatus}, to check values that come from outside the type system. */
-export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'paused', 'stopped', 'completed', 'failed'];
+export { RUN_STATUSES, type RunStatus } from '../run-states.js';
 
 /** A run as stored: its configuration is kept so a restarted coordinator can resume it as it was. */
 export interface StoredRun {
@@ -214,7 +211,27 @@ export class Store {
       (this.db.prepare('SELECT * FROM runs ORDER BY created_at DESC, rowid DESC').all() as RunRow[]).map(toRun));
   }
 
-  /** Sets a run's status. Throws FtlError(NotFound) for an unknown run, FtlError(InvalidConfig) for an unknown status. */
+  /**
+   * Moves a run to `to` along the lifecycle table (run-states.ts), reading its status and writing the new
+   * one in one transaction; returns the status it left. Throws FtlError(NotFound) for an unknown run and
+   * FtlError(InternalError) naming both statuses for a move the table does not have. Every status change
+   * the coordinator makes goes through here.
+   */
+  moveRun(id: string, to: RunStatus): RunStatus {
+    return this.guard(`setting the status of run ${id}`, () => this.db.transaction(() => {
+      const row = this.db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: RunStatus } | undefined;
+      if (!row) throw this.unknownRun(id);
+      checkRunTransition(id, row.status, to);
+      this.db.prepare('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?').run(to, now(), id);
+      return row.status;
+    }).immediate());
+  }
+
+  /**
+   * Sets a run's status as given, without the lifecycle check of {@link moveRun}: for setting up a
+   * database in tests and repairing one by hand; the coordinator never calls it. Throws FtlError(NotFound)
+   * for an unknown run, FtlError(InvalidConfig) for an unknown status.
+   */
   setRunStatus(id: string, status: RunStatus): void {
     if (!RUN_STATUSES.includes(status)) {
       throw new FtlError(ErrorCode.InvalidConfig, `run status must be one of ${RUN_STATUSES.join(', ')} (got ${JSON.stringify(status)})`);

@@ -1,0 +1,66 @@
+import { ErrorCode, FtlError } from '@ftl/shared';
+
+/**
+ * A run's lifecycle: its stored statuses and the one table of moves between them, used by the store,
+ * the run and the server alike (docs/architecture.md draws it).
+ *
+ * Two situations have no status of their own, because nothing outside the coordinator sees them apart
+ * from `running`: waiting for sites is the `waiting-for-clients` phase of a running run, and a run a
+ * shutdown interrupted stays `running` with no server hosting it, so the next start resumes it.
+ */
+
+/** Where a run stands; `completed` and `failed` are final, and `stopped` is, once a round has trained. */
+export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
+
+/** Every {@link RunStatus}, to check values that come from outside the type system. */
+export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'paused', 'stopped', 'completed', 'failed'];
+
+/** The statuses no operator action leaves. */
+export const FINAL_STATUSES: readonly RunStatus[] = ['stopped', 'completed', 'failed'];
+
+/**
+ * Every legal move, from → to, with what makes it. Any move not listed is a fault of the code that asks
+ * for it. `running → running` is the resume of an interrupted run; `stopped → running` is a one-run
+ * coordinator starting again a run that was stopped before any round trained (run-reuse.ts refuses the rest).
+ */
+export const RUN_TRANSITIONS: Readonly<Record<RunStatus, Readonly<Partial<Record<RunStatus, string>>>>> = {
+  created: { running: 'start', stopped: 'stop before starting' },
+  running: {
+    running: 'resume after a shutdown', paused: 'pause after a round', stopped: 'stop', completed: 'last round or early stop', failed: 'error',
+  },
+  paused: { running: 'resume', stopped: 'stop while paused' },
+  stopped: { running: 'start again (no round trained)' },
+  completed: {},
+  failed: {},
+};
+
+/** What an operator may ask of a run that is not the active one, and the statuses each is allowed from. */
+export const OPERATOR_ACTIONS = {
+  start: ['created'],
+  resume: ['paused', 'running'],
+  stop: ['created', 'running', 'paused'],
+} as const satisfies Record<string, readonly RunStatus[]>;
+
+/** Whether `from → to` is in {@link RUN_TRANSITIONS}. */
+export function isRunTransition(from: RunStatus, to: RunStatus): boolean {
+  return RUN_TRANSITIONS[from]?.[to] !== undefined;
+}
+
+/**
+ * Checks one move of run `runId` against {@link RUN_TRANSITIONS}; throws FtlError naming both statuses
+ * when it is not there. `code` says whose fault an illegal move is: INTERNAL_ERROR (the default) for a
+ * move the coordinator itself should never make, CONFLICT for one an operator asked for.
+ *
+ * @example
+ * checkRunTransition('r1', 'completed', 'running', ErrorCode.Conflict); // throws: run r1 cannot go from completed to running
+ */
+export function checkRunTransition(
+  runId: string, from: RunStatus, to: RunStatus, code: typeof ErrorCode.InternalError | typeof ErrorCode.Conflict = ErrorCode.InternalError,
+): void {
+  if (isRunTransition(from, to)) return;
+  const next = Object.keys(RUN_TRANSITIONS[from] ?? {});
+  throw new FtlError(
+    code,
+    `run ${runId} cannot go from ${from} to ${to}; a ${from} run can go ${next.length > 0 ? `to ${next.join(' or ')}` : 'nowhere (it is final)'}`,
+  );
+}
