@@ -1,0 +1,210 @@
+/**
+ * One round as explicit phases, in order: select → fit → aggregate → evaluate → commit. Each phase is a
+ * function of the run's context; only aggregate changes the global model, and only commit writes the
+ * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop or a failure.
+ */
+import { deriveSeed, encodeWeights, ErrorCode, FtlError, PROTOCOL_VERSION, type Logger, type Weights } from '@ftl/shared';
+import type { CoordinatorConfig } from './config.js';
+import type { EarlyStopping } from './early-stopping.js';
+import { median } from './median.js';
+import type { Collected } from './round-collector.js';
+import type { RoundRecord } from './round-table.js';
+import { backboneRate, normalizationField, type RunContext } from './run-context.js';
+import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
+import { capCounts } from './update-screen.js';
+
+/** The phases of a round, in the order they run. */
+export const ROUND_PHASES = ['select', 'fit', 'aggregate', 'evaluate', 'commit'] as const;
+
+/** The round's local training settings: the learning rate decayed per round, epochs from the schedule. */
+export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: CoordinatorConfig['schedule'], round: number): CoordinatorConfig['fit'] {
+  const epochs = schedule.epochs.filter((s) => s.fromRound <= round).at(-1)?.epochs ?? fit.epochs;
+  return { ...fit, epochs, learningRate: fit.learningRate * schedule.lrDecay ** (round - 1) };
+}
+
+/** How one round ended: recorded (to commit), or cut short by a shutdown (nothing to commit). */
+export type PlayedRound =
+  | { interrupted: true }
+  | {
+      interrupted?: false; record: RoundRecord; participants: string[];
+      /** The medians of the sites' validation losses and accuracies: what early stopping decides on. */
+      medians: { loss: number; accuracy: number };
+      rejected: Array<{ clientId: string; reason: string; message: string }>;
+    };
+
+/** select: the ready clients the strategy asks to train this round. */
+export function select(ctx: RunContext, round: number): string[] {
+  return ctx.strategy.configureFit(round, ctx.host.readyClients(ctx.config.runId));
+}
+
+/** fit: sends the global model to the selected clients and collects their checked updates (update-intake.ts). */
+export async function fit(ctx: RunContext, round: number, selected: readonly string[]): Promise<Collected<StageAnswer['fit']>> {
+  const { config, host, model } = ctx;
+  const { runId } = config;
+  ctx.setPhase('fit', round);
+  const weights = encodeWeights(model.weights);
+  const extras = ctx.strategy.fitExtras(round);
+  return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) => {
+    selected.forEach((id, i) => {
+      const sent = host.send(id, 'fit', {
+        protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights,
+        config: { ...scheduledFit(config.fit, config.schedule, round), seed: deriveSeed(config.seed, round, i), ...extras, ...backboneRate(ctx) },
+        ...normalizationField(ctx),
+      });
+      if (!sent) collector.fail(id, 'disconnected before the round started');
+    });
+  });
+}
+
+/**
+ * aggregate: the round's updates through the trust screen, then the strategy; a new global model (version
+ * + 1) when there are enough and the aggregate is usable. Returns what the round record needs.
+ */
+export function aggregate(ctx: RunContext, round: number, collected: Collected<StageAnswer['fit']>, log: Logger) {
+  const { model, config } = ctx;
+  const screen = screenRound(model.weights.values, collected, ctx.trust, model.moveReference);
+  for (const e of screen.excluded) ctx.exclusions.record('update-excluded', round, e, log);
+  const kept = screen.kept;
+  let status: RoundRecord['status'] = kept.length >= config.minFitClients ? 'aggregated' : 'no-quorum';
+  let trainLoss = NaN;
+  if (status === 'aggregated') {
+    const next = aggregateKept(ctx.strategy, round, model.weights.values, kept, log);
+    if (next === null) {
+      status = 'kept';
+    } else {
+      model.weights = { specs: model.weights.specs, values: next };
+      model.version++;
+      if (screen.reference !== undefined) model.moveReference = screen.reference;
+    }
+    let n = 0;
+    trainLoss = 0;
+    for (const u of kept) {
+      trainLoss += u.loss * u.numExamples;
+      n += u.numExamples;
+    }
+    trainLoss /= n;
+  } else {
+    log.warn('round-no-quorum', { accepted: kept.length, need: config.minFitClients });
+  }
+  return { status, trainLoss, participants: kept.map((u) => u.clientId), excluded: screen.excluded.length };
+}
+
+/** evaluate: the global model on the clients' validation data; weighted summary and the robust medians. */
+export async function evaluate(ctx: RunContext, round: number) {
+  const { config, host, model, strategy } = ctx;
+  const { runId } = config;
+  const expected = strategy.configureEvaluate(round, host.readyClients(runId));
+  ctx.setPhase('evaluate', round);
+  const weights = encodeWeights(model.weights);
+  const collected = await ctx.intake.collect('evaluate', { runId, round, modelVersion: model.version, expected }, config.roundDeadlineMs, (collector) => {
+    for (const id of expected) {
+      if (!host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights, ...normalizationField(ctx) })) {
+        collector.fail(id, 'disconnected before evaluation');
+      }
+    }
+  });
+  // A refused evaluation (out of range, or more samples than the site declared) is left out and recorded.
+  for (const r of contentRefusals(collected)) ctx.exclusions.record('evaluation-excluded', round, r);
+  const answers = [...collected.results.values()];
+  // No site outweighs the others by claiming more validation samples; the median decides early stopping.
+  const counts = capCounts(answers.map((r) => r.numExamples), ctx.trust.weightCap);
+  const weighted = answers.map((r, i) => ({ numExamples: counts[i]!, loss: r.loss, accuracy: r.accuracy }));
+  const summary = strategy.aggregateEvaluate(round, weighted) ?? { loss: NaN, accuracy: NaN, clients: 0 };
+  const medians = {
+    loss: answers.length > 0 ? median(answers.map((r) => r.loss)) : NaN,
+    accuracy: answers.length > 0 ? median(answers.map((r) => r.accuracy)) : NaN,
+  };
+  return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medians };
+}
+
+/** select → fit → aggregate → evaluate of one round; a shutdown in between leaves the model as it was. */
+export async function playRound(ctx: RunContext, round: number): Promise<PlayedRound> {
+  const { host, model } = ctx;
+  const t0 = performance.now();
+  const in0 = host.bytes.received;
+  const out0 = host.bytes.sent;
+  const log = ctx.log.child({ round });
+  const selected = select(ctx, round);
+  log.info('round-start', { selected: selected.length, ready: host.readyClients(ctx.config.runId).length, strategy: ctx.strategy.name });
+  const collected = await fit(ctx, round, selected);
+  // A shutdown cut the round short: nothing of it is kept, so the next start runs it again in full.
+  if (ctx.interrupted()) return { interrupted: true };
+  for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
+  const previous: { weights: Weights; version: number } = { weights: model.weights, version: model.version };
+  const fitted = aggregate(ctx, round, collected, log);
+  const evaluation = await evaluate(ctx, round);
+  if (ctx.interrupted()) {
+    model.weights = previous.weights;
+    model.version = previous.version;
+    return { interrupted: true };
+  }
+  const record: RoundRecord = {
+    round, status: fitted.status, selected: selected.length, accepted: fitted.participants.length, rejected: collected.rejectedCount,
+    excluded: fitted.excluded, failed: collected.failures.size, trainLoss: fitted.trainLoss,
+    valLoss: evaluation.loss, valAccuracy: evaluation.accuracy, evalClients: evaluation.clients,
+    bytesIn: host.bytes.received - in0, bytesOut: host.bytes.sent - out0,
+    seconds: (performance.now() - t0) / 1000, modelVersion: model.version,
+  };
+  log.info('round-end', { status: record.status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
+  return {
+    record, medians: evaluation.medians, participants: fitted.participants,
+    rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
+  };
+}
+
+/**
+ * commit: a round that trained is stored with its checkpoint in one transaction (a restart resumes after
+ * it, never re-runs it); a round without quorum is recorded as failed and ends the run.
+ */
+export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupted: true }>): void {
+  const { config, store, model, strategy } = ctx;
+  const { record, participants, rejected } = played;
+  if (record.status === 'no-quorum') {
+    store?.recordFailedRound(config.runId, { record, participants, rejected });
+    return;
+  }
+  store?.commitRound(config.runId, { record, participants, rejected }, {
+    modelVersion: model.version, specs: model.weights.specs, values: model.weights.values, strategyState: strategy.state(),
+  });
+}
+
+/**
+ * Plays rounds after those in `records` (appending each committed one) until the last, a stop request,
+ * an early stop or a shutdown. A round without quorum is played again, up to `quorumRetries` times, with
+ * whoever is ready then; after that it is committed as failed and the run fails with FtlError(Quorum).
+ */
+export async function runRounds(
+  ctx: RunContext, records: RoundRecord[], o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: (r: RoundRecord) => void },
+): Promise<void> {
+  const { config, store, log, model } = ctx;
+  const { runId } = config;
+  let attempt = 1;
+  let round = records.length + 1;
+  while (round <= config.rounds && !o.stopRequested()) {
+    ctx.sets.enterRound(round, model, ctx.strategy, log, store);
+    const played = await playRound(ctx, round);
+    if (played.interrupted) break;
+    const { record } = played;
+    if (record.status === 'no-quorum' && attempt <= config.quorumRetries) {
+      // The global model is unchanged; try the same round again with whoever is ready then.
+      store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: config.minFitClients });
+      log.warn('round-retry', { round, attempt, of: config.quorumRetries });
+      o.onRound?.(record);
+      attempt++;
+      continue;
+    }
+    attempt = 1;
+    commit(ctx, played);
+    records.push(record);
+    o.onRound?.(record);
+    if (record.status === 'no-quorum') {
+      throw new FtlError(
+        ErrorCode.Quorum,
+        `round ${round} got ${record.accepted} accepted updates, below minFitClients ${config.minFitClients}, ` +
+          `after ${config.quorumRetries} retries; the run ends with the global model of round ${round - 1}`,
+      );
+    }
+    if (o.early.observe(round, played.medians, model.weights)) break;
+    round++;
+  }
+}

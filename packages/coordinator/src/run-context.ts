@@ -1,0 +1,48 @@
+import { backboneLayersOf, type HeadConfig, type Logger, type Normalization, type Strategy } from '@ftl/shared';
+import type { ServedBackbone } from './backbone-server.js';
+import type { CoordinatorConfig } from './config.js';
+import type { GlobalModel } from './global-model.js';
+import type { ExclusionLog } from './run-exclusions.js';
+import type { RunHost } from './run-host.js';
+import type { RunProgress } from './run-summary.js';
+import type { Store } from './store/store.js';
+import type { TrainableSets } from './trainable-sets.js';
+import type { UpdateIntake } from './update-intake.js';
+import type { TrustPolicy } from './update-screen.js';
+
+/**
+ * What the phases of one run share: its settings and model, the host that reaches its sites, the store
+ * that keeps it, and the run's own parts (strategy, intake, exclusions). A {@link FederatedRun} builds one
+ * and hands it to each phase in turn (waiting, normalisation, head init, rounds, personalization, export).
+ */
+export interface RunContext {
+  readonly config: CoordinatorConfig;
+  readonly head: HeadConfig;
+  readonly backbone: ServedBackbone;
+  readonly host: RunHost;
+  readonly log: Logger;
+  /** Where the run, its rounds and checkpoints persist; without one the run lives in memory only. */
+  readonly store?: Store;
+  readonly strategy: Strategy;
+  readonly trust: TrustPolicy;
+  readonly intake: UpdateIntake;
+  readonly exclusions: ExclusionLog;
+  readonly sets: TrainableSets;
+  readonly model: GlobalModel;
+  /** Federated input normalisation, fixed before the first round (runs with `normalization` ≠ none). */
+  normalization?: Normalization;
+  /** Says which phase the run is in, for progress displays. */
+  setPhase(phase: RunProgress['phase'], round?: number): void;
+  /** Whether a shutdown asked the run to stop now (checked after each awaited phase). */
+  interrupted(): boolean;
+}
+
+/** The normalisation every instruction carries, when the run normalises its inputs. */
+export function normalizationField(ctx: RunContext): { normalization?: Normalization } {
+  return ctx.normalization ? { normalization: ctx.normalization } : {};
+}
+
+/** The backbone learning-rate factor, sent only when the global model holds backbone layers. */
+export function backboneRate(ctx: RunContext): { backboneLrFactor?: number } {
+  return backboneLayersOf(ctx.model.weights.specs).length > 0 ? { backboneLrFactor: ctx.config.fineTuning.backboneLrFactor } : {};
+}

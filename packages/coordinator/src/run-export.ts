@@ -1,0 +1,66 @@
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { backboneLayersOf, type HeadConfig, type Normalization, type Weights } from '@ftl/shared';
+import type { ServedBackbone } from './backbone-server.js';
+import type { CoordinatorConfig } from './config.js';
+import { exportGlobalModel } from './export-model.js';
+import { stagingDir, swapInExport } from './export-swap.js';
+import type { RoundRecord } from './round-table.js';
+import type { RunContext } from './run-context.js';
+import { MODEL_EXPORTED_EVENT } from './run-reuse.js';
+
+/**
+ * Writes a run's global model (backbone + head) as a TensorFlow.js folder with its description
+ * (`ftl-model.json`); returns the model's digest.
+ */
+export async function exportRunModel(o: {
+  backbone: ServedBackbone; config: CoordinatorConfig; head: HeadConfig; weights: Weights; dir: string;
+  modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
+  /** The run's federated input normalisation: a layers export applies it itself, a graph export records it. */
+  normalization?: Normalization;
+}): Promise<{ digest: string; outcome: 'replaced' | 'kept' }> {
+  const { config } = o;
+  const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
+  // Written beside the target and renamed into place: a crash never leaves half a model in `dir`, and a
+  // more trained export of the same run already there is kept.
+  const staging = stagingDir(o.dir);
+  const { digest } = await exportGlobalModel({
+    backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: staging, localLayers: config.localLayers,
+    ...(o.normalization ? { inputNormalization: o.normalization } : {}),
+    meta: {
+      runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
+      localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
+      ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
+    },
+  }).catch(async (err: unknown) => {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  });
+  const outcome = await swapInExport(staging, o.dir, { runId: config.runId, modelVersion: o.modelVersion });
+  return { digest, outcome };
+}
+
+/**
+ * Writes the run's global model (backbone + head) as a TensorFlow.js folder with its description, when some
+ * round trained it: an untrained head is never exported, and a more trained export of this run already
+ * in `dir` is kept. Returns whether `dir` holds this run's model now.
+ */
+export async function exportRun(ctx: RunContext, dir: string, records: RoundRecord[], bestRound?: number): Promise<boolean> {
+  const { model, log } = ctx;
+  if (model.version === 0) {
+    log.warn('export-skipped', { dir, why: 'no round trained the model; whatever the folder holds is left as it is' });
+    return false;
+  }
+  const { digest, outcome } = await exportRunModel({
+    backbone: ctx.backbone, config: ctx.config, head: ctx.head, weights: model.weights, dir, modelVersion: model.version,
+    rounds: records, ...(bestRound !== undefined ? { bestRound } : {}), ...(ctx.normalization ? { normalization: ctx.normalization } : {}),
+  });
+  if (outcome === 'kept') {
+    log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });
+  } else {
+    log.info('exported', { dir, sha256: digest });
+    // Where the model went, so a later start with the same run id can say it.
+    ctx.store?.appendEvent(ctx.config.runId, MODEL_EXPORTED_EVENT, { dir: resolve(dir), modelVersion: model.version, sha256: digest });
+  }
+  return true;
+}
