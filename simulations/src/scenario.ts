@@ -113,11 +113,14 @@ runMain(async () => {
     return;
   } else if (name === 'lowdata') {
     const options = lowDataOptions(values, quick);
-    const r = await lowDataScenario(progress, options);
-    rows = r;
-    table = lowDataTables(r);
     // One file per task, so the far and the near transfer tables are regenerated independently.
     file = values['out'] !== undefined ? String(values['out']) : `lowdata-${options.task}`;
+    // Written after every run: an interrupted grid keeps what it measured.
+    const path = `.ftl/scenarios/${file}.json`;
+    await mkdir('.ftl/scenarios', { recursive: true });
+    const r = await lowDataScenario(progress, options, (so) => writeFile(path, JSON.stringify(so, null, 2) + '\n'));
+    rows = r;
+    table = lowDataTables(r);
   } else {
     throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile or lowdata`);
   }
@@ -172,14 +175,19 @@ function lowDataOptions(values: RawFlags, quick: boolean): Parameters<typeof low
 function lowDataTables(rows: LowDataRow[]): string[] {
   const methods = [...new Set(rows.map((r) => r.method))];
   const sizes = [...new Set(rows.map((r) => r.perSite))];
-  const cell = (size: number | undefined, method: string) =>
-    formatPercentInterval(meanInterval(rows.filter((r) => r.perSite === size && r.method === method).map((r) => r.heldOut)));
+  const cell = (size: number | undefined, method: string) => {
+    const runs = rows.filter((r) => r.perSite === size && r.method === method);
+    const done = runs.filter((r) => r.failed === undefined);
+    const failed = runs.length - done.length;
+    return formatPercentInterval(meanInterval(done.map((r) => r.heldOut))) + (failed > 0 ? ` (${failed} of ${runs.length} failed)` : '');
+  };
+  const finished = rows.filter((r) => r.failed === undefined);
   const per = (method: string, f: (r: LowDataRow) => number) => {
-    const xs = rows.filter((r) => r.method === method).map(f);
+    const xs = finished.filter((r) => r.method === method).map(f);
     return xs.reduce((a, b) => a + b, 0) / xs.length;
   };
   const reached = (method: string) => {
-    const xs = rows.filter((r) => r.method === method);
+    const xs = finished.filter((r) => r.method === method);
     const hit = xs.filter((r) => r.roundToTarget !== undefined);
     return `${hit.length}/${xs.length}` + (hit.length ? ` (round ${(hit.reduce((a, r) => a + r.roundToTarget!, 0) / hit.length).toFixed(1)})` : '');
   };

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FtlClient } from '@ftl/client';
+import { ComputeTurns, FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, type HeadInit, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
 import {
   createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
@@ -132,20 +132,25 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const sites = o.pooled
     ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }]
     : shards;
+  // The sites share this thread: their training takes turns, so the thread answers pings between batches.
+  const turns = new ComputeTurns();
   const clients = sites.map((shard, index) => {
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
     return new FtlClient({
-      serverUrl: url, name: `site-${index}`, shard, cacheDir: o.cacheDir ?? join(dir, 'cache'), log: log.child({ client: index }),
+      serverUrl: url, name: `site-${index}`, shard, cacheDir: o.cacheDir ?? join(dir, 'cache'), log: log.child({ client: index }), turns,
       ...(attack ? { transformUpdate: attack } : {}),
     });
   });
-  const ends = clients.map((c) => c.run());
+  // Settled either way: a client that fails after the coordinator gave up must not become an unhandled rejection.
+  const ends = clients.map((c) => c.run().then(() => undefined, (err: unknown) => err));
   try {
     const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
-    await Promise.all(ends);
+    const failed = (await Promise.all(ends)).find((e) => e !== undefined);
+    if (failed !== undefined) throw failed;
     const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'), dataset, o.classes)).accuracy;
     return { summary, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
   } finally {
+    for (const c of clients) c.close();
     await coordinator.close();
     await rm(dir, { recursive: true, force: true });
   }

@@ -13,6 +13,7 @@ import { describeConnectError } from './connect-error.js';
 import { oneLine } from './one-line.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
+import type { ComputeTurns } from './compute-turns.js';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
@@ -54,6 +55,11 @@ export interface ClientOptions {
   backboneMaxBytes?: number;
   /** Long feature extraction and training log their progress at most this often (default 5 s; 0: every batch or epoch). */
   progressEveryMs?: number;
+  /**
+   * Clients sharing one thread (a simulation's sites) pass the same instance, so their training,
+   * evaluation and feature extraction take turns and the thread keeps answering pings between batches.
+   */
+  turns?: ComputeTurns;
 }
 
 const DEFAULT_PROGRESS_EVERY_MS = 5000;
@@ -260,7 +266,7 @@ export class FtlClient {
         // Backbone layers training from round 1: features at the cut would go unused; the round's own come then.
         log.info('features-deferred', { run: welcome.runId, why: welcome.normalization ? `${welcome.normalization} normalisation` : 'backbone layers train' });
       } else {
-        p.trainer = await this.headTrainer(welcome, files, shard);
+        p.trainer = await this.turn(() => this.headTrainer(welcome, files, shard));
         p.trainable = '';
       }
       this.prepared = p;
@@ -283,6 +289,11 @@ export class FtlClient {
       return;
     }
     if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${oneLine(ack.message)}`);
+  }
+
+  /** `work` in this client's turn when it shares a thread with others ({@link ClientOptions.turns}), else at once. */
+  private turn<T>(work: () => Promise<T>): Promise<T> {
+    return this.options.turns ? this.options.turns.run(work) : work();
   }
 
   /** Progress of one feature extraction: images done of the total, at most every `progressEveryMs`. */
@@ -348,7 +359,7 @@ export class FtlClient {
       const { features, dispose } = this.cutFeatures(welcome, p.files);
       let values: Float32Array;
       try {
-        values = (await features(train)).features;
+        values = await this.turn(async () => (await features(train)).features);
       } finally {
         dispose();
       }
@@ -364,7 +375,7 @@ export class FtlClient {
       if (msg.scatter) {
         // About this site's own class means; the coordinator adds the between-site terms from the sums.
         const means = sums.map((v, k) => (counts[Math.floor(k / featureDim)]! > 0 ? v / counts[Math.floor(k / featureDim)]! : 0));
-        scatter = await withinClassScatter(values, train.labels, means, featureDim);
+        scatter = await this.turn(() => withinClassScatter(values, train.labels, means, featureDim));
       }
       const ack = await this.emitWithAck('class-sums-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, counts,
@@ -385,9 +396,12 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const global = decodeWeights(msg.weights);
-      const trainer = await this.trainerFor(p, global.specs, msg.normalization);
       const progress = throttled(log, 'training', this.options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS);
-      const trained = await trainer.fit(global, msg.config, (epoch, m) => progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }));
+      const { trainer, trained } = await this.turn(async () => {
+        const trainer = await this.trainerFor(p, global.specs, msg.normalization);
+        const trained = await trainer.fit(global, msg.config, (epoch, m) => progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }));
+        return { trainer, trained };
+      });
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
@@ -410,7 +424,7 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
-      const result = (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights);
+      const result = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights));
       const ack = await this.emitWithAck('evaluate-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
       });
@@ -424,7 +438,7 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
-      const r = await (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config);
+      const r = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config));
       this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
       await this.emitWithAck('personalize-result', {
         protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, numExamples: r.numExamples,

@@ -39,6 +39,8 @@ export interface LowDataRow {
   updateValues: number;
   /** The backbone layer the transfer methods were cut at, when not the backbone's own. */
   featureLayer?: string;
+  /** Why the run did not finish (its other figures are then NaN). */
+  failed?: string;
 }
 
 const FEATURE_EXTRACTION: FineTuning = { mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 };
@@ -97,6 +99,8 @@ export async function lowDataScenario(
     /** Cut the backbone at this layer for the transfer methods (default: the backbone's own feature layer). */
     featureLayer?: string;
   },
+  /** Hears the rows so far after each run, so a long grid can be saved as it goes. */
+  onRow?: (rows: readonly LowDataRow[]) => Promise<void>,
 ): Promise<LowDataRow[]> {
   await initBackend();
   const task = LOW_DATA_TASKS[o.task];
@@ -109,11 +113,24 @@ export async function lowDataScenario(
         const cut = o.featureLayer !== undefined && method !== 'linear-raw' ? { featureLayer: o.featureLayer } : {};
         for (const seed of o.seeds) {
           progress(`${o.task} · ${perSite ?? 'all'} images per site · ${method} · seed ${seed} …`);
-          const r = await simulate({
+          let r: Awaited<ReturnType<typeof simulate>>;
+          try {
+            r = await simulate({
             clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: o.epochs, learningRate: o.learningRate, batchSize: 32,
             seed, strategy: parseStrategy('fedavg'), hidden: o.hidden, dataset: task.dataset, ...(task.classes ? { classes: [...task.classes] } : {}),
             ...(perSite !== undefined ? { perSite } : {}), ...options, ...cut,
-          });
+            });
+          } catch (err) {
+            // One failed run is a result to report, not the end of the grid.
+            const failed = err instanceof Error ? err.message : String(err);
+            progress(`  failed: ${failed}`);
+            rows.push({
+              task: o.task, method, ...(perSite !== undefined ? { perSite } : {}), seed, heldOut: NaN, rounds: 0, bytesPerRound: NaN, secondsPerRound: NaN,
+              updateValues: NaN, ...cut, failed,
+            });
+            await onRow?.(rows);
+            continue;
+          }
           const rounds = r.summary.rounds;
           const hit = rounds.findIndex((x) => x.valAccuracy >= o.target);
           const seconds = rounds.map((x) => x.seconds);
@@ -125,6 +142,7 @@ export async function lowDataScenario(
             updateValues: r.summary.weights.values.length, ...cut,
           });
           progress(`  held-out ${(r.heldOut * 100).toFixed(2)}%`);
+          await onRow?.(rows);
         }
       }
     }
