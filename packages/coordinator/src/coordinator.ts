@@ -1,11 +1,13 @@
 import type { HeadConfig, Logger } from '@ftl/shared';
 import type { CoordinatorConfig } from './config.js';
 import { CoordinatorServer } from './coordinator-server.js';
-import type { FederatedRun, RunSummary } from './federated-run.js';
+import type { FederatedRun } from './federated-run.js';
 import type { RoundRecord } from './round-table.js';
+import type { RunSummary } from './run-summary.js';
 import type { Store } from './store/store.js';
 
-export { scheduledFit, type PersonalizationRecord, type RunSummary } from './federated-run.js';
+export { scheduledFit } from './round-phases.js';
+export type { PersonalizationRecord, RunSummary } from './run-summary.js';
 
 /**
  * One run, start to finish: a {@link CoordinatorServer} hosting a single {@link FederatedRun} defined by

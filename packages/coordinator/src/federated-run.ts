@@ -24,11 +24,6 @@ import { UpdateIntake, type Stage } from './update-intake.js';
 import { DEFAULT_TRUST } from './update-screen.js';
 import { waitForClients } from './wait-for-clients.js';
 
-export { exportRunModel } from './run-export.js';
-export { scheduledFit } from './round-phases.js';
-export type { RunHost } from './run-host.js';
-export type { PersonalizationRecord, RunOutcome, RunProgress, RunSummary } from './run-summary.js';
-
 /** The collection each progress phase is waiting on. */
 const PHASE_STAGE: Partial<Record<RunProgress['phase'], Stage>> = {
   fit: 'fit', evaluate: 'evaluate', personalize: 'personalize', 'class-means': 'class-sums',

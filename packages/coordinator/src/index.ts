@@ -5,8 +5,14 @@ export {
   COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
 } from './config.js';
 export { Coordinator } from './coordinator.js';
-export { CoordinatorServer, type ClientView, type ExclusionRecord, type RunView, type ServerOptions } from './coordinator-server.js';
-export { FederatedRun, scheduledFit, type RunHost, type RunOutcome, type RunProgress, type RunSummary } from './federated-run.js';
+export { CoordinatorServer, type ServerOptions } from './coordinator-server.js';
+export type { ClientView } from './client-registry.js';
+export type { ExclusionRecord, RunView } from './run-lifecycle.js';
+export { FederatedRun } from './federated-run.js';
+export { scheduledFit } from './round-phases.js';
+export type { RunHost } from './run-host.js';
+export type { RunOutcome, RunProgress, RunSummary } from './run-summary.js';
+export { RUN_TRANSITIONS, checkRunTransition } from './run-states.js';
 export { ApiClient, type ApiTarget } from './api-client.js';
 export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
 export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, loadExportedModel, type ExportedModel } from './export-model.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCode, FtlError, isFtlError, type Logger } from '@ftl/shared';
-import type { CoordinatorServer } from './coordinator-server.js';
+import type { ModelArchive } from './model-archive.js';
 import { decodePathSegment, requestUrl } from './request-target.js';
 
 /** Request bodies above this are refused (a run configuration is a few hundred bytes). */
@@ -47,8 +47,27 @@ export interface ApiError {
   error: { code: string; message: string };
 }
 
-type Handler = (server: CoordinatorServer, params: string[], req: IncomingMessage) => Promise<Reply> | Reply;
-type Reply = { status: number; body: unknown } | { status: number; stream: Awaited<ReturnType<CoordinatorServer['modelArchive']>> };
+/**
+ * What the API operates on: the server's clients and runs (the coordinator server implements it). Bodies
+ * are answered as JSON as they come.
+ */
+export interface OperatorBackend {
+  /** Whether `token` is the operator token; 'disabled' when the server has no operator API. */
+  operatorAllowed(token: string | undefined): boolean | 'disabled';
+  clientViews(): unknown;
+  addClient(name: string): unknown;
+  revokeClient(name: string): void;
+  listRuns(): unknown;
+  createRun(body: unknown): { id: string };
+  runView(id: string): unknown;
+  startRun(id: string, mode: 'start' | 'resume'): unknown;
+  pauseRun(id: string): void;
+  stopRun(id: string): void;
+  modelArchive(id: string): Promise<ModelArchive>;
+}
+
+type Handler = (server: OperatorBackend, params: string[], req: IncomingMessage) => Promise<Reply> | Reply;
+type Reply = { status: number; body: unknown } | { status: number; stream: ModelArchive };
 
 const json = (status: number, body: unknown): Reply => ({ status, body });
 
@@ -112,7 +131,7 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
  * resume, stop, list, get, model download). Every route needs `Authorization: Bearer <operator token>`;
  * errors come back as {@link ApiError} with a status that matches their code.
  */
-export async function handleOperatorApi(server: CoordinatorServer, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+export async function handleOperatorApi(server: OperatorBackend, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
   let path = '/api';
   try {
     path = requestUrl(req).pathname.replace(/\/+$/, '');

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
 import { ApiClient, type ApiTarget } from './api-client.js';
-import type { ClientView, RunView } from './coordinator-server.js';
-import type { RunProgress } from './federated-run.js';
+import type { ClientView } from './client-registry.js';
+import type { RunView } from './run-lifecycle.js';
+import type { RunProgress } from './run-summary.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
 import { writeSecretFile } from './secret-file.js';
 

@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode, isFtlError } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { checkRunTransition, isRunTransition, OPERATOR_ACTIONS, RUN_STATUSES, RUN_TRANSITIONS, type RunStatus } from './run-states.js';
@@ -59,5 +62,16 @@ describe('the run lifecycle table', () => {
     for (const from of OPERATOR_ACTIONS.start) expect(isRunTransition(from, 'running')).toBe(true);
     for (const from of OPERATOR_ACTIONS.resume) expect(isRunTransition(from, 'running')).toBe(true);
     for (const from of OPERATOR_ACTIONS.stop) expect(isRunTransition(from, 'stopped')).toBe(true);
+  });
+});
+
+describe('status changes', () => {
+  test('go through the store\'s moveRun: no module of the coordinator sets a status unchecked', () => {
+    const src = dirname(fileURLToPath(import.meta.url));
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== join('store', 'store.ts'));
+    const unchecked = files.filter((f) => /\.setRunStatus\(/.test(readFileSync(join(src, f), 'utf8')));
+    expect(unchecked).toEqual([]);
+    expect(files.filter((f) => /\.moveRun\(/.test(readFileSync(join(src, f), 'utf8'))).length).toBeGreaterThan(0);
   });
 });
