@@ -26,7 +26,6 @@ import type { RunStatus } from './run-states.js';
 import type { RunSummary } from './run-summary.js';
 import type { Store, StoredRun } from './store/store.js';
 
-
 type FtlServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type FtlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 

@@ -10,7 +10,7 @@ const LEGAL: ReadonlyArray<[RunStatus, RunStatus]> = [
   ['created', 'running'], ['created', 'stopped'],
   ['running', 'running'], ['running', 'paused'], ['running', 'stopped'], ['running', 'completed'], ['running', 'failed'],
   ['paused', 'running'], ['paused', 'stopped'],
-  ['stopped', 'running'],
+  ['stopped', 'running'], ['completed', 'running'], ['failed', 'running'],
 ];
 const isLegal = (from: RunStatus, to: RunStatus) => LEGAL.some(([f, t]) => f === from && t === to);
 const PAIRS = RUN_STATUSES.flatMap((from) => RUN_STATUSES.map((to) => [from, to, isLegal(from, to)] as const));

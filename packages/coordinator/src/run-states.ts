@@ -9,7 +9,7 @@ import { ErrorCode, FtlError } from '@ftl/shared';
  * shutdown interrupted stays `running` with no server hosting it, so the next start resumes it.
  */
 
-/** Where a run stands; `completed` and `failed` are final, and `stopped` is, once a round has trained. */
+/** Where a run stands; `stopped`, `completed` and `failed` are final for an operator (see {@link RUN_TRANSITIONS}). */
 export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
 
 /** Every {@link RunStatus}, to check values that come from outside the type system. */
@@ -20,8 +20,10 @@ export const FINAL_STATUSES: readonly RunStatus[] = ['stopped', 'completed', 'fa
 
 /**
  * Every legal move, from → to, with what makes it. Any move not listed is a fault of the code that asks
- * for it. `running → running` is the resume of an interrupted run; `stopped → running` is a one-run
- * coordinator starting again a run that was stopped before any round trained (run-reuse.ts refuses the rest).
+ * for it. `running → running` is the resume of an interrupted run. A one-run coordinator (`Coordinator`)
+ * continues whatever run its store holds under its id, so a finished run may go back to `running` there
+ * (more rounds on the same database); the operator API refuses that ({@link OPERATOR_ACTIONS}), and so
+ * does the CLI before anything loads (run-reuse.ts), except for a run stopped before any round trained.
  */
 export const RUN_TRANSITIONS: Readonly<Record<RunStatus, Readonly<Partial<Record<RunStatus, string>>>>> = {
   created: { running: 'start', stopped: 'stop before starting' },
@@ -29,9 +31,9 @@ export const RUN_TRANSITIONS: Readonly<Record<RunStatus, Readonly<Partial<Record
     running: 'resume after a shutdown', paused: 'pause after a round', stopped: 'stop', completed: 'last round or early stop', failed: 'error',
   },
   paused: { running: 'resume', stopped: 'stop while paused' },
-  stopped: { running: 'start again (no round trained)' },
-  completed: {},
-  failed: {},
+  stopped: { running: 'continue (one-run coordinator)' },
+  completed: { running: 'continue (one-run coordinator)' },
+  failed: { running: 'continue (one-run coordinator)' },
 };
 
 /** What an operator may ask of a run that is not the active one, and the statuses each is allowed from. */
@@ -52,7 +54,7 @@ export function isRunTransition(from: RunStatus, to: RunStatus): boolean {
  * move the coordinator itself should never make, CONFLICT for one an operator asked for.
  *
  * @example
- * checkRunTransition('r1', 'completed', 'running', ErrorCode.Conflict); // throws: run r1 cannot go from completed to running
+ * checkRunTransition('r1', 'completed', 'paused', ErrorCode.Conflict); // throws: run r1 cannot go from completed to paused
  */
 export function checkRunTransition(
   runId: string, from: RunStatus, to: RunStatus, code: typeof ErrorCode.InternalError | typeof ErrorCode.Conflict = ErrorCode.InternalError,
@@ -61,6 +63,6 @@ export function checkRunTransition(
   const next = Object.keys(RUN_TRANSITIONS[from] ?? {});
   throw new FtlError(
     code,
-    `run ${runId} cannot go from ${from} to ${to}; a ${from} run can go ${next.length > 0 ? `to ${next.join(' or ')}` : 'nowhere (it is final)'}`,
+    `run ${runId} cannot go from ${from} to ${to}; a ${from} run can go only to ${next.join(' or ')}`,
   );
 }
