@@ -43,9 +43,9 @@ describe('command-line programs', () => {
   });
 
   test.each([
-    [['packages/coordinator/dist/cli.js', '--rounds=-1'], 'error [INVALID_CONFIG]: --rounds must be an integer ≥ 1 (got "-1")'],
+    [['packages/coordinator/dist/cli.js', '--rounds=-1'], 'error [INVALID_CONFIG]: command line: --rounds (rounds) must be a positive integer (got -1)'],
     [['packages/coordinator/dist/cli.js', '--round', '3'], "error [INVALID_CONFIG]: Unknown option '--round'. Run with --help for the options."],
-    [['packages/coordinator/dist/cli.js', '--fraction-fit', '1.5'], 'error [INVALID_CONFIG]: --fraction-fit must be a number'],
+    [['packages/coordinator/dist/cli.js', '--fraction-fit', '1.5'], 'error [INVALID_CONFIG]: command line: --fraction-fit (fractionFit) must be a number in (0, 1] (got 1.5)'],
     [['packages/client/dist/cli.js', '--partition', 'dirichlet:0'], 'error [INVALID_CONFIG]: partition must be "iid", "dirichlet:<alpha>" with alpha > 0'],
     [['packages/client/dist/cli.js', '--clients', '3', '--index', '3'], 'error [INVALID_CONFIG]: --index must be an integer ≥ 0 and ≤ 2 (got "3")'],
   ])('%j is refused at start-up', async (args, message) => {

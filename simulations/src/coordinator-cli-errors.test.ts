@@ -186,9 +186,9 @@ describe('start-up errors are one line naming what to change', () => {
   });
 
   test.each([
-    [COORDINATOR, ['--rounds', '-1'], 'error [INVALID_CONFIG]: --rounds must be an integer ≥ 1 (got "-1")'],
+    [COORDINATOR, ['--rounds', '-1'], 'error [INVALID_CONFIG]: command line: --rounds (rounds) must be a positive integer (got -1)'],
     [COORDINATOR, ['serve', '--port', '-5'], 'error [INVALID_CONFIG]: --port must be an integer ≥ 0 and ≤ 65535 (got "-5")'],
-    [COORDINATOR, ['--lr', '-0.1'], 'error [INVALID_CONFIG]: --lr must be a number > 0 (got "-0.1")'],
+    [COORDINATOR, ['--lr', '-0.1'], 'error [INVALID_CONFIG]: command line: --lr (fit.learningRate) must be a number > 0 (got -0.1)'],
     [CLIENT, ['--clients', '3', '--index', '-1'], 'error [INVALID_CONFIG]: --index must be an integer ≥ 0 and ≤ 2 (got "-1")'],
   ])('a negative number after a flag reaches its check: %s %j', async (program, args, message) => {
     expectOneLineError(await run(args, await scratch('negative'), program), message);

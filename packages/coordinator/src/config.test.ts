@@ -13,16 +13,24 @@ describe('coordinator configuration', () => {
   });
 
   test.each([
-    [['--epochs-schedule', '0:3'], '--epochs-schedule must be "round:epochs" pairs like 1:5,4:2 with both ≥ 1 (got "0:3")'],
-    [['--epochs-schedule', '3:2,2:1'], '--epochs-schedule rounds must increase (got "3:2,2:1")'],
-    [['--lr-decay', '1.5'], '--lr-decay must be a number'],
+    [['--epochs-schedule', '0:3'], 'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound, both positive integers (got [{"fromRound":0,"epochs":3}])'],
+    [['--epochs-schedule', '3:2,2:1'], 'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound'],
+    [['--epochs-schedule', '3-2'], '--epochs-schedule takes "round:epochs" pairs like 1:5,4:2 (got "3-2")'],
+    [['--lr-decay', '1.5'], 'command line: --lr-decay (schedule.lrDecay) must be a number in (0, 1] (got 1.5)'],
+    [['--rounds', 'ten'], 'command line: --rounds (rounds) must be a positive integer (got "ten")'],
     [['--tls-cert', 'cert.pem'], '--tls-cert and --tls-key go together'],
     [['--strategy', 'krum', '--strategy-options', 'f=-1'], 'krum option f must be an integer ≥ 0 (got "-1")'],
-    [['--fine-tuning', 'full'], 'command line: fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")'],
-    [['--fine-tuning', 'partial,layers=0'], 'command line: fineTuning.layers must be a positive integer'],
-    [['--augment', 'copies=2,shift=0.9'], 'command line: augment.shift must be a number in [0, 0.5)'],
+    [['--strategy', 'fedsgd'], 'command line: --strategy (strategy.name) must be one of fedavg,'],
+    [['--fine-tuning', 'full'], 'command line: --fine-tuning (fineTuning.mode) must be feature-extraction, partial, gradual or scratch (got "full")'],
+    [['--fine-tuning', 'partial,layers=0'], 'command line: --fine-tuning (fineTuning.layers) must be a positive integer'],
+    [['--fine-tuning', 'partial,depth=2'], 'command line: unknown field --fine-tuning (fineTuning.depth)'],
+    [['--augment', 'copies=2,shift=0.9'], 'command line: --augment (augment.shift) must be a number in [0, 0.5)'],
     [['--augment', 'copies=2,flip'], '--augment takes key=value pairs after its first item (got "flip")'],
-    [['--normalization', 'zscore'], 'command line: normalization must be none, standard or min-max'],
+    [['--normalization', 'zscore'], 'command line: --normalization (normalization) must be none, standard or min-max'],
+    [['--normalization', 'standard:pixel'], 'command line: --normalization (normalizationScope) must be channel (one statistic per image channel) or feature'],
+    [['--input-range', '1,0'], 'command line: --input-range (inputRange) must be [low, high]'],
+    [['--trust', 'normBound=-1'], 'command line: --trust (trust.normBound) must be a number ≥ 0'],
+    [['--run-id', '..'], 'command line: --run-id (runId) must be 1–64 letters, digits'],
   ])('%j is refused at start-up with a message that says how to fix it', (args, message) => {
     expect(() => parseCoordinatorArgs(args)).toThrow(message);
   });

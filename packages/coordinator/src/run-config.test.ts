@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
-import { parseRunConfig } from './run-config.js';
+import { flagText, parseRunConfig, RunConfigSchema, runConfigFlags } from './run-config.js';
+import { COORDINATOR_HELP } from './config.js';
 
 describe('run configuration', () => {
   test('an empty document gives the documented defaults', () => {
@@ -35,7 +36,7 @@ describe('run configuration', () => {
     expect(parseRunConfig({ patience: 3, patienceMetric: 'accuracy' })).toMatchObject({ patience: 3, patienceMetric: 'accuracy' });
     expect(() => parseRunConfig({ patienceMetric: 'f1' })).toThrow(/patienceMetric must be loss or accuracy .* \(got "f1"\)/);
     expect((parseCoordinatorArgs(['--patience', '2', '--patience-metric', 'accuracy']) as CoordinatorConfig).patienceMetric).toBe('accuracy');
-    expect(() => parseCoordinatorArgs(['--patience-metric', 'f1'])).toThrow(/patienceMetric must be loss or accuracy/);
+    expect(() => parseCoordinatorArgs(['--patience-metric', 'f1'])).toThrow(/--patience-metric \(patienceMetric\) must be loss or accuracy/);
   });
 
   test('fineTuning: given fields are kept, missing ones default', () => {
@@ -94,5 +95,59 @@ describe('run configuration', () => {
     expect(c.fit).toEqual({ epochs: 2, batchSize: 32, learningRate: 0.001 });
     writeFileSync(file, '{"rounds": -1}');
     expect(() => parseCoordinatorArgs(['--config', file])).toThrow(`${file}: rounds must be a positive integer (got -1)`);
+  });
+});
+
+describe('the command line comes from the run config schema', () => {
+  /** `doc` with `value` at `path`. */
+  const withValue = (path: string, value: unknown): Record<string, unknown> => {
+    const keys = path.split('.');
+    const doc: Record<string, unknown> = {};
+    let o = doc;
+    for (const k of keys.slice(0, -1)) o = (o[k] = {}) as Record<string, unknown>;
+    o[keys.at(-1)!] = value;
+    return doc;
+  };
+  const messageOf = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  test('every field of the schema can be set by a flag, and --help lists each flag with the schema\'s default', () => {
+    const flags = runConfigFlags();
+    const covered = (path: string) => flags.some((f) => f.path === path || f.alsoPaths?.includes(path) || path.startsWith(`${f.path}.`));
+    for (const [key, field] of Object.entries(RunConfigSchema.shape)) {
+      const inner = (field as { def?: { innerType?: { shape?: Record<string, unknown> } } }).def?.innerType?.shape;
+      const paths = inner && !covered(key) ? Object.keys(inner).map((k) => `${key}.${k}`) : [key];
+      for (const path of paths) expect(covered(path), `${path} has no flag`).toBe(true);
+    }
+    for (const f of flags) expect(COORDINATOR_HELP).toContain(`  --${f.name} ${f.arg}`);
+    expect(COORDINATOR_HELP).toMatch(/--rounds N\s+rounds to train \(default 5\)/);
+    expect(COORDINATOR_HELP).toMatch(/--lr X\s+client learning rate \(Adam\) \(default 0\.001\)/);
+  });
+
+  test('a numeric flag out of bounds gets the config file\'s message for the same value, naming the flag', () => {
+    const numeric = runConfigFlags().filter((f) => f.read === flagText.number);
+    expect(numeric.length).toBeGreaterThan(15);
+    for (const f of numeric) {
+      const fromFlag = messageOf(() => parseCoordinatorArgs([`--${f.name}`, '-1000000000']));
+      const fromFile = messageOf(() => parseRunConfig(withValue(f.path, -1e9)));
+      expect(fromFlag).toBe(fromFile.replace(/^run config: /, 'command line: ').replace(`${f.path} must`, `--${f.name} (${f.path}) must`));
+    }
+  });
+
+  test('flags over a config file change only what they name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ftl-flags-'));
+    const file = join(dir, 'run.json');
+    writeFileSync(file, JSON.stringify({ rounds: 7, fit: { epochs: 3, learningRate: 0.01 }, fineTuning: { mode: 'partial', layers: 2 }, strategy: { name: 'fedtrimmedavg', options: { beta: 0.2 } } }));
+    const c = parseCoordinatorArgs(['--config', file, '--lr', '0.02', '--fine-tuning', 'layers=3', '--strategy-options', 'beta=0.3']) as CoordinatorConfig;
+    expect(c.rounds).toBe(7);
+    expect(c.fit).toEqual({ epochs: 3, batchSize: 32, learningRate: 0.02 });
+    expect(c.fineTuning).toMatchObject({ mode: 'partial', layers: 3 });
+    expect(c.strategy).toMatchObject({ name: 'fedtrimmedavg', options: { beta: 0.3 } });
   });
 });

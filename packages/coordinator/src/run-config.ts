@@ -5,18 +5,86 @@ import {
 } from '@ftl/shared';
 import { DEFAULT_TRUST } from './update-screen.js';
 
+/**
+ * How a run config field is given on the one-run command line: `--name ARG`, what it sets, and how the
+ * flag's text becomes the field's JSON value (the schema then validates it, with the same message as a
+ * config file). `read` gets the text and the field's current value (the config file's, or the default).
+ */
+export interface RunFlag {
+  name: string;
+  arg: string;
+  help: string;
+  /** The field's path in the run config, e.g. `fit.learningRate`. */
+  path: string;
+  read: (text: string, current: unknown) => unknown;
+  /** Other fields the same flag sets, by path (e.g. `--normalization standard:feature` sets the scope too). */
+  also?: (text: string) => Record<string, unknown>;
+  /** The paths `also` may set, so messages about them name this flag. */
+  alsoPaths?: string[];
+}
+
+/** Readers of flag text: a number (left as text when it is none, so the message shows what was given), lists, words. */
+export const flagText = {
+  number: (text: string): unknown => (text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text),
+  numbers: (text: string): unknown => (text === '' ? [] : text.split(',').map((x) => flagText.number(x.trim()))),
+  words: (text: string): unknown => text.split(','),
+  word: (text: string): unknown => text,
+};
+
 // What each field must be, by path, for messages like `rounds must be a positive integer (got -1)`.
 const rules = new Map<string, string>();
 // Fields whose upper bound is not in their text: above it they read `rounds must be ≤ 100000 (got …)`.
 const capped = new Set<string>();
-function rule<T extends z.ZodType>(path: string, text: string, schema: T, options: { capped?: boolean } = {}): T {
+// Run config fields that have a command-line flag, in the schema's order.
+const flags: RunFlag[] = [];
+type FlagOption = Omit<RunFlag, 'path' | 'read'> & { read?: RunFlag['read'] };
+function rule<T extends z.ZodType>(path: string, text: string, schema: T, options: { capped?: boolean; flag?: FlagOption } = {}): T {
   rules.set(path, text);
   if (options.capped) capped.add(path);
+  if (options.flag) flags.push({ read: flagText.number, ...options.flag, path });
   return schema;
 }
-const posInt = (path: string, max: number) => rule(path, 'a positive integer', z.number().int().positive().max(max), { capped: true });
-const nonNegInt = (path: string, max: number) => rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true });
-const posNum = (path: string) => rule(path, 'a number > 0', z.number().positive().finite());
+/** A flag for a field with no rule of its own (an object set as a whole, or a field sharing another's flag). */
+function flagFor<T extends z.ZodType>(path: string, flag: FlagOption & { read: RunFlag['read'] }, schema: T): T {
+  flags.push({ ...flag, path });
+  return schema;
+}
+const posInt = (path: string, max: number, flag?: FlagOption) => rule(path, 'a positive integer', z.number().int().positive().max(max), { capped: true, ...(flag ? { flag } : {}) });
+const nonNegInt = (path: string, max: number, flag?: FlagOption) => rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true, ...(flag ? { flag } : {}) });
+const posNum = (path: string, flag?: FlagOption) => rule(path, 'a number > 0', z.number().positive().finite(), flag ? { flag } : {});
+
+/** `a=1,b=x,c=true` → {a: 1, b: 'x', c: true}; a bare first item (no "=") comes back as `head`. */
+export function keyValues(text: string, flag: string): { head?: string; values: Record<string, string | number | boolean> } {
+  const values: Record<string, string | number | boolean> = {};
+  let head: string | undefined;
+  text.split(',').map((p) => p.trim()).filter(Boolean).forEach((pair, i) => {
+    const eq = pair.indexOf('=');
+    if (eq < 0) {
+      if (i > 0) throw new FtlError(ErrorCode.InvalidConfig, `--${flag} takes key=value pairs after its first item (got "${pair}")`);
+      head = pair;
+      return;
+    }
+    const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
+    values[k] = v === 'true' ? true : v === 'false' ? false : v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+  });
+  return { ...(head !== undefined ? { head } : {}), values };
+}
+
+/** `--name mode,k=v,…` over an object field: the bare first item sets `headKey`, the pairs its other keys. */
+const objectFlag = (name: string, headKey?: string) => (text: string, current: unknown): unknown => {
+  const { head, values } = keyValues(text, name);
+  if (head !== undefined && headKey === undefined) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes key=value pairs (got "${head}")`);
+  return { ...(current as object), ...(head !== undefined ? { [headKey!]: head } : {}), ...values };
+};
+
+/** `--epochs-schedule 1:5,4:2` → [{fromRound: 1, epochs: 5}, {fromRound: 4, epochs: 2}]; the schema checks the numbers. */
+function epochsSchedule(text: string): unknown {
+  return text.split(',').filter(Boolean).map((pair) => {
+    const m = /^\s*(-?[\d.]+):(-?[\d.]+)\s*$/.exec(pair);
+    if (!m) throw new FtlError(ErrorCode.InvalidConfig, `--epochs-schedule takes "round:epochs" pairs like 1:5,4:2 (got "${pair}")`);
+    return { fromRound: Number(m[1]), epochs: Number(m[2]) };
+  });
+}
 
 /**
  * How a run's head starts: `random` (seeded); `class-means` — before round 1 the sites send per-class
@@ -83,71 +151,104 @@ const L = RUN_LIMITS;
  * boundary. Every field has a default that runs the embedded demo; docs/run-config.md lists them.
  */
 export const RunConfigSchema = z.strictObject({
-  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit', z.string().regex(RUN_ID_PATTERN)).optional(),
-  rounds: posInt('rounds', L.rounds).default(5),
-  minClients: posInt('minClients', L.clients).default(2),
-  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).max(L.waitTimeoutSeconds), { capped: true }).default(120),
-  fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
-  minFitClients: posInt('minFitClients', L.clients).default(1),
-  roundDeadlineSeconds: rule('roundDeadlineSeconds', 'a number > 0', z.number().positive().max(L.roundDeadlineSeconds), { capped: true }).default(60),
-  quorumRetries: nonNegInt('quorumRetries', 1000).default(2),
+  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit', z.string().regex(RUN_ID_PATTERN),
+    { flag: { name: 'run-id', arg: 'ID', help: 'the run\'s id; restarting with the same --db and --run-id resumes it (default run-<time>)', read: flagText.word } }).optional(),
+  rounds: posInt('rounds', L.rounds, { name: 'rounds', arg: 'N', help: 'rounds to train' }).default(5),
+  minClients: posInt('minClients', L.clients, { name: 'min-clients', arg: 'N', help: 'ready clients to wait for before round 1' }).default(2),
+  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).max(L.waitTimeoutSeconds),
+    { capped: true, flag: { name: 'wait-timeout', arg: 'S', help: 'seconds to wait for them' } }).default(120),
+  fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1), { flag: { name: 'fraction-fit', arg: 'X', help: 'share of ready clients trained per round' } }).default(1),
+  minFitClients: posInt('minFitClients', L.clients, { name: 'min-fit-clients', arg: 'N', help: 'accepted updates needed to aggregate' }).default(1),
+  roundDeadlineSeconds: rule('roundDeadlineSeconds', 'a number > 0', z.number().positive().max(L.roundDeadlineSeconds),
+    { capped: true, flag: { name: 'round-deadline', arg: 'S', help: 'seconds training, and then evaluation, each wait for answers' } }).default(60),
+  quorumRetries: nonNegInt('quorumRetries', 1000, { name: 'quorum-retries', arg: 'N', help: 'retries of a round below --min-fit-clients before the run fails' }).default(2),
   fit: z.strictObject({
-    epochs: posInt('fit.epochs', L.epochs).default(5),
-    batchSize: posInt('fit.batchSize', L.batchSize).default(32),
-    learningRate: posNum('fit.learningRate').default(0.001),
+    epochs: posInt('fit.epochs', L.epochs, { name: 'epochs', arg: 'N', help: 'local epochs per round' }).default(5),
+    batchSize: posInt('fit.batchSize', L.batchSize, { name: 'batch-size', arg: 'N', help: 'local minibatch size' }).default(32),
+    learningRate: posNum('fit.learningRate', { name: 'lr', arg: 'X', help: 'client learning rate (Adam)' }).default(0.001),
   }).prefault({}),
   schedule: z.strictObject({
-    lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1)).default(1),
+    lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1), { flag: { name: 'lr-decay', arg: 'X', help: 'learning rate × X each round' } }).default(1),
     epochs: rule('schedule.epochs', 'a list of {fromRound, epochs} with increasing fromRound, both positive integers',
       z.array(z.strictObject({ fromRound: z.number().int().positive().max(L.rounds), epochs: z.number().int().positive().max(L.epochs) })).max(L.rounds)
-        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound)), { capped: true }).default([]),
+        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound)),
+      { capped: true, flag: { name: 'epochs-schedule', arg: 'S', help: 'from round r on, e local epochs: "r:e,r:e", e.g. 1:5,4:2 (none: --epochs throughout)', read: epochsSchedule } }).default([]),
   }).prefault({}),
-  seed: nonNegInt('seed', L.seed).default(1),
-  l2: rule('l2', 'a number ≥ 0', z.number().min(0).finite()).default(0),
-  dropout: rule('dropout', 'a number in [0, 1)', z.number().min(0).lt(1)).default(0),
-  patience: rule('patience', 'an integer ≥ 0 (rounds without a better federated validation loss or accuracy before stopping; 0 = off)', z.number().int().min(0).max(L.rounds), { capped: true }).default(0),
+  seed: nonNegInt('seed', L.seed, { name: 'seed', arg: 'N', help: 'seeds the head, client selection and the clients\' shuffling' }).default(1),
+  l2: rule('l2', 'a number ≥ 0', z.number().min(0).finite(), { flag: { name: 'l2', arg: 'X', help: 'L2 penalty on the head\'s kernels' } }).default(0),
+  dropout: rule('dropout', 'a number in [0, 1)', z.number().min(0).lt(1), { flag: { name: 'dropout', arg: 'X', help: 'dropout after hidden layers' } }).default(0),
+  patience: rule('patience', 'an integer ≥ 0 (rounds without a better federated validation loss or accuracy before stopping; 0 = off)', z.number().int().min(0).max(L.rounds),
+    { capped: true, flag: { name: 'patience', arg: 'N', help: 'early stopping: stop after N rounds without a better median validation score and export the best head' } }).default(0),
   patienceMetric: rule('patienceMetric', 'loss or accuracy (the median of the sites\' validation losses, lower is better, or of their accuracies, higher is better)',
-    z.enum(['loss', 'accuracy'])).default('loss'),
+    z.enum(['loss', 'accuracy']), { flag: { name: 'patience-metric', arg: 'M', help: 'what early stopping watches: loss | accuracy', read: flagText.word } }).default('loss'),
   hidden: rule('hidden', 'a list of positive integers (hidden layer sizes)',
-    z.array(z.number().int().positive().max(L.hiddenUnits)).max(L.hiddenLayers), { capped: true }).default([...DEFAULT_HIDDEN]),
+    z.array(z.number().int().positive().max(L.hiddenUnits)).max(L.hiddenLayers),
+    { capped: true, flag: { name: 'hidden', arg: 'N[,N]', help: 'hidden layer sizes of the head, "" for a linear head', read: flagText.numbers } }).default([...DEFAULT_HIDDEN]),
   classes: rule('classes', 'a list of at least two distinct non-empty labels',
-    z.array(z.string().min(1).max(L.names)).min(2).max(L.classes).refine((c) => new Set(c).size === c.length), { capped: true }).default(DIGITS),
-  strategy: z.strictObject({
+    z.array(z.string().min(1).max(L.names)).min(2).max(L.classes).refine((c) => new Set(c).size === c.length),
+    { capped: true, flag: { name: 'classes', arg: 'A,B,…', help: 'the run\'s label set', read: flagText.words } }).default(DIGITS),
+  strategy: flagFor('strategy', {
+    name: 'strategy', arg: 'NAME', help: Object.keys(STRATEGY_OPTIONS).join(' | '),
+    // Another strategy starts from its own default options; --strategy-options sets them.
+    read: (text) => ({ name: text, options: {} }),
+  }, z.strictObject({
     name: rule('strategy.name', `one of ${Object.keys(STRATEGY_OPTIONS).join(', ')}`, z.enum(Object.keys(STRATEGY_OPTIONS) as [string, ...string[]])),
-    options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number())).default({}),
-  }).prefault({ name: 'fedavg' }),
-  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1).max(L.names)).max(2 * L.hiddenLayers + 1), { capped: true }).default([]),
-  personalizeEpochs: nonNegInt('personalizeEpochs', L.epochs).default(0),
-  maxExamplesPerClient: posInt('maxExamplesPerClient', Number.MAX_SAFE_INTEGER).default(1_000_000),
-  sampleWeightCap: posNum('sampleWeightCap').default(1_000_000),
-  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1).max(L.names), { capped: true }).optional(),
-  normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max'])).default('none'),
+    options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number()), {
+      flag: { name: 'strategy-options', arg: 'KV', help: 'the strategy\'s options as key=value,…, e.g. beta=0.2 (docs/strategies.md)', read: objectFlag('strategy-options') },
+    }).default({}),
+  })).prefault({ name: 'fedavg' }),
+  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1).max(L.names)).max(2 * L.hiddenLayers + 1),
+    { capped: true, flag: { name: 'local-layers', arg: 'L[,L]', help: 'head layers kept on each client, e.g. head_output', read: (t) => t.split(',').filter(Boolean) } }).default([]),
+  personalizeEpochs: nonNegInt('personalizeEpochs', L.epochs, { name: 'personalize-epochs', arg: 'N', help: 'after the run, clients fine-tune the global head N epochs and report' }).default(0),
+  maxExamplesPerClient: posInt('maxExamplesPerClient', Number.MAX_SAFE_INTEGER, { name: 'max-examples', arg: 'N', help: 'larger claimed sample counts are refused' }).default(1_000_000),
+  sampleWeightCap: posNum('sampleWeightCap', { name: 'sample-weight-cap', arg: 'N', help: 'aggregation weight = min(samples, N)' }).default(1_000_000),
+  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1).max(L.names), {
+    capped: true,
+    flag: { name: 'feature-layer', arg: 'NAME', help: 'layer (layers model) or node (graph model) whose output, flattened, is the feature vector (default: from ftl-backbone.json)', read: flagText.word },
+  }).optional(),
+  normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max']), {
+    flag: {
+      name: 'normalization', arg: 'N', help: 'federated input normalisation: none | standard | min-max, optionally :feature for one statistic per value (tabular data)',
+      read: (text) => text.split(':')[0], also: (text) => (text.includes(':') ? { normalizationScope: text.slice(text.indexOf(':') + 1) } : {}),
+      alsoPaths: ['normalizationScope'],
+    },
+  }).default('none'),
   normalizationScope: rule('normalizationScope', 'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
     z.enum(['channel', 'feature'])).default('channel'),
   normalizationTrim: rule('normalizationTrim', 'an integer in [0, 100] (per value, the sites with the most extreme means left out of the combined statistics; 0 = exact pooled statistics)',
-    z.number().int().min(0).max(100)).default(0),
+    z.number().int().min(0).max(100), { flag: { name: 'normalization-trim', arg: 'N', help: 'robust normalisation: per value, N sites with the most extreme means left out' } }).default(0),
   inputRange: rule('inputRange', '[low, high], two finite numbers with low < high (the range every input value lies in; statistics outside it are refused)',
-    z.tuple([z.number().finite(), z.number().finite()]).refine(([lo, hi]) => lo < hi)).optional(),
-  trust: z.strictObject({
+    z.tuple([z.number().finite(), z.number().finite()]).refine(([lo, hi]) => lo < hi),
+    { flag: { name: 'input-range', arg: 'LO,HI', help: 'the range every input value lies in; sites whose statistics fall outside it are refused', read: flagText.numbers } }).optional(),
+  trust: flagFor('trust', {
+    name: 'trust', arg: 'KV', help: 'the trust policy, e.g. normBound=4,maxAbsValue=1e6,weightCap=4 (0 turns a check off)', read: objectFlag('trust'),
+  }, z.strictObject({
     normBound: rule('trust.normBound', 'a number ≥ 0 (updates moving the model more than this × the round\'s median move are excluded; 0 = off)',
       z.number().min(0).finite()).default(DEFAULT_TRUST.normBound),
     maxAbsValue: rule('trust.maxAbsValue', 'a number ≥ 0 (updates holding a larger value are excluded; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.maxAbsValue),
     weightCap: rule('trust.weightCap', 'a number ≥ 0 (sample weights capped at this × the round\'s median; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.weightCap),
-  }).prefault({}),
-  augment: z.strictObject({
+  })).prefault({}),
+  augment: flagFor('augment', {
+    name: 'augment', arg: 'KV', help: 'seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false', read: objectFlag('augment'),
+  }, z.strictObject({
     copies: rule('augment.copies', 'an integer in [0, 20] (augmented copies of each training image; 0 = off)', z.number().int().min(0).max(20)).default(0),
     shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),
     flip: rule('augment.flip', 'true or false (mirror left–right at random)', z.boolean()).default(false),
     rotation: rule('augment.rotation', 'a number of degrees in [0, 180]', z.number().min(0).max(180)).default(0),
-  }).prefault({}),
-  fineTuning: z.strictObject({
+  })).prefault({}),
+  fineTuning: flagFor('fineTuning', {
+    name: 'fine-tuning', arg: 'SPEC', help: `${FINE_TUNING_MODES.join(' | ')}, then key=value options, e.g. partial,layers=1,backboneLrFactor=0.1`,
+    read: objectFlag('fine-tuning', 'mode'),
+  }, z.strictObject({
     mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(DEFAULT_FINE_TUNING.mode),
     layers: rule('fineTuning.layers', 'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',
       z.number().int().positive().max(1000), { capped: true }).default(DEFAULT_FINE_TUNING.layers),
     everyRounds: posInt('fineTuning.everyRounds', L.rounds).default(DEFAULT_FINE_TUNING.everyRounds),
     backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(DEFAULT_FINE_TUNING.backboneLrFactor),
-  }).prefault({}),
-  headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS)).default('random'),
+  })).prefault({}),
+  headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS), {
+    flag: { name: 'head-init', arg: 'H', help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden "")`, read: flagText.word },
+  }).default('random'),
 }).superRefine((run, ctx) => {
   const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
   // Its own message: the rule text alone would not say which other field is in the way.
@@ -174,29 +275,87 @@ function at(value: unknown, path: PropertyKey[]): unknown {
  *
  * @throws FtlError(INVALID_CONFIG) listing every problem, e.g. `rounds must be a positive integer (got -1)`.
  */
-export function parseRunConfig(input: unknown, where = 'run config'): RunConfig {
+export function parseRunConfig(input: unknown, where = 'run config', label: (path: string) => string = (path) => path): RunConfig {
   const result = RunConfigSchema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => [...issue.path, k].join('.')).join(', ')} (see docs/run-config.md)`;
-      }
-      const path = issue.path.filter((p) => typeof p === 'string').join('.');
-      if (issue.code === 'custom' && issue.params?.['ownMessage'] === true) return `${path}: ${issue.message}`;
-      const got = show(at(input, issue.path));
-      if (issue.code === 'too_big' && (capped.has(path) || !rules.has(path))) {
-        const subject = typeof issue.path.at(-1) === 'number' ? `each entry of ${path}` : path;
-        const limit = issue.origin === 'array' ? `have at most ${issue.maximum} entries`
-          : issue.origin === 'string' ? `have at most ${issue.maximum} characters` : `be ≤ ${issue.maximum}`;
-        return `${subject} must ${limit} (got ${got})`;
-      }
-      return `${path || 'the config'} must be ${rules.get(path) ?? issue.message} (got ${got})`;
-    });
+    const problems = result.error.issues.map((issue) => described(issue, input, label));
     throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
   }
   const { strategy, ...rest } = result.data;
   const optionsText = Object.entries(strategy.options).map(([k, v]) => `${k}=${v}`).join(',');
   return { ...rest, strategy: parseStrategy(strategy.name, optionsText) };
+}
+
+/** One schema issue as the field's rule says it, e.g. `rounds must be a positive integer (got -1)`; `label` names the field. */
+function described(issue: z.core.$ZodIssue, input: unknown, label: (path: string) => string): string {
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => label([...issue.path, k].join('.'))).join(', ')} (see docs/run-config.md)`;
+  }
+  const path = issue.path.filter((p) => typeof p === 'string').join('.');
+  if (issue.code === 'custom' && issue.params?.['ownMessage'] === true) return `${label(path)}: ${issue.message}`;
+  const got = show(at(input, issue.path));
+  if (issue.code === 'too_big' && (capped.has(path) || !rules.has(path))) {
+    const subject = typeof issue.path.at(-1) === 'number' ? `each entry of ${label(path)}` : label(path);
+    const limit = issue.origin === 'array' ? `have at most ${issue.maximum} entries`
+      : issue.origin === 'string' ? `have at most ${issue.maximum} characters` : `be ≤ ${issue.maximum}`;
+    return `${subject} must ${limit} (got ${got})`;
+  }
+  if (!rules.has(path)) {
+    // A value inside a field with a rule (an entry of schedule.epochs): the field's rule, and its whole value.
+    const strings = issue.path.filter((p) => typeof p === 'string');
+    for (let n = strings.length - 1; n > 0; n--) {
+      const parent = strings.slice(0, n).join('.');
+      if (rules.has(parent)) return `${label(parent)} must be ${rules.get(parent)} (got ${show(at(input, parent.split('.')))})`;
+    }
+  }
+  return `${path ? label(path) : 'the config'} must be ${rules.get(path) ?? issue.message} (got ${got})`;
+}
+
+/** The run config fields that have a command-line flag, in the schema's order (a field's flag before its parts'). */
+export function runConfigFlags(): readonly RunFlag[] {
+  const top = Object.keys(RunConfigSchema.shape);
+  const rank = (f: RunFlag) => [top.indexOf(f.path.split('.')[0]!), f.path.split('.').length] as const;
+  return [...flags].sort((a, b) => rank(a)[0] - rank(b)[0] || rank(a)[1] - rank(b)[1]);
+}
+
+/** How a field is named in a message about a command line: `--lr (fit.learningRate)`, or the path of a field without a flag. */
+function flagLabel(path: string): string {
+  const flag = flags.find((f) => f.path === path || f.alsoPaths?.includes(path)) ?? runConfigFlags().find((f) => path.startsWith(`${f.path}.`));
+  return flag ? `--${flag.name} (${path})` : path;
+}
+
+/**
+ * The run config a command line gives: `base` (a config file's, or the defaults) with every flag of
+ * {@link runConfigFlags} that `values` holds written over its field, validated by the same schema as a
+ * file, so a flag has the file's bounds and messages (`--rounds (rounds) must be a positive integer (got -1)`).
+ */
+export function runConfigFromFlags(values: Record<string, unknown>, base: RunConfig): RunConfig {
+  const doc = structuredClone(base) as Record<string, unknown>;
+  const set = (path: string, value: unknown) => {
+    const keys = path.split('.');
+    let o = doc;
+    for (const k of keys.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[keys.at(-1)!] = value;
+  };
+  for (const flag of runConfigFlags()) {
+    const text = values[flag.name];
+    if (text === undefined) continue;
+    if (typeof text !== 'string') throw new FtlError(ErrorCode.InvalidConfig, `--${flag.name} needs a value`);
+    set(flag.path, flag.read(text, at(doc, flag.path.split('.'))));
+    for (const [path, value] of Object.entries(flag.also?.(text) ?? {})) set(path, value);
+  }
+  return parseRunConfig(doc, 'command line', flagLabel);
+}
+
+/** Help lines of the run config flags: `--name ARG  what it sets (default …)`, defaults from the schema. */
+export function runConfigHelp(): string {
+  const defaults = parseRunConfig({});
+  const shown = (v: unknown) => (v === undefined ? undefined : Array.isArray(v) ? (v.length ? v.join(',') : 'none') : typeof v === 'object' ? undefined : String(v));
+  return runConfigFlags().map((f) => {
+    const d = f.name === 'strategy' ? defaults.strategy.name : shown(at(defaults, f.path.split('.')));
+    const head = `  --${f.name} ${f.arg}`;
+    return `${head.padEnd(25)}${head.length >= 25 ? ' ' : ''}${f.help}${d !== undefined ? ` (default ${d})` : ''}`;
+  }).join('\n');
 }
 
 /** Reads and validates a run configuration file (JSON). */
