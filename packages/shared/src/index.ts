@@ -41,7 +41,7 @@ export {
   assertModelSize, createHead, createHeadLayers, DEFAULT_HIDDEN, getTrainableWeights, HEAD_LAYER_PREFIX, headParameterCount, isHeadLayer,
   MAX_MODEL_PARAMETERS, setTrainableWeights, type HeadConfig,
 } from './model/head.js';
-export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead } from './model/head.js';
+export { CLASS_MEAN_LOGIT_MARGIN, classMeanHead, linearOutputLayer } from './model/head.js';
 export { discriminantHead, DISCRIMINANT_SHRINKAGE, solveSymmetric, withinClassScatter } from './model/discriminant.js';
 export {
   ALL_BACKBONE_LAYERS, carryOver, DEFAULT_FINE_TUNING, FINE_TUNING_MODES, layerOfTensor, remapByName, remapStrategyState, unfrozenLayerCount,

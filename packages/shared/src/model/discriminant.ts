@@ -1,7 +1,7 @@
 import { ErrorCode, FtlError } from '../errors.js';
 import { eventLoopYielder } from '../event-loop.js';
-import { shapeSize, type Weights } from '../codec/weights.js';
-import { HEAD_LAYER_PREFIX } from './head.js';
+import type { Weights } from '../codec/weights.js';
+import { linearOutputLayer } from './head.js';
 
 /**
  * How far the pooled covariance is pulled towards a multiple of the identity:
@@ -99,20 +99,7 @@ export async function solveSymmetric(
 export async function discriminantHead(
   weights: Weights, means: Float64Array, counts: readonly number[], scatter: Float64Array, shrinkage = DISCRIMINANT_SHRINKAGE,
 ): Promise<Weights> {
-  if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
-    throw new FtlError(ErrorCode.InvalidConfig, 'a discriminant head needs a linear head (hidden: []); set hidden to [] or headInit to "random"');
-  }
-  const at = (name: string) => {
-    let offset = 0;
-    for (const s of weights.specs) {
-      if (s.name === name) return { offset, shape: s.shape };
-      offset += shapeSize(s.shape);
-    }
-    throw new FtlError(ErrorCode.WeightsMismatch, `the head has no tensor ${name}; a discriminant head sets head_output/kernel and head_output/bias`);
-  };
-  const kernel = at(`${HEAD_LAYER_PREFIX}output/kernel`);
-  const bias = at(`${HEAD_LAYER_PREFIX}output/bias`);
-  const [d, classes] = kernel.shape as [number, number];
+  const { kernel, bias, featureDim: d, classes } = linearOutputLayer(weights, 'a discriminant head');
   if (counts.length !== classes || means.length !== classes * d || scatter.length !== d * d) {
     throw new FtlError(
       ErrorCode.WeightsMismatch,

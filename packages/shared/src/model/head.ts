@@ -154,6 +154,32 @@ export function setTrainableWeights(model: tf.LayersModel, weights: Weights, exc
 }
 
 /**
+ * Where a linear head's output kernel (`[featureDim, classes]`) and bias lie in `weights.values`: what a
+ * head set from statistics (class means, a discriminant) writes. `what` and `why` name it in messages.
+ *
+ * @throws FtlError(INVALID_CONFIG) when the head has hidden layers; FtlError(WEIGHTS_MISMATCH) when it has
+ * no output kernel or bias.
+ */
+export function linearOutputLayer(
+  weights: Weights, what: string, why?: string,
+): { kernel: { offset: number }; bias: { offset: number }; featureDim: number; classes: number } {
+  if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${what} needs a linear head (hidden: [])${why ? `: ${why}` : ''}; set hidden to [] or headInit to "random"`);
+  }
+  const at = (name: string) => {
+    let offset = 0;
+    for (const s of weights.specs) {
+      if (s.name === name) return { offset, shape: s.shape };
+      offset += shapeSize(s.shape);
+    }
+    throw new FtlError(ErrorCode.WeightsMismatch, `the head has no tensor ${name}; ${what} sets ${HEAD_LAYER_PREFIX}output/kernel and ${HEAD_LAYER_PREFIX}output/bias`);
+  };
+  const kernel = at(`${HEAD_LAYER_PREFIX}output/kernel`);
+  const [featureDim, classes] = kernel.shape as [number, number];
+  return { kernel, bias: at(`${HEAD_LAYER_PREFIX}output/bias`), featureDim, classes };
+}
+
+/**
  * The typical logit margin of a nearest-class-mean head: at a class mean, its class's logit exceeds a
  * typical other class's by this much (softmax ≈ 0.86 among ten classes). It scales the head without
  * changing which class it predicts, so training from it starts neither flat nor saturated.
@@ -178,20 +204,7 @@ export const CLASS_MEAN_LOGIT_MARGIN = 4;
 export function classMeanHead(
   weights: Weights, means: Float32Array | Float64Array, counts: readonly number[], margin = CLASS_MEAN_LOGIT_MARGIN,
 ): Weights {
-  if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
-    throw new FtlError(ErrorCode.InvalidConfig, 'a class-mean head needs a linear head (hidden: []): class means describe the features, not a hidden layer; set hidden to [] or headInit to "random"');
-  }
-  const at = (name: string) => {
-    let offset = 0;
-    for (const s of weights.specs) {
-      if (s.name === name) return { offset, shape: s.shape };
-      offset += shapeSize(s.shape);
-    }
-    throw new FtlError(ErrorCode.WeightsMismatch, `the head has no tensor ${name}; a class-mean head sets head_output/kernel and head_output/bias`);
-  };
-  const kernel = at(`${HEAD_LAYER_PREFIX}output/kernel`);
-  const bias = at(`${HEAD_LAYER_PREFIX}output/bias`);
-  const [featureDim, classes] = kernel.shape as [number, number];
+  const { kernel, bias, featureDim, classes } = linearOutputLayer(weights, 'a class-mean head', 'class means describe the features, not a hidden layer');
   if (counts.length !== classes || means.length !== classes * featureDim) {
     throw new FtlError(
       ErrorCode.WeightsMismatch,
