@@ -189,14 +189,15 @@ function lowDataTables(rows: LowDataRow[]): string[] {
   const reached = (method: string) => {
     const xs = finished.filter((r) => r.method === method);
     const hit = xs.filter((r) => r.roundToTarget !== undefined);
-    return `${hit.length}/${xs.length}` + (hit.length ? ` (round ${(hit.reduce((a, r) => a + r.roundToTarget!, 0) / hit.length).toFixed(1)})` : '');
+    const mean = (f: (r: LowDataRow) => number) => hit.reduce((a, r) => a + f(r), 0) / hit.length;
+    return `${hit.length}/${xs.length}` + (hit.length ? ` (round ${mean((r) => r.roundToTarget!).toFixed(1)}, ${mean((r) => r.secondsToTarget!).toFixed(1)} s)` : '');
   };
   return [
     `| images per site | ${methods.join(' | ')} |`,
     `| --- | ${methods.map(() => '---').join(' | ')} |`,
     ...sizes.map((size) => `| ${size ?? 'all'} | ${methods.map((m) => cell(size, m)).join(' | ')} |`),
     '',
-    '| method | values per update | MB per round (all sites) | seconds per round | runs reaching the target (mean round) |',
+    '| method | values per update | MB per round (all sites) | seconds per round | runs reaching the target (mean round, mean seconds to it) |',
     '| --- | --- | --- | --- | --- |',
     ...methods.map((m) => `| ${m} | ${per(m, (r) => r.updateValues).toFixed(0)} | ${(per(m, (r) => r.bytesPerRound) / 1e6).toFixed(2)} | ` +
       `${per(m, (r) => r.secondsPerRound).toFixed(2)} | ${reached(m)} |`),
