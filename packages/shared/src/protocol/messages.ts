@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { specsSize, type EncodedWeights, type WeightSpec } from '../codec/weights.js';
-import { statsInconsistency } from '../data/federated-stats.js';
 import { ErrorCode } from '../errors.js';
 import {
   between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text,
 } from './fields.js';
+import { statsInconsistency } from './stats-consistency.js';
 import { describe, type IssueParams } from './validate.js';
 
 // Every message of the protocol, as a zod schema: its TypeScript type is inferred from it and its

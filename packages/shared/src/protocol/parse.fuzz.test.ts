@@ -3,13 +3,13 @@ import { describe, expect, test } from 'vitest';
 import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../codec/fuzz-support.js';
 import { createMsgpackParser } from '../codec/socketio-parser.js';
 import { decodeWeights } from '../codec/weights.js';
-import { statsInconsistency } from '../data/federated-stats.js';
 import { REJECT_REASONS } from './messages.js';
 import {
   checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
   parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
   parseWelcome, rejectionFor,
 } from './parse.js';
+import { statsInconsistency } from './stats-consistency.js';
 
 // Every inbound validator, by the event whose payload it checks (`auth` is the handshake).
 const validators: Record<string, (v: unknown) => unknown> = {
