@@ -1,16 +1,18 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+const path = (p: string) => fileURLToPath(new URL(`./${p}`, import.meta.url));
 
 // Tests run on the TypeScript sources; the packages' `exports` point at `dist` for node at run time.
+// Each alias matches one specifier exactly: a plain string would also catch `@ftl/shared/<subpath>`.
 export default defineConfig({
   resolve: {
-    alias: {
-      '@ftl/shared': src('shared'),
-      '@ftl/coordinator': src('coordinator'),
-      '@ftl/client': src('client'),
-    },
+    alias: [
+      { find: /^@ftl\/shared$/, replacement: path('packages/shared/src/index.ts') },
+      { find: /^@ftl\/shared\/(protocol|fl|ml|data)$/, replacement: path('packages/shared/src/$1.ts') },
+      { find: /^@ftl\/coordinator$/, replacement: path('packages/coordinator/src/index.ts') },
+      { find: /^@ftl\/client$/, replacement: path('packages/client/src/index.ts') },
+    ],
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'simulations/src/**/*.test.ts'],

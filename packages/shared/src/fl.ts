@@ -1,0 +1,24 @@
+/**
+ * `@ftl/shared/fl`: federated learning as pure math. Aggregation on `Float32Array`s (weighted mean,
+ * median, trimmed mean, Krum, clipping, server optimisers) and the strategies built on it. Imports no
+ * tfjs and does no I/O; the package's boundary test fails if a file reachable from here does.
+ *
+ * @example
+ * import { createStrategy, parseStrategy } from '@ftl/shared/fl';
+ * const strategy = createStrategy(parseStrategy('fedmedian'), { fractionFit: 1, minFitClients: 2, sampleWeightCap: 10_000, seed: 1 });
+ */
+export { WeightedMean } from './aggregation/weighted-mean.js';
+export { coordinateMedian, krumScores, krumSelect, mean, trimmedMean } from './aggregation/robust.js';
+export { clipUpdate } from './aggregation/clip.js';
+export { adaptiveStep, momentumStep, type ServerOptimizerState } from './aggregation/server-optimizers.js';
+
+export {
+  BaseStrategy, bufferedAggregator, weightedAggregator,
+  type BaseStrategyOptions, type ClientUpdate, type EvaluationSummary, type FitExtras, type RoundAggregator, type Strategy,
+} from './strategies/strategy.js';
+export { createStrategy, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig, type StrategyName } from './strategies/create-strategy.js';
+export { FedAvg } from './strategies/fed-avg.js';
+export { FedAvgM } from './strategies/fed-avg-m.js';
+export { FedOpt, type FedOptOptions } from './strategies/fed-opt.js';
+export { FedProx } from './strategies/fed-prox.js';
+export { FedMedian, FedTrimmedAvg, Krum, NormBoundedFedAvg } from './strategies/robust-strategies.js';
