@@ -9,7 +9,8 @@ import * as tfjs from '@tensorflow/tfjs';
 import {
   createLogger, createTrainableNetwork, federationSplit, getTrainableWeights, initBackend, loadBuiltinDataset, loadLayersModelFromFolder,
   saveLayersModelToFolder, shapeSize, subset,
-  TINY_GRAPH_NODES, tinyGraphModelFiles, unfrozenLayerCount, writeModelFiles, type FineTuning, type LayersFeatureExtractor, type Weights, tensorsByName } from '@ftl/shared';
+  unfrozenLayerCount, writeModelFiles, type FineTuning, type LayersFeatureExtractor, type Weights, tensorsByName } from '@ftl/shared';
+import { TINY_GRAPH_NODES, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';

@@ -4,9 +4,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  createDefaultBackbone, ErrorCode, initBackend, isFtlError, modelDigest, saveLayersModelToFolder, TINY_GRAPH_NODES as N,
-  tinyGraphModelFiles, writeModelFiles,
+  createDefaultBackbone, ErrorCode, initBackend, isFtlError, modelDigest, saveLayersModelToFolder, writeModelFiles,
 } from '@ftl/shared';
+import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BACKBONE_META_FILE } from './backbone-meta.js';
 import { BACKBONE_PATH, loadServedBackbone, serveBackbone, type ServedBackbone } from './backbone-server.js';

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   createDefaultBackbone, createHead, ErrorCode, getTrainableWeights, initBackend, isFtlError, saveLayersModelToFolder,
-  TINY_GRAPH_NODES as N, tinyGraphModelFiles, writeModelFiles, type HeadConfig,
+  writeModelFiles, type HeadConfig,
 } from '@ftl/shared';
+import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
 import { EXPORT_META_FILE, exportGlobalModel, loadExportedModel } from './export-model.js';

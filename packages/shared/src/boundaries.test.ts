@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 
 // The package boundaries the design rests on, read from the sources: what `protocol` and `fl` may pull
-// in, which package may import which, and no cycles inside `shared`. Each failure is one line naming the
-// chain of files that breaks the rule, so the fix starts from the right import.
+// in, which package may import which, that built code leaves test tools and fixtures alone, and no cycles
+// inside `shared`. Each failure is one line naming the chain of files that breaks the rule, so the fix
+// starts from the right import.
 
 const SHARED = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGES = dirname(SHARED);
@@ -139,6 +140,15 @@ describe('package boundaries', () => {
     const otherDir = join(PACKAGES, other) + sep;
     const offending = files.flatMap((f) => specifiersOf(readFileSync(f, 'utf8'))
       .filter((s) => s === `@ftl/${other}` || s.startsWith(`@ftl/${other}/`) || (resolveRelative(f, s) ?? '').startsWith(otherDir))
+      .map((s) => `${show(f)} → ${s}`));
+    expect(offending, offending.join('\n')).toEqual([]);
+  });
+
+  test('code that is built imports no test tool and no test fixture', () => {
+    const built = [...['shared', 'coordinator', 'client'].map((p) => join(PACKAGES, p, 'src')), join(ROOT, 'simulations', 'src')].flatMap((d) => sources(d));
+    const testSupport = join(SHARED, 'test-support') + sep;
+    const offending = built.flatMap((f) => specifiersOf(readFileSync(f, 'utf8'))
+      .filter((s) => s === 'vitest' || s.startsWith('vitest/') || s === '@ftl/shared/testing' || (resolveRelative(f, s) ?? '').startsWith(testSupport))
       .map((s) => `${show(f)} → ${s}`));
     expect(offending, offending.join('\n')).toEqual([]);
   });

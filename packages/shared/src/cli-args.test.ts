@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { numberFlag, parseFlags } from './cli-args.js';
-import { expectFtlError } from './expect-ftl-error.js';
+import { expectFtlError } from '../test-support/expect-ftl-error.js';
 
 const str = { type: 'string' } as const;
 

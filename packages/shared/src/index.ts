@@ -12,5 +12,3 @@ export * from './protocol.js';
 export * from './fl.js';
 export * from './ml.js';
 export * from './data.js';
-
-export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './model/tiny-graph-model.js';

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
 import { clipUpdate } from './clip.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 
 const vector = (d: number, min: number, max: number) =>
   fc.float32Array({ minLength: d, maxLength: d, min: Math.fround(min), max: Math.fround(max), noNaN: true, noDefaultInfinity: true });

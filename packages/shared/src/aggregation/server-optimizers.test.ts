@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
 import { adaptiveStep, momentumStep, type ServerOptimizerState } from './server-optimizers.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 
 const v = (...xs: number[]) => Float32Array.from(xs);
 const vector = (d: number) => fc.float32Array({ minLength: d, maxLength: d, min: -1e3, max: 1e3, noNaN: true, noDefaultInfinity: true });

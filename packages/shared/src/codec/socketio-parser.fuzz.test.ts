@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import { PacketType } from 'socket.io-parser';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from './fuzz-support.js';
+import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../../test-support/fuzz-support.js';
 import { createMsgpackParser } from './socketio-parser.js';
 
 type Dec = { add(c: unknown): void; on(e: 'decoded', f: (p: unknown) => void): void };

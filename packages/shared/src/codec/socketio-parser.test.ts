@@ -7,7 +7,7 @@ import { io, type Socket as ClientSocket } from 'socket.io-client';
 import { PacketType } from 'socket.io-parser';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { MAX_MESSAGEPACK_DEPTH, scanMessagePack } from './msgpack-scan.js';
 import { encodeWeights, decodeWeights } from './weights.js';
 import { createMsgpackParser, RESERVED_EVENT_NAMES, type ByteCounter, type MsgpackParserOptions } from './socketio-parser.js';

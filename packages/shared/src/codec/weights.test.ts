@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, specsSize, tensorsByName, type WeightSpec } from './weights.js';
 
 const specsArb = fc.array(

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { loadBuiltinDataset } from './builtin.js';
 import { loadCsvFile, parseCsvDataset } from './csv.js';
 import { parseImageShape } from './image-shape.js';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { channelStats, checkChannelStats, combineStats, normalizeImages, statsInconsistency, type ChannelStats } from './federated-stats.js';
 
 describe('federated normalisation statistics', () => {

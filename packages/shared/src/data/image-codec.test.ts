@@ -1,7 +1,7 @@
 import pngjs from 'pngjs';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { loadBuiltinDataset } from './builtin.js';
 import { decodeImage, encodeJpeg, encodePng, isImageFile, sniffImageFormat } from './image-codec.js';
 import type { Pixels } from './resize.js';

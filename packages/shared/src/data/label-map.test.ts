@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import type { ImageDataset } from './dataset.js';
 import { alignShardToRun, compareLabels, labelIndexMap, localLabels, type LocalShard } from './label-map.js';
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { loadBuiltinDataset } from './builtin.js';
 import { subset } from './dataset.js';
 import { parseImageShape } from './image-shape.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone } from './backbone.js';
 import { assertModelSize, classMeanHead, createHead, getTrainableWeights, headParameterCount, MAX_MODEL_PARAMETERS, type HeadConfig } from './head.js';

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode, isFtlError } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { initBackend } from './backend.js';
 import { assertInputCompatible, extractFeatures, loadBackbone, type FeatureExtractor } from './backbone.js';
 import { MODEL_JSON, saveLayersModelToFolder, writeModelFiles } from './model-folder.js';
 import { readBesideModel, readModelSource } from './model-source.js';
-import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from './tiny-graph-model.js';
+import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from '../../test-support/tiny-graph-model.js';
 
 let root: string;
 let server: Server;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { tensorsByName } from '../codec/weights.js';
 import { subset } from '../data/dataset.js';

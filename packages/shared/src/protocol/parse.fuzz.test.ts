@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../codec/fuzz-support.js';
+import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../../test-support/fuzz-support.js';
 import { createMsgpackParser } from '../codec/socketio-parser.js';
 import { decodeWeights } from '../codec/weights.js';
 import { REJECT_REASONS } from './messages.js';

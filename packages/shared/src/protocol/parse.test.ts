@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ErrorCode, FtlError } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { PROTOCOL_VERSION, REJECT_REASONS } from './messages.js';
 import {
   checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,

@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, test } from 'vitest';
-import { validMessages } from '../codec/fuzz-support.js';
+import { validMessages } from '../../test-support/fuzz-support.js';
 import { ErrorCode, FtlError } from '../errors.js';
-import { expectFtlError } from '../expect-ftl-error.js';
+import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import {
   CLIENT_TO_SERVER_SCHEMAS, PROTOCOL_SCHEMAS, SERVER_TO_CLIENT_SCHEMAS, type ClientToServerEvents, type ServerToClientEvents,
 } from './events.js';

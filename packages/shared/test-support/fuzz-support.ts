@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { FtlError } from '../errors.js';
+import { FtlError } from '../src/errors.js';
 
-// Test support for the fuzz suites (imported by *.fuzz.test.ts only).
+// Test support for the fuzz suites and the schema tests of this package.
 
 /** The committed corpus of hostile frames, replayed by every run of the fuzz suites. */
-export const FUZZ_CORPUS = new URL('../../fuzz-corpus/', import.meta.url);
+export const FUZZ_CORPUS = new URL('../fuzz-corpus/', import.meta.url);
 
 /** Every corpus file whose name starts with `prefix`, as `[name, bytes]`. */
 export function corpusFiles(prefix: string): Array<[string, Uint8Array]> {

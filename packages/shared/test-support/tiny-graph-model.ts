@@ -1,5 +1,5 @@
-import { createRng } from '../random.js';
-import { MODEL_JSON, type ModelFile } from './model-folder.js';
+import { createRng } from '../src/random.js';
+import { MODEL_JSON, type ModelFile } from '../src/model/model-folder.js';
 
 /** Node names of {@link tinyGraphModelFiles}' graph worth picking as feature outputs. */
 export const TINY_GRAPH_NODES = {
@@ -25,7 +25,7 @@ const dims = (shape: readonly number[]) => ({ dim: shape.map((size) => ({ size: 
 /**
  * A tiny TensorFlow.js graph model written by hand, the way tfjs-converter lays one out: a GraphDef
  * topology (`Placeholder → Conv2D → Relu → Reshape → MatMul → BiasAdd → Relu → MatMul → Softmax`, every
- * weight a `Const` node) and seeded random weights in two shards. For tests and demos of graph-model
+ * weight a `Const` node) and seeded random weights in two shards. For tests of graph-model
  * backbones; its random convolution and projection give features a head can learn from.
  *
  * @example

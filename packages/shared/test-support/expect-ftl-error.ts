@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { isFtlError, type ErrorCode } from './errors.js';
+import { isFtlError, type ErrorCode } from '../src/errors.js';
 
 /** Test helper: `fn` throws an FtlError with `code` whose message matches `message`. */
 export function expectFtlError(fn: () => unknown, code: ErrorCode, message: RegExp): void {
