@@ -28,7 +28,7 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds
                    of 10 local epochs at --lr 0.003; --feature-layer NAME cuts the backbone there
                    for the transfer methods; --out NAME writes .ftl/scenarios/NAME.json instead;
-                   --from FILE reprints the tables of a saved run
+                   --from FILE[,FILE] reprints the tables of saved runs (several files: one grid)
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -109,7 +109,10 @@ runMain(async () => {
     ];
   } else if (name === 'lowdata' && values['from'] !== undefined) {
     // Tables again from a saved run (what docs/results.md is generated from), without running anything.
-    process.stdout.write(lowDataTables(JSON.parse(await readFile(String(values['from']), 'utf8')) as LowDataRow[]).join('\n') + '\n');
+    // Several files (comma-separated) make one table: a grid run in parts.
+    const files = String(values['from']).split(',').filter(Boolean);
+    const saved = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as LowDataRow[]))).flat();
+    process.stdout.write(lowDataTables(saved).join('\n') + '\n');
     return;
   } else if (name === 'lowdata') {
     const options = lowDataOptions(values, quick);
