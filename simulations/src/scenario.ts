@@ -5,11 +5,12 @@ import { byzantineScenario } from './scenarios/byzantine.js';
 import { cutPointScenario } from './scenarios/cut-point.js';
 import { fineTuneScenario } from './scenarios/finetune.js';
 import { hostileScenario } from './scenarios/hostile.js';
+import { longerRunsScenario } from './scenarios/longer-runs.js';
 import { LOW_DATA_METHODS, LOW_DATA_TASKS, lowDataScenario, type LowDataMethod, type LowDataRow, type LowDataTask } from './scenarios/low-data.js';
 import { personalizationScenario } from './scenarios/personalization.js';
 import { formatPercentInterval, meanInterval } from './confidence.js';
 
-const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata> [--quick]
+const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata|longer> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json (lowdata:
 .ftl/scenarios/lowdata-<task>.json).
@@ -29,6 +30,8 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    of 10 local epochs at --lr 0.003; --feature-layer NAME cuts the backbone there
                    for the transfer methods; --out NAME writes .ftl/scenarios/NAME.json instead;
                    --from FILE[,FILE] reprints the tables of saved runs (several files: one grid)
+  longer           the run config's defaults on the whole MNIST pool (10 sites, Dirichlet 0.5) for
+                   --lengths 5,10,20,40 rounds and --seeds 1: does a longer run end worse?
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
@@ -45,7 +48,7 @@ runMain(async () => {
     quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
     epochs: { type: 'string' }, task: { type: 'string' }, sizes: { type: 'string' }, seeds: { type: 'string' }, methods: { type: 'string' },
     hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' }, from: { type: 'string' },
-    'feature-layer': { type: 'string' }, out: { type: 'string' },
+    'feature-layer': { type: 'string' }, out: { type: 'string' }, lengths: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
     process.stdout.write(HELP + '\n');
@@ -107,6 +110,16 @@ runMain(async () => {
       ...r.map((x) => `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
         `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
     ];
+  } else if (name === 'longer') {
+    const lengths = integersFlag(values, 'lengths', quick ? [1, 2] : [5, 10, 20, 40]) as number[];
+    const r = await longerRunsScenario(progress, { lengths, seeds: integersFlag(values, 'seeds', [1]) as number[] });
+    rows = r;
+    const seeds = [...new Set(r.map((x) => x.seed))];
+    table = [
+      `| seed | ${lengths.map((n) => `${n} rounds`).join(' | ')} |`,
+      `| --- | ${lengths.map(() => '---').join(' | ')} |`,
+      ...seeds.map((seed) => `| ${seed} | ${lengths.map((n) => pct(r.find((x) => x.seed === seed && x.rounds === n)?.heldOut ?? NaN)).join(' | ')} |`),
+    ];
   } else if (name === 'lowdata' && values['from'] !== undefined) {
     // Tables again from a saved run (what docs/results.md is generated from), without running anything.
     // Several files (comma-separated) make one table: a grid run in parts.
@@ -125,7 +138,7 @@ runMain(async () => {
     rows = r;
     table = lowDataTables(r);
   } else {
-    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile or lowdata`);
+    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile, lowdata or longer`);
   }
   process.stdout.write(table.join('\n') + '\n');
   await mkdir('.ftl/scenarios', { recursive: true });
