@@ -30,9 +30,7 @@ function parseArgs(argv) {
     else if (arg === '--no-audit') options.audit = false;
     else if (arg === '--audit-report') options.auditReport = argv[++i];
     else if (arg === '--help' || arg === '-h') {
-      console.log(
-        'usage: node .ci/dependency-floors.mjs [--lock package-lock.json] [--no-audit | --audit-report report.json]',
-      );
+      console.log('usage: node .ci/dependency-floors.mjs [--lock package-lock.json] [--no-audit | --audit-report report.json]');
       process.exit(0);
     } else {
       console.error(`dependency-floors: unknown argument ${arg}; see --help`);
@@ -146,8 +144,7 @@ if (options.audit) {
   } else {
     const counts = report.metadata.vulnerabilities;
     console.log(
-      `dependency-floors: npm audit --omit=dev: ${AUDIT_FAILS_ON.map((s) => `${counts[s] ?? 0} ${s}`).join(', ')}` +
-        ` (of ${counts.total ?? 0})`,
+      `dependency-floors: npm audit --omit=dev: ${AUDIT_FAILS_ON.map((s) => `${counts[s] ?? 0} ${s}`).join(', ')}` + ` (of ${counts.total ?? 0})`,
     );
     for (const [name, entry] of Object.entries(report.vulnerabilities ?? {})) {
       if (AUDIT_FAILS_ON.includes(entry.severity)) {

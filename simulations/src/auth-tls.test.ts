@@ -12,8 +12,11 @@ import { scratch } from './test-federation.js';
 function attempt(url: string, name: string, token: string | undefined, ca: Buffer): Promise<{ outcome: string; bytes: number }> {
   const counter = { sent: 0, received: 0 };
   const socket = io(url, {
-    parser: createMsgpackParser(counter), auth: { protocol: PROTOCOL_VERSION, name, ...(token ? { token } : {}) },
-    transports: ['websocket'], reconnection: false, ca: ca.toString('utf8'),
+    parser: createMsgpackParser(counter),
+    auth: { protocol: PROTOCOL_VERSION, name, ...(token ? { token } : {}) },
+    transports: ['websocket'],
+    reconnection: false,
+    ca: ca.toString('utf8'),
   });
   return new Promise((resolve) => {
     const done = (outcome: string) => {
@@ -29,28 +32,61 @@ describe('client auth and TLS', () => {
   test('tokens gate the connection before any model byte; revocation applies on reconnect; a TLS run works end to end', async () => {
     await initBackend();
     const dir = await scratch('tls');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     const ca = readFileSync(join(dir, 'cert.pem'));
     const store = Store.open(join(dir, 'coordinator.db'));
-    const tokens = Object.fromEntries(['site-0', 'site-1', 'site-2'].map((name) => {
-      const token = newClientToken();
-      store.addClient(name, hashClientToken(token));
-      return [name, token];
-    }));
+    const tokens = Object.fromEntries(
+      ['site-0', 'site-1', 'site-2'].map((name) => {
+        const token = newClientToken();
+        store.addClient(name, hashClientToken(token));
+        return [name, token];
+      }),
+    );
     const log = createLogger('test', { level: 'silent' });
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'tls-run', rounds: 1, minClients: 2, exportDir: undefined,
-      requireAuth: true, tls: { cert: ca, key: readFileSync(join(dir, 'key.pem')) },
-    }, log, store);
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'tls-run',
+        rounds: 1,
+        minClients: 2,
+        exportDir: undefined,
+        requireAuth: true,
+        tls: { cert: ca, key: readFileSync(join(dir, 'key.pem')) },
+      },
+      log,
+      store,
+    );
     const { url } = await coordinator.listen();
     expect(url).toMatch(/^https:\/\//);
 
     // A refused client gets only the refusal packet (~150 bytes): no welcome, no weights.
     const refused = { outcome: 'refused:unauthorized', bytes: expect.any(Number) };
-    for (const [name, token] of [['site-0', undefined], ['site-0', tokens['site-1']], ['intruder', newClientToken()]] as const) {
+    for (const [name, token] of [
+      ['site-0', undefined],
+      ['site-0', tokens['site-1']],
+      ['intruder', newClientToken()],
+    ] as const) {
       const r = await attempt(url, name, token, ca);
       expect(r, name).toEqual(refused);
       expect(r.bytes).toBeLessThan(512);
@@ -63,11 +99,19 @@ describe('client auth and TLS', () => {
     expect(again.bytes).toBeLessThan(512);
 
     const mnist = loadBuiltinDataset('mnist');
-    const client = (index: number, token: string) => new FtlClient({
-      serverUrl: url, name: `site-${index}`, token, ca, cacheDir: join(dir, `cache-${index}`), log,
-      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 3, index, seed: 1, limit: 600 }, log, mnist),
-    });
-    const revoked = await client(2, tokens['site-2']!).run().catch((e: unknown) => e);
+    const client = (index: number, token: string) =>
+      new FtlClient({
+        serverUrl: url,
+        name: `site-${index}`,
+        token,
+        ca,
+        cacheDir: join(dir, `cache-${index}`),
+        log,
+        shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 3, index, seed: 1, limit: 600 }, log, mnist),
+      });
+    const revoked = await client(2, tokens['site-2']!)
+      .run()
+      .catch((e: unknown) => e);
     expect(revoked).toMatchObject({ code: 'UNAUTHORIZED' });
     const ends = [client(0, tokens['site-0']!).run(), client(1, tokens['site-1']!).run()];
     const summary = await coordinator.run();

@@ -5,10 +5,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadTrainer } from '@ftl/client';
 import {
-  createDefaultBackbone, createHead, createLogger, createRng, DEFAULT_FEATURE_LAYER, DEFAULT_HIDDEN, encodeWeights, ErrorCode, extractFeatures,
-  featureExtractor, FtlError, getTrainableWeights, initBackend, loadBuiltinDataset, numberFlag, parseFitResult, parseFlags, parsePartition,
-  parseStrategy, PROTOCOL_VERSION, runMain, saveLayersModelToFolder, shuffleInPlace, subset, useWasmSpeedKernels, type EncodedWeights,
-  type FitResult, type HeadConfig,
+  createDefaultBackbone,
+  createHead,
+  createLogger,
+  createRng,
+  DEFAULT_FEATURE_LAYER,
+  DEFAULT_HIDDEN,
+  encodeWeights,
+  ErrorCode,
+  extractFeatures,
+  featureExtractor,
+  FtlError,
+  getTrainableWeights,
+  initBackend,
+  loadBuiltinDataset,
+  numberFlag,
+  parseFitResult,
+  parseFlags,
+  parsePartition,
+  parseStrategy,
+  PROTOCOL_VERSION,
+  runMain,
+  saveLayersModelToFolder,
+  shuffleInPlace,
+  subset,
+  useWasmSpeedKernels,
+  type EncodedWeights,
+  type FitResult,
+  type HeadConfig,
 } from '@ftl/shared';
 import { simulate } from './simulate.js';
 
@@ -61,8 +85,16 @@ async function firstRound(cacheDir: string, epochs: number, backboneDir?: string
   const t0 = performance.now();
   let end = NaN;
   const r = await simulate({
-    clients: 5, partition: parsePartition('dirichlet:0.5'), rounds: 1, epochs, learningRate: 0.001, batchSize: 32, seed: 1,
-    strategy: parseStrategy('fedavg'), cacheDir, ...(backboneDir ? { backboneDir } : {}),
+    clients: 5,
+    partition: parsePartition('dirichlet:0.5'),
+    rounds: 1,
+    epochs,
+    learningRate: 0.001,
+    batchSize: 32,
+    seed: 1,
+    strategy: parseStrategy('fedavg'),
+    cacheDir,
+    ...(backboneDir ? { backboneDir } : {}),
     onRound: () => {
       end = performance.now();
     },
@@ -73,11 +105,15 @@ async function firstRound(cacheDir: string, epochs: number, backboneDir?: string
 
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
-    batches: { type: 'string' }, 'batch-size': { type: 'string' }, repeats: { type: 'string' }, epochs: { type: 'string' },
-    only: { type: 'string' }, help: { type: 'boolean' },
+    batches: { type: 'string' },
+    'batch-size': { type: 'string' },
+    repeats: { type: 'string' },
+    epochs: { type: 'string' },
+    only: { type: 'string' },
+    help: { type: 'boolean' },
   });
   if (values['help']) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   const batches = numberFlag(values, 'batches', { default: 8, min: 1, integer: true });
@@ -93,13 +129,18 @@ runMain(async () => {
   if (only === undefined || only === 'throughput') await throughputBench(batches, batchSize, repeats);
   if (only === undefined || only === 'head') await headBench(epochs, repeats);
   if (only === undefined || only === 'cache') {
-    process.stdout.write(`\nFeature cache: 5 clients (Dirichlet 0.5, all of MNIST's federation pool), 1 round of ${epochs} local epochs, same cache folder twice\n`);
+    process.stdout.write(
+      `\nFeature cache: 5 clients (Dirichlet 0.5, all of MNIST's federation pool), 1 round of ${epochs} local epochs, same cache folder twice\n`,
+    );
     const rows = [['backbone', 'cache', 'start → end of round 1', 'of which before round 1', 'speed-up']];
     const dir = await mkdtemp(join(tmpdir(), 'ftl-bench-cache-'));
     try {
       const heavy = join(dir, 'heavier-backbone');
       await saveLayersModelToFolder(heavierBackbone(), heavy);
-      for (const [name, backboneDir] of [['default (0.17 M MAC/image)', undefined], ['heavier (22 M MAC/image)', heavy]] as const) {
+      for (const [name, backboneDir] of [
+        ['default (0.17 M MAC/image)', undefined],
+        ['heavier (22 M MAC/image)', heavy],
+      ] as const) {
         const cacheDir = join(dir, `cache-${rows.length}`);
         const cold = await firstRound(cacheDir, epochs, backboneDir);
         const warm = await firstRound(cacheDir, epochs, backboneDir);
@@ -118,14 +159,23 @@ runMain(async () => {
 });
 
 async function throughputBench(batches: number, batchSize: number, repeats: number): Promise<void> {
-  const ds = subset(loadBuiltinDataset('mnist'), Array.from({ length: batches * batchSize }, (_, i) => i * 7 % 10_000));
+  const ds = subset(
+    loadBuiltinDataset('mnist'),
+    Array.from({ length: batches * batchSize }, (_, i) => (i * 7) % 10_000),
+  );
   const x = tf.tensor4d(ds.images, [ds.n, 28, 28, 1]);
   const y = tf.oneHot(tf.tensor1d(ds.labels, 'int32'), 10) as tf.Tensor2D;
-  process.stdout.write(`CNN training throughput: default backbone (conv 16×5×5/2, conv 32×3×3/2, dense 64, softmax 10), ` +
-    `${batches} batches of ${batchSize} 28×28 images, best of ${repeats}\n`);
+  process.stdout.write(
+    `CNN training throughput: default backbone (conv 16×5×5/2, conv 32×3×3/2, dense 64, softmax 10), ` +
+      `${batches} batches of ${batchSize} 28×28 images, best of ${repeats}\n`,
+  );
   const cpu = await throughput('cpu', x, y, batchSize, repeats);
   const wasm = await throughput('wasm', x, y, batchSize, repeats);
-  const rows = [['backend', 'images/s', 'vs cpu'], ['cpu (baseline)', cpu.toFixed(1), '1.0×'], ['wasm + ftl kernels', wasm.toFixed(1), `${(wasm / cpu).toFixed(1)}×`]];
+  const rows = [
+    ['backend', 'images/s', 'vs cpu'],
+    ['cpu (baseline)', cpu.toFixed(1), '1.0×'],
+    ['wasm + ftl kernels', wasm.toFixed(1), `${(wasm / cpu).toFixed(1)}×`],
+  ];
   for (const r of rows) process.stdout.write(`| ${r[0]!.padEnd(18)} | ${r[1]!.padStart(8)} | ${r[2]!.padStart(6)} |\n`);
 }
 
@@ -135,15 +185,26 @@ async function throughputBench(batches: number, batchSize: number, repeats: numb
  * MobileNetV2 at 224 px: 300 M). Random weights: the cache bench only times it.
  */
 function heavierBackbone(): tf.LayersModel {
-  const conv = (filters: number, seed: number, inputShape?: number[]) => tf.layers.conv2d({
-    filters, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed }), ...(inputShape ? { inputShape } : {}),
-  });
+  const conv = (filters: number, seed: number, inputShape?: number[]) =>
+    tf.layers.conv2d({
+      filters,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed }),
+      ...(inputShape ? { inputShape } : {}),
+    });
   return tf.sequential({
     name: 'bench_heavier_backbone',
     layers: [
-      conv(32, 1, [28, 28, 1]), conv(32, 2), tf.layers.maxPooling2d({ poolSize: 2 }),
-      conv(64, 3), conv(64, 4), tf.layers.maxPooling2d({ poolSize: 2 }),
-      conv(128, 5), tf.layers.globalAveragePooling2d({ name: 'features' }),
+      conv(32, 1, [28, 28, 1]),
+      conv(32, 2),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv(64, 3),
+      conv(64, 4),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      conv(128, 5),
+      tf.layers.globalAveragePooling2d({ name: 'features' }),
     ],
   });
 }
@@ -151,14 +212,19 @@ function heavierBackbone(): tf.LayersModel {
 /** One client's head-training round on wasm: tfjs fit on stock kernels (baseline) against ftl's loop and kernels. */
 async function headBench(epochs: number, repeats: number): Promise<void> {
   const mnist = loadBuiltinDataset('mnist');
-  const ds = subset(mnist, Array.from({ length: 1400 }, (_, i) => (i * 7) % mnist.n));
+  const ds = subset(
+    mnist,
+    Array.from({ length: 1400 }, (_, i) => (i * 7) % mnist.n),
+  );
   const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
   const features = await extractFeatures(featureExtractor(backbone, DEFAULT_FEATURE_LAYER), ds);
   backbone.dispose();
   const config: HeadConfig = { featureDim: features.length / ds.n, hidden: DEFAULT_HIDDEN, classes: 10 };
   const fit = { epochs, batchSize: 32, learningRate: 0.001, seed: 1 };
-  process.stdout.write(`\nHead training: ${ds.n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ` +
-    `${epochs} epochs of batch 32 with Adam, best of ${repeats}\n`);
+  process.stdout.write(
+    `\nHead training: ${ds.n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ` +
+      `${epochs} epochs of batch 32 with Adam, best of ${repeats}\n`,
+  );
 
   // The trainer before ftl's speed kernels: tfjs's own fit loop over each epoch's shuffled copy.
   const tfjsFit = async (): Promise<number> => {
@@ -181,7 +247,12 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
     return loss;
   };
   const ftlLoop = async (): Promise<number> => {
-    const trainer = new HeadTrainer(config, { trainFeatures: features, trainLabels: ds.labels, valFeatures: features.subarray(0, config.featureDim), valLabels: ds.labels.subarray(0, 1) });
+    const trainer = new HeadTrainer(config, {
+      trainFeatures: features,
+      trainLabels: ds.labels,
+      valFeatures: features.subarray(0, config.featureDim),
+      valLabels: ds.labels.subarray(0, 1),
+    });
     const start = createHead(config, 0);
     const { metrics } = await trainer.fit(getTrainableWeights(start), fit);
     start.dispose();
@@ -266,12 +337,15 @@ function legacyFitResultParser(): (v: unknown) => FitResult {
     if (o['protocol'] !== PROTOCOL_VERSION) throw new FtlError(ErrorCode.ProtocolMismatch, 'fit-result.protocol is another version');
     const m = obj(o['metrics'], 'fit-result.metrics');
     return {
-      protocol: PROTOCOL_VERSION, runId: str(o['runId'], 'fit-result.runId'), round: int(o['round'], 'fit-result.round'),
+      protocol: PROTOCOL_VERSION,
+      runId: str(o['runId'], 'fit-result.runId'),
+      round: int(o['round'], 'fit-result.round'),
       modelVersion: int(o['modelVersion'], 'fit-result.modelVersion'),
       weights: weights(o['weights'], 'fit-result.weights'),
       numExamples: sampleCount(o['numExamples'], 'fit-result.numExamples'),
       metrics: {
-        loss: nonNegative(m['loss'], 'fit-result.metrics.loss'), accuracy: accuracy(m['accuracy'], 'fit-result.metrics.accuracy'),
+        loss: nonNegative(m['loss'], 'fit-result.metrics.loss'),
+        accuracy: accuracy(m['accuracy'], 'fit-result.metrics.accuracy'),
         seconds: nonNegative(m['seconds'], 'fit-result.metrics.seconds'),
       },
     };
@@ -281,10 +355,18 @@ function legacyFitResultParser(): (v: unknown) => FitResult {
 /** Microseconds per parse of a fit-result of 100,000 float32 values: the hand-written validator (baseline) against the schema's. */
 function parseBench(repeats: number): void {
   const values = new Float32Array(100_000).map((_, i) => Math.sin(i));
-  const specs = [{ name: 'head_dense/kernel', shape: [999, 100], dtype: 'float32' as const }, { name: 'head_dense/bias', shape: [100], dtype: 'float32' as const }];
+  const specs = [
+    { name: 'head_dense/kernel', shape: [999, 100], dtype: 'float32' as const },
+    { name: 'head_dense/bias', shape: [100], dtype: 'float32' as const },
+  ];
   const message: unknown = {
-    protocol: PROTOCOL_VERSION, runId: 'bench', round: 3, modelVersion: 2, weights: encodeWeights({ specs, values }),
-    numExamples: 1200, metrics: { loss: 0.42, accuracy: 0.87, seconds: 1.5 },
+    protocol: PROTOCOL_VERSION,
+    runId: 'bench',
+    round: 3,
+    modelVersion: 2,
+    weights: encodeWeights({ specs, values }),
+    numExamples: 1200,
+    metrics: { loss: 0.42, accuracy: 0.87, seconds: 1.5 },
   };
   const legacyParseFitResult = legacyFitResultParser();
   const iterations = 100_000;
@@ -301,7 +383,9 @@ function parseBench(repeats: number): void {
     legacy = Math.min(legacy, time(legacyParseFitResult));
     schema = Math.min(schema, time(parseFitResult));
   }
-  process.stdout.write(`\nMessage validation: a fit-result of 100,000 float32 values (400 KB of weights), ${iterations.toLocaleString('en-US')} parses, best of ${Math.max(repeats, 5)}\n`);
+  process.stdout.write(
+    `\nMessage validation: a fit-result of 100,000 float32 values (400 KB of weights), ${iterations.toLocaleString('en-US')} parses, best of ${Math.max(repeats, 5)}\n`,
+  );
   const rows = [
     ['validator', 'µs/parse', 'vs baseline'],
     ['hand-written (baseline)', legacy.toFixed(2), '1.00×'],

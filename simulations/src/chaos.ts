@@ -10,8 +10,20 @@ import { FtlClient } from '@ftl/client';
 import { ApiClient, loadExportedModel, Store, type RoundRecord, type RunView } from '@ftl/coordinator';
 import * as tf from '@tensorflow/tfjs';
 import {
-  createLogger, decodeWeights, federationSplit, initBackend, loadBuiltinDataset, loadClientShard, numberFlag, parseFlags, parseStrategy, runMain,
-  stringFlag, type ImageDataset, type LocalShard, type StrategyConfig,
+  createLogger,
+  decodeWeights,
+  federationSplit,
+  initBackend,
+  loadBuiltinDataset,
+  loadClientShard,
+  numberFlag,
+  parseFlags,
+  parseStrategy,
+  runMain,
+  stringFlag,
+  type ImageDataset,
+  type LocalShard,
+  type StrategyConfig,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 import { answerEvaluations, connectRawPeer, type RawPeer } from './raw-peer.js';
@@ -53,8 +65,14 @@ const RUN_ID = 'chaos';
 
 /** Kinds of fault the driver injects. */
 type FaultKind =
-  | 'site killed mid-round' | 'site restarted' | 'coordinator SIGKILL mid-round' | 'coordinator restarted'
-  | 'sign-flipped x10 update' | 'non-finite update' | 'wrong-shape update' | 'malformed frame';
+  | 'site killed mid-round'
+  | 'site restarted'
+  | 'coordinator SIGKILL mid-round'
+  | 'coordinator restarted'
+  | 'sign-flipped x10 update'
+  | 'non-finite update'
+  | 'wrong-shape update'
+  | 'malformed frame';
 
 interface Fault {
   kind: FaultKind;
@@ -105,7 +123,6 @@ interface Options {
 
 const progress = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 
-
 /** A deterministic generator for the fault schedule (mulberry32). */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -124,13 +141,19 @@ class CoordinatorProcess {
   private exited?: Promise<void>;
   starts = 0;
 
-  constructor(private readonly args: string[], private readonly env: Record<string, string>, private readonly logFile: string) {}
+  constructor(
+    private readonly args: string[],
+    private readonly env: Record<string, string>,
+    private readonly logFile: string,
+  ) {}
 
   /** Starts it and resolves once it serves (and, on a restart, has resumed the interrupted run). */
   async start(expect: RegExp): Promise<void> {
     const log = createWriteStream(this.logFile, { flags: 'a' });
     const proc = spawn(process.execPath, ['packages/coordinator/dist/cli.js', 'serve', ...this.args], {
-      cwd: ROOT, env: { ...process.env, FTL_LOG: 'info', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { ...process.env, FTL_LOG: 'info', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
     this.starts++;
@@ -168,14 +191,22 @@ interface Site {
 /** Sends each kind of bad input once per fit it is asked, reconnecting after the coordinator drops it. */
 function garbageSite(site: Site, record: (kind: FaultKind, round: number) => void, isStopped: () => boolean): Promise<void> {
   const frames: Array<Uint8Array | string> = [
-    randomBytes(64), Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff), new Uint8Array(5000).fill(0x91), 'not a msgpack frame',
+    randomBytes(64),
+    Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff),
+    new Uint8Array(5000).fill(0x91),
+    'not a msgpack frame',
   ];
   return (async () => {
     let sent = 0;
     while (!isStopped()) {
       let peer: RawPeer;
       try {
-        peer = await connectRawPeer(site.proxy.url, site.name, { token: site.token, numTrain: site.shard.train.n, numVal: site.shard.val.n, ackTimeoutMs: 10_000 });
+        peer = await connectRawPeer(site.proxy.url, site.name, {
+          token: site.token,
+          numTrain: site.shard.train.n,
+          numVal: site.shard.val.n,
+          ackTimeoutMs: 10_000,
+        });
       } catch {
         await new Promise((r) => setTimeout(r, 500)); // refused, or the coordinator is down: try again
         continue;
@@ -206,13 +237,24 @@ async function testPredictions(modelDir: string): Promise<Int32Array> {
   const { test } = federationSplit(loadBuiltinDataset('mnist'));
   const model = await loadExportedModel(modelDir);
   try {
-    return tf.tidy(() => model.predict(tf.tensor4d(test.images, [test.n, test.height, test.width, test.channels])).argMax(1).dataSync() as Int32Array);
+    return tf.tidy(
+      () =>
+        model
+          .predict(tf.tensor4d(test.images, [test.n, test.height, test.width, test.channels]))
+          .argMax(1)
+          .dataSync() as Int32Array,
+    );
   } finally {
     model.dispose();
   }
 }
 
-async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDataset, cacheDir: string): Promise<{ row: ChaosRow; predicted?: Int32Array }> {
+async function federation(
+  mode: 'clean' | 'chaos',
+  o: Options,
+  mnist: ImageDataset,
+  cacheDir: string,
+): Promise<{ row: ChaosRow; predicted?: Int32Array }> {
   const t0 = performance.now();
   const dir = await mkdtemp(join(tmpdir(), `ftl-chaos-${mode}-`));
   const port = await freePort();
@@ -222,7 +264,9 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   const logFile = join(OUT_DIR, `${mode}-coordinator.log`);
   await writeFile(logFile, '');
   const coordinator = new CoordinatorProcess(
-    ['--port', String(port), '--db', db, '--exports', join(dir, 'runs')], { FTL_OPERATOR_TOKEN: operatorToken }, logFile,
+    ['--port', String(port), '--db', db, '--exports', join(dir, 'runs')],
+    { FTL_OPERATOR_TOKEN: operatorToken },
+    logFile,
   );
   await coordinator.start(/coordinator serving on/);
   const api = new ApiClient({ url, token: operatorToken, waitMs: 60_000 });
@@ -239,12 +283,21 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
     const { token } = await api.call<{ token: string }>('POST', '/api/clients', { name });
     const role = index < o.clients - hostile ? 'honest' : (o.clients - index) % 2 === 0 ? 'poison' : 'garbage';
     sites.push({
-      index, name, token, role, down: true, proxy: await startTcpProxy(port),
-      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) }, undefined, mnist),
+      index,
+      name,
+      token,
+      role,
+      down: true,
+      proxy: await startTcpProxy(port),
+      shard: loadClientShard(
+        { dataset: 'mnist', partition: { kind: 'iid' }, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}) },
+        undefined,
+        mnist,
+      ),
     });
   }
   const siteLog = createWriteStream(join(OUT_DIR, `${mode}-sites.log`));
-  const clientLog = createLogger('client', { level: 'warn', write: (line) => siteLog.write(line + '\n') });
+  const clientLog = createLogger('client', { level: 'warn', write: (line) => siteLog.write(`${line}\n`) });
   let stopped = false;
   let lastRound = 0;
   const sitesLost: ChaosRow['sitesLost'] = [];
@@ -252,30 +305,45 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   const startSite = (site: Site) => {
     site.down = false;
     if (site.role === 'garbage') {
-      garbageLoops.push(garbageSite(site, (kind, round) => record(kind, round, site.name), () => stopped));
+      garbageLoops.push(
+        garbageSite(
+          site,
+          (kind, round) => record(kind, round, site.name),
+          () => stopped,
+        ),
+      );
       return;
     }
     const flip = signFlip(10);
     // The poisoner logs every training epoch with its round, so each poisoned update is counted in its own round.
     let training = 0;
     const poisonLog = createLogger('client', {
-      level: 'info', base: { client: site.name },
+      level: 'info',
+      base: { client: site.name },
       write: (line) => {
         const m = / training .*\bround=(\d+)/.exec(line);
         if (m) training = Number(m[1]);
-        else if (!/ info /.test(line)) siteLog.write(line + '\n');
+        else if (!/ info /.test(line)) siteLog.write(`${line}\n`);
       },
     });
     site.client = new FtlClient({
-      serverUrl: site.proxy.url, name: site.name, token: site.token, shard: site.shard, cacheDir, stay: true,
-      log: site.role === 'poison' ? poisonLog : clientLog.child({ client: site.name }), reconnectionAttempts: 1000,
-      ...(site.role === 'poison' ? {
-        progressEveryMs: 0,
-        transformUpdate: (trained, global) => {
-          record('sign-flipped x10 update', training, site.name);
-          return flip(trained, global);
-        },
-      } : {}),
+      serverUrl: site.proxy.url,
+      name: site.name,
+      token: site.token,
+      shard: site.shard,
+      cacheDir,
+      stay: true,
+      log: site.role === 'poison' ? poisonLog : clientLog.child({ client: site.name }),
+      reconnectionAttempts: 1000,
+      ...(site.role === 'poison'
+        ? {
+            progressEveryMs: 0,
+            transformUpdate: (trained, global) => {
+              record('sign-flipped x10 update', training, site.name);
+              return flip(trained, global);
+            },
+          }
+        : {}),
     });
     site.client.run().catch((err: unknown) => {
       const error = (err as Error).message;
@@ -294,8 +362,14 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   // The same in both runs: room for the hostile sites and one killed site to be away when a round starts.
   const minClients = o.clients - Math.round(o.clients * 0.1) - 1;
   await api.call('POST', '/api/runs', {
-    runId: RUN_ID, rounds: o.rounds, minClients, seed: o.seed, strategy: o.strategy,
-    fit: { epochs: o.epochs, batchSize: 32, learningRate: 0.001 }, roundDeadlineSeconds: 120, waitTimeoutSeconds: 600,
+    runId: RUN_ID,
+    rounds: o.rounds,
+    minClients,
+    seed: o.seed,
+    strategy: o.strategy,
+    fit: { epochs: o.epochs, batchSize: 32, learningRate: 0.001 },
+    roundDeadlineSeconds: 120,
+    waitTimeoutSeconds: 600,
   });
   await api.call('POST', `/api/runs/${RUN_ID}/start`);
   progress(`${mode}: ${o.clients} sites, ${o.rounds} rounds, ${o.strategy.name}, waiting for ${minClients} sites`);
@@ -303,9 +377,21 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
   // The schedule: coordinator kills at 1/3 and 2/3 of the run; site kills spread over the rounds between.
   const coordinatorKills = mode === 'chaos' ? [Math.floor(o.rounds / 3) + 1, Math.floor((2 * o.rounds) / 3) + 1] : [];
   const honest = sites.filter((s) => s.role === 'honest');
-  const victims = mode === 'chaos' ? honest.map((s) => ({ s, k: random() })).sort((a, b) => a.k - b.k).slice(0, Math.round(o.clients * 0.3)).map((x) => x.s) : [];
+  const victims =
+    mode === 'chaos'
+      ? honest
+          .map((s) => ({ s, k: random() }))
+          .sort((a, b) => a.k - b.k)
+          .slice(0, Math.round(o.clients * 0.3))
+          .map((x) => x.s)
+      : [];
   const spare = Array.from({ length: Math.max(1, o.rounds - 3) }, (_, i) => i + 2).filter((r) => !coordinatorKills.includes(r));
-  const siteKills = victims.map((site, i) => ({ site, round: spare[Math.floor((i * spare.length) / victims.length)]!, done: false, restartAfter: 0 }));
+  const siteKills = victims.map((site, i) => ({
+    site,
+    round: spare[Math.floor((i * spare.length) / victims.length)]!,
+    done: false,
+    restartAfter: 0,
+  }));
 
   let shown = 0;
   let lastCoordinatorKill = 0; // one coordinator kill per round at most
@@ -315,7 +401,9 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
     view = await api.call<RunView>('GET', `/api/runs/${RUN_ID}`);
     for (; shown < view.rounds.length; shown++) {
       const r = view.rounds[shown]!;
-      progress(`${mode}: round ${r.round}/${o.rounds} ${r.status}, ${r.accepted}/${r.selected} accepted, ${r.rejected} rejected, ${r.failed} failed; federated val acc ${(r.valAccuracy * 100).toFixed(2)}%`);
+      progress(
+        `${mode}: round ${r.round}/${o.rounds} ${r.status}, ${r.accepted}/${r.selected} accepted, ${r.rejected} rejected, ${r.failed} failed; federated val acc ${(r.valAccuracy * 100).toFixed(2)}%`,
+      );
     }
     const live = view.live;
     const done = view.rounds.length;
@@ -327,7 +415,7 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
         record('site restarted', done + 1, k.site.name);
       }
     }
-    if (!live || live.phase !== 'fit') continue;
+    if (live?.phase !== 'fit') continue;
     // A round that finished between two looks takes its fault in the next one.
     const due = coordinatorKills.findIndex((r) => r <= live.round);
     if (due >= 0 && live.received >= 1 && live.round > lastCoordinatorKill) {
@@ -373,13 +461,15 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
     }
     const rejectedByReason: Record<string, number> = {};
     for (const r of rounds) for (const x of r.rejected) rejectedByReason[x.reason] = (rejectedByReason[x.reason] ?? 0) + 1;
-    const exclusions = store.listEvents(RUN_ID).filter((e) => e.type === 'update-excluded')
+    const exclusions = store
+      .listEvents(RUN_ID)
+      .filter((e) => e.type === 'update-excluded')
       .map((e) => e.data as { round: number; client: string; reason: string });
     const excludedByReason: Record<string, number> = {};
     for (const x of exclusions) excludedByReason[x.reason] = (excludedByReason[x.reason] ?? 0) + 1;
     const poisoners = new Set(sites.filter((s) => s.role === 'poison').map((s) => s.name));
-    const aggregatedPoison = (r: (typeof rounds)[number]) => r.participants.some((p) => poisoners.has(p) &&
-      !exclusions.some((x) => x.round === r.round && x.client === p));
+    const aggregatedPoison = (r: (typeof rounds)[number]) =>
+      r.participants.some((p) => poisoners.has(p) && !exclusions.some((x) => x.round === r.round && x.client === p));
     let heldOut = Number.NaN;
     let heldOutImages = 0;
     try {
@@ -388,18 +478,34 @@ async function federation(mode: 'clean' | 'chaos', o: Options, mnist: ImageDatas
       progress(`${mode}: no exported model to evaluate (${(err as Error).message})`);
     }
     row = {
-      mode, strategy: o.strategy, seed: o.seed, clients: o.clients, rounds: o.rounds, status: store.getRun(RUN_ID)?.status ?? 'missing',
+      mode,
+      strategy: o.strategy,
+      seed: o.seed,
+      clients: o.clients,
+      rounds: o.rounds,
+      status: store.getRun(RUN_ID)?.status ?? 'missing',
       storedRounds,
       roundRecords: rounds.map(({ record: r }) => ({
-        round: r.round, status: r.status, selected: r.selected, accepted: r.accepted, rejected: r.rejected, failed: r.failed,
-        modelVersion: r.modelVersion, valAccuracy: r.valAccuracy,
+        round: r.round,
+        status: r.status,
+        selected: r.selected,
+        accepted: r.accepted,
+        rejected: r.rejected,
+        failed: r.failed,
+        modelVersion: r.modelVersion,
+        valAccuracy: r.valAccuracy,
       })),
       everyRoundOnce: storedRounds.length === o.rounds && storedRounds.every((n, i) => n === i + 1),
       oneAggregationPerRound,
       resumed: store.listEvents(RUN_ID).filter((e) => e.type === 'run-resumed').length,
-      rejectedByReason, excludedByReason,
+      rejectedByReason,
+      excludedByReason,
       poisonedAccepted: rounds.filter(aggregatedPoison).length,
-      heldOut, heldOutImages, seconds: (performance.now() - t0) / 1000, faults, sitesLost,
+      heldOut,
+      heldOutImages,
+      seconds: (performance.now() - t0) / 1000,
+      faults,
+      sitesLost,
     };
   } finally {
     store.close();
@@ -435,15 +541,23 @@ export function chaosTable(rows: ChaosRow[]): string {
     for (const kind of kinds) {
       const of = chaos.faults.filter((f) => f.kind === kind);
       const sites = [...new Set(of.map((f) => f.site).filter(Boolean))];
-      lines.push(`| ${kind}${sites.length > 0 && sites.length <= 2 ? ` (${sites.join(', ')})` : sites.length > 2 ? ` (${sites.length} sites)` : ''} | ${of.length} | ${roundList(of.map((f) => f.round))} |`);
+      lines.push(
+        `| ${kind}${sites.length > 0 && sites.length <= 2 ? ` (${sites.join(', ')})` : sites.length > 2 ? ` (${sites.length} sites)` : ''} | ${of.length} | ${roundList(of.map((f) => f.round))} |`,
+      );
     }
     lines.push('');
   }
   const cols = [clean, chaos].filter((r): r is ChaosRow => r !== undefined);
   const yes = (b: boolean) => (b ? 'yes' : '**no**');
-  const reasons = (counts: Record<string, number>) => Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const reasons = (counts: Record<string, number>) =>
+    Object.entries(counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
   const row = (label: string, f: (r: ChaosRow) => string) => `| ${label} | ${cols.map(f).join(' | ')} |`;
-  lines.push(`| outcome | ${cols.map((r) => (r.mode === 'clean' ? 'without faults' : 'with faults')).join(' | ')} |`, `| --- | ${cols.map(() => '---').join(' | ')} |`);
+  lines.push(
+    `| outcome | ${cols.map((r) => (r.mode === 'clean' ? 'without faults' : 'with faults')).join(' | ')} |`,
+    `| --- | ${cols.map(() => '---').join(' | ')} |`,
+  );
   lines.push(
     row('run status', (r) => r.status),
     row('rounds completed (aggregated)', (r) => `${r.roundRecords.filter((x) => x.status === 'aggregated').length}/${r.rounds}`),
@@ -455,10 +569,13 @@ export function chaosTable(rows: ChaosRow[]): string {
     row('updates rejected, by reason', (r) => reasons(r.rejectedByReason)),
     row('accepted updates the trust policy excluded, by reason', (r) => reasons(r.excludedByReason)),
     row('rounds whose aggregate took a sign-flipped update', (r) => (r.mode === 'clean' ? '–' : String(r.poisonedAccepted))),
-    row('sites whose client stopped with an error', (r) => (r.sitesLost.length === 0 ? '0'
-      : `${r.sitesLost.length}: ${r.sitesLost.map((x) => `${x.site} in round ${x.round} (${x.error})`).join('; ')}`)),
+    row('sites whose client stopped with an error', (r) =>
+      r.sitesLost.length === 0 ? '0' : `${r.sitesLost.length}: ${r.sitesLost.map((x) => `${x.site} in round ${x.round} (${x.error})`).join('; ')}`,
+    ),
     row(`held-out accuracy (exported model, ${cols[0]?.heldOutImages.toLocaleString('en-US')} test images)`, (r) => pct(r.heldOut)),
-    row('held-out images where the two models predict differently', (r) => (r.predictionsDifferFromClean === undefined ? '–' : String(r.predictionsDifferFromClean))),
+    row('held-out images where the two models predict differently', (r) =>
+      r.predictionsDifferFromClean === undefined ? '–' : String(r.predictionsDifferFromClean),
+    ),
     row('seconds', (r) => r.seconds.toFixed(0)),
   );
   if (clean && chaos) lines.push('', `Difference with faults: ${((chaos.heldOut - clean.heldOut) * 100).toFixed(2)} points of held-out accuracy.`);
@@ -476,17 +593,24 @@ function targetMet(rows: ChaosRow[]): boolean {
 
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
-    clients: { type: 'string' }, rounds: { type: 'string' }, strategy: { type: 'string' }, 'strategy-options': { type: 'string' },
-    seed: { type: 'string' }, epochs: { type: 'string' }, limit: { type: 'string' }, 'skip-clean': { type: 'boolean' }, help: { type: 'boolean' },
+    clients: { type: 'string' },
+    rounds: { type: 'string' },
+    strategy: { type: 'string' },
+    'strategy-options': { type: 'string' },
+    seed: { type: 'string' },
+    epochs: { type: 'string' },
+    limit: { type: 'string' },
+    'skip-clean': { type: 'boolean' },
+    help: { type: 'boolean' },
     table: { type: 'string' },
   });
   if (values['help']) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   const saved = stringFlag(values, 'table');
   if (saved !== undefined) {
-    process.stdout.write(chaosTable(JSON.parse(await readFile(saved, 'utf8')) as ChaosRow[]) + '\n');
+    process.stdout.write(`${chaosTable(JSON.parse(await readFile(saved, 'utf8')) as ChaosRow[])}\n`);
     return;
   }
   const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 100, integer: true });
@@ -515,8 +639,8 @@ runMain(async () => {
     await rm(cacheDir, { recursive: true, force: true });
   }
   const file = join(OUT_DIR, `${o.strategy.name}-seed${o.seed}.json`);
-  await writeFile(file, JSON.stringify(rows, null, 2) + '\n');
-  process.stdout.write(chaosTable(rows) + '\n');
+  await writeFile(file, `${JSON.stringify(rows, null, 2)}\n`);
+  process.stdout.write(`${chaosTable(rows)}\n`);
   progress(`rows written to ${file}`);
   if (!targetMet(rows)) {
     progress('target missed: see the table (every round once, one aggregation each, within 2 points of the clean run)');

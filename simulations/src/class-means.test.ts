@@ -1,8 +1,36 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Coordinator, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
 import {
-  alignShardToRun, CLASS_SUMS_TENSOR, createLogger, encodeWeights, normalizeImages, parseAck, type Normalization, PROTOCOL_VERSION, type Ack, type ClassSumsInstruction, extractFeatures, discriminantHead, withinClassScatter, initBackend, loadBuiltinDataset, loadClientShard, shapeSize, type FineTuning, type Weights, tensorsByName } from '@ftl/shared';
+  Coordinator,
+  DEFAULT_BACKBONE_DIR,
+  defaultCoordinatorConfig,
+  loadServedBackbone,
+  Store,
+  type CoordinatorConfig,
+  type RoundRecord,
+  type RunSummary,
+} from '@ftl/coordinator';
+import {
+  alignShardToRun,
+  CLASS_SUMS_TENSOR,
+  createLogger,
+  encodeWeights,
+  normalizeImages,
+  parseAck,
+  type Normalization,
+  PROTOCOL_VERSION,
+  type Ack,
+  type ClassSumsInstruction,
+  extractFeatures,
+  discriminantHead,
+  withinClassScatter,
+  initBackend,
+  loadBuiltinDataset,
+  loadClientShard,
+  type FineTuning,
+  type Weights,
+  tensorsByName,
+} from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectRawPeer } from './raw-peer.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -15,27 +43,46 @@ const LIMIT = 450;
 // the evaluation of the head the run started from.
 const NO_TRAINING = { epochs: 1, batchSize: 32, learningRate: 1e-12 };
 
-const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1, ...over });
+const fineTuning = (over: Partial<FineTuning>): FineTuning => ({
+  mode: 'feature-extraction',
+  layers: 1,
+  everyRounds: 1,
+  backboneLrFactor: 1,
+  ...over,
+});
 const dirs: string[] = [];
 
 /** A real coordinator on `store` and three real clients on tiny MNIST shards, run to its end; the coordinator's log lines are kept. */
 async function federate(
-  over: Partial<CoordinatorConfig>, store: Store, onCoordinator?: (c: Coordinator) => void, beforeSites?: (url: string) => Promise<void>,
+  over: Partial<CoordinatorConfig>,
+  store: Store,
+  onCoordinator?: (c: Coordinator) => void,
+  beforeSites?: (url: string) => Promise<void>,
 ): Promise<{ summary: RunSummary; rows: RoundRecord[]; log: string[] }> {
   await initBackend();
   const dir = await scratch('class-means');
   dirs.push(dir);
   const log: string[] = [];
   const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(), port: 0, runId: 'ncm', minClients: SITES, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 1,
-    exportDir: undefined, hidden: [], fit: NO_TRAINING, ...over,
+    ...defaultCoordinatorConfig(),
+    port: 0,
+    runId: 'ncm',
+    minClients: SITES,
+    waitTimeoutMs: 60_000,
+    roundDeadlineMs: 120_000,
+    rounds: 1,
+    exportDir: undefined,
+    hidden: [],
+    fit: NO_TRAINING,
+    ...over,
   };
   const coordinator = await Coordinator.create(config, createLogger('coordinator', { level: 'info', write: (l) => log.push(l) }), store);
   onCoordinator?.(coordinator);
   const { url } = await coordinator.listen();
   await beforeSites?.(url);
-  const clients = await Promise.all(Array.from({ length: SITES }, (_, index) =>
-    makeClient({ url, index, clients: SITES, limit: LIMIT, cacheDir: join(dir, `cache-${index}`) })));
+  const clients = await Promise.all(
+    Array.from({ length: SITES }, (_, index) => makeClient({ url, index, clients: SITES, limit: LIMIT, cacheDir: join(dir, `cache-${index}`) })),
+  );
   return { ...(await runToEnd(coordinator, clients)), log };
 }
 
@@ -50,7 +97,10 @@ function tensor(w: Weights, name: string): Float32Array {
 }
 
 /** Per class, the mean of the sites' training features at the cut, computed here from the same shards through the real extractor. */
-async function pooledMeans(classes: string[], normalization?: Normalization): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
+async function pooledMeans(
+  classes: string[],
+  normalization?: Normalization,
+): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
   await initBackend();
   const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
   const fx = served.extractor;
@@ -166,16 +216,32 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
       const peer = await connectRawPeer(url, 'liar', { numTrain: 10 });
       peer.socket.on('class-sums', async (m: ClassSumsInstruction) => {
         const { classes, featureDim } = peer.welcome.head;
-        answer = parseAck(await peer.socket.emitWithAck('class-sums-result', {
-          protocol: PROTOCOL_VERSION, runId: m.runId, round: m.round, modelVersion: m.modelVersion, counts: new Array(classes).fill(1000),
-          sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }], values: new Float32Array(classes * featureDim).fill(1e3) }),
-        }));
+        answer = parseAck(
+          await peer.socket.emitWithAck('class-sums-result', {
+            protocol: PROTOCOL_VERSION,
+            runId: m.runId,
+            round: m.round,
+            modelVersion: m.modelVersion,
+            counts: new Array(classes).fill(1000),
+            sums: encodeWeights({
+              specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }],
+              values: new Float32Array(classes * featureDim).fill(1e3),
+            }),
+          }),
+        );
         peer.disconnect();
       });
     });
-    expect(answer).toMatchObject({ accepted: false, reason: 'bad-sample-count', message: expect.stringMatching(/add up to 10000, more than the 10 training samples this site declared/) });
+    expect(answer).toMatchObject({
+      accepted: false,
+      reason: 'bad-sample-count',
+      message: expect.stringMatching(/add up to 10000, more than the 10 training samples this site declared/),
+    });
     expect(summary.reason).toBe('completed');
-    const excluded = db.listEvents('ncm-liar').filter((e) => e.type === 'class-sums-excluded').map((e) => e.data);
+    const excluded = db
+      .listEvents('ncm-liar')
+      .filter((e) => e.type === 'class-sums-excluded')
+      .map((e) => e.data);
     expect(excluded).toEqual([expect.objectContaining({ round: 0, client: 'liar', reason: 'bad-sample-count' })]);
     const init = headInits(db, 'ncm-liar')[0]!.data as { clients: string[]; counts: number[] };
     expect(init.clients).toEqual(['client-0', 'client-1', 'client-2']);
@@ -188,7 +254,10 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     expect(summary.reason).toBe('completed');
     expect(rows[0]!.valAccuracy).toBeGreaterThan(0.6);
     const stored = db.listEvents('ncm-norm').find((e) => e.type === 'normalization')!.data as Normalization;
-    expectHeadOfMeans(summary.weights, await pooledMeans(defaultCoordinatorConfig().classes, { kind: stored.kind, shift: stored.shift, scale: stored.scale }));
+    expectHeadOfMeans(
+      summary.weights,
+      await pooledMeans(defaultCoordinatorConfig().classes, { kind: stored.kind, shift: stored.shift, scale: stored.scale }),
+    );
   });
 
   test.each<[string, FineTuning]>([
@@ -196,11 +265,21 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     ['partial (conv2 trains with the class-mean head from round 1)', fineTuning({ mode: 'partial', layers: 1 })],
   ])('combines with %s', async (_, ft) => {
     const db = Store.open(':memory:');
-    const { summary, rows } = await federate({
-      headInit: 'class-means', runId: `ncm-${ft.mode}`, fineTuning: ft, rounds: 2, fit: { epochs: 1, batchSize: 32, learningRate: 0.001 },
-    }, db);
+    const { summary, rows } = await federate(
+      {
+        headInit: 'class-means',
+        runId: `ncm-${ft.mode}`,
+        fineTuning: ft,
+        rounds: 2,
+        fit: { epochs: 1, batchSize: 32, learningRate: 0.001 },
+      },
+      db,
+    );
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', SITES], ['aggregated', SITES]]);
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([
+      ['aggregated', SITES],
+      ['aggregated', SITES],
+    ]);
     expect(headInits(db, `ncm-${ft.mode}`)).toHaveLength(1);
     // The class-mean start carries through the unfreezing: already well above chance after a round of training.
     expect(rows[0]!.valAccuracy).toBeGreaterThan(0.6);
@@ -235,7 +314,12 @@ describe('headInit discriminant over real sockets', () => {
     const init = headInits(store, 'lda')[0]!.data as { method: string; counts: number[] };
     expect(init).toMatchObject({ method: 'discriminant', counts });
     // The same computation on the pooled features, here: what one site holding every image would get.
-    const expected = await discriminantHead(lda.summary.weights, Float64Array.from(means.flatMap((m) => Array.from(m))), counts, await pooledScatter(classes, means));
+    const expected = await discriminantHead(
+      lda.summary.weights,
+      Float64Array.from(means.flatMap((m) => Array.from(m))),
+      counts,
+      await pooledScatter(classes, means),
+    );
     const kernel = tensor(lda.summary.weights, 'head_output/kernel');
     const want = tensor(expected, 'head_output/kernel');
     const scale = Math.max(...Array.from(want, Math.abs));

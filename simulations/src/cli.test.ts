@@ -22,10 +22,24 @@ describe('command-line programs', () => {
   test('a client pinned to another backbone digest exits non-zero naming both digests', async () => {
     const { coordinator, url } = await startCoordinator({ minClients: 1 });
     const wrong = '0'.repeat(64);
-    const r = await run(['packages/client/dist/cli.js', '--server', url, '--limit', '100', '--backbone-sha256', wrong, '--cache-dir', join(await scratch('cli'), 'c')]);
+    const r = await run([
+      'packages/client/dist/cli.js',
+      '--server',
+      url,
+      '--limit',
+      '100',
+      '--backbone-sha256',
+      wrong,
+      '--cache-dir',
+      join(await scratch('cli'), 'c'),
+    ]);
     await coordinator.close();
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`error \\[BACKBONE_DIGEST_MISMATCH\\]: backbone digest mismatch: this client expects sha256 ${wrong} but the coordinator offers [0-9a-f]{64}`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `error \\[BACKBONE_DIGEST_MISMATCH\\]: backbone digest mismatch: this client expects sha256 ${wrong} but the coordinator offers [0-9a-f]{64}`,
+      ),
+    );
   });
 
   test('operators add, list and revoke client tokens; only the hash is stored', async () => {
@@ -43,10 +57,19 @@ describe('command-line programs', () => {
   });
 
   test.each([
-    [['packages/coordinator/dist/cli.js', '--rounds=-1'], 'error [INVALID_CONFIG]: command line: --rounds (rounds) must be a positive integer (got -1)'],
+    [
+      ['packages/coordinator/dist/cli.js', '--rounds=-1'],
+      'error [INVALID_CONFIG]: command line: --rounds (rounds) must be a positive integer (got -1)',
+    ],
     [['packages/coordinator/dist/cli.js', '--round', '3'], "error [INVALID_CONFIG]: Unknown option '--round'. Run with --help for the options."],
-    [['packages/coordinator/dist/cli.js', '--fraction-fit', '1.5'], 'error [INVALID_CONFIG]: command line: --fraction-fit (fractionFit) must be a number in (0, 1] (got 1.5)'],
-    [['packages/client/dist/cli.js', '--partition', 'dirichlet:0'], 'error [INVALID_CONFIG]: partition must be "iid", "dirichlet:<alpha>" with alpha > 0'],
+    [
+      ['packages/coordinator/dist/cli.js', '--fraction-fit', '1.5'],
+      'error [INVALID_CONFIG]: command line: --fraction-fit (fractionFit) must be a number in (0, 1] (got 1.5)',
+    ],
+    [
+      ['packages/client/dist/cli.js', '--partition', 'dirichlet:0'],
+      'error [INVALID_CONFIG]: partition must be "iid", "dirichlet:<alpha>" with alpha > 0',
+    ],
     [['packages/client/dist/cli.js', '--clients', '3', '--index', '3'], 'error [INVALID_CONFIG]: --index must be an integer ≥ 0 and ≤ 2 (got "3")'],
   ])('%j is refused at start-up', async (args, message) => {
     const r = await run(args);

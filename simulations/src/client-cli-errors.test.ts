@@ -12,7 +12,11 @@ import { scratch, startCoordinator } from './test-federation.js';
 // hospital's operator reads, so every failure must be one line that says what to do, with no stack.
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Exit { code: number | null; signal: NodeJS.Signals | null; stderr: string }
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
 
 /**
  * Runs the client; with `until`, stops it (SIGTERM) as soon as its stderr matches, so a client that
@@ -52,10 +56,27 @@ let tls: { cert: Buffer; key: Buffer };
 
 beforeAll(async () => {
   dir = await scratch('client-errors');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
   tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
 });
 
@@ -85,7 +106,11 @@ describe('client program: errors a site can cause', () => {
     const file = join(dir, 'also-a-file');
     writeFileSync(file, 'x');
     const r = await client(['--server', url, '--limit', '20', '--cache-dir', join(file, 'cache')]);
-    expectOneLineError(r, 'INVALID_CONFIG', /cannot write the cache in .*also-a-file\/cache \(part of the path is a file, not a folder\); give --cache-dir a folder/);
+    expectOneLineError(
+      r,
+      'INVALID_CONFIG',
+      /cannot write the cache in .*also-a-file\/cache \(part of the path is a file, not a folder\); give --cache-dir a folder/,
+    );
   });
 
   test.each<[string, string[], string, RegExp]>([
@@ -105,7 +130,11 @@ describe('client program: reaching the coordinator', () => {
     const { coordinator, url } = await startCoordinator({ runId: 'tls-untrusted', minClients: 1, waitTimeoutMs: 120_000, tls });
     try {
       const r = await client(['--server', url, '--limit', '20', '--cache-dir', join(dir, 'cache')]);
-      expectOneLineError(r, 'INVALID_CONFIG', /^error \[INVALID_CONFIG\]: the coordinator's certificate is not trusted \(self-signed certificate\); pass its CA with --ca-file\n$/);
+      expectOneLineError(
+        r,
+        'INVALID_CONFIG',
+        /^error \[INVALID_CONFIG\]: the coordinator's certificate is not trusted \(self-signed certificate\); pass its CA with --ca-file\n$/,
+      );
     } finally {
       await coordinator.close();
     }
@@ -113,14 +142,28 @@ describe('client program: reaching the coordinator', () => {
 
   test('a --ca-file that is not a PEM certificate is refused at start-up', async () => {
     const r = await client(['--server', 'https://127.0.0.1:9', '--ca-file', join(dir, 'key.pem')]);
-    expectOneLineError(r, 'INVALID_CONFIG', /--ca-file .*key\.pem holds no PEM certificate; give the coordinator's certificate \(or its CA's\) in PEM form/);
+    expectOneLineError(
+      r,
+      'INVALID_CONFIG',
+      /--ca-file .*key\.pem holds no PEM certificate; give the coordinator's certificate \(or its CA's\) in PEM form/,
+    );
   });
 
   test('a token the coordinator refuses: one line naming the refusal, exit 1', async () => {
     const store = Store.open(join(dir, 'auth.db'));
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'auth', minClients: 1, waitTimeoutMs: 120_000, exportDir: undefined, requireAuth: true,
-    }, createLogger('coordinator'), store);
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'auth',
+        minClients: 1,
+        waitTimeoutMs: 120_000,
+        exportDir: undefined,
+        requireAuth: true,
+      },
+      createLogger('coordinator'),
+      store,
+    );
     const { url } = await coordinator.listen();
     const token = join(dir, 'token');
     writeFileSync(token, 'not-a-token-anyone-issued\n');
@@ -134,10 +177,16 @@ describe('client program: reaching the coordinator', () => {
   });
 
   test.each<[string, () => Promise<string>, RegExp]>([
-    ['a refused port', async () => `http://127.0.0.1:${await closedPort()}`,
-      /^ftl client warn connect-failed client=client-0 detail="nothing is listening at 127\.0\.0\.1:\d+ \(connection refused\); is the coordinator running there\?" next="retrying \(1 of 20\)"$/],
-    ['a host name that does not resolve', async () => 'http://no-such-host.invalid:8080',
-      /^ftl client warn connect-failed client=client-0 detail="cannot resolve the host no-such-host\.invalid \(DNS lookup failed: E[A-Z_]+\); check the --server address and this machine's network" next="retrying \(1 of 20\)"$/],
+    [
+      'a refused port',
+      async () => `http://127.0.0.1:${await closedPort()}`,
+      /^ftl client warn connect-failed client=client-0 detail="nothing is listening at 127\.0\.0\.1:\d+ \(connection refused\); is the coordinator running there\?" next="retrying \(1 of 20\)"$/,
+    ],
+    [
+      'a host name that does not resolve',
+      async () => 'http://no-such-host.invalid:8080',
+      /^ftl client warn connect-failed client=client-0 detail="cannot resolve the host no-such-host\.invalid \(DNS lookup failed: E[A-Z_]+\); check the --server address and this machine's network" next="retrying \(1 of 20\)"$/,
+    ],
   ])('%s: its own one-line warning that says the client retries', async (_, server, line) => {
     const r = await client(['--server', await server(), '--limit', '20', '--cache-dir', join(dir, 'cache')], /connect-failed.*\n/);
     expect(r.stderr.split('\n')[0]).toMatch(line);

@@ -38,13 +38,17 @@ function start(args: string[], cwd: string, program = COORDINATOR): Proc {
   // Both streams read to their end before the exit counts, so no line is missed.
   const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const proc: Proc = {
-    child, stdout, stderr, exited: closed,
-    lineOrExit: (re) => new Promise((resolve) => {
-      const seen = stdout.find((l) => re.test(l));
-      if (seen !== undefined) return resolve({ line: seen });
-      watchers.push((line) => re.test(line) && resolve({ line }));
-      void closed.then((code) => resolve({ code }));
-    }),
+    child,
+    stdout,
+    stderr,
+    exited: closed,
+    lineOrExit: (re) =>
+      new Promise((resolve) => {
+        const seen = stdout.find((l) => re.test(l));
+        if (seen !== undefined) return resolve({ line: seen });
+        watchers.push((line) => re.test(line) && resolve({ line }));
+        void closed.then((code) => resolve({ code }));
+      }),
   };
   running.push(proc);
   return proc;
@@ -90,10 +94,27 @@ function occupiedPort(): Promise<{ port: number; server: Server }> {
 function selfSigned(dir: string): { cert: string; key: string } {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -156,33 +177,46 @@ describe('a one-run coordinator and its database lock', () => {
     once.child.kill('SIGINT');
     await once.exited;
     expect(existsSync(`${db}.lock`)).toBe(false);
-
   });
 });
 
 describe('start-up errors are one line naming what to change', () => {
-  test.each([['one run', []], ['serve', ['serve']]])('a port in use (%s)', async (_, mode) => {
+  test.each([
+    ['one run', []],
+    ['serve', ['serve']],
+  ])('a port in use (%s)', async (_, mode) => {
     const dir = await scratch('port');
     const { port, server } = await occupiedPort();
     try {
-      expectOneLineError(await run([...mode, '--port', String(port), '--db', join(dir, 'c.db')], dir),
-        `error [INVALID_CONFIG]: port ${port} on 127.0.0.1 is in use by another program; stop it or pass --port (0 picks a free port)`);
+      expectOneLineError(
+        await run([...mode, '--port', String(port), '--db', join(dir, 'c.db')], dir),
+        `error [INVALID_CONFIG]: port ${port} on 127.0.0.1 is in use by another program; stop it or pass --port (0 picks a free port)`,
+      );
     } finally {
       server.close();
     }
   });
 
-  test.each([['one run', []], ['serve', ['serve']]])('certificate and key swapped, or not PEM (%s)', async (_, mode) => {
+  test.each([
+    ['one run', []],
+    ['serve', ['serve']],
+  ])('certificate and key swapped, or not PEM (%s)', async (_, mode) => {
     const dir = await scratch('tls-files');
     const { cert, key } = selfSigned(dir);
     const db = ['--db', join(dir, 'c.db'), '--port', '0'];
-    expectOneLineError(await run([...mode, ...db, '--tls-cert', key, '--tls-key', cert], dir),
-      `error [INVALID_CONFIG]: --tls-cert ${key} is not a PEM certificate (it holds a private key; were --tls-cert and --tls-key swapped?); give the server's certificate in PEM`);
-    expectOneLineError(await run([...mode, ...db, '--tls-cert', cert, '--tls-key', cert], dir),
-      `error [INVALID_CONFIG]: --tls-key ${cert} is not a PEM private key (it holds a certificate; were --tls-cert and --tls-key swapped?); give the certificate's private key in PEM`);
+    expectOneLineError(
+      await run([...mode, ...db, '--tls-cert', key, '--tls-key', cert], dir),
+      `error [INVALID_CONFIG]: --tls-cert ${key} is not a PEM certificate (it holds a private key; were --tls-cert and --tls-key swapped?); give the server's certificate in PEM`,
+    );
+    expectOneLineError(
+      await run([...mode, ...db, '--tls-cert', cert, '--tls-key', cert], dir),
+      `error [INVALID_CONFIG]: --tls-key ${cert} is not a PEM private key (it holds a certificate; were --tls-cert and --tls-key swapped?); give the certificate's private key in PEM`,
+    );
     const other = selfSigned(await scratch('tls-other'));
-    expectOneLineError(await run([...mode, ...db, '--tls-cert', cert, '--tls-key', other.key], dir),
-      `error [INVALID_CONFIG]: --tls-key ${other.key} is not the key of the certificate in --tls-cert ${cert}; give the key the certificate was made with`);
+    expectOneLineError(
+      await run([...mode, ...db, '--tls-cert', cert, '--tls-key', other.key], dir),
+      `error [INVALID_CONFIG]: --tls-key ${other.key} is not the key of the certificate in --tls-cert ${cert}; give the key the certificate was made with`,
+    );
   });
 
   test.each([
@@ -201,15 +235,21 @@ describe('the operator commands find the server and its token', () => {
     const db = join(dir, 'x', 'c.db');
     const { proc, port } = await serving(['--db', db], dir);
     const tokenFile = join(dir, 'x', 'operator-token');
-    expect(await proc.lineOrExit(/^operator token/)).toEqual({ line: `operator token written to ${tokenFile}; the clients and runs commands need --token-file ${tokenFile} (or --db x/c.db)` });
+    expect(await proc.lineOrExit(/^operator token/)).toEqual({
+      line: `operator token written to ${tokenFile}; the clients and runs commands need --token-file ${tokenFile} (or --db x/c.db)`,
+    });
     const url = ['--url', `http://127.0.0.1:${port}`];
     expect(await run(['runs', 'list', ...url, '--db', db], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated'] });
     expect(await run(['runs', 'list', ...url, '--token-file', tokenFile], dir)).toMatchObject({ code: 0 });
-    expectOneLineError(await run(['runs', 'list', '--url', `https://127.0.0.1:${port}`, '--db', db], dir),
-      `error [INVALID_CONFIG]: https://127.0.0.1:${port} does not answer in TLS (the TLS handshake got a plain reply); if the coordinator serves plain HTTP, use http:// in --url`);
-    expectOneLineError(await run(['runs', 'list', ...url, '--wait', '0'], dir),
+    expectOneLineError(
+      await run(['runs', 'list', '--url', `https://127.0.0.1:${port}`, '--db', db], dir),
+      `error [INVALID_CONFIG]: https://127.0.0.1:${port} does not answer in TLS (the TLS handshake got a plain reply); if the coordinator serves plain HTTP, use http:// in --url`,
+    );
+    expectOneLineError(
+      await run(['runs', 'list', ...url, '--wait', '0'], dir),
       `error [UNAUTHORIZED]: no operator token in ${join(dir, '.ftl', 'operator-token')} (the default); serve writes it beside its --db ` +
-        '(it prints the file when it starts): pass --token-file FILE, or --db with the database serve uses, or set FTL_OPERATOR_TOKEN');
+        '(it prints the file when it starts): pass --token-file FILE, or --db with the database serve uses, or set FTL_OPERATOR_TOKEN',
+    );
   });
 
   test('a self-signed TLS server: untrusted without --ca-file, trusted with it; a refused connection says nothing listens there', async () => {
@@ -218,20 +258,33 @@ describe('the operator commands find the server and its token', () => {
     const db = join(dir, 'c.db');
     const { port } = await serving(['--db', db, '--tls-cert', cert, '--tls-key', key], dir);
     const url = `https://127.0.0.1:${port}`;
-    expectOneLineError(await run(['runs', 'list', '--url', url, '--db', db], dir),
+    expectOneLineError(
+      await run(['runs', 'list', '--url', url, '--db', db], dir),
       `error [INVALID_CONFIG]: the certificate of ${url} is not trusted (self-signed certificate, DEPTH_ZERO_SELF_SIGNED_CERT); ` +
-        "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)");
-    expect(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', cert], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated'] });
-    expectOneLineError(await run(['runs', 'list', '--url', `http://127.0.0.1:${port}`, '--db', db, '--wait', '0'], dir),
+        "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)",
+    );
+    expect(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', cert], dir)).toMatchObject({
+      code: 0,
+      stdout: ['id\tstatus\trounds\tcreated'],
+    });
+    expectOneLineError(
+      await run(['runs', 'list', '--url', `http://127.0.0.1:${port}`, '--db', db, '--wait', '0'], dir),
       // How the TLS server drops a plain request (reset or hang-up) is node's to choose; the advice is ours.
-      new RegExp(`^error \\[TIMEOUT\\]: http://127\\.0\\.0\\.1:${port} closed the connection without an answer \\([^)]+\\); if the coordinator serves HTTPS, use https:// in --url$`));
-    expectOneLineError(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', key], dir),
-      `error [INVALID_CONFIG]: --ca-file ${key} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`);
+      new RegExp(
+        `^error \\[TIMEOUT\\]: http://127\\.0\\.0\\.1:${port} closed the connection without an answer \\([^)]+\\); if the coordinator serves HTTPS, use https:// in --url$`,
+      ),
+    );
+    expectOneLineError(
+      await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', key], dir),
+      `error [INVALID_CONFIG]: --ca-file ${key} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`,
+    );
 
     const closed = await occupiedPort();
     await new Promise((resolve) => closed.server.close(resolve));
-    expectOneLineError(await run(['runs', 'list', '--url', `http://127.0.0.1:${closed.port}`, '--db', db, '--wait', '0'], dir),
-      `error [TIMEOUT]: nothing listens at http://127.0.0.1:${closed.port} (connection refused); start "ftl-coordinator serve" there, or pass the --url it printed`);
+    expectOneLineError(
+      await run(['runs', 'list', '--url', `http://127.0.0.1:${closed.port}`, '--db', db, '--wait', '0'], dir),
+      `error [TIMEOUT]: nothing listens at http://127.0.0.1:${closed.port} (connection refused); start "ftl-coordinator serve" there, or pass the --url it printed`,
+    );
   });
 
   test('clients add --db --save writes the token to the file (mode 0600) and does not print it', async () => {
@@ -244,11 +297,15 @@ describe('the operator commands find the server and its token', () => {
     expect(token).toMatch(/^[0-9a-f]{64}$/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     // A taken name leaves the file (that site's token) alone; an unwritable file registers nobody.
-    expectOneLineError(await run(['clients', 'add', 'site-a', '--db', db, '--save', file], dir),
-      `error [CONFLICT]: client site-a is already registered in ${db}; choose another name or revoke it first`);
+    expectOneLineError(
+      await run(['clients', 'add', 'site-a', '--db', db, '--save', file], dir),
+      `error [CONFLICT]: client site-a is already registered in ${db}; choose another name or revoke it first`,
+    );
     expect(readFileSync(file, 'utf8').trim()).toBe(token);
-    expectOneLineError(await run(['clients', 'add', 'site-b', '--db', db, '--save', join(file, 'x')], dir),
-      new RegExp(`^error \\[INVALID_CONFIG\\]: --save: cannot write ${join(file, 'x')} \\(.+\\); choose a file in a writable folder$`));
+    expectOneLineError(
+      await run(['clients', 'add', 'site-b', '--db', db, '--save', join(file, 'x')], dir),
+      new RegExp(`^error \\[INVALID_CONFIG\\]: --save: cannot write ${join(file, 'x')} \\(.+\\); choose a file in a writable folder$`),
+    );
     const store = Store.open(db);
     expect(store.getClient('site-a')?.tokenHash).toBe(hashClientToken(token));
     expect(store.listClients().map((c) => c.name)).toEqual(['site-a']);
@@ -268,24 +325,30 @@ describe('a one-run coordinator on a run id its database already has', () => {
     store.appendEvent('done', 'model-exported', { dir: join(dir, 'model') });
     store.close();
     const args = ['--port', '0', '--db', db, '--wait-timeout', '1', '--min-clients', '1'];
-    expectOneLineError(await run([...args, '--run-id', 'first', '--hidden', '64', '--epochs', '2'], dir),
-      `error [CONFLICT]: run first already exists in ${db} with fit.epochs 5 (now 2), hidden [128] (now [64]); use another --run-id, or give its settings again to resume it`);
-    expectOneLineError(await run([...args, '--run-id', 'done'], dir),
-      `error [CONFLICT]: run done already completed 0 rounds in ${db}; its model is in ${join(dir, 'model')}; use another --run-id`);
+    expectOneLineError(
+      await run([...args, '--run-id', 'first', '--hidden', '64', '--epochs', '2'], dir),
+      `error [CONFLICT]: run first already exists in ${db} with fit.epochs 5 (now 2), hidden [128] (now [64]); use another --run-id, or give its settings again to resume it`,
+    );
+    expectOneLineError(
+      await run([...args, '--run-id', 'done'], dir),
+      `error [CONFLICT]: run done already completed 0 rounds in ${db}; its model is in ${join(dir, 'model')}; use another --run-id`,
+    );
   });
 });
 
 describe('runMain', () => {
   test('an unexpected error is one line without a stack, unless FTL_LOG=debug asks for it', async () => {
     const script = "import { runMain } from '@ftl/shared'; runMain(async () => { throw new TypeError('boom\\nsecond line'); });";
-    const once = (level: string) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, FTL_LOG: level } });
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (code) => resolve({ code, stderr }));
-    });
+    const once = (level: string) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, FTL_LOG: level } });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
     expect(await once('warn')).toEqual({
-      code: 1, stderr: 'error: TypeError: boom second line (an unexpected error; run with FTL_LOG=debug to see where it came from)\n',
+      code: 1,
+      stderr: 'error: TypeError: boom second line (an unexpected error; run with FTL_LOG=debug to see where it came from)\n',
     });
     const debug = await once('debug');
     expect(debug.code).toBe(1);

@@ -36,11 +36,17 @@ test('the demo runs transfer and from-scratch on the same images and prints both
   expect(transfer.kbPerUpdate * 10).toBeLessThan(fromScratch.kbPerUpdate);
   // Chance is 10%; the discriminant head on 80 images is well above it.
   expect(transfer.accuracy).toBeGreaterThan(40);
-  expect(out).toMatch(new RegExp(`final held-out MNIST test accuracy: ${transfer.accuracy.toFixed(2)}% on 1500 images .*from scratch: ${fromScratch.accuracy.toFixed(2)}%`));
+  expect(out).toMatch(
+    new RegExp(
+      `final held-out MNIST test accuracy: ${transfer.accuracy.toFixed(2)}% on 1500 images .*from scratch: ${fromScratch.accuracy.toFixed(2)}%`,
+    ),
+  );
 });
 
 test('the demo refuses fewer than 10 images per client with a one-line error', async () => {
   const { code, out } = await demo(['--clients', '5', '--images', '20']);
   expect(code).not.toBe(0);
-  expect(out.trim()).toMatch(/^error \[INVALID_CONFIG\]: --images 20 leaves fewer than 10 images per client; give at least 50, or 0 for the whole pool$/);
+  expect(out.trim()).toMatch(
+    /^error \[INVALID_CONFIG\]: --images 20 leaves fewer than 10 images per client; give at least 50, or 0 for the whole pool$/,
+  );
 });

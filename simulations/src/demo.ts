@@ -78,11 +78,36 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
   const out = `${work}/global-model`;
   await rm(work, { recursive: true, force: true });
   const env = { ...process.env, FTL_LOG: process.env['FTL_LOG'] ?? 'warn' };
-  const coordinator = spawn(process.execPath, [
-    COORDINATOR, '--port', '0', '--rounds', String(s.rounds), '--min-clients', String(s.clients), '--wait-timeout', '120',
-    '--epochs', s.epochs, '--round-deadline', s.deadline, '--backbone', s.backbone, ...runArgs,
-    '--seed', s.seed, '--run-id', `demo-${label}-${Date.now().toString(36)}`, '--out', out, '--db', `${work}/coordinator.db`,
-  ], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const coordinator = spawn(
+    process.execPath,
+    [
+      COORDINATOR,
+      '--port',
+      '0',
+      '--rounds',
+      String(s.rounds),
+      '--min-clients',
+      String(s.clients),
+      '--wait-timeout',
+      '120',
+      '--epochs',
+      s.epochs,
+      '--round-deadline',
+      s.deadline,
+      '--backbone',
+      s.backbone,
+      ...runArgs,
+      '--seed',
+      s.seed,
+      '--run-id',
+      `demo-${label}-${Date.now().toString(36)}`,
+      '--out',
+      out,
+      '--db',
+      `${work}/coordinator.db`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env },
+  );
   const children: ChildProcess[] = [coordinator];
   const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.once('exit', killAll);
@@ -96,7 +121,11 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
       if (!row) return;
       const cells = line.split('|').map((c) => c.trim());
       const accepted = Number(/^(\d+)\//.exec(cells[1]!)?.[1] ?? 0);
-      rows.push({ mb: Number(cells[5]) + Number(cells[6]), kbPerUpdate: accepted > 0 ? (Number(cells[5]) * 1000) / accepted : NaN, seconds: Number(cells[7]) });
+      rows.push({
+        mb: Number(cells[5]) + Number(cells[6]),
+        kbPerUpdate: accepted > 0 ? (Number(cells[5]) * 1000) / accepted : NaN,
+        seconds: Number(cells[7]),
+      });
       if (s.killAfter !== undefined && Number(row[1]) === s.killAfter) {
         const victim = children.at(-1)!;
         s.say(`demo: killing client ${s.clients - 1} (pid ${victim.pid}) with SIGKILL; the run must carry on without it`);
@@ -106,11 +135,32 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
     coordinator.once('exit', (code) => reject(new FtlError(ErrorCode.Timeout, `coordinator exited (${code}) before listening`)));
   });
   for (let i = 0; i < s.clients; i++) {
-    children.push(spawn(process.execPath, [
-      CLIENT, '--server', url, '--name', `client-${i}`, '--dataset', 'mnist', '--partition', s.partition,
-      '--clients', String(s.clients), '--index', String(i), '--seed', s.seed, '--cache-dir', `${work}/cache-${i}`,
-      ...(s.images > 0 ? ['--limit', String(s.images)] : []),
-    ], { stdio: ['ignore', 'inherit', 'inherit'], env }));
+    children.push(
+      spawn(
+        process.execPath,
+        [
+          CLIENT,
+          '--server',
+          url,
+          '--name',
+          `client-${i}`,
+          '--dataset',
+          'mnist',
+          '--partition',
+          s.partition,
+          '--clients',
+          String(s.clients),
+          '--index',
+          String(i),
+          '--seed',
+          s.seed,
+          '--cache-dir',
+          `${work}/cache-${i}`,
+          ...(s.images > 0 ? ['--limit', String(s.images)] : []),
+        ],
+        { stdio: ['ignore', 'inherit', 'inherit'], env },
+      ),
+    );
   }
   const code = await exited(coordinator);
   const clientCodes = await Promise.all(children.slice(1).map(exited));
@@ -120,7 +170,11 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
   const { accuracy, n } = await holdoutAccuracy(out);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
   return {
-    label, heldOut: accuracy, n, mbPerRound: mean(rows.map((r) => r.mb)), secondsPerRound: mean(rows.map((r) => r.seconds)),
+    label,
+    heldOut: accuracy,
+    n,
+    mbPerRound: mean(rows.map((r) => r.mb)),
+    secondsPerRound: mean(rows.map((r) => r.seconds)),
     kbPerUpdate: mean(rows.map((r) => r.kbPerUpdate).filter(Number.isFinite)),
     seconds: (performance.now() - t0) / 1000,
   };
@@ -129,27 +183,46 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
 runMain(async () => {
   const str = { type: 'string' } as const;
   const values = parseFlags(process.argv.slice(2), {
-      clients: str, images: str, rounds: str, partition: str, epochs: str, 'round-deadline': str, seed: str,
-      'kill-client-after-round': str, work: str, backbone: str, 'no-baseline': { type: 'boolean' }, help: { type: 'boolean' },
-    });
+    clients: str,
+    images: str,
+    rounds: str,
+    partition: str,
+    epochs: str,
+    'round-deadline': str,
+    seed: str,
+    'kill-client-after-round': str,
+    work: str,
+    backbone: str,
+    'no-baseline': { type: 'boolean' },
+    help: { type: 'boolean' },
+  });
   if (values['help']) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   const clients = numberFlag(values, 'clients', { default: 5, min: 1, max: 50, integer: true });
   const images = numberFlag(values, 'images', { default: 250, min: 0, integer: true });
   if (images > 0 && images < 10 * clients) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--images ${images} leaves fewer than 10 images per client; give at least ${10 * clients}, or 0 for the whole pool`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--images ${images} leaves fewer than 10 images per client; give at least ${10 * clients}, or 0 for the whole pool`,
+    );
   }
   const rounds = numberFlag(values, 'rounds', { default: 5, min: 1, integer: true });
   const partition = stringFlag(values, 'partition', 'dirichlet:0.5');
   parsePartition(partition);
-  const killAfter = values['kill-client-after-round'] === undefined ? undefined
-    : numberFlag(values, 'kill-client-after-round', { default: 1, min: 1, max: rounds - 1, integer: true });
+  const killAfter =
+    values['kill-client-after-round'] === undefined
+      ? undefined
+      : numberFlag(values, 'kill-client-after-round', { default: 1, min: 1, max: rounds - 1, integer: true });
   const t0 = performance.now();
-  const say = (line: string) => process.stdout.write(line + '\n');
+  const say = (line: string) => process.stdout.write(`${line}\n`);
   const settings: DemoSettings = {
-    clients, images, rounds, partition, say,
+    clients,
+    images,
+    rounds,
+    partition,
+    say,
     epochs: String(numberFlag(values, 'epochs', { default: 5, min: 1, integer: true })),
     deadline: String(numberFlag(values, 'round-deadline', { default: 60, min: 1 })),
     seed: String(numberFlag(values, 'seed', { default: 1, min: 0, integer: true })),
@@ -169,12 +242,18 @@ runMain(async () => {
   say('');
   say('run          | held-out accuracy | kB per update | MB per round | seconds per round');
   for (const r of runs) {
-    say(`${r.label.padEnd(12)} | ${`${(r.heldOut * 100).toFixed(2)}%`.padStart(17)} | ${r.kbPerUpdate.toFixed(1).padStart(13)} | ` +
-      `${r.mbPerRound.toFixed(2).padStart(12)} | ${r.secondsPerRound.toFixed(1).padStart(17)}`);
+    say(
+      `${r.label.padEnd(12)} | ${`${(r.heldOut * 100).toFixed(2)}%`.padStart(17)} | ${r.kbPerUpdate.toFixed(1).padStart(13)} | ` +
+        `${r.mbPerRound.toFixed(2).padStart(12)} | ${r.secondsPerRound.toFixed(1).padStart(17)}`,
+    );
   }
   const [transfer, scratch] = runs;
-  say(`final held-out MNIST test accuracy: ${(transfer!.heldOut * 100).toFixed(2)}% on ${transfer!.n} images no client saw` +
-    (scratch ? ` (from scratch: ${(scratch.heldOut * 100).toFixed(2)}%, ${((transfer!.heldOut - scratch.heldOut) * 100).toFixed(2)} points ` +
-      `${transfer!.heldOut >= scratch.heldOut ? 'in favour of' : 'against'} transfer)` : '') +
-    `; ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+  say(
+    `final held-out MNIST test accuracy: ${(transfer!.heldOut * 100).toFixed(2)}% on ${transfer!.n} images no client saw` +
+      (scratch
+        ? ` (from scratch: ${(scratch.heldOut * 100).toFixed(2)}%, ${((transfer!.heldOut - scratch.heldOut) * 100).toFixed(2)} points ` +
+          `${transfer!.heldOut >= scratch.heldOut ? 'in favour of' : 'against'} transfer)`
+        : '') +
+      `; ${((performance.now() - t0) / 1000).toFixed(1)} s in all`,
+  );
 });

@@ -6,12 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Manager } from 'socket.io-client';
 import { FtlClient } from '@ftl/client';
-import {
-  ApiClient, Coordinator, defaultCoordinatorConfig, hashClientToken, newClientToken, Store, type RunView,
-} from '@ftl/coordinator';
-import {
-  createLogger, createMsgpackParser, initBackend, loadBuiltinDataset, loadClientShard, PROTOCOL_VERSION,
-} from '@ftl/shared';
+import { ApiClient, Coordinator, defaultCoordinatorConfig, hashClientToken, newClientToken, Store, type RunView } from '@ftl/coordinator';
+import { createLogger, createMsgpackParser, initBackend, loadBuiltinDataset, loadClientShard, PROTOCOL_VERSION } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { answerEvaluations, connectRawPeer } from './raw-peer.js';
 import { startTcpProxy } from './tcp-proxy.js';
@@ -38,9 +34,18 @@ async function until(ok: () => boolean | Promise<boolean>): Promise<void> {
 
 /** Two honest sites on halves of a small MNIST pool, features cached across the tests of this file. */
 function honestSites(url: string, over: { index: number; url?: string; log?: ReturnType<typeof createLogger> }[] = [{ index: 0 }, { index: 1 }]) {
-  return Promise.all(over.map((o) => makeClient({
-    url: o.url ?? url, index: o.index, clients: 2, limit: 300, cacheDir: cache, ...(o.log ? { log: o.log } : {}),
-  })));
+  return Promise.all(
+    over.map((o) =>
+      makeClient({
+        url: o.url ?? url,
+        index: o.index,
+        clients: 2,
+        limit: 300,
+        cacheDir: cache,
+        ...(o.log ? { log: o.log } : {}),
+      }),
+    ),
+  );
 }
 
 const shape = (rounds: Array<{ round: number; status: string; selected: number; accepted: number; rejected: number; failed: number }>) =>
@@ -150,7 +155,10 @@ describe('faults on real sockets', () => {
     pacer.disconnect();
     expect(cuts).toBeGreaterThanOrEqual(1);
     expect(lines.filter((l) => / info connected /.test(l))).toHaveLength(2);
-    expect(summary.rounds.map((r) => [r.round, r.accepted])).toEqual([[1, 3], [2, 3]]);
+    expect(summary.rounds.map((r) => [r.round, r.accepted])).toEqual([
+      [1, 3],
+      [2, 3],
+    ]);
   });
 
   test('a network drop under a site mid-round: it reconnects by itself and trains the later rounds', async () => {
@@ -183,7 +191,9 @@ describe('faults on real sockets', () => {
     expect(lines.filter((l) => / info disconnected /.test(l)).length).toBeGreaterThanOrEqual(1);
     // Rounds 2 and 3 have all three sites, the dropped one included.
     expect(summary.rounds.map((r) => [r.round, r.status, r.selected, r.accepted])).toEqual([
-      [1, 'aggregated', 3, expect.any(Number)], [2, 'aggregated', 3, 3], [3, 'aggregated', 3, 3],
+      [1, 'aggregated', 3, expect.any(Number)],
+      [2, 'aggregated', 3, 3],
+      [3, 'aggregated', 3, 3],
     ]);
   });
 
@@ -196,17 +206,36 @@ describe('faults on real sockets', () => {
       store.addClient(name, hashClientToken(token));
       return token;
     });
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'flood-run', requireAuth: true, minClients: 2, rounds: 3,
-      waitTimeoutMs: 120_000, roundDeadlineMs: 120_000, exportDir: undefined, fit: FIT,
-    }, createLogger('coordinator'), store);
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'flood-run',
+        requireAuth: true,
+        minClients: 2,
+        rounds: 3,
+        waitTimeoutMs: 120_000,
+        roundDeadlineMs: 120_000,
+        exportDir: undefined,
+        fit: FIT,
+      },
+      createLogger('coordinator'),
+      store,
+    );
     const { url } = await coordinator.listen();
     const mnist = loadBuiltinDataset('mnist');
     const log = createLogger('client');
-    const sites = [0, 1].map((index) => new FtlClient({
-      serverUrl: url, name: `site-${index}`, token: tokens[index]!, cacheDir: cache, log: log.child({ client: index }),
-      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 300 }, undefined, mnist),
-    }));
+    const sites = [0, 1].map(
+      (index) =>
+        new FtlClient({
+          serverUrl: url,
+          name: `site-${index}`,
+          token: tokens[index]!,
+          cacheDir: cache,
+          log: log.child({ client: index }),
+          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 300 }, undefined, mnist),
+        }),
+    );
 
     const HANDSHAKES = 60;
     const GARBAGE = 30;
@@ -231,30 +260,40 @@ describe('faults on real sockets', () => {
       const outcomes: Array<Promise<string>> = [];
       for (let i = 0; i < HANDSHAKES; i++) {
         // Unknown names, known names with a wrong token, no token at all: each must be refused.
-        const auth = i % 3 === 0 ? { protocol: PROTOCOL_VERSION, name: `intruder-${i}`, token: 'x'.repeat(64) }
-          : i % 3 === 1 ? { protocol: PROTOCOL_VERSION, name: 'site-0', token: newClientToken() } : { protocol: PROTOCOL_VERSION, name: 'site-1' };
+        const auth =
+          i % 3 === 0
+            ? { protocol: PROTOCOL_VERSION, name: `intruder-${i}`, token: 'x'.repeat(64) }
+            : i % 3 === 1
+              ? { protocol: PROTOCOL_VERSION, name: 'site-0', token: newClientToken() }
+              : { protocol: PROTOCOL_VERSION, name: 'site-1' };
         // A refused peer tries once more on the same connection: the coordinator must have closed it already.
-        outcomes.push(new Promise((resolve) => {
-          const answers = { refused: 0, connected: 0, other: 0 };
-          bare(resolve, (m) => {
-            const handshake = () => m.engine.write(encoder.encode({ type: 0, nsp: '/', data: auth })[0]! as never);
-            m.on('packet', (p: { type: number }) => {
-              if (p.type === 4 && answers.refused++ === 0) handshake();
-              else if (p.type === 0) answers.connected++;
-              else if (p.type !== 4) answers.other++;
+        outcomes.push(
+          new Promise((resolve) => {
+            const answers = { refused: 0, connected: 0, other: 0 };
+            bare(resolve, (m) => {
+              const handshake = () => m.engine.write(encoder.encode({ type: 0, nsp: '/', data: auth })[0]! as never);
+              m.on('packet', (p: { type: number }) => {
+                if (p.type === 4 && answers.refused++ === 0) handshake();
+                else if (p.type === 0) answers.connected++;
+                else if (p.type !== 4) answers.other++;
+              });
+              m.on('close', () =>
+                resolve(`refused ${answers.refused}, connected ${answers.connected}, other ${answers.other}, then closed by the server`),
+              );
+              handshake();
             });
-            m.on('close', () => resolve(`refused ${answers.refused}, connected ${answers.connected}, other ${answers.other}, then closed by the server`));
-            handshake();
-          });
-        }));
+          }),
+        );
       }
       for (let i = 0; i < GARBAGE; i++) {
-        outcomes.push(new Promise((resolve) => {
-          bare(resolve, (m) => {
-            m.on('close', () => resolve('garbage, then closed by the server'));
-            m.engine.write(garbage[i % garbage.length] as never);
-          });
-        }));
+        outcomes.push(
+          new Promise((resolve) => {
+            bare(resolve, (m) => {
+              m.on('close', () => resolve('garbage, then closed by the server'));
+              m.engine.write(garbage[i % garbage.length] as never);
+            });
+          }),
+        );
       }
       for (let i = 0; i < JUNK; i++) {
         const tcp = connect(portOf(url), '127.0.0.1', () => tcp.write(randomBytes(256)));
@@ -278,7 +317,11 @@ describe('faults on real sockets', () => {
     store.close();
 
     expect(summary.reason).toBe('completed');
-    expect(summary.rounds.map((r) => [r.round, r.status, r.accepted])).toEqual([[1, 'aggregated', 2], [2, 'aggregated', 2], [3, 'aggregated', 2]]);
+    expect(summary.rounds.map((r) => [r.round, r.status, r.accepted])).toEqual([
+      [1, 'aggregated', 2],
+      [2, 'aggregated', 2],
+      [3, 'aggregated', 2],
+    ]);
     const tally: Record<string, number> = {};
     for (const o of outcomes) tally[o] = (tally[o] ?? 0) + 1;
     expect(tally).toEqual({
@@ -294,9 +337,11 @@ describe('faults on real sockets', () => {
 
 const OPERATOR_TOKEN = 'operator-token-for-fault-tests-0123456789';
 
-
 /** A child process with its output kept (shown when an expectation about it fails). */
-function child(args: string[], extraEnv: Record<string, string> = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | string>; line: (re: RegExp) => Promise<string> } {
+function child(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): { proc: ChildProcess; output: () => string; exited: Promise<number | string>; line: (re: RegExp) => Promise<string> } {
   const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, FTL_LOG: 'warn', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const watchers: Array<{ re: RegExp; resolve: (l: string) => void }> = [];
@@ -314,13 +359,16 @@ function child(args: string[], extraEnv: Record<string, string> = {}): { proc: C
   proc.stderr!.on('data', onData);
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   return {
-    proc, exited, output: () => output,
-    line: (re) => new Promise((resolve, reject) => {
-      const m = output.split('\n').find((l) => re.test(l));
-      if (m !== undefined) return resolve(m);
-      watchers.push({ re, resolve });
-      void exited.then((how) => reject(new Error(`exited (${how}) before printing ${re}:\n${output}`)));
-    }),
+    proc,
+    exited,
+    output: () => output,
+    line: (re) =>
+      new Promise((resolve, reject) => {
+        const m = output.split('\n').find((l) => re.test(l));
+        if (m !== undefined) return resolve(m);
+        watchers.push({ re, resolve });
+        void exited.then((how) => reject(new Error(`exited (${how}) before printing ${re}:\n${output}`)));
+      }),
   };
 }
 
@@ -330,78 +378,108 @@ describe('the coordinator process stopped mid-round', () => {
     siteCache = await scratch('faults-sites');
   });
 
-  test.each(['SIGKILL', 'SIGTERM'] as const)('%s during round 2: after the restart round 2 is redone, every round is stored once and none is aggregated twice', async (signal) => {
-    const dir = await scratch(`coordinator-${signal}`);
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const db = join(dir, 'coordinator.db');
-    const serveArgs = ['packages/coordinator/dist/cli.js', 'serve', '--port', String(port), '--db', db, '--exports', join(dir, 'runs')];
-    const env = { FTL_OPERATOR_TOKEN: OPERATOR_TOKEN };
-    const first = child(serveArgs, env);
-    await first.line(/coordinator serving on/);
-    const api = new ApiClient({ url, token: OPERATOR_TOKEN });
-    const token = async (name: string) => (await api.call<{ token: string }>('POST', '/api/clients', { name })).token;
-    const sites = await Promise.all([0, 1].map(async (index) => {
-      const file = join(dir, `site-${index}.token`);
-      await writeFile(file, await token(`site-${index}`) + '\n', { mode: 0o600 });
-      return child([
-        'packages/client/dist/cli.js', '--server', url, '--name', `site-${index}`, '--token-file', file, '--stay',
-        '--dataset', 'mnist', '--clients', '2', '--index', String(index), '--limit', '300', '--cache-dir', join(siteCache, `site-${index}`),
-      ]);
-    }));
-    const holderToken = await token('holder');
-    await api.call('POST', '/api/runs', {
-      runId: 'interrupted', rounds: 3, minClients: 3, fit: FIT, roundDeadlineSeconds: 120, waitTimeoutSeconds: 120,
-    });
-    await api.call('POST', '/api/runs/interrupted/start');
+  test.each(['SIGKILL', 'SIGTERM'] as const)(
+    '%s during round 2: after the restart round 2 is redone, every round is stored once and none is aggregated twice',
+    async (signal) => {
+      const dir = await scratch(`coordinator-${signal}`);
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const db = join(dir, 'coordinator.db');
+      const serveArgs = ['packages/coordinator/dist/cli.js', 'serve', '--port', String(port), '--db', db, '--exports', join(dir, 'runs')];
+      const env = { FTL_OPERATOR_TOKEN: OPERATOR_TOKEN };
+      const first = child(serveArgs, env);
+      await first.line(/coordinator serving on/);
+      const api = new ApiClient({ url, token: OPERATOR_TOKEN });
+      const token = async (name: string) => (await api.call<{ token: string }>('POST', '/api/clients', { name })).token;
+      const sites = await Promise.all(
+        [0, 1].map(async (index) => {
+          const file = join(dir, `site-${index}.token`);
+          await writeFile(file, `${await token(`site-${index}`)}\n`, { mode: 0o600 });
+          return child([
+            'packages/client/dist/cli.js',
+            '--server',
+            url,
+            '--name',
+            `site-${index}`,
+            '--token-file',
+            file,
+            '--stay',
+            '--dataset',
+            'mnist',
+            '--clients',
+            '2',
+            '--index',
+            String(index),
+            '--limit',
+            '300',
+            '--cache-dir',
+            join(siteCache, `site-${index}`),
+          ]);
+        }),
+      );
+      const holderToken = await token('holder');
+      await api.call('POST', '/api/runs', {
+        runId: 'interrupted',
+        rounds: 3,
+        minClients: 3,
+        fit: FIT,
+        roundDeadlineSeconds: 120,
+        waitTimeoutSeconds: 120,
+      });
+      await api.call('POST', '/api/runs/interrupted/start');
 
-    // A third site answers round 1 and then holds round 2 open, so the stop surely lands mid-round.
-    const holder = await connectRawPeer(url, 'holder', { token: holderToken });
-    expect(await holder.sendUpdate(await holder.next('fit'))).toEqual({ accepted: true });
-    await holder.sendEvaluation(await holder.next('evaluate'));
-    expect((await holder.next('fit')).round).toBe(2);
-    const before = await api.call<RunView>('GET', '/api/runs/interrupted');
-    expect(before.rounds.map((r) => r.round)).toEqual([1]);
-    expect(before.live).toMatchObject({ phase: 'fit', round: 2 });
-    // Both CLI sites' round-2 updates are in: a shutdown now has a partial round it must not commit.
-    await until(async () => (await api.call<RunView>('GET', '/api/runs/interrupted')).live?.received === 2);
-    first.proc.kill(signal);
-    expect(await first.exited).toBe(signal === 'SIGKILL' ? 'SIGKILL' : 0);
-    holder.disconnect();
+      // A third site answers round 1 and then holds round 2 open, so the stop surely lands mid-round.
+      const holder = await connectRawPeer(url, 'holder', { token: holderToken });
+      expect(await holder.sendUpdate(await holder.next('fit'))).toEqual({ accepted: true });
+      await holder.sendEvaluation(await holder.next('evaluate'));
+      expect((await holder.next('fit')).round).toBe(2);
+      const before = await api.call<RunView>('GET', '/api/runs/interrupted');
+      expect(before.rounds.map((r) => r.round)).toEqual([1]);
+      expect(before.live).toMatchObject({ phase: 'fit', round: 2 });
+      // Both CLI sites' round-2 updates are in: a shutdown now has a partial round it must not commit.
+      await until(async () => (await api.call<RunView>('GET', '/api/runs/interrupted')).live?.received === 2);
+      first.proc.kill(signal);
+      expect(await first.exited).toBe(signal === 'SIGKILL' ? 'SIGKILL' : 0);
+      holder.disconnect();
 
-    const second = child(serveArgs, env);
-    await second.line(/resuming run interrupted/);
-    // The holder comes back as a well-behaved site; the two CLI sites reconnect by themselves.
-    const back = await connectRawPeer(url, 'holder', { token: holderToken });
-    answerEvaluations(back);
-    void (async () => {
-      for (;;) {
-        const fit = await back.next('fit');
-        await back.sendUpdate(fit).catch(() => {});
+      const second = child(serveArgs, env);
+      await second.line(/resuming run interrupted/);
+      // The holder comes back as a well-behaved site; the two CLI sites reconnect by themselves.
+      const back = await connectRawPeer(url, 'holder', { token: holderToken });
+      answerEvaluations(back);
+      void (async () => {
+        for (;;) {
+          const fit = await back.next('fit');
+          await back.sendUpdate(fit).catch(() => {});
+        }
+      })();
+      await until(async () => (await api.call<RunView>('GET', '/api/runs/interrupted')).status === 'completed');
+      back.disconnect();
+      second.proc.kill('SIGTERM');
+      expect(await second.exited, second.output()).toBe(0);
+      for (const site of sites) site.proc.kill('SIGTERM');
+      for (const site of sites) expect(await site.exited, site.output()).toBe(0);
+
+      const store = Store.open(db);
+      try {
+        const rounds = store.listRounds('interrupted');
+        expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
+        // One aggregation per round: the model version moved by exactly one each time.
+        expect(rounds.map((r) => [r.record.status, r.record.modelVersion])).toEqual([
+          ['aggregated', 1],
+          ['aggregated', 2],
+          ['aggregated', 3],
+        ]);
+        // Round 2 as stored is the redone one, after the restart: the holder answered it this time.
+        expect(rounds[1]!.participants.slice().sort()).toEqual(['holder', 'site-0', 'site-1']);
+        expect(rounds[1]!.record.failed).toBe(0);
+        expect(store.latestCheckpoint('interrupted')).toMatchObject({ round: 3, modelVersion: 3 });
+        const resumed = store.listEvents('interrupted').filter((e) => e.type === 'run-resumed');
+        expect(resumed.map((e) => (e.data as { afterRound: number }).afterRound)).toEqual([1]);
+        expect(store.getRun('interrupted')?.status).toBe('completed');
+      } finally {
+        store.close();
       }
-    })();
-    await until(async () => (await api.call<RunView>('GET', '/api/runs/interrupted')).status === 'completed');
-    back.disconnect();
-    second.proc.kill('SIGTERM');
-    expect(await second.exited, second.output()).toBe(0);
-    for (const site of sites) site.proc.kill('SIGTERM');
-    for (const site of sites) expect(await site.exited, site.output()).toBe(0);
-
-    const store = Store.open(db);
-    try {
-      const rounds = store.listRounds('interrupted');
-      expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
-      // One aggregation per round: the model version moved by exactly one each time.
-      expect(rounds.map((r) => [r.record.status, r.record.modelVersion])).toEqual([['aggregated', 1], ['aggregated', 2], ['aggregated', 3]]);
-      // Round 2 as stored is the redone one, after the restart: the holder answered it this time.
-      expect(rounds[1]!.participants.slice().sort()).toEqual(['holder', 'site-0', 'site-1']);
-      expect(rounds[1]!.record.failed).toBe(0);
-      expect(store.latestCheckpoint('interrupted')).toMatchObject({ round: 3, modelVersion: 3 });
-      const resumed = store.listEvents('interrupted').filter((e) => e.type === 'run-resumed');
-      expect(resumed.map((e) => (e.data as { afterRound: number }).afterRound)).toEqual([1]);
-      expect(store.getRun('interrupted')?.status).toBe('completed');
-    } finally {
-      store.close();
-    }
-  });
+    },
+  );
 });

@@ -8,12 +8,21 @@ import { makeClient, runToEnd, scratch, startCoordinator } from './test-federati
 describe('federated run over real sockets', () => {
   test('3 clients, 2 rounds on 600 MNIST samples: the global model learns and beats chance on held-out digits', async () => {
     const dir = await scratch('fed');
-    const { coordinator, url } = await startCoordinator({ rounds: 2, exportDir: join(dir, 'model'), fit: { epochs: 5, batchSize: 16, learningRate: 0.002 } });
-    const clients = await Promise.all([0, 1, 2].map((index) => makeClient({ url, index, clients: 3, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
+    const { coordinator, url } = await startCoordinator({
+      rounds: 2,
+      exportDir: join(dir, 'model'),
+      fit: { epochs: 5, batchSize: 16, learningRate: 0.002 },
+    });
+    const clients = await Promise.all(
+      [0, 1, 2].map((index) => makeClient({ url, index, clients: 3, limit: 600, cacheDir: join(dir, `cache-${index}`) })),
+    );
     const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([['aggregated', 3, 3], ['aggregated', 3, 3]]);
+    expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([
+      ['aggregated', 3, 3],
+      ['aggregated', 3, 3],
+    ]);
     expect(summary.modelVersion).toBe(2);
     // Three head updates came in per round as binary frames: at least 4 bytes per weight each.
     const headBytes = summary.weights.values.length * 4;

@@ -41,20 +41,33 @@ describe('a graph-model backbone from an http address', () => {
   test('2 clients, 2 rounds on 600 MNIST samples with federated normalisation: every update accepted, the chained export beats chance on held-out digits', async () => {
     const dir = await scratch('graph');
     const { coordinator, url } = await startCoordinator({
-      backboneDir: modelUrl, minClients: 2, rounds: 2, exportDir: join(dir, 'model'), fit: { epochs: 5, batchSize: 16, learningRate: 0.003 },
+      backboneDir: modelUrl,
+      minClients: 2,
+      rounds: 2,
+      exportDir: join(dir, 'model'),
+      fit: { epochs: 5, batchSize: 16, learningRate: 0.003 },
       normalization: 'standard',
     });
     expect(coordinator.head.featureDim).toBe(128);
-    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })));
+    const clients = await Promise.all(
+      [0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, `cache-${index}`) })),
+    );
     const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([['aggregated', 2, 2], ['aggregated', 2, 2]]);
+    expect(rows.map((r) => [r.status, r.accepted, r.selected])).toEqual([
+      ['aggregated', 2, 2],
+      ['aggregated', 2, 2],
+    ]);
     expect(rows[1]!.valAccuracy).toBeGreaterThan(0.6); // chance is 0.1
 
     // The export: the backbone's files and the head side by side, chained by loadExportedModel.
     const meta = JSON.parse(await readFile(join(dir, 'model', EXPORT_META_FILE), 'utf8'));
-    expect(meta).toMatchObject({ kind: 'graph', runId: 'test-run', backbone: { path: 'backbone', featureNode: TINY_GRAPH_NODES.features, featureDim: 128 } });
+    expect(meta).toMatchObject({
+      kind: 'graph',
+      runId: 'test-run',
+      backbone: { path: 'backbone', featureNode: TINY_GRAPH_NODES.features, featureDim: 128 },
+    });
     // A graph model cannot take a normalisation layer: the values are recorded, the README says to apply them.
     expect(meta.inputNormalization).toMatchObject({ kind: 'standard', shift: [expect.any(Number)], scale: [expect.any(Number)] });
     expect(meta.inputNormalizationInModel).toBeUndefined();

@@ -7,7 +7,9 @@ import { federationSplit, keepClasses, loadBuiltinDataset, type BuiltinDatasetNa
  * normalisation if the run had one) on the dataset's held-out test set, which no client ever loads.
  */
 export async function holdoutAccuracy(
-  modelDir: string, dataset: BuiltinDatasetName = 'mnist', classes?: readonly number[],
+  modelDir: string,
+  dataset: BuiltinDatasetName = 'mnist',
+  classes?: readonly number[],
 ): Promise<{ accuracy: number; n: number }> {
   // A task made of some classes is cut first and then split, exactly as its sites' shards are
   // (loadClientShard on the cut dataset), so the held-out images are ones no site holds.

@@ -1,8 +1,22 @@
 import { io, type Socket } from 'socket.io-client';
 import {
-  createMsgpackParser, decodeWeights, encodeWeights, parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parseRunEnd,
-  parseWelcome, PROTOCOL_VERSION,
-  type ChannelStats, type FitConfig, type FitMetrics, type Goodbye, type Normalization, type RunEnd, type Weights, type Welcome,
+  createMsgpackParser,
+  decodeWeights,
+  encodeWeights,
+  parseEvaluateInstruction,
+  parseFitInstruction,
+  parseGoodbye,
+  parseRunEnd,
+  parseWelcome,
+  PROTOCOL_VERSION,
+  type ChannelStats,
+  type FitConfig,
+  type FitMetrics,
+  type Goodbye,
+  type Normalization,
+  type RunEnd,
+  type Weights,
+  type Welcome,
 } from '@ftl/shared';
 
 /**
@@ -137,7 +151,10 @@ export class HostileClient {
     this.socket = io(options.serverUrl, {
       parser: createMsgpackParser(),
       auth: { protocol: PROTOCOL_VERSION, name: options.name, ...(options.token ? { token: options.token } : {}) },
-      transports: ['websocket'], reconnection: false, autoConnect: false, forceNew: true,
+      transports: ['websocket'],
+      reconnection: false,
+      autoConnect: false,
+      forceNew: true,
     });
     const s = this.socket;
     s.on('welcome', (raw: unknown) => {
@@ -145,7 +162,11 @@ export class HostileClient {
       this.welcomes.push(welcome);
       const { numTrain, numVal, labels, stats } = options.declare;
       this.readyAck = this.emitWithAck('ready', {
-        protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain, numVal, ...(labels ? { labels } : {}),
+        protocol: PROTOCOL_VERSION,
+        runId: welcome.runId,
+        numTrain,
+        numVal,
+        ...(labels ? { labels } : {}),
         ...(welcome.normalization && stats ? { stats } : {}),
       });
     });
@@ -155,26 +176,46 @@ export class HostileClient {
       if (msg.normalization) this.normalizations.push(msg.normalization);
       const global = copyOf(decodeWeights(msg.weights));
       const answer = (options.fit ?? echoGlobal(options.declare.numTrain))({
-        round: msg.round, global, config: msg.config, ...(msg.normalization ? { normalization: msg.normalization } : {}),
+        round: msg.round,
+        global,
+        config: msg.config,
+        ...(msg.normalization ? { normalization: msg.normalization } : {}),
       });
       if (answer === 'fail') {
         s.emit('failure', { ...envelope, stage: 'fit', message: 'this site does not train' });
         return;
       }
-      void this.emitWithAck('fit-result', {
-        ...envelope, weights: encodeWeights(answer.weights), numExamples: answer.numExamples, metrics: answer.metrics ?? DEFAULT_METRICS,
-      }, msg.round).then((ack) => this.afterAck(ack, { ...envelope, stage: 'fit' }));
+      void this.emitWithAck(
+        'fit-result',
+        {
+          ...envelope,
+          weights: encodeWeights(answer.weights),
+          numExamples: answer.numExamples,
+          metrics: answer.metrics ?? DEFAULT_METRICS,
+        },
+        msg.round,
+      ).then((ack) => this.afterAck(ack, { ...envelope, stage: 'fit' }));
     });
     s.on('evaluate', (raw: unknown) => {
       const msg = parseEvaluateInstruction(raw);
       const envelope = { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion };
       const answer = (options.evaluate ?? plausibleEvaluation(options.declare.numVal))(msg.round, copyOf(decodeWeights(msg.weights)));
       if (answer === 'fail') s.emit('failure', { ...envelope, stage: 'evaluate', message: 'this site does not evaluate' });
-      else void this.emitWithAck('evaluate-result', { ...envelope, ...answer }, msg.round).then((ack) => this.afterAck(ack, { ...envelope, stage: 'evaluate' }));
+      else
+        void this.emitWithAck('evaluate-result', { ...envelope, ...answer }, msg.round).then((ack) =>
+          this.afterAck(ack, { ...envelope, stage: 'evaluate' }),
+        );
     });
     s.on('personalize', (raw: unknown) => {
       const msg = raw as { runId: string; round: number; modelVersion: number };
-      s.emit('failure', { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, stage: 'personalize', message: 'no' });
+      s.emit('failure', {
+        protocol: PROTOCOL_VERSION,
+        runId: msg.runId,
+        round: msg.round,
+        modelVersion: msg.modelVersion,
+        stage: 'personalize',
+        message: 'no',
+      });
     });
     s.on('goodbye', (raw: unknown) => this.goodbyes.push(parseGoodbye(raw)));
     s.on('run-end', (raw: unknown) => {

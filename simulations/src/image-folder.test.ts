@@ -3,8 +3,19 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FtlClient } from '@ftl/client';
 import {
-  alignShardToRun, convertChannels, createLogger, encodeJpeg, encodePng, isFtlError, labelIndexMap, loadBuiltinDataset,
-  loadImageFolder, loadLayersModelFromFolder, loadLocalShard, resizeBilinear, type Pixels,
+  alignShardToRun,
+  convertChannels,
+  createLogger,
+  encodeJpeg,
+  encodePng,
+  isFtlError,
+  labelIndexMap,
+  loadBuiltinDataset,
+  loadImageFolder,
+  loadLayersModelFromFolder,
+  loadLocalShard,
+  resizeBilinear,
+  type Pixels,
 } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { runToEnd, scratch, startCoordinator } from './test-federation.js';
@@ -26,7 +37,8 @@ function writeFolder(dir: string, digits: number[], o: { from: number; perClass:
     mkdirSync(classDir, { recursive: true });
     for (let i = 0; i < o.perClass; i++) {
       const img = digit(d, o.from + i);
-      const bytes = o.format === 'jpeg' ? encodeJpeg(img, 90) : o.format === 'png' ? encodePng(img) : encodePng(convertChannels(resizeBilinear(img, 56, 56), 3));
+      const bytes =
+        o.format === 'jpeg' ? encodeJpeg(img, 90) : o.format === 'png' ? encodePng(img) : encodePng(convertChannels(resizeBilinear(img, 56, 56), 3));
       writeFileSync(join(classDir, `${d}-${o.from + i}.${o.format === 'jpeg' ? 'jpg' : 'png'}`), bytes);
     }
   }
@@ -35,7 +47,10 @@ function writeFolder(dir: string, digits: number[], o: { from: number; perClass:
 
 const client = (url: string, name: string, dir: string, cacheDir: string) =>
   new FtlClient({
-    serverUrl: url, name, cacheDir, log: createLogger('client').child({ client: name }),
+    serverUrl: url,
+    name,
+    cacheDir,
+    log: createLogger('client').child({ client: name }),
     shard: loadLocalShard({ kind: 'image-folder', dir, seed: 3 }),
   });
 
@@ -51,13 +66,21 @@ describe('federated training from image folders', () => {
     const testDir = writeFolder(join(dir, 'held-out'), [0, 1, 7], { from: 300, perClass: 60, format: 'png' });
 
     const { coordinator, url } = await startCoordinator({
-      classes: RUN_CLASSES, minClients: 3, rounds: 3, exportDir: join(dir, 'model'), fit: { epochs: 5, batchSize: 16, learningRate: 0.002 },
+      classes: RUN_CLASSES,
+      minClients: 3,
+      rounds: 3,
+      exportDir: join(dir, 'model'),
+      fit: { epochs: 5, batchSize: 16, learningRate: 0.002 },
     });
     const clients = sites.map((site, i) => client(url, `site-${'abc'[i]}`, site, join(dir, `cache-${i}`)));
     const { summary, rows } = await runToEnd(coordinator, clients);
 
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 3], ['aggregated', 3], ['aggregated', 3]]);
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([
+      ['aggregated', 3],
+      ['aggregated', 3],
+      ['aggregated', 3],
+    ]);
     expect(rows.at(-1)!.valAccuracy).toBeGreaterThan(0.85);
 
     // The exported model (backbone + head) on held-out digits no site had, labelled by the run's order.
@@ -66,7 +89,15 @@ describe('federated training from image folders', () => {
     const model = await loadLayersModelFromFolder(join(dir, 'model'));
     const accuracy = tf.tidy(() => {
       const predicted = (model.predict(tf.tensor4d(test.images, [test.n, 28, 28, 1])) as tf.Tensor2D).argMax(1);
-      return predicted.equal(tf.tensor1d(Int32Array.from(test.labels, (l) => toRun[l]!), 'int32')).mean().dataSync()[0]!;
+      return predicted
+        .equal(
+          tf.tensor1d(
+            Int32Array.from(test.labels, (l) => toRun[l]!),
+            'int32',
+          ),
+        )
+        .mean()
+        .dataSync()[0]!;
     });
     model.dispose();
     expect(test.n).toBe(180);
@@ -83,14 +114,21 @@ describe('federated training from image folders', () => {
     expect(() => alignShardToRun(loadLocalShard({ kind: 'image-folder', dir: bad, seed: 1 }), RUN_CLASSES)).toThrow(/local label "3"/);
 
     const { coordinator, url } = await startCoordinator({
-      classes: RUN_CLASSES, minClients: 2, rounds: 1, waitTimeoutMs: 60_000, fit: { epochs: 2, batchSize: 16, learningRate: 0.002 },
+      classes: RUN_CLASSES,
+      minClients: 2,
+      rounds: 1,
+      waitTimeoutMs: 60_000,
+      fit: { epochs: 2, batchSize: 16, learningRate: 0.002 },
     });
     const badClient = client(url, 'site-x', bad, join(dir, 'cache-x'));
     const failed = badClient.run().then(
       () => undefined,
       (err: unknown) => err,
     );
-    const { summary, rows } = await runToEnd(coordinator, good.map((site, i) => client(url, `site-${'ab'[i]}`, site, join(dir, `cache-${i}`))));
+    const { summary, rows } = await runToEnd(
+      coordinator,
+      good.map((site, i) => client(url, `site-${'ab'[i]}`, site, join(dir, `cache-${i}`))),
+    );
 
     const err = await failed;
     expect(isFtlError(err, 'DATASET')).toBe(true);

@@ -35,19 +35,32 @@ describe('federated normalisation', () => {
     const dir = await scratch('normalization');
     const store = Store.open(join(dir, 'c.db'));
     const exportDir = join(dir, 'model');
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'norm', rounds: 2, minClients: 2, normalization: 'standard', exportDir,
-      fit: { epochs: 3, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
-    }, createLogger('coordinator'), store);
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'norm',
+        rounds: 2,
+        minClients: 2,
+        normalization: 'standard',
+        exportDir,
+        fit: { epochs: 3, batchSize: 32, learningRate: 0.002 },
+        waitTimeoutMs: 60_000,
+      },
+      createLogger('coordinator'),
+      store,
+    );
     const { url } = await coordinator.listen();
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, 'cache') })));
     const { summary } = await runToEnd(coordinator, clients);
 
     // The pooled statistics of both sites' training images, computed here directly.
     const mnist = loadBuiltinDataset('mnist');
-    const pooled = [0, 1].flatMap((index) => Array.from(
-      loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 600 }, undefined, mnist).train.images,
-    ));
+    const pooled = [0, 1].flatMap((index) =>
+      Array.from(
+        loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 600 }, undefined, mnist).train.images,
+      ),
+    );
     const mean = pooled.reduce((a, b) => a + b, 0) / pooled.length;
     const std = Math.sqrt(pooled.reduce((a, b) => a + (b - mean) ** 2, 0) / pooled.length);
     const event = store.listEvents('norm').find((e) => e.type === 'normalization')!;
@@ -71,15 +84,29 @@ describe('federated normalisation', () => {
     await initBackend();
     const dir = await scratch('normalization-feature');
     const store = Store.open(join(dir, 'c.db'));
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'norm-f', rounds: 1, minClients: 2, normalization: 'min-max', normalizationScope: 'feature',
-      exportDir: join(dir, 'model'), fit: { epochs: 2, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000,
-    }, createLogger('coordinator'), store);
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'norm-f',
+        rounds: 1,
+        minClients: 2,
+        normalization: 'min-max',
+        normalizationScope: 'feature',
+        exportDir: join(dir, 'model'),
+        fit: { epochs: 2, batchSize: 32, learningRate: 0.002 },
+        waitTimeoutMs: 60_000,
+      },
+      createLogger('coordinator'),
+      store,
+    );
     const { url } = await coordinator.listen();
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 400, cacheDir: join(dir, 'cache') })));
     const { summary } = await runToEnd(coordinator, clients);
     const mnist = loadBuiltinDataset('mnist');
-    const trains = [0, 1].map((index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 400 }, undefined, mnist).train);
+    const trains = [0, 1].map(
+      (index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 400 }, undefined, mnist).train,
+    );
     const { shift, scale } = store.listEvents('norm-f').find((e) => e.type === 'normalization')!.data as { shift: number[]; scale: number[] };
     expect(shift).toHaveLength(784);
     for (const at of [0, 300, 406]) {
@@ -104,15 +131,32 @@ describe('federated normalisation with fine-tuning', () => {
   ] as const)('%s: every round trains on both sites and the run completes', async (_, fineTuning) => {
     await initBackend();
     const dir = await scratch('normalization-ft');
-    const coordinator = await Coordinator.create({
-      ...defaultCoordinatorConfig(), port: 0, runId: 'norm-ft', rounds: 2, minClients: 2, normalization: 'standard', fineTuning,
-      exportDir: undefined, fit: { epochs: 1, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000,
-    }, createLogger('coordinator'));
+    const coordinator = await Coordinator.create(
+      {
+        ...defaultCoordinatorConfig(),
+        port: 0,
+        runId: 'norm-ft',
+        rounds: 2,
+        minClients: 2,
+        normalization: 'standard',
+        fineTuning,
+        exportDir: undefined,
+        fit: { epochs: 1, batchSize: 32, learningRate: 0.002 },
+        waitTimeoutMs: 60_000,
+        roundDeadlineMs: 120_000,
+      },
+      createLogger('coordinator'),
+    );
     const { url } = await coordinator.listen();
-    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 300, cacheDir: join(dir, `cache-${index}`) })));
+    const clients = await Promise.all(
+      [0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 300, cacheDir: join(dir, `cache-${index}`) })),
+    );
     const { summary, rows } = await runToEnd(coordinator, clients);
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.status, r.accepted])).toEqual([['aggregated', 2], ['aggregated', 2]]);
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([
+      ['aggregated', 2],
+      ['aggregated', 2],
+    ]);
     expect(backboneLayersOf(summary.weights.specs)).toEqual(['conv2']); // the last round trained conv2 on normalised images
   });
 });

@@ -2,9 +2,7 @@ import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
 import { ApiClient, CoordinatorServer, defaultCoordinatorConfig, Store, type RunView } from '@ftl/coordinator';
 import * as tf from '@tensorflow/tfjs';
-import {
-  createLogger, federationSplit, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder,
-} from '@ftl/shared';
+import { createLogger, federationSplit, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
 import { scratch } from './test-federation.js';
@@ -27,10 +25,10 @@ describe('operator REST API', () => {
     const dir = await scratch('api');
     const log = createLogger('test', { level: 'silent' });
     const store = Store.open(join(dir, 'coordinator.db'));
-    const server = await CoordinatorServer.create(
-      { ...defaultCoordinatorConfig(), port: 0, requireAuth: true, exportDir: undefined },
-      log, store, { operatorToken: OPERATOR_TOKEN, exportRoot: join(dir, 'runs') },
-    );
+    const server = await CoordinatorServer.create({ ...defaultCoordinatorConfig(), port: 0, requireAuth: true, exportDir: undefined }, log, store, {
+      operatorToken: OPERATOR_TOKEN,
+      exportRoot: join(dir, 'runs'),
+    });
     const { url } = await server.listen();
     const api = new ApiClient({ url, token: OPERATOR_TOKEN });
     const run = (id: string) => api.call<RunView>('GET', `/api/runs/${id}`);
@@ -50,16 +48,28 @@ describe('operator REST API', () => {
     }
     expect(store.getClient('site-0')?.tokenHash).not.toContain(tokens.get('site-0'));
     await expect(api.call('POST', '/api/clients', { name: 'site-0' })).rejects.toMatchObject({ code: 'CONFLICT' });
-    await expect(api.call('POST', '/api/clients', { name: 'bad name!' })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/client name must be/) });
+    await expect(api.call('POST', '/api/clients', { name: 'bad name!' })).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      message: expect.stringMatching(/client name must be/),
+    });
     // Names that are path components or object internals never register (the handshake refuses them too).
     for (const name of ['.', '..', '__proto__', 'constructor', 'prototype']) {
-      await expect(api.call('POST', '/api/clients', { name })).rejects.toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringMatching(/client name must be/) });
+      await expect(api.call('POST', '/api/clients', { name })).rejects.toMatchObject({
+        code: 'INVALID_CONFIG',
+        message: expect.stringMatching(/client name must be/),
+      });
     }
-    expect(store.listClients().map((c) => c.name).sort()).toEqual(['site-0', 'site-1']);
+    expect(
+      store
+        .listClients()
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(['site-0', 'site-1']);
 
     // Runs: invalid configs are refused with the field and the value; malformed JSON too.
     await expect(api.call('POST', '/api/runs', { rounds: -1 })).rejects.toMatchObject({
-      code: 'INVALID_CONFIG', message: 'run config: rounds must be a positive integer (got -1)',
+      code: 'INVALID_CONFIG',
+      message: 'run config: rounds must be a positive integer (got -1)',
     });
     const malformed = await fetch(`${url}/api/runs`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR_TOKEN}` }, body: '{"rounds":' });
     expect(malformed.status).toBe(400);
@@ -72,25 +82,45 @@ describe('operator REST API', () => {
 
     // Two long-lived sites (they stay connected between runs).
     const mnist = loadBuiltinDataset('mnist');
-    const clients = [0, 1].map((index) => new FtlClient({
-      serverUrl: url, name: `site-${index}`, token: tokens.get(`site-${index}`)!, cacheDir: join(dir, 'cache'), log, stay: true,
-      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 2, limit: 800 }, log, mnist),
-    }));
+    const clients = [0, 1].map(
+      (index) =>
+        new FtlClient({
+          serverUrl: url,
+          name: `site-${index}`,
+          token: tokens.get(`site-${index}`)!,
+          cacheDir: join(dir, 'cache'),
+          log,
+          stay: true,
+          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 2, limit: 800 }, log, mnist),
+        }),
+    );
     const ends = clients.map((c) => c.run());
     for (const end of ends) end.catch(() => {}); // asserted below; a rejection before then is not unhandled
 
     await api.call('POST', '/api/runs/r1/start');
     await expect(api.call('POST', '/api/runs/r1/start')).rejects.toMatchObject({ code: 'CONFLICT' });
-    await until('round 1 of r1', () => run('r1'), (r) => r.rounds.length >= 1);
+    await until(
+      'round 1 of r1',
+      () => run('r1'),
+      (r) => r.rounds.length >= 1,
+    );
     const pausing = await api.call<RunView>('POST', '/api/runs/r1/pause');
     expect(pausing.status).toBe('running'); // pauses after the current round
-    const paused = await until('r1 paused', () => run('r1'), (r) => r.status === 'paused');
+    const paused = await until(
+      'r1 paused',
+      () => run('r1'),
+      (r) => r.status === 'paused',
+    );
     expect(paused.rounds.length).toBeLessThan(6);
     expect(paused.live).toBeUndefined();
 
     const resumed = await api.call<RunView>('POST', '/api/runs/r1/resume');
     expect(resumed.status).toBe('running');
-    const done = await until('r1 completed', () => run('r1'), (r) => r.status === 'completed');
+    const done = await until(
+      'r1 completed',
+      () => run('r1'),
+      (r) => r.status === 'completed',
+    );
     expect(done.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5, 6]); // no round run twice across the pause
     expect(done.rounds.every((r) => r.status === 'aggregated' && r.accepted === 2)).toBe(true);
     expect(done.rounds.at(-1)!.valAccuracy).toBeGreaterThan(0.7);
@@ -116,18 +146,29 @@ describe('operator REST API', () => {
     await api.call('POST', '/api/runs', { runId: 'r3', rounds: 1, ...small });
     await api.call('POST', '/api/runs/r2/start');
     await expect(api.call('POST', '/api/runs/r3/start')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/r2 is running/) });
-    const r2 = await until('r2 completed', () => run('r2'), (r) => r.status === 'completed');
+    const r2 = await until(
+      'r2 completed',
+      () => run('r2'),
+      (r) => r.status === 'completed',
+    );
     expect(r2.rounds).toHaveLength(1);
     await api.call('POST', '/api/runs/r3/stop');
     expect((await run('r3')).status).toBe('stopped');
     const { runs } = await api.call<{ runs: Array<{ id: string; status: string; roundsDone: number }> }>('GET', '/api/runs');
-    expect(runs.map((r) => [r.id, r.status, r.roundsDone]).sort()).toEqual([['r1', 'completed', 6], ['r2', 'completed', 1], ['r3', 'stopped', 0]]);
+    expect(runs.map((r) => [r.id, r.status, r.roundsDone]).sort()).toEqual([
+      ['r1', 'completed', 6],
+      ['r2', 'completed', 1],
+      ['r3', 'stopped', 0],
+    ]);
 
     // Revoking a site disconnects it at once, and the site stops with the reason.
     await api.call('POST', '/api/clients/site-1/revoke');
     await expect(ends[1]).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: expect.stringMatching(/closed this connection \(revoked\)/) });
-    const listed = await until('site-1 gone', () => api.call<{ clients: Array<{ name: string; revoked: boolean; connected: boolean }> }>('GET', '/api/clients'),
-      (c) => c.clients.find((x) => x.name === 'site-1')?.connected === false);
+    const listed = await until(
+      'site-1 gone',
+      () => api.call<{ clients: Array<{ name: string; revoked: boolean; connected: boolean }> }>('GET', '/api/clients'),
+      (c) => c.clients.find((x) => x.name === 'site-1')?.connected === false,
+    );
     expect(listed.clients).toEqual([
       expect.objectContaining({ name: 'site-0', revoked: false, connected: true }),
       expect.objectContaining({ name: 'site-1', revoked: true, connected: false }),
@@ -150,14 +191,25 @@ describe('operator REST API', () => {
     const api = new ApiClient({ url, token: OPERATOR_TOKEN });
     await api.call('POST', '/api/runs', { runId: 'long', rounds: 5, minClients: 2, fit: { epochs: 1, batchSize: 32, learningRate: 0.002 } });
     const mnist = loadBuiltinDataset('mnist');
-    const clients = [0, 1].map((index) => new FtlClient({
-      serverUrl: url, name: `site-${index}`, cacheDir: join(dir, 'cache'), log, stay: true,
-      shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 3, limit: 800 }, log, mnist),
-    }));
+    const clients = [0, 1].map(
+      (index) =>
+        new FtlClient({
+          serverUrl: url,
+          name: `site-${index}`,
+          cacheDir: join(dir, 'cache'),
+          log,
+          stay: true,
+          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 3, limit: 800 }, log, mnist),
+        }),
+    );
     const ends = clients.map((c) => c.run());
     for (const end of ends) end.catch(() => {});
     await api.call('POST', '/api/runs/long/start');
-    await until('round 1', () => api.call<RunView>('GET', '/api/runs/long'), (r) => r.rounds.length >= 1);
+    await until(
+      'round 1',
+      () => api.call<RunView>('GET', '/api/runs/long'),
+      (r) => r.rounds.length >= 1,
+    );
     await first.close();
     const left = store.listRounds('long').length;
     expect(store.getRun('long')?.status).toBe('running');
@@ -166,7 +218,11 @@ describe('operator REST API', () => {
     const second = await CoordinatorServer.create({ ...config, port }, log, store, { operatorToken: OPERATOR_TOKEN, exportRoot: join(dir, 'runs') });
     await second.listen();
     expect(second.resumeInterrupted()).toEqual(['long']);
-    const done = await until('long completed', () => api.call<RunView>('GET', '/api/runs/long'), (r) => r.status === 'completed');
+    const done = await until(
+      'long completed',
+      () => api.call<RunView>('GET', '/api/runs/long'),
+      (r) => r.status === 'completed',
+    );
     expect(done.rounds.map((r) => r.round)).toEqual([1, 2, 3, 4, 5]);
     expect(done.rounds.slice(left).every((r) => r.accepted === 2)).toBe(true); // both sites reconnected by themselves
     expect(store.listEvents('long').map((e) => e.type)).toContain('run-interrupted');

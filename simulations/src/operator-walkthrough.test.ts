@@ -16,7 +16,6 @@ async function walkthrough(): Promise<string> {
   return m[1]!;
 }
 
-
 describe('README operator walkthrough', () => {
   test('runs as written (from a scratch folder, on a free port) through a whole run lifecycle', async () => {
     const block = await walkthrough();
@@ -27,7 +26,10 @@ describe('README operator walkthrough', () => {
     const script = block.replaceAll('8080', String(port)).replaceAll('$PWD/bin', `${ROOT}bin`);
     // Only the harness adds this: background programs never outlive a failed step.
     const harness = `set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n${script}`;
-    const child = spawn('bash', ['-c', harness], { cwd: work, env: { ...process.env, FTL_LOG: 'warn', FTL_COORDINATOR_URL: `http://127.0.0.1:${port}` } });
+    const child = spawn('bash', ['-c', harness], {
+      cwd: work,
+      env: { ...process.env, FTL_LOG: 'warn', FTL_COORDINATOR_URL: `http://127.0.0.1:${port}` },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

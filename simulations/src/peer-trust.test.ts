@@ -1,11 +1,26 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Coordinator, defaultCoordinatorConfig, Store, type CoordinatorConfig, type RoundRecord, type RunSummary, type StoredEvent } from '@ftl/coordinator';
+import {
+  Coordinator,
+  defaultCoordinatorConfig,
+  Store,
+  type CoordinatorConfig,
+  type RoundRecord,
+  type RunSummary,
+  type StoredEvent,
+} from '@ftl/coordinator';
 import { createLogger, initBackend, type ChannelStats } from '@ftl/shared';
 import { afterAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import {
-  echoGlobal, hugeSumStats, HostileClient, perfectFirstRound, plausibleEvaluation, plausibleStats, scaledGlobal, type HostileOptions,
+  echoGlobal,
+  hugeSumStats,
+  HostileClient,
+  perfectFirstRound,
+  plausibleEvaluation,
+  plausibleStats,
+  scaledGlobal,
+  type HostileOptions,
 } from './hostile-client.js';
 import { makeClient, scratch } from './test-federation.js';
 
@@ -29,20 +44,39 @@ interface Outcome {
 
 /** A real coordinator (with a store), the honest sites and, when given, the hostile site, run to the end. */
 async function federation(o: {
-  runId: string; hostile?: Omit<HostileOptions, 'serverUrl' | 'name'>; minClients: number; over?: Partial<CoordinatorConfig>;
+  runId: string;
+  hostile?: Omit<HostileOptions, 'serverUrl' | 'name'>;
+  minClients: number;
+  over?: Partial<CoordinatorConfig>;
 }): Promise<Outcome> {
   await initBackend();
   const dir = await scratch(`peer-trust-${o.runId}`);
   const store = Store.open(join(dir, 'c.db'));
   const exportDir = join(dir, 'model');
-  const coordinator = await Coordinator.create({
-    ...defaultCoordinatorConfig(), port: 0, runId: o.runId, rounds: 2, minClients: o.minClients, seed: 3, exportDir,
-    fit: { epochs: 2, batchSize: 32, learningRate: 0.002 }, waitTimeoutMs: 60_000, roundDeadlineMs: 30_000, ...o.over,
-  }, createLogger('coordinator', { level: 'error' }), store);
+  const coordinator = await Coordinator.create(
+    {
+      ...defaultCoordinatorConfig(),
+      port: 0,
+      runId: o.runId,
+      rounds: 2,
+      minClients: o.minClients,
+      seed: 3,
+      exportDir,
+      fit: { epochs: 2, batchSize: 32, learningRate: 0.002 },
+      waitTimeoutMs: 60_000,
+      roundDeadlineMs: 30_000,
+      ...o.over,
+    },
+    createLogger('coordinator', { level: 'error' }),
+    store,
+  );
   const { url } = await coordinator.listen();
   const cache = await cacheDir;
-  const honest = await Promise.all(Array.from({ length: HONEST }, (_, index) =>
-    makeClient({ url, index, clients: HONEST, limit: LIMIT, cacheDir: join(cache, `c${index}`), log: createLogger('client', { level: 'error' }) })));
+  const honest = await Promise.all(
+    Array.from({ length: HONEST }, (_, index) =>
+      makeClient({ url, index, clients: HONEST, limit: LIMIT, cacheDir: join(cache, `c${index}`), log: createLogger('client', { level: 'error' }) }),
+    ),
+  );
   const hostile = o.hostile ? new HostileClient({ serverUrl: url, name: HOSTILE, ...o.hostile }) : undefined;
   await hostile?.connect();
   const out: Outcome = { rows: [], events: [], heldOut: NaN, ...(hostile ? { hostile } : {}) };
@@ -66,7 +100,9 @@ async function federation(o: {
 
 /** The trust policy's records of what it left out of the run for `client`. */
 function exclusions(events: StoredEvent[], type: 'update-excluded' | 'evaluation-excluded' | 'statistics-excluded', client = HOSTILE) {
-  return events.filter((e) => e.type === type).map((e) => e.data as { round?: number; client: string; reason: string; message: string })
+  return events
+    .filter((e) => e.type === type)
+    .map((e) => e.data as { round?: number; client: string; reason: string; message: string })
     .filter((d) => d.client === client);
 }
 
@@ -82,7 +118,11 @@ const baseline = () => (honestOnly ??= federation({ runId: 'honest-only', minCli
 describe('one hostile site cannot poison the model', () => {
   test.each([
     // Declares the largest training set the defaults allow and claims all of it.
-    ['−10 × the global model with a claim of 1,000,000 samples', 'poison-flip', { declare: { numTrain: 1_000_000, numVal: 150 }, fit: scaledGlobal(-10, 1_000_000) }],
+    [
+      '−10 × the global model with a claim of 1,000,000 samples',
+      'poison-flip',
+      { declare: { numTrain: 1_000_000, numVal: 150 }, fit: scaledGlobal(-10, 1_000_000) },
+    ],
     ['1e30 × the global model with a claim of 1 sample', 'poison-huge', { declare: { numTrain: 300, numVal: 150 }, fit: scaledGlobal(1e30, 1) }],
   ])('%s: excluded every round with the site and round recorded; the model stays close to the honest one', async (_, runId, hostile) => {
     const [attacked, clean] = [await federation({ runId, minClients: HONEST + 1, hostile }), await baseline()];
@@ -94,7 +134,10 @@ describe('one hostile site cannot poison the model', () => {
     const excluded = exclusions(attacked.events, 'update-excluded');
     expect(excluded.map((e) => e.round)).toEqual([1, 2]);
     for (const e of excluded) expect(e.reason.length * e.message.length).toBeGreaterThan(0);
-    expect(attacked.rows.map((r) => [r.status, excludedIn(r)])).toEqual([['aggregated', 1], ['aggregated', 1]]);
+    expect(attacked.rows.map((r) => [r.status, excludedIn(r)])).toEqual([
+      ['aggregated', 1],
+      ['aggregated', 1],
+    ]);
     // Without its update each round averages the honest sites' alone: the model the honest sites train.
     expect(clean.heldOut).toBeGreaterThan(0.7);
     expect(Math.abs(attacked.heldOut - clean.heldOut)).toBeLessThan(0.02);
@@ -102,27 +145,41 @@ describe('one hostile site cannot poison the model', () => {
 
   test('a sample count above what the site declared at ready is refused as bad-sample-count, in training and evaluation', async () => {
     const r = await federation({
-      runId: 'over-claim', minClients: HONEST + 1, over: { rounds: 1 },
+      runId: 'over-claim',
+      minClients: HONEST + 1,
+      over: { rounds: 1 },
       hostile: { declare: { numTrain: 100, numVal: 50 }, fit: echoGlobal(5000), evaluate: plausibleEvaluation(5000), failAfterRefusal: true },
     });
     expect(r.error?.message).toBeUndefined();
     expect(acksOf(r.hostile, 'fit-result').map((a) => a.ack)).toEqual([expect.objectContaining({ accepted: false, reason: 'bad-sample-count' })]);
-    expect(acksOf(r.hostile, 'evaluate-result').map((a) => a.ack)).toEqual([expect.objectContaining({ accepted: false, reason: 'bad-sample-count' })]);
+    expect(acksOf(r.hostile, 'evaluate-result').map((a) => a.ack)).toEqual([
+      expect.objectContaining({ accepted: false, reason: 'bad-sample-count' }),
+    ]);
     expect(r.rows.map((x) => [x.accepted, x.rejected, x.failed, x.evalClients])).toEqual([[HONEST, 1, 1, HONEST]]);
   });
 });
 
 describe('one hostile site cannot steer evaluation or early stopping', () => {
-  test('accuracy 7 and loss −1e9 are refused; every round\'s validation metrics stay in range', async () => {
-    const lies = [{ accuracy: 7, loss: 0.3 }, { accuracy: 0.5, loss: -1e9 }];
+  test("accuracy 7 and loss −1e9 are refused; every round's validation metrics stay in range", async () => {
+    const lies = [
+      { accuracy: 7, loss: 0.3 },
+      { accuracy: 0.5, loss: -1e9 },
+    ];
     const r = await federation({
-      runId: 'out-of-range', minClients: HONEST + 1,
+      runId: 'out-of-range',
+      minClients: HONEST + 1,
       hostile: { declare: { numTrain: 300, numVal: 150 }, evaluate: (round) => ({ numExamples: 150, ...lies[round - 1]! }), failAfterRefusal: true },
     });
     expect(r.error?.message).toBeUndefined();
-    expect(acksOf(r.hostile, 'evaluate-result').map((a) => [a.round, (a.ack as { accepted?: boolean }).accepted])).toEqual([[1, false], [2, false]]);
+    expect(acksOf(r.hostile, 'evaluate-result').map((a) => [a.round, (a.ack as { accepted?: boolean }).accepted])).toEqual([
+      [1, false],
+      [2, false],
+    ]);
     // Each refused evaluation is recorded with its round and reason, as runs status lists them.
-    expect(exclusions(r.events, 'evaluation-excluded').map((e) => [e.round, e.client, e.reason])).toEqual([[1, 'hostile', 'malformed'], [2, 'hostile', 'malformed']]);
+    expect(exclusions(r.events, 'evaluation-excluded').map((e) => [e.round, e.client, e.reason])).toEqual([
+      [1, 'hostile', 'malformed'],
+      [2, 'hostile', 'malformed'],
+    ]);
     for (const x of r.rows) {
       expect(x.evalClients).toBe(HONEST);
       expect(x.valAccuracy).toBeGreaterThanOrEqual(0);
@@ -137,7 +194,9 @@ describe('one hostile site cannot steer evaluation or early stopping', () => {
     const over = { rounds: 3, patience: 1 };
     const reference = await federation({ runId: 'stop-reference', minClients: HONEST, over });
     const r = await federation({
-      runId: 'stop-hijack', minClients: HONEST + 1, over,
+      runId: 'stop-hijack',
+      minClients: HONEST + 1,
+      over,
       hostile: { declare: { numTrain: 300, numVal: 1_000_000 }, fit: () => 'fail', evaluate: perfectFirstRound(1_000_000) },
     });
     expect(reference.summary!.bestRound).toBeGreaterThan(1); // the honest sites improve after round 1
@@ -153,9 +212,11 @@ describe('one hostile site cannot break federated normalisation', () => {
   test.each<[string, string, (n: number) => ChannelStats]>([
     ['sums of 1e300', 'stats-huge', (n) => hugeSumStats(n)],
     ['two channels where the images have one', 'stats-channels', (n) => plausibleStats(n, 2)],
-  ])('statistics with %s are refused at ready and the run normalises with the honest sites\' statistics', async (_, runId, stats) => {
+  ])("statistics with %s are refused at ready and the run normalises with the honest sites' statistics", async (_, runId, stats) => {
     const r = await federation({
-      runId, minClients: HONEST, over: { rounds: 1, normalization: 'standard' },
+      runId,
+      minClients: HONEST,
+      over: { rounds: 1, normalization: 'standard' },
       hostile: { declare: { numTrain: 300, numVal: 150, stats: stats(300 * 784) } },
     });
     expect(acksOf(r.hostile, 'ready').map((a) => a.ack)).toEqual([expect.objectContaining({ accepted: false, reason: 'bad-statistics' })]);
@@ -181,9 +242,18 @@ describe('a site cannot hide from the operator or from revocation', () => {
       await initBackend();
       const dir = await scratch('reserved');
       const store = Store.open(join(dir, 'c.db'));
-      const coordinator = await Coordinator.create({
-        ...defaultCoordinatorConfig(), port: 0, runId: 'reserved', minClients: 5, requireAuth: true, exportDir: undefined,
-      }, createLogger('coordinator', { level: 'error' }), store);
+      const coordinator = await Coordinator.create(
+        {
+          ...defaultCoordinatorConfig(),
+          port: 0,
+          runId: 'reserved',
+          minClients: 5,
+          requireAuth: true,
+          exportDir: undefined,
+        },
+        createLogger('coordinator', { level: 'error' }),
+        store,
+      );
       try {
         const { url } = await coordinator.listen();
         const { token } = coordinator.server.addClient(HOSTILE);

@@ -1,7 +1,15 @@
 import { io, type Socket } from 'socket.io-client';
 import {
-  createMsgpackParser, decodeWeights, encodeWeights, parseAck, PROTOCOL_VERSION,
-  type Ack, type EncodedWeights, type EvaluateInstruction, type FitInstruction, type Welcome,
+  createMsgpackParser,
+  decodeWeights,
+  encodeWeights,
+  parseAck,
+  PROTOCOL_VERSION,
+  type Ack,
+  type EncodedWeights,
+  type EvaluateInstruction,
+  type FitInstruction,
+  type Welcome,
 } from '@ftl/shared';
 
 /** What a hand-driven peer received, in order, per event. */
@@ -61,7 +69,10 @@ const packetEncoder = new (createMsgpackParser().Encoder as new () => { encode(p
  */
 export function connectRawPeer(url: string, name: string, o: RawPeerOptions = {}): Promise<RawPeer> {
   const socket = io(url, {
-    parser: createMsgpackParser(), transports: ['websocket'], reconnection: false, forceNew: true,
+    parser: createMsgpackParser(),
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
     auth: { protocol: PROTOCOL_VERSION, name, ...(o.token ? { token: o.token } : {}) },
   });
   const inbox: Inbox = { fit: [], evaluate: [] };
@@ -79,8 +90,12 @@ export function connectRawPeer(url: string, name: string, o: RawPeerOptions = {}
   const emit = async (event: string, message: object): Promise<Ack> =>
     parseAck(await socket.timeout(o.ackTimeoutMs ?? 30_000).emitWithAck(event, message));
   const update = (fit: FitInstruction, over: UpdateOverrides = {}) => ({
-    protocol: PROTOCOL_VERSION, runId: fit.runId, round: over.round ?? fit.round, modelVersion: over.modelVersion ?? fit.modelVersion,
-    numExamples: over.numExamples ?? numTrain, metrics: { loss: 1, accuracy: 0.5, seconds: 0.1 },
+    protocol: PROTOCOL_VERSION,
+    runId: fit.runId,
+    round: over.round ?? fit.round,
+    modelVersion: over.modelVersion ?? fit.modelVersion,
+    numExamples: over.numExamples ?? numTrain,
+    metrics: { loss: 1, accuracy: 0.5, seconds: 0.1 },
     weights: over.weights ?? encodeWeights({ specs: fit.weights.specs, values: over.values ?? decodeWeights(fit.weights).values }),
   });
   return new Promise((resolve, reject) => {
@@ -98,16 +113,26 @@ export function connectRawPeer(url: string, name: string, o: RawPeerOptions = {}
         return;
       }
       resolve({
-        socket, welcome, closed,
-        next: (event) => new Promise((r) => {
-          const queued = (inbox[event] as unknown[]).shift();
-          if (queued !== undefined) r(queued as never);
-          else (waiters[event] as Array<(m: unknown) => void>).push(r as (m: unknown) => void);
-        }),
+        socket,
+        welcome,
+        closed,
+        next: (event) =>
+          new Promise((r) => {
+            const queued = (inbox[event] as unknown[]).shift();
+            if (queued !== undefined) r(queued as never);
+            else (waiters[event] as Array<(m: unknown) => void>).push(r as (m: unknown) => void);
+          }),
         sendUpdate: (fit, over) => emit('fit-result', update(fit, over)),
-        sendEvaluation: (ev) => emit('evaluate-result', {
-          protocol: PROTOCOL_VERSION, runId: ev.runId, round: ev.round, modelVersion: ev.modelVersion, numExamples: numVal, loss: 1, accuracy: 0.5,
-        }),
+        sendEvaluation: (ev) =>
+          emit('evaluate-result', {
+            protocol: PROTOCOL_VERSION,
+            runId: ev.runId,
+            round: ev.round,
+            modelVersion: ev.modelVersion,
+            numExamples: numVal,
+            loss: 1,
+            accuracy: 0.5,
+          }),
         updateFrame: (fit) => packetEncoder.encode({ type: 2, nsp: '/', data: ['fit-result', update(fit)], id: 1 })[0]!,
         sendRaw: (bytes) => socket.io.engine.write(bytes as never),
         disconnect: () => socket.disconnect(),

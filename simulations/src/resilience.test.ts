@@ -1,14 +1,29 @@
 import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import {
-  createMsgpackParser, decodeWeights, encodeWeights, parseAck, PROTOCOL_VERSION, type Ack, type FitInstruction, type Welcome,
+  createMsgpackParser,
+  decodeWeights,
+  encodeWeights,
+  parseAck,
+  PROTOCOL_VERSION,
+  type Ack,
+  type FitInstruction,
+  type Welcome,
 } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { makeClient, scratch, startCoordinator } from './test-federation.js';
 
 /** A hand-driven client on a real socket: says it is ready, then lets the test answer `fit` itself. */
-function rawClient(url: string, name: string): Promise<{ socket: Socket; welcome: Welcome; fits: FitInstruction[]; nextFit: () => Promise<FitInstruction> }> {
-  const socket = io(url, { parser: createMsgpackParser(), auth: { protocol: PROTOCOL_VERSION, name }, transports: ['websocket'], reconnection: false });
+function rawClient(
+  url: string,
+  name: string,
+): Promise<{ socket: Socket; welcome: Welcome; fits: FitInstruction[]; nextFit: () => Promise<FitInstruction> }> {
+  const socket = io(url, {
+    parser: createMsgpackParser(),
+    auth: { protocol: PROTOCOL_VERSION, name },
+    transports: ['websocket'],
+    reconnection: false,
+  });
   const fits: FitInstruction[] = [];
   let waiter: ((f: FitInstruction) => void) | undefined;
   socket.on('fit', (f: FitInstruction) => {
@@ -18,7 +33,20 @@ function rawClient(url: string, name: string): Promise<{ socket: Socket; welcome
   return new Promise((resolve) => {
     socket.once('welcome', async (welcome: Welcome) => {
       await socket.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: 100, numVal: 10 });
-      resolve({ socket, welcome, fits, nextFit: () => new Promise((r) => (fits.length ? r(fits.shift()!) : (waiter = (f) => { fits.shift(); r(f); }))) });
+      resolve({
+        socket,
+        welcome,
+        fits,
+        nextFit: () =>
+          new Promise((r) =>
+            fits.length
+              ? r(fits.shift()!)
+              : (waiter = (f) => {
+                  fits.shift();
+                  r(f);
+                }),
+          ),
+      });
     });
   });
 }
@@ -36,7 +64,10 @@ describe('a run survives bad and missing clients', () => {
     await Promise.all(ends);
     await coordinator.close();
     expect(performance.now() - t0).toBeLessThan(60_000); // far below the 120 s deadline
-    expect(summary.rounds.map((r) => [r.status, r.accepted, r.failed])).toEqual([['aggregated', 2, 1], ['aggregated', 2, 0]]);
+    expect(summary.rounds.map((r) => [r.status, r.accepted, r.failed])).toEqual([
+      ['aggregated', 2, 1],
+      ['aggregated', 2, 0],
+    ]);
   });
 
   test('every kind of invalid update is rejected with its reason, and the aggregate is the valid update alone', async () => {
@@ -48,8 +79,16 @@ describe('a run survives bad and missing clients', () => {
     const fit = await c.nextFit();
     const global = decodeWeights(fit.weights);
     const shifted = { specs: global.specs, values: global.values.map((v) => v + 0.5) };
-    const base = { protocol: PROTOCOL_VERSION, runId: fit.runId, round: fit.round, modelVersion: fit.modelVersion, numExamples: 100, metrics: { loss: 1, accuracy: 0.5, seconds: 1 } };
-    const send = async (over: object): Promise<Ack> => parseAck(await c.socket.emitWithAck('fit-result', { ...base, weights: encodeWeights(shifted), ...over }));
+    const base = {
+      protocol: PROTOCOL_VERSION,
+      runId: fit.runId,
+      round: fit.round,
+      modelVersion: fit.modelVersion,
+      numExamples: 100,
+      metrics: { loss: 1, accuracy: 0.5, seconds: 1 },
+    };
+    const send = async (over: object): Promise<Ack> =>
+      parseAck(await c.socket.emitWithAck('fit-result', { ...base, weights: encodeWeights(shifted), ...over }));
     const withValue = (v: number) => {
       const values = shifted.values.slice();
       values[7] = v;
@@ -58,8 +97,19 @@ describe('a run survives bad and missing clients', () => {
     const cases: Array<[string, object]> = [
       ['non-finite', { weights: withValue(NaN) }],
       ['non-finite', { weights: withValue(Infinity) }],
-      ['wrong-shape', { weights: { specs: global.specs.slice(0, -1), data: encodeWeights(shifted).data.subarray(0, (global.values.length - 10) * 4) } }],
-      ['wrong-shape', { weights: { specs: [...global.specs, { name: 'extra', shape: [1], dtype: 'float32' }], data: new Uint8Array((global.values.length + 1) * 4) } }],
+      [
+        'wrong-shape',
+        { weights: { specs: global.specs.slice(0, -1), data: encodeWeights(shifted).data.subarray(0, (global.values.length - 10) * 4) } },
+      ],
+      [
+        'wrong-shape',
+        {
+          weights: {
+            specs: [...global.specs, { name: 'extra', shape: [1], dtype: 'float32' }],
+            data: new Uint8Array((global.values.length + 1) * 4),
+          },
+        },
+      ],
       ['malformed', { weights: { specs: global.specs, data: Array.from(shifted.values.subarray(0, 4)) } }],
       ['bad-sample-count', { numExamples: 1e9 }],
       ['stale-round', { round: fit.round + 1 }],
@@ -84,10 +134,20 @@ describe('a run survives bad and missing clients', () => {
     const running = coordinator.run((r) => rows.push(r.round));
     const fit = await c.nextFit();
     const huge = new Uint8Array(decodeWeights(fit.weights).values.length * 4 * 3);
-    c.socket.emit('fit-result', { protocol: PROTOCOL_VERSION, runId: fit.runId, round: fit.round, modelVersion: fit.modelVersion, numExamples: 1, metrics: { loss: 0, accuracy: 0, seconds: 0 }, weights: { specs: fit.weights.specs, data: huge } });
+    c.socket.emit('fit-result', {
+      protocol: PROTOCOL_VERSION,
+      runId: fit.runId,
+      round: fit.round,
+      modelVersion: fit.modelVersion,
+      numExamples: 1,
+      metrics: { loss: 0, accuracy: 0, seconds: 0 },
+      weights: { specs: fit.weights.specs, data: huge },
+    });
     await expect(running).rejects.toMatchObject({
       code: 'QUORUM',
-      message: expect.stringMatching(/round 1 got 0 accepted updates, below minFitClients 1, after 1 retries; the run ends with the global model of round 0/),
+      message: expect.stringMatching(
+        /round 1 got 0 accepted updates, below minFitClients 1, after 1 retries; the run ends with the global model of round 0/,
+      ),
     });
     expect(rows).toEqual([1, 1]); // the first attempt, then the retry
     c.socket.disconnect();

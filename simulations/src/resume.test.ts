@@ -12,10 +12,16 @@ import { freePort } from './free-port.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-
 /** Starts the built coordinator CLI; `onRow` sees each round row it prints. */
-function coordinator(args: string[], onRow: (round: number, child: ChildProcess) => void): { child: ChildProcess; exited: Promise<number | null>; rows: number[] } {
-  const child = spawn(process.execPath, ['packages/coordinator/dist/cli.js', ...args], { cwd: root, env: { ...process.env, FTL_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+function coordinator(
+  args: string[],
+  onRow: (round: number, child: ChildProcess) => void,
+): { child: ChildProcess; exited: Promise<number | null>; rows: number[] } {
+  const child = spawn(process.execPath, ['packages/coordinator/dist/cli.js', ...args], {
+    cwd: root,
+    env: { ...process.env, FTL_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const rows: number[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const m = /^\s*(\d+)\/\d+ \|/.exec(line);
@@ -29,17 +35,39 @@ function coordinator(args: string[], onRow: (round: number, child: ChildProcess)
 
 /** Hex SHA-256 of an exported model's weight bytes (backbone and head, as `weights.bin` holds them). */
 async function weightsDigest(modelDir: string): Promise<string> {
-  return createHash('sha256').update(await readFile(join(modelDir, 'weights.bin'))).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(join(modelDir, 'weights.bin')))
+    .digest('hex');
 }
 
 async function federation(
-  dir: string, runId: string, killAfterRound?: number,
+  dir: string,
+  runId: string,
+  killAfterRound?: number,
 ): Promise<{ rowsPrinted: number[][]; heldOut: number; weights: string; db: string }> {
   const port = await freePort();
   const db = join(dir, 'coordinator.db');
   const args = [
-    '--port', String(port), '--db', db, '--run-id', runId, '--rounds', '4', '--min-clients', '3', '--epochs', '2',
-    '--seed', '7', '--out', join(dir, 'model'), '--strategy', 'fedadam', '--strategy-options', 'eta=0.01',
+    '--port',
+    String(port),
+    '--db',
+    db,
+    '--run-id',
+    runId,
+    '--rounds',
+    '4',
+    '--min-clients',
+    '3',
+    '--epochs',
+    '2',
+    '--seed',
+    '7',
+    '--out',
+    join(dir, 'model'),
+    '--strategy',
+    'fedadam',
+    '--strategy-options',
+    'eta=0.01',
   ];
   const first = coordinator(args, (round, child) => round === killAfterRound && child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
@@ -64,7 +92,10 @@ describe('coordinator restart', () => {
   // a round's seeds) would end on other weights: the exported weights must be bit for bit the same.
   test('SIGKILL after round 2, restart on the same database: rounds 3–4 run once, FedAdam state carries over, the same weights', async () => {
     const killed = await federation(await scratch('resume'), 'resume-run', 2);
-    expect(killed.rowsPrinted).toEqual([[1, 2], [3, 4]]);
+    expect(killed.rowsPrinted).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     const store = Store.open(killed.db);
     expect(store.listRounds('resume-run').map((r) => r.round)).toEqual([1, 2, 3, 4]);
     expect(store.getRun('resume-run')?.status).toBe('completed');

@@ -20,7 +20,14 @@ afterEach(async () => {
 async function start(over: Partial<CoordinatorConfig>, store?: Store): Promise<{ coordinator: Coordinator; url: string }> {
   await initBackend();
   const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(), port: 0, minClients: 2, waitTimeoutMs: 60_000, roundDeadlineMs: 60_000, rounds: 2, exportDir: undefined, ...over,
+    ...defaultCoordinatorConfig(),
+    port: 0,
+    minClients: 2,
+    waitTimeoutMs: 60_000,
+    roundDeadlineMs: 60_000,
+    rounds: 2,
+    exportDir: undefined,
+    ...over,
   };
   const coordinator = await Coordinator.create(config, log, store);
   const { url } = await coordinator.listen();
@@ -32,7 +39,9 @@ async function start(over: Partial<CoordinatorConfig>, store?: Store): Promise<{
 async function echoSite(url: string, name: string, fail?: (round: number) => boolean): Promise<HostileClient> {
   const echo = echoGlobal(10);
   const site = new HostileClient({
-    serverUrl: url, name, declare: { numTrain: 10, numVal: 10 },
+    serverUrl: url,
+    name,
+    declare: { numTrain: 10, numVal: 10 },
     fit: (c) => (fail?.(c.round) ? 'fail' : echo(c)),
   });
   await site.connect();
@@ -42,7 +51,12 @@ async function echoSite(url: string, name: string, fail?: (round: number) => boo
 
 /** A site that reports ready and then never answers a round. */
 function silentSite(url: string, name: string): void {
-  const socket = io(url, { parser: createMsgpackParser(), auth: { protocol: PROTOCOL_VERSION, name }, transports: ['websocket'], reconnection: false });
+  const socket = io(url, {
+    parser: createMsgpackParser(),
+    auth: { protocol: PROTOCOL_VERSION, name },
+    transports: ['websocket'],
+    reconnection: false,
+  });
   socket.on('welcome', (raw: unknown) => {
     const { runId } = parseWelcome(raw);
     socket.emit('ready', { protocol: PROTOCOL_VERSION, runId, numTrain: 10, numVal: 10 });
@@ -79,7 +93,10 @@ describe('run lifecycle', () => {
     await echoSite(second.url, 'site-b');
     const done = await second.coordinator.run();
     expect(done.reason).toBe('completed');
-    expect(store.listRounds('interrupted').map((r) => [r.round, r.record.accepted])).toEqual([[1, 2], [2, 2]]);
+    expect(store.listRounds('interrupted').map((r) => [r.round, r.record.accepted])).toEqual([
+      [1, 2],
+      [2, 2],
+    ]);
     expect(exportedRun(join(dir, 'model'))).toMatchObject({ runId: 'interrupted', modelVersion: 2 });
   });
 
@@ -122,7 +139,10 @@ describe('run lifecycle', () => {
     const rows: Array<{ round: number; status: string; accepted: number }> = [];
     const summary = await coordinator.run((r) => rows.push(r));
     expect(summary.reason).toBe('completed');
-    expect(rows.map((r) => [r.round, r.status, r.accepted])).toEqual([[1, 'aggregated', 4], [2, 'kept', 3]]);
+    expect(rows.map((r) => [r.round, r.status, r.accepted])).toEqual([
+      [1, 'aggregated', 4],
+      [2, 'kept', 3],
+    ]);
   });
 
   test('a run whose minClients is below its strategy’s minimum is refused when it is created', async () => {
@@ -167,7 +187,12 @@ describe('run lifecycle', () => {
 
   test('a connection refused at the handshake is closed by the coordinator, not left open until a timeout', async () => {
     const { url } = await start({ runId: 'refusing' });
-    const socket = io(url, { parser: createMsgpackParser(), auth: { protocol: 999, name: 'old-site' }, transports: ['websocket'], reconnection: false });
+    const socket = io(url, {
+      parser: createMsgpackParser(),
+      auth: { protocol: 999, name: 'old-site' },
+      transports: ['websocket'],
+      reconnection: false,
+    });
     cleanups.push(() => socket.disconnect());
     const refusal = await new Promise<Error & { data?: { reason?: string } }>((resolve) => socket.once('connect_error', resolve));
     expect(refusal.data?.reason).toBe('protocol-mismatch');
@@ -196,7 +221,12 @@ describe('run lifecycle', () => {
     const norm = store.listEvents('ranged').find((e) => e.type === 'normalization')!.data as { shift: number[]; clients: string[] };
     expect(norm.clients).toEqual(['site-a', 'site-b']);
     expect(norm.shift[0]).toBeCloseTo(0.13, 6);
-    expect(store.listEvents('ranged').filter((e) => e.type === 'statistics-excluded').map((e) => (e.data as { client: string }).client)).toEqual(['site-raw']);
+    expect(
+      store
+        .listEvents('ranged')
+        .filter((e) => e.type === 'statistics-excluded')
+        .map((e) => (e.data as { client: string }).client),
+    ).toEqual(['site-raw']);
   });
 
   test('a real site whose update is refused says it will not answer again, so the round closes without waiting for it', async () => {
@@ -205,8 +235,18 @@ describe('run lifecycle', () => {
     // Site 0 sends NaN weights: refused as non-finite. The round's deadline is minutes away: the run ends
     // long before it only because the site reports its failure.
     const r = await simulate({
-      clients: 2, partition: parsePartition('iid'), rounds: 1, epochs: 1, learningRate: 0.002, batchSize: 32, seed: 2, limit: 300,
-      strategy: parseStrategy('fedavg'), attackers: 1, attack: (w) => ({ specs: w.specs, values: w.values.map(() => NaN) }), log: capture,
+      clients: 2,
+      partition: parsePartition('iid'),
+      rounds: 1,
+      epochs: 1,
+      learningRate: 0.002,
+      batchSize: 32,
+      seed: 2,
+      limit: 300,
+      strategy: parseStrategy('fedavg'),
+      attackers: 1,
+      attack: (w) => ({ specs: w.specs, values: w.values.map(() => NaN) }),
+      log: capture,
     });
     expect(r.summary.rounds.map((x) => [x.accepted, x.rejected, x.failed])).toEqual([[1, 1, 1]]);
     expect(lines.some((l) => / warn client-missed-round .*client=site-0 .*refused this site's update \(non-finite\)/.test(l))).toBe(true);

@@ -45,13 +45,27 @@ runMain(async () => {
   const [first, ...rest] = process.argv.slice(2);
   const name = first !== undefined && !first.startsWith('-') ? first : undefined;
   const values = parseFlags(name === undefined ? process.argv.slice(2) : rest, {
-    quick: { type: 'boolean' }, rounds: { type: 'string' }, 'lr-decay': { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean' },
-    epochs: { type: 'string' }, task: { type: 'string' }, sizes: { type: 'string' }, seeds: { type: 'string' }, methods: { type: 'string' },
-    hidden: { type: 'string' }, target: { type: 'string' }, backbone: { type: 'string' }, lr: { type: 'string' }, from: { type: 'string' },
-    'feature-layer': { type: 'string' }, out: { type: 'string' }, lengths: { type: 'string' },
+    quick: { type: 'boolean' },
+    rounds: { type: 'string' },
+    'lr-decay': { type: 'string' },
+    only: { type: 'string' },
+    help: { type: 'boolean' },
+    epochs: { type: 'string' },
+    task: { type: 'string' },
+    sizes: { type: 'string' },
+    seeds: { type: 'string' },
+    methods: { type: 'string' },
+    hidden: { type: 'string' },
+    target: { type: 'string' },
+    backbone: { type: 'string' },
+    lr: { type: 'string' },
+    from: { type: 'string' },
+    'feature-layer': { type: 'string' },
+    out: { type: 'string' },
+    lengths: { type: 'string' },
   });
   if (values['help'] || name === undefined) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   const quick = values['quick'] === true;
@@ -59,7 +73,7 @@ runMain(async () => {
   // Byzantine: Krum keeps one site's model per round and needs a decaying step to settle (docs/results.md).
   const lrDecay = numberFlag(values, 'lr-decay', { default: name === 'byzantine' ? 0.8 : 1, min: Number.MIN_VALUE, max: 1 });
   const only = values['only'] === undefined ? undefined : String(values['only']).split(',').filter(Boolean);
-  const progress = (line: string) => process.stderr.write(line + '\n');
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
   let table: string[];
   let rows: object[];
   let file = name;
@@ -70,7 +84,10 @@ runMain(async () => {
     table = [
       '| strategy | attackers | held-out accuracy | vs clean FedAvg | federated val acc (last round) | seconds |',
       '| --- | --- | --- | --- | --- | --- |',
-      ...r.map((x) => `| ${x.label} | ${x.attackers} | ${pct(x.heldOut)} | ${((x.heldOut - clean) * 100).toFixed(2)} pts | ${pct(x.finalValAccuracy)} | ${x.seconds.toFixed(0)} |`),
+      ...r.map(
+        (x) =>
+          `| ${x.label} | ${x.attackers} | ${pct(x.heldOut)} | ${((x.heldOut - clean) * 100).toFixed(2)} pts | ${pct(x.finalValAccuracy)} | ${x.seconds.toFixed(0)} |`,
+      ),
     ];
   } else if (name === 'personalization') {
     const r = await personalizationScenario(progress, { quick, rounds });
@@ -78,7 +95,10 @@ runMain(async () => {
     table = [
       '| strategy | held-out accuracy (global model) | per-client val acc, global model | per-client val acc, personalised | worst client, personalised | seconds |',
       '| --- | --- | --- | --- | --- | --- |',
-      ...r.map((x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.globalPerClient)} | ${pct(x.personalPerClient)} | ${pct(x.worstClient)} | ${x.seconds.toFixed(0)} |`),
+      ...r.map(
+        (x) =>
+          `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.globalPerClient)} | ${pct(x.personalPerClient)} | ${pct(x.worstClient)} | ${x.seconds.toFixed(0)} |`,
+      ),
     ];
   } else if (name === 'cutpoint') {
     const r = await cutPointScenario(progress, { quick, rounds });
@@ -86,29 +106,43 @@ runMain(async () => {
     table = [
       '| feature layer | features | held-out accuracy | federated val acc (last round) | bytes per update | seconds |',
       '| --- | --- | --- | --- | --- | --- |',
-      ...r.map((x) => `| ${x.featureLayer} | ${x.featureDim} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`),
+      ...r.map(
+        (x) =>
+          `| ${x.featureLayer} | ${x.featureDim} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
+      ),
     ];
   } else if (name === 'finetune') {
     const r = await fineTuneScenario(progress, {
-      quick, rounds: values['rounds'] === undefined && !quick ? 20 : rounds,
-      epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }), ...(only ? { only } : {}),
+      quick,
+      rounds: values['rounds'] === undefined && !quick ? 20 : rounds,
+      epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }),
+      ...(only ? { only } : {}),
     });
     rows = r;
     table = [
       '| run | held-out accuracy | federated val acc (last round) | values per update | bytes per update | seconds |',
       '| --- | --- | --- | --- | --- | --- |',
-      ...r.map((x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`),
+      ...r.map(
+        (x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
+      ),
     ];
   } else if (name === 'hostile') {
     const r = await hostileScenario(progress, { quick, rounds });
     rows = r;
-    const counts = (c: Record<string, number>) => Object.entries(c).map(([k, n]) => `${k} ×${n}`).join('; ') || '–';
-    const delta = (x: (typeof r)[number]) => (x.hostile && Number.isFinite(x.heldOut) ? `${((x.heldOut - x.cleanHeldOut) * 100).toFixed(2)} pts` : '–');
+    const counts = (c: Record<string, number>) =>
+      Object.entries(c)
+        .map(([k, n]) => `${k} ×${n}`)
+        .join('; ') || '–';
+    const delta = (x: (typeof r)[number]) =>
+      x.hostile && Number.isFinite(x.heldOut) ? `${((x.heldOut - x.cleanHeldOut) * 100).toFixed(2)} pts` : '–';
     table = [
       '| run | config | outcome | held-out accuracy | vs clean (same config) | rounds (best) | hostile site: recorded exclusions | hostile site: refused messages | seconds |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...r.map((x) => `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
-        `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`),
+      ...r.map(
+        (x) =>
+          `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
+          `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`,
+      ),
     ];
   } else if (name === 'longer') {
     const lengths = integersFlag(values, 'lengths', quick ? [1, 2] : [5, 10, 20, 40]) as number[];
@@ -118,14 +152,16 @@ runMain(async () => {
     table = [
       `| seed | ${lengths.map((n) => `${n} rounds`).join(' | ')} |`,
       `| --- | ${lengths.map(() => '---').join(' | ')} |`,
-      ...seeds.map((seed) => `| ${seed} | ${lengths.map((n) => pct(r.find((x) => x.seed === seed && x.rounds === n)?.heldOut ?? NaN)).join(' | ')} |`),
+      ...seeds.map(
+        (seed) => `| ${seed} | ${lengths.map((n) => pct(r.find((x) => x.seed === seed && x.rounds === n)?.heldOut ?? NaN)).join(' | ')} |`,
+      ),
     ];
   } else if (name === 'lowdata' && values['from'] !== undefined) {
     // Tables again from a saved run (what docs/results.md is generated from), without running anything.
     // Several files (comma-separated) make one table: a grid run in parts.
     const files = String(values['from']).split(',').filter(Boolean);
     const saved = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as LowDataRow[]))).flat();
-    process.stdout.write(lowDataTables(saved).join('\n') + '\n');
+    process.stdout.write(`${lowDataTables(saved).join('\n')}\n`);
     return;
   } else if (name === 'lowdata') {
     const options = lowDataOptions(values, quick);
@@ -134,15 +170,18 @@ runMain(async () => {
     // Written after every run: an interrupted grid keeps what it measured.
     const path = `.ftl/scenarios/${file}.json`;
     await mkdir('.ftl/scenarios', { recursive: true });
-    const r = await lowDataScenario(progress, options, (so) => writeFile(path, JSON.stringify(so, null, 2) + '\n'));
+    const r = await lowDataScenario(progress, options, (so) => writeFile(path, `${JSON.stringify(so, null, 2)}\n`));
     rows = r;
     table = lowDataTables(r);
   } else {
-    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile, lowdata or longer`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile, lowdata or longer`,
+    );
   }
-  process.stdout.write(table.join('\n') + '\n');
+  process.stdout.write(`${table.join('\n')}\n`);
   await mkdir('.ftl/scenarios', { recursive: true });
-  await writeFile(`.ftl/scenarios/${file}.json`, JSON.stringify(rows, null, 2) + '\n');
+  await writeFile(`.ftl/scenarios/${file}.json`, `${JSON.stringify(rows, null, 2)}\n`);
 });
 
 /** A comma list of allowed words, or the default when the flag is absent. */
@@ -159,18 +198,23 @@ function listFlag<T extends string>(values: RawFlags, name: string, allowed: rea
 function integersFlag(values: RawFlags, name: string, fallback: number[], extra: string[] = []): Array<number | string> {
   const raw = values[name];
   if (raw === undefined) return fallback;
-  return String(raw).split(',').filter(Boolean).map((x) => {
-    if (extra.includes(x)) return x;
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes positive integers${extra.length ? ` or ${extra.join(', ')}` : ''} (got "${x}")`);
-    return n;
-  });
+  return String(raw)
+    .split(',')
+    .filter(Boolean)
+    .map((x) => {
+      if (extra.includes(x)) return x;
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 1)
+        throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes positive integers${extra.length ? ` or ${extra.join(', ')}` : ''} (got "${x}")`);
+      return n;
+    });
 }
 
 function lowDataOptions(values: RawFlags, quick: boolean): Parameters<typeof lowDataScenario>[1] {
   const [task] = listFlag(values, 'task', Object.keys(LOW_DATA_TASKS) as LowDataTask[], ['mnist']);
   const hidden = values['hidden'] === undefined ? [] : String(values['hidden']).split(',').filter(Boolean).map(Number);
-  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new FtlError(ErrorCode.InvalidConfig, `--hidden takes positive integers, or "" for a linear head (got "${String(values['hidden'])}")`);
+  if (hidden.some((h) => !Number.isInteger(h) || h < 1))
+    throw new FtlError(ErrorCode.InvalidConfig, `--hidden takes positive integers, or "" for a linear head (got "${String(values['hidden'])}")`);
   return {
     task: task!,
     sizes: integersFlag(values, 'sizes', quick ? [25] : [10, 25, 50, 100, 500], ['all']).map((x) => (x === 'all' ? undefined : (x as number))),
@@ -206,7 +250,7 @@ function lowDataTables(rows: LowDataRow[]): string[] {
     const xs = finished.filter((r) => r.method === method);
     const hit = xs.filter((r) => r.roundToTarget !== undefined);
     const mean = (f: (r: LowDataRow) => number) => hit.reduce((a, r) => a + f(r), 0) / hit.length;
-    return `${hit.length}/${xs.length}` + (hit.length ? ` (round ${mean((r) => r.roundToTarget!).toFixed(1)}, ${mean((r) => r.secondsToTarget!).toFixed(1)} s)` : '');
+    return `${hit.length}/${xs.length}${hit.length ? ` (round ${mean((r) => r.roundToTarget!).toFixed(1)}, ${mean((r) => r.secondsToTarget!).toFixed(1)} s)` : ''}`;
   };
   return [
     `| images per site | ${methods.join(' | ')} |`,
@@ -215,7 +259,10 @@ function lowDataTables(rows: LowDataRow[]): string[] {
     '',
     '| method | values per update | MB per round (all sites) | seconds per round | runs reaching the target (mean round, mean seconds to it) |',
     '| --- | --- | --- | --- | --- |',
-    ...methods.map((m) => `| ${m} | ${per(m, (r) => r.updateValues).toFixed(0)} | ${(per(m, (r) => r.bytesPerRound) / 1e6).toFixed(2)} | ` +
-      `${per(m, (r) => r.secondsPerRound).toFixed(2)} | ${reached(m)} |`),
+    ...methods.map(
+      (m) =>
+        `| ${m} | ${per(m, (r) => r.updateValues).toFixed(0)} | ${(per(m, (r) => r.bytesPerRound) / 1e6).toFixed(2)} | ` +
+        `${per(m, (r) => r.secondsPerRound).toFixed(2)} | ${reached(m)} |`,
+    ),
   ];
 }

@@ -4,9 +4,19 @@ import { join } from 'node:path';
 import { ComputeTurns, FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, type HeadInit, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
 import {
-  createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
-  type StrategyConfig, type Weights,
-  type FineTuning, keepClasses, concatDatasets, type BuiltinDatasetName,
+  createLogger,
+  initBackend,
+  loadBuiltinDataset,
+  loadClientShard,
+  type ImageDataset,
+  type Logger,
+  type PartitionSpec,
+  type StrategyConfig,
+  type Weights,
+  type FineTuning,
+  keepClasses,
+  concatDatasets,
+  type BuiltinDatasetName,
 } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
@@ -106,43 +116,75 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const dataset = o.dataset ?? 'mnist';
   const task = taskData(dataset, o.classes);
   const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
-  const coordinator = await Coordinator.create({
-    ...defaultCoordinatorConfig(), port: 0, runId: `sim-${o.strategy.name}`, rounds: o.rounds, minClients: o.pooled ? 1 : o.clients,
-    waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
-    seed: o.seed, strategy: o.strategy, exportDir: join(dir, 'model'), localLayers: o.localLayers ?? [],
-    schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
-    ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
-    ...(o.backboneDir ? { backboneDir: o.backboneDir } : {}),
-    personalizeEpochs: o.personalizeEpochs ?? 0, patience: o.patience ?? 0, patienceMetric: o.patienceMetric ?? 'loss', dropout: o.dropout ?? 0, l2: o.l2 ?? 0,
-    ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
-    ...(o.hidden ? { hidden: o.hidden } : {}),
-    ...(o.trust ? { trust: o.trust } : {}),
-    ...(o.headInit ? { headInit: o.headInit } : {}),
-    classes: [...task.classes],
-  }, log);
-  const { url } = await coordinator.listen();
-  const shards = Array.from({ length: o.clients }, (_, index) => loadClientShard(
+  const coordinator = await Coordinator.create(
     {
-      dataset, partition: o.partition, clients: o.clients, index, seed: o.seed, ...(o.limit ? { limit: o.limit } : {}),
-      ...(o.perSite ? { perClient: o.perSite } : {}),
+      ...defaultCoordinatorConfig(),
+      port: 0,
+      runId: `sim-${o.strategy.name}`,
+      rounds: o.rounds,
+      minClients: o.pooled ? 1 : o.clients,
+      waitTimeoutMs: 120_000,
+      roundDeadlineMs: 300_000,
+      fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
+      seed: o.seed,
+      strategy: o.strategy,
+      exportDir: join(dir, 'model'),
+      localLayers: o.localLayers ?? [],
+      schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
+      ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
+      ...(o.backboneDir ? { backboneDir: o.backboneDir } : {}),
+      personalizeEpochs: o.personalizeEpochs ?? 0,
+      patience: o.patience ?? 0,
+      patienceMetric: o.patienceMetric ?? 'loss',
+      dropout: o.dropout ?? 0,
+      l2: o.l2 ?? 0,
+      ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
+      ...(o.hidden ? { hidden: o.hidden } : {}),
+      ...(o.trust ? { trust: o.trust } : {}),
+      ...(o.headInit ? { headInit: o.headInit } : {}),
+      classes: [...task.classes],
     },
-    log, task,
-  ));
+    log,
+  );
+  const { url } = await coordinator.listen();
+  const shards = Array.from({ length: o.clients }, (_, index) =>
+    loadClientShard(
+      {
+        dataset,
+        partition: o.partition,
+        clients: o.clients,
+        index,
+        seed: o.seed,
+        ...(o.limit ? { limit: o.limit } : {}),
+        ...(o.perSite ? { perClient: o.perSite } : {}),
+      },
+      log,
+      task,
+    ),
+  );
   // Centralized: one site holding exactly the union of the federation's shards, trained the same way.
-  const sites = o.pooled
-    ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }]
-    : shards;
+  const sites = o.pooled ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }] : shards;
   // The sites share this thread: their training takes turns, so the thread answers pings between batches.
   const turns = new ComputeTurns();
   const clients = sites.map((shard, index) => {
     const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
     return new FtlClient({
-      serverUrl: url, name: `site-${index}`, shard, cacheDir: o.cacheDir ?? join(dir, 'cache'), log: log.child({ client: index }), turns,
+      serverUrl: url,
+      name: `site-${index}`,
+      shard,
+      cacheDir: o.cacheDir ?? join(dir, 'cache'),
+      log: log.child({ client: index }),
+      turns,
       ...(attack ? { transformUpdate: attack } : {}),
     });
   });
   // Settled either way: a client that fails after the coordinator gave up must not become an unhandled rejection.
-  const ends = clients.map((c) => c.run().then(() => undefined, (err: unknown) => err));
+  const ends = clients.map((c) =>
+    c.run().then(
+      () => undefined,
+      (err: unknown) => err,
+    ),
+  );
   try {
     const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
     const failed = (await Promise.all(ends)).find((e) => e !== undefined);

@@ -3,7 +3,7 @@ import { createLogger } from '@ftl/shared';
 import { expect, test } from 'vitest';
 import { makeClient, runToEnd, scratch, startCoordinator } from './test-federation.js';
 
-test('a site logs the progress of its long work: feature extraction (images done) and each round\'s training (epoch of epochs)', async () => {
+test("a site logs the progress of its long work: feature extraction (images done) and each round's training (epoch of epochs)", async () => {
   const dir = await scratch('progress');
   const { coordinator, url } = await startCoordinator({ minClients: 1, rounds: 2, fit: { epochs: 3, batchSize: 32, learningRate: 0.002 } });
   const lines: string[] = [];
@@ -13,7 +13,9 @@ test('a site logs the progress of its long work: feature extraction (images done
   const { summary } = await runToEnd(coordinator, [client]);
   expect(summary.reason).toBe('completed');
 
-  const extraction = lines.filter((l) => l.includes(' extracting-features ')).map((l) => /images=(\d+)\/(\d+) percent=(\d+)/.exec(l)!.slice(1).map(Number));
+  const extraction = lines
+    .filter((l) => l.includes(' extracting-features '))
+    .map((l) => /images=(\d+)\/(\d+) percent=(\d+)/.exec(l)!.slice(1).map(Number));
   // The training split then the validation split, each in batches of 256 images, ending at 100%.
   const ends = extraction.filter(([done, total]) => done === total);
   expect(ends.map(([, , percent]) => percent)).toEqual([100, 100]);
@@ -22,5 +24,12 @@ test('a site logs the progress of its long work: feature extraction (images done
   expect(extraction.every(([done, total, percent]) => percent === Math.round((100 * done!) / total!))).toBe(true);
 
   const epochs = lines.filter((l) => l.includes(' training ')).map((l) => [/round=(\d+)/.exec(l)![1], /epoch=(\S+)/.exec(l)![1]]);
-  expect(epochs).toEqual([['1', '1/3'], ['1', '2/3'], ['1', '3/3'], ['2', '1/3'], ['2', '2/3'], ['2', '3/3']]);
+  expect(epochs).toEqual([
+    ['1', '1/3'],
+    ['1', '2/3'],
+    ['1', '3/3'],
+    ['2', '1/3'],
+    ['2', '2/3'],
+    ['2', '3/3'],
+  ]);
 });

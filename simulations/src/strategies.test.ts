@@ -18,7 +18,10 @@ describe('strategies in real runs', () => {
 
   test('with the default trust policy, plain FedAvg leaves the sign-flipping site out of every round and learns', async () => {
     const r = await simulate({ ...small, attackers: 1, attack: signFlip(10), strategy: parseStrategy('fedavg') });
-    expect(r.summary.rounds.map((x) => [x.accepted, x.excluded])).toEqual([[4, 1], [4, 1]]);
+    expect(r.summary.rounds.map((x) => [x.accepted, x.excluded])).toEqual([
+      [4, 1],
+      [4, 1],
+    ]);
     expect(r.heldOut).toBeGreaterThan(0.7);
   });
 

@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, type CoordinatorConfig, type RoundRecord, type RunSummary } from '@ftl/coordinator';
-import {
-  createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec,
-} from '@ftl/shared';
+import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ImageDataset, type Logger, type PartitionSpec } from '@ftl/shared';
 
 let mnist: ImageDataset | undefined;
 
@@ -18,8 +16,15 @@ export function scratch(prefix: string): Promise<string> {
 export async function startCoordinator(over: Partial<CoordinatorConfig>): Promise<{ coordinator: Coordinator; url: string }> {
   await initBackend();
   const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(), port: 0, runId: 'test-run', minClients: 3, waitTimeoutMs: 60_000,
-    roundDeadlineMs: 60_000, rounds: 2, exportDir: undefined, ...over,
+    ...defaultCoordinatorConfig(),
+    port: 0,
+    runId: 'test-run',
+    minClients: 3,
+    waitTimeoutMs: 60_000,
+    roundDeadlineMs: 60_000,
+    rounds: 2,
+    exportDir: undefined,
+    ...over,
   };
   const coordinator = await Coordinator.create(config, createLogger('coordinator'));
   const { url } = await coordinator.listen();
@@ -28,8 +33,14 @@ export async function startCoordinator(over: Partial<CoordinatorConfig>): Promis
 
 /** A real client on a slice of MNIST (the pool cut to `limit` samples, partitioned among `clients`). */
 export async function makeClient(o: {
-  url: string; index: number; clients: number; limit: number; cacheDir: string; partition?: PartitionSpec;
-  log?: Logger; progressEveryMs?: number;
+  url: string;
+  index: number;
+  clients: number;
+  limit: number;
+  cacheDir: string;
+  partition?: PartitionSpec;
+  log?: Logger;
+  progressEveryMs?: number;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -39,7 +50,11 @@ export async function makeClient(o: {
     mnist,
   );
   return new FtlClient({
-    serverUrl: o.url, name: `client-${o.index}`, shard, cacheDir: o.cacheDir, log: (o.log ?? createLogger('client')).child({ client: o.index }),
+    serverUrl: o.url,
+    name: `client-${o.index}`,
+    shard,
+    cacheDir: o.cacheDir,
+    log: (o.log ?? createLogger('client')).child({ client: o.index }),
     ...(o.progressEveryMs !== undefined ? { progressEveryMs: o.progressEveryMs } : {}),
   });
 }

@@ -2,8 +2,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { FtlClient } from '@ftl/client';
 import {
-  createLogger, federationSplit, imageSize, loadBuiltinDataset, loadLayersModelFromFolder, splitIndices, subset,
-  type ClientShard, type ImageDataset,
+  createLogger,
+  federationSplit,
+  imageSize,
+  loadBuiltinDataset,
+  loadLayersModelFromFolder,
+  splitIndices,
+  subset,
+  type ClientShard,
+  type ImageDataset,
 } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { scratch, startCoordinator } from './test-federation.js';
@@ -17,7 +24,9 @@ function digits(ds: ImageDataset, keep: string[], pixel: (v: number) => number =
   const idx = Array.from(ds.labels.keys()).filter((i) => keep.includes(ds.classes[ds.labels[i]!]!));
   const s = subset(ds, idx);
   return {
-    ...s, classes: keep, images: s.images.map(pixel),
+    ...s,
+    classes: keep,
+    images: s.images.map(pixel),
     labels: s.labels.map((l) => keep.indexOf(ds.classes[l]!)),
   };
 }
@@ -26,7 +35,10 @@ function shards(ds: ImageDataset, clients: number, limit: number): ClientShard[]
   const [, mine] = splitIndices(ds.n, Math.min(1, limit / ds.n), 9);
   const cut = subset(ds, mine);
   return Array.from({ length: clients }, (_, c) => {
-    const part = subset(cut, Array.from({ length: cut.n }, (_, i) => i).filter((i) => i % clients === c));
+    const part = subset(
+      cut,
+      Array.from({ length: cut.n }, (_, i) => i).filter((i) => i % clients === c),
+    );
     const [train, val] = splitIndices(part.n, 0.2, c + 1);
     return { train: subset(part, train), val: subset(part, val) };
   });
@@ -48,11 +60,21 @@ async function federate(classes: string[], clientShards: ClientShard[]): Promise
   const dir = await scratch('transfer');
   const exportDir = join(dir, 'model');
   const { coordinator, url } = await startCoordinator({
-    rounds: 3, minClients: clientShards.length, classes, exportDir, fit: { epochs: 4, batchSize: 32, learningRate: 0.002 },
+    rounds: 3,
+    minClients: clientShards.length,
+    classes,
+    exportDir,
+    fit: { epochs: 4, batchSize: 32, learningRate: 0.002 },
   });
-  const ends = clientShards.map((shard, i) => new FtlClient({
-    serverUrl: url, name: `site-${i}`, shard, cacheDir: join(dir, 'cache'), log: createLogger('client').child({ client: i }),
-  }).run());
+  const ends = clientShards.map((shard, i) =>
+    new FtlClient({
+      serverUrl: url,
+      name: `site-${i}`,
+      shard,
+      cacheDir: join(dir, 'cache'),
+      log: createLogger('client').child({ client: i }),
+    }).run(),
+  );
   const summary = await coordinator.run();
   await Promise.all(ends);
   await coordinator.close();

@@ -72,7 +72,7 @@ describe('backbone download and cache', () => {
     expect(await readdir(cacheDir)).toEqual([]);
   });
 
-  test('a pinned digest that differs from the coordinator\'s is refused before any download', async () => {
+  test("a pinned digest that differs from the coordinator's is refused before any download", async () => {
     requests = 0;
     const pinned = 'f'.repeat(64);
     await expect(obtainBackbone({ serverUrl: url, info: info(), cacheDir: tmpdir(), pinnedSha256: pinned, log })).rejects.toThrow(
@@ -103,7 +103,7 @@ describe('a cache shared by several clients', () => {
 /** A local server answering every request with `respond`; closed after `use`. */
 async function withServer(respond: (res: ServerResponse, closed: Promise<void>) => void, use: (url: string) => Promise<void>): Promise<void> {
   const sockets = new Set<Socket>();
-  const server = createServer((req, res) => respond(res, new Promise((resolve) => res.on('close', resolve))));
+  const server = createServer((_req, res) => respond(res, new Promise((resolve) => res.on('close', resolve))));
   server.on('connection', (s) => sockets.add(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
@@ -117,14 +117,22 @@ async function withServer(respond: (res: ServerResponse, closed: Promise<void>) 
 describe('backbone download limits', () => {
   test.each<[string, (res: ServerResponse) => void]>([
     ['sends no response at all', () => {}],
-    ['sends headers and part of the body, then stalls', (res) => {
-      res.writeHead(200, { 'content-length': '1000' });
-      res.write(new Uint8Array(100));
-    }],
+    [
+      'sends headers and part of the body, then stalls',
+      (res) => {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write(new Uint8Array(100));
+      },
+    ],
   ])('a server that %s fails the download naming the URL and the timeout, instead of hanging', async (_, respond) => {
     await withServer(respond, async (server) => {
-      const err = await obtainBackbone({ serverUrl: server, info: info(), cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log, idleTimeoutMs: 200 })
-        .catch((e: unknown) => e);
+      const err = await obtainBackbone({
+        serverUrl: server,
+        info: info(),
+        cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')),
+        log,
+        idleTimeoutMs: 200,
+      }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'BACKBONE_LOAD' });
       expect((err as Error).message).toMatch(
         /^downloading http:\/\/127\.0\.0\.1:\d+\/backbone\/model\.json failed: no data for 0\.2 s; check that the coordinator is running and reachable, or allow slower links with --backbone-timeout$/,
@@ -133,38 +141,50 @@ describe('backbone download limits', () => {
   });
 
   test('a file announced larger than the cap is refused before its body is read', async () => {
-    await withServer((res) => res.writeHead(200, { 'content-length': '5000' }).end(new Uint8Array(5000)), async (server) => {
-      await expect(obtainBackbone({ serverUrl: server, info: info(), cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log, maxBytes: 4096 }))
-        .rejects.toThrow(/^downloading http:\/\/127\.0\.0\.1:\d+\/backbone\/model\.json failed: the backbone is larger than this client accepts \(4096 bytes for all its files; model\.json alone is announced as 5000 bytes\); if the coordinator really serves a backbone this large, raise the limit with --backbone-max-mb$/);
-    });
+    await withServer(
+      (res) => res.writeHead(200, { 'content-length': '5000' }).end(new Uint8Array(5000)),
+      async (server) => {
+        await expect(
+          obtainBackbone({ serverUrl: server, info: info(), cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log, maxBytes: 4096 }),
+        ).rejects.toThrow(
+          /^downloading http:\/\/127\.0\.0\.1:\d+\/backbone\/model\.json failed: the backbone is larger than this client accepts \(4096 bytes for all its files; model\.json alone is announced as 5000 bytes\); if the coordinator really serves a backbone this large, raise the limit with --backbone-max-mb$/,
+        );
+      },
+    );
   });
 
   test('a body with no length that streams past the cap is cut off as it arrives, and the connection closed', async () => {
     let sent = 0;
     let stop = false;
-    await withServer((res, closed) => {
-      // Endless chunks until the client hangs up: only the client's count can end this download.
-      void closed.then(() => (stop = true));
-      res.writeHead(200);
-      const more = () => {
-        if (stop) return;
-        sent += 1024;
-        res.write(new Uint8Array(1024), () => setImmediate(more));
-      };
-      more();
-    }, async (server) => {
-      await expect(obtainBackbone({ serverUrl: server, info: info(), cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log, maxBytes: 64 * 1024 }))
-        .rejects.toThrow(/failed: the backbone is larger than this client accepts \(65536 bytes for all its files; \d+ bytes received so far\)/);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(stop).toBe(true);
-    });
+    await withServer(
+      (res, closed) => {
+        // Endless chunks until the client hangs up: only the client's count can end this download.
+        void closed.then(() => (stop = true));
+        res.writeHead(200);
+        const more = () => {
+          if (stop) return;
+          sent += 1024;
+          res.write(new Uint8Array(1024), () => setImmediate(more));
+        };
+        more();
+      },
+      async (server) => {
+        await expect(
+          obtainBackbone({ serverUrl: server, info: info(), cacheDir: await mkdtemp(join(tmpdir(), 'ftl-cache-')), log, maxBytes: 64 * 1024 }),
+        ).rejects.toThrow(/failed: the backbone is larger than this client accepts \(65536 bytes for all its files; \d+ bytes received so far\)/);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(stop).toBe(true);
+      },
+    );
     expect(sent).toBeGreaterThan(64 * 1024);
   });
 
-  test('the cap counts all the backbone\'s files together', async () => {
+  test("the cap counts all the backbone's files together", async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'ftl-cache-'));
     const total = files.reduce((s, f) => s + f.bytes.byteLength, 0);
-    await expect(obtainBackbone({ serverUrl: url, info: info(), cacheDir, log, maxBytes: total - 1 })).rejects.toThrow(/weights\.bin failed: the backbone is larger than this client accepts \(\d+ bytes for all its files;/);
+    await expect(obtainBackbone({ serverUrl: url, info: info(), cacheDir, log, maxBytes: total - 1 })).rejects.toThrow(
+      /weights\.bin failed: the backbone is larger than this client accepts \(\d+ bytes for all its files;/,
+    );
     expect((await obtainBackbone({ serverUrl: url, info: info(), cacheDir, log, maxBytes: total })).cacheHit).toBe(false);
   });
 });

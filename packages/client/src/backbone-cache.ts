@@ -4,8 +4,17 @@ import { get as plainGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import {
-  ErrorCode, FtlError, modelDigest, MODEL_JSON, parseModelJson, readModelFolder, weightPaths, writeModelFiles,
-  type BackboneInfo, type Logger, type ModelFile,
+  ErrorCode,
+  FtlError,
+  modelDigest,
+  MODEL_JSON,
+  parseModelJson,
+  readModelFolder,
+  weightPaths,
+  writeModelFiles,
+  type BackboneInfo,
+  type Logger,
+  type ModelFile,
 } from '@ftl/shared';
 import { cacheWriteError } from './cache-dir.js';
 
@@ -37,17 +46,19 @@ function httpGet(url: string, limits: DownloadLimits, ca?: Buffer): Promise<Uint
       req.destroy();
       reject(new FtlError(ErrorCode.BackboneLoad, `downloading ${url} failed: ${why}`, { cause }));
     };
-    const tooLarge = (what: string) => fail(
-      `the backbone is larger than this client accepts (${size(limits.maxBytes)} for all its files; ${what}); ` +
-        'if the coordinator really serves a backbone this large, raise the limit with --backbone-max-mb',
-    );
+    const tooLarge = (what: string) =>
+      fail(
+        `the backbone is larger than this client accepts (${size(limits.maxBytes)} for all its files; ${what}); ` +
+          'if the coordinator really serves a backbone this large, raise the limit with --backbone-max-mb',
+      );
     const req = (url.startsWith('https:') ? httpsGet : plainGet)(url, ca ? { ca } : {}, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return fail(`HTTP ${res.statusCode}`);
       }
       const announced = Number(res.headers['content-length']);
-      if (Number.isFinite(announced) && announced > limits.remaining) return tooLarge(`${url.slice(url.lastIndexOf('/') + 1)} alone is announced as ${size(announced)}`);
+      if (Number.isFinite(announced) && announced > limits.remaining)
+        return tooLarge(`${url.slice(url.lastIndexOf('/') + 1)} alone is announced as ${size(announced)}`);
       const chunks: Buffer[] = [];
       let received = 0;
       res.on('data', (c: Buffer) => {
@@ -64,10 +75,12 @@ function httpGet(url: string, limits: DownloadLimits, ca?: Buffer): Promise<Uint
       res.on('error', (err) => fail(err.message, err));
     });
     // The socket's idle timer covers connecting, waiting for the headers and every pause in the body.
-    req.setTimeout(limits.idleTimeoutMs, () => fail(
-      `no data for ${limits.idleTimeoutMs / 1000} s; check that the coordinator is running and reachable, ` +
-        'or allow slower links with --backbone-timeout',
-    ));
+    req.setTimeout(limits.idleTimeoutMs, () =>
+      fail(
+        `no data for ${limits.idleTimeoutMs / 1000} s; check that the coordinator is running and reachable, ` +
+          'or allow slower links with --backbone-timeout',
+      ),
+    );
     req.on('error', (err) => fail(err.message, err));
   });
 }

@@ -27,10 +27,15 @@ export async function prepareCacheDir(dir: string): Promise<void> {
  */
 export function cacheWriteError(dir: string, err: unknown): FtlError {
   const code = (err as NodeJS.ErrnoException).code;
-  const why = code === 'ENOTDIR' ? 'part of the path is a file, not a folder'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-      : code === 'ENOSPC' ? 'no space left on the disk'
-        : code === 'EROFS' ? 'the file system is read-only'
-          : (err as Error).message;
+  const why =
+    code === 'ENOTDIR'
+      ? 'part of the path is a file, not a folder'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ENOSPC'
+          ? 'no space left on the disk'
+          : code === 'EROFS'
+            ? 'the file system is read-only'
+            : (err as Error).message;
   return new FtlError(ErrorCode.InvalidConfig, `cannot write the cache in ${dir} (${why}); ${FIX}`, { cause: err });
 }

@@ -1,5 +1,15 @@
 #!/usr/bin/env node
-import { createLogger, ErrorCode, FtlError, describeDataSource, formatImageShape, initBackend, loadLocalShard, localLabels, runMain } from '@ftl/shared';
+import {
+  createLogger,
+  ErrorCode,
+  FtlError,
+  describeDataSource,
+  formatImageShape,
+  initBackend,
+  loadLocalShard,
+  localLabels,
+  runMain,
+} from '@ftl/shared';
 import { prepareCacheDir } from './cache-dir.js';
 import { FtlClient } from './client.js';
 import { oneLine } from './one-line.js';
@@ -8,7 +18,7 @@ import { CLIENT_HELP, parseClientArgs } from './config.js';
 runMain(async () => {
   const config = parseClientArgs(process.argv.slice(2));
   if (config === 'help') {
-    process.stdout.write(CLIENT_HELP + '\n');
+    process.stdout.write(`${CLIENT_HELP}\n`);
     return;
   }
   await prepareCacheDir(config.cacheDir);
@@ -17,12 +27,21 @@ runMain(async () => {
   // A data error (unknown file type, corrupt image, ragged CSV row…) ends this client before it connects.
   const shard = loadLocalShard(config.data, { shape: config.imageShape, log });
   log.info('data', {
-    source: describeDataSource(config.data), shape: formatImageShape(config.imageShape), train: shard.train.n, val: shard.val.n,
+    source: describeDataSource(config.data),
+    shape: formatImageShape(config.imageShape),
+    train: shard.train.n,
+    val: shard.val.n,
     labels: localLabels(shard).join(','),
   });
   const client = new FtlClient({
-    serverUrl: config.serverUrl, name: config.name, shard, cacheDir: config.cacheDir, log, stay: config.stay,
-    backboneIdleTimeoutMs: config.backboneIdleTimeoutMs, backboneMaxBytes: config.backboneMaxBytes,
+    serverUrl: config.serverUrl,
+    name: config.name,
+    shard,
+    cacheDir: config.cacheDir,
+    log,
+    stay: config.stay,
+    backboneIdleTimeoutMs: config.backboneIdleTimeoutMs,
+    backboneMaxBytes: config.backboneMaxBytes,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
     ...(config.token ? { token: config.token } : {}),
     ...(config.ca ? { ca: config.ca } : {}),
@@ -34,5 +53,6 @@ runMain(async () => {
   process.once('SIGINT', quit);
   process.once('SIGTERM', quit);
   const end = await client.run();
-  if (end.reason === 'failed') throw new FtlError(ErrorCode.Quorum, `run ${end.runId} failed on the coordinator: ${oneLine(end.message ?? 'no reason given')}`);
+  if (end.reason === 'failed')
+    throw new FtlError(ErrorCode.Quorum, `run ${end.runId} failed on the coordinator: ${oneLine(end.message ?? 'no reason given')}`);
 });

@@ -1,12 +1,53 @@
 import { createHash } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
-  alignShardToRun, backboneLayersOf, boundaryFeatures, channelStats, CLASS_SUMS_TENSOR, FEATURE_SCATTER_TENSOR, withinClassScatter, parseClassSumsInstruction, createMsgpackParser, createTrainableNetwork, decodeWeights,
-  encodeWeights, ErrorCode, extractFeatures, FtlError, imageSize, loadBackbone, localLabels, normalizeImages, parseAck,
-  parseEvaluateInstruction, parseFitInstruction, parseGoodbye, parsePersonalizeInstruction, parseRunEnd, parseWelcome,
-  PROTOCOL_VERSION, withAugmentedCopies,
-  type Ack, type ClassSumsInstruction, type ClientShard, type EvaluateInstruction, type FitInstruction, type PersonalizeInstruction, type ClientToServerEvents, type FeatureExtractor, type ImageDataset, type LocalShard, type LogFields, type Logger,
-  type ModelFile, type Normalization, type RunEnd, type ServerToClientEvents, type WeightSpec, type Weights, type Welcome,
+  alignShardToRun,
+  backboneLayersOf,
+  boundaryFeatures,
+  channelStats,
+  CLASS_SUMS_TENSOR,
+  FEATURE_SCATTER_TENSOR,
+  withinClassScatter,
+  parseClassSumsInstruction,
+  createMsgpackParser,
+  createTrainableNetwork,
+  decodeWeights,
+  encodeWeights,
+  ErrorCode,
+  extractFeatures,
+  FtlError,
+  imageSize,
+  loadBackbone,
+  localLabels,
+  normalizeImages,
+  parseAck,
+  parseEvaluateInstruction,
+  parseFitInstruction,
+  parseGoodbye,
+  parsePersonalizeInstruction,
+  parseRunEnd,
+  parseWelcome,
+  PROTOCOL_VERSION,
+  withAugmentedCopies,
+  type Ack,
+  type ClassSumsInstruction,
+  type ClientShard,
+  type EvaluateInstruction,
+  type FitInstruction,
+  type PersonalizeInstruction,
+  type ClientToServerEvents,
+  type FeatureExtractor,
+  type ImageDataset,
+  type LocalShard,
+  type LogFields,
+  type Logger,
+  type ModelFile,
+  type Normalization,
+  type RunEnd,
+  type ServerToClientEvents,
+  type WeightSpec,
+  type Weights,
+  type Welcome,
 } from '@ftl/shared';
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
@@ -80,7 +121,10 @@ function normalizeShard(shard: ClientShard, n: Normalization): ClientShard {
   // One statistic per channel, or per value position (scope "feature"): the stride is the statistics' length.
   const norm = (ds: ImageDataset): ImageDataset => {
     if (n.shift.length !== ds.channels && n.shift.length !== imageSize(ds)) {
-      throw new FtlError(ErrorCode.InvalidMessage, `the run's normalisation has ${n.shift.length} values; this site's images have ${ds.channels} channels and ${imageSize(ds)} values`);
+      throw new FtlError(
+        ErrorCode.InvalidMessage,
+        `the run's normalisation has ${n.shift.length} values; this site's images have ${ds.channels} channels and ${imageSize(ds)} values`,
+      );
     }
     return { ...ds, images: normalizeImages(ds.images, n.shift.length, n) };
   };
@@ -131,7 +175,8 @@ export class FtlClient {
     const { serverUrl, name, log } = this.options;
     const attempts = this.options.reconnectionAttempts ?? 20;
     return new Promise<RunEnd>((resolve, reject) => {
-      this.closed = () => resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
+      this.closed = () =>
+        resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
       const socket: ClientSocket = io(serverUrl, {
         parser: createMsgpackParser(),
         auth: { protocol: PROTOCOL_VERSION, name, ...(this.options.token ? { token: this.options.token } : {}) },
@@ -175,9 +220,14 @@ export class FtlClient {
         lastFailure = failure.message;
         log.warn('connect-failed', { detail: failure.message, next: failures <= attempts ? `retrying (${failures} of ${attempts})` : 'giving up' });
       });
-      socket.io.on('reconnect_failed', () => fatal(new FtlError(
-        ErrorCode.Timeout, `could not reach the coordinator at ${serverUrl} after ${failures} attempts: ${lastFailure || 'no answer'}`,
-      )));
+      socket.io.on('reconnect_failed', () =>
+        fatal(
+          new FtlError(
+            ErrorCode.Timeout,
+            `could not reach the coordinator at ${serverUrl} after ${failures} attempts: ${lastFailure || 'no answer'}`,
+          ),
+        ),
+      );
 
       // Every message from the coordinator is parsed inside this one boundary: a malformed one is logged and
       // dropped, never thrown out of a socket listener (which would end the process).
@@ -250,11 +300,15 @@ export class FtlClient {
       // Local labels are matched to the run's by name before any download; an unknown one is fatal.
       const aligned = alignShardToRun(this.options.shard, welcome.classes);
       // Augmented copies join the training split before extraction (seeded per run and site); validation stays as it is.
-      const shard = welcome.augment && welcome.augment.copies > 0
-        ? { ...aligned, train: withAugmentedCopies(aligned.train, welcome.augment, augmentSeed(welcome.runId, this.options.name)) }
-        : aligned;
+      const shard =
+        welcome.augment && welcome.augment.copies > 0
+          ? { ...aligned, train: withAugmentedCopies(aligned.train, welcome.augment, augmentSeed(welcome.runId, this.options.name)) }
+          : aligned;
       const { files } = await obtainBackbone({
-        serverUrl: this.options.serverUrl, info: welcome.backbone, cacheDir: this.options.cacheDir, log,
+        serverUrl: this.options.serverUrl,
+        info: welcome.backbone,
+        cacheDir: this.options.cacheDir,
+        log,
         ...(this.options.pinnedSha256 ? { pinnedSha256: this.options.pinnedSha256 } : {}),
         ...(this.options.ca ? { ca: this.options.ca } : {}),
         ...(this.options.backboneIdleTimeoutMs !== undefined ? { idleTimeoutMs: this.options.backboneIdleTimeoutMs } : {}),
@@ -264,7 +318,10 @@ export class FtlClient {
       if (welcome.normalization || welcome.backboneTrainsFromStart) {
         // Federated normalisation: the features wait for the combined statistics, which come with round 1.
         // Backbone layers training from round 1: features at the cut would go unused; the round's own come then.
-        log.info('features-deferred', { run: welcome.runId, why: welcome.normalization ? `${welcome.normalization} normalisation` : 'backbone layers train' });
+        log.info('features-deferred', {
+          run: welcome.runId,
+          why: welcome.normalization ? `${welcome.normalization} normalisation` : 'backbone layers train',
+        });
       } else {
         p.trainer = await this.turn(() => this.headTrainer(welcome, files, shard));
         p.trainable = '';
@@ -273,13 +330,20 @@ export class FtlClient {
     }
     // Only sums, sums of squares, extremes and counts per channel leave the site, never values.
     const train = p.shard.train;
-    const stats = !welcome.normalization ? undefined
-      : welcome.normalizationScope === 'feature' ? channelStats({ images: train.images, channels: imageSize(train) }) : channelStats(train);
+    const stats = !welcome.normalization
+      ? undefined
+      : welcome.normalizationScope === 'feature'
+        ? channelStats({ images: train.images, channels: imageSize(train) })
+        : channelStats(train);
     let ack: Ack;
     try {
       ack = await this.emitWithAck('ready', {
-        protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: p.shard.train.n, numVal: p.shard.val.n,
-        labels: localLabels(this.options.shard), ...(stats ? { stats } : {}),
+        protocol: PROTOCOL_VERSION,
+        runId: welcome.runId,
+        numTrain: p.shard.train.n,
+        numVal: p.shard.val.n,
+        labels: localLabels(this.options.shard),
+        ...(stats ? { stats } : {}),
       });
     } catch (err) {
       // The connection dropped before the answer (a coordinator restart, a network cut): the prepared run
@@ -306,20 +370,32 @@ export class FtlClient {
    * Features at the run's cut, read from the on-disk cache or computed with the backbone, which is loaded
    * only if some are not cached (once for every split asked); `dispose` frees it.
    */
-  private cutFeatures(welcome: Welcome, files: ModelFile[]): { features: (data: ImageDataset) => Promise<{ features: Float32Array; hit: boolean }>; dispose: () => void } {
+  private cutFeatures(
+    welcome: Welcome,
+    files: ModelFile[],
+  ): { features: (data: ImageDataset) => Promise<{ features: Float32Array; hit: boolean }>; dispose: () => void } {
     let fx: FeatureExtractor | undefined;
     const extractor = async (): Promise<FeatureExtractor> => {
       if (fx) return fx;
       fx = await loadBackbone(files, { feature: welcome.backbone.featureLayer, where: `backbone ${welcome.backbone.sha256.slice(0, 12)}` });
       if (fx.featureDim !== welcome.head.featureDim) {
-        throw new FtlError(ErrorCode.WeightsMismatch, `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`);
+        throw new FtlError(
+          ErrorCode.WeightsMismatch,
+          `backbone gives ${fx.featureDim} features but the run's head expects ${welcome.head.featureDim}`,
+        );
       }
       return fx;
     };
-    const features = (data: ImageDataset) => cachedFeatures({
-      cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: welcome.backbone.featureLayer,
-      data, featureDim: welcome.head.featureDim, compute: async () => extractFeatures(await extractor(), data, { onProgress: this.extractionProgress() }), log: this.options.log,
-    });
+    const features = (data: ImageDataset) =>
+      cachedFeatures({
+        cacheDir: this.options.cacheDir,
+        backboneSha256: welcome.backbone.sha256,
+        featureLayer: welcome.backbone.featureLayer,
+        data,
+        featureDim: welcome.head.featureDim,
+        compute: async () => extractFeatures(await extractor(), data, { onProgress: this.extractionProgress() }),
+        log: this.options.log,
+      });
     return { features, dispose: () => fx?.dispose() };
   }
 
@@ -330,11 +406,22 @@ export class FtlClient {
     const { features, dispose } = this.cutFeatures(welcome, files);
     try {
       const [train, val] = [await features(shard.train), await features(shard.val)];
-      const trainer = new HeadTrainer(welcome.head, {
-        trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
-      }, welcome.localLayers);
+      const trainer = new HeadTrainer(
+        welcome.head,
+        {
+          trainFeatures: train.features,
+          trainLabels: shard.train.labels,
+          valFeatures: val.features,
+          valLabels: shard.val.labels,
+        },
+        welcome.localLayers,
+      );
       log.info('features-ready', {
-        run: welcome.runId, train: trainer.numTrain, val: trainer.numVal, cache: train.hit && val.hit ? 'hit' : 'miss', ms: Math.round(performance.now() - t0),
+        run: welcome.runId,
+        train: trainer.numTrain,
+        val: trainer.numVal,
+        cache: train.hit && val.hit ? 'hit' : 'miss',
+        ms: Math.round(performance.now() - t0),
       });
       return trainer;
     } finally {
@@ -378,11 +465,23 @@ export class FtlClient {
         scatter = await this.turn(() => withinClassScatter(values, train.labels, means, featureDim));
       }
       const ack = await this.emitWithAck('class-sums-result', {
-        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, counts,
-        sums: encodeWeights({ specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }], values: Float32Array.from(sums) }),
-        ...(scatter ? {
-          scatter: encodeWeights({ specs: [{ name: FEATURE_SCATTER_TENSOR, shape: [featureDim, featureDim], dtype: 'float32' }], values: Float32Array.from(scatter) }),
-        } : {}),
+        protocol: PROTOCOL_VERSION,
+        runId: msg.runId,
+        round: msg.round,
+        modelVersion: msg.modelVersion,
+        counts,
+        sums: encodeWeights({
+          specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }],
+          values: Float32Array.from(sums),
+        }),
+        ...(scatter
+          ? {
+              scatter: encodeWeights({
+                specs: [{ name: FEATURE_SCATTER_TENSOR, shape: [featureDim, featureDim], dtype: 'float32' }],
+                values: Float32Array.from(scatter),
+              }),
+            }
+          : {}),
       });
       if (ack.accepted) this.options.log.info('class-sums-accepted', { run: msg.runId, counts: counts.join(',') });
       else this.options.log.warn('class-sums-rejected', { run: msg.runId, reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
@@ -399,14 +498,21 @@ export class FtlClient {
       const progress = throttled(log, 'training', this.options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS);
       const { trainer, trained } = await this.turn(async () => {
         const trainer = await this.trainerFor(p, global.specs, msg.normalization);
-        const trained = await trainer.fit(global, msg.config, (epoch, m) => progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }));
+        const trained = await trainer.fit(global, msg.config, (epoch, m) =>
+          progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }),
+        );
         return { trainer, trained };
       });
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
-        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion,
-        weights: encodeWeights(weights), numExamples: trainer.numTrain, metrics,
+        protocol: PROTOCOL_VERSION,
+        runId: msg.runId,
+        round: msg.round,
+        modelVersion: msg.modelVersion,
+        weights: encodeWeights(weights),
+        numExamples: trainer.numTrain,
+        metrics,
       });
       if (ack.accepted) {
         log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
@@ -426,7 +532,11 @@ export class FtlClient {
       const weights = decodeWeights(msg.weights);
       const result = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights));
       const ack = await this.emitWithAck('evaluate-result', {
-        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, ...result,
+        protocol: PROTOCOL_VERSION,
+        runId: msg.runId,
+        round: msg.round,
+        modelVersion: msg.modelVersion,
+        ...result,
       });
       if (!ack.accepted) this.sendFailure('evaluate', msg, `the coordinator refused this site's evaluation (${ack.reason}): ${ack.message}`);
     } catch (err) {
@@ -441,8 +551,15 @@ export class FtlClient {
       const r = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config));
       this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
       await this.emitWithAck('personalize-result', {
-        protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, numExamples: r.numExamples,
-        globalLoss: r.global.loss, globalAccuracy: r.global.accuracy, personalLoss: r.personal.loss, personalAccuracy: r.personal.accuracy,
+        protocol: PROTOCOL_VERSION,
+        runId: msg.runId,
+        round: msg.round,
+        modelVersion: msg.modelVersion,
+        numExamples: r.numExamples,
+        globalLoss: r.global.loss,
+        globalAccuracy: r.global.accuracy,
+        personalLoss: r.personal.loss,
+        personalAccuracy: r.personal.accuracy,
       });
     } catch (err) {
       this.reportFailure('personalize', msg, err);
@@ -480,7 +597,10 @@ export class FtlClient {
     let trainer: HeadTrainer;
     try {
       if (fx.kind !== 'layers') {
-        throw new FtlError(ErrorCode.WeightsMismatch, `the round trains backbone layers ${unfrozen} but this run's backbone is a graph model, which cannot be trained`);
+        throw new FtlError(
+          ErrorCode.WeightsMismatch,
+          `the round trains backbone layers ${unfrozen} but this run's backbone is a graph model, which cannot be trained`,
+        );
       }
       const network = createTrainableNetwork(fx, layers.length, welcome.head, 0);
       const { plan } = network;
@@ -492,17 +612,36 @@ export class FtlClient {
         );
       }
       // The images themselves need no cache; every other boundary's output is cached like the cut's.
-      const features = (data: ImageDataset) => plan.boundaryIsInput
-        ? boundaryFeatures(fx, plan, data).then((features) => ({ features, hit: false }))
-        : cachedFeatures({
-          cacheDir: this.options.cacheDir, backboneSha256: welcome.backbone.sha256, featureLayer: plan.boundary, data,
-          featureDim: plan.inputDim, compute: async () => boundaryFeatures(fx, plan, data, this.extractionProgress()), log,
-        });
+      const features = (data: ImageDataset) =>
+        plan.boundaryIsInput
+          ? boundaryFeatures(fx, plan, data).then((features) => ({ features, hit: false }))
+          : cachedFeatures({
+              cacheDir: this.options.cacheDir,
+              backboneSha256: welcome.backbone.sha256,
+              featureLayer: plan.boundary,
+              data,
+              featureDim: plan.inputDim,
+              compute: async () => boundaryFeatures(fx, plan, data, this.extractionProgress()),
+              log,
+            });
       const [train, val] = [await features(shard.train), await features(shard.val)];
-      trainer = new HeadTrainer(welcome.head, {
-        trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels,
-      }, welcome.localLayers, network);
-      log.info('trainable-set', { run: welcome.runId, backbone: unfrozen || '(none)', boundary: plan.boundary, ms: Math.round(performance.now() - t0) });
+      trainer = new HeadTrainer(
+        welcome.head,
+        {
+          trainFeatures: train.features,
+          trainLabels: shard.train.labels,
+          valFeatures: val.features,
+          valLabels: shard.val.labels,
+        },
+        welcome.localLayers,
+        network,
+      );
+      log.info('trainable-set', {
+        run: welcome.runId,
+        backbone: unfrozen || '(none)',
+        boundary: plan.boundary,
+        ms: Math.round(performance.now() - t0),
+      });
     } finally {
       fx.dispose();
     }
@@ -527,7 +666,14 @@ export class FtlClient {
 
   /** Tells the coordinator this site will not answer the round's `stage`, with why. */
   private sendFailure(stage: FailureStage, msg: { runId: string; round: number; modelVersion: number }, message: string): void {
-    this.socket?.emit('failure', { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion, stage, message: message.slice(0, 2000) });
+    this.socket?.emit('failure', {
+      protocol: PROTOCOL_VERSION,
+      runId: msg.runId,
+      round: msg.round,
+      modelVersion: msg.modelVersion,
+      stage,
+      message: message.slice(0, 2000),
+    });
   }
 
   private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result' | 'class-sums-result'>(
@@ -535,9 +681,11 @@ export class FtlClient {
     message: Parameters<ClientToServerEvents[E]>[0],
   ): Promise<Ack> {
     const socket = this.socket!;
-    const acked = (socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
-      emitWithAck(e: string, m: unknown): Promise<unknown>;
-    }).emitWithAck(event, message);
+    const acked = (
+      socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
+        emitWithAck(e: string, m: unknown): Promise<unknown>;
+      }
+    ).emitWithAck(event, message);
     // A lost connection loses the acknowledgement too: stop waiting at once, so the next welcome
     // (after reconnecting) is handled without sitting out the ack timeout. The abandoned ack still times
     // out later; that rejection is expected and must not surface as an unhandled one.
@@ -557,5 +705,7 @@ export class FtlClient {
 
 /** Errors after which the client cannot take part: nothing a later round could fix. */
 function isFatal(err: FtlError): boolean {
-  return ([ErrorCode.BackboneDigestMismatch, ErrorCode.BackboneLoad, ErrorCode.ProtocolMismatch, ErrorCode.Dataset, ErrorCode.WeightsMismatch] as string[]).includes(err.code);
+  return (
+    [ErrorCode.BackboneDigestMismatch, ErrorCode.BackboneLoad, ErrorCode.ProtocolMismatch, ErrorCode.Dataset, ErrorCode.WeightsMismatch] as string[]
+  ).includes(err.code);
 }

@@ -34,7 +34,11 @@ describe('client data flags', () => {
   test('--csv reads a CSV file, with an optional --label-column', () => {
     expect(parse('--csv', 'train.csv').data).toEqual({ kind: 'csv', file: 'train.csv', seed: 1, valFraction: 0.15 });
     expect(parse('--csv', 'train.csv', '--label-column', 'diagnosis', '--val-fraction', '0.2').data).toEqual({
-      kind: 'csv', file: 'train.csv', labelColumn: 'diagnosis', seed: 1, valFraction: 0.2,
+      kind: 'csv',
+      file: 'train.csv',
+      labelColumn: 'diagnosis',
+      seed: 1,
+      valFraction: 0.2,
     });
   });
 
@@ -52,23 +56,43 @@ describe('client data flags', () => {
   });
 
   test('the help text documents the data flags', () => {
-    for (const flag of ['--data-dir DIR', '--csv FILE', '--label-column NAME', '--dataset NAME', '--image-shape HxWxC']) expect(CLIENT_HELP).toContain(flag);
+    for (const flag of ['--data-dir DIR', '--csv FILE', '--label-column NAME', '--dataset NAME', '--image-shape HxWxC'])
+      expect(CLIENT_HELP).toContain(flag);
   });
 });
 
 describe('client connection flags', () => {
   test('the backbone download limits default to 120 s of silence and 512 MiB, and are set in seconds and MiB', () => {
     expect(parse()).toMatchObject({ backboneIdleTimeoutMs: 120_000, backboneMaxBytes: 512 * 1024 * 1024 });
-    expect(parse('--backbone-timeout', '2.5', '--backbone-max-mb', '3')).toMatchObject({ backboneIdleTimeoutMs: 2500, backboneMaxBytes: 3 * 1024 * 1024 });
+    expect(parse('--backbone-timeout', '2.5', '--backbone-max-mb', '3')).toMatchObject({
+      backboneIdleTimeoutMs: 2500,
+      backboneMaxBytes: 3 * 1024 * 1024,
+    });
     expect(refused(['--backbone-timeout', '0']).message).toMatch(/^--backbone-timeout must be a number ≥ 1 and ≤ 86400 \(got "0"\)$/);
     expect(refused(['--backbone-max-mb', 'lots']).message).toMatch(/^--backbone-max-mb must be a number ≥ 1/);
   });
 
   describe('--ca-file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ftl-ca-'));
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
     const write = (name: string, text: string | Buffer) => {
       writeFileSync(join(dir, name), text);
@@ -81,8 +105,16 @@ describe('client connection flags', () => {
 
     test.each<[string, () => string, RegExp]>([
       ['a private key', () => join(dir, 'key.pem'), /holds no PEM certificate; give the coordinator's certificate \(or its CA's\) in PEM form/],
-      ['a DER file', () => write('cert.der', execFileSync('openssl', ['x509', '-in', join(dir, 'cert.pem'), '-outform', 'DER'])), /holds no PEM certificate/],
-      ['a damaged certificate', () => write('bad.pem', cert.replace(/\n[A-Za-z0-9+/]{20}/, '\n' + 'A'.repeat(20))), /holds a certificate that does not parse \(.+\); give/],
+      [
+        'a DER file',
+        () => write('cert.der', execFileSync('openssl', ['x509', '-in', join(dir, 'cert.pem'), '-outform', 'DER'])),
+        /holds no PEM certificate/,
+      ],
+      [
+        'a damaged certificate',
+        () => write('bad.pem', cert.replace(/\n[A-Za-z0-9+/]{20}/, `\n${'A'.repeat(20)}`)),
+        /holds a certificate that does not parse \(.+\); give/,
+      ],
       ['a missing file', () => join(dir, 'nothing.pem'), /^--ca-file: cannot read .*nothing\.pem/],
     ])('%s is refused at start-up, naming the file', (_, file, message) => {
       const err = refused(['--ca-file', file()]);

@@ -1,8 +1,21 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  BUILTIN_DATASETS, ErrorCode, FtlError, formatImageShape, DEFAULT_IMAGE_SHAPE, IMAGE_EXTENSIONS, numberFlag, parseFlags,
-  parseImageShape, parsePartition, stringFlag, type BuiltinDatasetName, type DataSource, type ImageShape, type RawFlags,
+  BUILTIN_DATASETS,
+  ErrorCode,
+  FtlError,
+  formatImageShape,
+  DEFAULT_IMAGE_SHAPE,
+  IMAGE_EXTENSIONS,
+  numberFlag,
+  parseFlags,
+  parseImageShape,
+  parsePartition,
+  stringFlag,
+  type BuiltinDatasetName,
+  type DataSource,
+  type ImageShape,
+  type RawFlags,
 } from '@ftl/shared';
 
 /** Everything a client node needs, validated at start-up. */
@@ -69,11 +82,28 @@ Local data, one of (default --dataset mnist):
 export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
-      server: str, name: str, dataset: str, 'data-dir': str, csv: str, 'label-column': str, 'image-shape': str, partition: str,
-      clients: str, index: str, seed: str, 'val-fraction': str, limit: str, 'cache-dir': str, 'backbone-sha256': str,
-      'backbone-timeout': str, 'backbone-max-mb': str,
-      'token-file': str, 'ca-file': str, stay: { type: 'boolean' }, help: { type: 'boolean' },
-    });
+    server: str,
+    name: str,
+    dataset: str,
+    'data-dir': str,
+    csv: str,
+    'label-column': str,
+    'image-shape': str,
+    partition: str,
+    clients: str,
+    index: str,
+    seed: str,
+    'val-fraction': str,
+    limit: str,
+    'cache-dir': str,
+    'backbone-sha256': str,
+    'backbone-timeout': str,
+    'backbone-max-mb': str,
+    'token-file': str,
+    'ca-file': str,
+    stay: { type: 'boolean' },
+    help: { type: 'boolean' },
+  });
   if (values['help']) return 'help';
   const clients = numberFlag(values, 'clients', { default: 1, min: 1, integer: true });
   const index = numberFlag(values, 'index', { default: 0, min: 0, max: clients - 1, integer: true });
@@ -109,13 +139,19 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
 function dataSource(values: RawFlags, split: { seed: number; valFraction: number; limit?: number }, clients: number, index: number): DataSource {
   const given = (['dataset', 'data-dir', 'csv'] as const).filter((f) => values[f] !== undefined);
   if (given.length > 1) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--dataset, --data-dir and --csv are alternatives; give one (got ${given.map((f) => `--${f}`).join(' and ')})`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--dataset, --data-dir and --csv are alternatives; give one (got ${given.map((f) => `--${f}`).join(' and ')})`,
+    );
   }
   const kind = given[0] ?? 'dataset';
   const misplaced = (flags: string[], allowedWith: string) => {
     const wrong = flags.filter((f) => values[f] !== undefined);
     if (wrong.length > 0) {
-      throw new FtlError(ErrorCode.InvalidConfig, `${wrong.map((f) => `--${f}`).join(', ')} only ${wrong.length === 1 ? 'applies' : 'apply'} with ${allowedWith} (this client reads --${kind})`);
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `${wrong.map((f) => `--${f}`).join(', ')} only ${wrong.length === 1 ? 'applies' : 'apply'} with ${allowedWith} (this client reads --${kind})`,
+      );
     }
   };
   if (kind !== 'csv') misplaced(['label-column'], '--csv');
@@ -123,7 +159,8 @@ function dataSource(values: RawFlags, split: { seed: number; valFraction: number
   if (kind === 'data-dir') return { kind: 'image-folder', dir: stringFlag(values, 'data-dir', ''), ...split };
   if (kind === 'csv') {
     const labelColumn = stringFlag(values, 'label-column');
-    if (labelColumn !== undefined && labelColumn.trim() === '') throw new FtlError(ErrorCode.InvalidConfig, '--label-column needs a column name (got "")');
+    if (labelColumn !== undefined && labelColumn.trim() === '')
+      throw new FtlError(ErrorCode.InvalidConfig, '--label-column needs a column name (got "")');
     return { kind: 'csv', file: stringFlag(values, 'csv', ''), ...(labelColumn !== undefined ? { labelColumn: labelColumn.trim() } : {}), ...split };
   }
   const dataset = stringFlag(values, 'dataset', 'mnist');
@@ -131,7 +168,12 @@ function dataSource(values: RawFlags, split: { seed: number; valFraction: number
     throw new FtlError(ErrorCode.InvalidConfig, `--dataset must be one of ${BUILTIN_DATASETS.join(', ')} (got "${dataset}")`);
   }
   return {
-    kind: 'builtin', dataset: dataset as BuiltinDatasetName, partition: parsePartition(stringFlag(values, 'partition', 'iid')), clients, index, ...split,
+    kind: 'builtin',
+    dataset: dataset as BuiltinDatasetName,
+    partition: parsePartition(stringFlag(values, 'partition', 'iid')),
+    clients,
+    index,
+    ...split,
   };
 }
 
@@ -158,7 +200,9 @@ function readCaFile(path: string): Buffer {
     try {
       new X509Certificate(block);
     } catch (err) {
-      throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${path} holds a certificate that does not parse (${(err as Error).message}); ${fix}`, { cause: err });
+      throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${path} holds a certificate that does not parse (${(err as Error).message}); ${fix}`, {
+        cause: err,
+      });
     }
   }
   return bytes;

@@ -13,10 +13,27 @@ const dir = mkdtempSync(join(tmpdir(), 'ftl-connect-'));
 
 /** A self-signed certificate for `san` (openssl's subjectAltName syntax). */
 function certificate(name: string, san: string): { cert: Buffer; key: Buffer } {
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`),
-    '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(dir, `${name}.key`),
+      '-out',
+      join(dir, `${name}.pem`),
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=${san}`,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}.key`)) };
 }
 
@@ -34,7 +51,11 @@ const otherName = certificate('other', 'DNS:coordinator.example');
 const unrelated = certificate('unrelated', 'IP:127.0.0.1');
 
 beforeAll(async () => {
-  shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 1, index: 0, seed: 1, limit: 20 }, undefined, loadBuiltinDataset('mnist'));
+  shard = loadClientShard(
+    { dataset: 'mnist', partition: { kind: 'iid' }, clients: 1, index: 0, seed: 1, limit: 20 },
+    undefined,
+    loadBuiltinDataset('mnist'),
+  );
   const plain = createHttpServer((_, res) => res.writeHead(404).end());
   const tls = createHttpsServer(otherName, (_, res) => res.writeHead(404).end());
   servers.push(plain, tls);
@@ -50,7 +71,15 @@ afterAll(() => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.c
 async function attempt(serverUrl: string, o: { ca?: Buffer; reconnectionAttempts?: number } = {}): Promise<{ err: unknown; lines: string[] }> {
   const lines: string[] = [];
   const log = createLogger('client', { level: 'warn', write: (line) => lines.push(line) });
-  const client = new FtlClient({ serverUrl, name: 'site-a', shard, cacheDir: join(dir, 'cache'), log, reconnectionAttempts: o.reconnectionAttempts ?? 5, ...(o.ca ? { ca: o.ca } : {}) });
+  const client = new FtlClient({
+    serverUrl,
+    name: 'site-a',
+    shard,
+    cacheDir: join(dir, 'cache'),
+    log,
+    reconnectionAttempts: o.reconnectionAttempts ?? 5,
+    ...(o.ca ? { ca: o.ca } : {}),
+  });
   const err = await client.run().catch((e: unknown) => e);
   client.close();
   return { err, lines };
@@ -69,12 +98,21 @@ describe('reaching the coordinator', () => {
   });
 
   test.each<[string, () => { url: string; ca?: Buffer }, RegExp]>([
-    ['a certificate issued for another name', () => ({ url: `https://127.0.0.1:${otherNamePort}`, ca: otherName.cert }),
-      /^the coordinator's certificate is not issued for 127\.0\.0\.1 \(.*\); use a --server address the certificate lists$/],
-    ['a --ca-file that did not sign the certificate', () => ({ url: `https://127.0.0.1:${otherNamePort}`, ca: unrelated.cert }),
-      /^the coordinator's certificate is not trusted \(self-signed certificate\); the --ca-file given did not sign it: pass the CA that did, or the coordinator's own certificate$/],
-    ['an https URL to a plain http coordinator', () => ({ url: `https://127.0.0.1:${plainPort}` }),
-      /^the coordinator at 127\.0\.0\.1:\d+ does not speak TLS \(.*\); use an http:\/\/ --server URL, or start the coordinator with a certificate$/],
+    [
+      'a certificate issued for another name',
+      () => ({ url: `https://127.0.0.1:${otherNamePort}`, ca: otherName.cert }),
+      /^the coordinator's certificate is not issued for 127\.0\.0\.1 \(.*\); use a --server address the certificate lists$/,
+    ],
+    [
+      'a --ca-file that did not sign the certificate',
+      () => ({ url: `https://127.0.0.1:${otherNamePort}`, ca: unrelated.cert }),
+      /^the coordinator's certificate is not trusted \(self-signed certificate\); the --ca-file given did not sign it: pass the CA that did, or the coordinator's own certificate$/,
+    ],
+    [
+      'an https URL to a plain http coordinator',
+      () => ({ url: `https://127.0.0.1:${plainPort}` }),
+      /^the coordinator at 127\.0\.0\.1:\d+ does not speak TLS \(.*\); use an http:\/\/ --server URL, or start the coordinator with a certificate$/,
+    ],
   ])('%s is final: one error, no retry', async (_, target, message) => {
     const { url, ca } = target();
     const { err, lines } = await attempt(url, ca ? { ca } : {});

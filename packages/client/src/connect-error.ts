@@ -10,8 +10,15 @@ export interface ConnectFailure {
 
 // Node's TLS verification codes meaning "this certificate is not signed by anyone this client trusts".
 const UNTRUSTED = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE', 'CERT_CHAIN_TOO_LONG', 'INVALID_CA',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
 ]);
 const NOT_VALID_NOW = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CRL_HAS_EXPIRED']);
 const NO_ROUTE = new Set(['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
@@ -43,21 +50,35 @@ export function describeConnectError(err: unknown, serverUrl: string, caGiven: b
     };
   }
   if (NOT_VALID_NOW.has(code)) {
-    return { final: true, message: `the coordinator's certificate is not valid now (${why}); ask its operator to renew it, and check this machine's clock` };
+    return {
+      final: true,
+      message: `the coordinator's certificate is not valid now (${why}); ask its operator to renew it, and check this machine's clock`,
+    };
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return { final: true, message: `the coordinator's certificate is not issued for ${host} (${why}); use a --server address the certificate lists` };
   }
   if (/wrong version number|packet length too long|unknown protocol/i.test(why)) {
-    return { final: true, message: `the coordinator at ${where} does not speak TLS (${why}); use an http:// --server URL, or start the coordinator with a certificate` };
+    return {
+      final: true,
+      message: `the coordinator at ${where} does not speak TLS (${why}); use an http:// --server URL, or start the coordinator with a certificate`,
+    };
   }
-  if (code === 'ECONNREFUSED') return { final: false, message: `nothing is listening at ${where} (connection refused); is the coordinator running there?` };
+  if (code === 'ECONNREFUSED')
+    return { final: false, message: `nothing is listening at ${where} (connection refused); is the coordinator running there?` };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') {
-    return { final: false, message: `cannot resolve the host ${host} (DNS lookup failed: ${code}); check the --server address and this machine's network` };
+    return {
+      final: false,
+      message: `cannot resolve the host ${host} (DNS lookup failed: ${code}); check the --server address and this machine's network`,
+    };
   }
-  if (NO_ROUTE.has(code)) return { final: false, message: `cannot reach ${where} (${code}); check the network between this site and the coordinator` };
+  if (NO_ROUTE.has(code))
+    return { final: false, message: `cannot reach ${where} (${code}); check the network between this site and the coordinator` };
   if (code === 'ECONNRESET' && url?.protocol === 'http:') {
-    return { final: false, message: `the connection to ${where} was closed during the handshake (${why}); if the coordinator serves https, use an https:// --server URL` };
+    return {
+      final: false,
+      message: `the connection to ${where} was closed during the handshake (${why}); if the coordinator serves https, use an https:// --server URL`,
+    };
   }
   if (why === 'timeout') return { final: false, message: `the coordinator at ${where} did not answer the connection in time` };
   return { final: false, message: `connecting to ${where} failed (${why})` };

@@ -7,7 +7,10 @@ import { cachedFeatures } from './feature-cache.js';
 
 let data: ImageDataset;
 beforeAll(() => {
-  data = subset(loadBuiltinDataset('mnist'), Array.from({ length: 50 }, (_, i) => i * 97));
+  data = subset(
+    loadBuiltinDataset('mnist'),
+    Array.from({ length: 50 }, (_, i) => i * 97),
+  );
 });
 
 const lines: string[] = [];
@@ -16,7 +19,12 @@ const log = createLogger('test', { level: 'info', write: (l) => lines.push(l) })
 /** A stand-in "backbone": the per-image pixel sum and mean, counted so the test sees when it runs. */
 function run(cacheDir: string, backboneSha256: string, ds: ImageDataset, counter: { calls: number }) {
   return cachedFeatures({
-    cacheDir, backboneSha256, featureLayer: 'features', data: ds, featureDim: 2, log,
+    cacheDir,
+    backboneSha256,
+    featureLayer: 'features',
+    data: ds,
+    featureDim: 2,
+    log,
     compute: async () => {
       counter.calls++;
       const out = new Float32Array(ds.n * 2);

@@ -31,7 +31,9 @@ export async function cachedFeatures(o: {
   compute: () => Promise<Float32Array>;
   log: Logger;
 }): Promise<{ features: Float32Array; hit: boolean }> {
-  const key = createHash('sha256').update(`${o.backboneSha256}\0${o.featureLayer}\0${datasetDigest(o.data)}`).digest('hex');
+  const key = createHash('sha256')
+    .update(`${o.backboneSha256}\0${o.featureLayer}\0${datasetDigest(o.data)}`)
+    .digest('hex');
   const dir = join(o.cacheDir, 'features');
   const file = join(dir, `${key}.f32`);
   const expected = o.data.n * o.featureDim * 4;

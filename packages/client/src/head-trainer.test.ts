@@ -1,7 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  boundaryFeatures, createDefaultBackbone, createHead, createTrainableNetwork, extractFeatures, featureExtractor, getTrainableWeights, initBackend,
-  createRng, loadBuiltinDataset, shapeSize, shuffleInPlace, subset, type HeadConfig, type ImageDataset, type LayersFeatureExtractor, type Weights,
+  boundaryFeatures,
+  createDefaultBackbone,
+  createHead,
+  createTrainableNetwork,
+  extractFeatures,
+  featureExtractor,
+  getTrainableWeights,
+  initBackend,
+  createRng,
+  loadBuiltinDataset,
+  shapeSize,
+  shuffleInPlace,
+  subset,
+  type HeadConfig,
+  type ImageDataset,
+  type LayersFeatureExtractor,
+  type Weights,
 } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { HeadTrainer } from './head-trainer.js';
@@ -14,8 +29,14 @@ let images: { train: ImageDataset; val: ImageDataset };
 beforeAll(async () => {
   await initBackend();
   const mnist = loadBuiltinDataset('mnist');
-  const train = subset(mnist, Array.from({ length: 400 }, (_, i) => i * 23));
-  const val = subset(mnist, Array.from({ length: 200 }, (_, i) => i * 23 + 11));
+  const train = subset(
+    mnist,
+    Array.from({ length: 400 }, (_, i) => i * 23),
+  );
+  const val = subset(
+    mnist,
+    Array.from({ length: 200 }, (_, i) => i * 23 + 11),
+  );
   data = { trainFeatures: train.images, trainLabels: train.labels, valFeatures: val.images, valLabels: val.labels };
   images = { train, val };
 });
@@ -54,7 +75,10 @@ describe('local head training', () => {
 
   test('feature extraction gives the event loop turns too', async () => {
     const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
-    const digits = subset(loadBuiltinDataset('mnist'), Array.from({ length: 128 }, (_, i) => i));
+    const digits = subset(
+      loadBuiltinDataset('mnist'),
+      Array.from({ length: 128 }, (_, i) => i),
+    );
     // Each batch is made to last over the extractor's 50 ms yield interval (the progress callback holds the
     // thread, as a slow batch on a large backbone would), so it must yield after every batch.
     const counter = countTurns();
@@ -157,9 +181,17 @@ describe('local fine-tuning of backbone layers', () => {
   const trainerFor = async (seed: number) => {
     const net = createTrainableNetwork(fx, 1, head, seed);
     const features = (ds: ImageDataset) => boundaryFeatures(fx, net.plan, ds);
-    return new HeadTrainer(head, {
-      trainFeatures: await features(images.train), trainLabels: images.train.labels, valFeatures: await features(images.val), valLabels: images.val.labels,
-    }, [], net);
+    return new HeadTrainer(
+      head,
+      {
+        trainFeatures: await features(images.train),
+        trainLabels: images.train.labels,
+        valFeatures: await features(images.val),
+        valLabels: images.val.labels,
+      },
+      [],
+      net,
+    );
   };
   /** The first `n` values (the backbone's tensors come first) and the rest. */
   const split = (w: Weights, layer: string) => {

@@ -1,7 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import {
-  createHead, createRng, eventLoopYielder, getTrainableWeights, setTrainableWeights, shuffleInPlace,
-  type FitConfig, type FitMetrics, type HeadConfig, type TrainableNetwork, type Weights,
+  createHead,
+  createRng,
+  eventLoopYielder,
+  getTrainableWeights,
+  setTrainableWeights,
+  shuffleInPlace,
+  type FitConfig,
+  type FitMetrics,
+  type HeadConfig,
+  type TrainableNetwork,
+  type Weights,
 } from '@ftl/shared';
 
 /** Features and labels of one local split, as tensors kept for the whole run. */
@@ -69,7 +78,9 @@ export class HeadTrainer {
    * Returns the shared tensors and the last epoch's loss and accuracy; `onEpoch` hears each epoch's.
    */
   async fit(
-    weights: Weights, config: FitConfig, onEpoch?: (epoch: number, metrics: { loss: number; accuracy: number }) => void,
+    weights: Weights,
+    config: FitConfig,
+    onEpoch?: (epoch: number, metrics: { loss: number; accuracy: number }) => void,
   ): Promise<{ weights: Weights; metrics: FitMetrics }> {
     const t0 = performance.now();
     setTrainableWeights(this.model, weights, this.localLayers);
@@ -102,13 +113,26 @@ export class HeadTrainer {
    * event loop a turn between batches now and then, so the client keeps answering pings while it trains.
    */
   private async epoch(
-    x: tf.Tensor2D, y: tf.Tensor2D, batchSize: number, mu: number, optimizer: tf.Optimizer, backboneOptimizer?: tf.Optimizer,
+    x: tf.Tensor2D,
+    y: tf.Tensor2D,
+    batchSize: number,
+    mu: number,
+    optimizer: tf.Optimizer,
+    backboneOptimizer?: tf.Optimizer,
   ): Promise<{ loss: number; accuracy: number }> {
     const isBackbone = (l: tf.layers.Layer) => this.backboneLayers.includes(l.name);
     const shared = this.model.layers.filter((l) => !this.localLayers.includes(l.name)).flatMap((l) => l.trainableWeights);
     const anchors = mu > 0 ? shared.map((v) => v.read().clone()) : [];
-    const headVars = this.model.layers.filter((l) => !isBackbone(l)).flatMap((l) => l.trainableWeights).map(variableOf);
-    const backboneVars = backboneOptimizer ? this.model.layers.filter(isBackbone).flatMap((l) => l.trainableWeights).map(variableOf) : [];
+    const headVars = this.model.layers
+      .filter((l) => !isBackbone(l))
+      .flatMap((l) => l.trainableWeights)
+      .map(variableOf);
+    const backboneVars = backboneOptimizer
+      ? this.model.layers
+          .filter(isBackbone)
+          .flatMap((l) => l.trainableWeights)
+          .map(variableOf)
+      : [];
     const pick = (grads: tf.NamedTensorMap, vars: tf.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, grads[v.name]!]));
     let lossSum = 0;
     let hits = 0;
@@ -143,7 +167,10 @@ export class HeadTrainer {
    * Post-training personalization: the validation metrics of the global head, then of a copy
    * fine-tuned for `config.epochs` epochs on this client's own training data.
    */
-  async personalize(weights: Weights, config: FitConfig): Promise<{ global: { loss: number; accuracy: number }; personal: { loss: number; accuracy: number }; numExamples: number }> {
+  async personalize(
+    weights: Weights,
+    config: FitConfig,
+  ): Promise<{ global: { loss: number; accuracy: number }; personal: { loss: number; accuracy: number }; numExamples: number }> {
     const global = this.evaluate(weights);
     const { weights: tuned } = await this.fit(weights, { ...config, proximalMu: 0 });
     const personal = this.evaluate(tuned);

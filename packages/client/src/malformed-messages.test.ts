@@ -33,14 +33,18 @@ const malformed: [string, unknown][] = [
 ];
 
 describe('client inbound messages', () => {
-  test('malformed goodbye, run-end, welcome and fit messages are logged once each and ignored; the client carries on to the run\'s end', async () => {
+  test("malformed goodbye, run-end, welcome and fit messages are logged once each and ignored; the client carries on to the run's end", async () => {
     const server = await fakeCoordinator((emit) => {
       for (const [event, payload] of malformed) emit(event, payload);
       emit('run-end', { protocol: PROTOCOL_VERSION, runId: 'r1', reason: 'completed' });
     });
     const lines: string[] = [];
     const log = createLogger('client', { level: 'warn', write: (line) => lines.push(line) });
-    const shard = loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 1, index: 0, seed: 1, limit: 20 }, undefined, loadBuiltinDataset('mnist'));
+    const shard = loadClientShard(
+      { dataset: 'mnist', partition: { kind: 'iid' }, clients: 1, index: 0, seed: 1, limit: 20 },
+      undefined,
+      loadBuiltinDataset('mnist'),
+    );
     const client = new FtlClient({ serverUrl: server.url, name: 'site-a', shard, cacheDir: '/nonexistent', log, reconnectionAttempts: 0 });
     try {
       const end = await client.run();

@@ -42,7 +42,10 @@ export class ApiClient {
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
     } catch {
-      throw new FtlError(ErrorCode.InvalidMessage, `${method} ${path}: the coordinator answered ${res.statusCode} with a non-JSON body; is --url an ftl coordinator?`);
+      throw new FtlError(
+        ErrorCode.InvalidMessage,
+        `${method} ${path}: the coordinator answered ${res.statusCode} with a non-JSON body; is --url an ftl coordinator?`,
+      );
     }
     if ((res.statusCode ?? 500) >= 400) throw apiError(res.statusCode ?? 500, parsed);
     return parsed as T;
@@ -115,16 +118,20 @@ export class ApiClient {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = request(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+      const req = request(
+        url,
+        {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+          },
+          ...(this.target.ca ? { ca: this.target.ca } : {}),
+          timeout: 30_000,
         },
-        ...(this.target.ca ? { ca: this.target.ca } : {}),
-        timeout: 30_000,
-      }, resolve);
+        resolve,
+      );
       req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 30 s'), { code: 'ETIMEDOUT' })));
       req.on('error', (err) => reject(connectionError(err as NodeJS.ErrnoException, this.target)));
       req.end(payload);
@@ -134,8 +141,13 @@ export class ApiClient {
 
 /** TLS verification failures of a certificate no CA the client trusts has signed. */
 const UNTRUSTED = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
 ]);
 
 /** Why a request never got an answer, said so the operator knows which flag to change. */
@@ -148,7 +160,8 @@ function connectionError(err: NodeJS.ErrnoException, target: ApiTarget): FtlErro
   let kind: ErrorCode = ErrorCode.Timeout;
   if (UNTRUSTED.has(code)) {
     kind = ErrorCode.InvalidConfig;
-    message = `the certificate of ${url} is not trusted${target.caFile ? ` by --ca-file ${target.caFile}` : ''} (${detail}); ` +
+    message =
+      `the certificate of ${url} is not trusted${target.caFile ? ` by --ca-file ${target.caFile}` : ''} (${detail}); ` +
       "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)";
   } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     kind = ErrorCode.InvalidConfig;

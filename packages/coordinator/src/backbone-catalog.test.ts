@@ -68,15 +68,20 @@ describe('resolveBackboneSource', () => {
     expect(isFtlError(err, ErrorCode.BackboneLoad)).toBe(true);
     const message = (err as Error).message;
     expect(message).not.toContain('\n');
-    expect(message).toMatch(/unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, encoder-spatial-fmnist-0to4, small-fmnist; or give a folder path or an http\(s\) address/);
+    expect(message).toMatch(
+      /unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, encoder-spatial-fmnist-0to4, small-fmnist; or give a folder path or an http\(s\) address/,
+    );
   });
 });
 
-describe('every committed backbone loads by name through the coordinator\'s loader', () => {
+describe("every committed backbone loads by name through the coordinator's loader", () => {
   test.each(COMMITTED)('$name: $featureDim features, the digest its description records', async ({ name, featureDim }) => {
     const served = await loadServedBackbone(name);
     try {
-      const meta = JSON.parse(await readFile(join(served.dir, BACKBONE_META_FILE), 'utf8')) as { sha256: string; architecture?: { featureDim: number } };
+      const meta = JSON.parse(await readFile(join(served.dir, BACKBONE_META_FILE), 'utf8')) as {
+        sha256: string;
+        architecture?: { featureDim: number };
+      };
       expect([served.kind, served.featureLayer, served.featureDim, served.inputShape]).toEqual(['layers', 'features', featureDim, [28, 28, 1]]);
       expect(served.sha256).toBe(meta.sha256);
       if (meta.architecture) expect(meta.architecture.featureDim).toBe(featureDim);
@@ -90,24 +95,38 @@ test('the table of committed backbones is read from their files', async () => {
   const rows = await summarizeBackbones();
   expect(rows.map((r) => r.name)).toEqual(COMMITTED.map((b) => b.name));
   expect(rows.find((r) => r.name === 'small-fmnist')).toMatchObject({
-    architecture: 'conv 5×5/2 16 → conv 3×3/2 32 → flatten', encoderParameters: 5_056, linearHead10: 8_010, embedding: 800, sourceClasses: 'all',
+    architecture: 'conv 5×5/2 16 → conv 3×3/2 32 → flatten',
+    encoderParameters: 5_056,
+    linearHead10: 8_010,
+    embedding: 800,
+    sourceClasses: 'all',
   });
   for (const name of ['encoder-fmnist', 'encoder-fmnist-0to4']) {
     const meta = JSON.parse(await readFile(join(BACKBONES_DIR, name, BACKBONE_META_FILE), 'utf8')) as {
-      parameters: { encoder: number; linearHead10: number }; source: { testAccuracy: number };
+      parameters: { encoder: number; linearHead10: number };
+      source: { testAccuracy: number };
     };
     expect(rows.find((r) => r.name === name)).toMatchObject({
       architecture: 'conv 3×3/2 16+BN → conv 3×3/2 32+BN → conv 3×3/2 64+BN → conv 3×3 128+BN → global average pool',
-      encoderParameters: meta.parameters.encoder, linearHead10: meta.parameters.linearHead10, embedding: 128,
-      sourceClasses: name === 'encoder-fmnist' ? 'all' : '0,1,2,3,4', testAccuracy: meta.source.testAccuracy,
+      encoderParameters: meta.parameters.encoder,
+      linearHead10: meta.parameters.linearHead10,
+      embedding: 128,
+      sourceClasses: name === 'encoder-fmnist' ? 'all' : '0,1,2,3,4',
+      testAccuracy: meta.source.testAccuracy,
     });
   }
   expect(rows.find((r) => r.name === 'encoder-spatial-fmnist')).toMatchObject({
-    architecture: 'conv 3×3/2 16+BN → conv 3×3/2 32+BN → conv 3×3/2 64+BN → conv 3×3 128+BN → conv 1×1 16+BN → flatten', embedding: 256,
-    linearHead10: 2_570, sourceClasses: 'all',
+    architecture: 'conv 3×3/2 16+BN → conv 3×3/2 32+BN → conv 3×3/2 64+BN → conv 3×3 128+BN → conv 1×1 16+BN → flatten',
+    embedding: 256,
+    linearHead10: 2_570,
+    sourceClasses: 'all',
   });
   const table = backboneTable(rows).trimEnd().split('\n');
   expect(table).toHaveLength(2 + rows.length);
-  expect(table[2]).toBe('| encoder-fmnist | ' + rows[0]!.architecture + ` | ${rows[0]!.encoderParameters.toLocaleString('en-US')} | 1,290 | 128 | all | ` +
-    `${(rows[0]!.testAccuracy! * 100).toFixed(2)}% | ${rows[0]!.trainingSeconds!.toFixed(0)} | \`${rows[0]!.command}\` |`);
+  expect(table[2]).toBe(
+    '| encoder-fmnist | ' +
+      rows[0]!.architecture +
+      ` | ${rows[0]!.encoderParameters.toLocaleString('en-US')} | 1,290 | 128 | all | ` +
+      `${(rows[0]!.testAccuracy! * 100).toFixed(2)}% | ${rows[0]!.trainingSeconds!.toFixed(0)} | \`${rows[0]!.command}\` |`,
+  );
 });

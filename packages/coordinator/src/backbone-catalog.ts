@@ -111,11 +111,16 @@ function layerText(layer: tf.layers.Layer): string | undefined {
       const stride = c.strides?.[0] ?? 1;
       return `conv ${c.kernelSize?.[0]}×${c.kernelSize?.[1]}${stride > 1 ? `/${stride}` : ''} ${c.filters}`;
     }
-    case 'Dense': return `dense ${c.units}`;
-    case 'Flatten': return 'flatten';
-    case 'GlobalAveragePooling2D': return 'global average pool';
-    case 'MaxPooling2D': return 'max pool';
-    default: return undefined;
+    case 'Dense':
+      return `dense ${c.units}`;
+    case 'Flatten':
+      return 'flatten';
+    case 'GlobalAveragePooling2D':
+      return 'global average pool';
+    case 'MaxPooling2D':
+      return 'max pool';
+    default:
+      return undefined;
   }
 }
 
@@ -139,8 +144,12 @@ export async function summarizeBackbones(dir: string = BACKBONES_DIR): Promise<B
       }
       const { source } = meta;
       rows.push({
-        name, architecture: parts.join(' → '), encoderParameters: model.countParams(), linearHead10: fx.featureDim * 10 + 10,
-        embedding: fx.featureDim, sourceClasses: allOrSome(source?.classes),
+        name,
+        architecture: parts.join(' → '),
+        encoderParameters: model.countParams(),
+        linearHead10: fx.featureDim * 10 + 10,
+        embedding: fx.featureDim,
+        sourceClasses: allOrSome(source?.classes),
         ...(source ? { testAccuracy: source.testAccuracy, trainingSeconds: source.trainingSeconds } : {}),
         ...(meta.command !== undefined ? { command: meta.command } : {}),
       });
@@ -157,11 +166,20 @@ export function backboneTable(rows: readonly BackboneSummary[]): string {
   const lines = [
     '| name | architecture (to the features) | encoder parameters | 10-class linear head | embedding | source classes | source held-out accuracy | pretraining seconds | command |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${[
-      r.name, r.architecture, n(r.encoderParameters), n(r.linearHead10), String(r.embedding), r.sourceClasses,
-      r.testAccuracy === undefined ? '–' : `${(r.testAccuracy * 100).toFixed(2)}%`,
-      r.trainingSeconds === undefined ? '–' : r.trainingSeconds.toFixed(0), r.command === undefined ? '–' : `\`${r.command}\``,
-    ].join(' | ')} |`),
+    ...rows.map(
+      (r) =>
+        `| ${[
+          r.name,
+          r.architecture,
+          n(r.encoderParameters),
+          n(r.linearHead10),
+          String(r.embedding),
+          r.sourceClasses,
+          r.testAccuracy === undefined ? '–' : `${(r.testAccuracy * 100).toFixed(2)}%`,
+          r.trainingSeconds === undefined ? '–' : r.trainingSeconds.toFixed(0),
+          r.command === undefined ? '–' : `\`${r.command}\``,
+        ].join(' | ')} |`,
+    ),
   ];
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

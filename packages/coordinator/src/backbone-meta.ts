@@ -12,8 +12,17 @@ export interface BackboneMeta {
   /** {@link modelDigest} of model.json and its weight files when the description was written. */
   sha256?: string;
   source?: {
-    dataset: string; trainSamples: number; testSamples: number; epochs: number; filters?: [number, number]; batchSize: number;
-    learningRate: number; seed: number; testAccuracy: number; trainingSeconds: number; backend: string;
+    dataset: string;
+    trainSamples: number;
+    testSamples: number;
+    epochs: number;
+    filters?: [number, number];
+    batchSize: number;
+    learningRate: number;
+    seed: number;
+    testAccuracy: number;
+    trainingSeconds: number;
+    backend: string;
   };
   command?: string;
 }

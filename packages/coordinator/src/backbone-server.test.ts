@@ -3,9 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createDefaultBackbone, ErrorCode, initBackend, isFtlError, modelDigest, saveLayersModelToFolder, writeModelFiles,
-} from '@ftl/shared';
+import { createDefaultBackbone, ErrorCode, initBackend, isFtlError, modelDigest, saveLayersModelToFolder, writeModelFiles } from '@ftl/shared';
 import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BACKBONE_META_FILE } from './backbone-meta.js';
@@ -81,13 +79,20 @@ describe('loadServedBackbone', () => {
     const port = (host.address() as AddressInfo).port;
     for (const name of ['%', '%E0%A4%A', 'model.json%']) {
       const answer = await rawRequest(port, `GET ${BACKBONE_PATH}/${name} HTTP/1.1`);
-      expect([answer.status, answer.body]).toEqual([400, `bad request: malformed percent-encoding in "${name}"; encode each reserved or non-ASCII byte as %XX of its UTF-8\n`]);
+      expect([answer.status, answer.body]).toEqual([
+        400,
+        `bad request: malformed percent-encoding in "${name}"; encode each reserved or non-ASCII byte as %XX of its UTF-8\n`,
+      ]);
     }
     const res = { writeHead: () => expect.unreachable('no answer for a target that is no URL') } as unknown as ServerResponse;
     expect(serveBackbone(served, { url: 'http://[/', method: 'GET' } as IncomingMessage, res)).toBe(false);
     const head = await rawRequest(port, `HEAD ${BACKBONE_PATH}/${served.files[1]!.name} HTTP/1.1`);
-    expect([head.status, head.body, head.headers['content-length'], head.headers['x-ftl-sha256']])
-      .toEqual([200, '', String(served.files[1]!.bytes.byteLength), served.sha256]);
+    expect([head.status, head.body, head.headers['content-length'], head.headers['x-ftl-sha256']]).toEqual([
+      200,
+      '',
+      String(served.files[1]!.bytes.byteLength),
+      served.sha256,
+    ]);
   });
 
   test('a malformed ftl-backbone.json is refused with its path', async () => {

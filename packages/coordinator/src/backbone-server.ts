@@ -57,7 +57,7 @@ export function serveBackbone(backbone: ServedBackbone, req: IncomingMessage, re
   } catch {
     return false; // no URL at all, so not a backbone file: the caller's router answers it (400)
   }
-  if (!pathname.startsWith(BACKBONE_PATH + '/')) return false;
+  if (!pathname.startsWith(`${BACKBONE_PATH}/`)) return false;
   let name: string;
   try {
     name = decodePathSegment(pathname.slice(BACKBONE_PATH.length + 1));

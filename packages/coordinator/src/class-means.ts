@@ -1,6 +1,16 @@
 import {
-  CLASS_SUMS_TENSOR, classMeanHead, decodeWeights, discriminantHead, eventLoopYielder, ErrorCode, firstNonFinite, FtlError, HEAD_LAYER_PREFIX, shapeSize,
-  type ClassSumsResult, type HeadConfig, type Weights,
+  classMeanHead,
+  decodeWeights,
+  discriminantHead,
+  eventLoopYielder,
+  ErrorCode,
+  firstNonFinite,
+  FtlError,
+  HEAD_LAYER_PREFIX,
+  shapeSize,
+  type ClassSumsResult,
+  type HeadConfig,
+  type Weights,
 } from '@ftl/shared';
 import { headInitProblem, MAX_DISCRIMINANT_FEATURES, type HeadInit } from './run-config.js';
 
@@ -51,7 +61,11 @@ export function classSumsMessageBytes(headInit: HeadInit | undefined, head: Head
  * 0 = none) (`bad-statistics`: sums that contradict their counts, or that no feature extractor gives).
  */
 export function checkClassSums(
-  msg: ClassSumsResult, head: HeadConfig, declaredNumTrain: number | undefined, maxAbsValue = 0, wantScatter = false,
+  msg: ClassSumsResult,
+  head: HeadConfig,
+  declaredNumTrain: number | undefined,
+  maxAbsValue = 0,
+  wantScatter = false,
 ): SiteClassSums {
   const { classes, featureDim } = head;
   const shape = msg.sums.specs[0]!.shape;
@@ -59,7 +73,7 @@ export function checkClassSums(
     throw new FtlError(
       ErrorCode.WeightsMismatch,
       `class sums of shape [${shape.join(', ')}] with ${msg.counts.length} counts do not fit this run's ${classes} classes × ${featureDim} features; ` +
-        'send one sum per class and feature of the features at the run\'s cut',
+        "send one sum per class and feature of the features at the run's cut",
     );
   }
   // decodeWeights checks the byte length against the spec before making anything of it.
@@ -77,10 +91,16 @@ export function checkClassSums(
     for (let j = 0; j < featureDim; j++) {
       const sum = sums[c * featureDim + j]!;
       if (n === 0 && sum !== 0) {
-        throw new FtlError(ErrorCode.Dataset, `class ${c} is counted 0 but its sum is not zero (value ${j} is ${sum}); sums and counts must describe the same samples`);
+        throw new FtlError(
+          ErrorCode.Dataset,
+          `class ${c} is counted 0 but its sum is not zero (value ${j} is ${sum}); sums and counts must describe the same samples`,
+        );
       }
       if (maxAbsValue > 0 && Math.abs(sum) > n * maxAbsValue) {
-        throw new FtlError(ErrorCode.Dataset, `class ${c}'s mean value ${j} is ${sum / n}, beyond the run's bound of ${maxAbsValue} on a value (trust.maxAbsValue); send the sums of the features at the run's cut`);
+        throw new FtlError(
+          ErrorCode.Dataset,
+          `class ${c}'s mean value ${j} is ${sum / n}, beyond the run's bound of ${maxAbsValue} on a value (trust.maxAbsValue); send the sums of the features at the run's cut`,
+        );
       }
     }
   });
@@ -95,11 +115,17 @@ export function checkClassSums(
  */
 function checkScatter(msg: ClassSumsResult, d: number, total: number, maxAbsValue: number): Float32Array {
   if (!msg.scatter) {
-    throw new FtlError(ErrorCode.InvalidMessage, 'this run sets a discriminant head and asked for the within-class scatter, but the answer has none; send class-sums-result.scatter');
+    throw new FtlError(
+      ErrorCode.InvalidMessage,
+      'this run sets a discriminant head and asked for the within-class scatter, but the answer has none; send class-sums-result.scatter',
+    );
   }
   const shape = msg.scatter.specs[0]!.shape;
   if (shape[0] !== d || shape[1] !== d) {
-    throw new FtlError(ErrorCode.WeightsMismatch, `the within-class scatter has shape [${shape.join(', ')}]; this run's features have ${d} values, send [${d}, ${d}]`);
+    throw new FtlError(
+      ErrorCode.WeightsMismatch,
+      `the within-class scatter has shape [${shape.join(', ')}]; this run's features have ${d} values, send [${d}, ${d}]`,
+    );
   }
   const s = decodeWeights(msg.scatter).values;
   const bad = firstNonFinite(s);
@@ -108,7 +134,10 @@ function checkScatter(msg: ClassSumsResult, d: number, total: number, maxAbsValu
     const saa = s[a * d + a]!;
     if (saa < 0) throw new FtlError(ErrorCode.Dataset, `scatter diagonal ${a} is ${saa}; a sum of squares cannot be negative`);
     if (maxAbsValue > 0 && saa > total * maxAbsValue * maxAbsValue) {
-      throw new FtlError(ErrorCode.Dataset, `scatter diagonal ${a} is ${saa}, beyond what ${total} samples within the run's bound of ${maxAbsValue} on a value can give`);
+      throw new FtlError(
+        ErrorCode.Dataset,
+        `scatter diagonal ${a} is ${saa}, beyond what ${total} samples within the run's bound of ${maxAbsValue} on a value can give`,
+      );
     }
     for (let b = a + 1; b < d; b++) {
       const sab = s[a * d + b]!;
@@ -116,7 +145,10 @@ function checkScatter(msg: ClassSumsResult, d: number, total: number, maxAbsValu
       const bound = Math.sqrt(saa * s[b * d + b]!);
       const slack = 1e-4 * (bound + Math.abs(sab)) + 1e-6;
       if (Math.abs(sab - sba) > slack || Math.abs(sab) > bound + slack) {
-        throw new FtlError(ErrorCode.Dataset, `scatter values [${a}, ${b}] = ${sab} and [${b}, ${a}] = ${sba} are not those of a sum of outer products; send the scatter of the features at the run's cut`);
+        throw new FtlError(
+          ErrorCode.Dataset,
+          `scatter values [${a}, ${b}] = ${sab} and [${b}, ${a}] = ${sba} are not those of a sum of outer products; send the scatter of the features at the run's cut`,
+        );
       }
     }
   }
@@ -152,7 +184,11 @@ export async function poolWithinScatter(sites: readonly SiteClassSums[], means: 
 }
 
 /** The global model with its head set to the pooled shrinkage linear discriminant of the sites' statistics. */
-export async function discriminantHeadOf(global: Weights, sites: readonly SiteClassSums[], head: HeadConfig): Promise<{ weights: Weights; counts: number[] }> {
+export async function discriminantHeadOf(
+  global: Weights,
+  sites: readonly SiteClassSums[],
+  head: HeadConfig,
+): Promise<{ weights: Weights; counts: number[] }> {
   const { means, counts } = poolClassMeans(sites, head);
   return { weights: await discriminantHead(global, means, counts, await poolWithinScatter(sites, means, head)), counts };
 }

@@ -65,8 +65,10 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     // Before the port opens: a signal the moment the line below is read must stop the run, not kill
     // the process (node's default for a signal nobody listens to).
     const stop = () => {
-      process.stdout.write('stopping after the current round: the run then ends as stopped, its model exported if a round trained it ' +
-        '(Ctrl-C again to quit now instead; the same --db and --run-id then resume it)\n');
+      process.stdout.write(
+        'stopping after the current round: the run then ends as stopped, its model exported if a round trained it ' +
+          '(Ctrl-C again to quit now instead; the same --db and --run-id then resume it)\n',
+      );
       coordinator.stop();
       process.once('SIGINT', () => process.exit(130));
     };
@@ -75,13 +77,14 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     const { url } = await listenExplained(() => coordinator.listen(), config);
     // The demo and scripts read this line to find the port.
     process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
-    process.stdout.write(roundTableHeader() + '\n');
-    const summary = await coordinator.run((r) => process.stdout.write(formatRoundRow(r, config.rounds) + '\n'));
+    process.stdout.write(`${roundTableHeader()}\n`);
+    const summary = await coordinator.run((r) => process.stdout.write(`${formatRoundRow(r, config.rounds)}\n`));
     const last = summary.rounds.at(-1);
     process.stdout.write(
       `run ${summary.runId} ${summary.reason} after ${summary.rounds.length} rounds; ` +
-        `federated validation accuracy ${last ? (last.valAccuracy * 100).toFixed(2) + '%' : '-'}` +
-        (summary.exportDir ? `; global model written to ${summary.exportDir}` : '') + '\n',
+        `federated validation accuracy ${last ? `${(last.valAccuracy * 100).toFixed(2)}%` : '-'}` +
+        (summary.exportDir ? `; global model written to ${summary.exportDir}` : '') +
+        '\n',
     );
   } finally {
     await coordinator.close();
@@ -96,7 +99,7 @@ runMain(async () => {
   if (command === 'clients' || command === 'runs') return operatorCommand(command, rest);
   const config = parseCoordinatorArgs(process.argv.slice(2));
   if (config === 'help') {
-    process.stdout.write(COORDINATOR_HELP + '\n');
+    process.stdout.write(`${COORDINATOR_HELP}\n`);
     return;
   }
   const log = createLogger('coordinator');

@@ -80,7 +80,10 @@ export class ClientRegistry<S> {
 
   /** Connected clients that said they are ready for `runId`, sorted. */
   readyClients(runId: string): string[] {
-    return [...this.clients.values()].filter((c) => c.ready?.runId === runId).map((c) => c.id).sort();
+    return [...this.clients.values()]
+      .filter((c) => c.ready?.runId === runId)
+      .map((c) => c.id)
+      .sort();
   }
 
   /** The sample counts a ready client of `runId` declared. */
@@ -108,7 +111,11 @@ export class ClientRegistry<S> {
     const views = new Map<string, ClientView>();
     for (const c of store?.listClients() ?? []) {
       views.set(c.name, {
-        name: c.name, registered: true, revoked: c.revoked, createdAt: c.createdAt, connected: false,
+        name: c.name,
+        registered: true,
+        revoked: c.revoked,
+        createdAt: c.createdAt,
+        connected: false,
         ...(c.lastSeen ? { lastSeen: c.lastSeen } : {}),
       });
     }

@@ -13,8 +13,14 @@ describe('coordinator configuration', () => {
   });
 
   test.each([
-    [['--epochs-schedule', '0:3'], 'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound, both positive integers (got [{"fromRound":0,"epochs":3}])'],
-    [['--epochs-schedule', '3:2,2:1'], 'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound'],
+    [
+      ['--epochs-schedule', '0:3'],
+      'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound, both positive integers (got [{"fromRound":0,"epochs":3}])',
+    ],
+    [
+      ['--epochs-schedule', '3:2,2:1'],
+      'command line: --epochs-schedule (schedule.epochs) must be a list of {fromRound, epochs} with increasing fromRound',
+    ],
     [['--epochs-schedule', '3-2'], '--epochs-schedule takes "round:epochs" pairs like 1:5,4:2 (got "3-2")'],
     [['--lr-decay', '1.5'], 'command line: --lr-decay (schedule.lrDecay) must be a number in (0, 1] (got 1.5)'],
     [['--rounds', 'ten'], 'command line: --rounds (rounds) must be a positive integer (got "ten")'],
@@ -27,7 +33,10 @@ describe('coordinator configuration', () => {
     [['--augment', 'copies=2,shift=0.9'], 'command line: --augment (augment.shift) must be a number in [0, 0.5)'],
     [['--augment', 'copies=2,flip'], '--augment takes key=value pairs after its first item (got "flip")'],
     [['--normalization', 'zscore'], 'command line: --normalization (normalization) must be none, standard or min-max'],
-    [['--normalization', 'standard:pixel'], 'command line: --normalization (normalizationScope) must be channel (one statistic per image channel) or feature'],
+    [
+      ['--normalization', 'standard:pixel'],
+      'command line: --normalization (normalizationScope) must be channel (one statistic per image channel) or feature',
+    ],
     [['--input-range', '1,0'], 'command line: --input-range (inputRange) must be [low, high]'],
     [['--trust', 'normBound=-1'], 'command line: --trust (trust.normBound) must be a number ≥ 0'],
     [['--run-id', '..'], 'command line: --run-id (runId) must be 1–64 letters, digits'],
@@ -57,8 +66,12 @@ describe('coordinator configuration', () => {
 
   test('transfer settings from flags: fine-tuning, augmentation and normalisation, validated like a config file', () => {
     const c = parseCoordinatorArgs([
-      '--fine-tuning', 'partial,layers=1,backboneLrFactor=0.1', '--augment', 'copies=2,shift=0.1,rotation=10,flip=true',
-      '--normalization', 'min-max:feature',
+      '--fine-tuning',
+      'partial,layers=1,backboneLrFactor=0.1',
+      '--augment',
+      'copies=2,shift=0.1,rotation=10,flip=true',
+      '--normalization',
+      'min-max:feature',
     ]) as CoordinatorConfig;
     expect(c.fineTuning).toEqual({ mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 0.1 });
     expect(c.augment).toEqual({ copies: 2, shift: 0.1, rotation: 10, flip: true });

@@ -1,17 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseRunConfig, readRunConfigFile, runConfigFromFlags, runConfigHelp, RunConfigSchema, runConfigFlags, type RunConfig } from './run-config.js';
-import { checkTlsFiles } from './startup-errors.js';
-import { DEFAULT_TRUST, type TrustPolicy } from './update-screen.js';
 import {
-  ErrorCode, FtlError, numberFlag, parseFlags, parseStrategy, STRATEGY_OPTIONS, stringFlag, type RawFlags, type AugmentConfig, type FineTuning, type FitConfig,
-  type StrategyConfig,
-} from '@ftl/shared';
+  parseRunConfig,
+  readRunConfigFile,
+  runConfigFromFlags,
+  runConfigHelp,
+  RunConfigSchema,
+  runConfigFlags,
+  type RunConfig,
+} from './run-config.js';
+import { checkTlsFiles } from './startup-errors.js';
+import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag } from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
-
 
 /** Where and how a coordinator serves: everything that is not the run. */
 export interface ServerSettings {
@@ -53,8 +56,11 @@ export type CoordinatorConfig = ServerSettings & RunSettings;
 export function applyRunConfig(base: ServerSettings & Partial<RunSettings>, run: RunConfig): CoordinatorConfig {
   const { waitTimeoutSeconds, roundDeadlineSeconds, runId, ...fields } = structuredClone(run);
   const config: CoordinatorConfig = {
-    ...base, ...fields, runId: runId ?? base.runId ?? `run-${Date.now().toString(36)}`,
-    waitTimeoutMs: waitTimeoutSeconds * 1000, roundDeadlineMs: roundDeadlineSeconds * 1000,
+    ...base,
+    ...fields,
+    runId: runId ?? base.runId ?? `run-${Date.now().toString(36)}`,
+    waitTimeoutMs: waitTimeoutSeconds * 1000,
+    roundDeadlineMs: roundDeadlineSeconds * 1000,
   };
   // A field the run leaves out (featureLayer, inputRange) is not inherited from the base's run.
   for (const key of ['featureLayer', 'inputRange'] as const) if (run[key] === undefined) delete config[key];
@@ -78,8 +84,12 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
 /** Defaults that run the embedded demo: the run config schema's defaults plus the server's. */
 export function defaultCoordinatorConfig(): CoordinatorConfig {
   const server = {
-    host: '127.0.0.1', port: 8080, backboneDir: DEFAULT_BACKBONE_DIR, runId: `run-${Date.now().toString(36)}`,
-    exportDir: '.ftl/global-model', requireAuth: false,
+    host: '127.0.0.1',
+    port: 8080,
+    backboneDir: DEFAULT_BACKBONE_DIR,
+    runId: `run-${Date.now().toString(36)}`,
+    exportDir: '.ftl/global-model',
+    requireAuth: false,
   };
   return applyRunConfig(server as CoordinatorConfig, parseRunConfig({}));
 }
@@ -162,8 +172,20 @@ running resumes by itself on the next start.
 export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
-    host: str, port: str, db: str, backbone: str, 'feature-layer': str, config: str, 'operator-token-file': str, exports: str,
-    open: { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, 'max-message-mb': str, 'tls-cert': str, 'tls-key': str, help: { type: 'boolean' },
+    host: str,
+    port: str,
+    db: str,
+    backbone: str,
+    'feature-layer': str,
+    config: str,
+    'operator-token-file': str,
+    exports: str,
+    open: { type: 'boolean' },
+    'insecure-open': { type: 'boolean' },
+    'max-message-mb': str,
+    'tls-cert': str,
+    'tls-key': str,
+    help: { type: 'boolean' },
   });
   if (values['help']) return 'help';
   const file = stringFlag(values, 'config');
@@ -186,7 +208,8 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   if (tls) base.tls = tls;
   const mb = values['max-message-mb'] === undefined ? undefined : numberFlag(values, 'max-message-mb', { default: 0, min: 0.01 });
   return {
-    base, dbPath,
+    base,
+    dbPath,
     operatorTokenFile: stringFlag(values, 'operator-token-file', beside('operator-token')),
     exportRoot: stringFlag(values, 'exports', beside('runs')),
     ...(mb !== undefined ? { maxMessageBytes: Math.round(mb * 1024 * 1024) } : {}),
@@ -211,24 +234,36 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
 export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help' {
   const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
-      host: str, port: str, backbone: str, out: str, db: str, config: str, 'tls-cert': str, 'tls-key': str,
-      'require-auth': { type: 'boolean' }, 'insecure-open': { type: 'boolean' }, help: { type: 'boolean' },
-      ...Object.fromEntries(runConfigFlags().map((f) => [f.name, str])),
-    });
+    host: str,
+    port: str,
+    backbone: str,
+    out: str,
+    db: str,
+    config: str,
+    'tls-cert': str,
+    'tls-key': str,
+    'require-auth': { type: 'boolean' },
+    'insecure-open': { type: 'boolean' },
+    help: { type: 'boolean' },
+    ...Object.fromEntries(runConfigFlags().map((f) => [f.name, str])),
+  });
   if (values['help']) return 'help';
   const file = stringFlag(values, 'config');
   const d = defaultCoordinatorConfig();
   const fromFile = file === undefined ? undefined : readRunConfigFile(file);
   const run = runConfigFromFlags(values, fromFile ? { ...fromFile, runId: fromFile.runId ?? d.runId } : toRunConfig(d));
-  const config = applyRunConfig({
-    host: stringFlag(values, 'host', d.host),
-    port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
-    backboneDir: stringFlag(values, 'backbone', d.backboneDir),
-    exportDir: stringFlag(values, 'out', d.exportDir!),
-    dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
-    requireAuth: values['require-auth'] === true,
-    insecureOpen: values['insecure-open'] === true,
-  }, run);
+  const config = applyRunConfig(
+    {
+      host: stringFlag(values, 'host', d.host),
+      port: numberFlag(values, 'port', { default: d.port, min: 0, max: 65535, integer: true }),
+      backboneDir: stringFlag(values, 'backbone', d.backboneDir),
+      exportDir: stringFlag(values, 'out', d.exportDir!),
+      dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
+      requireAuth: values['require-auth'] === true,
+      insecureOpen: values['insecure-open'] === true,
+    },
+    run,
+  );
   const tls = readTls(stringFlag(values, 'tls-cert'), stringFlag(values, 'tls-key'));
   if (tls) config.tls = tls;
   return config;

@@ -3,8 +3,18 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
 import {
-  createMsgpackParser, ErrorCode, FtlError, PROTOCOL_VERSION, type Ack, type ByteCounter, type ChannelStats, type ClientToServerEvents,
-  type GoodbyeReason, type HeadConfig, type Logger, type ServerToClientEvents,
+  createMsgpackParser,
+  ErrorCode,
+  FtlError,
+  PROTOCOL_VERSION,
+  type Ack,
+  type ByteCounter,
+  type ChannelStats,
+  type ClientToServerEvents,
+  type GoodbyeReason,
+  type HeadConfig,
+  type Logger,
+  type ServerToClientEvents,
 } from '@ftl/shared';
 import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
 import { ClientRegistry, type ClientEntry, type ClientView } from './client-registry.js';
@@ -73,7 +83,11 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   ) {
     if (options.operatorToken !== undefined) this.operatorTokenHash = hashClientToken(options.operatorToken);
     this.runs = new RunLifecycle({
-      config, store, log, exportRoot: options.exportRoot, prepareRun: (c) => this.prepareRun(c),
+      config,
+      store,
+      log,
+      exportRoot: options.exportRoot,
+      prepareRun: (c) => this.prepareRun(c),
       welcomeAll: (run) => {
         for (const id of this.clients.names()) this.send(id, 'welcome', run.welcome(id));
       },
@@ -260,19 +274,40 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     if (run) socket.emit('welcome', run.welcome(name));
 
     const guard = messageGuard({
-      client: name, budget: new PeerBudget(this.options.peerBudget ?? DEFAULT_PEER_BUDGET), log: this.log, connected: () => socket.connected,
+      client: name,
+      budget: new PeerBudget(this.options.peerBudget ?? DEFAULT_PEER_BUDGET),
+      log: this.log,
+      connected: () => socket.connected,
       disconnect: (message) => this.goodbye(socket, 'misbehaving', message),
     });
-    socket.on('ready', guard('ready', (raw) => this.onReady(entry, raw)));
+    socket.on(
+      'ready',
+      guard('ready', (raw) => this.onReady(entry, raw)),
+    );
     const closed = { accepted: false, reason: 'round-closed', message: 'no run is active' } as const;
-    socket.on('fit-result', guard('fit-result', (raw) => this.runs.activeRun?.submitFit(name, raw) ?? closed));
-    socket.on('evaluate-result', guard('evaluate-result', (raw) => this.runs.activeRun?.submitEvaluate(name, raw) ?? closed));
-    socket.on('personalize-result', guard('personalize-result', (raw) => this.runs.activeRun?.submitPersonalize(name, raw) ?? closed));
-    socket.on('class-sums-result', guard('class-sums-result', (raw) => this.runs.activeRun?.submitClassSums(name, raw) ?? closed));
-    socket.on('failure', guard('failure', (raw) => {
-      this.runs.activeRun?.clientFailed(name, raw);
-      return undefined;
-    }));
+    socket.on(
+      'fit-result',
+      guard('fit-result', (raw) => this.runs.activeRun?.submitFit(name, raw) ?? closed),
+    );
+    socket.on(
+      'evaluate-result',
+      guard('evaluate-result', (raw) => this.runs.activeRun?.submitEvaluate(name, raw) ?? closed),
+    );
+    socket.on(
+      'personalize-result',
+      guard('personalize-result', (raw) => this.runs.activeRun?.submitPersonalize(name, raw) ?? closed),
+    );
+    socket.on(
+      'class-sums-result',
+      guard('class-sums-result', (raw) => this.runs.activeRun?.submitClassSums(name, raw) ?? closed),
+    );
+    socket.on(
+      'failure',
+      guard('failure', (raw) => {
+        this.runs.activeRun?.clientFailed(name, raw);
+        return undefined;
+      }),
+    );
     socket.on('disconnect', (reason) => {
       if (!this.clients.remove(name, socket)) return; // replaced by a newer connection
       this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });

@@ -11,7 +11,11 @@ export class EarlyStopping {
   /** The best round so far, scored so that lower is better, with its global head. */
   best?: { round: number; score: number; weights: Weights };
 
-  constructor(private readonly config: CoordinatorConfig, private readonly log: Logger, private readonly store: Store | undefined) {}
+  constructor(
+    private readonly config: CoordinatorConfig,
+    private readonly log: Logger,
+    private readonly store: Store | undefined,
+  ) {}
 
   /** Takes a committed round's medians and global head; true when the run should stop after it. */
   observe(round: number, medians: { loss: number; accuracy: number }, global: Weights): boolean {

@@ -3,8 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  createDefaultBackbone, createHead, ErrorCode, getTrainableWeights, initBackend, isFtlError, saveLayersModelToFolder,
-  writeModelFiles, type HeadConfig,
+  createDefaultBackbone,
+  createHead,
+  ErrorCode,
+  getTrainableWeights,
+  initBackend,
+  isFtlError,
+  saveLayersModelToFolder,
+  writeModelFiles,
+  type HeadConfig,
 } from '@ftl/shared';
 import { TINY_GRAPH_NODES as N, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -23,7 +30,12 @@ async function exportAndCompare(backbone: ServedBackbone, dir: string, featureLa
   const headConfig: HeadConfig = { featureDim: fx.featureDim, hidden: [16], classes: 10 };
   const head = createHead(headConfig, 5);
   await exportGlobalModel({
-    backbone, ...(featureLayer ? { featureLayer } : {}), head: headConfig, weights: getTrainableWeights(head), dir, meta: { runId: 'r1', classes: ['a'] },
+    backbone,
+    ...(featureLayer ? { featureLayer } : {}),
+    head: headConfig,
+    weights: getTrainableWeights(head),
+    dir,
+    meta: { runId: 'r1', classes: ['a'] },
   });
   const exported = await loadExportedModel(dir);
   const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
@@ -47,18 +59,31 @@ describe('exportGlobalModel', () => {
     expect((await readdir(join(dir, 'head'))).sort()).toEqual(['model.json', 'weights.bin']);
     const meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8'));
     expect(meta).toMatchObject({
-      runId: 'r1', classes: ['a'], kind: 'graph', sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
-      backbone: { path: 'backbone', format: 'graph-model', featureNode: N.features, inputShape: [28, 28, 1], featureDim: 64, sha256: backbone.sha256 },
+      runId: 'r1',
+      classes: ['a'],
+      kind: 'graph',
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      backbone: {
+        path: 'backbone',
+        format: 'graph-model',
+        featureNode: N.features,
+        inputShape: [28, 28, 1],
+        featureDim: 64,
+        sha256: backbone.sha256,
+      },
       head: { path: 'head', format: 'layers-model', inputShape: [64] },
     });
     expect(await readFile(join(dir, 'README.md'), 'utf8')).toContain(`backbone.execute(images, '${N.features}')`);
   });
 
-  test('a graph backbone at a run\'s own cut point exports that node', async () => {
+  test("a graph backbone at a run's own cut point exports that node", async () => {
     await writeModelFiles(join(root, 'graph-src2'), tinyGraphModelFiles({ seed: 4 }));
     const backbone = await loadServedBackbone(join(root, 'graph-src2'));
     await exportAndCompare(backbone, join(root, 'graph-conv'), N.conv);
-    expect(JSON.parse(await readFile(join(root, 'graph-conv', EXPORT_META_FILE), 'utf8')).backbone).toMatchObject({ featureNode: N.conv, featureDim: 1152 });
+    expect(JSON.parse(await readFile(join(root, 'graph-conv', EXPORT_META_FILE), 'utf8')).backbone).toMatchObject({
+      featureNode: N.conv,
+      featureDim: 1152,
+    });
   });
 
   test('a layers backbone stays one layers model folder with the meta as before', async () => {

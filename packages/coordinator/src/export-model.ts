@@ -2,9 +2,22 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  backboneLayersOf, createFineTunedModel, createHead, disposeFineTunedModel, ErrorCode, FtlError, loadBackbone,
-  loadLayersModelFromFolder, modelDigest, readModelFolder, saveLayersModelToFolder, setTrainableWeights, writeModelFiles,
-  type HeadConfig, type ModelFile, type Weights,
+  backboneLayersOf,
+  createFineTunedModel,
+  createHead,
+  disposeFineTunedModel,
+  ErrorCode,
+  FtlError,
+  loadBackbone,
+  loadLayersModelFromFolder,
+  modelDigest,
+  readModelFolder,
+  saveLayersModelToFolder,
+  setTrainableWeights,
+  writeModelFiles,
+  type HeadConfig,
+  type ModelFile,
+  type Weights,
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 
@@ -50,7 +63,10 @@ export async function exportGlobalModel(options: {
   const trained = backboneLayersOf(options.weights.specs);
   if (fx.kind === 'graph') {
     if (trained.length > 0) {
-      throw new FtlError(ErrorCode.WeightsMismatch, `the weights hold backbone layers (${trained.join(', ')}) but the backbone is a graph model, which cannot take them`);
+      throw new FtlError(
+        ErrorCode.WeightsMismatch,
+        `the weights hold backbone layers (${trained.join(', ')}) but the backbone is a graph model, which cannot take them`,
+      );
     }
     return exportChained(options, fx.feature, fx.featureDim, fx.inputShape);
   }
@@ -76,9 +92,15 @@ export async function exportGlobalModel(options: {
 function normalizationLayer(norm: { shift: number[]; scale: number[] }): tf.layers.Layer {
   const n = norm.shift.length;
   return tf.layers.depthwiseConv2d({
-    name: 'ftl_input_normalization', kernelSize: 1, useBias: true, trainable: false,
+    name: 'ftl_input_normalization',
+    kernelSize: 1,
+    useBias: true,
+    trainable: false,
     weights: [
-      tf.tensor4d(norm.scale.map((s) => 1 / s), [1, 1, n, 1]),
+      tf.tensor4d(
+        norm.scale.map((s) => 1 / s),
+        [1, 1, n, 1],
+      ),
       tf.tensor1d(norm.shift.map((m, i) => -m / norm.scale[i]!)),
     ],
   });
@@ -100,7 +122,10 @@ function withLayerInFront(model: tf.LayersModel, layer: tf.layers.Layer, statist
 
 /** A graph backbone's export: its files and the head as two folders, with how to chain them. */
 async function exportChained(
-  options: Parameters<typeof exportGlobalModel>[0], featureNode: string, featureDim: number, inputShape: [number, number, number],
+  options: Parameters<typeof exportGlobalModel>[0],
+  featureNode: string,
+  featureDim: number,
+  inputShape: [number, number, number],
 ): Promise<{ digest: string }> {
   const { backbone, dir } = options;
   await writeModelFiles(join(dir, EXPORT_BACKBONE_DIR), backbone.files);
@@ -122,7 +147,7 @@ async function exportChained(
 }
 
 function writeMeta(dir: string, meta: Record<string, unknown>): Promise<void> {
-  return writeFile(join(dir, EXPORT_META_FILE), JSON.stringify(meta, null, 2) + '\n');
+  return writeFile(join(dir, EXPORT_META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
 }
 
 function chainReadme(featureNode: string, featureDim: number, [h, w, c]: [number, number, number], normalized: boolean): string {
@@ -136,9 +161,11 @@ into one model, so the two sit side by side:
 - \`${EXPORT_HEAD_DIR}/\`: the head, from [batch, ${featureDim}] features to class probabilities.
 - \`${EXPORT_META_FILE}\`: classes (in output order), the run's rounds and metrics, and these details.
 
-To predict from images [batch, ${h}, ${w}, ${c}] (float32, as the clients fed them${normalized
-    ? `; this run normalised them federatedly, so first compute (x − shift) / scale with \`inputNormalization\` from \`${EXPORT_META_FILE}\``
-    : ''}):
+To predict from images [batch, ${h}, ${w}, ${c}] (float32, as the clients fed them${
+    normalized
+      ? `; this run normalised them federatedly, so first compute (x − shift) / scale with \`inputNormalization\` from \`${EXPORT_META_FILE}\``
+      : ''
+  }):
 
 \`\`\`js
 const backbone = await tf.loadGraphModel('${EXPORT_BACKBONE_DIR}/model.json'); // a URL or an IO handler
@@ -172,13 +199,17 @@ export interface ExportedModel {
  */
 export async function loadExportedModel(dir: string): Promise<ExportedModel> {
   let meta: {
-    kind?: string; backbone?: { featureNode?: string };
-    inputNormalization?: { shift: number[]; scale: number[] }; inputNormalizationInModel?: boolean;
+    kind?: string;
+    backbone?: { featureNode?: string };
+    inputNormalization?: { shift: number[]; scale: number[] };
+    inputNormalizationInModel?: boolean;
   };
   try {
     meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as typeof meta;
   } catch (err) {
-    throw new FtlError(ErrorCode.BackboneLoad, `${dir} is not an ftl export: cannot read ${EXPORT_META_FILE} (${(err as Error).message})`, { cause: err });
+    throw new FtlError(ErrorCode.BackboneLoad, `${dir} is not an ftl export: cannot read ${EXPORT_META_FILE} (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const inner = await loadExportedParts(dir, meta);
   const norm = meta.inputNormalization;
@@ -198,7 +229,8 @@ async function loadExportedParts(dir: string, meta: { kind?: string; backbone?: 
   }
   const backboneDir = join(dir, EXPORT_BACKBONE_DIR);
   const fx = await loadBackbone(await readModelFolder(backboneDir), {
-    ...(meta.backbone?.featureNode !== undefined ? { feature: meta.backbone.featureNode } : {}), where: backboneDir,
+    ...(meta.backbone?.featureNode !== undefined ? { feature: meta.backbone.featureNode } : {}),
+    where: backboneDir,
   });
   const head = await loadLayersModelFromFolder(join(dir, EXPORT_HEAD_DIR));
   return {

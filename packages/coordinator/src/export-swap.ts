@@ -17,7 +17,9 @@ export function stagingDir(dir: string): string {
 async function identityOf(dir: string): Promise<ExportIdentity | undefined> {
   try {
     const meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as Partial<ExportIdentity>;
-    return typeof meta.runId === 'string' && typeof meta.modelVersion === 'number' ? { runId: meta.runId, modelVersion: meta.modelVersion } : undefined;
+    return typeof meta.runId === 'string' && typeof meta.modelVersion === 'number'
+      ? { runId: meta.runId, modelVersion: meta.modelVersion }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -37,10 +39,13 @@ export async function swapInExport(staging: string, dir: string, next: ExportIde
     return 'kept';
   }
   const aside = `${staging}.previous`;
-  const moved = await rename(dir, aside).then(() => true, (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return false;
-    throw err;
-  });
+  const moved = await rename(dir, aside).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
   await rename(staging, dir);
   if (moved) await rm(aside, { recursive: true, force: true });
   return 'replaced';

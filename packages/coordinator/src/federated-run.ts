@@ -1,6 +1,17 @@
 import {
-  checkChannelStats, createStrategy, ErrorCode, FtlError, PROTOCOL_VERSION, specsSize, unfrozenLayerCount,
-  type Ack, type ChannelStats, type HeadConfig, type Logger, type Strategy, type Welcome,
+  checkChannelStats,
+  createStrategy,
+  ErrorCode,
+  FtlError,
+  PROTOCOL_VERSION,
+  specsSize,
+  unfrozenLayerCount,
+  type Ack,
+  type ChannelStats,
+  type HeadConfig,
+  type Logger,
+  type Strategy,
+  type Welcome,
 } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
 import { assertHeadInit, classSumsMessageBytes } from './class-means.js';
@@ -26,7 +37,10 @@ import { waitForClients } from './wait-for-clients.js';
 
 /** The collection each progress phase is waiting on. */
 const PHASE_STAGE: Partial<Record<RunProgress['phase'], Stage>> = {
-  fit: 'fit', evaluate: 'evaluate', personalize: 'personalize', 'class-means': 'class-sums',
+  fit: 'fit',
+  evaluate: 'evaluate',
+  personalize: 'personalize',
+  'class-means': 'class-sums',
 };
 
 /**
@@ -65,7 +79,10 @@ export class FederatedRun {
     this.sets = new TrainableSets(config, backbone, head);
     this.model = { weights: this.sets.forRound(1), version: 0 };
     this.strategy = createStrategy(config.strategy, {
-      fractionFit: config.fractionFit, minFitClients: config.minFitClients, sampleWeightCap: config.sampleWeightCap, seed: config.seed,
+      fractionFit: config.fractionFit,
+      minFitClients: config.minFitClients,
+      sampleWeightCap: config.sampleWeightCap,
+      seed: config.seed,
     });
     const needed = this.strategy.minUpdates;
     if (config.minClients < needed) {
@@ -79,8 +96,18 @@ export class FederatedRun {
     this.exclusions = new ExclusionLog(config.runId, store, this.log);
     this.intake = new UpdateIntake({ config, head, host, log: this.log, trust, globalSpecs: () => this.model.weights.specs });
     this.ctx = {
-      config, head, backbone, host, log: this.log, ...(store ? { store } : {}), strategy: this.strategy, trust, intake: this.intake,
-      exclusions: this.exclusions, sets: this.sets, model: this.model,
+      config,
+      head,
+      backbone,
+      host,
+      log: this.log,
+      ...(store ? { store } : {}),
+      strategy: this.strategy,
+      trust,
+      intake: this.intake,
+      exclusions: this.exclusions,
+      sets: this.sets,
+      model: this.model,
       setPhase: (phase, round) => (this.current = { phase, round: round ?? this.current.round }),
       interrupted: () => this.stopRequest === 'interrupt',
     };
@@ -105,7 +132,12 @@ export class FederatedRun {
       protocol: PROTOCOL_VERSION,
       runId: config.runId,
       clientId,
-      backbone: { path: BACKBONE_PATH, files: backbone.files.map((f) => f.name), sha256: backbone.sha256, featureLayer: config.featureLayer ?? backbone.featureLayer },
+      backbone: {
+        path: BACKBONE_PATH,
+        files: backbone.files.map((f) => f.name),
+        sha256: backbone.sha256,
+        featureLayer: config.featureLayer ?? backbone.featureLayer,
+      },
       head: this.head,
       classes: [...config.classes],
       localLayers: [...config.localLayers],
@@ -120,9 +152,13 @@ export class FederatedRun {
     const stage = PHASE_STAGE[this.current.phase];
     const collector = stage ? this.intake.collector(stage) : undefined;
     return {
-      runId: this.config.runId, ...this.current, rounds: this.config.rounds,
-      received: collector?.answered ?? 0, expected: collector?.target.expected.length ?? 0,
-      readyClients: this.host.readyClients(this.config.runId).length, minClients: this.config.minClients,
+      runId: this.config.runId,
+      ...this.current,
+      rounds: this.config.rounds,
+      received: collector?.answered ?? 0,
+      expected: collector?.target.expected.length ?? 0,
+      readyClients: this.host.readyClients(this.config.runId).length,
+      minClients: this.config.minClients,
     };
   }
 
@@ -239,7 +275,8 @@ export class FederatedRun {
       // A failed run still leaves its last good global model where the operator expects it.
       if (config.exportDir) {
         await exportRun(ctx, config.exportDir, records, early.best?.round).catch((e: unknown) =>
-          this.log.error('export-failed', { dir: config.exportDir, detail: (e as Error).message }));
+          this.log.error('export-failed', { dir: config.exportDir, detail: (e as Error).message }),
+        );
       }
       throw err;
     }
@@ -251,8 +288,14 @@ export class FederatedRun {
     this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
     this.current = { ...this.current, phase: 'idle' };
     return {
-      runId, reason, rounds: records, weights: model.weights, modelVersion: model.version, ...(early.best ? { bestRound: early.best.round } : {}),
-      ...(exportDir ? { exportDir } : {}), ...(personalization ? { personalization } : {}),
+      runId,
+      reason,
+      rounds: records,
+      weights: model.weights,
+      modelVersion: model.version,
+      ...(early.best ? { bestRound: early.best.round } : {}),
+      ...(exportDir ? { exportDir } : {}),
+      ...(personalization ? { personalization } : {}),
     };
   }
 }

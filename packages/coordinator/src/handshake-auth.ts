@@ -1,6 +1,4 @@
-import {
-  ErrorCode, FtlError, parseHandshakeAuth, type ConnectRefusal, type HandshakeAuth, type Logger,
-} from '@ftl/shared';
+import { ErrorCode, FtlError, parseHandshakeAuth, type ConnectRefusal, type HandshakeAuth, type Logger } from '@ftl/shared';
 import { tokenMatches } from './client-tokens.js';
 import type { CoordinatorConfig } from './config.js';
 import type { Store } from './store/store.js';
@@ -27,7 +25,8 @@ export function checkAuthPolicy(config: CoordinatorConfig, store: Store | undefi
       );
     }
     log.warn('auth-disabled-on-network', {
-      host: config.host, detail: 'INSECURE: anyone who reaches this port may join as any site and replace it (--insecure-open)',
+      host: config.host,
+      detail: 'INSECURE: anyone who reaches this port may join as any site and replace it (--insecure-open)',
     });
   } else if (!config.requireAuth) {
     log.warn('auth-disabled', { detail: 'any local client may join; use --require-auth with tokens from "clients add"' });
@@ -61,12 +60,14 @@ export function handshakeAuth(o: { requireAuth: boolean; store: Store | undefine
     try {
       auth = parseHandshakeAuth(socket.handshake.auth);
     } catch (err) {
-      return refuse((err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake', (err as Error).message);
+      refuse((err as FtlError).code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch' : 'malformed-handshake', (err as Error).message);
+      return;
     }
     if (o.requireAuth) {
       const known = o.store?.getClient(auth.name);
       if (!known || known.revoked || !auth.token || !tokenMatches(auth.token, known.tokenHash)) {
-        return refuse('unauthorized', `client "${auth.name}" is unknown, revoked or gave a wrong token; ask the operator for a token`);
+        refuse('unauthorized', `client "${auth.name}" is unknown, revoked or gave a wrong token; ask the operator for a token`);
+        return;
       }
       o.store?.touchClient(auth.name);
     }

@@ -16,7 +16,10 @@ export async function initHead(ctx: RunContext): Promise<void> {
   const method = config.headInit;
   if ((method !== 'class-means' && method !== 'discriminant') || model.version > 0) return;
   const { runId, roundDeadlineMs } = config;
-  const recorded = store?.listEvents(runId).filter((e) => e.type === HEAD_INIT_EVENT).at(-1);
+  const recorded = store
+    ?.listEvents(runId)
+    .filter((e) => e.type === HEAD_INIT_EVENT)
+    .at(-1);
   if (recorded) {
     if ((recorded.data as { method?: unknown }).method === method) model.weights = withRecordedOutputLayer(model.weights, recorded.data);
     return;
@@ -26,7 +29,12 @@ export async function initHead(ctx: RunContext): Promise<void> {
   const collected = await ctx.intake.collect('class-sums', { runId, round: 0, modelVersion: 0, expected }, roundDeadlineMs, (collector) => {
     for (const id of expected) {
       const sent = host.send(id, 'class-sums', {
-        protocol: PROTOCOL_VERSION, runId, round: 0, modelVersion: 0, ...normalizationField(ctx), ...(method === 'discriminant' ? { scatter: true } : {}),
+        protocol: PROTOCOL_VERSION,
+        runId,
+        round: 0,
+        modelVersion: 0,
+        ...normalizationField(ctx),
+        ...(method === 'discriminant' ? { scatter: true } : {}),
       });
       if (!sent) collector.fail(id, 'disconnected before the class sums were asked');
     }
@@ -43,7 +51,8 @@ export async function initHead(ctx: RunContext): Promise<void> {
     return;
   }
   const sites = clients.map((id) => collected.results.get(id)!.decoded);
-  const { weights, counts } = method === 'discriminant' ? await discriminantHeadOf(model.weights, sites, ctx.head) : classMeansHead(model.weights, sites, ctx.head);
+  const { weights, counts } =
+    method === 'discriminant' ? await discriminantHeadOf(model.weights, sites, ctx.head) : classMeansHead(model.weights, sites, ctx.head);
   model.weights = weights;
   const missing = config.classes.filter((_, c) => counts[c] === 0);
   // Counts only: the sums (and the means they give) stay out of the log.

@@ -27,16 +27,25 @@ const later = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('the HTTP error boundary', () => {
   test.each<[string, HttpHandler]>([
-    ['throws', () => {
-      throw new Error('disk on fire');
-    }],
-    ['rejects', async () => {
-      await later();
-      throw new Error('disk on fire');
-    }],
-    ['throws a non-error', () => {
-      throw 'disk on fire'; // a dependency may throw a string
-    }],
+    [
+      'throws',
+      () => {
+        throw new Error('disk on fire');
+      },
+    ],
+    [
+      'rejects',
+      async () => {
+        await later();
+        throw new Error('disk on fire');
+      },
+    ],
+    [
+      'throws a non-error',
+      () => {
+        throw 'disk on fire'; // a dependency may throw a string
+      },
+    ],
   ])('a handler that %s answers 500 with one line, logs the message once, and the server goes on', async (_, handler) => {
     const port = await serve(handler);
     const answer = await rawRequest(port, 'GET /x HTTP/1.1', ['Authorization: Bearer secret-token-123']);
@@ -51,9 +60,12 @@ describe('the HTTP error boundary', () => {
   test.each<[string, HttpHandler]>([
     ['a URIError', () => void decodeURIComponent('%')],
     ['an Invalid URL TypeError', () => void new URL('http://[/')],
-    ['an INVALID_MESSAGE FtlError', async () => {
-      throw new FtlError(ErrorCode.InvalidMessage, 'malformed percent-encoding in "%"; encode it');
-    }],
+    [
+      'an INVALID_MESSAGE FtlError',
+      async () => {
+        throw new FtlError(ErrorCode.InvalidMessage, 'malformed percent-encoding in "%"; encode it');
+      },
+    ],
   ])('%s from the request answers 400 with one line and logs nothing', async (_, handler) => {
     const port = await serve(handler);
     const answer = await rawRequest(port, 'GET /x HTTP/1.1');

@@ -47,7 +47,11 @@ function answerError(req: IncomingMessage, res: ServerResponse, err: unknown, lo
     ? `bad request: ${isFtlError(err) ? err.message : `malformed request target ${quote(req.url ?? '')}; send a valid URL path`}\n`
     : 'internal error: the coordinator could not answer this request; its log has the details (http-error)\n';
   try {
-    res.writeHead(bad ? 400 : 500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.writeHead(bad ? 400 : 500, {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
     res.end(req.method === 'HEAD' ? undefined : text);
   } catch {
     res.destroy(); // a handler left the response in a state that takes no answer: close it rather than throw here

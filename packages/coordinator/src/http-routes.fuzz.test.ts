@@ -45,14 +45,24 @@ async function expectStillServing(): Promise<void> {
 describe('malformed request targets', () => {
   // Each of the first four stopped the whole coordinator: decodeURIComponent or new URL threw inside the request handler.
   test.each<[string, string[], number, RegExp]>([
-    ['GET /backbone/% HTTP/1.1', [], 400, /^bad request: malformed percent-encoding in "%"; encode each reserved or non-ASCII byte as %XX of its UTF-8\n$/],
+    [
+      'GET /backbone/% HTTP/1.1',
+      [],
+      400,
+      /^bad request: malformed percent-encoding in "%"; encode each reserved or non-ASCII byte as %XX of its UTF-8\n$/,
+    ],
     ['GET /backbone/%E0%A4%A HTTP/1.1', [], 400, /^bad request: malformed percent-encoding in "%E0%A4%A"/],
     ['GET //[ HTTP/1.1', [], 400, /^bad request: malformed request target "\/\/\["; send a path such as \/backbone\/model.json\n$/],
     ['GET http://[/ HTTP/1.1', [], 400, /^bad request: malformed request target "http:\/\/\[\/"/],
     ['GET http://[::1/backbone/model.json HTTP/1.1', [], 400, /^bad request: malformed request target/],
     ['GET /backbone/model.json% HTTP/1.1', [], 400, /^bad request: malformed percent-encoding in "model.json%"/],
     ['POST //[ HTTP/1.1', AUTH, 400, /^bad request: malformed request target/],
-    ['GET /api/runs/% HTTP/1.1', AUTH, 400, /^\{"error":\{"code":"INVALID_MESSAGE","message":"malformed percent-encoding in \\"%\\"; encode each reserved/],
+    [
+      'GET /api/runs/% HTTP/1.1',
+      AUTH,
+      400,
+      /^\{"error":\{"code":"INVALID_MESSAGE","message":"malformed percent-encoding in \\"%\\"; encode each reserved/,
+    ],
     ['POST /api/runs/%E0%A4%A/start HTTP/1.1', AUTH, 400, /"code":"INVALID_MESSAGE"/],
     ['GET /api/runs/% HTTP/1.1', [], 401, /"code":"UNAUTHORIZED"/], // nothing is decoded for a peer without the token
     ['GET /backbone/%2e%2e%2fmodel.json HTTP/1.1', [], 404, /^no backbone file "..\/model.json"; model.json lists the files\n$/],
@@ -91,15 +101,40 @@ describe("the coordinator's own port", () => {
 
 // Pieces a hostile or careless peer puts in a target: percent-encodings valid and not, brackets, schemes, dots.
 const piece = fc.oneof(
-  fc.constantFrom('/', '//', '%', '%%', '%A', '%E0', '%E0%A4%A', '%C0%AF', '%FF', '%00', '%2F', '%2e%2e', '%zz', '[', ']', '[::1', ':', '@', '?', '#', '.', '..'),
+  fc.constantFrom(
+    '/',
+    '//',
+    '%',
+    '%%',
+    '%A',
+    '%E0',
+    '%E0%A4%A',
+    '%C0%AF',
+    '%FF',
+    '%00',
+    '%2F',
+    '%2e%2e',
+    '%zz',
+    '[',
+    ']',
+    '[::1',
+    ':',
+    '@',
+    '?',
+    '#',
+    '.',
+    '..',
+  ),
   fc.constantFrom('backbone', 'api', 'runs', 'clients', 'model.json', 'weights.bin', 'start', 'revoke', 'model', 'http:', '__proto__'),
   fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`),
   fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=-]{0,6}$/),
 );
-const target = fc.tuple(
-  fc.constantFrom('/', '/backbone/', '/api/', '/api/runs/', '/api/clients/', '//', 'http://localhost/backbone/', 'http://[', 'http://'),
-  fc.array(piece, { maxLength: 8 }),
-).map(([prefix, parts]) => prefix + parts.join(''));
+const target = fc
+  .tuple(
+    fc.constantFrom('/', '/backbone/', '/api/', '/api/runs/', '/api/clients/', '//', 'http://localhost/backbone/', 'http://[', 'http://'),
+    fc.array(piece, { maxLength: 8 }),
+  )
+  .map(([prefix, parts]) => prefix + parts.join(''));
 
 describe('random targets on every route', () => {
   test('never crash the server, never answer 500, never answer twice, never touch Object.prototype; the backbone is served after each', async () => {

@@ -45,7 +45,7 @@ function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | un
   return undefined;
 }
 
-describe('the coordinator\'s modules', () => {
+describe("the coordinator's modules", () => {
   test('import each other without a cycle', () => {
     const files = sources(SRC);
     expect(files.length).toBeGreaterThan(20);
@@ -54,8 +54,25 @@ describe('the coordinator\'s modules', () => {
   });
 
   test('the cycle finder finds a cycle, and none where imports go one way', () => {
-    expect(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]))).toEqual(['a', 'b', 'c', 'a']);
-    expect(findCycle(new Map([['a', ['b', 'c']], ['b', ['c']], ['c', []]]))).toBeUndefined();
+    expect(
+      findCycle(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', ['a']],
+          ['d', ['a']],
+        ]),
+      ),
+    ).toEqual(['a', 'b', 'c', 'a']);
+    expect(
+      findCycle(
+        new Map([
+          ['a', ['b', 'c']],
+          ['b', ['c']],
+          ['c', []],
+        ]),
+      ),
+    ).toBeUndefined();
   });
 
   test('reads relative imports, type-only ones included', () => {

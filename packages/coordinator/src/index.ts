@@ -2,7 +2,11 @@ export { BACKBONE_META_FILE, readBackboneMeta, type BackboneMeta } from './backb
 export { BACKBONE_PATH, loadServedBackbone, type ServedBackbone } from './backbone-server.js';
 export { BACKBONES_DIR, backboneCatalog, backboneTable, resolveBackboneSource, summarizeBackbones } from './backbone-catalog.js';
 export {
-  COORDINATOR_HELP, DEFAULT_BACKBONE_DIR, defaultCoordinatorConfig, parseCoordinatorArgs, type CoordinatorConfig,
+  COORDINATOR_HELP,
+  DEFAULT_BACKBONE_DIR,
+  defaultCoordinatorConfig,
+  parseCoordinatorArgs,
+  type CoordinatorConfig,
 } from './config.js';
 export { Coordinator } from './coordinator.js';
 export { CoordinatorServer, type ServerOptions } from './coordinator-server.js';
@@ -21,9 +25,17 @@ export { RoundCollector, type Collected, type RoundTarget } from './round-collec
 export { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';
 export { DEFAULT_TRUST, screenUpdates, type Exclusion, type TrustPolicy } from './update-screen.js';
 export {
-  RUN_STATUSES, Store,
-  type Checkpoint, type CheckpointData, type RejectedUpdate, type RoundOutcome, type RunStatus, type StoredClient,
-  type StoredEvent, type StoredRound, type StoredRun,
+  RUN_STATUSES,
+  Store,
+  type Checkpoint,
+  type CheckpointData,
+  type RejectedUpdate,
+  type RoundOutcome,
+  type RunStatus,
+  type StoredClient,
+  type StoredEvent,
+  type StoredRound,
+  type StoredRun,
 } from './store/store.js';
 export { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
 export { HEAD_INITS, parseRunConfig, readRunConfigFile, RunConfigSchema, type HeadInit, type RunConfig } from './run-config.js';

@@ -24,7 +24,11 @@ export interface ModelArchive {
  * goes when the stream ends. FtlError(Conflict) when no round has trained it yet.
  */
 export async function modelArchive(o: {
-  store: Store; stored: StoredRun; config: CoordinatorConfig; backbone: ServedBackbone; head: HeadConfig;
+  store: Store;
+  stored: StoredRun;
+  config: CoordinatorConfig;
+  backbone: ServedBackbone;
+  head: HeadConfig;
 }): Promise<ModelArchive> {
   const { store, stored, config } = o;
   const id = stored.id;
@@ -38,8 +42,13 @@ export async function modelArchive(o: {
     cleanup = () => rm(dir, { recursive: true, force: true });
     const normalization = storedNormalization(store, id);
     await exportRunModel({
-      backbone: o.backbone, config, head: o.head, weights: { specs: checkpoint.specs, values: checkpoint.values },
-      dir, modelVersion: checkpoint.modelVersion, rounds: store.listRounds(id).map((r) => r.record),
+      backbone: o.backbone,
+      config,
+      head: o.head,
+      weights: { specs: checkpoint.specs, values: checkpoint.values },
+      dir,
+      modelVersion: checkpoint.modelVersion,
+      rounds: store.listRounds(id).map((r) => r.record),
       ...(normalization ? { normalization } : {}),
     });
   }

@@ -38,7 +38,9 @@ async function start(): Promise<Started> {
 
 async function call(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`${url}${path}`, {
-    method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    method,
+    headers: { authorization: `Bearer ${TOKEN}` },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, json: await res.json() };
 }
@@ -79,12 +81,19 @@ describe('operator API errors say who is at fault', () => {
       const refused = await call(url, 'POST', '/api/runs', { runId: 'r1' });
       expect(refused).toEqual({
         status: 500,
-        json: { error: { code: 'STORAGE_ERROR', message: 'storage error: the coordinator could not read or write its database; its log has the details (api-error)' } },
+        json: {
+          error: {
+            code: 'STORAGE_ERROR',
+            message: 'storage error: the coordinator could not read or write its database; its log has the details (api-error)',
+          },
+        },
       });
       expect(JSON.stringify(refused.json)).not.toContain(db); // the file and SQLite's text stay in the server's log
       const errors = lines.filter((l) => l.includes(' error '));
       expect(errors).toHaveLength(1);
-      expect(errors[0]).toMatch(/^ftl test error api-error method=POST path=\/api\/runs code=STORAGE_ERROR detail=".*creating run r1 failed: database is locked"$/);
+      expect(errors[0]).toMatch(
+        /^ftl test error api-error method=POST path=\/api\/runs code=STORAGE_ERROR detail=".*creating run r1 failed: database is locked"$/,
+      );
       // Readers are not blocked by the writer (WAL): the server answers as before.
       expect(await call(url, 'GET', '/api/runs')).toEqual({ status: 200, json: { runs: [] } });
     } finally {
@@ -97,7 +106,12 @@ describe('operator API errors say who is at fault', () => {
   test('a closed store: every route that needs it answers 500 STORAGE_ERROR, and the server keeps serving the rest', async () => {
     const { url, store, lines } = await start();
     store.close();
-    for (const [method, path] of [['GET', '/api/runs'], ['GET', '/api/runs/r1'], ['POST', '/api/clients'], ['GET', '/api/clients']] as const) {
+    for (const [method, path] of [
+      ['GET', '/api/runs'],
+      ['GET', '/api/runs/r1'],
+      ['POST', '/api/clients'],
+      ['GET', '/api/clients'],
+    ] as const) {
       const answer = await call(url, method, path, method === 'POST' ? { name: 'site-a' } : undefined);
       expect([method, path, answer.status, answer.json.error.code]).toEqual([method, path, 500, 'STORAGE_ERROR']);
     }

@@ -74,27 +74,43 @@ const json = (status: number, body: unknown): Reply => ({ status, body });
 /** Routes: method, path pattern (segments captured in order), handler. docs/api.md describes each. */
 const ROUTES: Array<[string, RegExp, Handler]> = [
   ['GET', /^\/api\/clients$/, (s) => json(200, { clients: s.clientViews() })],
-  ['POST', /^\/api\/clients$/, async (s, _, req) => {
-    const body = await readJson(req);
-    const name = (body as { name?: unknown } | undefined)?.name;
-    return json(201, s.addClient(name as string));
-  }],
-  ['POST', /^\/api\/clients\/([^/]+)\/revoke$/, (s, [name]) => {
-    s.revokeClient(name!);
-    return json(200, { name, revoked: true });
-  }],
+  [
+    'POST',
+    /^\/api\/clients$/,
+    async (s, _, req) => {
+      const body = await readJson(req);
+      const name = (body as { name?: unknown } | undefined)?.name;
+      return json(201, s.addClient(name as string));
+    },
+  ],
+  [
+    'POST',
+    /^\/api\/clients\/([^/]+)\/revoke$/,
+    (s, [name]) => {
+      s.revokeClient(name!);
+      return json(200, { name, revoked: true });
+    },
+  ],
   ['GET', /^\/api\/runs$/, (s) => json(200, { runs: s.listRuns() })],
-  ['POST', /^\/api\/runs$/, async (s, _, req) => {
-    const run = s.createRun(await readJson(req));
-    return json(201, s.runView(run.id));
-  }],
+  [
+    'POST',
+    /^\/api\/runs$/,
+    async (s, _, req) => {
+      const run = s.createRun(await readJson(req));
+      return json(201, s.runView(run.id));
+    },
+  ],
   ['GET', /^\/api\/runs\/([^/]+)$/, (s, [id]) => json(200, s.runView(id!))],
-  ['POST', /^\/api\/runs\/([^/]+)\/(start|resume|pause|stop)$/, (s, [id, action]) => {
-    if (action === 'start' || action === 'resume') s.startRun(id!, action);
-    else if (action === 'pause') s.pauseRun(id!);
-    else s.stopRun(id!);
-    return json(202, s.runView(id!));
-  }],
+  [
+    'POST',
+    /^\/api\/runs\/([^/]+)\/(start|resume|pause|stop)$/,
+    (s, [id, action]) => {
+      if (action === 'start' || action === 'resume') s.startRun(id!, action);
+      else if (action === 'pause') s.pauseRun(id!);
+      else s.stopRun(id!);
+      return json(202, s.runView(id!));
+    },
+  ],
   ['GET', /^\/api\/runs\/([^/]+)\/model$/, async (s, [id]) => ({ status: 200, stream: await s.modelArchive(id!) })],
 ];
 
@@ -116,8 +132,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
@@ -141,12 +161,18 @@ export async function handleOperatorApi(server: OperatorBackend, req: IncomingMe
     }
     if (!allowed) {
       log.warn('api-unauthorized', { method: req.method, path });
-      return sendError(res, 401, ErrorCode.Unauthorized, 'missing or wrong operator token: send "Authorization: Bearer <token>" with the token serve printed at start (the file operator-token beside its --db, or FTL_OPERATOR_TOKEN)');
+      return sendError(
+        res,
+        401,
+        ErrorCode.Unauthorized,
+        'missing or wrong operator token: send "Authorization: Bearer <token>" with the token serve printed at start (the file operator-token beside its --db, or FTL_OPERATOR_TOKEN)',
+      );
     }
     const matches = ROUTES.map(([method, pattern, handler]) => ({ method, handler, m: pattern.exec(path) })).filter((r) => r.m);
     const route = matches.find((r) => r.method === req.method);
     if (!route) {
-      if (matches.length > 0) return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${matches.map((r) => r.method).join(' or ')}`);
+      if (matches.length > 0)
+        return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${matches.map((r) => r.method).join(' or ')}`);
       return sendError(res, 404, ErrorCode.NotFound, `no API route ${req.method} ${path} (see docs/api.md)`);
     }
     const reply = await route.handler(server, route.m!.slice(1).map(decodePathSegment), req);

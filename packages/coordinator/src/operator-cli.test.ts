@@ -4,10 +4,29 @@ import { parseRunConfig } from './run-config.js';
 import type { RoundRecord } from './round-table.js';
 
 const round = (n: number, modelVersion: number): RoundRecord => ({
-  round: n, status: modelVersion > 0 ? 'aggregated' : 'no-quorum', selected: 3, accepted: 3, rejected: 0, failed: 0, trainLoss: 0.3,
-  valLoss: 0.3, valAccuracy: 0.9, evalClients: 3, bytesIn: 0, bytesOut: 0, seconds: 1, modelVersion,
+  round: n,
+  status: modelVersion > 0 ? 'aggregated' : 'no-quorum',
+  selected: 3,
+  accepted: 3,
+  rejected: 0,
+  failed: 0,
+  trainLoss: 0.3,
+  valLoss: 0.3,
+  valAccuracy: 0.9,
+  evalClients: 3,
+  bytesIn: 0,
+  bytesOut: 0,
+  seconds: 1,
+  modelVersion,
 });
-const run = (over: Partial<Parameters<typeof summary>[0]>) => ({ id: 'r1', status: 'completed' as const, config: parseRunConfig({ rounds: 2 }), rounds: [], exclusions: [], ...over });
+const run = (over: Partial<Parameters<typeof summary>[0]>) => ({
+  id: 'r1',
+  status: 'completed' as const,
+  config: parseRunConfig({ rounds: 2 }),
+  rounds: [],
+  exclusions: [],
+  ...over,
+});
 
 describe('runs status', () => {
   test('offers the model only when some round trained it', () => {
@@ -20,7 +39,11 @@ describe('runs status', () => {
 
   test('lists what the trust policy left out, with round, site and reason', () => {
     const exclusions = Array.from({ length: 12 }, (_, i) => ({
-      type: 'update-excluded' as const, round: i + 1, client: 'site-x', reason: 'outlier-update', message: 'the update moves the model by 31.99, …',
+      type: 'update-excluded' as const,
+      round: i + 1,
+      client: 'site-x',
+      reason: 'outlier-update',
+      message: 'the update moves the model by 31.99, …',
     }));
     const text = summary(run({ rounds: [round(1, 1)], exclusions }));
     expect(text).toContain('12 contributions left out by the trust policy:');

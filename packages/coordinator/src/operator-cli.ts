@@ -65,7 +65,8 @@ function tokenSource(values: RawFlags): { token: ApiTarget['token']; from: strin
 
 function apiTarget(values: RawFlags): ApiTarget {
   const url = stringFlag(values, 'url', process.env['FTL_COORDINATOR_URL'] ?? 'http://127.0.0.1:8080');
-  if (!/^https?:\/\/[^/]+/.test(url)) throw new FtlError(ErrorCode.InvalidConfig, `--url must be an http(s) URL like http://127.0.0.1:8080 (got "${url}")`);
+  if (!/^https?:\/\/[^/]+/.test(url))
+    throw new FtlError(ErrorCode.InvalidConfig, `--url must be an http(s) URL like http://127.0.0.1:8080 (got "${url}")`);
   const { token, from } = tokenSource(values);
   const caFile = stringFlag(values, 'ca-file');
   const waitMs = 1000 * numberFlag(values, 'wait', { default: 15, min: 0 });
@@ -73,7 +74,10 @@ function apiTarget(values: RawFlags): ApiTarget {
   const ca = readFlagFile(caFile, '--ca-file');
   // node ignores a CA that is not PEM and then reports every certificate as untrusted: say it here.
   if (!ca.toString('latin1').includes('-----BEGIN CERTIFICATE-----')) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--ca-file ${caFile} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--ca-file ${caFile} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block); give the CA certificate, or serve's --tls-cert when it is self-signed`,
+    );
   }
   return { url, token, tokenFrom: from, waitMs, ca, caFile };
 }
@@ -119,16 +123,16 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
     const fresh = run.rounds.slice(printed);
     if (fresh.length > 0) {
       if (tty && lastLine) out.write('\r\x1b[2K');
-      if (!headerShown) out.write(roundTableHeader() + '\n');
+      if (!headerShown) out.write(`${roundTableHeader()}\n`);
       headerShown = true;
-      for (const r of fresh) out.write(formatRoundRow(r, run.config.rounds) + '\n');
+      for (const r of fresh) out.write(`${formatRoundRow(r, run.config.rounds)}\n`);
       printed = run.rounds.length;
       lastLine = '';
     }
     const line = progressLine(run, (performance.now() - t0) / 1000);
     const settled = run.status !== 'running' || (run.live === undefined && run.status === 'running' && printed >= run.config.rounds);
     if (tty) out.write(`\r\x1b[2K${line}`);
-    else if (line.replace(/ · \d+:\d\d$/, '') !== lastLine.replace(/ · \d+:\d\d$/, '')) out.write(line + '\n');
+    else if (line.replace(/ · \d+:\d\d$/, '') !== lastLine.replace(/ · \d+:\d\d$/, '')) out.write(`${line}\n`);
     lastLine = line;
     if (settled) {
       if (tty) out.write('\n');
@@ -148,26 +152,49 @@ export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds'
   const trained = run.rounds.some((r) => r.modelVersion > 0);
   const finished = run.status === 'completed' || run.status === 'stopped' || run.status === 'failed';
   const exclusions = run.exclusions ?? [];
-  const excluded = exclusions.length === 0 ? '' : [
-    `\n${exclusions.length} contribution${exclusions.length === 1 ? '' : 's'} left out by the trust policy:`,
-    ...exclusions.slice(0, EXCLUSIONS_SHOWN).map((e) => `\n  round ${e.round} ${e.client}: ${e.reason}: ${e.message}`),
-    ...(exclusions.length > EXCLUSIONS_SHOWN ? [`\n  … and ${exclusions.length - EXCLUSIONS_SHOWN} more (GET /api/runs/${run.id})`] : []),
-  ].join('');
-  return `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
+  const excluded =
+    exclusions.length === 0
+      ? ''
+      : [
+          `\n${exclusions.length} contribution${exclusions.length === 1 ? '' : 's'} left out by the trust policy:`,
+          ...exclusions.slice(0, EXCLUSIONS_SHOWN).map((e) => `\n  round ${e.round} ${e.client}: ${e.reason}: ${e.message}`),
+          ...(exclusions.length > EXCLUSIONS_SHOWN ? [`\n  … and ${exclusions.length - EXCLUSIONS_SHOWN} more (GET /api/runs/${run.id})`] : []),
+        ].join('');
+  return (
+    `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
     excluded +
-    (finished && trained ? `\ndownload the model with: ftl-coordinator runs export ${run.id}` : finished ? '\nno round trained the model, so there is none to download' : '');
+    (finished && trained
+      ? `\ndownload the model with: ftl-coordinator runs export ${run.id}`
+      : finished
+        ? '\nno round trained the model, so there is none to download'
+        : '')
+  );
 }
 
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
 export async function operatorCommand(group: 'clients' | 'runs', argv: string[], out: NodeJS.WriteStream = process.stdout): Promise<void> {
   const str = { type: 'string' } as const;
-  const { values, positionals } = parseFlags(argv, {
-    url: str, 'token-file': str, 'ca-file': str, db: str, wait: str, config: str, 'run-id': str, out: str, interval: str, save: str,
-    watch: { type: 'boolean' }, help: { type: 'boolean' },
-  }, { positionals: true });
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      url: str,
+      'token-file': str,
+      'ca-file': str,
+      db: str,
+      wait: str,
+      config: str,
+      'run-id': str,
+      out: str,
+      interval: str,
+      save: str,
+      watch: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    { positionals: true },
+  );
   const [action, id] = positionals;
   if (values['help'] || action === undefined) {
-    out.write(OPERATOR_HELP + '\n');
+    out.write(`${OPERATOR_HELP}\n`);
     return;
   }
   const api = new ApiClient(apiTarget(values));
@@ -186,8 +213,12 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
           writeSecretFile(save, added.token, '--save');
         } catch (err) {
           // The server has registered the site already; without the file nobody has its token.
-          throw new FtlError(ErrorCode.InvalidConfig, `client ${added.name} was added, but ${(err as Error).message}; ` +
-            `revoke it (ftl-coordinator clients revoke ${added.name}) and add it again under another name with a writable --save`, { cause: err });
+          throw new FtlError(
+            ErrorCode.InvalidConfig,
+            `client ${added.name} was added, but ${(err as Error).message}; ` +
+              `revoke it (ftl-coordinator clients revoke ${added.name}) and add it again under another name with a writable --save`,
+            { cause: err },
+          );
         }
         out.write(`client ${added.name} added; its token is in ${save} (give it to the site for --token-file)\n`);
       } else {
@@ -224,7 +255,9 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
       const runId = stringFlag(values, 'run-id');
       if (runId !== undefined) body = { ...body, runId };
       const run = await api.call<RunView>('POST', '/api/runs', body);
-      out.write(`run ${run.id} created (${run.config.rounds} rounds, ${run.config.strategy.name}); start it with: ftl-coordinator runs start ${run.id}\n`);
+      out.write(
+        `run ${run.id} created (${run.config.rounds} rounds, ${run.config.strategy.name}); start it with: ftl-coordinator runs start ${run.id}\n`,
+      );
       return;
     }
     case 'start':
@@ -234,23 +267,24 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
       const run = await api.call<RunView>('POST', `/api/runs/${need('ID')}/${action}`);
       const note = action === 'pause' || action === 'stop' ? ' (takes effect after the current round)' : '';
       out.write(`run ${run.id}: ${action} requested${note}\n`);
-      if (values['watch']) out.write(summary(await watch(api, id!, intervalMs, out)) + '\n');
+      if (values['watch']) out.write(`${summary(await watch(api, id!, intervalMs, out))}\n`);
       return;
     }
     case 'status': {
-      const run = values['watch']
-        ? await watch(api, need('ID'), intervalMs, out)
-        : await api.call<RunView>('GET', `/api/runs/${need('ID')}`);
+      const run = values['watch'] ? await watch(api, need('ID'), intervalMs, out) : await api.call<RunView>('GET', `/api/runs/${need('ID')}`);
       if (!values['watch']) {
-        out.write(roundTableHeader() + '\n');
-        for (const r of run.rounds) out.write(formatRoundRow(r, run.config.rounds) + '\n');
-        if (run.live) out.write(progressLine(run, 0).replace(/ · \d+:\d\d$/, '') + '\n');
+        out.write(`${roundTableHeader()}\n`);
+        for (const r of run.rounds) out.write(`${formatRoundRow(r, run.config.rounds)}\n`);
+        if (run.live) out.write(`${progressLine(run, 0).replace(/ · \d+:\d\d$/, '')}\n`);
       }
-      out.write(summary(run) + '\n');
+      out.write(`${summary(run)}\n`);
       return;
     }
     case 'list': {
-      const { runs } = await api.call<{ runs: Array<{ id: string; status: string; roundsDone: number; rounds: number; createdAt: string }> }>('GET', '/api/runs');
+      const { runs } = await api.call<{ runs: Array<{ id: string; status: string; roundsDone: number; rounds: number; createdAt: string }> }>(
+        'GET',
+        '/api/runs',
+      );
       out.write('id\tstatus\trounds\tcreated\n');
       for (const r of runs) out.write(`${r.id}\t${r.status}\t${r.roundsDone}/${r.rounds}\t${r.createdAt}\n`);
       return;

@@ -9,17 +9,29 @@ export async function personalize(ctx: RunContext, round: number): Promise<Perso
   const expected = host.readyClients(runId);
   ctx.setPhase('personalize', round);
   const weights = encodeWeights(model.weights);
-  const { results } = await ctx.intake.collect('personalize', { runId, round, modelVersion: model.version, expected }, roundDeadlineMs, (collector) => {
-    expected.forEach((id, i) => {
-      const sent = host.send(id, 'personalize', {
-        protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights,
-        config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx) },
-        ...normalizationField(ctx),
+  const { results } = await ctx.intake.collect(
+    'personalize',
+    { runId, round, modelVersion: model.version, expected },
+    roundDeadlineMs,
+    (collector) => {
+      expected.forEach((id, i) => {
+        const sent = host.send(id, 'personalize', {
+          protocol: PROTOCOL_VERSION,
+          runId,
+          round,
+          modelVersion: model.version,
+          weights,
+          config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx) },
+          ...normalizationField(ctx),
+        });
+        if (!sent) collector.fail(id, 'disconnected before personalization');
       });
-      if (!sent) collector.fail(id, 'disconnected before personalization');
-    });
-  });
+    },
+  );
   return [...results.entries()].map(([clientId, r]) => ({
-    clientId, numExamples: r.numExamples, globalAccuracy: r.globalAccuracy, personalAccuracy: r.personalAccuracy,
+    clientId,
+    numExamples: r.numExamples,
+    globalAccuracy: r.globalAccuracy,
+    personalAccuracy: r.personalAccuracy,
   }));
 }

@@ -42,13 +42,27 @@ function parseList(flag: string, text: string, min: number): number[] {
 
 runMain(async () => {
   const values = parseFlags(process.argv.slice(2), {
-    arch: { type: 'string' }, out: { type: 'string' }, samples: { type: 'string' }, classes: { type: 'string' }, filters: { type: 'string' },
-    embedding: { type: 'string' }, spatial: { type: 'string' }, epochs: { type: 'string' }, shift: { type: 'string' }, flip: { type: 'boolean' }, rotation: { type: 'string' },
-    'batch-size': { type: 'string' }, lr: { type: 'string' }, 'final-lr-factor': { type: 'string' }, 'test-samples': { type: 'string' },
-    seed: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
+    arch: { type: 'string' },
+    out: { type: 'string' },
+    samples: { type: 'string' },
+    classes: { type: 'string' },
+    filters: { type: 'string' },
+    embedding: { type: 'string' },
+    spatial: { type: 'string' },
+    epochs: { type: 'string' },
+    shift: { type: 'string' },
+    flip: { type: 'boolean' },
+    rotation: { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    'final-lr-factor': { type: 'string' },
+    'test-samples': { type: 'string' },
+    seed: { type: 'string' },
+    list: { type: 'boolean' },
+    help: { type: 'boolean' },
   });
   if (values['help']) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return;
   }
   if (values['list']) {
@@ -68,9 +82,10 @@ runMain(async () => {
   const shift = numberFlag(values, 'shift', { default: 0, min: 0, max: 0.49 });
   const rotation = numberFlag(values, 'rotation', { default: 0, min: 0, max: 180 });
   const flip = values['flip'] === true;
-  const augment: AugmentOptions | undefined = shift > 0 || rotation > 0 || flip
-    ? { ...(shift > 0 ? { shift } : {}), ...(flip ? { flip } : {}), ...(rotation > 0 ? { rotation } : {}) }
-    : undefined;
+  const augment: AugmentOptions | undefined =
+    shift > 0 || rotation > 0 || flip
+      ? { ...(shift > 0 ? { shift } : {}), ...(flip ? { flip } : {}), ...(rotation > 0 ? { rotation } : {}) }
+      : undefined;
   const out = stringFlag(values, 'out');
   const o: Omit<PretrainOptions, 'log' | 'progress' | 'out'> = {
     arch: arch as PretrainArch,
@@ -92,6 +107,6 @@ runMain(async () => {
     out: out ?? DEFAULT_OUT,
     command: pretrainCommand({ ...o, ...(out !== undefined ? { out } : {}) }),
     log: createLogger('pretrain'),
-    progress: (line) => process.stdout.write(line + '\n'),
+    progress: (line) => process.stdout.write(`${line}\n`),
   });
 });

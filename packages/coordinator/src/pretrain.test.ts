@@ -71,7 +71,10 @@ async function oneStep(backend: 'cpu' | 'wasm', x: Float32Array, labels: Int32Ar
 
 test('batch normalisation trains on wasm as on the cpu backend: one step moves every weight and statistic the same', async () => {
   const mnist = loadBuiltinDataset('mnist');
-  const batch = subset(mnist, Array.from({ length: 64 }, (_, i) => i * 37));
+  const batch = subset(
+    mnist,
+    Array.from({ length: 64 }, (_, i) => i * 37),
+  );
   const cpu = await oneStep('cpu', batch.images, batch.labels);
   const wasm = await oneStep('wasm', batch.images, batch.labels);
   expect(wasm.length).toBe(cpu.length);
@@ -82,8 +85,18 @@ test('batch normalisation trains on wasm as on the cpu backend: one step moves e
 
 describe('pretrainBackbone', () => {
   const options: Omit<PretrainOptions, 'out' | 'log' | 'progress'> = {
-    arch: 'encoder', samples: 400, epochs: 1, filters: [4, 8], embedding: 16, classes: [0, 1, 2, 3, 4], augment: { shift: 0.1, flip: true },
-    batchSize: 64, learningRate: 0.003, finalLrFactor: 0.1, seed: 5, testSamples: 300,
+    arch: 'encoder',
+    samples: 400,
+    epochs: 1,
+    filters: [4, 8],
+    embedding: 16,
+    classes: [0, 1, 2, 3, 4],
+    augment: { shift: 0.1, flip: true },
+    batchSize: 64,
+    learningRate: 0.003,
+    finalLrFactor: 0.1,
+    seed: 5,
+    testSamples: 300,
   };
 
   test('pretrains on some Fashion-MNIST classes and describes the result: architecture, classes, accuracy, sizes, command', async () => {
@@ -111,17 +124,37 @@ describe('pretrainBackbone', () => {
   });
 
   test('refuses classes that Fashion-MNIST does not have', async () => {
-    await expect(pretrainBackbone({
-      ...options, classes: [3, 10], out: join(scratch, 'bad'), log: createLogger('pretrain', { level: 'warn' }), progress: () => {},
-    })).rejects.toThrow(/two or more distinct indices 0–9/);
+    await expect(
+      pretrainBackbone({
+        ...options,
+        classes: [3, 10],
+        out: join(scratch, 'bad'),
+        log: createLogger('pretrain', { level: 'warn' }),
+        progress: () => {},
+      }),
+    ).rejects.toThrow(/two or more distinct indices 0–9/);
   });
 });
 
 test('pretrainCommand repeats every option that shapes the backbone', () => {
-  expect(pretrainCommand({
-    arch: 'encoder', out: 'packages/coordinator/backbones/x', samples: 60000, epochs: 6, filters: [16, 32, 64], embedding: 128,
-    classes: [0, 1, 2, 3, 4], augment: { shift: 0.1, flip: true }, batchSize: 256, learningRate: 0.003, finalLrFactor: 0.05, seed: 1,
-    testSamples: 10000,
-  })).toBe('npm run pretrain -- --arch encoder --out packages/coordinator/backbones/x --samples 60000 --epochs 6 --filters 16,32,64 ' +
-    '--embedding 128 --classes 0,1,2,3,4 --shift 0.1 --flip --batch-size 256 --lr 0.003 --final-lr-factor 0.05 --seed 1');
+  expect(
+    pretrainCommand({
+      arch: 'encoder',
+      out: 'packages/coordinator/backbones/x',
+      samples: 60000,
+      epochs: 6,
+      filters: [16, 32, 64],
+      embedding: 128,
+      classes: [0, 1, 2, 3, 4],
+      augment: { shift: 0.1, flip: true },
+      batchSize: 256,
+      learningRate: 0.003,
+      finalLrFactor: 0.05,
+      seed: 1,
+      testSamples: 10000,
+    }),
+  ).toBe(
+    'npm run pretrain -- --arch encoder --out packages/coordinator/backbones/x --samples 60000 --epochs 6 --filters 16,32,64 ' +
+      '--embedding 128 --classes 0,1,2,3,4 --shift 0.1 --flip --batch-size 256 --lr 0.003 --final-lr-factor 0.05 --seed 1',
+  );
 });

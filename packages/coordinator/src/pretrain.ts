@@ -2,8 +2,22 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  augmentDataset, createDefaultBackbone, createRng, DEFAULT_FEATURE_LAYER, ErrorCode, FtlError, initBackend, loadBuiltinDataset,
-  saveLayersModelToFolder, shuffleInPlace, splitIndices, subset, tfjsSeed, type AugmentOptions, type ImageDataset, type Logger,
+  augmentDataset,
+  createDefaultBackbone,
+  createRng,
+  DEFAULT_FEATURE_LAYER,
+  ErrorCode,
+  FtlError,
+  initBackend,
+  loadBuiltinDataset,
+  saveLayersModelToFolder,
+  shuffleInPlace,
+  splitIndices,
+  subset,
+  tfjsSeed,
+  type AugmentOptions,
+  type ImageDataset,
+  type Logger,
 } from '@ftl/shared';
 import { BACKBONE_META_FILE, type BackboneMeta } from './backbone-meta.js';
 
@@ -52,7 +66,10 @@ export interface PretrainedBackboneMeta extends Omit<BackboneMeta, 'source'> {
   architecture: { arch: PretrainArch; filters: number[]; embedding?: number; spatial?: number; featureDim: number };
   source: NonNullable<BackboneMeta['source']> & {
     /** Fashion-MNIST class indices pretrained on, and their names. */
-    classes: number[]; classNames: string[]; augment?: AugmentOptions; finalLrFactor: number;
+    classes: number[];
+    classNames: string[];
+    augment?: AugmentOptions;
+    finalLrFactor: number;
   };
   /** Parameters of the encoder (every layer up to the feature layer) and of a 10-class linear head on its features. */
   parameters: { encoder: number; linearHead10: number };
@@ -94,14 +111,25 @@ export function createEncoderBackbone(options: EncoderBackboneOptions): tf.Seque
   const embedding = options.embedding ?? 128;
   const { spatial } = options;
   if (blocks.length === 0 || [...blocks, embedding, spatial ?? 1].some((f) => !Number.isInteger(f) || f < 1)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `an encoder needs at least one block and positive integer filters (got blocks ${blocks.join(',')}, embedding ${embedding})`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `an encoder needs at least one block and positive integer filters (got blocks ${blocks.join(',')}, embedding ${embedding})`,
+    );
   }
   const model = tf.sequential({ name: 'ftl_encoder' });
   const block = (i: number, filters: number, strides: number, first: boolean, kernelSize = 3) => {
-    model.add(tf.layers.conv2d({
-      name: `conv${i}`, ...(first ? { inputShape: [28, 28, 1] } : {}), filters, kernelSize, strides, padding: 'same', useBias: false,
-      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }),
-    }));
+    model.add(
+      tf.layers.conv2d({
+        name: `conv${i}`,
+        ...(first ? { inputShape: [28, 28, 1] } : {}),
+        filters,
+        kernelSize,
+        strides,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }),
+      }),
+    );
     model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: 0.9 }));
     model.add(tf.layers.reLU({ name: `relu${i}` }));
   };
@@ -113,10 +141,14 @@ export function createEncoderBackbone(options: EncoderBackboneOptions): tf.Seque
     block(blocks.length + 2, spatial, 1, false, 1);
     model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
   }
-  model.add(tf.layers.dense({
-    name: 'source_logits', units: classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 100) }),
-  }));
+  model.add(
+    tf.layers.dense({
+      name: 'source_logits',
+      units: classes,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 100) }),
+    }),
+  );
   return model;
 }
 
@@ -172,18 +204,34 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
   const t0 = performance.now();
   const fashion = loadBuiltinDataset('fashion-mnist', o.log);
   const classes = o.classes ?? fashion.classes.map((_, i) => i);
-  if (classes.length < 2 || new Set(classes).size !== classes.length || classes.some((c) => !Number.isInteger(c) || c < 0 || c >= fashion.classes.length)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `pretraining classes must be two or more distinct indices 0–${fashion.classes.length - 1} (got ${classes.join(',')})`);
+  if (
+    classes.length < 2 ||
+    new Set(classes).size !== classes.length ||
+    classes.some((c) => !Number.isInteger(c) || c < 0 || c >= fashion.classes.length)
+  ) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `pretraining classes must be two or more distinct indices 0–${fashion.classes.length - 1} (got ${classes.join(',')})`,
+    );
   }
   const [rest, testIdx] = splitIndices(fashion.n, o.testSamples / fashion.n, o.seed);
   // `rest` is sorted, and the classes are contiguous: shuffle before taking a sample of it.
   const train = onlyClasses(subset(fashion, shuffleInPlace(rest, createRng(o.seed + 1)).slice(0, o.samples)), classes);
   const test = onlyClasses(subset(fashion, testIdx), classes);
-  o.progress(`pretrain ${o.arch}: ${train.n} Fashion-MNIST training images of classes ${classes.join(',')}, ${test.n} held-out images, backend ${backend}`);
+  o.progress(
+    `pretrain ${o.arch}: ${train.n} Fashion-MNIST training images of classes ${classes.join(',')}, ${test.n} held-out images, backend ${backend}`,
+  );
 
-  const model = o.arch === 'small'
-    ? createDefaultBackbone({ seed: o.seed, classes: classes.length, filters: o.filters as [number, number] })
-    : createEncoderBackbone({ seed: o.seed, classes: classes.length, blocks: o.filters, embedding: o.embedding, ...(o.spatial ? { spatial: o.spatial } : {}) });
+  const model =
+    o.arch === 'small'
+      ? createDefaultBackbone({ seed: o.seed, classes: classes.length, filters: o.filters as [number, number] })
+      : createEncoderBackbone({
+          seed: o.seed,
+          classes: classes.length,
+          blocks: o.filters,
+          embedding: o.embedding,
+          ...(o.spatial ? { spatial: o.spatial } : {}),
+        });
   const { encoder, featureDim } = encoderSize(model, DEFAULT_FEATURE_LAYER);
   o.progress(`  ${model.countParams()} parameters, ${encoder} up to the ${featureDim}-value "${DEFAULT_FEATURE_LAYER}" layer`);
   const optimizer = tf.train.adam(o.learningRate);
@@ -200,7 +248,10 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
     const { x, y } = toTensors(data, order);
     const batches = Math.ceil(train.n / o.batchSize);
     const h = await model.fit(x, y, {
-      epochs: 1, batchSize: o.batchSize, shuffle: false, verbose: 0,
+      epochs: 1,
+      batchSize: o.batchSize,
+      shuffle: false,
+      verbose: 0,
       callbacks: {
         onBatchEnd: async (batch) => {
           if ((batch + 1) % 50 === 0) {
@@ -214,11 +265,16 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
     y.dispose();
     const loss = h.history['loss']?.[0] as number;
     const acc = h.history['acc']?.[0] ?? h.history['accuracy']?.[0];
-    o.progress(`epoch ${epoch}/${o.epochs}: lr ${lr.toPrecision(3)} loss ${loss.toFixed(4)} train accuracy ${(Number(acc) * 100).toFixed(1)}% ` +
-      `(${((performance.now() - trainStart) / 1000).toFixed(0)} s)`);
+    o.progress(
+      `epoch ${epoch}/${o.epochs}: lr ${lr.toPrecision(3)} loss ${loss.toFixed(4)} train accuracy ${(Number(acc) * 100).toFixed(1)}% ` +
+        `(${((performance.now() - trainStart) / 1000).toFixed(0)} s)`,
+    );
   }
   const trainingSeconds = (performance.now() - trainStart) / 1000;
-  const { x, y } = toTensors(test, Int32Array.from({ length: test.n }, (_, i) => i));
+  const { x, y } = toTensors(
+    test,
+    Int32Array.from({ length: test.n }, (_, i) => i),
+  );
   const [, accT] = model.evaluate(x, y, { batchSize: 500 }) as tf.Scalar[];
   const testAccuracy = (await accT!.data())[0]!;
   tf.dispose([x, y]);
@@ -229,18 +285,36 @@ export async function pretrainBackbone(o: PretrainOptions): Promise<PretrainedBa
     featureLayer: DEFAULT_FEATURE_LAYER,
     inputShape: [28, 28, 1],
     sha256: digest,
-    architecture: { arch: o.arch, filters: o.filters, ...(o.arch === 'encoder' ? { embedding: o.embedding } : {}),
-      ...(o.arch === 'encoder' && o.spatial ? { spatial: o.spatial } : {}), featureDim },
+    architecture: {
+      arch: o.arch,
+      filters: o.filters,
+      ...(o.arch === 'encoder' ? { embedding: o.embedding } : {}),
+      ...(o.arch === 'encoder' && o.spatial ? { spatial: o.spatial } : {}),
+      featureDim,
+    },
     source: {
-      dataset: 'fashion-mnist', classes, classNames: train.classes.slice(), trainSamples: train.n, testSamples: test.n, epochs: o.epochs,
-      batchSize: o.batchSize, learningRate: o.learningRate, finalLrFactor: o.finalLrFactor, ...(o.augment ? { augment: o.augment } : {}),
-      seed: o.seed, testAccuracy, trainingSeconds, backend,
+      dataset: 'fashion-mnist',
+      classes,
+      classNames: train.classes.slice(),
+      trainSamples: train.n,
+      testSamples: test.n,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      learningRate: o.learningRate,
+      finalLrFactor: o.finalLrFactor,
+      ...(o.augment ? { augment: o.augment } : {}),
+      seed: o.seed,
+      testAccuracy,
+      trainingSeconds,
+      backend,
     },
     parameters: { encoder, linearHead10: featureDim * 10 + 10 },
     command: o.command ?? pretrainCommand({ ...o, out: undefined }),
   };
-  await writeFile(join(o.out, BACKBONE_META_FILE), JSON.stringify(meta, null, 2) + '\n');
-  o.progress(`source-domain (Fashion-MNIST classes ${classes.join(',')}) held-out accuracy ${(testAccuracy * 100).toFixed(2)}% on ${test.n} images; ` +
-    `training ${trainingSeconds.toFixed(0)} s, total ${((performance.now() - t0) / 1000).toFixed(0)} s; saved to ${o.out}`);
+  await writeFile(join(o.out, BACKBONE_META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+  o.progress(
+    `source-domain (Fashion-MNIST classes ${classes.join(',')}) held-out accuracy ${(testAccuracy * 100).toFixed(2)}% on ${test.n} images; ` +
+      `training ${trainingSeconds.toFixed(0)} s, total ${((performance.now() - t0) / 1000).toFixed(0)} s; saved to ${o.out}`,
+  );
   return meta;
 }

@@ -17,7 +17,13 @@ export function checkReady(run: FederatedRun | undefined, clientId: string, raw:
     return { refused: rejection };
   }
   if (ready.runId !== run?.runId) {
-    return { refused: { accepted: false, reason: 'unknown-run', message: run ? `run "${ready.runId}" is not the current run "${run.runId}"` : 'no run is active' } };
+    return {
+      refused: {
+        accepted: false,
+        reason: 'unknown-run',
+        message: run ? `run "${ready.runId}" is not the current run "${run.runId}"` : 'no run is active',
+      },
+    };
   }
   const problem = ready.stats ? run.statisticsProblem(ready.stats) : undefined;
   if (problem !== undefined) {

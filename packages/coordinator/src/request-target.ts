@@ -22,7 +22,9 @@ export function requestUrl(req: IncomingMessage): URL {
   try {
     return new URL(target, BASE);
   } catch (err) {
-    throw new FtlError(ErrorCode.InvalidMessage, `malformed request target ${quoteTarget(target)}; send a path such as /backbone/model.json`, { cause: err });
+    throw new FtlError(ErrorCode.InvalidMessage, `malformed request target ${quoteTarget(target)}; send a path such as /backbone/model.json`, {
+      cause: err,
+    });
   }
 }
 

@@ -40,7 +40,11 @@ describe('round collection', () => {
     const c = new RoundCollector<Envelope & { from: string }>(target, 60_000);
     for (const id of ['c', 'a', 'b']) c.submit(id, msg(), () => ({ ...msg(), from: id }));
     const done = await c.settled;
-    expect([...done.results.entries()].map(([id, r]) => [id, r.from])).toEqual([['a', 'a'], ['b', 'b'], ['c', 'c']]);
+    expect([...done.results.entries()].map(([id, r]) => [id, r.from])).toEqual([
+      ['a', 'a'],
+      ['b', 'b'],
+      ['c', 'c'],
+    ]);
   });
 
   test('a client that disconnects does not hold the round: the others close it', async () => {

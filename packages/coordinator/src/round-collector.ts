@@ -43,7 +43,10 @@ export class RoundCollector<R extends Envelope> {
   private resolve!: (c: Collected<R>) => void;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(readonly target: RoundTarget, deadlineMs: number) {
+  constructor(
+    readonly target: RoundTarget,
+    deadlineMs: number,
+  ) {
     this.settled = new Promise((resolve) => (this.resolve = resolve));
     this.timer = setTimeout(() => this.close(true), deadlineMs);
     this.timer.unref?.();

@@ -26,7 +26,9 @@ export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: Coordinato
 export type PlayedRound =
   | { interrupted: true }
   | {
-      interrupted?: false; record: RoundRecord; participants: string[];
+      interrupted?: false;
+      record: RoundRecord;
+      participants: string[];
       /** The medians of the sites' validation losses and accuracies: what early stopping decides on. */
       medians: { loss: number; accuracy: number };
       rejected: Array<{ clientId: string; reason: string; message: string }>;
@@ -47,7 +49,11 @@ export async function fit(ctx: RunContext, round: number, selected: readonly str
   return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) => {
     selected.forEach((id, i) => {
       const sent = host.send(id, 'fit', {
-        protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights,
+        protocol: PROTOCOL_VERSION,
+        runId,
+        round,
+        modelVersion: model.version,
+        weights,
         config: { ...scheduledFit(config.fit, config.schedule, round), seed: deriveSeed(config.seed, round, i), ...extras, ...backboneRate(ctx) },
         ...normalizationField(ctx),
       });
@@ -96,18 +102,28 @@ export async function evaluate(ctx: RunContext, round: number) {
   const expected = strategy.configureEvaluate(round, host.readyClients(runId));
   ctx.setPhase('evaluate', round);
   const weights = encodeWeights(model.weights);
-  const collected = await ctx.intake.collect('evaluate', { runId, round, modelVersion: model.version, expected }, config.roundDeadlineMs, (collector) => {
-    for (const id of expected) {
-      if (!host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights, ...normalizationField(ctx) })) {
-        collector.fail(id, 'disconnected before evaluation');
+  const collected = await ctx.intake.collect(
+    'evaluate',
+    { runId, round, modelVersion: model.version, expected },
+    config.roundDeadlineMs,
+    (collector) => {
+      for (const id of expected) {
+        if (
+          !host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights, ...normalizationField(ctx) })
+        ) {
+          collector.fail(id, 'disconnected before evaluation');
+        }
       }
-    }
-  });
+    },
+  );
   // A refused evaluation (out of range, or more samples than the site declared) is left out and recorded.
   for (const r of contentRefusals(collected)) ctx.exclusions.record('evaluation-excluded', round, r);
   const answers = [...collected.results.values()];
   // No site outweighs the others by claiming more validation samples; the median decides early stopping.
-  const counts = capCounts(answers.map((r) => r.numExamples), ctx.trust.weightCap);
+  const counts = capCounts(
+    answers.map((r) => r.numExamples),
+    ctx.trust.weightCap,
+  );
   const weighted = answers.map((r, i) => ({ numExamples: counts[i]!, loss: r.loss, accuracy: r.accuracy }));
   const summary = strategy.aggregateEvaluate(round, weighted) ?? { loss: NaN, accuracy: NaN, clients: 0 };
   const medians = {
@@ -139,15 +155,27 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
     return { interrupted: true };
   }
   const record: RoundRecord = {
-    round, status: fitted.status, selected: selected.length, accepted: fitted.participants.length, rejected: collected.rejectedCount,
-    excluded: fitted.excluded, failed: collected.failures.size, trainLoss: fitted.trainLoss,
-    valLoss: evaluation.loss, valAccuracy: evaluation.accuracy, evalClients: evaluation.clients,
-    bytesIn: host.bytes.received - in0, bytesOut: host.bytes.sent - out0,
-    seconds: (performance.now() - t0) / 1000, modelVersion: model.version,
+    round,
+    status: fitted.status,
+    selected: selected.length,
+    accepted: fitted.participants.length,
+    rejected: collected.rejectedCount,
+    excluded: fitted.excluded,
+    failed: collected.failures.size,
+    trainLoss: fitted.trainLoss,
+    valLoss: evaluation.loss,
+    valAccuracy: evaluation.accuracy,
+    evalClients: evaluation.clients,
+    bytesIn: host.bytes.received - in0,
+    bytesOut: host.bytes.sent - out0,
+    seconds: (performance.now() - t0) / 1000,
+    modelVersion: model.version,
   };
   log.info('round-end', { status: record.status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
   return {
-    record, medians: evaluation.medians, participants: fitted.participants,
+    record,
+    medians: evaluation.medians,
+    participants: fitted.participants,
     rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
   };
 }
@@ -163,9 +191,16 @@ export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupt
     store?.recordFailedRound(config.runId, { record, participants, rejected });
     return;
   }
-  store?.commitRound(config.runId, { record, participants, rejected }, {
-    modelVersion: model.version, specs: model.weights.specs, values: model.weights.values, strategyState: strategy.state(),
-  });
+  store?.commitRound(
+    config.runId,
+    { record, participants, rejected },
+    {
+      modelVersion: model.version,
+      specs: model.weights.specs,
+      values: model.weights.values,
+      strategyState: strategy.state(),
+    },
+  );
 }
 
 /**
@@ -174,7 +209,9 @@ export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupt
  * whoever is ready then; after that it is committed as failed and the run fails with FtlError(Quorum).
  */
 export async function runRounds(
-  ctx: RunContext, records: RoundRecord[], o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: (r: RoundRecord) => void },
+  ctx: RunContext,
+  records: RoundRecord[],
+  o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: (r: RoundRecord) => void },
 ): Promise<void> {
   const { config, store, log, model } = ctx;
   const { runId } = config;

@@ -2,8 +2,20 @@ import { describe, expect, test } from 'vitest';
 import { formatRoundRow, type RoundRecord } from './round-table.js';
 
 const row: RoundRecord = {
-  round: 2, status: 'aggregated', selected: 5, accepted: 4, rejected: 0, failed: 1, trainLoss: 0.25, valLoss: 0.3, valAccuracy: 0.9123,
-  evalClients: 5, bytesIn: 2_080_000, bytesOut: 4_160_000, seconds: 4.5, modelVersion: 2,
+  round: 2,
+  status: 'aggregated',
+  selected: 5,
+  accepted: 4,
+  rejected: 0,
+  failed: 1,
+  trainLoss: 0.25,
+  valLoss: 0.3,
+  valAccuracy: 0.9123,
+  evalClients: 5,
+  bytesIn: 2_080_000,
+  bytesOut: 4_160_000,
+  seconds: 4.5,
+  modelVersion: 2,
 };
 
 describe('the round table', () => {

@@ -1,6 +1,4 @@
-import {
-  ErrorCode, FtlError, headParameterCount, trainableParameterCount, unfrozenLayerCount, type HeadConfig, type Logger,
-} from '@ftl/shared';
+import { ErrorCode, FtlError, headParameterCount, trainableParameterCount, unfrozenLayerCount, type HeadConfig, type Logger } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
 import { FederatedRun } from './federated-run.js';
@@ -11,8 +9,11 @@ import type { Store } from './store/store.js';
 export function headFor(backbone: ServedBackbone, config: CoordinatorConfig): HeadConfig {
   const { featureDim } = backbone.extractor.at(config.featureLayer ?? backbone.featureLayer);
   return {
-    featureDim, hidden: config.hidden, classes: config.classes.length,
-    ...(config.l2 > 0 ? { l2: config.l2 } : {}), ...(config.dropout > 0 ? { dropout: config.dropout } : {}),
+    featureDim,
+    hidden: config.hidden,
+    classes: config.classes.length,
+    ...(config.l2 > 0 ? { l2: config.l2 } : {}),
+    ...(config.dropout > 0 ? { dropout: config.dropout } : {}),
   };
 }
 
@@ -22,7 +23,12 @@ export function headFor(backbone: ServedBackbone, config: CoordinatorConfig): He
  * tensor exists.
  */
 export function buildRun(o: {
-  config: CoordinatorConfig; backbone: ServedBackbone; host: RunHost; log: Logger; store: Store | undefined; maxMessageBytes: number | undefined;
+  config: CoordinatorConfig;
+  backbone: ServedBackbone;
+  host: RunHost;
+  log: Logger;
+  store: Store | undefined;
+  maxMessageBytes: number | undefined;
 }): FederatedRun {
   const { config, backbone, maxMessageBytes } = o;
   const head = headFor(backbone, config);

@@ -10,9 +10,20 @@ describe('run configuration', () => {
   test('an empty document gives the documented defaults', () => {
     const c = parseRunConfig({});
     expect(c).toMatchObject({
-      rounds: 5, minClients: 2, waitTimeoutSeconds: 120, fractionFit: 1, minFitClients: 1, roundDeadlineSeconds: 60, quorumRetries: 2,
-      fit: { epochs: 5, batchSize: 32, learningRate: 0.001 }, schedule: { lrDecay: 1, epochs: [] }, seed: 1, hidden: [128],
-      localLayers: [], personalizeEpochs: 0, strategy: { name: 'fedavg', options: {} },
+      rounds: 5,
+      minClients: 2,
+      waitTimeoutSeconds: 120,
+      fractionFit: 1,
+      minFitClients: 1,
+      roundDeadlineSeconds: 60,
+      quorumRetries: 2,
+      fit: { epochs: 5, batchSize: 32, learningRate: 0.001 },
+      schedule: { lrDecay: 1, epochs: [] },
+      seed: 1,
+      hidden: [128],
+      localLayers: [],
+      personalizeEpochs: 0,
+      strategy: { name: 'fedavg', options: {} },
     });
     expect(c.classes).toHaveLength(10);
     expect(c.fineTuning).toEqual({ mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 });
@@ -40,14 +51,27 @@ describe('run configuration', () => {
   });
 
   test('fineTuning: given fields are kept, missing ones default', () => {
-    expect(parseRunConfig({ fineTuning: { mode: 'gradual', layers: 2 } }).fineTuning).toEqual({ mode: 'gradual', layers: 2, everyRounds: 1, backboneLrFactor: 1 });
+    expect(parseRunConfig({ fineTuning: { mode: 'gradual', layers: 2 } }).fineTuning).toEqual({
+      mode: 'gradual',
+      layers: 2,
+      everyRounds: 1,
+      backboneLrFactor: 1,
+    });
     expect(parseRunConfig({ fineTuning: { mode: 'partial', backboneLrFactor: 0 } }).fineTuning.backboneLrFactor).toBe(0);
   });
 
   test.each<[string, unknown, string]>([
     ['a negative round count', { rounds: -1 }, 'rounds must be a positive integer (got -1)'],
-    ['too many augmented copies', { augment: { copies: 50 } }, 'augment.copies must be an integer in [0, 20] (augmented copies of each training image; 0 = off) (got 50)'],
-    ['a shift of half the image', { augment: { shift: 0.5 } }, 'augment.shift must be a number in [0, 0.5) (largest shift as a fraction of the side) (got 0.5)'],
+    [
+      'too many augmented copies',
+      { augment: { copies: 50 } },
+      'augment.copies must be an integer in [0, 20] (augmented copies of each training image; 0 = off) (got 50)',
+    ],
+    [
+      'a shift of half the image',
+      { augment: { shift: 0.5 } },
+      'augment.shift must be a number in [0, 0.5) (largest shift as a fraction of the side) (got 0.5)',
+    ],
     ['a fractional epoch count', { fit: { epochs: 1.5 } }, 'fit.epochs must be a positive integer (got 1.5)'],
     ['a string where a number goes', { fit: { learningRate: '0.1' } }, 'fit.learningRate must be a number > 0 (got "0.1")'],
     ['a fraction above 1', { fractionFit: 1.2 }, 'fractionFit must be a number in (0, 1] (got 1.2)'],
@@ -55,15 +79,50 @@ describe('run configuration', () => {
     ['an unknown strategy', { strategy: { name: 'fedsgd' } }, 'strategy.name must be one of fedavg,'],
     ['a bad strategy option', { strategy: { name: 'krum', options: { f: -1 } } }, 'krum option f must be an integer ≥ 0 (got "-1")'],
     ['a typo in a field name', { round: 3 }, 'unknown field round (see docs/run-config.md)'],
-    ['an unknown fine-tuning mode', { fineTuning: { mode: 'full' } }, 'fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")'],
-    ['zero layers to unfreeze', { fineTuning: { mode: 'partial', layers: 0 } }, 'fineTuning.layers must be a positive integer (backbone layers with weights to unfreeze, counted down from the cut) (got 0)'],
+    [
+      'an unknown fine-tuning mode',
+      { fineTuning: { mode: 'full' } },
+      'fineTuning.mode must be feature-extraction, partial, gradual or scratch (got "full")',
+    ],
+    [
+      'zero layers to unfreeze',
+      { fineTuning: { mode: 'partial', layers: 0 } },
+      'fineTuning.layers must be a positive integer (backbone layers with weights to unfreeze, counted down from the cut) (got 0)',
+    ],
     ['a fractional unfreezing interval', { fineTuning: { everyRounds: 1.5 } }, 'fineTuning.everyRounds must be a positive integer (got 1.5)'],
-    ['a negative backbone learning-rate factor', { fineTuning: { backboneLrFactor: -1 } }, 'fineTuning.backboneLrFactor must be a number ≥ 0 (got -1)'],
+    [
+      'a negative backbone learning-rate factor',
+      { fineTuning: { backboneLrFactor: -1 } },
+      'fineTuning.backboneLrFactor must be a number ≥ 0 (got -1)',
+    ],
     ['a typo inside fineTuning', { fineTuning: { layer: 1 } }, 'unknown field fineTuning.layer (see docs/run-config.md)'],
-    ['a schedule going backwards', { schedule: { epochs: [{ fromRound: 3, epochs: 2 }, { fromRound: 2, epochs: 1 }] } }, 'schedule.epochs must be a list of {fromRound, epochs} with increasing fromRound'],
-    ['a run id that is the parent folder', { runId: '..' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got "..")'],
-    ['a run id that is the current folder', { runId: '.' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".")'],
-    ['a run id starting with a dot', { runId: '.hidden' }, 'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".hidden")'],
+    [
+      'a schedule going backwards',
+      {
+        schedule: {
+          epochs: [
+            { fromRound: 3, epochs: 2 },
+            { fromRound: 2, epochs: 1 },
+          ],
+        },
+      },
+      'schedule.epochs must be a list of {fromRound, epochs} with increasing fromRound',
+    ],
+    [
+      'a run id that is the parent folder',
+      { runId: '..' },
+      'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got "..")',
+    ],
+    [
+      'a run id that is the current folder',
+      { runId: '.' },
+      'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".")',
+    ],
+    [
+      'a run id starting with a dot',
+      { runId: '.hidden' },
+      'runId must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit (got ".hidden")',
+    ],
     ['a run id with a path separator', { runId: 'a/../../b' }, 'runId must be'],
     ['a billion rounds', { rounds: 1e9 }, 'rounds must be ≤ 100000 (got 1000000000)'],
     ['a hidden layer of 200,000 units', { hidden: [200000] }, 'each entry of hidden must be ≤ 65536 (got 200000)'],
@@ -71,9 +130,17 @@ describe('run configuration', () => {
     ['a wait beyond what a timer can hold', { waitTimeoutSeconds: 1e9 }, 'waitTimeoutSeconds must be ≤ 604800 (got 1000000000)'],
     ['a round deadline of years', { roundDeadlineSeconds: 1e8 }, 'roundDeadlineSeconds must be ≤ 86400 (got 100000000)'],
     ['a million local epochs', { fit: { epochs: 1e6 } }, 'fit.epochs must be ≤ 10000 (got 1000000)'],
-    ['a schedule beyond the last possible round', { schedule: { epochs: [{ fromRound: 1e6, epochs: 1 }] } }, 'schedule.epochs.fromRound must be ≤ 100000 (got 1000000)'],
+    [
+      'a schedule beyond the last possible round',
+      { schedule: { epochs: [{ fromRound: 1e6, epochs: 1 }] } },
+      'schedule.epochs.fromRound must be ≤ 100000 (got 1000000)',
+    ],
     ['a seed beyond 32 bits', { seed: 2 ** 40 }, 'seed must be ≤ 4294967295 (got 1099511627776)'],
-    ['a label of 300 characters', { classes: ['a', 'b'.repeat(300)] }, `each entry of classes must have at most 256 characters (got "${'b'.repeat(99)}… (302 characters)`],
+    [
+      'a label of 300 characters',
+      { classes: ['a', 'b'.repeat(300)] },
+      `each entry of classes must have at most 256 characters (got "${'b'.repeat(99)}… (302 characters)`,
+    ],
   ])('refuses %s with a message naming the field', (_, doc, message) => {
     expect(() => parseRunConfig(doc)).toThrow(message);
   });
@@ -84,12 +151,17 @@ describe('run configuration', () => {
   });
 
   test('every problem is listed at once', () => {
-    expect(() => parseRunConfig({ rounds: 0, seed: -2 })).toThrow(/rounds must be a positive integer \(got 0\); seed must be an integer ≥ 0 \(got -2\)/);
+    expect(() => parseRunConfig({ rounds: 0, seed: -2 })).toThrow(
+      /rounds must be a positive integer \(got 0\); seed must be an integer ≥ 0 \(got -2\)/,
+    );
   });
 
   test('the coordinator reads a config file and flags override it', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'ftl-rc-')), 'run.json');
-    writeFileSync(file, JSON.stringify({ runId: 'from-file', rounds: 9, strategy: { name: 'fedtrimmedavg', options: { beta: 0.1 } }, fit: { epochs: 2 } }));
+    writeFileSync(
+      file,
+      JSON.stringify({ runId: 'from-file', rounds: 9, strategy: { name: 'fedtrimmedavg', options: { beta: 0.1 } }, fit: { epochs: 2 } }),
+    );
     const c = parseCoordinatorArgs(['--config', file, '--rounds', '3']) as CoordinatorConfig;
     expect(c).toMatchObject({ runId: 'from-file', rounds: 3, strategy: { name: 'fedtrimmedavg', options: { beta: 0.1 } } });
     expect(c.fit).toEqual({ epochs: 2, batchSize: 32, learningRate: 0.001 });
@@ -117,7 +189,7 @@ describe('the command line comes from the run config schema', () => {
     throw new Error('expected a refusal');
   };
 
-  test('every field of the schema can be set by a flag, and --help lists each flag with the schema\'s default', () => {
+  test("every field of the schema can be set by a flag, and --help lists each flag with the schema's default", () => {
     const flags = runConfigFlags();
     const covered = (path: string) => flags.some((f) => f.path === path || f.alsoPaths?.includes(path) || path.startsWith(`${f.path}.`));
     for (const [key, field] of Object.entries(RunConfigSchema.shape)) {
@@ -130,7 +202,7 @@ describe('the command line comes from the run config schema', () => {
     expect(COORDINATOR_HELP).toMatch(/--lr X\s+client learning rate \(Adam\) \(default 0\.001\)/);
   });
 
-  test('a numeric flag out of bounds gets the config file\'s message for the same value, naming the flag', () => {
+  test("a numeric flag out of bounds gets the config file's message for the same value, naming the flag", () => {
     const numeric = runConfigFlags().filter((f) => f.read === flagText.number);
     expect(numeric.length).toBeGreaterThan(15);
     for (const f of numeric) {
@@ -143,8 +215,25 @@ describe('the command line comes from the run config schema', () => {
   test('flags over a config file change only what they name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ftl-flags-'));
     const file = join(dir, 'run.json');
-    writeFileSync(file, JSON.stringify({ rounds: 7, fit: { epochs: 3, learningRate: 0.01 }, fineTuning: { mode: 'partial', layers: 2 }, strategy: { name: 'fedtrimmedavg', options: { beta: 0.2 } } }));
-    const c = parseCoordinatorArgs(['--config', file, '--lr', '0.02', '--fine-tuning', 'layers=3', '--strategy-options', 'beta=0.3']) as CoordinatorConfig;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        rounds: 7,
+        fit: { epochs: 3, learningRate: 0.01 },
+        fineTuning: { mode: 'partial', layers: 2 },
+        strategy: { name: 'fedtrimmedavg', options: { beta: 0.2 } },
+      }),
+    );
+    const c = parseCoordinatorArgs([
+      '--config',
+      file,
+      '--lr',
+      '0.02',
+      '--fine-tuning',
+      'layers=3',
+      '--strategy-options',
+      'beta=0.3',
+    ]) as CoordinatorConfig;
     expect(c.rounds).toBe(7);
     expect(c.fit).toEqual({ epochs: 3, batchSize: 32, learningRate: 0.02 });
     expect(c.fineTuning).toMatchObject({ mode: 'partial', layers: 3 });

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
-  DEFAULT_FINE_TUNING, DEFAULT_HIDDEN, ErrorCode, FINE_TUNING_MODES, FtlError, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig,
+  DEFAULT_FINE_TUNING,
+  DEFAULT_HIDDEN,
+  ErrorCode,
+  FINE_TUNING_MODES,
+  FtlError,
+  parseStrategy,
+  STRATEGY_OPTIONS,
+  type StrategyConfig,
 } from '@ftl/shared';
 import { DEFAULT_TRUST } from './update-screen.js';
 
@@ -49,41 +56,52 @@ function flagFor<T extends z.ZodType>(path: string, flag: FlagOption & { read: R
   flags.push({ ...flag, path });
   return schema;
 }
-const posInt = (path: string, max: number, flag?: FlagOption) => rule(path, 'a positive integer', z.number().int().positive().max(max), { capped: true, ...(flag ? { flag } : {}) });
-const nonNegInt = (path: string, max: number, flag?: FlagOption) => rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true, ...(flag ? { flag } : {}) });
+const posInt = (path: string, max: number, flag?: FlagOption) =>
+  rule(path, 'a positive integer', z.number().int().positive().max(max), { capped: true, ...(flag ? { flag } : {}) });
+const nonNegInt = (path: string, max: number, flag?: FlagOption) =>
+  rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true, ...(flag ? { flag } : {}) });
 const posNum = (path: string, flag?: FlagOption) => rule(path, 'a number > 0', z.number().positive().finite(), flag ? { flag } : {});
 
 /** `a=1,b=x,c=true` → {a: 1, b: 'x', c: true}; a bare first item (no "=") comes back as `head`. */
 export function keyValues(text: string, flag: string): { head?: string; values: Record<string, string | number | boolean> } {
   const values: Record<string, string | number | boolean> = {};
   let head: string | undefined;
-  text.split(',').map((p) => p.trim()).filter(Boolean).forEach((pair, i) => {
-    const eq = pair.indexOf('=');
-    if (eq < 0) {
-      if (i > 0) throw new FtlError(ErrorCode.InvalidConfig, `--${flag} takes key=value pairs after its first item (got "${pair}")`);
-      head = pair;
-      return;
-    }
-    const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
-    values[k] = v === 'true' ? true : v === 'false' ? false : v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
-  });
+  text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .forEach((pair, i) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) {
+        if (i > 0) throw new FtlError(ErrorCode.InvalidConfig, `--${flag} takes key=value pairs after its first item (got "${pair}")`);
+        head = pair;
+        return;
+      }
+      const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
+      values[k] = v === 'true' ? true : v === 'false' ? false : v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+    });
   return { ...(head !== undefined ? { head } : {}), values };
 }
 
 /** `--name mode,k=v,…` over an object field: the bare first item sets `headKey`, the pairs its other keys. */
-const objectFlag = (name: string, headKey?: string) => (text: string, current: unknown): unknown => {
-  const { head, values } = keyValues(text, name);
-  if (head !== undefined && headKey === undefined) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes key=value pairs (got "${head}")`);
-  return { ...(current as object), ...(head !== undefined ? { [headKey!]: head } : {}), ...values };
-};
+const objectFlag =
+  (name: string, headKey?: string) =>
+  (text: string, current: unknown): unknown => {
+    const { head, values } = keyValues(text, name);
+    if (head !== undefined && headKey === undefined) throw new FtlError(ErrorCode.InvalidConfig, `--${name} takes key=value pairs (got "${head}")`);
+    return { ...(current as object), ...(head !== undefined ? { [headKey!]: head } : {}), ...values };
+  };
 
 /** `--epochs-schedule 1:5,4:2` → [{fromRound: 1, epochs: 5}, {fromRound: 4, epochs: 2}]; the schema checks the numbers. */
 function epochsSchedule(text: string): unknown {
-  return text.split(',').filter(Boolean).map((pair) => {
-    const m = /^\s*(-?[\d.]+):(-?[\d.]+)\s*$/.exec(pair);
-    if (!m) throw new FtlError(ErrorCode.InvalidConfig, `--epochs-schedule takes "round:epochs" pairs like 1:5,4:2 (got "${pair}")`);
-    return { fromRound: Number(m[1]), epochs: Number(m[2]) };
-  });
+  return text
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => {
+      const m = /^\s*(-?[\d.]+):(-?[\d.]+)\s*$/.exec(pair);
+      if (!m) throw new FtlError(ErrorCode.InvalidConfig, `--epochs-schedule takes "round:epochs" pairs like 1:5,4:2 (got "${pair}")`);
+      return { fromRound: Number(m[1]), epochs: Number(m[2]) };
+    });
 }
 
 /**
@@ -114,7 +132,8 @@ export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly
   return undefined;
 }
 
-const HEAD_INIT_RULE = 'random, class-means (the nearest-class-mean head from the sites\' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site\'s within-class scatter); the last two need a linear head, hidden []';
+const HEAD_INIT_RULE =
+  "random, class-means (the nearest-class-mean head from the sites' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site's within-class scatter); the last two need a linear head, hidden []";
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
@@ -150,110 +169,276 @@ const L = RUN_LIMITS;
  * One JSON document — a file given with `--config`, or later an API body — validated here at the
  * boundary. Every field has a default that runs the embedded demo; docs/run-config.md lists them.
  */
-export const RunConfigSchema = z.strictObject({
-  runId: rule('runId', '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit', z.string().regex(RUN_ID_PATTERN),
-    { flag: { name: 'run-id', arg: 'ID', help: 'the run\'s id; restarting with the same --db and --run-id resumes it (default run-<time>)', read: flagText.word } }).optional(),
-  rounds: posInt('rounds', L.rounds, { name: 'rounds', arg: 'N', help: 'rounds to train' }).default(5),
-  minClients: posInt('minClients', L.clients, { name: 'min-clients', arg: 'N', help: 'ready clients to wait for before round 1' }).default(2),
-  waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).max(L.waitTimeoutSeconds),
-    { capped: true, flag: { name: 'wait-timeout', arg: 'S', help: 'seconds to wait for them' } }).default(120),
-  fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1), { flag: { name: 'fraction-fit', arg: 'X', help: 'share of ready clients trained per round' } }).default(1),
-  minFitClients: posInt('minFitClients', L.clients, { name: 'min-fit-clients', arg: 'N', help: 'accepted updates needed to aggregate' }).default(1),
-  roundDeadlineSeconds: rule('roundDeadlineSeconds', 'a number > 0', z.number().positive().max(L.roundDeadlineSeconds),
-    { capped: true, flag: { name: 'round-deadline', arg: 'S', help: 'seconds training, and then evaluation, each wait for answers' } }).default(60),
-  quorumRetries: nonNegInt('quorumRetries', 1000, { name: 'quorum-retries', arg: 'N', help: 'retries of a round below --min-fit-clients before the run fails' }).default(2),
-  fit: z.strictObject({
-    epochs: posInt('fit.epochs', L.epochs, { name: 'epochs', arg: 'N', help: 'local epochs per round' }).default(5),
-    batchSize: posInt('fit.batchSize', L.batchSize, { name: 'batch-size', arg: 'N', help: 'local minibatch size' }).default(32),
-    learningRate: posNum('fit.learningRate', { name: 'lr', arg: 'X', help: 'client learning rate (Adam)' }).default(0.001),
-  }).prefault({}),
-  schedule: z.strictObject({
-    lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1), { flag: { name: 'lr-decay', arg: 'X', help: 'learning rate × X each round' } }).default(1),
-    epochs: rule('schedule.epochs', 'a list of {fromRound, epochs} with increasing fromRound, both positive integers',
-      z.array(z.strictObject({ fromRound: z.number().int().positive().max(L.rounds), epochs: z.number().int().positive().max(L.epochs) })).max(L.rounds)
-        .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound)),
-      { capped: true, flag: { name: 'epochs-schedule', arg: 'S', help: 'from round r on, e local epochs: "r:e,r:e", e.g. 1:5,4:2 (none: --epochs throughout)', read: epochsSchedule } }).default([]),
-  }).prefault({}),
-  seed: nonNegInt('seed', L.seed, { name: 'seed', arg: 'N', help: 'seeds the head, client selection and the clients\' shuffling' }).default(1),
-  l2: rule('l2', 'a number ≥ 0', z.number().min(0).finite(), { flag: { name: 'l2', arg: 'X', help: 'L2 penalty on the head\'s kernels' } }).default(0),
-  dropout: rule('dropout', 'a number in [0, 1)', z.number().min(0).lt(1), { flag: { name: 'dropout', arg: 'X', help: 'dropout after hidden layers' } }).default(0),
-  patience: rule('patience', 'an integer ≥ 0 (rounds without a better federated validation loss or accuracy before stopping; 0 = off)', z.number().int().min(0).max(L.rounds),
-    { capped: true, flag: { name: 'patience', arg: 'N', help: 'early stopping: stop after N rounds without a better median validation score and export the best head' } }).default(0),
-  patienceMetric: rule('patienceMetric', 'loss or accuracy (the median of the sites\' validation losses, lower is better, or of their accuracies, higher is better)',
-    z.enum(['loss', 'accuracy']), { flag: { name: 'patience-metric', arg: 'M', help: 'what early stopping watches: loss | accuracy', read: flagText.word } }).default('loss'),
-  hidden: rule('hidden', 'a list of positive integers (hidden layer sizes)',
-    z.array(z.number().int().positive().max(L.hiddenUnits)).max(L.hiddenLayers),
-    { capped: true, flag: { name: 'hidden', arg: 'N[,N]', help: 'hidden layer sizes of the head, "" for a linear head', read: flagText.numbers } }).default([...DEFAULT_HIDDEN]),
-  classes: rule('classes', 'a list of at least two distinct non-empty labels',
-    z.array(z.string().min(1).max(L.names)).min(2).max(L.classes).refine((c) => new Set(c).size === c.length),
-    { capped: true, flag: { name: 'classes', arg: 'A,B,…', help: 'the run\'s label set', read: flagText.words } }).default(DIGITS),
-  strategy: flagFor('strategy', {
-    name: 'strategy', arg: 'NAME', help: Object.keys(STRATEGY_OPTIONS).join(' | '),
-    // Another strategy starts from its own default options; --strategy-options sets them.
-    read: (text) => ({ name: text, options: {} }),
-  }, z.strictObject({
-    name: rule('strategy.name', `one of ${Object.keys(STRATEGY_OPTIONS).join(', ')}`, z.enum(Object.keys(STRATEGY_OPTIONS) as [string, ...string[]])),
-    options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number()), {
-      flag: { name: 'strategy-options', arg: 'KV', help: 'the strategy\'s options as key=value,…, e.g. beta=0.2 (docs/strategies.md)', read: objectFlag('strategy-options') },
-    }).default({}),
-  })).prefault({ name: 'fedavg' }),
-  localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1).max(L.names)).max(2 * L.hiddenLayers + 1),
-    { capped: true, flag: { name: 'local-layers', arg: 'L[,L]', help: 'head layers kept on each client, e.g. head_output', read: (t) => t.split(',').filter(Boolean) } }).default([]),
-  personalizeEpochs: nonNegInt('personalizeEpochs', L.epochs, { name: 'personalize-epochs', arg: 'N', help: 'after the run, clients fine-tune the global head N epochs and report' }).default(0),
-  maxExamplesPerClient: posInt('maxExamplesPerClient', Number.MAX_SAFE_INTEGER, { name: 'max-examples', arg: 'N', help: 'larger claimed sample counts are refused' }).default(1_000_000),
-  sampleWeightCap: posNum('sampleWeightCap', { name: 'sample-weight-cap', arg: 'N', help: 'aggregation weight = min(samples, N)' }).default(1_000_000),
-  featureLayer: rule('featureLayer', 'a layer name', z.string().min(1).max(L.names), {
-    capped: true,
-    flag: { name: 'feature-layer', arg: 'NAME', help: 'layer (layers model) or node (graph model) whose output, flattened, is the feature vector (default: from ftl-backbone.json)', read: flagText.word },
-  }).optional(),
-  normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max']), {
-    flag: {
-      name: 'normalization', arg: 'N', help: 'federated input normalisation: none | standard | min-max, optionally :feature for one statistic per value (tabular data)',
-      read: (text) => text.split(':')[0], also: (text) => (text.includes(':') ? { normalizationScope: text.slice(text.indexOf(':') + 1) } : {}),
-      alsoPaths: ['normalizationScope'],
-    },
-  }).default('none'),
-  normalizationScope: rule('normalizationScope', 'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
-    z.enum(['channel', 'feature'])).default('channel'),
-  normalizationTrim: rule('normalizationTrim', 'an integer in [0, 100] (per value, the sites with the most extreme means left out of the combined statistics; 0 = exact pooled statistics)',
-    z.number().int().min(0).max(100), { flag: { name: 'normalization-trim', arg: 'N', help: 'robust normalisation: per value, N sites with the most extreme means left out' } }).default(0),
-  inputRange: rule('inputRange', '[low, high], two finite numbers with low < high (the range every input value lies in; statistics outside it are refused)',
-    z.tuple([z.number().finite(), z.number().finite()]).refine(([lo, hi]) => lo < hi),
-    { flag: { name: 'input-range', arg: 'LO,HI', help: 'the range every input value lies in; sites whose statistics fall outside it are refused', read: flagText.numbers } }).optional(),
-  trust: flagFor('trust', {
-    name: 'trust', arg: 'KV', help: 'the trust policy, e.g. normBound=4,maxAbsValue=1e6,weightCap=4 (0 turns a check off)', read: objectFlag('trust'),
-  }, z.strictObject({
-    normBound: rule('trust.normBound', 'a number ≥ 0 (updates moving the model more than this × the round\'s median move are excluded; 0 = off)',
-      z.number().min(0).finite()).default(DEFAULT_TRUST.normBound),
-    maxAbsValue: rule('trust.maxAbsValue', 'a number ≥ 0 (updates holding a larger value are excluded; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.maxAbsValue),
-    weightCap: rule('trust.weightCap', 'a number ≥ 0 (sample weights capped at this × the round\'s median; 0 = off)', z.number().min(0).finite()).default(DEFAULT_TRUST.weightCap),
-  })).prefault({}),
-  augment: flagFor('augment', {
-    name: 'augment', arg: 'KV', help: 'seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false', read: objectFlag('augment'),
-  }, z.strictObject({
-    copies: rule('augment.copies', 'an integer in [0, 20] (augmented copies of each training image; 0 = off)', z.number().int().min(0).max(20)).default(0),
-    shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),
-    flip: rule('augment.flip', 'true or false (mirror left–right at random)', z.boolean()).default(false),
-    rotation: rule('augment.rotation', 'a number of degrees in [0, 180]', z.number().min(0).max(180)).default(0),
-  })).prefault({}),
-  fineTuning: flagFor('fineTuning', {
-    name: 'fine-tuning', arg: 'SPEC', help: `${FINE_TUNING_MODES.join(' | ')}, then key=value options, e.g. partial,layers=1,backboneLrFactor=0.1`,
-    read: objectFlag('fine-tuning', 'mode'),
-  }, z.strictObject({
-    mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(DEFAULT_FINE_TUNING.mode),
-    layers: rule('fineTuning.layers', 'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',
-      z.number().int().positive().max(1000), { capped: true }).default(DEFAULT_FINE_TUNING.layers),
-    everyRounds: posInt('fineTuning.everyRounds', L.rounds).default(DEFAULT_FINE_TUNING.everyRounds),
-    backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(DEFAULT_FINE_TUNING.backboneLrFactor),
-  })).prefault({}),
-  headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS), {
-    flag: { name: 'head-init', arg: 'H', help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden "")`, read: flagText.word },
-  }).default('random'),
-}).superRefine((run, ctx) => {
-  const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
-  // Its own message: the rule text alone would not say which other field is in the way.
-  if (problem) ctx.addIssue({ code: 'custom', path: ['headInit'], message: problem, params: { ownMessage: true } });
-});
+export const RunConfigSchema = z
+  .strictObject({
+    runId: rule('runId', '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit', z.string().regex(RUN_ID_PATTERN), {
+      flag: {
+        name: 'run-id',
+        arg: 'ID',
+        help: "the run's id; restarting with the same --db and --run-id resumes it (default run-<time>)",
+        read: flagText.word,
+      },
+    }).optional(),
+    rounds: posInt('rounds', L.rounds, { name: 'rounds', arg: 'N', help: 'rounds to train' }).default(5),
+    minClients: posInt('minClients', L.clients, { name: 'min-clients', arg: 'N', help: 'ready clients to wait for before round 1' }).default(2),
+    waitTimeoutSeconds: rule('waitTimeoutSeconds', 'a number ≥ 0', z.number().min(0).max(L.waitTimeoutSeconds), {
+      capped: true,
+      flag: { name: 'wait-timeout', arg: 'S', help: 'seconds to wait for them' },
+    }).default(120),
+    fractionFit: rule('fractionFit', 'a number in (0, 1]', z.number().positive().max(1), {
+      flag: { name: 'fraction-fit', arg: 'X', help: 'share of ready clients trained per round' },
+    }).default(1),
+    minFitClients: posInt('minFitClients', L.clients, { name: 'min-fit-clients', arg: 'N', help: 'accepted updates needed to aggregate' }).default(1),
+    roundDeadlineSeconds: rule('roundDeadlineSeconds', 'a number > 0', z.number().positive().max(L.roundDeadlineSeconds), {
+      capped: true,
+      flag: { name: 'round-deadline', arg: 'S', help: 'seconds training, and then evaluation, each wait for answers' },
+    }).default(60),
+    quorumRetries: nonNegInt('quorumRetries', 1000, {
+      name: 'quorum-retries',
+      arg: 'N',
+      help: 'retries of a round below --min-fit-clients before the run fails',
+    }).default(2),
+    fit: z
+      .strictObject({
+        epochs: posInt('fit.epochs', L.epochs, { name: 'epochs', arg: 'N', help: 'local epochs per round' }).default(5),
+        batchSize: posInt('fit.batchSize', L.batchSize, { name: 'batch-size', arg: 'N', help: 'local minibatch size' }).default(32),
+        learningRate: posNum('fit.learningRate', { name: 'lr', arg: 'X', help: 'client learning rate (Adam)' }).default(0.001),
+      })
+      .prefault({}),
+    schedule: z
+      .strictObject({
+        lrDecay: rule('schedule.lrDecay', 'a number in (0, 1]', z.number().positive().max(1), {
+          flag: { name: 'lr-decay', arg: 'X', help: 'learning rate × X each round' },
+        }).default(1),
+        epochs: rule(
+          'schedule.epochs',
+          'a list of {fromRound, epochs} with increasing fromRound, both positive integers',
+          z
+            .array(z.strictObject({ fromRound: z.number().int().positive().max(L.rounds), epochs: z.number().int().positive().max(L.epochs) }))
+            .max(L.rounds)
+            .refine((a) => a.every((s, i) => i === 0 || s.fromRound > a[i - 1]!.fromRound)),
+          {
+            capped: true,
+            flag: {
+              name: 'epochs-schedule',
+              arg: 'S',
+              help: 'from round r on, e local epochs: "r:e,r:e", e.g. 1:5,4:2 (none: --epochs throughout)',
+              read: epochsSchedule,
+            },
+          },
+        ).default([]),
+      })
+      .prefault({}),
+    seed: nonNegInt('seed', L.seed, { name: 'seed', arg: 'N', help: "seeds the head, client selection and the clients' shuffling" }).default(1),
+    l2: rule('l2', 'a number ≥ 0', z.number().min(0).finite(), { flag: { name: 'l2', arg: 'X', help: "L2 penalty on the head's kernels" } }).default(
+      0,
+    ),
+    dropout: rule('dropout', 'a number in [0, 1)', z.number().min(0).lt(1), {
+      flag: { name: 'dropout', arg: 'X', help: 'dropout after hidden layers' },
+    }).default(0),
+    patience: rule(
+      'patience',
+      'an integer ≥ 0 (rounds without a better federated validation loss or accuracy before stopping; 0 = off)',
+      z.number().int().min(0).max(L.rounds),
+      {
+        capped: true,
+        flag: {
+          name: 'patience',
+          arg: 'N',
+          help: 'early stopping: stop after N rounds without a better median validation score and export the best head',
+        },
+      },
+    ).default(0),
+    patienceMetric: rule(
+      'patienceMetric',
+      "loss or accuracy (the median of the sites' validation losses, lower is better, or of their accuracies, higher is better)",
+      z.enum(['loss', 'accuracy']),
+      { flag: { name: 'patience-metric', arg: 'M', help: 'what early stopping watches: loss | accuracy', read: flagText.word } },
+    ).default('loss'),
+    hidden: rule(
+      'hidden',
+      'a list of positive integers (hidden layer sizes)',
+      z.array(z.number().int().positive().max(L.hiddenUnits)).max(L.hiddenLayers),
+      { capped: true, flag: { name: 'hidden', arg: 'N[,N]', help: 'hidden layer sizes of the head, "" for a linear head', read: flagText.numbers } },
+    ).default([...DEFAULT_HIDDEN]),
+    classes: rule(
+      'classes',
+      'a list of at least two distinct non-empty labels',
+      z
+        .array(z.string().min(1).max(L.names))
+        .min(2)
+        .max(L.classes)
+        .refine((c) => new Set(c).size === c.length),
+      { capped: true, flag: { name: 'classes', arg: 'A,B,…', help: "the run's label set", read: flagText.words } },
+    ).default(DIGITS),
+    strategy: flagFor(
+      'strategy',
+      {
+        name: 'strategy',
+        arg: 'NAME',
+        help: Object.keys(STRATEGY_OPTIONS).join(' | '),
+        // Another strategy starts from its own default options; --strategy-options sets them.
+        read: (text) => ({ name: text, options: {} }),
+      },
+      z.strictObject({
+        name: rule(
+          'strategy.name',
+          `one of ${Object.keys(STRATEGY_OPTIONS).join(', ')}`,
+          z.enum(Object.keys(STRATEGY_OPTIONS) as [string, ...string[]]),
+        ),
+        options: rule('strategy.options', 'an object of numbers', z.record(z.string(), z.number()), {
+          flag: {
+            name: 'strategy-options',
+            arg: 'KV',
+            help: "the strategy's options as key=value,…, e.g. beta=0.2 (docs/strategies.md)",
+            read: objectFlag('strategy-options'),
+          },
+        }).default({}),
+      }),
+    ).prefault({ name: 'fedavg' }),
+    localLayers: rule('localLayers', 'a list of head layer names', z.array(z.string().min(1).max(L.names)).max(2 * L.hiddenLayers + 1), {
+      capped: true,
+      flag: {
+        name: 'local-layers',
+        arg: 'L[,L]',
+        help: 'head layers kept on each client, e.g. head_output',
+        read: (t) => t.split(',').filter(Boolean),
+      },
+    }).default([]),
+    personalizeEpochs: nonNegInt('personalizeEpochs', L.epochs, {
+      name: 'personalize-epochs',
+      arg: 'N',
+      help: 'after the run, clients fine-tune the global head N epochs and report',
+    }).default(0),
+    maxExamplesPerClient: posInt('maxExamplesPerClient', Number.MAX_SAFE_INTEGER, {
+      name: 'max-examples',
+      arg: 'N',
+      help: 'larger claimed sample counts are refused',
+    }).default(1_000_000),
+    sampleWeightCap: posNum('sampleWeightCap', { name: 'sample-weight-cap', arg: 'N', help: 'aggregation weight = min(samples, N)' }).default(
+      1_000_000,
+    ),
+    featureLayer: rule('featureLayer', 'a layer name', z.string().min(1).max(L.names), {
+      capped: true,
+      flag: {
+        name: 'feature-layer',
+        arg: 'NAME',
+        help: 'layer (layers model) or node (graph model) whose output, flattened, is the feature vector (default: from ftl-backbone.json)',
+        read: flagText.word,
+      },
+    }).optional(),
+    normalization: rule('normalization', 'none, standard or min-max (federated per-channel statistics)', z.enum(['none', 'standard', 'min-max']), {
+      flag: {
+        name: 'normalization',
+        arg: 'N',
+        help: 'federated input normalisation: none | standard | min-max, optionally :feature for one statistic per value (tabular data)',
+        read: (text) => text.split(':')[0],
+        also: (text) => (text.includes(':') ? { normalizationScope: text.slice(text.indexOf(':') + 1) } : {}),
+        alsoPaths: ['normalizationScope'],
+      },
+    }).default('none'),
+    normalizationScope: rule(
+      'normalizationScope',
+      'channel (one statistic per image channel) or feature (one per value, for tabular CSV columns)',
+      z.enum(['channel', 'feature']),
+    ).default('channel'),
+    normalizationTrim: rule(
+      'normalizationTrim',
+      'an integer in [0, 100] (per value, the sites with the most extreme means left out of the combined statistics; 0 = exact pooled statistics)',
+      z.number().int().min(0).max(100),
+      { flag: { name: 'normalization-trim', arg: 'N', help: 'robust normalisation: per value, N sites with the most extreme means left out' } },
+    ).default(0),
+    inputRange: rule(
+      'inputRange',
+      '[low, high], two finite numbers with low < high (the range every input value lies in; statistics outside it are refused)',
+      z.tuple([z.number().finite(), z.number().finite()]).refine(([lo, hi]) => lo < hi),
+      {
+        flag: {
+          name: 'input-range',
+          arg: 'LO,HI',
+          help: 'the range every input value lies in; sites whose statistics fall outside it are refused',
+          read: flagText.numbers,
+        },
+      },
+    ).optional(),
+    trust: flagFor(
+      'trust',
+      {
+        name: 'trust',
+        arg: 'KV',
+        help: 'the trust policy, e.g. normBound=4,maxAbsValue=1e6,weightCap=4 (0 turns a check off)',
+        read: objectFlag('trust'),
+      },
+      z.strictObject({
+        normBound: rule(
+          'trust.normBound',
+          "a number ≥ 0 (updates moving the model more than this × the round's median move are excluded; 0 = off)",
+          z.number().min(0).finite(),
+        ).default(DEFAULT_TRUST.normBound),
+        maxAbsValue: rule(
+          'trust.maxAbsValue',
+          'a number ≥ 0 (updates holding a larger value are excluded; 0 = off)',
+          z.number().min(0).finite(),
+        ).default(DEFAULT_TRUST.maxAbsValue),
+        weightCap: rule(
+          'trust.weightCap',
+          "a number ≥ 0 (sample weights capped at this × the round's median; 0 = off)",
+          z.number().min(0).finite(),
+        ).default(DEFAULT_TRUST.weightCap),
+      }),
+    ).prefault({}),
+    augment: flagFor(
+      'augment',
+      {
+        name: 'augment',
+        arg: 'KV',
+        help: 'seeded augmentation, e.g. copies=2,shift=0.1,rotation=10,flip=false',
+        read: objectFlag('augment'),
+      },
+      z.strictObject({
+        copies: rule(
+          'augment.copies',
+          'an integer in [0, 20] (augmented copies of each training image; 0 = off)',
+          z.number().int().min(0).max(20),
+        ).default(0),
+        shift: rule('augment.shift', 'a number in [0, 0.5) (largest shift as a fraction of the side)', z.number().min(0).lt(0.5)).default(0),
+        flip: rule('augment.flip', 'true or false (mirror left–right at random)', z.boolean()).default(false),
+        rotation: rule('augment.rotation', 'a number of degrees in [0, 180]', z.number().min(0).max(180)).default(0),
+      }),
+    ).prefault({}),
+    fineTuning: flagFor(
+      'fineTuning',
+      {
+        name: 'fine-tuning',
+        arg: 'SPEC',
+        help: `${FINE_TUNING_MODES.join(' | ')}, then key=value options, e.g. partial,layers=1,backboneLrFactor=0.1`,
+        read: objectFlag('fine-tuning', 'mode'),
+      },
+      z.strictObject({
+        mode: rule('fineTuning.mode', FINE_TUNING_MODES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(FINE_TUNING_MODES)).default(
+          DEFAULT_FINE_TUNING.mode,
+        ),
+        layers: rule(
+          'fineTuning.layers',
+          'a positive integer (backbone layers with weights to unfreeze, counted down from the cut)',
+          z.number().int().positive().max(1000),
+          { capped: true },
+        ).default(DEFAULT_FINE_TUNING.layers),
+        everyRounds: posInt('fineTuning.everyRounds', L.rounds).default(DEFAULT_FINE_TUNING.everyRounds),
+        backboneLrFactor: rule('fineTuning.backboneLrFactor', 'a number ≥ 0', z.number().min(0).finite()).default(
+          DEFAULT_FINE_TUNING.backboneLrFactor,
+        ),
+      }),
+    ).prefault({}),
+    headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS), {
+      flag: { name: 'head-init', arg: 'H', help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden "")`, read: flagText.word },
+    }).default('random'),
+  })
+  .superRefine((run, ctx) => {
+    const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
+    // Its own message: the rule text alone would not say which other field is in the way.
+    if (problem) ctx.addIssue({ code: 'custom', path: ['headInit'], message: problem, params: { ownMessage: true } });
+  });
 
 /** A validated run configuration with defaults filled in (strategy options validated and completed too). */
 export type RunConfig = Omit<z.infer<typeof RunConfigSchema>, 'strategy'> & { strategy: StrategyConfig };
@@ -282,7 +467,9 @@ export function parseRunConfig(input: unknown, where = 'run config', label: (pat
     throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
   }
   const { strategy, ...rest } = result.data;
-  const optionsText = Object.entries(strategy.options).map(([k, v]) => `${k}=${v}`).join(',');
+  const optionsText = Object.entries(strategy.options)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   return { ...rest, strategy: parseStrategy(strategy.name, optionsText) };
 }
 
@@ -296,8 +483,12 @@ function described(issue: z.core.$ZodIssue, input: unknown, label: (path: string
   const got = show(at(input, issue.path));
   if (issue.code === 'too_big' && (capped.has(path) || !rules.has(path))) {
     const subject = typeof issue.path.at(-1) === 'number' ? `each entry of ${label(path)}` : label(path);
-    const limit = issue.origin === 'array' ? `have at most ${issue.maximum} entries`
-      : issue.origin === 'string' ? `have at most ${issue.maximum} characters` : `be ≤ ${issue.maximum}`;
+    const limit =
+      issue.origin === 'array'
+        ? `have at most ${issue.maximum} entries`
+        : issue.origin === 'string'
+          ? `have at most ${issue.maximum} characters`
+          : `be ≤ ${issue.maximum}`;
     return `${subject} must ${limit} (got ${got})`;
   }
   if (!rules.has(path)) {
@@ -350,12 +541,15 @@ export function runConfigFromFlags(values: Record<string, unknown>, base: RunCon
 /** Help lines of the run config flags: `--name ARG  what it sets (default …)`, defaults from the schema. */
 export function runConfigHelp(): string {
   const defaults = parseRunConfig({});
-  const shown = (v: unknown) => (v === undefined ? undefined : Array.isArray(v) ? (v.length ? v.join(',') : 'none') : typeof v === 'object' ? undefined : String(v));
-  return runConfigFlags().map((f) => {
-    const d = f.name === 'strategy' ? defaults.strategy.name : shown(at(defaults, f.path.split('.')));
-    const head = `  --${f.name} ${f.arg}`;
-    return `${head.padEnd(25)}${head.length >= 25 ? ' ' : ''}${f.help}${d !== undefined ? ` (default ${d})` : ''}`;
-  }).join('\n');
+  const shown = (v: unknown) =>
+    v === undefined ? undefined : Array.isArray(v) ? (v.length ? v.join(',') : 'none') : typeof v === 'object' ? undefined : String(v);
+  return runConfigFlags()
+    .map((f) => {
+      const d = f.name === 'strategy' ? defaults.strategy.name : shown(at(defaults, f.path.split('.')));
+      const head = `  --${f.name} ${f.arg}`;
+      return `${head.padEnd(25)}${head.length >= 25 ? ' ' : ''}${f.help}${d !== undefined ? ` (default ${d})` : ''}`;
+    })
+    .join('\n');
 }
 
 /** Reads and validates a run configuration file (JSON). */

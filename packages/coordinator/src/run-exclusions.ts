@@ -12,7 +12,11 @@ export type ExclusionType = 'update-excluded' | 'evaluation-excluded' | 'statist
 export class ExclusionLog {
   private readonly unstored: Array<{ type: ExclusionType; data: Record<string, unknown> }> = [];
 
-  constructor(private readonly runId: string, private readonly store: Store | undefined, private readonly log: Logger) {}
+  constructor(
+    private readonly runId: string,
+    private readonly store: Store | undefined,
+    private readonly log: Logger,
+  ) {}
 
   /** Records one exclusion (`log` is the round's logger, when there is one). */
   record(type: ExclusionType, round: number, e: { clientId: string; reason: string; message: string }, log: Logger = this.log): void {

@@ -14,8 +14,14 @@ import { MODEL_EXPORTED_EVENT } from './run-reuse.js';
  * (`ftl-model.json`); returns the model's digest.
  */
 export async function exportRunModel(o: {
-  backbone: ServedBackbone; config: CoordinatorConfig; head: HeadConfig; weights: Weights; dir: string;
-  modelVersion: number; rounds: RoundRecord[]; bestRound?: number;
+  backbone: ServedBackbone;
+  config: CoordinatorConfig;
+  head: HeadConfig;
+  weights: Weights;
+  dir: string;
+  modelVersion: number;
+  rounds: RoundRecord[];
+  bestRound?: number;
   /** The run's federated input normalisation: a layers export applies it itself, a graph export records it. */
   normalization?: Normalization;
 }): Promise<{ digest: string; outcome: 'replaced' | 'kept' }> {
@@ -25,12 +31,26 @@ export async function exportRunModel(o: {
   // more trained export of the same run already there is kept.
   const staging = stagingDir(o.dir);
   const { digest } = await exportGlobalModel({
-    backbone: o.backbone, featureLayer, head: o.head, weights: o.weights, dir: staging, localLayers: config.localLayers,
+    backbone: o.backbone,
+    featureLayer,
+    head: o.head,
+    weights: o.weights,
+    dir: staging,
+    localLayers: config.localLayers,
     ...(o.normalization ? { inputNormalization: o.normalization } : {}),
     meta: {
-      runId: config.runId, classes: config.classes, backboneSha256: o.backbone.sha256, featureLayer, strategy: config.strategy,
-      localLayers: config.localLayers, modelVersion: o.modelVersion, rounds: o.rounds, ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
-      ...(config.fineTuning.mode !== 'feature-extraction' ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) } : {}),
+      runId: config.runId,
+      classes: config.classes,
+      backboneSha256: o.backbone.sha256,
+      featureLayer,
+      strategy: config.strategy,
+      localLayers: config.localLayers,
+      modelVersion: o.modelVersion,
+      rounds: o.rounds,
+      ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
+      ...(config.fineTuning.mode !== 'feature-extraction'
+        ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) }
+        : {}),
     },
   }).catch(async (err: unknown) => {
     await rm(staging, { recursive: true, force: true });
@@ -52,8 +72,15 @@ export async function exportRun(ctx: RunContext, dir: string, records: RoundReco
     return false;
   }
   const { digest, outcome } = await exportRunModel({
-    backbone: ctx.backbone, config: ctx.config, head: ctx.head, weights: model.weights, dir, modelVersion: model.version,
-    rounds: records, ...(bestRound !== undefined ? { bestRound } : {}), ...(ctx.normalization ? { normalization: ctx.normalization } : {}),
+    backbone: ctx.backbone,
+    config: ctx.config,
+    head: ctx.head,
+    weights: model.weights,
+    dir,
+    modelVersion: model.version,
+    rounds: records,
+    ...(bestRound !== undefined ? { bestRound } : {}),
+    ...(ctx.normalization ? { normalization: ctx.normalization } : {}),
   });
   if (outcome === 'kept') {
     log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });

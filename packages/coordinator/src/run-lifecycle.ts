@@ -129,7 +129,10 @@ export class RunLifecycle {
     const allowed: readonly RunStatus[] = OPERATOR_ACTIONS[mode];
     if (!allowed.includes(stored.status) || this.active?.run.runId === id) {
       const hint = stored.status === 'paused' ? 'resume it' : FINAL_STATUSES.includes(stored.status) ? 'create a new run' : 'wait for it';
-      throw new FtlError(ErrorCode.Conflict, `run ${id} is ${this.active?.run.runId === id ? 'already running' : stored.status}; cannot ${mode} it (${hint})`);
+      throw new FtlError(
+        ErrorCode.Conflict,
+        `run ${id} is ${this.active?.run.runId === id ? 'already running' : stored.status}; cannot ${mode} it (${hint})`,
+      );
     }
     const run = this.host.prepareRun(this.runConfig(stored));
     this.attach(run); // throws Conflict now, while another run is active
@@ -151,8 +154,12 @@ export class RunLifecycle {
   /** Stops a run: the active one after its current round (its model is exported); a created or paused one at once. */
   stopRun(id: string): void {
     const stored = this.storedRun(id);
-    if (this.active?.run.runId === id) return this.active.run.stop();
-    if (!(OPERATOR_ACTIONS.stop as readonly RunStatus[]).includes(stored.status)) throw new FtlError(ErrorCode.Conflict, `run ${id} is already ${stored.status}`);
+    if (this.active?.run.runId === id) {
+      this.active.run.stop();
+      return;
+    }
+    if (!(OPERATOR_ACTIONS.stop as readonly RunStatus[]).includes(stored.status))
+      throw new FtlError(ErrorCode.Conflict, `run ${id} is already ${stored.status}`);
     this.host.store!.moveRun(id, 'stopped');
     this.host.store!.appendEvent(id, 'run-end', { reason: 'stopped' });
   }
@@ -173,26 +180,39 @@ export class RunLifecycle {
     const store = this.host.store!;
     const live = this.active?.run.runId === id ? this.active.run.progress() : undefined;
     return {
-      id, status: stored.status, createdAt: stored.createdAt, updatedAt: stored.updatedAt,
+      id,
+      status: stored.status,
+      createdAt: stored.createdAt,
+      updatedAt: stored.updatedAt,
       config: parseRunConfig(stored.config, `stored config of run ${id}`),
-      rounds: store.listRounds(id).map((r) => r.record), ...(live ? { live } : {}),
-      exclusions: store.listEvents(id).filter((e) => EXCLUSION_EVENTS.has(e.type))
+      rounds: store.listRounds(id).map((r) => r.record),
+      ...(live ? { live } : {}),
+      exclusions: store
+        .listEvents(id)
+        .filter((e) => EXCLUSION_EVENTS.has(e.type))
         .map((e) => ({ type: e.type, ...(e.data as Omit<ExclusionRecord, 'type'>) }) as ExclusionRecord),
     };
   }
 
   /** Every run, newest first, without rounds. */
   listRuns(): Array<Omit<RunView, 'rounds' | 'config' | 'exclusions'> & { roundsDone: number; rounds: number }> {
-    return this.requireStore().listRuns().map((r) => ({
-      id: r.id, status: r.status, createdAt: r.createdAt, updatedAt: r.updatedAt,
-      roundsDone: this.host.store!.lastCommittedRound(r.id), rounds: (r.config as { rounds?: number }).rounds ?? 0,
-      ...(this.active?.run.runId === r.id ? { live: this.active.run.progress() } : {}),
-    }));
+    return this.requireStore()
+      .listRuns()
+      .map((r) => ({
+        id: r.id,
+        status: r.status,
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+        roundsDone: this.host.store!.lastCommittedRound(r.id),
+        rounds: (r.config as { rounds?: number }).rounds ?? 0,
+        ...(this.active?.run.runId === r.id ? { live: this.active.run.progress() } : {}),
+      }));
   }
 
   /** The server's store; FtlError(InvalidConfig) when it keeps none. */
   requireStore(): Store {
-    if (!this.host.store) throw new FtlError(ErrorCode.InvalidConfig, 'this coordinator keeps no database; start it with ftl-coordinator serve --db FILE');
+    if (!this.host.store)
+      throw new FtlError(ErrorCode.InvalidConfig, 'this coordinator keeps no database; start it with ftl-coordinator serve --db FILE');
     return this.host.store;
   }
 

@@ -7,7 +7,10 @@ const NORMALIZATION_EVENT = 'normalization';
 
 /** The federated normalisation a run fixed before its first round, if it recorded one. */
 export function storedNormalization(store: Store | undefined, runId: string): Normalization | undefined {
-  const event = store?.listEvents(runId).filter((e) => e.type === NORMALIZATION_EVENT).at(-1);
+  const event = store
+    ?.listEvents(runId)
+    .filter((e) => e.type === NORMALIZATION_EVENT)
+    .at(-1);
   if (!event) return undefined;
   const { kind, shift, scale } = event.data as Normalization;
   return { kind, shift, scale };
@@ -34,9 +37,17 @@ export function fixNormalization(ctx: RunContext): void {
   }
   // A robust run leaves the sites with the most extreme means out (never all of them: one always stays).
   const trim = Math.min(config.normalizationTrim ?? 0, reports.length - 1);
-  const normalization = combineStats(reports.map((r) => r.stats), kind, { trim });
+  const normalization = combineStats(
+    reports.map((r) => r.stats),
+    kind,
+    { trim },
+  );
   ctx.normalization = normalization;
-  const show = (v: number[]) => v.slice(0, 4).map((x) => x.toFixed(4)).join(',') + (v.length > 4 ? `,… (${v.length})` : '');
+  const show = (v: number[]) =>
+    v
+      .slice(0, 4)
+      .map((x) => x.toFixed(4))
+      .join(',') + (v.length > 4 ? `,… (${v.length})` : '');
   log.info('normalization', { kind, clients: reports.length, shift: show(normalization.shift), scale: show(normalization.scale) });
   store?.appendEvent(runId, NORMALIZATION_EVENT, { ...normalization, clients: reports.map((r) => r.clientId) });
 }

@@ -16,12 +16,31 @@ function storeWith(status: 'created' | 'running' | 'completed' | 'stopped' | 'fa
 /** Commits round 1 of run `first` (a one-value model). */
 function commitOneRound(store: Store): void {
   const record = {
-    round: 1, status: 'aggregated' as const, selected: 1, accepted: 1, rejected: 0, failed: 0, trainLoss: 1, valLoss: 1, valAccuracy: 0.5,
-    evalClients: 1, bytesIn: 0, bytesOut: 0, seconds: 1, modelVersion: 1,
+    round: 1,
+    status: 'aggregated' as const,
+    selected: 1,
+    accepted: 1,
+    rejected: 0,
+    failed: 0,
+    trainLoss: 1,
+    valLoss: 1,
+    valAccuracy: 0.5,
+    evalClients: 1,
+    bytesIn: 0,
+    bytesOut: 0,
+    seconds: 1,
+    modelVersion: 1,
   };
-  store.commitRound('first', { record, participants: ['a'], rejected: [] }, {
-    modelVersion: 1, specs: [{ name: 'w', shape: [1], dtype: 'float32' }], values: Float32Array.of(1), strategyState: {},
-  });
+  store.commitRound(
+    'first',
+    { record, participants: ['a'], rejected: [] },
+    {
+      modelVersion: 1,
+      specs: [{ name: 'w', shape: [1], dtype: 'float32' }],
+      values: Float32Array.of(1),
+      strategyState: {},
+    },
+  );
 }
 
 function conflict(fn: () => unknown): string {
@@ -69,7 +88,9 @@ describe('a one-run coordinator on a run id the database already has', () => {
   test('a failed run is refused with the reason it failed', () => {
     const store = storeWith('failed');
     store.appendEvent('first', 'run-failed', { message: 'only 0 of 2 clients were ready' });
-    expect(conflict(() => checkRunReuse(store, config()))).toBe('run first failed after 0 rounds in :memory: (only 0 of 2 clients were ready); use another --run-id');
+    expect(conflict(() => checkRunReuse(store, config()))).toBe(
+      'run first failed after 0 rounds in :memory: (only 0 of 2 clients were ready); use another --run-id',
+    );
   });
 
   test('runConfigChanges names nested fields and missing ones', () => {

@@ -8,7 +8,14 @@ import type { Store } from './store/store.js';
  * Settings that may change when a run is resumed: they say how long to wait and for whom, not what is
  * trained, so a restart after a crash may loosen them without making the run another run.
  */
-const RESUMABLE_CHANGES: ReadonlySet<string> = new Set(['runId', 'minClients', 'waitTimeoutSeconds', 'minFitClients', 'roundDeadlineSeconds', 'quorumRetries']);
+const RESUMABLE_CHANGES: ReadonlySet<string> = new Set([
+  'runId',
+  'minClients',
+  'waitTimeoutSeconds',
+  'minFitClients',
+  'roundDeadlineSeconds',
+  'quorumRetries',
+]);
 
 /** The event a one-run coordinator appends when it has written a run's model, so a later start can say where it is. */
 export const MODEL_EXPORTED_EVENT = 'model-exported';
@@ -16,7 +23,8 @@ export const MODEL_EXPORTED_EVENT = 'model-exported';
 /** `{a: {b: 1}, c: [2]}` → `[['a.b', 1], ['c', [2]]]`: arrays are values, objects are folders. */
 function leaves(value: unknown, prefix = ''): Array<[string, unknown]> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [[prefix, value]];
-  return Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+  return Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
     .flatMap(([k, v]) => leaves(v, prefix ? `${prefix}.${k}` : k));
 }
 
@@ -53,8 +61,12 @@ export function checkRunReuse(store: Store, config: CoordinatorConfig): void {
   const rounds = store.lastCommittedRound(id);
   const events = store.listEvents(id);
   const exported = events.filter((e) => e.type === MODEL_EXPORTED_EVENT).at(-1)?.data as { dir?: unknown } | undefined;
-  const model = typeof exported?.dir === 'string' ? `its model is in ${exported.dir}`
-    : rounds === 0 ? 'it trained no round, so it has no model' : 'its model went to the --out it ran with';
+  const model =
+    typeof exported?.dir === 'string'
+      ? `its model is in ${exported.dir}`
+      : rounds === 0
+        ? 'it trained no round, so it has no model'
+        : 'its model went to the --out it ran with';
   const other = 'use another --run-id';
   switch (stored.status) {
     case 'completed':
@@ -75,7 +87,9 @@ export function checkRunReuse(store: Store, config: CoordinatorConfig): void {
   try {
     before = parseRunConfig(stored.config, `stored config of run ${id}`);
   } catch (err) {
-    throw new FtlError(ErrorCode.Conflict, `run ${id} in ${store.path} has a config this version cannot read (${(err as Error).message}); ${other}`, { cause: err });
+    throw new FtlError(ErrorCode.Conflict, `run ${id} in ${store.path} has a config this version cannot read (${(err as Error).message}); ${other}`, {
+      cause: err,
+    });
   }
   const changes = runConfigChanges(before, parseRunConfig(toRunConfig(config), 'command line'));
   if (changes.length > 0) {

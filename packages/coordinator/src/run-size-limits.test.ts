@@ -12,7 +12,8 @@ const MB = 1024 * 1024;
 async function start(maxMessageBytes?: number): Promise<{ server: CoordinatorServer; url: string }> {
   const log = createLogger('test', { level: 'silent' });
   const server = await CoordinatorServer.create({ ...defaultCoordinatorConfig(), port: 0 }, log, Store.open(':memory:'), {
-    operatorToken: TOKEN, ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}),
+    operatorToken: TOKEN,
+    ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}),
   });
   return { server, url: (await server.listen()).url };
 }
@@ -60,8 +61,12 @@ describe('a run too large to build is refused before anything is allocated', () 
     ['a head that fits the model limit but no message', () => byDefault, [60_000], /above this server's message limit of \d+/],
     ['two layers of 65,536 units', () => byDefault, [65_536, 65_536], /above this server's message limit of \d+/],
     // With a message limit that admits anything, the model limit refuses it before a tensor exists.
-    ['two layers of 65,536 units where messages are unlimited', () => unlimitedMessages, [65_536, 65_536],
-      /^the head would have 4,348,182,538 trainable values, above the limit of 50,000,000; use fewer/],
+    [
+      'two layers of 65,536 units where messages are unlimited',
+      () => unlimitedMessages,
+      [65_536, 65_536],
+      /^the head would have 4,348,182,538 trainable values, above the limit of 50,000,000; use fewer/,
+    ],
   ])('%s: 400 within 1 s naming the limit, resident memory under +200 MB', async (_, server, hidden, message) => {
     const answer = await post(server(), { runId: 'too-big', hidden });
     expect(answer).toMatchObject({ status: 400, code: 'INVALID_CONFIG' });

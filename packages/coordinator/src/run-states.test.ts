@@ -7,10 +7,18 @@ import { checkRunTransition, isRunTransition, OPERATOR_ACTIONS, RUN_STATUSES, RU
 import { Store } from './store/store.js';
 
 const LEGAL: ReadonlyArray<[RunStatus, RunStatus]> = [
-  ['created', 'running'], ['created', 'stopped'],
-  ['running', 'running'], ['running', 'paused'], ['running', 'stopped'], ['running', 'completed'], ['running', 'failed'],
-  ['paused', 'running'], ['paused', 'stopped'],
-  ['stopped', 'running'], ['completed', 'running'], ['failed', 'running'],
+  ['created', 'running'],
+  ['created', 'stopped'],
+  ['running', 'running'],
+  ['running', 'paused'],
+  ['running', 'stopped'],
+  ['running', 'completed'],
+  ['running', 'failed'],
+  ['paused', 'running'],
+  ['paused', 'stopped'],
+  ['stopped', 'running'],
+  ['completed', 'running'],
+  ['failed', 'running'],
 ];
 const isLegal = (from: RunStatus, to: RunStatus) => LEGAL.some(([f, t]) => f === from && t === to);
 const PAIRS = RUN_STATUSES.flatMap((from) => RUN_STATUSES.map((to) => [from, to, isLegal(from, to)] as const));
@@ -46,7 +54,9 @@ describe('the run lifecycle table', () => {
         expect(isFtlError(thrown, code)).toBe(true);
         expect((thrown as Error).message).toContain(`run r cannot go from ${from} to ${to}`);
       }
-      expect(() => store.moveRun('r', to)).toThrow(expect.objectContaining({ code: ErrorCode.InternalError, message: expect.stringContaining(`from ${from} to ${to}`) }));
+      expect(() => store.moveRun('r', to)).toThrow(
+        expect.objectContaining({ code: ErrorCode.InternalError, message: expect.stringContaining(`from ${from} to ${to}`) }),
+      );
       expect(store.getRun('r')?.status).toBe(from);
     }
     store.close();
@@ -58,7 +68,7 @@ describe('the run lifecycle table', () => {
     store.close();
   });
 
-  test('every status an operator action starts from can make that action\'s move', () => {
+  test("every status an operator action starts from can make that action's move", () => {
     for (const from of OPERATOR_ACTIONS.start) expect(isRunTransition(from, 'running')).toBe(true);
     for (const from of OPERATOR_ACTIONS.resume) expect(isRunTransition(from, 'running')).toBe(true);
     for (const from of OPERATOR_ACTIONS.stop) expect(isRunTransition(from, 'stopped')).toBe(true);
@@ -66,10 +76,11 @@ describe('the run lifecycle table', () => {
 });
 
 describe('status changes', () => {
-  test('go through the store\'s moveRun: no module of the coordinator sets a status unchecked', () => {
+  test("go through the store's moveRun: no module of the coordinator sets a status unchecked", () => {
     const src = dirname(fileURLToPath(import.meta.url));
-    const files = readdirSync(src, { recursive: true, encoding: 'utf8' })
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== join('store', 'store.ts'));
+    const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== join('store', 'store.ts'),
+    );
     const unchecked = files.filter((f) => /\.setRunStatus\(/.test(readFileSync(join(src, f), 'utf8')));
     expect(unchecked).toEqual([]);
     expect(files.filter((f) => /\.moveRun\(/.test(readFileSync(join(src, f), 'utf8'))).length).toBeGreaterThan(0);

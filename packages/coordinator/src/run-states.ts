@@ -28,7 +28,11 @@ export const FINAL_STATUSES: readonly RunStatus[] = ['stopped', 'completed', 'fa
 export const RUN_TRANSITIONS: Readonly<Record<RunStatus, Readonly<Partial<Record<RunStatus, string>>>>> = {
   created: { running: 'start', stopped: 'stop before starting' },
   running: {
-    running: 'resume after a shutdown', paused: 'pause after a round', stopped: 'stop', completed: 'last round or early stop', failed: 'error',
+    running: 'resume after a shutdown',
+    paused: 'pause after a round',
+    stopped: 'stop',
+    completed: 'last round or early stop',
+    failed: 'error',
   },
   paused: { running: 'resume', stopped: 'stop while paused' },
   stopped: { running: 'continue (one-run coordinator)' },
@@ -57,12 +61,12 @@ export function isRunTransition(from: RunStatus, to: RunStatus): boolean {
  * checkRunTransition('r1', 'completed', 'paused', ErrorCode.Conflict); // throws: run r1 cannot go from completed to paused
  */
 export function checkRunTransition(
-  runId: string, from: RunStatus, to: RunStatus, code: typeof ErrorCode.InternalError | typeof ErrorCode.Conflict = ErrorCode.InternalError,
+  runId: string,
+  from: RunStatus,
+  to: RunStatus,
+  code: typeof ErrorCode.InternalError | typeof ErrorCode.Conflict = ErrorCode.InternalError,
 ): void {
   if (isRunTransition(from, to)) return;
   const next = Object.keys(RUN_TRANSITIONS[from] ?? {});
-  throw new FtlError(
-    code,
-    `run ${runId} cannot go from ${from} to ${to}; a ${from} run can go only to ${next.join(' or ')}`,
-  );
+  throw new FtlError(code, `run ${runId} cannot go from ${from} to ${to}; a ${from} run can go only to ${next.join(' or ')}`);
 }

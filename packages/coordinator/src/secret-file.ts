@@ -10,9 +10,11 @@ import { ErrorCode, FtlError } from '@ftl/shared';
 export function writeSecretFile(file: string, secret: string, flag: string): void {
   try {
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, secret + '\n', { mode: 0o600 });
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
   } catch (err) {
-    throw new FtlError(ErrorCode.InvalidConfig, `${flag}: cannot write ${file} (${(err as Error).message}); choose a file in a writable folder`, { cause: err });
+    throw new FtlError(ErrorCode.InvalidConfig, `${flag}: cannot write ${file} (${(err as Error).message}); choose a file in a writable folder`, {
+      cause: err,
+    });
   }
 }

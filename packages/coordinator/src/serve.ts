@@ -16,7 +16,8 @@ export function operatorToken(file: string): { token: string; created: boolean }
   if (fromEnv) return { token: fromEnv, created: false };
   if (existsSync(file)) {
     const token = readFileSync(file, 'utf8').trim();
-    if (token.length < 16) throw new FtlError(ErrorCode.InvalidConfig, `operator token file ${file} holds fewer than 16 characters; delete it to get a new token`);
+    if (token.length < 16)
+      throw new FtlError(ErrorCode.InvalidConfig, `operator token file ${file} holds fewer than 16 characters; delete it to get a new token`);
     return { token, created: false };
   }
   const token = newClientToken();
@@ -33,8 +34,10 @@ function tokenNote(file: string, created: boolean, dbPath: string): string {
   const where = created ? `operator token written to ${file}` : `operator token: ${file}`;
   if (resolve(file) === resolve(DEFAULT_OPERATOR_TOKEN_FILE)) return `${where} (the clients and runs commands read it from there)`;
   const db = relative(process.cwd(), resolve(dbPath)) || dbPath;
-  return `${where}; the clients and runs commands need --token-file ${file}` +
-    (resolve(file) === resolve(dbPath, '..', 'operator-token') ? ` (or --db ${db})` : '');
+  return (
+    `${where}; the clients and runs commands need --token-file ${file}` +
+    (resolve(file) === resolve(dbPath, '..', 'operator-token') ? ` (or --db ${db})` : '')
+  );
 }
 
 /** Waits for SIGINT or SIGTERM; a second SIGINT quits at once. */
@@ -58,7 +61,8 @@ async function serveLocked(config: Exclude<ReturnType<typeof parseServeArgs>, 'h
   const store = Store.open(config.dbPath);
   try {
     const server = await CoordinatorServer.create(config.base, log, store, {
-      operatorToken: token, exportRoot: config.exportRoot,
+      operatorToken: token,
+      exportRoot: config.exportRoot,
       ...(config.maxMessageBytes !== undefined ? { maxMessageBytes: config.maxMessageBytes } : {}),
     });
     try {
@@ -67,7 +71,7 @@ async function serveLocked(config: Exclude<ReturnType<typeof parseServeArgs>, 'h
       const signalled = untilSignal(() => process.stdout.write('shutting down: the active run (if any) resumes on the next start\n'));
       const { url } = await listenExplained(() => server.listen(), config.base);
       process.stdout.write(`coordinator serving on ${url} (database ${config.dbPath})\n`);
-      process.stdout.write(tokenNote(config.operatorTokenFile, created, config.dbPath) + '\n');
+      process.stdout.write(`${tokenNote(config.operatorTokenFile, created, config.dbPath)}\n`);
       const resumed = server.resumeInterrupted();
       if (resumed.length > 0) process.stdout.write(`resuming run ${resumed[0]} where the last server stopped\n`);
       await signalled;
@@ -86,7 +90,7 @@ async function serveLocked(config: Exclude<ReturnType<typeof parseServeArgs>, 'h
 export async function serve(argv: string[]): Promise<void> {
   const config = parseServeArgs(argv);
   if (config === 'help') {
-    process.stdout.write(SERVE_HELP + '\n');
+    process.stdout.write(`${SERVE_HELP}\n`);
     return;
   }
   const log = createLogger('coordinator');

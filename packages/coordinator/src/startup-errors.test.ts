@@ -14,9 +14,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 }
 
 function refusal(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(() => {
-    throw new Error('expected a refusal');
-  }, (err: unknown) => err);
+  return promise.then(
+    () => {
+      throw new Error('expected a refusal');
+    },
+    (err: unknown) => err,
+  );
 }
 
 describe('listenExplained', () => {
@@ -27,7 +30,8 @@ describe('listenExplained', () => {
     const err = await refusal(listenExplained(() => listen(createServer(), port, '127.0.0.1'), { host: '127.0.0.1', port }));
     holder.close();
     expect(err).toMatchObject({
-      name: 'FtlError', code: 'INVALID_CONFIG',
+      name: 'FtlError',
+      code: 'INVALID_CONFIG',
       message: `port ${port} on 127.0.0.1 is in use by another program; stop it or pass --port (0 picks a free port)`,
     });
   });
@@ -47,11 +51,31 @@ describe('listenExplained', () => {
 describe('checkTlsFiles', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ftl-tls-'));
   const make = (name: string, extra: string[] = []) => {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-keyout', join(dir, `${name}-key.pem`), '-out', join(dir, `${name}-cert.pem`), '-days', '1',
-      '-subj', '/CN=127.0.0.1', ...extra,
-    ], { stdio: 'ignore' });
-    return { certFile: join(dir, `${name}-cert.pem`), cert: readFileSync(join(dir, `${name}-cert.pem`)), keyFile: join(dir, `${name}-key.pem`), key: readFileSync(join(dir, `${name}-key.pem`)) };
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-keyout',
+        join(dir, `${name}-key.pem`),
+        '-out',
+        join(dir, `${name}-cert.pem`),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        ...extra,
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      certFile: join(dir, `${name}-cert.pem`),
+      cert: readFileSync(join(dir, `${name}-cert.pem`)),
+      keyFile: join(dir, `${name}-key.pem`),
+      key: readFileSync(join(dir, `${name}-key.pem`)),
+    };
   };
   const plain = make('plain', ['-nodes']);
 
@@ -60,14 +84,32 @@ describe('checkTlsFiles', () => {
   });
 
   test.each([
-    ['swapped', { ...plain, cert: plain.key, key: plain.cert }, /^--tls-cert \S+ is not a PEM certificate \(it holds a private key; were --tls-cert and --tls-key swapped\?\)/],
-    ['a key that is not PEM', { ...plain, key: Buffer.from('hello') }, /^--tls-key \S+ is not a PEM private key \(no "-----BEGIN … PRIVATE KEY-----" block found\)/],
-    ['an encrypted key', (() => {
-      const e = make('encrypted', ['-passout', 'pass:secret']);
-      return { ...e };
-    })(), /^--tls-key \S+encrypted-key\.pem does not decode as a private key \(it is encrypted; give an unencrypted key/],
-    ['the key of another certificate', { ...plain, key: make('other', ['-nodes']).key }, /^--tls-key \S+ is not the key of the certificate in --tls-cert \S+plain-cert\.pem;/],
+    [
+      'swapped',
+      { ...plain, cert: plain.key, key: plain.cert },
+      /^--tls-cert \S+ is not a PEM certificate \(it holds a private key; were --tls-cert and --tls-key swapped\?\)/,
+    ],
+    [
+      'a key that is not PEM',
+      { ...plain, key: Buffer.from('hello') },
+      /^--tls-key \S+ is not a PEM private key \(no "-----BEGIN … PRIVATE KEY-----" block found\)/,
+    ],
+    [
+      'an encrypted key',
+      (() => {
+        const e = make('encrypted', ['-passout', 'pass:secret']);
+        return { ...e };
+      })(),
+      /^--tls-key \S+encrypted-key\.pem does not decode as a private key \(it is encrypted; give an unencrypted key/,
+    ],
+    [
+      'the key of another certificate',
+      { ...plain, key: make('other', ['-nodes']).key },
+      /^--tls-key \S+ is not the key of the certificate in --tls-cert \S+plain-cert\.pem;/,
+    ],
   ])('%s is refused naming the file', (_, files, message) => {
-    expect(() => checkTlsFiles(files)).toThrow(expect.objectContaining({ name: 'FtlError', code: 'INVALID_CONFIG', message: expect.stringMatching(message) }));
+    expect(() => checkTlsFiles(files)).toThrow(
+      expect.objectContaining({ name: 'FtlError', code: 'INVALID_CONFIG', message: expect.stringMatching(message) }),
+    );
   });
 });

@@ -30,18 +30,27 @@ export function checkTlsFiles(f: TlsFiles): void {
   const certKinds = pemKinds(f.cert);
   const keyKinds = pemKinds(f.key);
   if (!certKinds.includes('CERTIFICATE')) {
-    const hint = certKinds.some((k) => k.includes('PRIVATE KEY')) ? `it holds a private key; ${SWAPPED}` : 'no "-----BEGIN CERTIFICATE-----" block found';
+    const hint = certKinds.some((k) => k.includes('PRIVATE KEY'))
+      ? `it holds a private key; ${SWAPPED}`
+      : 'no "-----BEGIN CERTIFICATE-----" block found';
     throw new FtlError(ErrorCode.InvalidConfig, `--tls-cert ${f.certFile} is not a PEM certificate (${hint}); give the server's certificate in PEM`);
   }
   if (!keyKinds.some((k) => k.includes('PRIVATE KEY'))) {
     const hint = keyKinds.includes('CERTIFICATE') ? `it holds a certificate; ${SWAPPED}` : 'no "-----BEGIN … PRIVATE KEY-----" block found';
-    throw new FtlError(ErrorCode.InvalidConfig, `--tls-key ${f.keyFile} is not a PEM private key (${hint}); give the certificate's private key in PEM`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--tls-key ${f.keyFile} is not a PEM private key (${hint}); give the certificate's private key in PEM`,
+    );
   }
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(f.cert);
   } catch (err) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--tls-cert ${f.certFile} does not decode as a certificate (${(err as Error).message}); give the server's certificate in PEM`, { cause: err });
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--tls-cert ${f.certFile} does not decode as a certificate (${(err as Error).message}); give the server's certificate in PEM`,
+      { cause: err },
+    );
   }
   let key: KeyObject;
   try {
@@ -52,12 +61,19 @@ export function checkTlsFiles(f: TlsFiles): void {
     throw new FtlError(ErrorCode.InvalidConfig, `--tls-key ${f.keyFile} does not decode as a private key (${why})`, { cause: err });
   }
   if (!certificate.checkPrivateKey(key)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--tls-key ${f.keyFile} is not the key of the certificate in --tls-cert ${f.certFile}; give the key the certificate was made with`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--tls-key ${f.keyFile} is not the key of the certificate in --tls-cert ${f.certFile}; give the key the certificate was made with`,
+    );
   }
   try {
     createSecureContext({ cert: f.cert, key: f.key });
   } catch (err) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--tls-cert ${f.certFile} and --tls-key ${f.keyFile} are refused by TLS (${(err as Error).message})`, { cause: err });
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--tls-cert ${f.certFile} and --tls-key ${f.keyFile} are refused by TLS (${(err as Error).message})`,
+      { cause: err },
+    );
   }
 }
 

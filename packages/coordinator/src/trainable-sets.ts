@@ -1,6 +1,21 @@
 import {
-  backboneLayersOf, carryOver, createHead, createTrainableNetwork, DEFAULT_FINE_TUNING, ErrorCode, FtlError, getTrainableWeights, planFineTuning,
-  remapStrategyState, unfrozenLayerCount, type HeadConfig, type LayersFeatureExtractor, type Logger, type Strategy, type WeightSpec, type Weights,
+  backboneLayersOf,
+  carryOver,
+  createHead,
+  createTrainableNetwork,
+  DEFAULT_FINE_TUNING,
+  ErrorCode,
+  FtlError,
+  getTrainableWeights,
+  planFineTuning,
+  remapStrategyState,
+  unfrozenLayerCount,
+  type HeadConfig,
+  type LayersFeatureExtractor,
+  type Logger,
+  type Strategy,
+  type WeightSpec,
+  type Weights,
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
@@ -20,13 +35,20 @@ export class TrainableSets {
   /** The largest trainable set of the run (its last round's): what sizes the message limit. */
   readonly largest: Weights;
 
-  constructor(private readonly config: CoordinatorConfig, backbone: ServedBackbone, private readonly head: HeadConfig) {
+  constructor(
+    private readonly config: CoordinatorConfig,
+    backbone: ServedBackbone,
+    private readonly head: HeadConfig,
+  ) {
     const seeded = createHead(head, config.seed);
     const layers = seeded.layers.map((l) => l.name);
     const unknown = config.localLayers.filter((l) => !layers.includes(l));
     if (unknown.length > 0 || config.localLayers.length >= layers.length) {
       seeded.dispose();
-      throw new FtlError(ErrorCode.InvalidConfig, `localLayers must name some but not all head layers (${layers.join(', ')}); got ${config.localLayers.join(', ')}`);
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `localLayers must name some but not all head layers (${layers.join(', ')}); got ${config.localLayers.join(', ')}`,
+      );
     }
     this.initial.set(0, getTrainableWeights(seeded, config.localLayers));
     seeded.dispose();
@@ -53,9 +75,9 @@ export class TrainableSets {
           ErrorCode.InvalidConfig,
           ft.mode === 'scratch'
             ? `fineTuning.mode "scratch" re-initialises the backbone's layers, but the backbone ${backbone.dir} is a graph model, whose ` +
-              'layers cannot be re-initialised; use a TensorFlow.js layers-model backbone of the same architecture'
+                'layers cannot be re-initialised; use a TensorFlow.js layers-model backbone of the same architecture'
             : `fineTuning.mode "${ft.mode}" trains backbone layers, but the backbone ${backbone.dir} is a graph model, a frozen feature ` +
-              'extractor; use fineTuning.mode "feature-extraction" or a TensorFlow.js layers-model backbone',
+                'extractor; use fineTuning.mode "feature-extraction" or a TensorFlow.js layers-model backbone',
         );
       }
       this.cut = fx;

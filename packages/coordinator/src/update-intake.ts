@@ -12,10 +12,28 @@
  * Nothing before step 4 touches the aggregate: checking an update keeps it with its round, no more.
  */
 import {
-  assertSameSpecs, decodeWeights, ErrorCode, firstNonFinite, FtlError, parseClassSumsResult, parseClientFailure, parseEvaluateResult, parseFitResult,
-  parsePersonalizeResult, rejectionFor,
-  type Ack, type ClassSumsResult, type Envelope, type EvaluateResult, type FitResult, type HeadConfig, type Logger, type PersonalizeResult,
-  type RoundAggregator, type Strategy, type WeightSpec,
+  assertSameSpecs,
+  decodeWeights,
+  ErrorCode,
+  firstNonFinite,
+  FtlError,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEvaluateResult,
+  parseFitResult,
+  parsePersonalizeResult,
+  rejectionFor,
+  type Ack,
+  type ClassSumsResult,
+  type Envelope,
+  type EvaluateResult,
+  type FitResult,
+  type HeadConfig,
+  type Logger,
+  type PersonalizeResult,
+  type RoundAggregator,
+  type Strategy,
+  type WeightSpec,
 } from '@ftl/shared';
 import { checkClassSums, type SiteClassSums } from './class-means.js';
 import type { CoordinatorConfig } from './config.js';
@@ -93,7 +111,10 @@ export class UpdateIntake {
    * cannot reach), and resolves with what the collection kept once it settles; then it is closed.
    */
   async collect<S extends Stage>(
-    stage: S, target: RoundTarget, deadlineMs: number, ask: (collector: RoundCollector<StageAnswer[S]>) => void,
+    stage: S,
+    target: RoundTarget,
+    deadlineMs: number,
+    ask: (collector: RoundCollector<StageAnswer[S]>) => void,
   ): Promise<Collected<StageAnswer[S]>> {
     const collector = new RoundCollector<StageAnswer[S]>(target, deadlineMs);
     (this.open as Record<S, RoundCollector<StageAnswer[S]>>)[stage] = collector;
@@ -136,7 +157,14 @@ export class UpdateIntake {
   submitClassSums(clientId: string, raw: unknown): Ack {
     const { config, head, host, trust } = this.ctx;
     const answer = this.answer(clientId, raw, 'class-sums', parseClassSumsResult, (msg) => ({
-      ...msg, decoded: checkClassSums(msg, head, host.declaredCounts(config.runId, clientId)?.numTrain, trust.maxAbsValue, config.headInit === 'discriminant'),
+      ...msg,
+      decoded: checkClassSums(
+        msg,
+        head,
+        host.declaredCounts(config.runId, clientId)?.numTrain,
+        trust.maxAbsValue,
+        config.headInit === 'discriminant',
+      ),
     }));
     if (!answer.accepted) this.ctx.log.warn('class-sums-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
     return answer;
@@ -175,7 +203,11 @@ export class UpdateIntake {
    * Never acknowledges before checking.
    */
   private answer<S extends Stage, M extends Envelope>(
-    clientId: string, raw: unknown, stage: S, parse: (v: unknown) => M, accept: (m: M) => StageAnswer[S],
+    clientId: string,
+    raw: unknown,
+    stage: S,
+    parse: (v: unknown) => M,
+    accept: (m: M) => StageAnswer[S],
   ): Ack {
     const round = this.open[stage] as RoundCollector<StageAnswer[S]> | undefined;
     if (!round) return { accepted: false, reason: 'round-closed', message: 'no round is open for this message' };
@@ -218,7 +250,10 @@ export class UpdateIntake {
 
 /** Step 4a: the round's accepted updates through the trust screen (outliers, extreme values, capped weights). */
 export function screenRound(
-  global: Float32Array, collected: Collected<StageAnswer['fit']>, trust: TrustPolicy, reference: number | undefined,
+  global: Float32Array,
+  collected: Collected<StageAnswer['fit']>,
+  trust: TrustPolicy,
+  reference: number | undefined,
 ): { kept: ScreenedUpdate[]; excluded: Exclusion[]; reference?: number } {
   const accepted = [...collected.results.entries()].map(([clientId, r]) => ({ clientId, ...r.decoded }));
   return screenUpdates(global, accepted, trust, reference);
@@ -228,7 +263,13 @@ export function screenRound(
  * Step 4b: the strategy's aggregate of the updates the screen kept, or null to keep the previous global
  * model: when the rule has none (too few updates for it), fails, or gives a value that is not finite.
  */
-export function aggregateKept(strategy: Strategy, round: number, global: Float32Array, kept: readonly ScreenedUpdate[], log: Logger): Float32Array | null {
+export function aggregateKept(
+  strategy: Strategy,
+  round: number,
+  global: Float32Array,
+  kept: readonly ScreenedUpdate[],
+  log: Logger,
+): Float32Array | null {
   let next: Float32Array | null;
   try {
     const aggregator: RoundAggregator = strategy.beginAggregation(round, global);

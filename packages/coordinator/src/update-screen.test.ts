@@ -10,8 +10,12 @@ function honest(id: string, step: number, n = 100, seed = 1): ScreenedUpdate {
 
 describe('screening a round’s updates', () => {
   test('a −10× update with a huge sample claim is excluded among honest ones; the claim cannot buy weight', () => {
-    const updates = [honest('a', 0.05, 120, 1), honest('b', 0.04, 80, 2), honest('c', 0.06, 100, 3),
-      { clientId: 'x', values: global.map((v) => -10 * v), numExamples: 1_000_000, loss: 0 }];
+    const updates = [
+      honest('a', 0.05, 120, 1),
+      honest('b', 0.04, 80, 2),
+      honest('c', 0.06, 100, 3),
+      { clientId: 'x', values: global.map((v) => -10 * v), numExamples: 1_000_000, loss: 0 },
+    ];
     const { kept, excluded } = screenUpdates(global, updates, DEFAULT_TRUST);
     expect(kept.map((u) => u.clientId)).toEqual(['a', 'b', 'c']);
     expect(excluded).toEqual([expect.objectContaining({ clientId: 'x', reason: 'outlier-update' })]);
@@ -38,12 +42,15 @@ describe('screening a round’s updates', () => {
 
   test('honest rounds with moves within the bound keep every update (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.double({ min: 0.01, max: 0.035, noNaN: true }), fc.integer({ min: 1, max: 500 })), { minLength: 1, maxLength: 12 }), (raw) => {
-        const updates = raw.map(([step, n], i) => honest(`c${i}`, step, n, i + 1));
-        const { kept, excluded } = screenUpdates(global, updates, DEFAULT_TRUST);
-        expect(excluded).toEqual([]);
-        expect(kept.map((u) => u.clientId)).toEqual(updates.map((u) => u.clientId));
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.double({ min: 0.01, max: 0.035, noNaN: true }), fc.integer({ min: 1, max: 500 })), { minLength: 1, maxLength: 12 }),
+        (raw) => {
+          const updates = raw.map(([step, n], i) => honest(`c${i}`, step, n, i + 1));
+          const { kept, excluded } = screenUpdates(global, updates, DEFAULT_TRUST);
+          expect(excluded).toEqual([]);
+          expect(kept.map((u) => u.clientId)).toEqual(updates.map((u) => u.clientId));
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -51,7 +58,10 @@ describe('screening a round’s updates', () => {
   test('a policy of zeros screens nothing', () => {
     const off = { normBound: 0, maxAbsValue: 0, weightCap: 0 };
     const updates = [honest('a', 0.05, 10), { clientId: 'x', values: global.map((v) => v * 1e30), numExamples: 1e6, loss: 0 }];
-    expect(screenUpdates(global, updates, off).kept.map((u) => [u.clientId, u.numExamples])).toEqual([['a', 10], ['x', 1e6]]);
+    expect(screenUpdates(global, updates, off).kept.map((u) => [u.clientId, u.numExamples])).toEqual([
+      ['a', 10],
+      ['x', 1e6],
+    ]);
   });
 });
 

@@ -86,7 +86,8 @@ export function screenUpdates(
     const i = u.values.findIndex((v) => Math.abs(v) > policy.maxAbsValue);
     if (i < 0) return true;
     excluded.push({
-      clientId: u.clientId, reason: 'extreme-value',
+      clientId: u.clientId,
+      reason: 'extreme-value',
       message: `value ${i} of the update is ${u.values[i]}, beyond the ±${policy.maxAbsValue} no model of this run holds`,
     });
     return false;
@@ -100,13 +101,17 @@ export function screenUpdates(
       const d = distances.get(u.clientId)!;
       if (d <= limit) return true;
       excluded.push({
-        clientId: u.clientId, reason: 'outlier-update',
+        clientId: u.clientId,
+        reason: 'outlier-update',
         message: `the update moves the model by ${d.toPrecision(4)}, more than ${policy.normBound} × the round's median move ${ref.toPrecision(4)}`,
       });
       return false;
     });
   }
-  const counts = capCounts(candidates.map((u) => u.numExamples), policy.weightCap);
+  const counts = capCounts(
+    candidates.map((u) => u.numExamples),
+    policy.weightCap,
+  );
   const kept = candidates.map((u, i) => ({ ...u, numExamples: counts[i]! }));
   return { kept, excluded, ...(own !== undefined ? { reference: own } : reference !== undefined ? { reference } : {}) };
 }

@@ -63,9 +63,7 @@ function importGraph(): (file: string) => string[] | undefined {
  * of files that leads to it as one line (`a.ts → b.ts → @tensorflow/tfjs`). A relative import of a file
  * that does not exist is reported too, so a renamed file cannot hide a chain.
  */
-function forbiddenChains(
-  entry: string, forbidden: (specifier: string) => boolean, importsOf: (file: string) => string[] | undefined,
-): string[] {
+function forbiddenChains(entry: string, forbidden: (specifier: string) => boolean, importsOf: (file: string) => string[] | undefined): string[] {
   const chains: string[] = [];
   const seen = new Set<string>();
   const walk = (file: string, path: string[]): void => {
@@ -138,18 +136,26 @@ describe('package boundaries', () => {
     const files = sources(src, true);
     expect(files.length).toBeGreaterThan(10);
     const otherDir = join(PACKAGES, other) + sep;
-    const offending = files.flatMap((f) => specifiersOf(readFileSync(f, 'utf8'))
-      .filter((s) => s === `@ftl/${other}` || s.startsWith(`@ftl/${other}/`) || (resolveRelative(f, s) ?? '').startsWith(otherDir))
-      .map((s) => `${show(f)} → ${s}`));
+    const offending = files.flatMap((f) =>
+      specifiersOf(readFileSync(f, 'utf8'))
+        .filter((s) => s === `@ftl/${other}` || s.startsWith(`@ftl/${other}/`) || (resolveRelative(f, s) ?? '').startsWith(otherDir))
+        .map((s) => `${show(f)} → ${s}`),
+    );
     expect(offending, offending.join('\n')).toEqual([]);
   });
 
   test('code that is built imports no test tool and no test fixture', () => {
-    const built = [...['shared', 'coordinator', 'client'].map((p) => join(PACKAGES, p, 'src')), join(ROOT, 'simulations', 'src')].flatMap((d) => sources(d));
+    const built = [...['shared', 'coordinator', 'client'].map((p) => join(PACKAGES, p, 'src')), join(ROOT, 'simulations', 'src')].flatMap((d) =>
+      sources(d),
+    );
     const testSupport = join(SHARED, 'test-support') + sep;
-    const offending = built.flatMap((f) => specifiersOf(readFileSync(f, 'utf8'))
-      .filter((s) => s === 'vitest' || s.startsWith('vitest/') || s === '@ftl/shared/testing' || (resolveRelative(f, s) ?? '').startsWith(testSupport))
-      .map((s) => `${show(f)} → ${s}`));
+    const offending = built.flatMap((f) =>
+      specifiersOf(readFileSync(f, 'utf8'))
+        .filter(
+          (s) => s === 'vitest' || s.startsWith('vitest/') || s === '@ftl/shared/testing' || (resolveRelative(f, s) ?? '').startsWith(testSupport),
+        )
+        .map((s) => `${show(f)} → ${s}`),
+    );
     expect(offending, offending.join('\n')).toEqual([]);
   });
 
@@ -193,7 +199,24 @@ describe('the boundary checks themselves', () => {
   });
 
   test('the cycle finder finds a cycle, and none where imports go one way', () => {
-    expect(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]))).toEqual(['a', 'b', 'c', 'a']);
-    expect(findCycle(new Map([['a', ['b', 'c']], ['b', ['c']], ['c', []]]))).toBeUndefined();
+    expect(
+      findCycle(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', ['a']],
+          ['d', ['a']],
+        ]),
+      ),
+    ).toEqual(['a', 'b', 'c', 'a']);
+    expect(
+      findCycle(
+        new Map([
+          ['a', ['b', 'c']],
+          ['b', ['c']],
+          ['c', []],
+        ]),
+      ),
+    ).toBeUndefined();
   });
 });

@@ -17,7 +17,11 @@ describe('parseFlags', () => {
 
   test('the validator then says what is wrong with the negative value', () => {
     const flags = parseFlags(['--rounds', '-1'], { rounds: str });
-    expectFtlError(() => numberFlag(flags, 'rounds', { default: 5, min: 1, integer: true }), 'INVALID_CONFIG', /^--rounds must be an integer ≥ 1 \(got "-1"\)$/);
+    expectFtlError(
+      () => numberFlag(flags, 'rounds', { default: 5, min: 1, integer: true }),
+      'INVALID_CONFIG',
+      /^--rounds must be an integer ≥ 1 \(got "-1"\)$/,
+    );
   });
 
   test('a flag after a value flag is still a missing value, not the value', () => {
@@ -30,7 +34,8 @@ describe('parseFlags', () => {
 
   test('positionals come back apart, in order, when asked for', () => {
     expect(parseFlags(['add', '--db', 'c.db', 'site-a', '--save', 't'], { db: str, save: str }, { positionals: true })).toEqual({
-      values: { db: 'c.db', save: 't' }, positionals: ['add', 'site-a'],
+      values: { db: 'c.db', save: 't' },
+      positionals: ['add', 'site-a'],
     });
   });
 
@@ -41,6 +46,10 @@ describe('parseFlags', () => {
 
 describe('numberFlag', () => {
   test('a minimum of Number.MIN_VALUE reads "> 0" in the message', () => {
-    expectFtlError(() => numberFlag({ lr: '-0.1' }, 'lr', { default: 1, min: Number.MIN_VALUE }), 'INVALID_CONFIG', /^--lr must be a number > 0 \(got "-0.1"\)$/);
+    expectFtlError(
+      () => numberFlag({ lr: '-0.1' }, 'lr', { default: 1, min: Number.MIN_VALUE }),
+      'INVALID_CONFIG',
+      /^--lr must be a number > 0 \(got "-0.1"\)$/,
+    );
   });
 });

@@ -17,24 +17,23 @@ function raw(flags: RawFlags, name: string): string | undefined {
  * @example
  * numberFlag(flags, 'rounds', { default: 5, min: 1, integer: true }); // "--rounds must be an integer ≥ 1 (got -1)"
  */
-export function numberFlag(
-  flags: RawFlags,
-  name: string,
-  o: { default: number; min?: number; max?: number; integer?: boolean },
-): number {
+export function numberFlag(flags: RawFlags, name: string, o: { default: number; min?: number; max?: number; integer?: boolean }): number {
   const text = raw(flags, name);
   if (text === undefined) return o.default;
   const v = Number(text);
   const bad =
-    text.trim() === '' || !Number.isFinite(v) || (o.integer && !Number.isInteger(v)) ||
-    (o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max);
+    text.trim() === '' ||
+    !Number.isFinite(v) ||
+    (o.integer && !Number.isInteger(v)) ||
+    (o.min !== undefined && v < o.min) ||
+    (o.max !== undefined && v > o.max);
   if (bad) {
     // Number.MIN_VALUE as the minimum means "above zero"; 5e-324 in a message would only puzzle.
     const low = o.min === Number.MIN_VALUE ? '> 0' : o.min !== undefined ? `≥ ${o.min}` : '';
     const range = [low, o.max !== undefined ? `≤ ${o.max}` : ''].filter(Boolean).join(' and ');
     throw new FtlError(
       ErrorCode.InvalidConfig,
-      `--${name} must be ${o.integer ? 'an integer' : 'a number'}${range ? ' ' + range : ''} (got "${text}")`,
+      `--${name} must be ${o.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''} (got "${text}")`,
     );
   }
   return v;
@@ -49,7 +48,10 @@ export function stringFlag(flags: RawFlags, name: string, fallback?: string): st
 
 /** `text` on one line: a message printed to a terminal must not span lines or carry control characters. */
 function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?').trim();
+  return text
+    .replace(/\s*[\r\n]+\s*/g, ' ')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+    .trim();
 }
 
 /**
@@ -65,14 +67,16 @@ export function runMain(main: () => Promise<void>): void {
     process.exit(1);
   };
   process.once('beforeExit', pending);
-  main().finally(() => process.off('beforeExit', pending)).then(
-    () => process.exit(0),
-    (err: unknown) => {
-      process.stderr.write(errorLine(err) + '\n');
-      if (process.env['FTL_LOG'] === 'debug' && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-      process.exit(1);
-    },
-  );
+  main()
+    .finally(() => process.off('beforeExit', pending))
+    .then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`${errorLine(err)}\n`);
+        if (process.env['FTL_LOG'] === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+        process.exit(1);
+      },
+    );
 }
 
 /**
@@ -81,7 +85,7 @@ export function runMain(main: () => Promise<void>): void {
  */
 function errorLine(err: unknown): string {
   if (err instanceof FtlError) return `error [${err.code}]: ${oneLine(err.message)}`;
-  const message = err instanceof Error ? `${err.name !== 'Error' ? err.name + ': ' : ''}${err.message}` : String(err);
+  const message = err instanceof Error ? `${err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}` : String(err);
   return `error: ${oneLine(message)} (an unexpected error; run with FTL_LOG=debug to see where it came from)`;
 }
 

@@ -10,8 +10,13 @@ export { concatDatasets, imageSize, keepClasses, subset, type ImageDataset } fro
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
 export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
 export {
-  channelStats, checkChannelStats, combineStats, normalizeImages,
-  type ChannelStats, type CombineOptions, type Normalization,
+  channelStats,
+  checkChannelStats,
+  combineStats,
+  normalizeImages,
+  type ChannelStats,
+  type CombineOptions,
+  type Normalization,
 } from './data/federated-stats.js';
 export { augmentDataset, withAugmentedCopies, type AugmentOptions } from './data/augment.js';
 export { federationSplit, HOLDOUT, loadClientShard, type ClientShard, type ClientShardOptions } from './data/shard.js';

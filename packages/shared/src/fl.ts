@@ -13,8 +13,15 @@ export { clipUpdate } from './aggregation/clip.js';
 export { adaptiveStep, momentumStep, type ServerOptimizerState } from './aggregation/server-optimizers.js';
 
 export {
-  BaseStrategy, bufferedAggregator, weightedAggregator,
-  type BaseStrategyOptions, type ClientUpdate, type EvaluationSummary, type FitExtras, type RoundAggregator, type Strategy,
+  BaseStrategy,
+  bufferedAggregator,
+  weightedAggregator,
+  type BaseStrategyOptions,
+  type ClientUpdate,
+  type EvaluationSummary,
+  type FitExtras,
+  type RoundAggregator,
+  type Strategy,
 } from './strategies/strategy.js';
 export { createStrategy, parseStrategy, STRATEGY_OPTIONS, type StrategyConfig, type StrategyName } from './strategies/create-strategy.js';
 export { FedAvg } from './strategies/fed-avg.js';

@@ -38,7 +38,13 @@ describe('logger', () => {
   });
 
   test.each([
-    ['DEL', '\x7f'], ['C1 CSI', '\x9b2J'], ['NEL', '\x85'], ['a line separator', '\u2028'], ['a bidi override', 'abc\u202edef'], ['NUL', '\0'], ['tab', '\t'],
+    ['DEL', '\x7f'],
+    ['C1 CSI', '\x9b2J'],
+    ['NEL', '\x85'],
+    ['a line separator', '\u2028'],
+    ['a bidi override', 'abc\u202edef'],
+    ['NUL', '\0'],
+    ['tab', '\t'],
   ])('%s is escaped and the value reads back with JSON.parse', (_, value) => {
     const out = formatLogValue(`v${value}`);
     expect(out).not.toMatch(RAW_UNSAFE);
@@ -48,7 +54,9 @@ describe('logger', () => {
   test('a 100 kB value is cut with its length noted, and the line stays short', () => {
     const { lines, log } = collect();
     log.info('failure', { message: 'x'.repeat(100_000), after: 'kept' });
-    expect(lines[0]).toBe(`ftl coordinator info failure message="${'x'.repeat(MAX_LOG_VALUE_LENGTH)}…(+${100_000 - MAX_LOG_VALUE_LENGTH} chars)" after=kept`);
+    expect(lines[0]).toBe(
+      `ftl coordinator info failure message="${'x'.repeat(MAX_LOG_VALUE_LENGTH)}…(+${100_000 - MAX_LOG_VALUE_LENGTH} chars)" after=kept`,
+    );
   });
 
   test('cutting happens before escaping: a long run of controls is bounded too', () => {

@@ -39,8 +39,7 @@ export function formatLogValue(value: unknown): string {
   if (s.length > MAX_LOG_VALUE_LENGTH) s = `${s.slice(0, MAX_LOG_VALUE_LENGTH)}…(+${s.length - MAX_LOG_VALUE_LENGTH} chars)`;
   if (!NEEDS_QUOTES.test(s)) return s;
   // The escapes are JSON's, so a quoted value can be read back with JSON.parse.
-  const body = s.replace(/["\\]/g, (c) => `\\${c}`)
-    .replace(UNSAFE, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const body = s.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE, (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `"${body}"`;
 }
 
@@ -52,13 +51,10 @@ export function formatLogValue(value: unknown): string {
  * const log = createLogger('coordinator').child({ run: 'r1' });
  * log.info('round-start', { round: 1, clients: 5 });
  */
-export function createLogger(
-  component: string,
-  options: { level?: LogLevel; write?: (line: string) => void; base?: LogFields } = {},
-): Logger {
+export function createLogger(component: string, options: { level?: LogLevel; write?: (line: string) => void; base?: LogFields } = {}): Logger {
   const envLevel = process.env['FTL_LOG'] as LogLevel | undefined;
   const level: LogLevel = options.level ?? (envLevel && envLevel in rank ? envLevel : 'info');
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const base = options.base ?? {};
   const emit = (lvl: LogLevel, event: string, fields: LogFields = {}) => {
     if (rank[lvl] < rank[level]) return;

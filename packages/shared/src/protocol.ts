@@ -10,15 +10,39 @@
 export * from './protocol/messages.js';
 export type { ClientToServerEvents, ServerToClientEvents } from './protocol/events.js';
 export {
-  checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEncodedWeights,
-  parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,
-  parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd, parseWelcome, rejectionFor,
+  checkSiteName,
+  parseAck,
+  parseClassSumsInstruction,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEncodedWeights,
+  parseEvaluateInstruction,
+  parseEvaluateResult,
+  parseFitInstruction,
+  parseFitResult,
+  parseGoodbye,
+  parseHandshakeAuth,
+  parsePersonalizeInstruction,
+  parsePersonalizeResult,
+  parseReady,
+  parseRunEnd,
+  parseWelcome,
+  rejectionFor,
 } from './protocol/parse.js';
 export { statsInconsistency, type ChannelSummary } from './protocol/stats-consistency.js';
 
 export {
-  assertSameSpecs, decodeWeights, encodeWeights, firstNonFinite, shapeSize, specsSize, tensorsByName,
-  type EncodedWeights, type WeightDtype, type WeightSpec, type Weights,
+  assertSameSpecs,
+  decodeWeights,
+  encodeWeights,
+  firstNonFinite,
+  shapeSize,
+  specsSize,
+  tensorsByName,
+  type EncodedWeights,
+  type WeightDtype,
+  type WeightSpec,
+  type Weights,
 } from './codec/weights.js';
 export { createMsgpackParser, RESERVED_EVENT_NAMES, type ByteCounter, type MsgpackParserOptions } from './codec/socketio-parser.js';
 export { FORBIDDEN_MAP_KEYS, MAX_MESSAGEPACK_DEPTH, scanMessagePack } from './codec/msgpack-scan.js';

@@ -9,7 +9,9 @@ export const FUZZ_CORPUS = new URL('../fuzz-corpus/', import.meta.url);
 
 /** Every corpus file whose name starts with `prefix`, as `[name, bytes]`. */
 export function corpusFiles(prefix: string): Array<[string, Uint8Array]> {
-  return readdirSync(FUZZ_CORPUS).filter((f) => f.startsWith(prefix) && f.endsWith('.bin')).sort()
+  return readdirSync(FUZZ_CORPUS)
+    .filter((f) => f.startsWith(prefix) && f.endsWith('.bin'))
+    .sort()
     .map((f) => [f, new Uint8Array(readFileSync(new URL(f, FUZZ_CORPUS)))]);
 }
 
@@ -31,8 +33,9 @@ export function onlyFtlError(fn: () => unknown): FtlError | undefined {
 /** Snapshot of the built-in prototypes a hostile `__proto__` could pollute. */
 export function prototypeSnapshot(): string {
   const own = (o: object) => Reflect.ownKeys(o).map(String).sort().join(',');
-  return [Object.prototype, Array.prototype, Function.prototype, String.prototype, Number.prototype]
-    .map(own).join('|') + `|${Object.getPrototypeOf(Object.prototype) === null}`;
+  return `${[Object.prototype, Array.prototype, Function.prototype, String.prototype, Number.prototype]
+    .map(own)
+    .join('|')}|${Object.getPrototypeOf(Object.prototype) === null}`;
 }
 
 /** RSS growth allowed over a whole fuzz suite: a leak or an amplification shows as far more. */
@@ -57,7 +60,10 @@ export function guardHostileSuite(): void {
 }
 
 const weights = (n: number) => ({
-  specs: [{ name: 'head_output/kernel', shape: [n, 2], dtype: 'float32' }, { name: 'head_output/bias', shape: [2], dtype: 'float32' }],
+  specs: [
+    { name: 'head_output/kernel', shape: [n, 2], dtype: 'float32' },
+    { name: 'head_output/bias', shape: [2], dtype: 'float32' },
+  ],
   data: new Uint8Array((n * 2 + 2) * 4),
 });
 const envelope = { protocol: 1, runId: 'r1', round: 2, modelVersion: 1 };
@@ -74,7 +80,11 @@ export function validMessages(): Record<string, Record<string, unknown>> {
   return {
     auth: { protocol: 1, name: 'site-1', token: 't0ken' },
     ready: {
-      protocol: 1, runId: 'r1', numTrain: 100, numVal: 20, labels: ['cat', 'dog'],
+      protocol: 1,
+      runId: 'r1',
+      numTrain: 100,
+      numVal: 20,
+      labels: ['cat', 'dog'],
       stats: { count: 4, sum: [2, 1, 0.4], sumSquares: [1.5, 0.5, 0.1], min: [0, 0, 0], max: [1, 0.5, 0.2] },
     },
     'fit-result': { ...envelope, weights: weights(4), numExamples: 100, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 } },
@@ -83,10 +93,16 @@ export function validMessages(): Record<string, Record<string, unknown>> {
     failure: { ...envelope, stage: 'fit', message: 'out of memory' },
     ack: { accepted: false, reason: 'stale-round', message: 'update is for round 1 but round 2 is open' },
     welcome: {
-      protocol: 1, runId: 'r1', clientId: 'site-1', classes: ['cat', 'dog'], localLayers: [],
+      protocol: 1,
+      runId: 'r1',
+      clientId: 'site-1',
+      classes: ['cat', 'dog'],
+      localLayers: [],
       backbone: { path: '/backbone', files: ['model.json', 'group1-shard1of1.bin'], sha256: 'a'.repeat(64), featureLayer: 'features' },
       head: { featureDim: 4, hidden: [8], classes: 2, l2: 0.001, dropout: 0.1 },
-      augment: { copies: 1, shift: 0.1, flip: true, rotation: 10 }, normalization: 'standard', normalizationScope: 'channel',
+      augment: { copies: 1, shift: 0.1, flip: true, rotation: 10 },
+      normalization: 'standard',
+      normalizationScope: 'channel',
       backboneTrainsFromStart: false,
     },
     fit: { ...envelope, weights: weights(4), config, normalization },
@@ -96,7 +112,9 @@ export function validMessages(): Record<string, Record<string, unknown>> {
     'run-end': { protocol: 1, runId: 'r1', reason: 'completed', message: 'done' },
     'class-sums': { ...envelope0, normalization: { kind: 'standard', shift: [0.1], scale: [0.5] } },
     'class-sums-result': {
-      ...envelope0, counts: [3, 0], sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
+      ...envelope0,
+      counts: [3, 0],
+      sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
     },
   };
 }

@@ -17,11 +17,21 @@ export interface ByzantineRow {
  * aggregation rule alone does (the hostile scenario measures the policy, which is on by default).
  */
 export async function byzantineScenario(
-  progress: (line: string) => void, o: { quick: boolean; rounds: number; lrDecay: number; only?: string[] },
+  progress: (line: string) => void,
+  o: { quick: boolean; rounds: number; lrDecay: number; only?: string[] },
 ): Promise<ByzantineRow[]> {
   const base: Omit<SimulationOptions, 'strategy'> = {
-    clients: 10, partition: parsePartition('iid'), rounds: o.rounds, epochs: 2, learningRate: 0.001, lrDecay: o.lrDecay, batchSize: 32, seed: 3,
-    attack: signFlip(10), ...(o.quick ? { limit: 1500 } : {}), trust: { normBound: 0, maxAbsValue: 0, weightCap: 0 },
+    clients: 10,
+    partition: parsePartition('iid'),
+    rounds: o.rounds,
+    epochs: 2,
+    learningRate: 0.001,
+    lrDecay: o.lrDecay,
+    batchSize: 32,
+    seed: 3,
+    attack: signFlip(10),
+    ...(o.quick ? { limit: 1500 } : {}),
+    trust: { normBound: 0, maxAbsValue: 0, weightCap: 0 },
   };
   const runs: Array<[string, string, string, number]> = [
     ['FedAvg, no attackers', 'fedavg', '', 0],
@@ -36,7 +46,9 @@ export async function byzantineScenario(
   for (const [label, name, options, attackers] of runs.filter(([, name], i) => i === 0 || !o.only || o.only.includes(name))) {
     progress(`running ${label} with ${attackers} attackers …`);
     const r = await simulate({
-      ...base, strategy: parseStrategy(name, options), attackers,
+      ...base,
+      strategy: parseStrategy(name, options),
+      attackers,
       onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`),
     });
     const last = r.summary.rounds.at(-1)!;

@@ -25,15 +25,27 @@ export async function cutPointScenario(progress: (line: string) => void, o: { qu
   for (const featureLayer of CUT_POINTS) {
     progress(`running with features from ${featureLayer} …`);
     const r = await simulate({
-      clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 1,
-      strategy: parseStrategy('fedavg'), featureLayer, ...(o.quick ? { limit: 1500 } : {}),
+      clients: 10,
+      partition: parsePartition('dirichlet:0.5'),
+      rounds: o.rounds,
+      epochs: 2,
+      learningRate: 0.001,
+      batchSize: 32,
+      seed: 1,
+      strategy: parseStrategy('fedavg'),
+      featureLayer,
+      ...(o.quick ? { limit: 1500 } : {}),
       onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`),
     });
     const last = r.summary.rounds.at(-1)!;
     const first = r.summary.rounds[0]!;
     rows.push({
-      featureLayer, featureDim: r.featureDim, heldOut: r.heldOut, finalValAccuracy: last.valAccuracy,
-      updateBytes: Math.round(first.bytesIn / Math.max(1, first.accepted)), seconds: r.seconds,
+      featureLayer,
+      featureDim: r.featureDim,
+      heldOut: r.heldOut,
+      finalValAccuracy: last.valAccuracy,
+      updateBytes: Math.round(first.bytesIn / Math.max(1, first.accepted)),
+      seconds: r.seconds,
     });
   }
   return rows;

@@ -22,7 +22,10 @@ export const FINE_TUNE_RUNS: ReadonlyArray<[string, FineTuning]> = [
   ['feature extraction (head only)', mode({})],
   ['partial k=1 (conv2), backbone lr ×1', mode({ mode: 'partial', layers: 1, backboneLrFactor: 1 })],
   ['partial k=1 (conv2), backbone lr ×0.1', mode({ mode: 'partial', layers: 1, backboneLrFactor: 0.1 })],
-  ['gradual to k=2 (conv2 from round 6, conv1 from 11), backbone lr ×0.1', mode({ mode: 'gradual', layers: 2, everyRounds: 5, backboneLrFactor: 0.1 })],
+  [
+    'gradual to k=2 (conv2 from round 6, conv1 from 11), backbone lr ×0.1',
+    mode({ mode: 'gradual', layers: 2, everyRounds: 5, backboneLrFactor: 0.1 }),
+  ],
 ];
 
 /**
@@ -30,24 +33,38 @@ export const FINE_TUNE_RUNS: ReadonlyArray<[string, FineTuning]> = [
  * held-out accuracy of head-only training against partial and gradual fine-tuning of the backbone.
  */
 export async function fineTuneScenario(
-  progress: (line: string) => void, o: { quick: boolean; rounds: number; epochs: number; only?: string[] },
+  progress: (line: string) => void,
+  o: { quick: boolean; rounds: number; epochs: number; only?: string[] },
 ): Promise<FineTuneRow[]> {
   const base: Omit<SimulationOptions, 'fineTuning'> = {
-    clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: o.epochs, learningRate: 0.001, batchSize: 32, seed: 1,
-    strategy: parseStrategy('fedavg'), ...(o.quick ? { limit: 1500 } : {}),
+    clients: 10,
+    partition: parsePartition('dirichlet:0.5'),
+    rounds: o.rounds,
+    epochs: o.epochs,
+    learningRate: 0.001,
+    batchSize: 32,
+    seed: 1,
+    strategy: parseStrategy('fedavg'),
+    ...(o.quick ? { limit: 1500 } : {}),
   };
   const rows: FineTuneRow[] = [];
   for (const [label, fineTuning] of FINE_TUNE_RUNS) {
     if (o.only && !o.only.includes(fineTuning.mode)) continue;
     progress(`running ${label} …`);
     const r = await simulate({
-      ...base, fineTuning,
+      ...base,
+      fineTuning,
       onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`),
     });
     const last = r.summary.rounds.at(-1)!;
     rows.push({
-      label, fineTuning, heldOut: r.heldOut, finalValAccuracy: last.valAccuracy, trainedValues: r.summary.weights.values.length,
-      updateBytes: Math.round(last.bytesIn / Math.max(1, last.accepted)), seconds: r.seconds,
+      label,
+      fineTuning,
+      heldOut: r.heldOut,
+      finalValAccuracy: last.valAccuracy,
+      trainedValues: r.summary.weights.values.length,
+      updateBytes: Math.round(last.bytesIn / Math.max(1, last.accepted)),
+      seconds: r.seconds,
     });
   }
   return rows;

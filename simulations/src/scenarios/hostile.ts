@@ -5,9 +5,7 @@ import { FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, Store, type CoordinatorConfig, type RunSummary } from '@ftl/coordinator';
 import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ClientShard, type ImageDataset } from '@ftl/shared';
 import { holdoutAccuracy } from '../holdout.js';
-import {
-  echoGlobal, hugeSumStats, HostileClient, perfectFirstRound, plausibleStats, scaledGlobal, type HostileOptions,
-} from '../hostile-client.js';
+import { echoGlobal, hugeSumStats, HostileClient, perfectFirstRound, plausibleStats, scaledGlobal, type HostileOptions } from '../hostile-client.js';
 
 /** One row of the hostile-site scenario. */
 export interface HostileRow {
@@ -39,7 +37,11 @@ let mnist: ImageDataset | undefined;
 
 function shard(index: number, limit: number | undefined): ClientShard {
   mnist ??= loadBuiltinDataset('mnist');
-  return loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: SEED, ...(limit ? { limit } : {}) }, undefined, mnist);
+  return loadClientShard(
+    { dataset: 'mnist', partition: { kind: 'iid' }, clients: SITES, index, seed: SEED, ...(limit ? { limit } : {}) },
+    undefined,
+    mnist,
+  );
 }
 
 interface FederationResult {
@@ -58,8 +60,13 @@ const count = (into: Record<string, number>, key: string) => (into[key] = (into[
  * policy's records) and real clients on sites `honest` of a 10-way IID split, plus the hostile site when given.
  */
 async function federation(o: {
-  runId: string; honest: number[]; hostile?: Omit<HostileOptions, 'serverUrl' | 'name'>; over: Partial<CoordinatorConfig>;
-  limit?: number; cacheDir: string; onRound: (round: number, accuracy: number) => void;
+  runId: string;
+  honest: number[];
+  hostile?: Omit<HostileOptions, 'serverUrl' | 'name'>;
+  over: Partial<CoordinatorConfig>;
+  limit?: number;
+  cacheDir: string;
+  onRound: (round: number, accuracy: number) => void;
 }): Promise<FederationResult> {
   await initBackend();
   const t0 = performance.now();
@@ -68,14 +75,32 @@ async function federation(o: {
   const store = Store.open(join(dir, 'coordinator.db'));
   // The hostile site is ready at once; a site it cannot join (refused statistics) is not waited for.
   const statsAttack = o.hostile?.declare.stats !== undefined;
-  const coordinator = await Coordinator.create({
-    ...defaultCoordinatorConfig(), port: 0, runId: o.runId, minClients: o.honest.length + (o.hostile && !statsAttack ? 1 : 0),
-    waitTimeoutMs: 120_000, roundDeadlineMs: 300_000, seed: SEED, exportDir: join(dir, 'model'), ...o.over,
-  }, log, store);
+  const coordinator = await Coordinator.create(
+    {
+      ...defaultCoordinatorConfig(),
+      port: 0,
+      runId: o.runId,
+      minClients: o.honest.length + (o.hostile && !statsAttack ? 1 : 0),
+      waitTimeoutMs: 120_000,
+      roundDeadlineMs: 300_000,
+      seed: SEED,
+      exportDir: join(dir, 'model'),
+      ...o.over,
+    },
+    log,
+    store,
+  );
   const { url } = await coordinator.listen();
-  const clients = o.honest.map((index) => new FtlClient({
-    serverUrl: url, name: `site-${index}`, shard: shard(index, o.limit), cacheDir: o.cacheDir, log: log.child({ client: index }),
-  }));
+  const clients = o.honest.map(
+    (index) =>
+      new FtlClient({
+        serverUrl: url,
+        name: `site-${index}`,
+        shard: shard(index, o.limit),
+        cacheDir: o.cacheDir,
+        log: log.child({ client: index }),
+      }),
+  );
   const hostile = o.hostile ? new HostileClient({ serverUrl: url, name: HOSTILE_NAME, ...o.hostile }) : undefined;
   const out: FederationResult = { heldOut: NaN, exclusions: {}, refused: {}, seconds: 0 };
   try {
@@ -137,26 +162,31 @@ export async function hostileScenario(progress: (line: string) => void, o: { qui
     { label: 'clean, 9 honest sites', config: 'default' },
     { label: 'clean, 10 honest sites', config: 'default', allHonest: true },
     {
-      label: '−10 × global, declares and claims 1,000,000 samples', config: 'default',
+      label: '−10 × global, declares and claims 1,000,000 samples',
+      config: 'default',
       hostile: { declare: { ...declared, numTrain: 1_000_000 }, fit: scaledGlobal(-10, 1_000_000) },
     },
     { label: '1e30 × global, claims 1 sample', config: 'default', hostile: { declare: declared, fit: scaledGlobal(1e30, 1) } },
     {
-      label: '−10 × global, declares and claims 1,000,000 samples', config: 'trust policy off',
+      label: '−10 × global, declares and claims 1,000,000 samples',
+      config: 'trust policy off',
       hostile: { declare: { ...declared, numTrain: 1_000_000 }, fit: scaledGlobal(-10, 1_000_000) },
     },
     { label: 'clean, 9 honest sites', config: 'patience 1' },
     {
-      label: 'evaluation: perfect round 1 (acc 1, loss 0), then acc 0 / loss 10, claims 1,000,000', config: 'patience 1',
+      label: 'evaluation: perfect round 1 (acc 1, loss 0), then acc 0 / loss 10, claims 1,000,000',
+      config: 'patience 1',
       hostile: { declare: { ...declared, numVal: 1_000_000 }, fit: echoGlobal(declared.numTrain), evaluate: perfectFirstRound(1_000_000) },
     },
     { label: 'clean, 9 honest sites', config: 'normalization standard' },
     {
-      label: 'statistics: sums of 1e300', config: 'normalization standard',
+      label: 'statistics: sums of 1e300',
+      config: 'normalization standard',
       hostile: { declare: { ...declared, stats: hugeSumStats(declared.numTrain * 784) } },
     },
     {
-      label: 'statistics: 2 channels (images have 1)', config: 'normalization standard',
+      label: 'statistics: 2 channels (images have 1)',
+      config: 'normalization standard',
       hostile: { declare: { ...declared, stats: plausibleStats(declared.numTrain * 784, 2) } },
     },
   ];
@@ -166,16 +196,28 @@ export async function hostileScenario(progress: (line: string) => void, o: { qui
     for (const [i, run] of runs.entries()) {
       progress(`running ${run.label} (${run.config}) …`);
       const r = await federation({
-        runId: `hostile-${i}`, honest: run.allHonest ? [0, ...honest] : honest, over: configs[run.config]!, limit, cacheDir,
+        runId: `hostile-${i}`,
+        honest: run.allHonest ? [0, ...honest] : honest,
+        over: configs[run.config]!,
+        limit,
+        cacheDir,
         ...(run.hostile ? { hostile: run.hostile } : {}),
         onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`),
       });
       if (!run.hostile && !run.allHonest) clean[run.config] = r.heldOut;
       rows.push({
-        label: run.label, config: run.config, honestSites: run.allHonest ? SITES : SITES - 1, hostile: run.hostile !== undefined,
-        outcome: r.error ? `failed: ${r.error.message}` : r.summary!.reason, heldOut: r.heldOut, cleanHeldOut: clean[cleanOf(run.config)] ?? NaN,
-        rounds: r.summary?.rounds.length ?? 0, ...(r.summary?.bestRound !== undefined ? { bestRound: r.summary.bestRound } : {}),
-        exclusions: r.exclusions, refused: r.refused, seconds: r.seconds,
+        label: run.label,
+        config: run.config,
+        honestSites: run.allHonest ? SITES : SITES - 1,
+        hostile: run.hostile !== undefined,
+        outcome: r.error ? `failed: ${r.error.message}` : r.summary!.reason,
+        heldOut: r.heldOut,
+        cleanHeldOut: clean[cleanOf(run.config)] ?? NaN,
+        rounds: r.summary?.rounds.length ?? 0,
+        ...(r.summary?.bestRound !== undefined ? { bestRound: r.summary.bestRound } : {}),
+        exclusions: r.exclusions,
+        refused: r.refused,
+        seconds: r.seconds,
       });
     }
   } finally {

@@ -24,8 +24,14 @@ export async function longerRunsScenario(progress: (line: string) => void, o: { 
     for (const rounds of o.lengths) {
       progress(`${rounds} rounds · seed ${seed} …`);
       const r = await simulate({
-        clients: 10, partition: parsePartition('dirichlet:0.5'), rounds, epochs: d.fit.epochs, learningRate: d.fit.learningRate, batchSize: d.fit.batchSize,
-        seed, strategy: d.strategy,
+        clients: 10,
+        partition: parsePartition('dirichlet:0.5'),
+        rounds,
+        epochs: d.fit.epochs,
+        learningRate: d.fit.learningRate,
+        batchSize: d.fit.batchSize,
+        seed,
+        strategy: d.strategy,
       });
       rows.push({ rounds, seed, heldOut: r.heldOut, valAccuracy: r.summary.rounds.map((x) => x.valAccuracy), seconds: r.seconds });
       progress(`  held-out ${(r.heldOut * 100).toFixed(2)}%`);

@@ -3,15 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BACKBONE_META_FILE, DEFAULT_BACKBONE_DIR } from '@ftl/coordinator';
-import {
-  initBackend, parsePartition, parseStrategy, saveLayersModelToFolder, type BuiltinDatasetName, type FineTuning,
-} from '@ftl/shared';
+import { initBackend, parsePartition, parseStrategy, saveLayersModelToFolder, type BuiltinDatasetName, type FineTuning } from '@ftl/shared';
 import { simulate, type SimulationOptions } from '../simulate.js';
 
 /** The target tasks: far transfer (a Fashion-MNIST backbone on MNIST digits) and near transfer. */
 export const LOW_DATA_TASKS = {
   mnist: { dataset: 'mnist' as BuiltinDatasetName, classes: undefined, about: 'MNIST digits (far transfer from Fashion-MNIST)' },
-  near: { dataset: 'fashion-mnist' as BuiltinDatasetName, classes: [5, 6, 7, 8, 9], about: 'Fashion-MNIST classes 5–9 (near transfer from classes 0–4)' },
+  near: {
+    dataset: 'fashion-mnist' as BuiltinDatasetName,
+    classes: [5, 6, 7, 8, 9],
+    about: 'Fashion-MNIST classes 5–9 (near transfer from classes 0–4)',
+  },
 } as const;
 export type LowDataTask = keyof typeof LOW_DATA_TASKS;
 
@@ -53,7 +55,7 @@ async function rawPixelsBackbone(dir: string): Promise<string> {
   const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'features' })] });
   await saveLayersModelToFolder(model, dir);
   model.dispose();
-  await writeFile(join(dir, BACKBONE_META_FILE), JSON.stringify({ name: 'raw-pixels', featureLayer: 'features', inputShape: [28, 28, 1] }) + '\n');
+  await writeFile(join(dir, BACKBONE_META_FILE), `${JSON.stringify({ name: 'raw-pixels', featureLayer: 'features', inputShape: [28, 28, 1] })}\n`);
   return dir;
 }
 
@@ -71,7 +73,8 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
     case 'lp-ft':
       // Linear probe first (the discriminant head), then the top backbone layer joins at a tenth of the learning rate (LP-FT).
       return {
-        backboneDir, headInit: 'discriminant',
+        backboneDir,
+        headInit: 'discriminant',
         fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 },
       };
     case 'partial':
@@ -94,8 +97,16 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
 export async function lowDataScenario(
   progress: (line: string) => void,
   o: {
-    task: LowDataTask; sizes: Array<number | undefined>; seeds: number[]; methods: LowDataMethod[]; rounds: number; epochs: number;
-    learningRate: number; hidden: number[]; target: number; backboneDir?: string;
+    task: LowDataTask;
+    sizes: Array<number | undefined>;
+    seeds: number[];
+    methods: LowDataMethod[];
+    rounds: number;
+    epochs: number;
+    learningRate: number;
+    hidden: number[];
+    target: number;
+    backboneDir?: string;
     /** Cut the backbone at this layer for the transfer methods (default: the backbone's own feature layer). */
     featureLayer?: string;
   },
@@ -116,17 +127,37 @@ export async function lowDataScenario(
           let r: Awaited<ReturnType<typeof simulate>>;
           try {
             r = await simulate({
-            clients: 10, partition: parsePartition('dirichlet:0.5'), rounds: o.rounds, epochs: o.epochs, learningRate: o.learningRate, batchSize: 32,
-            seed, strategy: parseStrategy('fedavg'), hidden: o.hidden, dataset: task.dataset, ...(task.classes ? { classes: [...task.classes] } : {}),
-            ...(perSite !== undefined ? { perSite } : {}), ...options, ...cut,
+              clients: 10,
+              partition: parsePartition('dirichlet:0.5'),
+              rounds: o.rounds,
+              epochs: o.epochs,
+              learningRate: o.learningRate,
+              batchSize: 32,
+              seed,
+              strategy: parseStrategy('fedavg'),
+              hidden: o.hidden,
+              dataset: task.dataset,
+              ...(task.classes ? { classes: [...task.classes] } : {}),
+              ...(perSite !== undefined ? { perSite } : {}),
+              ...options,
+              ...cut,
             });
           } catch (err) {
             // One failed run is a result to report, not the end of the grid.
             const failed = err instanceof Error ? err.message : String(err);
             progress(`  failed: ${failed}`);
             rows.push({
-              task: o.task, method, ...(perSite !== undefined ? { perSite } : {}), seed, heldOut: NaN, rounds: 0, bytesPerRound: NaN, secondsPerRound: NaN,
-              updateValues: NaN, ...cut, failed,
+              task: o.task,
+              method,
+              ...(perSite !== undefined ? { perSite } : {}),
+              seed,
+              heldOut: NaN,
+              rounds: 0,
+              bytesPerRound: NaN,
+              secondsPerRound: NaN,
+              updateValues: NaN,
+              ...cut,
+              failed,
             });
             await onRow?.(rows);
             continue;
@@ -135,11 +166,17 @@ export async function lowDataScenario(
           const hit = rounds.findIndex((x) => x.valAccuracy >= o.target);
           const seconds = rounds.map((x) => x.seconds);
           rows.push({
-            task: o.task, method, ...(perSite !== undefined ? { perSite } : {}), seed, heldOut: r.heldOut, rounds: rounds.length,
+            task: o.task,
+            method,
+            ...(perSite !== undefined ? { perSite } : {}),
+            seed,
+            heldOut: r.heldOut,
+            rounds: rounds.length,
             ...(hit >= 0 ? { roundToTarget: hit + 1, secondsToTarget: seconds.slice(0, hit + 1).reduce((a, b) => a + b, 0) } : {}),
             bytesPerRound: rounds.reduce((a, x) => a + x.bytesIn + x.bytesOut, 0) / rounds.length,
             secondsPerRound: seconds.reduce((a, b) => a + b, 0) / rounds.length,
-            updateValues: r.summary.weights.values.length, ...cut,
+            updateValues: r.summary.weights.values.length,
+            ...cut,
           });
           progress(`  held-out ${(r.heldOut * 100).toFixed(2)}%`);
           await onRow?.(rows);

@@ -19,9 +19,18 @@ export interface PersonalizationRow {
  * 10 MNIST clients with 2 label shards each (about 2 classes per client): FedAvg against FedProx, a
  * local output layer (FedPer-style) and post-training local fine-tuning.
  */
-export async function personalizationScenario(progress: (line: string) => void, o: { quick: boolean; rounds: number }): Promise<PersonalizationRow[]> {
+export async function personalizationScenario(
+  progress: (line: string) => void,
+  o: { quick: boolean; rounds: number },
+): Promise<PersonalizationRow[]> {
   const base: Omit<SimulationOptions, 'strategy'> = {
-    clients: 10, partition: parsePartition('shards:2'), rounds: o.rounds, epochs: 2, learningRate: 0.001, batchSize: 32, seed: 4,
+    clients: 10,
+    partition: parsePartition('shards:2'),
+    rounds: o.rounds,
+    epochs: 2,
+    learningRate: 0.001,
+    batchSize: 32,
+    seed: 4,
     ...(o.quick ? { limit: 1500 } : {}),
   };
   const runs: Array<[string, Partial<SimulationOptions> & Pick<SimulationOptions, 'strategy'>]> = [
@@ -34,7 +43,11 @@ export async function personalizationScenario(progress: (line: string) => void, 
   const rows: PersonalizationRow[] = [];
   for (const [label, over] of runs) {
     progress(`running ${label} …`);
-    const r = await simulate({ ...base, ...over, onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`) });
+    const r = await simulate({
+      ...base,
+      ...over,
+      onRound: (round, acc) => progress(`  round ${round}: federated validation accuracy ${(acc * 100).toFixed(2)}%`),
+    });
     const last = r.summary.rounds.at(-1)!;
     const p = r.summary.personalization;
     const weighted = (f: (x: NonNullable<typeof p>[number]) => number) =>

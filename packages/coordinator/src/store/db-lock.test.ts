@@ -20,10 +20,11 @@ async function otherProcess(): Promise<{ pid: number; kill: (signal: NodeJS.Sign
   await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
   return {
     pid: child.pid!,
-    kill: (signal) => new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill(signal);
-    }),
+    kill: (signal) =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill(signal);
+      }),
   };
 }
 
@@ -33,8 +34,13 @@ describe('DbLock', () => {
     const first = DbLock.acquire(db);
     const holder = JSON.parse(readFileSync(lockFileOf(db), 'utf8')) as { pid: number; startedAt: string };
     expect(holder.pid).toBe(process.pid);
-    expectFtlError(() => DbLock.acquire(db), 'CONFLICT',
-      new RegExp(`^database ${db} is in use by another coordinator \\(pid ${process.pid}, started ${holder.startedAt}\\); stop it first or use another --db$`));
+    expectFtlError(
+      () => DbLock.acquire(db),
+      'CONFLICT',
+      new RegExp(
+        `^database ${db} is in use by another coordinator \\(pid ${process.pid}, started ${holder.startedAt}\\); stop it first or use another --db$`,
+      ),
+    );
     first.release();
     expect(existsSync(lockFileOf(db))).toBe(false);
     DbLock.acquire(db).release();
@@ -44,7 +50,7 @@ describe('DbLock', () => {
     const db = join(dir(), 'c.db');
     const other = await otherProcess();
     const stale = { pid: other.pid, host: hostname(), startedAt: new Date().toISOString() };
-    writeFileSync(lockFileOf(db), JSON.stringify(stale) + '\n');
+    writeFileSync(lockFileOf(db), `${JSON.stringify(stale)}\n`);
     expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid ${other.pid}, started ${stale.startedAt}\\)`));
     await other.kill('SIGKILL');
     const lock = DbLock.acquire(db);
@@ -83,23 +89,32 @@ describe('DbLock', () => {
     lock.release();
   });
 
-  test.skipIf(!existsSync('/proc/self/stat'))('a live process that started after the lock was written did not write it (its pid was reused): stale', async () => {
-    const db = join(dir(), 'c.db');
-    const other = await otherProcess();
-    try {
-      writeFileSync(lockFileOf(db), JSON.stringify({ pid: other.pid, host: hostname(), startedAt: '2000-01-01T00:00:00.000Z' }));
-      const lock = DbLock.acquire(db);
-      expect(lock.takenOver?.previous.pid).toBe(other.pid);
-      lock.release();
-    } finally {
-      await other.kill('SIGKILL');
-    }
-  });
+  test.skipIf(!existsSync('/proc/self/stat'))(
+    'a live process that started after the lock was written did not write it (its pid was reused): stale',
+    async () => {
+      const db = join(dir(), 'c.db');
+      const other = await otherProcess();
+      try {
+        writeFileSync(lockFileOf(db), JSON.stringify({ pid: other.pid, host: hostname(), startedAt: '2000-01-01T00:00:00.000Z' }));
+        const lock = DbLock.acquire(db);
+        expect(lock.takenOver?.previous.pid).toBe(other.pid);
+        lock.release();
+      } finally {
+        await other.kill('SIGKILL');
+      }
+    },
+  );
 
   test('a lock from another host is never judged stale here: refused, saying which file to delete if that server is gone', () => {
     const db = join(dir(), 'c.db');
     writeFileSync(lockFileOf(db), JSON.stringify({ pid: 1, host: 'elsewhere.example', startedAt: 'T' }));
-    expectFtlError(() => DbLock.acquire(db), 'CONFLICT', new RegExp(`\\(pid 1 on host elsewhere.example, started T\\); stop it first or use another --db \\(if it no longer runs there, delete ${lockFileOf(db)}\\)$`));
+    expectFtlError(
+      () => DbLock.acquire(db),
+      'CONFLICT',
+      new RegExp(
+        `\\(pid 1 on host elsewhere.example, started T\\); stop it first or use another --db \\(if it no longer runs there, delete ${lockFileOf(db)}\\)$`,
+      ),
+    );
   });
 
   test('an unreadable lock file is not overwritten: refused, naming it', () => {

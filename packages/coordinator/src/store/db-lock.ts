@@ -134,7 +134,7 @@ export class DbLock {
    */
   static acquire(dbPath: string, log?: Logger): DbLock {
     const me: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-    const text = JSON.stringify(me) + '\n';
+    const text = `${JSON.stringify(me)}\n`;
     let file = lockFileOf(dbPath);
     let aside = '';
     try {
@@ -157,7 +157,12 @@ export class DbLock {
           place(aside, file, text);
           if (takenOver) {
             const p = takenOver.previous;
-            log?.warn('db-lock-taken-over', { db: dbPath, previousPid: p.pid, previousStart: p.startedAt, detail: 'that coordinator ended without releasing it' });
+            log?.warn('db-lock-taken-over', {
+              db: dbPath,
+              previousPid: p.pid,
+              previousStart: p.startedAt,
+              detail: 'that coordinator ended without releasing it',
+            });
           }
           held.add(file);
           return new DbLock(file, text, takenOver);
@@ -217,12 +222,16 @@ function moveAsideIfUnchanged(file: string, staleText: string): boolean {
 
 function inUse(dbPath: string, file: string, h: LockHolder | undefined): FtlError {
   if (!h) {
-    return new FtlError(ErrorCode.Conflict, `database ${dbPath} is locked by ${file}, which does not say who holds it; if no coordinator uses ${dbPath}, delete ${file}`);
+    return new FtlError(
+      ErrorCode.Conflict,
+      `database ${dbPath} is locked by ${file}, which does not say who holds it; if no coordinator uses ${dbPath}, delete ${file}`,
+    );
   }
   const elsewhere = h.host !== hostname();
   return new FtlError(
     ErrorCode.Conflict,
     `database ${dbPath} is in use by another coordinator (pid ${h.pid}${elsewhere ? ` on host ${h.host}` : ''}, started ${h.startedAt}); ` +
-      `stop it first or use another --db` + (elsewhere ? ` (if it no longer runs there, delete ${file})` : ''),
+      `stop it first or use another --db` +
+      (elsewhere ? ` (if it no longer runs there, delete ${file})` : ''),
   );
 }

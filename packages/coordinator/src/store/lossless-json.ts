@@ -7,9 +7,7 @@ const FLOAT_TAG = '$float';
  * `undefined` becomes `null`.
  */
 export function toLosslessJson(value: unknown): string {
-  return JSON.stringify(value ?? null, (_key, v: unknown) =>
-    typeof v === 'number' && !Number.isFinite(v) ? { [FLOAT_TAG]: String(v) } : v,
-  );
+  return JSON.stringify(value ?? null, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? { [FLOAT_TAG]: String(v) } : v));
 }
 
 /** Parses text written by {@link toLosslessJson}, restoring the non-finite numbers. */

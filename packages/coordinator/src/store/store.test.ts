@@ -59,14 +59,28 @@ const specs: WeightSpec[] = [
 
 function record(round: number, over: Partial<RoundRecord> = {}): RoundRecord {
   return {
-    round, status: 'aggregated', selected: 3, accepted: 2, rejected: 1, failed: 0, trainLoss: 0.5, valLoss: 0.4,
-    valAccuracy: 0.9, evalClients: 2, bytesIn: 1000, bytesOut: 2000, seconds: 1.5, modelVersion: round, ...over,
+    round,
+    status: 'aggregated',
+    selected: 3,
+    accepted: 2,
+    rejected: 1,
+    failed: 0,
+    trainLoss: 0.5,
+    valLoss: 0.4,
+    valAccuracy: 0.9,
+    evalClients: 2,
+    bytesIn: 1000,
+    bytesOut: 2000,
+    seconds: 1.5,
+    modelVersion: round,
+    ...over,
   };
 }
 
 function outcome(round: number, over: Partial<RoundRecord> = {}): RoundOutcome {
   return {
-    record: record(round, over), participants: ['alice', 'bob'],
+    record: record(round, over),
+    participants: ['alice', 'bob'],
     rejected: [{ clientId: 'mallory', reason: 'non-finite', message: 'value 3 of the update is NaN' }],
   };
 }
@@ -77,7 +91,9 @@ function checkpoint(seed: number): CheckpointData {
   const bits = new Uint32Array(values.buffer);
   bits.set([0x80000000, 0x00000001, 0x7f7fffff, 0x7fc00001, 0xff800000, 0x3f800000 + seed, 0x12345678, 0xdeadbeef >>> 0]);
   return {
-    modelVersion: seed, specs, values,
+    modelVersion: seed,
+    specs,
+    values,
     strategyState: { v: Float32Array.from([seed, 2e-30, -0]), m: Float32Array.from([0.1, seed * 0.25]), empty: new Float32Array(0) },
   };
 }
@@ -111,19 +127,31 @@ describe('opening and migrations', () => {
   test('refuses a database written with a newer schema than this code knows', () => {
     openStore().close();
     raw((db) => db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(MIGRATIONS.length + 1, 'later'));
-    expectFtlError(() => openStore(), ErrorCode.InvalidConfig, new RegExp(`schema version ${MIGRATIONS.length + 1} but this ftl knows only up to ${MIGRATIONS.length}`));
+    expectFtlError(
+      () => openStore(),
+      ErrorCode.InvalidConfig,
+      new RegExp(`schema version ${MIGRATIONS.length + 1} but this ftl knows only up to ${MIGRATIONS.length}`),
+    );
   });
 
   test.each<[string, (dir: string) => string, RegExp]>([
-    ['a folder that cannot be created (a file stands in its way)', (d) => {
-      writeFileSync(join(d, 'blocker'), 'x');
-      return join(d, 'blocker', 'sub', 'ftl.db');
-    }, /cannot create the folder .*blocker.* for the store .*blocker.*ftl\.db/],
-    ['a file that is not a SQLite database', (d) => {
-      const p = join(d, 'notes.txt');
-      writeFileSync(p, 'these are my notes, not a database\n'.repeat(200));
-      return p;
-    }, /cannot open the store .*notes\.txt: file is not a database/],
+    [
+      'a folder that cannot be created (a file stands in its way)',
+      (d) => {
+        writeFileSync(join(d, 'blocker'), 'x');
+        return join(d, 'blocker', 'sub', 'ftl.db');
+      },
+      /cannot create the folder .*blocker.* for the store .*blocker.*ftl\.db/,
+    ],
+    [
+      'a file that is not a SQLite database',
+      (d) => {
+        const p = join(d, 'notes.txt');
+        writeFileSync(p, 'these are my notes, not a database\n'.repeat(200));
+        return p;
+      },
+      /cannot open the store .*notes\.txt: file is not a database/,
+    ],
     ['a folder in place of the file', (d) => d, /cannot open the store .*ftl-store-/],
   ])('opening %s gives a clear FtlError naming the path', (_, makePath, message) => {
     const path = makePath(dir);
@@ -220,8 +248,16 @@ describe('rounds and checkpoints', () => {
     store.createRun('r1', {});
     const first = checkpoint(1);
     const sha = store.commitRound('r1', outcome(1), first);
-    expectFtlError(() => store.commitRound('r1', outcome(1, { trainLoss: 9 }), checkpoint(2)), ErrorCode.Conflict, /round 1 of run r1 is already committed/);
-    expectFtlError(() => store.recordFailedRound('r1', outcome(1, { status: 'no-quorum' })), ErrorCode.Conflict, /round 1 of run r1 is already committed/);
+    expectFtlError(
+      () => store.commitRound('r1', outcome(1, { trainLoss: 9 }), checkpoint(2)),
+      ErrorCode.Conflict,
+      /round 1 of run r1 is already committed/,
+    );
+    expectFtlError(
+      () => store.recordFailedRound('r1', outcome(1, { status: 'no-quorum' })),
+      ErrorCode.Conflict,
+      /round 1 of run r1 is already committed/,
+    );
     const rounds = store.listRounds('r1');
     expect(rounds).toHaveLength(1);
     expect(rounds[0]!.record.trainLoss).toBe(0.5);
@@ -234,7 +270,11 @@ describe('rounds and checkpoints', () => {
     const store = openStore();
     store.createRun('r1', {});
     const bad = { ...checkpoint(1), values: new Float32Array(7) };
-    expectFtlError(() => store.commitRound('r1', outcome(1), bad), ErrorCode.WeightsMismatch, /holds 7 values but its specs describe 8; nothing was stored/);
+    expectFtlError(
+      () => store.commitRound('r1', outcome(1), bad),
+      ErrorCode.WeightsMismatch,
+      /holds 7 values but its specs describe 8; nothing was stored/,
+    );
     expect(store.listRounds('r1')).toEqual([]);
     expect(store.lastCommittedRound('r1')).toBe(0);
     expect(store.latestCheckpoint('r1')).toBeUndefined();
@@ -263,7 +303,11 @@ describe('rounds and checkpoints', () => {
     store.commitRound('r1', outcome(1), checkpoint(1));
     store.recordFailedRound('r1', outcome(2, { status: 'no-quorum', accepted: 0, trainLoss: NaN }));
     store.commitRound('r1', outcome(3), checkpoint(3));
-    expect(store.listRounds('r1').map((r) => [r.round, r.record.status])).toEqual([[1, 'aggregated'], [2, 'no-quorum'], [3, 'aggregated']]);
+    expect(store.listRounds('r1').map((r) => [r.round, r.record.status])).toEqual([
+      [1, 'aggregated'],
+      [2, 'no-quorum'],
+      [3, 'aggregated'],
+    ]);
     expect(Number.isNaN(store.listRounds('r1')[1]!.record.trainLoss)).toBe(true);
     expect(store.lastCommittedRound('r1')).toBe(3);
     expect(store.latestCheckpoint('r1')?.round).toBe(3);
@@ -295,22 +339,39 @@ describe('rounds and checkpoints', () => {
   });
 
   const corruptions: Array<[string, (db: Database.Database) => void, RegExp]> = [
-    ['truncated weights', (db) => db.prepare('UPDATE checkpoints SET weights = substr(weights, 1, length(weights) - 4) WHERE round = 2').run(),
-      /weights are 28 bytes where the specs describe 32/],
-    ['a flipped byte in the weights', (db) => {
-      const w = db.prepare('SELECT weights FROM checkpoints WHERE round = 2').pluck().get() as Buffer;
-      w[13] = w[13]! ^ 0x01;
-      db.prepare('UPDATE checkpoints SET weights = ? WHERE round = 2').run(w);
-    }, /stored bytes hash to [0-9a-f]{64} but the checkpoint recorded [0-9a-f]{64}$/],
-    ['a flipped byte in the strategy state', (db) => {
-      const s = db.prepare('SELECT strategy_state FROM checkpoints WHERE round = 2').pluck().get() as Buffer;
-      s[s.length - 1] = s[s.length - 1]! ^ 0x80;
-      db.prepare('UPDATE checkpoints SET strategy_state = ? WHERE round = 2').run(s);
-    }, /stored bytes hash to/],
-    ['edited specs', (db) => db.prepare("UPDATE checkpoints SET specs = replace(specs, 'dense/bias', 'dense/bias2') WHERE round = 2").run(),
-      /stored bytes hash to/],
-    ['weights overwritten with text', (db) => db.prepare("UPDATE checkpoints SET weights = 'garbage' WHERE round = 2").run(),
-      /weights are not a blob/],
+    [
+      'truncated weights',
+      (db) => db.prepare('UPDATE checkpoints SET weights = substr(weights, 1, length(weights) - 4) WHERE round = 2').run(),
+      /weights are 28 bytes where the specs describe 32/,
+    ],
+    [
+      'a flipped byte in the weights',
+      (db) => {
+        const w = db.prepare('SELECT weights FROM checkpoints WHERE round = 2').pluck().get() as Buffer;
+        w[13] = w[13]! ^ 0x01;
+        db.prepare('UPDATE checkpoints SET weights = ? WHERE round = 2').run(w);
+      },
+      /stored bytes hash to [0-9a-f]{64} but the checkpoint recorded [0-9a-f]{64}$/,
+    ],
+    [
+      'a flipped byte in the strategy state',
+      (db) => {
+        const s = db.prepare('SELECT strategy_state FROM checkpoints WHERE round = 2').pluck().get() as Buffer;
+        s[s.length - 1] = s[s.length - 1]! ^ 0x80;
+        db.prepare('UPDATE checkpoints SET strategy_state = ? WHERE round = 2').run(s);
+      },
+      /stored bytes hash to/,
+    ],
+    [
+      'edited specs',
+      (db) => db.prepare("UPDATE checkpoints SET specs = replace(specs, 'dense/bias', 'dense/bias2') WHERE round = 2").run(),
+      /stored bytes hash to/,
+    ],
+    [
+      'weights overwritten with text',
+      (db) => db.prepare("UPDATE checkpoints SET weights = 'garbage' WHERE round = 2").run(),
+      /weights are not a blob/,
+    ],
   ];
 
   test.each(corruptions)('latestCheckpoint skips a checkpoint with %s, reports it, and falls back to the previous one', (_, corrupt, reason) => {
@@ -337,10 +398,12 @@ describe('rounds and checkpoints', () => {
     raw((db) => db.prepare("UPDATE checkpoints SET sha256 = 'not-the-digest'").run());
     const skipped: number[] = [];
     // onCorrupt may write to the store while the search goes on.
-    expect(store.latestCheckpoint('r1', (round) => {
-      skipped.push(round);
-      store.appendEvent('r1', 'checkpoint-corrupt', { round });
-    })).toBeUndefined();
+    expect(
+      store.latestCheckpoint('r1', (round) => {
+        skipped.push(round);
+        store.appendEvent('r1', 'checkpoint-corrupt', { round });
+      }),
+    ).toBeUndefined();
     expect(skipped).toEqual([2, 1]);
     expect(store.listEvents('r1').map((e) => e.data)).toEqual([{ round: 2 }, { round: 1 }]);
   });
@@ -359,7 +422,10 @@ describe('clients', () => {
 
     const reopened = openStore();
     const clients = reopened.listClients();
-    expect(clients.map((c) => [c.name, c.revoked])).toEqual([['alice', false], ['bob', true]]);
+    expect(clients.map((c) => [c.name, c.revoked])).toEqual([
+      ['alice', false],
+      ['bob', true],
+    ]);
     expect(clients[0]!.lastSeen).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(clients[1]!.lastSeen).toBeNull();
     expect(reopened.getClient('bob')).toEqual(clients[1]);
@@ -386,7 +452,7 @@ describe('storage failures', () => {
     ['creating a run', (s) => s.createRun('r2', {}), /creating run r2 failed/],
     ['registering a client', (s) => s.addClient('alice', 'hash-a'), /adding client alice failed/],
     ['appending an event', (s) => s.appendEvent(null, 'coordinator-start', {}), /appending a coordinator-start event failed/],
-  ])('%s on a closed store is the storage\'s fault (STORAGE_ERROR naming the file), not the caller\'s', (_, act, message) => {
+  ])("%s on a closed store is the storage's fault (STORAGE_ERROR naming the file), not the caller's", (_, act, message) => {
     const store = openStore();
     store.createRun('r1', {});
     store.close();
@@ -404,7 +470,12 @@ describe('events', () => {
     store.appendEvent('r2', 'run-start', { rounds: 1 });
     store.appendEvent('r1', 'round-end', { loss: NaN });
     const all = store.listEvents();
-    expect(all.map((e) => [e.runId, e.type])).toEqual([[null, 'coordinator-start'], ['r1', 'run-start'], ['r2', 'run-start'], ['r1', 'round-end']]);
+    expect(all.map((e) => [e.runId, e.type])).toEqual([
+      [null, 'coordinator-start'],
+      ['r1', 'run-start'],
+      ['r2', 'run-start'],
+      ['r1', 'round-end'],
+    ]);
     expect(all.map((e) => e.id)).toEqual([...all.map((e) => e.id)].sort((a, b) => a - b));
     expect(store.listEvents('r1').map((e) => e.data)).toEqual([{ rounds: 3 }, { loss: NaN }]);
     expect(all[0]!.at).toMatch(/^\d{4}-\d\d-\d\dT/);

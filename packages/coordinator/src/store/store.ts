@@ -3,9 +3,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, FtlError, specsSize, type WeightSpec } from '@ftl/shared';
 import type { RoundRecord } from '../round-table.js';
-import {
-  checkpointDigest, decodeStrategyState, encodeStrategyState, float32Bytes, float32FromBytes,
-} from './checkpoint-bytes.js';
+import { checkpointDigest, decodeStrategyState, encodeStrategyState, float32Bytes, float32FromBytes } from './checkpoint-bytes.js';
 import { fromLosslessJson, toLosslessJson } from './lossless-json.js';
 import { migrate } from './migrations.js';
 import { checkRunTransition, RUN_STATUSES, type RunStatus } from '../run-states.js';
@@ -84,15 +82,44 @@ export interface StoredEvent {
   at: string;
 }
 
-interface RunRow { id: string; config: string; status: string; created_at: string; updated_at: string }
+interface RunRow {
+  id: string;
+  config: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
 interface RoundRow {
-  run_id: string; round: number; record: string; participants: string; rejected: string; created_at: string;
+  run_id: string;
+  round: number;
+  record: string;
+  participants: string;
+  rejected: string;
+  created_at: string;
 }
 interface CheckpointRow {
-  run_id: string; round: number; model_version: number; specs: unknown; weights: unknown; strategy_state: unknown; sha256: unknown;
+  run_id: string;
+  round: number;
+  model_version: number;
+  specs: unknown;
+  weights: unknown;
+  strategy_state: unknown;
+  sha256: unknown;
 }
-interface ClientRow { name: string; token_hash: string; created_at: string; last_seen: string | null; revoked: number }
-interface EventRow { id: number; run_id: string | null; type: string; data: string; at: string }
+interface ClientRow {
+  name: string;
+  token_hash: string;
+  created_at: string;
+  last_seen: string | null;
+  revoked: number;
+}
+interface EventRow {
+  id: number;
+  run_id: string | null;
+  type: string;
+  data: string;
+  at: string;
+}
 
 const now = () => new Date().toISOString();
 
@@ -102,7 +129,11 @@ function errorMessage(err: unknown): string {
 
 function toRun(row: RunRow): StoredRun {
   return {
-    id: row.id, config: fromLosslessJson(row.config), status: row.status as RunStatus, createdAt: row.created_at, updatedAt: row.updated_at,
+    id: row.id,
+    config: fromLosslessJson(row.config),
+    status: row.status as RunStatus,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
   };
 }
 
@@ -186,13 +217,16 @@ export class Store {
     return this.guard(`creating run ${id}`, () => {
       const at = now();
       const configJson = toLosslessJson(config);
-      this.db.transaction(() => {
-        if (this.getRun(id)) {
-          throw new FtlError(ErrorCode.Conflict, `run ${id} already exists in ${this.path}; resume it or choose another run id`);
-        }
-        this.db.prepare('INSERT INTO runs (id, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
-          .run(id, configJson, 'created', at, at);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          if (this.getRun(id)) {
+            throw new FtlError(ErrorCode.Conflict, `run ${id} already exists in ${this.path}; resume it or choose another run id`);
+          }
+          this.db
+            .prepare('INSERT INTO runs (id, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
+            .run(id, configJson, 'created', at, at);
+        })
+        .immediate();
       return { id, config: fromLosslessJson(configJson), status: 'created', createdAt: at, updatedAt: at };
     });
   }
@@ -208,7 +242,8 @@ export class Store {
   /** Every run, newest first. */
   listRuns(): StoredRun[] {
     return this.guard('listing runs', () =>
-      (this.db.prepare('SELECT * FROM runs ORDER BY created_at DESC, rowid DESC').all() as RunRow[]).map(toRun));
+      (this.db.prepare('SELECT * FROM runs ORDER BY created_at DESC, rowid DESC').all() as RunRow[]).map(toRun),
+    );
   }
 
   /**
@@ -218,13 +253,17 @@ export class Store {
    * the coordinator makes goes through here.
    */
   moveRun(id: string, to: RunStatus): RunStatus {
-    return this.guard(`setting the status of run ${id}`, () => this.db.transaction(() => {
-      const row = this.db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: RunStatus } | undefined;
-      if (!row) throw this.unknownRun(id);
-      checkRunTransition(id, row.status, to);
-      this.db.prepare('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?').run(to, now(), id);
-      return row.status;
-    }).immediate());
+    return this.guard(`setting the status of run ${id}`, () =>
+      this.db
+        .transaction(() => {
+          const row = this.db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: RunStatus } | undefined;
+          if (!row) throw this.unknownRun(id);
+          checkRunTransition(id, row.status, to);
+          this.db.prepare('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?').run(to, now(), id);
+          return row.status;
+        })
+        .immediate(),
+    );
   }
 
   /**
@@ -266,11 +305,15 @@ export class Store {
     const state = encodeStrategyState(checkpoint.strategyState);
     const sha256 = checkpointDigest(specs, weights, state);
     this.guard(`committing round ${n} of run ${runId}`, () => {
-      this.db.transaction(() => {
-        const at = this.insertRound(runId, n, round);
-        this.db.prepare(`INSERT INTO checkpoints (run_id, round, model_version, specs, weights, strategy_state, sha256, created_at)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(runId, n, checkpoint.modelVersion, specs, weights, state, sha256, at);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          const at = this.insertRound(runId, n, round);
+          this.db
+            .prepare(`INSERT INTO checkpoints (run_id, round, model_version, specs, weights, strategy_state, sha256, created_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+            .run(runId, n, checkpoint.modelVersion, specs, weights, state, sha256, at);
+        })
+        .immediate();
     });
     return sha256;
   }
@@ -293,13 +336,16 @@ export class Store {
         participants: fromLosslessJson(row.participants) as string[],
         rejected: fromLosslessJson(row.rejected) as RejectedUpdate[],
         createdAt: row.created_at,
-      })));
+      })),
+    );
   }
 
   /** Highest round number recorded for the run (committed or failed: either way it is done), 0 if none. */
   lastCommittedRound(runId: string): number {
-    return this.guard(`reading the last round of run ${runId}`, () =>
-      (this.db.prepare('SELECT MAX(round) AS n FROM rounds WHERE run_id = ?').get(runId) as { n: number | null }).n ?? 0);
+    return this.guard(
+      `reading the last round of run ${runId}`,
+      () => (this.db.prepare('SELECT MAX(round) AS n FROM rounds WHERE run_id = ?').get(runId) as { n: number | null }).n ?? 0,
+    );
   }
 
   /**
@@ -309,10 +355,13 @@ export class Store {
    */
   discardRoundsAfter(runId: string, round: number): number {
     return this.guard(`discarding the rounds of run ${runId} after round ${round}`, () =>
-      this.db.transaction(() => {
-        this.db.prepare('DELETE FROM checkpoints WHERE run_id = ? AND round > ?').run(runId, round);
-        return this.db.prepare('DELETE FROM rounds WHERE run_id = ? AND round > ?').run(runId, round).changes;
-      }).immediate());
+      this.db
+        .transaction(() => {
+          this.db.prepare('DELETE FROM checkpoints WHERE run_id = ? AND round > ?').run(runId, round);
+          return this.db.prepare('DELETE FROM rounds WHERE run_id = ? AND round > ?').run(runId, round).changes;
+        })
+        .immediate(),
+    );
   }
 
   /**
@@ -323,11 +372,15 @@ export class Store {
   latestCheckpoint(runId: string, onCorrupt?: (round: number, reason: string) => void): Checkpoint | undefined {
     // Round numbers first, rows one at a time: no blob is read that is not needed, and no statement is
     // open while onCorrupt runs (it may write to this store).
-    const rounds = this.guard(`listing the checkpoints of run ${runId}`, () =>
-      this.db.prepare('SELECT round FROM checkpoints WHERE run_id = ? ORDER BY round DESC').pluck().all(runId) as number[]);
+    const rounds = this.guard(
+      `listing the checkpoints of run ${runId}`,
+      () => this.db.prepare('SELECT round FROM checkpoints WHERE run_id = ? ORDER BY round DESC').pluck().all(runId) as number[],
+    );
     for (const round of rounds) {
-      const row = this.guard(`reading the checkpoint of round ${round} of run ${runId}`, () =>
-        this.db.prepare('SELECT * FROM checkpoints WHERE run_id = ? AND round = ?').get(runId, round) as CheckpointRow | undefined);
+      const row = this.guard(
+        `reading the checkpoint of round ${round} of run ${runId}`,
+        () => this.db.prepare('SELECT * FROM checkpoints WHERE run_id = ? AND round = ?').get(runId, round) as CheckpointRow | undefined,
+      );
       if (!row) continue;
       const verified = verifyCheckpoint(row);
       if (typeof verified !== 'string') return verified;
@@ -342,12 +395,16 @@ export class Store {
     nonEmpty(tokenHash, 'a token hash');
     return this.guard(`adding client ${name}`, () => {
       const at = now();
-      this.db.transaction(() => {
-        if (this.getClient(name)) {
-          throw new FtlError(ErrorCode.Conflict, `client ${name} is already registered in ${this.path}; choose another name or revoke it first`);
-        }
-        this.db.prepare('INSERT INTO clients (name, token_hash, created_at, last_seen, revoked) VALUES (?, ?, ?, NULL, 0)').run(name, tokenHash, at);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          if (this.getClient(name)) {
+            throw new FtlError(ErrorCode.Conflict, `client ${name} is already registered in ${this.path}; choose another name or revoke it first`);
+          }
+          this.db
+            .prepare('INSERT INTO clients (name, token_hash, created_at, last_seen, revoked) VALUES (?, ?, ?, NULL, 0)')
+            .run(name, tokenHash, at);
+        })
+        .immediate();
       return { name, tokenHash, createdAt: at, lastSeen: null, revoked: false };
     });
   }
@@ -399,9 +456,11 @@ export class Store {
   /** Events in the order appended; only the run's when `runId` is given. */
   listEvents(runId?: string): StoredEvent[] {
     return this.guard('listing events', () => {
-      const rows = (runId === undefined
-        ? this.db.prepare('SELECT * FROM events ORDER BY id').all()
-        : this.db.prepare('SELECT * FROM events WHERE run_id = ? ORDER BY id').all(runId)) as EventRow[];
+      const rows = (
+        runId === undefined
+          ? this.db.prepare('SELECT * FROM events ORDER BY id').all()
+          : this.db.prepare('SELECT * FROM events WHERE run_id = ? ORDER BY id').all(runId)
+      ) as EventRow[];
       return rows.map((r) => ({ id: r.id, runId: r.run_id, type: r.type, data: fromLosslessJson(r.data), at: r.at }));
     });
   }
@@ -429,10 +488,10 @@ export class Store {
       );
     }
     const at = now();
-    this.db.prepare(`INSERT INTO rounds (run_id, round, status, record, participants, rejected, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
-      runId, n, round.record.status, toLosslessJson(round.record), toLosslessJson(round.participants), toLosslessJson(round.rejected), at,
-    );
+    this.db
+      .prepare(`INSERT INTO rounds (run_id, round, status, record, participants, rejected, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(runId, n, round.record.status, toLosslessJson(round.record), toLosslessJson(round.participants), toLosslessJson(round.rejected), at);
     this.db.prepare('UPDATE runs SET updated_at = ? WHERE id = ?').run(at, runId);
     return at;
   }
@@ -471,7 +530,8 @@ function verifyCheckpoint(row: CheckpointRow): Checkpoint | string {
     let detail = '';
     try {
       const expected = specsSize(JSON.parse(specs) as WeightSpec[]) * 4;
-      if (expected !== weights.byteLength) detail = ` (weights are ${weights.byteLength} bytes where the specs describe ${expected}: truncated or overwritten)`;
+      if (expected !== weights.byteLength)
+        detail = ` (weights are ${weights.byteLength} bytes where the specs describe ${expected}: truncated or overwritten)`;
     } catch {
       detail = ' (specs are not valid JSON)';
     }
@@ -482,8 +542,13 @@ function verifyCheckpoint(row: CheckpointRow): Checkpoint | string {
     const values = float32FromBytes(weights, 'weights');
     if (values.length !== specsSize(parsed)) return `weights hold ${values.length} values but the specs describe ${specsSize(parsed)}`;
     return {
-      runId: row.run_id, round: row.round, modelVersion: row.model_version, specs: parsed, values,
-      strategyState: decodeStrategyState(state), sha256,
+      runId: row.run_id,
+      round: row.round,
+      modelVersion: row.model_version,
+      specs: parsed,
+      values,
+      strategyState: decodeStrategyState(state),
+      sha256,
     };
   } catch (err) {
     return `checkpoint does not decode: ${errorMessage(err)}`;

@@ -58,11 +58,26 @@ describe('clipUpdate', () => {
   });
 
   test.each([
-    ['maxNorm 0', () => clipUpdate(Float32Array.of(1), Float32Array.of(0), 0), ErrorCode.InvalidConfig, /^maxNorm must be a finite number > 0 \(got 0\)$/],
+    [
+      'maxNorm 0',
+      () => clipUpdate(Float32Array.of(1), Float32Array.of(0), 0),
+      ErrorCode.InvalidConfig,
+      /^maxNorm must be a finite number > 0 \(got 0\)$/,
+    ],
     ['a negative maxNorm', () => clipUpdate(Float32Array.of(1), Float32Array.of(0), -1), ErrorCode.InvalidConfig, /maxNorm .*\(got -1\)/],
     ['a NaN maxNorm', () => clipUpdate(Float32Array.of(1), Float32Array.of(0), NaN), ErrorCode.InvalidConfig, /maxNorm .*\(got NaN\)/],
-    ['an infinite maxNorm', () => clipUpdate(Float32Array.of(1), Float32Array.of(0), Infinity), ErrorCode.InvalidConfig, /maxNorm .*\(got Infinity\)/],
-    ['an update of another length', () => clipUpdate(Float32Array.of(1, 2), Float32Array.of(0), 1), ErrorCode.WeightsMismatch, /update has 2 values but the global model has 1/],
+    [
+      'an infinite maxNorm',
+      () => clipUpdate(Float32Array.of(1), Float32Array.of(0), Infinity),
+      ErrorCode.InvalidConfig,
+      /maxNorm .*\(got Infinity\)/,
+    ],
+    [
+      'an update of another length',
+      () => clipUpdate(Float32Array.of(1, 2), Float32Array.of(0), 1),
+      ErrorCode.WeightsMismatch,
+      /update has 2 values but the global model has 1/,
+    ],
     ['a NaN update', () => clipUpdate(Float32Array.of(NaN), Float32Array.of(0), 1), ErrorCode.NonFiniteWeights, /non-finite norm \(NaN\)/],
   ])('refuses %s', (_, fn, code, message) => {
     expectFtlError(fn, code, message);

@@ -27,7 +27,10 @@ export function clipUpdate(update: Float32Array, global: Float32Array, maxNorm: 
   }
   const norm = Math.sqrt(s);
   if (!Number.isFinite(norm)) {
-    throw new FtlError(ErrorCode.NonFiniteWeights, `update differs from the global model by a non-finite norm (${norm}); reject non-finite updates before clipping`);
+    throw new FtlError(
+      ErrorCode.NonFiniteWeights,
+      `update differs from the global model by a non-finite norm (${norm}); reject non-finite updates before clipping`,
+    );
   }
   if (norm <= maxNorm) return update.slice();
   const scale = maxNorm / norm;

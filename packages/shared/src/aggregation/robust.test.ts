@@ -79,17 +79,28 @@ describe('order invariance', () => {
       .record({ d: fc.integer({ min: 1, max: 6 }), f: fc.integer({ min: 0, max: 3 }), extra: fc.integer({ min: 0, max: 6 }) })
       .chain(({ d, f, extra }) => {
         const n = f + 3 + extra;
-        return fc.record({ f: fc.constant(f), vectors: fc.array(vector(d), { minLength: n, maxLength: n }), order: permutation(n), m: fc.integer({ min: 1, max: n }) });
+        return fc.record({
+          f: fc.constant(f),
+          vectors: fc.array(vector(d), { minLength: n, maxLength: n }),
+          order: permutation(n),
+          m: fc.integer({ min: 1, max: n }),
+        });
       });
     fc.assert(
       fc.property(krumArb, ({ f, vectors, order, m }) => {
         const shuffled = order.map((i) => vectors[i]!);
         const scores = krumScores(vectors, f);
         const shuffledScores = krumScores(shuffled, f);
-        expectSame(shuffledScores, order.map((i) => scores[i]!));
+        expectSame(
+          shuffledScores,
+          order.map((i) => scores[i]!),
+        );
         const picked = krumSelect(vectors, f, m);
         const shuffledPicked = krumSelect(shuffled, f, m);
-        expectSame(shuffledPicked.map((i) => shuffledScores[i]!), picked.map((i) => scores[i]!));
+        expectSame(
+          shuffledPicked.map((i) => shuffledScores[i]!),
+          picked.map((i) => scores[i]!),
+        );
         // Without a tie for the best score, Krum picks the very same update.
         if (scores.filter((s) => s === scores[picked[0]!]).length === 1) expect(order[shuffledPicked[0]!]).toBe(picked[0]);
       }),
@@ -110,16 +121,16 @@ describe('robustness to outliers', () => {
   });
 
   test('trimmedMean stays within the honest range with f <= floor(beta·n) arbitrary outliers', () => {
-    const arb = fc
-      .record({ d: fc.integer({ min: 1, max: 5 }), h: fc.integer({ min: 1, max: 8 }) })
-      .chain(({ d, h }) => fc.integer({ min: 0, max: h - 1 }).chain((f) => {
+    const arb = fc.record({ d: fc.integer({ min: 1, max: 5 }), h: fc.integer({ min: 1, max: 8 }) }).chain(({ d, h }) =>
+      fc.integer({ min: 0, max: h - 1 }).chain((f) => {
         // Any beta whose k = floor(beta·n) is between f and the largest k that leaves a value.
         const n = h + f;
         const beta = fc
           .record({ k: fc.integer({ min: f, max: Math.floor((n - 1) / 2) }), u: fc.double({ min: 0, max: 0.99, noNaN: true }) })
           .map(({ k, u }) => (k + u * Math.min(1, n / 2 - k)) / n);
         return fc.record({ mix: mixed(h, f, d), f: fc.constant(f), beta });
-      }));
+      }),
+    );
     fc.assert(
       fc.property(arb, ({ mix, f, beta }) => {
         fc.pre(f <= Math.floor(beta * mix.vectors.length));
@@ -129,25 +140,23 @@ describe('robustness to outliers', () => {
   });
 
   test('Krum selects an honest update when f < (n − 2)/2', () => {
-    const arb = fc
-      .record({ d: fc.integer({ min: 1, max: 6 }), n: fc.integer({ min: 3, max: 15 }) })
-      .chain(({ d, n }) =>
-        fc
-          .record({
-            f: fc.integer({ min: 0, max: Math.floor((n - 3) / 2) }),
-            center: vector(d, -100, 100),
-            collude: fc.boolean(),
-          })
-          .chain(({ f, center, collude }) => {
-            const honest = fc.array(f32(-1, 1), { minLength: d, maxLength: d }).map((noise) => center.map((c, j) => c + noise[j]!));
-            const far = fc
-              .array(fc.record({ sign: fc.constantFrom(-1, 1), r: f32(0, 1e4) }), { minLength: d, maxLength: d })
-              .map((offs) => center.map((c, j) => c + offs[j]!.sign * (100 + offs[j]!.r)));
-            // Colluding attackers all send the same vector, which makes them each other's nearest neighbours.
-            const byzantine = collude ? far.map((x) => Array<Float32Array>(f).fill(x)) : fc.array(far, { minLength: f, maxLength: f });
-            return mixed(n - f, f, d, honest, byzantine).map((mix) => ({ ...mix, f }));
-          }),
-      );
+    const arb = fc.record({ d: fc.integer({ min: 1, max: 6 }), n: fc.integer({ min: 3, max: 15 }) }).chain(({ d, n }) =>
+      fc
+        .record({
+          f: fc.integer({ min: 0, max: Math.floor((n - 3) / 2) }),
+          center: vector(d, -100, 100),
+          collude: fc.boolean(),
+        })
+        .chain(({ f, center, collude }) => {
+          const honest = fc.array(f32(-1, 1), { minLength: d, maxLength: d }).map((noise) => center.map((c, j) => c + noise[j]!));
+          const far = fc
+            .array(fc.record({ sign: fc.constantFrom(-1, 1), r: f32(0, 1e4) }), { minLength: d, maxLength: d })
+            .map((offs) => center.map((c, j) => c + offs[j]!.sign * (100 + offs[j]!.r)));
+          // Colluding attackers all send the same vector, which makes them each other's nearest neighbours.
+          const byzantine = collude ? far.map((x) => Array<Float32Array>(f).fill(x)) : fc.array(far, { minLength: f, maxLength: f });
+          return mixed(n - f, f, d, honest, byzantine).map((mix) => ({ ...mix, f }));
+        }),
+    );
     fc.assert(
       fc.property(arb, ({ vectors, honest, f }) => {
         expect(honest.has(krumSelect(vectors, f)[0]!)).toBe(true);
@@ -238,7 +247,12 @@ describe('errors', () => {
   const three = [v(0), v(1), v(2)];
   test.each([
     ['coordinateMedian of nothing', () => coordinateMedian([]), ErrorCode.Quorum, /coordinate median needs at least one update \(got 0\)/],
-    ['coordinateMedian of unequal lengths', () => coordinateMedian([v(1, 2), v(1, 2, 3)]), ErrorCode.WeightsMismatch, /update 1 has 3 values but update 0 has 2/],
+    [
+      'coordinateMedian of unequal lengths',
+      () => coordinateMedian([v(1, 2), v(1, 2, 3)]),
+      ErrorCode.WeightsMismatch,
+      /update 1 has 3 values but update 0 has 2/,
+    ],
     ['trimmedMean with beta 0.5', () => trimmedMean(three, 0.5), ErrorCode.InvalidConfig, /^beta must be in \[0, 0\.5\) \(got 0\.5\)$/],
     ['trimmedMean with a negative beta', () => trimmedMean(three, -0.1), ErrorCode.InvalidConfig, /beta must be in \[0, 0\.5\) \(got -0\.1\)/],
     ['trimmedMean with a NaN beta', () => trimmedMean(three, NaN), ErrorCode.InvalidConfig, /beta must be in \[0, 0\.5\) \(got NaN\)/],
@@ -248,7 +262,12 @@ describe('errors', () => {
     ['krumScores of nothing', () => krumScores([], 0), ErrorCode.Quorum, /n=0, f=0/],
     ['krumScores with a negative f', () => krumScores(three, -1), ErrorCode.Quorum, /integer f >= 0 .*f=-1/],
     ['krumScores with a fractional f', () => krumScores([...three, v(3)], 0.5), ErrorCode.Quorum, /integer f >= 0 .*f=0\.5/],
-    ['krumScores of unequal lengths', () => krumScores([v(0), v(1), v(2, 3)], 0), ErrorCode.WeightsMismatch, /update 2 has 2 values but update 0 has 1/],
+    [
+      'krumScores of unequal lengths',
+      () => krumScores([v(0), v(1), v(2, 3)], 0),
+      ErrorCode.WeightsMismatch,
+      /update 2 has 2 values but update 0 has 1/,
+    ],
     ['krumSelect with m = 0', () => krumSelect(three, 0, 0), ErrorCode.InvalidConfig, /m must be an integer in \[1, 3\].*\(got 0\)/],
     ['krumSelect with m > n', () => krumSelect(three, 0, 4), ErrorCode.InvalidConfig, /m must be an integer in \[1, 3\].*\(got 4\)/],
     ['krumSelect with a fractional m', () => krumSelect(three, 0, 1.5), ErrorCode.InvalidConfig, /\(got 1\.5\)/],

@@ -100,21 +100,71 @@ describe('errors', () => {
   const mo = { lr: 1, momentum: 0.9 };
   test.each([
     ['lr 0', () => momentumStep(v(0), v(1), {}, { ...mo, lr: 0 }), ErrorCode.InvalidConfig, /^lr must be > 0 and finite \(got 0\)$/],
-    ['an infinite lr', () => momentumStep(v(0), v(1), {}, { ...mo, lr: Infinity }), ErrorCode.InvalidConfig, /lr must be > 0 and finite \(got Infinity\)/],
+    [
+      'an infinite lr',
+      () => momentumStep(v(0), v(1), {}, { ...mo, lr: Infinity }),
+      ErrorCode.InvalidConfig,
+      /lr must be > 0 and finite \(got Infinity\)/,
+    ],
     ['momentum 1', () => momentumStep(v(0), v(1), {}, { ...mo, momentum: 1 }), ErrorCode.InvalidConfig, /^momentum must be in \[0, 1\) \(got 1\)$/],
-    ['a negative momentum', () => momentumStep(v(0), v(1), {}, { ...mo, momentum: -0.1 }), ErrorCode.InvalidConfig, /momentum must be in \[0, 1\) \(got -0\.1\)/],
-    ['a NaN momentum', () => momentumStep(v(0), v(1), {}, { ...mo, momentum: NaN }), ErrorCode.InvalidConfig, /momentum must be in \[0, 1\) \(got NaN\)/],
-    ['a momentum average of another length', () => momentumStep(v(0), v(1, 2), {}, mo), ErrorCode.WeightsMismatch, /averaged update has 2 values but the global model has 1/],
-    ['a momentum buffer of another model', () => momentumStep(v(0, 0), v(1, 2), { m: v(0, 0, 0) }, mo), ErrorCode.WeightsMismatch, /state m has 3 values but the global model has 2; reset/],
+    [
+      'a negative momentum',
+      () => momentumStep(v(0), v(1), {}, { ...mo, momentum: -0.1 }),
+      ErrorCode.InvalidConfig,
+      /momentum must be in \[0, 1\) \(got -0\.1\)/,
+    ],
+    [
+      'a NaN momentum',
+      () => momentumStep(v(0), v(1), {}, { ...mo, momentum: NaN }),
+      ErrorCode.InvalidConfig,
+      /momentum must be in \[0, 1\) \(got NaN\)/,
+    ],
+    [
+      'a momentum average of another length',
+      () => momentumStep(v(0), v(1, 2), {}, mo),
+      ErrorCode.WeightsMismatch,
+      /averaged update has 2 values but the global model has 1/,
+    ],
+    [
+      'a momentum buffer of another model',
+      () => momentumStep(v(0, 0), v(1, 2), { m: v(0, 0, 0) }, mo),
+      ErrorCode.WeightsMismatch,
+      /state m has 3 values but the global model has 2; reset/,
+    ],
     ['eta 0', () => adaptiveStep('adam', v(0), v(1), {}, { ...hp, eta: 0 }), ErrorCode.InvalidConfig, /^eta must be > 0 and finite \(got 0\)$/],
-    ['a negative eta', () => adaptiveStep('yogi', v(0), v(1), {}, { ...hp, eta: -1 }), ErrorCode.InvalidConfig, /eta must be > 0 and finite \(got -1\)/],
+    [
+      'a negative eta',
+      () => adaptiveStep('yogi', v(0), v(1), {}, { ...hp, eta: -1 }),
+      ErrorCode.InvalidConfig,
+      /eta must be > 0 and finite \(got -1\)/,
+    ],
     ['beta1 1', () => adaptiveStep('adam', v(0), v(1), {}, { ...hp, beta1: 1 }), ErrorCode.InvalidConfig, /^beta1 must be in \[0, 1\) \(got 1\)$/],
-    ['a negative beta2', () => adaptiveStep('adam', v(0), v(1), {}, { ...hp, beta2: -0.5 }), ErrorCode.InvalidConfig, /^beta2 must be in \[0, 1\) \(got -0\.5\)$/],
+    [
+      'a negative beta2',
+      () => adaptiveStep('adam', v(0), v(1), {}, { ...hp, beta2: -0.5 }),
+      ErrorCode.InvalidConfig,
+      /^beta2 must be in \[0, 1\) \(got -0\.5\)$/,
+    ],
     ['tau 0', () => adaptiveStep('adagrad', v(0), v(1), {}, { ...hp, tau: 0 }), ErrorCode.InvalidConfig, /^tau must be > 0 and finite \(got 0\)$/],
     ['a NaN tau', () => adaptiveStep('adam', v(0), v(1), {}, { ...hp, tau: NaN }), ErrorCode.InvalidConfig, /tau must be > 0 and finite \(got NaN\)/],
-    ['an unknown kind', () => adaptiveStep('sgd' as 'adam', v(0), v(1), {}, hp), ErrorCode.InvalidConfig, /kind must be 'adam', 'yogi' or 'adagrad' \(got sgd\)/],
-    ['an adaptive average of another length', () => adaptiveStep('adam', v(0, 1), v(1), {}, hp), ErrorCode.WeightsMismatch, /averaged update has 1 values but the global model has 2/],
-    ['a second moment of another model', () => adaptiveStep('adam', v(0), v(1), { v: v(1, 1) }, hp), ErrorCode.WeightsMismatch, /state v has 2 values but the global model has 1/],
+    [
+      'an unknown kind',
+      () => adaptiveStep('sgd' as 'adam', v(0), v(1), {}, hp),
+      ErrorCode.InvalidConfig,
+      /kind must be 'adam', 'yogi' or 'adagrad' \(got sgd\)/,
+    ],
+    [
+      'an adaptive average of another length',
+      () => adaptiveStep('adam', v(0, 1), v(1), {}, hp),
+      ErrorCode.WeightsMismatch,
+      /averaged update has 1 values but the global model has 2/,
+    ],
+    [
+      'a second moment of another model',
+      () => adaptiveStep('adam', v(0), v(1), { v: v(1, 1) }, hp),
+      ErrorCode.WeightsMismatch,
+      /state v has 2 values but the global model has 1/,
+    ],
   ])('refuses %s', (_, fn, code, message) => {
     expectFtlError(fn, code, message);
   });

@@ -111,8 +111,7 @@ export function adaptiveStep(
     const d2 = delta * delta;
     const mi = beta1 * m[i]! + (1 - beta1) * delta;
     const vOld = v[i]!;
-    const vi =
-      kind === 'adagrad' ? vOld + d2 : kind === 'adam' ? beta2 * vOld + (1 - beta2) * d2 : vOld - (1 - beta2) * d2 * Math.sign(vOld - d2);
+    const vi = kind === 'adagrad' ? vOld + d2 : kind === 'adam' ? beta2 * vOld + (1 - beta2) * d2 : vOld - (1 - beta2) * d2 * Math.sign(vOld - d2);
     m[i] = mi;
     v[i] = vi;
     out[i] = g + (eta * mi) / (Math.sqrt(vi) + tau);

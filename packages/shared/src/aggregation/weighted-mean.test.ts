@@ -3,7 +3,10 @@ import { describe, expect, test } from 'vitest';
 import { WeightedMean } from './weighted-mean.js';
 
 const vectors = (len: number, min = 1, max = 6) =>
-  fc.array(fc.float32Array({ minLength: len, maxLength: len, noNaN: true, noDefaultInfinity: true, min: -1e3, max: 1e3 }), { minLength: min, maxLength: max });
+  fc.array(fc.float32Array({ minLength: len, maxLength: len, noNaN: true, noDefaultInfinity: true, min: -1e3, max: 1e3 }), {
+    minLength: min,
+    maxLength: max,
+  });
 
 /** The sample-weighted mean of the updates (FedAvg's rule), folded in one by one. */
 function weightedMean(updates: ReadonlyArray<{ values: Float32Array; numExamples: number }>): Float32Array {
@@ -15,18 +18,28 @@ function weightedMean(updates: ReadonlyArray<{ values: Float32Array; numExamples
 describe('the weighted mean of updates', () => {
   test('with equal sample counts it is the plain mean', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }).chain((len) => vectors(len)), (vs) => {
-        const avg = weightedMean(vs.map((values) => ({ values, numExamples: 7 })));
-        avg.forEach((v, i) => {
-          const mean = vs.reduce((s, x) => s + x[i]!, 0) / vs.length;
-          expect(v).toBeCloseTo(mean, 2);
-        });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 20 }).chain((len) => vectors(len)),
+        (vs) => {
+          const avg = weightedMean(vs.map((values) => ({ values, numExamples: 7 })));
+          avg.forEach((v, i) => {
+            const mean = vs.reduce((s, x) => s + x[i]!, 0) / vs.length;
+            expect(v).toBeCloseTo(mean, 2);
+          });
+        },
+      ),
     );
   });
 
   test('weights by sample count: 100 samples at 1 and 300 at 5 average to 4', () => {
-    expect(Array.from(weightedMean([{ values: Float32Array.of(1, 0), numExamples: 100 }, { values: Float32Array.of(5, 8), numExamples: 300 }]))).toEqual([4, 6]);
+    expect(
+      Array.from(
+        weightedMean([
+          { values: Float32Array.of(1, 0), numExamples: 100 },
+          { values: Float32Array.of(5, 8), numExamples: 300 },
+        ]),
+      ),
+    ).toEqual([4, 6]);
   });
 
   test('does not depend on the order of the clients', () => {

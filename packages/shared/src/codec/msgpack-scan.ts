@@ -15,17 +15,17 @@ const forbiddenKeyBytes = FORBIDDEN_MAP_KEYS.map((k) => Uint8Array.from(k, (c) =
 // Extension types msgpackr would decode by default; named in the refusal so a peer's author knows what
 // their encoder did (for example a Date, a Set or a typed array packed with `moreTypes`).
 const extensionNames: Record<number, string> = {
-  0x00: 'undefined',
-  0x42: 'BigInt',
-  0x62: 'msgpackr bundled strings',
-  0x65: 'Error',
-  0x69: 'structured-clone id',
-  0x70: 'structured-clone pointer',
-  0x72: 'msgpackr record definition',
-  0x73: 'Set',
-  0x74: 'typed array',
-  0x78: 'RegExp',
-  0xff: 'timestamp',
+  0: 'undefined',
+  66: 'BigInt',
+  98: 'msgpackr bundled strings',
+  101: 'Error',
+  105: 'structured-clone id',
+  112: 'structured-clone pointer',
+  114: 'msgpackr record definition',
+  115: 'Set',
+  116: 'typed array',
+  120: 'RegExp',
+  255: 'timestamp',
 };
 
 function refuse(reason: string, at: number): never {
@@ -71,27 +71,56 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
   if (t <= 0x9f) return scanArray(b, p + 1, t & 0x0f, depth, p);
   if (t <= 0xbf) return scanBytes(b, p + 1, t & 0x1f, 'a string', p);
   switch (t) {
-    case 0xc0: case 0xc2: case 0xc3: return p + 1;
-    case 0xc1: return refuse('the reserved byte 0xc1', p);
-    case 0xc4: need(b, p + 1, 1, 'a bin header', p); return scanBytes(b, p + 2, b[p + 1]!, 'binary data', p);
-    case 0xc5: need(b, p + 1, 2, 'a bin header', p); return scanBytes(b, p + 3, u16(b, p + 1), 'binary data', p);
-    case 0xc6: need(b, p + 1, 4, 'a bin header', p); return scanBytes(b, p + 5, u32(b, p + 1), 'binary data', p);
-    case 0xc7: return extension(b, p, 2);
-    case 0xc8: return extension(b, p, 3);
-    case 0xc9: return extension(b, p, 5);
-    case 0xca: need(b, p + 1, 4, 'a float32', p); return p + 5;
-    case 0xcb: need(b, p + 1, 8, 'a float64', p); return p + 9;
-    case 0xcc: need(b, p + 1, 1, 'a uint8', p); return p + 2;
-    case 0xcd: need(b, p + 1, 2, 'a uint16', p); return p + 3;
-    case 0xce: need(b, p + 1, 4, 'a uint32', p); return p + 5;
+    case 0xc0:
+    case 0xc2:
+    case 0xc3:
+      return p + 1;
+    case 0xc1:
+      return refuse('the reserved byte 0xc1', p);
+    case 0xc4:
+      need(b, p + 1, 1, 'a bin header', p);
+      return scanBytes(b, p + 2, b[p + 1]!, 'binary data', p);
+    case 0xc5:
+      need(b, p + 1, 2, 'a bin header', p);
+      return scanBytes(b, p + 3, u16(b, p + 1), 'binary data', p);
+    case 0xc6:
+      need(b, p + 1, 4, 'a bin header', p);
+      return scanBytes(b, p + 5, u32(b, p + 1), 'binary data', p);
+    case 0xc7:
+      return extension(b, p, 2);
+    case 0xc8:
+      return extension(b, p, 3);
+    case 0xc9:
+      return extension(b, p, 5);
+    case 0xca:
+      need(b, p + 1, 4, 'a float32', p);
+      return p + 5;
+    case 0xcb:
+      need(b, p + 1, 8, 'a float64', p);
+      return p + 9;
+    case 0xcc:
+      need(b, p + 1, 1, 'a uint8', p);
+      return p + 2;
+    case 0xcd:
+      need(b, p + 1, 2, 'a uint16', p);
+      return p + 3;
+    case 0xce:
+      need(b, p + 1, 4, 'a uint32', p);
+      return p + 5;
     case 0xcf: {
       need(b, p + 1, 8, 'a uint64', p);
       if (u32(b, p + 1) > 0x1fffff) refuse('a uint64 beyond the safe integer range', p);
       return p + 9;
     }
-    case 0xd0: need(b, p + 1, 1, 'an int8', p); return p + 2;
-    case 0xd1: need(b, p + 1, 2, 'an int16', p); return p + 3;
-    case 0xd2: need(b, p + 1, 4, 'an int32', p); return p + 5;
+    case 0xd0:
+      need(b, p + 1, 1, 'an int8', p);
+      return p + 2;
+    case 0xd1:
+      need(b, p + 1, 2, 'an int16', p);
+      return p + 3;
+    case 0xd2:
+      need(b, p + 1, 4, 'an int32', p);
+      return p + 5;
     case 0xd3: {
       need(b, p + 1, 8, 'an int64', p);
       // Exact for every safe value; anything the float rounds lies beyond 2^53 and stays unsafe.
@@ -99,14 +128,33 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
       if (!Number.isSafeInteger(v)) refuse('an int64 beyond the safe integer range', p);
       return p + 9;
     }
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: return extension(b, p, 1);
-    case 0xd9: need(b, p + 1, 1, 'a str header', p); return scanBytes(b, p + 2, b[p + 1]!, 'a string', p);
-    case 0xda: need(b, p + 1, 2, 'a str header', p); return scanBytes(b, p + 3, u16(b, p + 1), 'a string', p);
-    case 0xdb: need(b, p + 1, 4, 'a str header', p); return scanBytes(b, p + 5, u32(b, p + 1), 'a string', p);
-    case 0xdc: need(b, p + 1, 2, 'an array header', p); return scanArray(b, p + 3, u16(b, p + 1), depth, p);
-    case 0xdd: need(b, p + 1, 4, 'an array header', p); return scanArray(b, p + 5, u32(b, p + 1), depth, p);
-    case 0xde: need(b, p + 1, 2, 'a map header', p); return scanMap(b, p + 3, u16(b, p + 1), depth, p);
-    case 0xdf: need(b, p + 1, 4, 'a map header', p); return scanMap(b, p + 5, u32(b, p + 1), depth, p);
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+      return extension(b, p, 1);
+    case 0xd9:
+      need(b, p + 1, 1, 'a str header', p);
+      return scanBytes(b, p + 2, b[p + 1]!, 'a string', p);
+    case 0xda:
+      need(b, p + 1, 2, 'a str header', p);
+      return scanBytes(b, p + 3, u16(b, p + 1), 'a string', p);
+    case 0xdb:
+      need(b, p + 1, 4, 'a str header', p);
+      return scanBytes(b, p + 5, u32(b, p + 1), 'a string', p);
+    case 0xdc:
+      need(b, p + 1, 2, 'an array header', p);
+      return scanArray(b, p + 3, u16(b, p + 1), depth, p);
+    case 0xdd:
+      need(b, p + 1, 4, 'an array header', p);
+      return scanArray(b, p + 5, u32(b, p + 1), depth, p);
+    case 0xde:
+      need(b, p + 1, 2, 'a map header', p);
+      return scanMap(b, p + 3, u16(b, p + 1), depth, p);
+    case 0xdf:
+      need(b, p + 1, 4, 'a map header', p);
+      return scanMap(b, p + 5, u32(b, p + 1), depth, p);
   }
   return refuse(`the byte 0x${t.toString(16)}`, p);
 }
@@ -147,10 +195,19 @@ function scanKey(b: Uint8Array, p: number): number {
   const t = b[p]!;
   let start = p + 1;
   let n = t & 0x1f;
-  if (t === 0xd9) { need(b, p + 1, 1, 'a str header', p); start = p + 2; n = b[p + 1]!; }
-  else if (t === 0xda) { need(b, p + 1, 2, 'a str header', p); start = p + 3; n = u16(b, p + 1); }
-  else if (t === 0xdb) { need(b, p + 1, 4, 'a str header', p); start = p + 5; n = u32(b, p + 1); }
-  else if (t < 0xa0 || t > 0xbf) refuse('a map key that is not a string', p);
+  if (t === 0xd9) {
+    need(b, p + 1, 1, 'a str header', p);
+    start = p + 2;
+    n = b[p + 1]!;
+  } else if (t === 0xda) {
+    need(b, p + 1, 2, 'a str header', p);
+    start = p + 3;
+    n = u16(b, p + 1);
+  } else if (t === 0xdb) {
+    need(b, p + 1, 4, 'a str header', p);
+    start = p + 5;
+    n = u32(b, p + 1);
+  } else if (t < 0xa0 || t > 0xbf) refuse('a map key that is not a string', p);
   need(b, start, n, 'a string', p);
   for (const k of forbiddenKeyBytes) {
     if (k.length !== n) continue;

@@ -45,7 +45,12 @@ describe('msgpack socket.io parser', () => {
     const counter = { sent: 0, received: 0 };
     const { enc, dec } = pair(counter);
     const values = Float32Array.of(0.5, -1.25, 3e-8);
-    const packet = { type: PacketType.EVENT, nsp: '/', id: 3, data: ['fit-result', { round: 2, weights: encodeWeights({ specs: [{ name: 'w', shape: [3], dtype: 'float32' }], values }) }] };
+    const packet = {
+      type: PacketType.EVENT,
+      nsp: '/',
+      id: 3,
+      data: ['fit-result', { round: 2, weights: encodeWeights({ specs: [{ name: 'w', shape: [3], dtype: 'float32' }], values }) }],
+    };
     const frames = enc.encode(packet);
     expect(frames).toHaveLength(1);
     expect(frames[0]).toBeInstanceOf(Uint8Array);
@@ -79,16 +84,25 @@ describe('msgpack socket.io parser', () => {
     const value = fc.letrec((tie) => ({
       any: fc.oneof(
         { depthSize: 'small' },
-        fc.constant(null), fc.boolean(), fc.string(), fc.double(), fc.maxSafeInteger(), fc.uint8Array({ maxLength: 64 }),
-        fc.array(tie('any'), { maxLength: 5 }), fc.dictionary(key, tie('any'), { maxKeys: 5 }),
+        fc.constant(null),
+        fc.boolean(),
+        fc.string(),
+        fc.double(),
+        fc.maxSafeInteger(),
+        fc.uint8Array({ maxLength: 64 }),
+        fc.array(tie('any'), { maxLength: 5 }),
+        fc.dictionary(key, tie('any'), { maxKeys: 5 }),
       ),
     })).any;
-    fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 20 }), value, fc.option(fc.nat()), (name, payload, id) => {
-      fc.pre(!RESERVED_EVENT_NAMES.includes(name));
-      const packet = { type: PacketType.EVENT, nsp: '/', data: [name, payload, { dropped: undefined }], ...(id === null ? {} : { id }) };
-      const got = decode(pair().enc.encode(packet)[0]!);
-      expect(plain(got)).toEqual(plain({ ...packet, data: [name, payload, {}] }));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 20 }), value, fc.option(fc.nat()), (name, payload, id) => {
+        fc.pre(!RESERVED_EVENT_NAMES.includes(name));
+        const packet = { type: PacketType.EVENT, nsp: '/', data: [name, payload, { dropped: undefined }], ...(id === null ? {} : { id }) };
+        const got = decode(pair().enc.encode(packet)[0]!);
+        expect(plain(got)).toEqual(plain({ ...packet, data: [name, payload, {}] }));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('undefined inside arrays travels as nil, never as the undefined extension the decoder refuses', () => {
@@ -117,26 +131,38 @@ describe('hostile MessagePack frames are refused before they are decoded', () =>
     ['a str header claiming 4 GB', hex('db ffffffff 61'), /a string of 4294967295 bytes with only 1 left/],
     ['a bin header claiming 4 GB', hex('c6 ffffffff 00'), /binary data of 4294967295 bytes with only 1 left/],
     ['a bin header cut short', hex('91 c6 ff'), /a bin header of 4 bytes with only 1 left/],
-    ['a msgpackr record definition (real bytes of a records encoder)', records.pack({ type: 2, nsp: '/', data: ['x'] }), /extension type 114 \(msgpackr record definition\)/],
+    [
+      'a msgpackr record definition (real bytes of a records encoder)',
+      records.pack({ type: 2, nsp: '/', data: ['x'] }),
+      /extension type 114 \(msgpackr record definition\)/,
+    ],
     ['a two-byte record definition', hex('d5 72 40 01 91 a1 61 01'), /extension type 114 \(msgpackr record definition\)/],
-    ['structured-clone id and pointer tags (real bytes)', new Packr({ structuredClone: true }).pack(cyclic), /extension type 105 \(structured-clone id\)/],
+    [
+      'structured-clone id and pointer tags (real bytes)',
+      new Packr({ structuredClone: true }).pack(cyclic),
+      /extension type 105 \(structured-clone id\)/,
+    ],
     ['a structured-clone pointer', hex('d6 70 00000001'), /extension type 112 \(structured-clone pointer\)/],
     ['a timestamp (a packed Date)', new Packr({ useRecords: false }).pack(new Date(0)), /extension type 255 \(timestamp\)/],
     ['a Set (moreTypes)', new Packr({ useRecords: false, moreTypes: true }).pack(new Set([1])), /extension type 115 \(Set\)/],
     ['a typed array (moreTypes)', new Packr({ useRecords: false, moreTypes: true }).pack(new Float32Array(2)), /extension type 116 \(typed array\)/],
     ['a BigInt extension', new Packr({ useRecords: false, useBigIntExtension: true }).pack(2n ** 70n), /extension type 66 \(BigInt\)/],
-    ['msgpackr\'s undefined (fixext 0)', hex('92 01 d4 00 00'), /extension type 0 \(undefined\)/],
+    ["msgpackr's undefined (fixext 0)", hex('92 01 d4 00 00'), /extension type 0 \(undefined\)/],
     ['an ext 32 with an unknown type', hex('c9 00000001 07 00'), /extension type 7, which the protocol never uses/],
     ['the reserved byte 0xc1', hex('92 c1 01'), /the reserved byte 0xc1 \(byte 1\)/],
     ['a uint64 of 2^53', hex('cf 0020000000000000'), /a uint64 beyond the safe integer range/],
     ['a uint64 of 2^64-1', hex('81 a1 6e cf ffffffffffffffff'), /a uint64 beyond the safe integer range \(byte 3\)/],
     ['an int64 of -2^53', hex('d3 ffe0000000000000'), /an int64 beyond the safe integer range/],
     ['an int64 of 2^63-1', hex('d3 7fffffffffffffff'), /an int64 beyond the safe integer range/],
-    [`nesting ${MAX_MESSAGEPACK_DEPTH + 1} arrays deep`, hex('91'.repeat(MAX_MESSAGEPACK_DEPTH + 1) + 'c0'), new RegExp(`nesting deeper than ${MAX_MESSAGEPACK_DEPTH}`)],
-    ['100 000 maps deep', hex('81 a1 61'.repeat(100_000) + 'c0'), new RegExp(`nesting deeper than ${MAX_MESSAGEPACK_DEPTH}`)],
-    ['a __proto__ key', hex('81 a9' + Buffer.from('__proto__').toString('hex') + '81 a1 78 01'), /the map key "__proto__"/],
-    ['a constructor key as str 8', hex('81 d9 0b' + Buffer.from('constructor').toString('hex') + '01'), /the map key "constructor"/],
-    ['a prototype key as str 16', hex('81 da 0009' + Buffer.from('prototype').toString('hex') + '01'), /the map key "prototype"/],
+    [
+      `nesting ${MAX_MESSAGEPACK_DEPTH + 1} arrays deep`,
+      hex(`${'91'.repeat(MAX_MESSAGEPACK_DEPTH + 1)}c0`),
+      new RegExp(`nesting deeper than ${MAX_MESSAGEPACK_DEPTH}`),
+    ],
+    ['100 000 maps deep', hex(`${'81 a1 61'.repeat(100_000)}c0`), new RegExp(`nesting deeper than ${MAX_MESSAGEPACK_DEPTH}`)],
+    ['a __proto__ key', hex(`81 a9${Buffer.from('__proto__').toString('hex')}81 a1 78 01`), /the map key "__proto__"/],
+    ['a constructor key as str 8', hex(`81 d9 0b${Buffer.from('constructor').toString('hex')}01`), /the map key "constructor"/],
+    ['a prototype key as str 16', hex(`81 da 0009${Buffer.from('prototype').toString('hex')}01`), /the map key "prototype"/],
     ['a map key that is a number', hex('81 01 02'), /a map key that is not a string/],
     ['a map key that is an array', hex('81 91 a1 61 02'), /a map key that is not a string/],
     ['bytes after the value', hex('c0 c0'), /1 bytes after the value \(byte 1\)/],
@@ -158,7 +184,7 @@ describe('hostile MessagePack frames are refused before they are decoded', () =>
   });
 
   test(`${MAX_MESSAGEPACK_DEPTH} levels of nesting are allowed`, () => {
-    expect(() => scanMessagePack(hex('91'.repeat(MAX_MESSAGEPACK_DEPTH) + 'c0'))).not.toThrow();
+    expect(() => scanMessagePack(hex(`${'91'.repeat(MAX_MESSAGEPACK_DEPTH)}c0`))).not.toThrow();
   });
 
   test('maxFrameBytes refuses longer frames before reading them, and counts them as received', () => {
@@ -166,8 +192,11 @@ describe('hostile MessagePack frames are refused before they are decoded', () =>
     const frame = pair().enc.encode({ type: PacketType.EVENT, nsp: '/', data: ['x', 'y'.repeat(100)] })[0]!;
     expect(decode(frame, { maxFrameBytes: frame.byteLength }).data[0]).toBe('x');
     const { dec } = pair(counter, { maxFrameBytes: frame.byteLength - 1 });
-    expectFtlError(() => dec.add(frame), ErrorCode.InvalidMessage,
-      new RegExp(`^refused a frame of ${frame.byteLength} bytes: the limit is ${frame.byteLength - 1}; send smaller messages$`));
+    expectFtlError(
+      () => dec.add(frame),
+      ErrorCode.InvalidMessage,
+      new RegExp(`^refused a frame of ${frame.byteLength} bytes: the limit is ${frame.byteLength - 1}; send smaller messages$`),
+    );
     expect(counter.received).toBe(frame.byteLength);
   });
 });
@@ -183,8 +212,16 @@ describe('socket.io reserved event names', () => {
     }
   });
 
-  test('the list is the one socket.io itself reserves, and error, which reports a server socket\'s connection errors', () => {
-    expect([...RESERVED_EVENT_NAMES].sort()).toEqual(['connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
+  test("the list is the one socket.io itself reserves, and error, which reports a server socket's connection errors", () => {
+    expect([...RESERVED_EVENT_NAMES].sort()).toEqual([
+      'connect',
+      'connect_error',
+      'disconnect',
+      'disconnecting',
+      'error',
+      'newListener',
+      'removeListener',
+    ]);
   });
 
   describe('on a real socket.io server', () => {
@@ -223,7 +260,13 @@ describe('socket.io reserved event names', () => {
       // socket.io-client refuses to emit a reserved name, so the frame is written to the transport directly.
       hostile.io.engine.write(enc.encode({ type: PacketType.EVENT, nsp: '/', data: ['disconnect', 'spoofed'] })[0]! as Buffer);
       // The server reads frames in order: the next one is answered only if the socket survived the first.
-      const answered = hostile.timeout(60_000).emitWithAck('hello', 1).then((a: string) => `answered: ${a}`, () => 'no answer');
+      const answered = hostile
+        .timeout(60_000)
+        .emitWithAck('hello', 1)
+        .then(
+          (a: string) => `answered: ${a}`,
+          () => 'no answer',
+        );
       expect(await Promise.race([closed, answered])).toBe('transport close');
       expect(log).toEqual(['hostile disconnect forced close connected=false']);
       expect(await honest.emitWithAck('hello', 1)).toBe('hi honest');

@@ -25,7 +25,13 @@ interface Packet {
  * refuses them.
  */
 export const RESERVED_EVENT_NAMES: readonly string[] = [
-  'connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener', 'error',
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'newListener',
+  'removeListener',
+  'error',
 ];
 
 /** Options of {@link createMsgpackParser}. */
@@ -41,7 +47,10 @@ export interface MsgpackParserOptions {
 // refused those outside the safe range, which would otherwise come back as BigInts.
 // (`skipValues` is a msgpackr option its type declarations do not list.)
 const packr = new Packr({
-  useRecords: false, mapsAsObjects: true, encodeUndefinedAsNil: true, int64AsType: 'number',
+  useRecords: false,
+  mapsAsObjects: true,
+  encodeUndefinedAsNil: true,
+  int64AsType: 'number',
   ...{ skipValues: [undefined] },
 });
 
@@ -52,8 +61,11 @@ function checkPacket(p: unknown): Packet {
   const isEvent = o?.type === PacketType.EVENT || o?.type === PacketType.BINARY_EVENT;
   const isAck = o?.type === PacketType.ACK || o?.type === PacketType.BINARY_ACK;
   const valid =
-    typeof o === 'object' && o !== null &&
-    typeof o.type === 'number' && o.type >= PacketType.CONNECT && o.type <= PacketType.BINARY_ACK &&
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.type === 'number' &&
+    o.type >= PacketType.CONNECT &&
+    o.type <= PacketType.BINARY_ACK &&
     typeof o.nsp === 'string' &&
     (o.id === undefined || (Number.isSafeInteger(o.id) && o.id >= 0)) &&
     (!isEvent || (Array.isArray(o.data) && typeof o.data[0] === 'string')) &&
@@ -99,7 +111,10 @@ export function createMsgpackParser(
       const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
       if (counter) counter.received += bytes.byteLength;
       if (bytes.byteLength > maxFrameBytes) {
-        throw new FtlError(ErrorCode.InvalidMessage, `refused a frame of ${bytes.byteLength} bytes: the limit is ${maxFrameBytes}; send smaller messages`);
+        throw new FtlError(
+          ErrorCode.InvalidMessage,
+          `refused a frame of ${bytes.byteLength} bytes: the limit is ${maxFrameBytes}; send smaller messages`,
+        );
       }
       scanMessagePack(bytes);
       let packet: unknown;

@@ -56,7 +56,13 @@ describe('weight codec', () => {
   });
 
   test('tensorsByName gives each tensor its own slice of the flat values, by name, without copying', () => {
-    const w = { specs: [{ name: 'a/kernel', shape: [2, 2], dtype: 'float32' as const }, { name: 'a/bias', shape: [2], dtype: 'float32' as const }], values: Float32Array.of(1, 2, 3, 4, 5, 6) };
+    const w = {
+      specs: [
+        { name: 'a/kernel', shape: [2, 2], dtype: 'float32' as const },
+        { name: 'a/bias', shape: [2], dtype: 'float32' as const },
+      ],
+      values: Float32Array.of(1, 2, 3, 4, 5, 6),
+    };
     const t = tensorsByName(w);
     expect([...t.keys()]).toEqual(['a/kernel', 'a/bias']);
     expect(Array.from(t.get('a/bias')!)).toEqual([5, 6]);
@@ -65,12 +71,20 @@ describe('weight codec', () => {
   });
 
   test('assertSameSpecs names the first differing tensor', () => {
-    const expected: WeightSpec[] = [{ name: 'a/kernel', shape: [4, 2], dtype: 'float32' }, { name: 'a/bias', shape: [2], dtype: 'float32' }];
+    const expected: WeightSpec[] = [
+      { name: 'a/kernel', shape: [4, 2], dtype: 'float32' },
+      { name: 'a/bias', shape: [2], dtype: 'float32' },
+    ];
     expectFtlError(
       () => assertSameSpecs([expected[0]!, { name: 'a/bias', shape: [3], dtype: 'float32' }], expected),
-      ErrorCode.WeightsMismatch, /^tensor 1 should be a\/bias \[2\] float32 but is a\/bias \[3\] float32$/,
+      ErrorCode.WeightsMismatch,
+      /^tensor 1 should be a\/bias \[2\] float32 but is a\/bias \[3\] float32$/,
     );
-    expectFtlError(() => assertSameSpecs([expected[0]!], expected), ErrorCode.WeightsMismatch, /^expected 2 tensors \(a\/kernel, a\/bias\) but got 1$/);
+    expectFtlError(
+      () => assertSameSpecs([expected[0]!], expected),
+      ErrorCode.WeightsMismatch,
+      /^expected 2 tensors \(a\/kernel, a\/bias\) but got 1$/,
+    );
     expect(() => assertSameSpecs(expected, expected)).not.toThrow();
   });
 

@@ -58,10 +58,7 @@ export function specsSize(specs: readonly WeightSpec[]): number {
 export function encodeWeights(weights: Weights): EncodedWeights {
   const expected = specsSize(weights.specs);
   if (weights.values.length !== expected) {
-    throw new FtlError(
-      ErrorCode.WeightsMismatch,
-      `weights hold ${weights.values.length} values but their specs describe ${expected}`,
-    );
+    throw new FtlError(ErrorCode.WeightsMismatch, `weights hold ${weights.values.length} values but their specs describe ${expected}`);
   }
   const v = weights.values;
   return { specs: weights.specs, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
@@ -80,10 +77,7 @@ export function decodeWeights(encoded: EncodedWeights): Weights {
       `weight data is ${d.byteLength} bytes but the specs describe ${expected} (${expected / 4} float32 values)`,
     );
   }
-  const values =
-    d.byteOffset % 4 === 0
-      ? new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4)
-      : new Float32Array(new Uint8Array(d).buffer); // a copy: Buffer#slice would return a view
+  const values = d.byteOffset % 4 === 0 ? new Float32Array(d.buffer, d.byteOffset, d.byteLength / 4) : new Float32Array(new Uint8Array(d).buffer); // a copy: Buffer#slice would return a view
   return { specs: encoded.specs, values };
 }
 

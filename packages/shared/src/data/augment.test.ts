@@ -3,12 +3,21 @@ import { augmentDataset, withAugmentedCopies } from './augment.js';
 import type { ImageDataset } from './dataset.js';
 
 const dataset = (images: number[], channels: number, side: number): ImageDataset => ({
-  images: Float32Array.from(images), labels: new Int32Array(images.length / (side * side * channels)),
-  n: images.length / (side * side * channels), height: side, width: side, channels, classes: ['a', 'b'],
+  images: Float32Array.from(images),
+  labels: new Int32Array(images.length / (side * side * channels)),
+  n: images.length / (side * side * channels),
+  height: side,
+  width: side,
+  channels,
+  classes: ['a', 'b'],
 });
 
 describe('seeded augmentation', () => {
-  const img = dataset(Array.from({ length: 2 * 5 * 5 }, (_, i) => (i % 25 === 12 ? 1 : 0)), 1, 5); // a centre dot, twice
+  const img = dataset(
+    Array.from({ length: 2 * 5 * 5 }, (_, i) => (i % 25 === 12 ? 1 : 0)),
+    1,
+    5,
+  ); // a centre dot, twice
 
   test('is reproducible per seed, keeps labels and shape, and moves the image', () => {
     const a = augmentDataset(img, { shift: 0.3, rotation: 20 }, 7);
@@ -37,7 +46,11 @@ describe('seeded augmentation', () => {
 
 describe('augmented copies of a training split', () => {
   test('keeps the originals first, adds seeded copies with the same labels, and copies 0 changes nothing', () => {
-    const ds = dataset(Array.from({ length: 3 * 25 }, (_, i) => (i % 7) / 7), 1, 5);
+    const ds = dataset(
+      Array.from({ length: 3 * 25 }, (_, i) => (i % 7) / 7),
+      1,
+      5,
+    );
     const grown = withAugmentedCopies(ds, { copies: 2, shift: 0.2, rotation: 15 }, 5);
     expect(grown.n).toBe(9);
     expect(grown.images.subarray(0, 75)).toEqual(ds.images);

@@ -24,7 +24,10 @@ export function augmentDataset(ds: ImageDataset, o: AugmentOptions, seed: number
   const shift = o.shift ?? 0;
   const rotation = o.rotation ?? 0;
   if (!(shift >= 0 && shift < 0.5) || !(rotation >= 0 && rotation <= 180)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `augmentation needs shift in [0, 0.5) and rotation in [0, 180] degrees (got shift ${shift}, rotation ${rotation})`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `augmentation needs shift in [0, 0.5) and rotation in [0, 180] degrees (got shift ${shift}, rotation ${rotation})`,
+    );
   }
   const rng = createRng(seed);
   const { height: h, width: w, channels: c } = ds;

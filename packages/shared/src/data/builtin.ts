@@ -10,9 +10,7 @@ export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist'] as const;
 /** One of {@link BUILTIN_DATASETS}. */
 export type BuiltinDatasetName = (typeof BUILTIN_DATASETS)[number];
 
-const FASHION_CLASSES = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
-];
+const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -55,12 +53,13 @@ function loadMnist(): ImageDataset {
 function loadFashionMnist(log?: Logger): ImageDataset {
   const dir = join(packageDir('fashion-mnist'), 'src', 'clothes');
   const perClass = FASHION_CLASSES.map((_, c) => (JSON.parse(readFileSync(join(dir, `${c}.json`), 'utf8')) as { data: unknown[] }).data);
-  const valid = perClass.map((rows, c) =>
-    rows.filter((row, r) => {
-      const ok = Array.isArray(row) && row.length === PIXELS;
-      if (!ok) log?.warn('dataset-row-skipped', { dataset: 'fashion-mnist', class: c, row: r, length: Array.isArray(row) ? row.length : -1 });
-      return ok;
-    }) as number[][],
+  const valid = perClass.map(
+    (rows, c) =>
+      rows.filter((row, r) => {
+        const ok = Array.isArray(row) && row.length === PIXELS;
+        if (!ok) log?.warn('dataset-row-skipped', { dataset: 'fashion-mnist', class: c, row: r, length: Array.isArray(row) ? row.length : -1 });
+        return ok;
+      }) as number[][],
   );
   const n = valid.reduce((s, rows) => s + rows.length, 0);
   const images = new Float32Array(n * PIXELS);

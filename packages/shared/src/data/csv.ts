@@ -138,7 +138,9 @@ export function parseCsvDataset(text: string, file: string, options: CsvOptions 
       const s = fields[c]!;
       const v = Number(s);
       if (!Number.isFinite(v) || s.trim() === '') {
-        fail(`${where}, column "${header[c]}": ${JSON.stringify(s.trim())} is not a number; pixel columns hold numbers (0–255 integers or values in [0, 1])`);
+        fail(
+          `${where}, column "${header[c]}": ${JSON.stringify(s.trim())} is not a number; pixel columns hold numbers (0–255 integers or values in [0, 1])`,
+        );
       }
       if (v < 0) fail(`${where}, column "${header[c]}": ${s.trim()} is negative; pixel values are 0–255 integers or values in [0, 1]`);
       if (v > max) max = v;
@@ -163,10 +165,7 @@ export function parseCsvDataset(text: string, file: string, options: CsvOptions 
   const labelOrigins: Record<string, string> = {};
   labelText.forEach((t, r) => (labelOrigins[t] ??= `${file} line ${rows[r]! + 1}`));
   const shape = sourceShape(perRow, target, file);
-  const dataset = fitDataset(
-    { images: raw, labels: Int32Array.from(labelText, (t) => index.get(t)!), n: rows.length, ...shape, classes },
-    target,
-  );
+  const dataset = fitDataset({ images: raw, labels: Int32Array.from(labelText, (t) => index.get(t)!), n: rows.length, ...shape, classes }, target);
   return { dataset, labelOrigins };
 }
 
@@ -183,7 +182,12 @@ export function loadCsvFile(file: string, options: CsvOptions = {}): LoadedDatas
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder (use --data-dir for image folders)' : `cannot be read (${(err as Error).message})`;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EISDIR'
+          ? 'is a folder (use --data-dir for image folders)'
+          : `cannot be read (${(err as Error).message})`;
     throw new FtlError(ErrorCode.Dataset, `CSV file ${file} ${why}`, { cause: err });
   }
   return parseCsvDataset(text, file, options);

@@ -2,8 +2,13 @@ import { describe, expect, test } from 'vitest';
 import { concatDatasets, keepClasses, subset, type ImageDataset } from './dataset.js';
 
 const ds: ImageDataset = {
-  images: Float32Array.from({ length: 6 * 4 }, (_, i) => Math.floor(i / 4)), labels: Int32Array.of(0, 5, 7, 5, 2, 9), n: 6,
-  height: 2, width: 2, channels: 1, classes: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'],
+  images: Float32Array.from({ length: 6 * 4 }, (_, i) => Math.floor(i / 4)),
+  labels: Int32Array.of(0, 5, 7, 5, 2, 9),
+  n: 6,
+  height: 2,
+  width: 2,
+  channels: 1,
+  classes: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'],
 };
 
 describe('datasets', () => {

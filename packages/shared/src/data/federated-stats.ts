@@ -11,8 +11,11 @@ export { statsInconsistency } from '../protocol/stats-consistency.js';
 export function channelStats(ds: Pick<ImageDataset, 'images' | 'channels'>): ChannelStats {
   const c = ds.channels;
   const s: ChannelStats = {
-    count: 0, sum: new Array<number>(c).fill(0), sumSquares: new Array<number>(c).fill(0),
-    min: new Array<number>(c).fill(Infinity), max: new Array<number>(c).fill(-Infinity),
+    count: 0,
+    sum: new Array<number>(c).fill(0),
+    sumSquares: new Array<number>(c).fill(0),
+    min: new Array<number>(c).fill(Infinity),
+    max: new Array<number>(c).fill(-Infinity),
   };
   const x = ds.images;
   // Float64 accumulation: float32 sums of ~10⁷ values lose the low digits the variance depends on.
@@ -40,7 +43,10 @@ export function channelStats(ds: Pick<ImageDataset, 'images' | 'channels'>): Cha
  */
 export function checkChannelStats(stats: ChannelStats, expect: { values: number; range?: readonly [number, number] }): void {
   const bad = (why: string): never => {
-    throw new FtlError(ErrorCode.Dataset, `channel statistics ${why}; send the statistics of this run's training inputs as channelStats computes them`);
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `channel statistics ${why}; send the statistics of this run's training inputs as channelStats computes them`,
+    );
   };
   if (stats.sum.length !== expect.values) bad(`have ${stats.sum.length} values but this run expects ${expect.values}`);
   const why = statsInconsistency(stats);
@@ -70,18 +76,20 @@ export interface CombineOptions {
  * @throws FtlError(INVALID_MESSAGE) when the statistics disagree on the channel count or are not finite;
  *   FtlError(INVALID_CONFIG) when `trim` is not an integer that leaves at least one site.
  */
-export function combineStats(
-  parts: readonly ChannelStats[], kind: Normalization['kind'] = 'standard', options: CombineOptions = {},
-): Normalization {
+export function combineStats(parts: readonly ChannelStats[], kind: Normalization['kind'] = 'standard', options: CombineOptions = {}): Normalization {
   if (parts.length === 0) throw new FtlError(ErrorCode.InvalidMessage, 'no client statistics to combine');
   const trim = options.trim ?? 0;
   if (!Number.isSafeInteger(trim) || trim < 0 || trim >= parts.length) {
-    throw new FtlError(ErrorCode.InvalidConfig, `trim must be an integer in [0, ${parts.length - 1}] with ${parts.length} sites (got ${trim}); trim fewer sites`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `trim must be an integer in [0, ${parts.length - 1}] with ${parts.length} sites (got ${trim}); trim fewer sites`,
+    );
   }
   const c = parts[0]!.sum.length;
   for (const p of parts) {
     const lengths = [p.sum, p.sumSquares, p.min, p.max].map((a) => a.length);
-    if (lengths.some((l) => l !== c)) throw new FtlError(ErrorCode.InvalidMessage, `channel statistics disagree: ${c} channels vs ${lengths.join('/')}`);
+    if (lengths.some((l) => l !== c))
+      throw new FtlError(ErrorCode.InvalidMessage, `channel statistics disagree: ${c} channels vs ${lengths.join('/')}`);
     if (!Number.isFinite(p.count) || p.count < 0 || [...p.sum, ...p.sumSquares].some((v) => !Number.isFinite(v))) {
       throw new FtlError(ErrorCode.InvalidMessage, 'channel statistics must be finite with a count ≥ 0');
     }

@@ -76,16 +76,47 @@ describe('PNG and JPEG decoding', () => {
   });
 
   test.each([
-    ['text named .png', new TextEncoder().encode('hello, not an image'), 'notes.png', /^notes\.png is not a PNG or JPEG image \(its first bytes are neither signature; 19 bytes\); re-export it as PNG or JPEG, or remove it$/],
+    [
+      'text named .png',
+      new TextEncoder().encode('hello, not an image'),
+      'notes.png',
+      /^notes\.png is not a PNG or JPEG image \(its first bytes are neither signature; 19 bytes\); re-export it as PNG or JPEG, or remove it$/,
+    ],
     ['an empty file', new Uint8Array(0), 'empty.jpg', /^empty\.jpg is not a PNG or JPEG image/],
-    ['a truncated PNG', encodePng(digit(2)).slice(0, 60), 'cut.png', /^cut\.png is a corrupt or unreadable PNG image \(.+\); re-export it or remove it$/],
-    ['a PNG with a broken chunk checksum', (() => { const b = encodePng(digit(2)); b[40] = b[40]! ^ 0xff; return b; })(), 'crc.png', /^crc\.png is a corrupt or unreadable PNG image/],
-    ['a truncated JPEG', encodeJpeg(digit(2)).slice(0, 30), 'cut.jpg', /^cut\.jpg is a corrupt or unreadable JPEG image \(.+\); re-export it or remove it$/],
+    [
+      'a truncated PNG',
+      encodePng(digit(2)).slice(0, 60),
+      'cut.png',
+      /^cut\.png is a corrupt or unreadable PNG image \(.+\); re-export it or remove it$/,
+    ],
+    [
+      'a PNG with a broken chunk checksum',
+      (() => {
+        const b = encodePng(digit(2));
+        b[40] = b[40]! ^ 0xff;
+        return b;
+      })(),
+      'crc.png',
+      /^crc\.png is a corrupt or unreadable PNG image/,
+    ],
+    [
+      'a truncated JPEG',
+      encodeJpeg(digit(2)).slice(0, 30),
+      'cut.jpg',
+      /^cut\.jpg is a corrupt or unreadable JPEG image \(.+\); re-export it or remove it$/,
+    ],
   ])('%s is a DATASET error naming the file', (_, bytes, file, message) => {
     expectFtlError(() => decodeImage(bytes, file), ErrorCode.Dataset, message);
   });
 
-  test.each([['a.png', true], ['B.JPG', true], ['c.jpeg', true], ['d.gif', false], ['e.txt', false], ['png', false]])('isImageFile(%j) is %j', (name, ok) => {
+  test.each([
+    ['a.png', true],
+    ['B.JPG', true],
+    ['c.jpeg', true],
+    ['d.gif', false],
+    ['e.txt', false],
+    ['png', false],
+  ])('isImageFile(%j) is %j', (name, ok) => {
     expect(isImageFile(name)).toBe(ok);
   });
 });

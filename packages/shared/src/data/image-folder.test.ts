@@ -79,7 +79,11 @@ describe('image folder loader', () => {
   describe('errors name the folder or file and say how to fix it', () => {
     test('a folder that does not exist', () => {
       const dir = join(root, 'nowhere');
-      expectFtlError(() => loadImageFolder(dir), ErrorCode.Dataset, new RegExp(`^image folder ${dir} does not exist; give a folder with one sub-folder of PNG or JPEG images per class$`));
+      expectFtlError(
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        new RegExp(`^image folder ${dir} does not exist; give a folder with one sub-folder of PNG or JPEG images per class$`),
+      );
     });
 
     test('a file instead of a folder', () => {
@@ -91,8 +95,11 @@ describe('image folder loader', () => {
     test('an empty folder', () => {
       const dir = fresh();
       expectFtlError(
-        () => loadImageFolder(dir), ErrorCode.Dataset,
-        new RegExp(`^image folder ${dir} has no class sub-folders; put the images in one sub-folder per class, named by its label \\(${dir}/<label>/image\\.png\\)$`),
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        new RegExp(
+          `^image folder ${dir} has no class sub-folders; put the images in one sub-folder per class, named by its label \\(${dir}/<label>/image\\.png\\)$`,
+        ),
       );
     });
 
@@ -100,7 +107,11 @@ describe('image folder loader', () => {
       const dir = fresh();
       write(join(dir, 'cat', 'a.png'), encodePng(digit(0, 0)));
       mkdirSync(join(dir, 'dog', 'empty-inside'), { recursive: true });
-      expectFtlError(() => loadImageFolder(dir), ErrorCode.Dataset, new RegExp(`^class folder ${join(dir, 'dog')} has no images; add PNG and JPEG files \\(\\.png, \\.jpg, \\.jpeg\\) or remove the folder$`));
+      expectFtlError(
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        new RegExp(`^class folder ${join(dir, 'dog')} has no images; add PNG and JPEG files \\(\\.png, \\.jpg, \\.jpeg\\) or remove the folder$`),
+      );
     });
 
     test.each([['.gif'], ['.txt'], ['']])('an unsupported file type %j', (ext) => {
@@ -109,8 +120,11 @@ describe('image folder loader', () => {
       write(join(dir, 'cat', `b${ext}`), 'GIF89a');
       const type = ext ? `"${ext}"` : '\\(no extension\\)';
       expectFtlError(
-        () => loadImageFolder(dir), ErrorCode.Dataset,
-        new RegExp(`^${join(dir, 'cat', `b${ext}`)}: unsupported file type ${type}; the image folder takes PNG and JPEG files \\(\\.png, \\.jpg, \\.jpeg\\): convert it or move it out of the folder$`),
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        new RegExp(
+          `^${join(dir, 'cat', `b${ext}`)}: unsupported file type ${type}; the image folder takes PNG and JPEG files \\(\\.png, \\.jpg, \\.jpeg\\): convert it or move it out of the folder$`,
+        ),
       );
     });
 
@@ -118,18 +132,31 @@ describe('image folder loader', () => {
       const dir = fresh();
       write(join(dir, 'cat', 'a.png'), encodePng(digit(0, 0)));
       write(join(dir, 'stray.png'), encodePng(digit(0, 1)));
-      expectFtlError(() => loadImageFolder(dir), ErrorCode.Dataset, /stray\.png is directly in the image folder, so it has no label; move it into its class's sub-folder \(.*\/<label>\/stray\.png\)$/);
+      expectFtlError(
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        /stray\.png is directly in the image folder, so it has no label; move it into its class's sub-folder \(.*\/<label>\/stray\.png\)$/,
+      );
     });
 
     test.each([
-      ['a truncated PNG', 'bad.png', encodePng(digit(5, 0)).slice(0, 50), /bad\.png is a corrupt or unreadable PNG image \(.+\); re-export it or remove it$/],
+      [
+        'a truncated PNG',
+        'bad.png',
+        encodePng(digit(5, 0)).slice(0, 50),
+        /bad\.png is a corrupt or unreadable PNG image \(.+\); re-export it or remove it$/,
+      ],
       ['a truncated JPEG', 'bad.jpg', encodeJpeg(digit(5, 0)).slice(0, 40), /bad\.jpg is a corrupt or unreadable JPEG image/],
       ['text named .jpeg', 'bad.jpeg', new TextEncoder().encode('not really'), /bad\.jpeg is not a PNG or JPEG image/],
     ])('%s', (_, name, bytes, message) => {
       const dir = fresh();
       write(join(dir, 'five', 'ok.png'), encodePng(digit(5, 1)));
       write(join(dir, 'five', name), bytes);
-      expectFtlError(() => loadImageFolder(dir), ErrorCode.Dataset, new RegExp(join(dir, 'five').replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '/' + message.source));
+      expectFtlError(
+        () => loadImageFolder(dir),
+        ErrorCode.Dataset,
+        new RegExp(`${join(dir, 'five').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/${message.source}`),
+      );
     });
 
     test('an image that cannot be read (a broken link; as root, permissions cannot make one)', () => {

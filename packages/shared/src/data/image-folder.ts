@@ -15,7 +15,9 @@ const hidden = (name: string) => name.startsWith('.');
 
 function readDir(dir: string, what: string): string[] {
   try {
-    return readdirSync(dir).filter((n) => !hidden(n)).sort(compareLabels);
+    return readdirSync(dir)
+      .filter((n) => !hidden(n))
+      .sort(compareLabels);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'is not a folder' : `cannot be read (${(err as Error).message})`;

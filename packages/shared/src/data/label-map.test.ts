@@ -5,7 +5,13 @@ import type { ImageDataset } from './dataset.js';
 import { alignShardToRun, compareLabels, labelIndexMap, localLabels, type LocalShard } from './label-map.js';
 
 const ds = (labels: number[], classes: string[]): ImageDataset => ({
-  images: new Float32Array(labels.length), labels: Int32Array.from(labels), n: labels.length, height: 1, width: 1, channels: 1, classes,
+  images: new Float32Array(labels.length),
+  labels: Int32Array.from(labels),
+  n: labels.length,
+  height: 1,
+  width: 1,
+  channels: 1,
+  classes,
 });
 
 describe('mapping local labels to the run label set', () => {
@@ -24,7 +30,8 @@ describe('mapping local labels to the run label set', () => {
 
   test('an unknown label is a DATASET error naming the label, where it came from and how to fix it', () => {
     const shard: LocalShard = {
-      train: ds([0, 1], ['cat', 'zebra']), val: ds([0], ['cat', 'zebra']),
+      train: ds([0, 1], ['cat', 'zebra']),
+      val: ds([0], ['cat', 'zebra']),
       labelOrigins: { cat: 'folder /data/cat', zebra: 'folder /data/zebra' },
     };
     expectFtlError(
@@ -36,7 +43,11 @@ describe('mapping local labels to the run label set', () => {
 
   test('a label that differs only in case is still unknown, with a hint', () => {
     const shard: LocalShard = { train: ds([0], ['Pneumonia']), val: ds([0], ['Pneumonia']), labelOrigins: { Pneumonia: 'data.csv line 2' } };
-    expectFtlError(() => alignShardToRun(shard, ['normal', 'pneumonia']), ErrorCode.Dataset, /^local label "Pneumonia" \(from data\.csv line 2\) .*; did you mean "pneumonia"\? Names must match exactly;/);
+    expectFtlError(
+      () => alignShardToRun(shard, ['normal', 'pneumonia']),
+      ErrorCode.Dataset,
+      /^local label "Pneumonia" \(from data\.csv line 2\) .*; did you mean "pneumonia"\? Names must match exactly;/,
+    );
   });
 
   test('a declared local class with no samples may be missing from the run', () => {

@@ -43,7 +43,10 @@ export function splitLocalData(loaded: LoadedDataset, o: LocalSplitOptions, sour
   let ds = loaded.dataset;
   if (o.limit !== undefined && o.limit < ds.n) ds = subset(ds, splitIndices(ds.n, o.limit / ds.n, o.seed)[1]);
   if (ds.n < 2) {
-    throw new FtlError(ErrorCode.Dataset, `${source} has ${ds.n} sample${ds.n === 1 ? '' : 's'}; a client needs at least 2 (one to train on, one to validate); add data`);
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `${source} has ${ds.n} sample${ds.n === 1 ? '' : 's'}; a client needs at least 2 (one to train on, one to validate); add data`,
+    );
   }
   const valCount = Math.min(ds.n - 1, Math.max(1, Math.round(ds.n * (o.valFraction ?? 0.15))));
   const [train, val] = splitIndices(ds.n, valCount / ds.n, o.seed + 1);
@@ -66,12 +69,14 @@ export function loadLocalShard(source: DataSource, o: { shape?: ImageShape; log?
     const shard = loadClientShard(options, o.log, o.loaded);
     const origin = `built-in dataset "${source.dataset}"`;
     return {
-      train: fitDataset(shard.train, shape), val: fitDataset(shard.val, shape),
+      train: fitDataset(shard.train, shape),
+      val: fitDataset(shard.val, shape),
       labelOrigins: Object.fromEntries(shard.train.classes.map((c) => [c, origin])),
     };
   }
-  const loaded = source.kind === 'image-folder'
-    ? loadImageFolder(source.dir, { shape, ...(o.log ? { log: o.log } : {}) })
-    : loadCsvFile(source.file, { shape, ...(source.labelColumn !== undefined ? { labelColumn: source.labelColumn } : {}) });
+  const loaded =
+    source.kind === 'image-folder'
+      ? loadImageFolder(source.dir, { shape, ...(o.log ? { log: o.log } : {}) })
+      : loadCsvFile(source.file, { shape, ...(source.labelColumn !== undefined ? { labelColumn: source.labelColumn } : {}) });
   return splitLocalData(loaded, source, describeDataSource(source));
 }

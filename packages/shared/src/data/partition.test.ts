@@ -7,12 +7,18 @@ const labelsArb = fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 200, max
 describe('partitioning', () => {
   test('every sample goes to exactly one client, for iid and dirichlet', () => {
     fc.assert(
-      fc.property(labelsArb, fc.integer({ min: 1, max: 8 }), fc.constantFrom('iid', 'dirichlet:0.5', 'dirichlet:5', 'shards:2'), fc.nat(), (labels, clients, p, seed) => {
-        const parts = partitionIndices(labels, 10, parsePartition(p), clients, seed);
-        expect(parts).toHaveLength(clients);
-        const all = parts.flatMap((x) => Array.from(x)).sort((a, b) => a - b);
-        expect(all).toEqual(Array.from({ length: labels.length }, (_, i) => i));
-      }),
+      fc.property(
+        labelsArb,
+        fc.integer({ min: 1, max: 8 }),
+        fc.constantFrom('iid', 'dirichlet:0.5', 'dirichlet:5', 'shards:2'),
+        fc.nat(),
+        (labels, clients, p, seed) => {
+          const parts = partitionIndices(labels, 10, parsePartition(p), clients, seed);
+          expect(parts).toHaveLength(clients);
+          const all = parts.flatMap((x) => Array.from(x)).sort((a, b) => a - b);
+          expect(all).toEqual(Array.from({ length: labels.length }, (_, i) => i));
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -27,11 +33,13 @@ describe('partitioning', () => {
   test('small alpha skews the class mix; iid keeps it even', () => {
     const labels = Int32Array.from({ length: 5000 }, (_, i) => i % 10);
     const skew = (parts: Int32Array[]) =>
-      Math.max(...parts.map((p) => {
-        const counts = new Array(10).fill(0);
-        p.forEach((i) => counts[labels[i]!]++);
-        return Math.max(...counts) / p.length;
-      }));
+      Math.max(
+        ...parts.map((p) => {
+          const counts = new Array(10).fill(0);
+          p.forEach((i) => counts[labels[i]!]++);
+          return Math.max(...counts) / p.length;
+        }),
+      );
     expect(skew(partitionIndices(labels, 10, { kind: 'iid' }, 5, 1))).toBeLessThan(0.15);
     expect(skew(partitionIndices(labels, 10, { kind: 'dirichlet', alpha: 0.1 }, 5, 1))).toBeGreaterThan(0.4);
   });
@@ -53,7 +61,9 @@ describe('partitioning', () => {
   });
 
   test.each([['dirichlet'], ['dirichlet:0'], ['dirichlet:-1'], ['dirichlet:abc'], ['shards'], ['shards:0']])('rejects partition %j', (text) => {
-    expect(() => parsePartition(text)).toThrow(`partition must be "iid", "dirichlet:<alpha>" with alpha > 0 (e.g. dirichlet:0.5) or "shards:<k>" with k ≥ 1 (got "${text}")`);
+    expect(() => parsePartition(text)).toThrow(
+      `partition must be "iid", "dirichlet:<alpha>" with alpha > 0 (e.g. dirichlet:0.5) or "shards:<k>" with k ≥ 1 (got "${text}")`,
+    );
   });
 
   test('refuses more clients than the samples can feed', () => {

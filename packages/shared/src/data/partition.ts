@@ -77,7 +77,10 @@ export function partitionIndices(
     // Sort by label (seeded order within a label), cut into clients·k equal shards, deal k random shards to each.
     const idx = shuffleInPlace(range(labels.length), rng).sort((a, b) => labels[a]! - labels[b]! || a - b);
     const count = clients * spec.perClient;
-    const order = shuffleInPlace(Array.from({ length: count }, (_, i) => i), rng);
+    const order = shuffleInPlace(
+      Array.from({ length: count }, (_, i) => i),
+      rng,
+    );
     return Array.from({ length: clients }, (_, c) => {
       const mine: number[] = [];
       for (let j = 0; j < spec.perClient; j++) {
@@ -109,7 +112,6 @@ export function partitionIndices(
   }
   throw new FtlError(
     ErrorCode.InvalidConfig,
-    `dirichlet:${spec.alpha} could not give each of ${clients} clients ${minPerClient} samples in 100 draws; ` +
-      'raise alpha or use fewer clients',
+    `dirichlet:${spec.alpha} could not give each of ${clients} clients ${minPerClient} samples in 100 draws; raise alpha or use fewer clients`,
   );
 }

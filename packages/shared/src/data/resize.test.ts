@@ -18,7 +18,12 @@ describe('bilinear resize', () => {
   test('growing matches tf.image.resizeBilinear with half-pixel centres', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.constantFrom(1, 3), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.nat(),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom(1, 3),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.nat(),
         (h, w, c, fy, fx, seed) => {
           const data = Array.from({ length: h * w * c }, (_, i) => ((i * 7919 + seed) % 101) / 100);
           const ours = resizeBilinear(img(data, h, w, c), h * fy, w * fx).data;
@@ -33,11 +38,17 @@ describe('bilinear resize', () => {
 
   test('a constant image stays constant at any size', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), (h, w, oh, ow) => {
-        const out = resizeBilinear(img(new Array(h * w).fill(0.37), h, w, 1), oh, ow).data;
-        expect(out.length).toBe(oh * ow);
-        out.forEach((v) => expect(v).toBeCloseTo(0.37, 5));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 40 }),
+        (h, w, oh, ow) => {
+          const out = resizeBilinear(img(new Array(h * w).fill(0.37), h, w, 1), oh, ow).data;
+          expect(out.length).toBe(oh * ow);
+          out.forEach((v) => expect(v).toBeCloseTo(0.37, 5));
+        },
+      ),
       { numRuns: 60 },
     );
   });
@@ -63,7 +74,11 @@ describe('channel conversion', () => {
   });
 
   test('other channel counts are refused', () => {
-    expectFtlError(() => convertChannels(img([0, 0, 0, 0], 1, 1, 4), 1), ErrorCode.Dataset, /cannot convert 4-channel images to 1 channels; images must be grayscale \(1\) or RGB \(3\)/);
+    expectFtlError(
+      () => convertChannels(img([0, 0, 0, 0], 1, 1, 4), 1),
+      ErrorCode.Dataset,
+      /cannot convert 4-channel images to 1 channels; images must be grayscale \(1\) or RGB \(3\)/,
+    );
   });
 });
 
@@ -91,6 +106,10 @@ describe('fitting images and datasets to a target shape', () => {
   });
 
   test.each(['28x28', '28x28x2', '0x28x1', 'axbxc', '5000x5x1'])('rejects image shape %j', (text) => {
-    expectFtlError(() => parseImageShape(text), ErrorCode.InvalidConfig, /^image shape must be HEIGHTxWIDTHxCHANNELS with sides 1–4096 and 1 \(grayscale\) or 3 \(RGB\) channels, e\.g\. 28x28x1/);
+    expectFtlError(
+      () => parseImageShape(text),
+      ErrorCode.InvalidConfig,
+      /^image shape must be HEIGHTxWIDTHxCHANNELS with sides 1–4096 and 1 \(grayscale\) or 3 \(RGB\) channels, e\.g\. 28x28x1/,
+    );
   });
 });

@@ -95,7 +95,10 @@ export function convertChannels(img: Pixels, channels: number): Pixels {
   } else if (img.channels === 3 && channels === 1) {
     for (let p = 0; p < pixels; p++) out[p] = LUMA[0] * src[3 * p]! + LUMA[1] * src[3 * p + 1]! + LUMA[2] * src[3 * p + 2]!;
   } else {
-    throw new FtlError(ErrorCode.Dataset, `cannot convert ${img.channels}-channel images to ${channels} channels; images must be grayscale (1) or RGB (3)`);
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `cannot convert ${img.channels}-channel images to ${channels} channels; images must be grayscale (1) or RGB (3)`,
+    );
   }
   return { data: out, height: img.height, width: img.width, channels };
 }

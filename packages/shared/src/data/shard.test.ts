@@ -4,12 +4,20 @@ import { loadClientShard } from './shard.js';
 
 // 1,000 one-pixel images of 10 classes; the pixel holds the image's index, so a shard's images can be traced.
 const data: ImageDataset = {
-  images: Float32Array.from({ length: 1000 }, (_, i) => i), labels: Int32Array.from({ length: 1000 }, (_, i) => i % 10), n: 1000,
-  height: 1, width: 1, channels: 1, classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  images: Float32Array.from({ length: 1000 }, (_, i) => i),
+  labels: Int32Array.from({ length: 1000 }, (_, i) => i % 10),
+  n: 1000,
+  height: 1,
+  width: 1,
+  channels: 1,
+  classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
 };
-const shard = (index: number, perClient?: number) => loadClientShard(
-  { dataset: 'mnist', partition: { kind: 'dirichlet', alpha: 0.5 }, clients: 5, index, seed: 3, ...(perClient ? { perClient } : {}) }, undefined, data,
-);
+const shard = (index: number, perClient?: number) =>
+  loadClientShard(
+    { dataset: 'mnist', partition: { kind: 'dirichlet', alpha: 0.5 }, clients: 5, index, seed: 3, ...(perClient ? { perClient } : {}) },
+    undefined,
+    data,
+  );
 const ids = (s: ReturnType<typeof shard>) => [...s.train.images, ...s.val.images];
 
 describe('client shards', () => {

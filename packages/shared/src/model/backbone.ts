@@ -17,28 +17,52 @@ export function createDefaultBackbone(options: { seed: number; classes: number; 
   const { seed, classes } = options;
   const [f1, f2] = options.filters ?? [16, 32];
   const model = tf.sequential({ name: 'ftl_backbone' });
-  model.add(tf.layers.conv2d({
-    name: 'conv1', inputShape: [28, 28, 1], filters: f1, kernelSize: 5, strides: 2, activation: 'relu',
-    kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed) }),
-  }));
-  model.add(tf.layers.conv2d({
-    name: 'conv2', filters: f2, kernelSize: 3, strides: 2, activation: 'relu',
-    kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 1) }),
-  }));
+  model.add(
+    tf.layers.conv2d({
+      name: 'conv1',
+      inputShape: [28, 28, 1],
+      filters: f1,
+      kernelSize: 5,
+      strides: 2,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed) }),
+    }),
+  );
+  model.add(
+    tf.layers.conv2d({
+      name: 'conv2',
+      filters: f2,
+      kernelSize: 3,
+      strides: 2,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 1) }),
+    }),
+  );
   model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
-  model.add(tf.layers.dense({
-    name: 'fc', units: 64, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 2) }),
-  }));
-  model.add(tf.layers.dense({
-    name: 'source_logits', units: classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 3) }),
-  }));
+  model.add(
+    tf.layers.dense({
+      name: 'fc',
+      units: 64,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 2) }),
+    }),
+  );
+  model.add(
+    tf.layers.dense({
+      name: 'source_logits',
+      units: classes,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 3) }),
+    }),
+  );
   return model;
 }
 
 /** Shape text for messages: `[-1,28,28,1]` reads as `[batch, 28, 28, 1]`. */
 function showShape(shape: readonly (number | null)[] | undefined): string {
-  return shape === undefined ? 'unknown' : `[${shape.map((d, i) => (i === 0 && (d === null || d < 0) ? 'batch' : d === null || d < 0 ? '?' : String(d))).join(', ')}]`;
+  return shape === undefined
+    ? 'unknown'
+    : `[${shape.map((d, i) => (i === 0 && (d === null || d < 0) ? 'batch' : d === null || d < 0 ? '?' : String(d))).join(', ')}]`;
 }
 
 /** Names for a message: the first `max`, then how many more. */
@@ -122,9 +146,7 @@ export function featureExtractor(backbone: tf.LayersModel, layerName: string): L
   return views.at(layerName);
 }
 
-function cutLayers(
-  backbone: tf.LayersModel, layerName: string, views: Pick<LayersFeatureExtractor, 'at' | 'dispose'>,
-): LayersFeatureExtractor {
+function cutLayers(backbone: tf.LayersModel, layerName: string, views: Pick<LayersFeatureExtractor, 'at' | 'dispose'>): LayersFeatureExtractor {
   const layer = backbone.layers.find((l) => l.name === layerName);
   if (layer === undefined) {
     throw new FtlError(
@@ -140,7 +162,10 @@ function cutLayers(
     );
   }
   if (Array.isArray(layer.output)) {
-    throw new FtlError(ErrorCode.BackboneLoad, `layer "${layerName}" has ${layer.output.length} outputs; pick a layer with one output as the feature layer`);
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `layer "${layerName}" has ${layer.output.length} outputs; pick a layer with one output as the feature layer`,
+    );
   }
   let output = layer.output as tf.SymbolicTensor;
   if (output.shape.length > 2) output = tf.layers.flatten().apply(output) as tf.SymbolicTensor;
@@ -154,8 +179,13 @@ function cutLayers(
   const model = tf.model({ inputs: backbone.inputs, outputs: output });
   model.trainable = false;
   return {
-    kind: 'layers', feature: layerName, model, featureDim, inputShape: inShape.slice(1) as [number, number, number],
-    extract: (images) => model.predict(images) as tf.Tensor2D, ...views,
+    kind: 'layers',
+    feature: layerName,
+    model,
+    featureDim,
+    inputShape: inShape.slice(1) as [number, number, number],
+    extract: (images) => model.predict(images) as tf.Tensor2D,
+    ...views,
   };
 }
 
@@ -223,7 +253,11 @@ function defaultGraphOutput(model: tf.GraphModel, where: string): string {
  * from it, then probes the node with a batch of two blank images to learn the feature size.
  */
 function readGraph(
-  model: tf.GraphModel, topology: GraphTopology, name: string, where: string, views: Pick<GraphFeatureExtractor, 'at' | 'dispose'>,
+  model: tf.GraphModel,
+  topology: GraphTopology,
+  name: string,
+  where: string,
+  views: Pick<GraphFeatureExtractor, 'at' | 'dispose'>,
 ): GraphFeatureExtractor {
   const { nodes } = topology;
   const computed = nodes.filter((n) => n.op !== 'Const' && !n.op.startsWith('Placeholder')).map((n) => n.name);
@@ -243,7 +277,10 @@ function readGraph(
     );
   }
   if (input.dtype !== undefined && input.dtype !== 'float32') {
-    throw new FtlError(ErrorCode.BackboneLoad, `${where}: input "${input.name}" is ${input.dtype}; ftl feeds float32 images, so convert the model with a float32 input`);
+    throw new FtlError(
+      ErrorCode.BackboneLoad,
+      `${where}: input "${input.name}" is ${input.dtype}; ftl feeds float32 images, so convert the model with a float32 input`,
+    );
   }
   // A signature key (as TF Hub models have) names a tensor; execute() maps it itself.
   const tensorName = topology.outputs[name] ?? name;
@@ -282,8 +319,13 @@ function readGraph(
     );
   }
   return {
-    kind: 'graph', feature: name, model, featureDim: out.slice(1).reduce((a, b) => a * b, 1), inputShape: [h, w, c],
-    extract: (images) => tf.tidy(() => run(images)), ...views,
+    kind: 'graph',
+    feature: name,
+    model,
+    featureDim: out.slice(1).reduce((a, b) => a * b, 1),
+    inputShape: [h, w, c],
+    extract: (images) => tf.tidy(() => run(images)),
+    ...views,
   };
 }
 
@@ -352,7 +394,9 @@ export function assertInputCompatible(inputShape: readonly (number | null)[], da
  * @throws FtlError(DATASET) when the images do not fit the backbone's input shape.
  */
 export async function extractFeatures(
-  fx: FeatureExtractor, ds: ImageDataset, o: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+  fx: FeatureExtractor,
+  ds: ImageDataset,
+  o: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<Float32Array> {
   assertInputCompatible(fx.inputShape, [ds.height, ds.width, ds.channels]);
   const batchSize = o.batchSize ?? 256;

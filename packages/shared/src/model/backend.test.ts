@@ -4,12 +4,19 @@ import { createLogger } from '../log.js';
 import { defaultLoaders, initBackend, parseBackendName, type BackendLoader, type BackendName } from './backend.js';
 
 const real = (tfName: string, load = async () => {}): BackendLoader => ({ tfName, load });
-const missing = (why: string): BackendLoader => ({ tfName: 'nope', load: async () => { throw new Error(why); } });
+const missing = (why: string): BackendLoader => ({
+  tfName: 'nope',
+  load: async () => {
+    throw new Error(why);
+  },
+});
 
 function loaders(over: Partial<Record<BackendName, BackendLoader>>): Record<BackendName, BackendLoader> {
   return {
     node: missing("Cannot find module '@tensorflow/tfjs-node'"),
-    wasm: real('wasm', async () => { await import('@tensorflow/tfjs-backend-wasm'); }),
+    wasm: real('wasm', async () => {
+      await import('@tensorflow/tfjs-backend-wasm');
+    }),
     cpu: real('cpu'),
     ...over,
   };

@@ -44,13 +44,10 @@ let chosen: BackendName | undefined;
 export function parseBackendName(value: string | undefined): BackendName | undefined {
   if (value === undefined || value === '' || value === 'auto') return undefined;
   if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
-  throw new FtlError(
-    ErrorCode.InvalidConfig,
-    `FTL_BACKEND must be one of ${BACKENDS.join(', ')} or auto (got "${value}")`,
-  );
+  throw new FtlError(ErrorCode.InvalidConfig, `FTL_BACKEND must be one of ${BACKENDS.join(', ')} or auto (got "${value}")`);
 }
 
-async function tryBackend(name: BackendName, loader: BackendLoader): Promise<string | undefined> {
+async function tryBackend(_name: BackendName, loader: BackendLoader): Promise<string | undefined> {
   try {
     await loader.load();
     if (!(await tf.setBackend(loader.tfName))) return `tf.setBackend('${loader.tfName}') returned false`;
@@ -62,11 +59,7 @@ async function tryBackend(name: BackendName, loader: BackendLoader): Promise<str
 }
 
 async function selectBackend(
-  options: {
-    force?: BackendName;
-    log?: Logger;
-    loaders?: Record<BackendName, BackendLoader>;
-  } = {},
+  options: { force?: BackendName; log?: Logger; loaders?: Record<BackendName, BackendLoader> } = {},
 ): Promise<BackendName> {
   const loaders = options.loaders ?? defaultLoaders;
   const forced = options.force ?? parseBackendName(process.env['FTL_BACKEND']);

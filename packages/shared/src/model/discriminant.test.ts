@@ -7,7 +7,10 @@ import { discriminantHead, solveSymmetric, withinClassScatter } from './discrimi
 /** A linear head of `classes` outputs on `d` features, every value `fill`. */
 function linearHead(d: number, classes: number, fill = 0.5): Weights {
   return {
-    specs: [{ name: 'head_output/kernel', shape: [d, classes], dtype: 'float32' }, { name: 'head_output/bias', shape: [classes], dtype: 'float32' }],
+    specs: [
+      { name: 'head_output/kernel', shape: [d, classes], dtype: 'float32' },
+      { name: 'head_output/bias', shape: [classes], dtype: 'float32' },
+    ],
     values: new Float32Array(d * classes + classes).fill(fill),
   };
 }
@@ -18,8 +21,17 @@ function linearHead(d: number, classes: number, fill = 0.5): Weights {
  */
 function correlatedClasses(n: number, seed: number): { x: Float32Array; y: Int32Array } {
   const rng = createRng(seed);
-  const mu = [[0, 0, 0, 0], [1, -1, 0, 0], [0, 1, 1, 0]];
-  const a = [[3, 2.9, 0, 0], [0, 0.3, 0, 0], [0, 0, 3, 2.9], [0, 0, 0, 0.3]];
+  const mu = [
+    [0, 0, 0, 0],
+    [1, -1, 0, 0],
+    [0, 1, 1, 0],
+  ];
+  const a = [
+    [3, 2.9, 0, 0],
+    [0, 0.3, 0, 0],
+    [0, 0, 3, 2.9],
+    [0, 0, 0, 0.3],
+  ];
   const x = new Float32Array(n * 4);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -75,7 +87,8 @@ describe('solveSymmetric', () => {
 
   test('refuses a matrix that is not positive definite', async () => {
     await expect(solveSymmetric(Float64Array.from([1, 2, 2, 1]), 2, Float64Array.from([1, 1]), 1)).rejects.toMatchObject({
-      code: ErrorCode.InvalidConfig, message: expect.stringMatching(/not positive definite \(pivot 1/),
+      code: ErrorCode.InvalidConfig,
+      message: expect.stringMatching(/not positive definite \(pivot 1/),
     });
   });
 
@@ -164,10 +177,17 @@ describe('discriminantHead', () => {
   });
 
   test('refuses a head with hidden layers and statistics that do not fit', async () => {
-    const hidden: Weights = { specs: [{ name: 'head_hidden_0/kernel', shape: [4, 2], dtype: 'float32' }, ...linearHead(2, 3).specs], values: new Float32Array(17) };
-    await expect(discriminantHead(hidden, means, counts, scatter)).rejects.toMatchObject({ code: ErrorCode.InvalidConfig, message: expect.stringMatching(/needs a linear head/) });
+    const hidden: Weights = {
+      specs: [{ name: 'head_hidden_0/kernel', shape: [4, 2], dtype: 'float32' }, ...linearHead(2, 3).specs],
+      values: new Float32Array(17),
+    };
+    await expect(discriminantHead(hidden, means, counts, scatter)).rejects.toMatchObject({
+      code: ErrorCode.InvalidConfig,
+      message: expect.stringMatching(/needs a linear head/),
+    });
     await expect(discriminantHead(linearHead(4, 3), means, counts, scatter.subarray(0, 9))).rejects.toMatchObject({
-      code: ErrorCode.WeightsMismatch, message: expect.stringMatching(/do not fit a head of 3 classes on 4 features/),
+      code: ErrorCode.WeightsMismatch,
+      message: expect.stringMatching(/do not fit a head of 3 classes on 4 features/),
     });
   });
 });

@@ -47,7 +47,11 @@ export async function withinClassScatter(features: Float32Array, labels: Int32Ar
  * @throws FtlError(INVALID_CONFIG) when A is not positive definite (a pivot ≤ 0 or not finite).
  */
 export async function solveSymmetric(
-  a: Float64Array, d: number, b: Float64Array, columns: number, breathe: () => Promise<void> = eventLoopYielder(),
+  a: Float64Array,
+  d: number,
+  b: Float64Array,
+  columns: number,
+  breathe: () => Promise<void> = eventLoopYielder(),
 ): Promise<Float64Array> {
   const l = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
@@ -57,7 +61,10 @@ export async function solveSymmetric(
       for (let k = 0; k < j; k++) s -= l[i * d + k]! * l[j * d + k]!;
       if (i === j) {
         if (!(s > 0) || !Number.isFinite(s)) {
-          throw new FtlError(ErrorCode.InvalidConfig, `the pooled feature covariance is not positive definite (pivot ${i} is ${s}); the features at the cut do not vary, pick another featureLayer`);
+          throw new FtlError(
+            ErrorCode.InvalidConfig,
+            `the pooled feature covariance is not positive definite (pivot ${i} is ${s}); the features at the cut do not vary, pick another featureLayer`,
+          );
         }
         l[i * d + i] = Math.sqrt(s);
       } else {
@@ -97,7 +104,11 @@ export async function solveSymmetric(
  * definite; FtlError(WEIGHTS_MISMATCH) when the sizes do not fit the head.
  */
 export async function discriminantHead(
-  weights: Weights, means: Float64Array, counts: readonly number[], scatter: Float64Array, shrinkage = DISCRIMINANT_SHRINKAGE,
+  weights: Weights,
+  means: Float64Array,
+  counts: readonly number[],
+  scatter: Float64Array,
+  shrinkage = DISCRIMINANT_SHRINKAGE,
 ): Promise<Weights> {
   const { kernel, bias, featureDim: d, classes } = linearOutputLayer(weights, 'a discriminant head');
   if (counts.length !== classes || means.length !== classes * d || scatter.length !== d * d) {
@@ -144,6 +155,7 @@ export async function discriminantHead(
     values[bias.offset + c] = meanColumn[d]! - 10;
   }
   const bad = values.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new FtlError(ErrorCode.InvalidConfig, `the discriminant head has a non-finite value at ${bad}; the pooled class statistics are degenerate`);
+  if (bad >= 0)
+    throw new FtlError(ErrorCode.InvalidConfig, `the discriminant head has a non-finite value at ${bad}; the pooled class statistics are degenerate`);
   return { specs: weights.specs, values };
 }

@@ -18,15 +18,17 @@ describe('fine-tuning schedule', () => {
   });
 
   test('gradual never shrinks, never exceeds its cap, and adds at most one layer per change', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 40 }), (layers, everyRounds, round) => {
-      const s = ft({ mode: 'gradual', layers, everyRounds });
-      const now = unfrozenLayerCount(s, round);
-      const next = unfrozenLayerCount(s, round + 1);
-      expect(now).toBeGreaterThanOrEqual(0);
-      expect(next - now).toBeGreaterThanOrEqual(0);
-      expect(next - now).toBeLessThanOrEqual(1);
-      expect(next).toBeLessThanOrEqual(layers);
-    }));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 40 }), (layers, everyRounds, round) => {
+        const s = ft({ mode: 'gradual', layers, everyRounds });
+        const now = unfrozenLayerCount(s, round);
+        const next = unfrozenLayerCount(s, round + 1);
+        expect(now).toBeGreaterThanOrEqual(0);
+        expect(next - now).toBeGreaterThanOrEqual(0);
+        expect(next - now).toBeLessThanOrEqual(1);
+        expect(next).toBeLessThanOrEqual(layers);
+      }),
+    );
   });
 });
 

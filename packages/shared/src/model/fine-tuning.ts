@@ -65,7 +65,10 @@ export function layerOfTensor(name: string): string {
  * the global model keeps what it learned, and server optimizer moments keep theirs.
  */
 export function remapByName(
-  values: Float32Array, from: readonly WeightSpec[], to: readonly WeightSpec[], fill?: (spec: WeightSpec, index: number) => Float32Array,
+  values: Float32Array,
+  from: readonly WeightSpec[],
+  to: readonly WeightSpec[],
+  fill?: (spec: WeightSpec, index: number) => Float32Array,
 ): Float32Array {
   const offsets = new Map<string, { offset: number; spec: WeightSpec }>();
   let off = 0;
@@ -98,7 +101,9 @@ export function carryOver(previous: Weights, fresh: Weights): Weights {
   }
   return {
     specs: fresh.specs,
-    values: remapByName(previous.values, previous.specs, fresh.specs, (spec, i) => fresh.values.subarray(starts[i]!, starts[i]! + shapeSize(spec.shape))),
+    values: remapByName(previous.values, previous.specs, fresh.specs, (spec, i) =>
+      fresh.values.subarray(starts[i]!, starts[i]! + shapeSize(spec.shape)),
+    ),
   };
 }
 
@@ -107,7 +112,11 @@ export function carryOver(previous: Weights, fresh: Weights): Weights {
  * set: values of tensors kept stay, new tensors start at 0 (as every moment does in round 1). An entry of
  * another length (not per-value state) cannot be mapped and is dropped, which resets it.
  */
-export function remapStrategyState(state: Record<string, Float32Array>, from: readonly WeightSpec[], to: readonly WeightSpec[]): Record<string, Float32Array> {
+export function remapStrategyState(
+  state: Record<string, Float32Array>,
+  from: readonly WeightSpec[],
+  to: readonly WeightSpec[],
+): Record<string, Float32Array> {
   const size = from.reduce((n, s) => n + shapeSize(s.shape), 0);
   const out: Record<string, Float32Array> = {};
   for (const [key, values] of Object.entries(state)) if (values.length === size) out[key] = remapByName(values, from, to);

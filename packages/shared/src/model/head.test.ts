@@ -4,7 +4,15 @@ import { ErrorCode } from '../errors.js';
 import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { initBackend } from './backend.js';
 import { createDefaultBackbone } from './backbone.js';
-import { assertModelSize, classMeanHead, createHead, getTrainableWeights, headParameterCount, MAX_MODEL_PARAMETERS, type HeadConfig } from './head.js';
+import {
+  assertModelSize,
+  classMeanHead,
+  createHead,
+  getTrainableWeights,
+  headParameterCount,
+  MAX_MODEL_PARAMETERS,
+  type HeadConfig,
+} from './head.js';
 
 beforeAll(async () => {
   await initBackend();
@@ -14,7 +22,13 @@ describe('head', () => {
   test('dropout and L2 change training, not what travels: the wire carries the same dense tensors', () => {
     const plain = createHead({ featureDim: 8, hidden: [4, 3], classes: 2 }, 1);
     const regular = createHead({ featureDim: 8, hidden: [4, 3], classes: 2, dropout: 0.3, l2: 0.01 }, 1);
-    expect(regular.layers.map((l) => l.name).filter((n) => n.startsWith('head_'))).toEqual(['head_hidden_1', 'head_dropout_1', 'head_hidden_2', 'head_dropout_2', 'head_output']);
+    expect(regular.layers.map((l) => l.name).filter((n) => n.startsWith('head_'))).toEqual([
+      'head_hidden_1',
+      'head_dropout_1',
+      'head_hidden_2',
+      'head_dropout_2',
+      'head_output',
+    ]);
     expect(getTrainableWeights(regular).specs).toEqual(getTrainableWeights(plain).specs);
     expect(Array.from(getTrainableWeights(regular).values)).toEqual(Array.from(getTrainableWeights(plain).values));
     expect(regular.layers.flatMap((l) => l.calculateLosses())).toHaveLength(3); // an L2 penalty per dense kernel joins the loss
@@ -26,7 +40,10 @@ describe('head', () => {
       const a = getTrainableWeights(createHead({ featureDim: 8, hidden: [4], classes: 3 }, seed)).values;
       const b = getTrainableWeights(createHead({ featureDim: 8, hidden: [4], classes: 3 }, seed)).values;
       expect(Array.from(a)).toEqual(Array.from(b));
-      const bb = () => createDefaultBackbone({ seed, classes: 3 }).getWeights().map((w) => Array.from(w.dataSync()));
+      const bb = () =>
+        createDefaultBackbone({ seed, classes: 3 })
+          .getWeights()
+          .map((w) => Array.from(w.dataSync()));
       expect(bb()).toEqual(bb());
     }
     const zero = getTrainableWeights(createHead({ featureDim: 8, hidden: [4], classes: 3 }, 0)).values;
@@ -53,19 +70,30 @@ describe('head size', () => {
   ])('a head above the limit is refused before any tensor exists: %s', (_, config) => {
     const before = tf.memory();
     const count = headParameterCount(config).toLocaleString('en-US');
-    expectFtlError(() => createHead(config, 1), ErrorCode.InvalidConfig,
-      new RegExp(`^the head would have ${count} trainable values, above the limit of 50,000,000; use fewer or smaller hidden layers`));
+    expectFtlError(
+      () => createHead(config, 1),
+      ErrorCode.InvalidConfig,
+      new RegExp(`^the head would have ${count} trainable values, above the limit of 50,000,000; use fewer or smaller hidden layers`),
+    );
     expect([tf.memory().numTensors, tf.memory().numBytes]).toEqual([before.numTensors, before.numBytes]);
   });
 
   test('the limit itself is allowed, one value more is not', () => {
     expect(() => assertModelSize(MAX_MODEL_PARAMETERS, 'a model')).not.toThrow();
-    expectFtlError(() => assertModelSize(MAX_MODEL_PARAMETERS + 1, 'a model'), ErrorCode.InvalidConfig, /^a model would have 50,000,001 trainable values/);
+    expectFtlError(
+      () => assertModelSize(MAX_MODEL_PARAMETERS + 1, 'a model'),
+      ErrorCode.InvalidConfig,
+      /^a model would have 50,000,001 trainable values/,
+    );
     expectFtlError(() => assertModelSize(Number.NaN, 'a model'), ErrorCode.InvalidConfig, /^a model would have NaN trainable values/);
   });
 
   test.each([[0], [1.5], [-3], [Number.NaN]])('a hidden size of %d is refused with its place', (units) => {
-    expectFtlError(() => createHead({ featureDim: 8, hidden: [4, units], classes: 2 }, 1), ErrorCode.InvalidConfig, /^head hidden\[1\] must be a positive integer/);
+    expectFtlError(
+      () => createHead({ featureDim: 8, hidden: [4, units], classes: 2 }, 1),
+      ErrorCode.InvalidConfig,
+      /^head hidden\[1\] must be a positive integer/,
+    );
   });
 });
 
@@ -81,7 +109,12 @@ describe('class-mean head', () => {
     for (let j = 0; j < 3; j++) expect(head.values[j * 3 + 2]).toBe(random.values[j * 3 + 2]);
     expect(head.values[9 + 2]).toBe(random.values[9 + 2]);
     const logits = (x: number[]) => [0, 1].map((c) => x.reduce((s, v, j) => s + v * head.values[j * 3 + c]!, head.values[9 + c]!));
-    for (const x of [[0.9, 0.1, 0.3], [0.2, 1.6, -1], [0.6, 0.8, 0], [1.4, 1.5, 2]]) {
+    for (const x of [
+      [0.9, 0.1, 0.3],
+      [0.2, 1.6, -1],
+      [0.6, 0.8, 0],
+      [1.4, 1.5, 2],
+    ]) {
       const d = [0, 1].map((c) => x.reduce((s, v, j) => s + (v - means[c * 3 + j]!) ** 2, 0));
       const [l0, l1] = logits(x);
       expect(l0! > l1!).toBe(d[0]! < d[1]!);
@@ -94,8 +127,16 @@ describe('class-mean head', () => {
 
   test('a head with hidden layers is refused with what to change; sizes that do not fit are refused', () => {
     const hidden = getTrainableWeights(createHead({ featureDim: 3, hidden: [4], classes: 2 }, 1));
-    expectFtlError(() => classMeanHead(hidden, new Float32Array(6), [1, 1]), ErrorCode.InvalidConfig, /needs a linear head \(hidden: \[\]\).*headInit/);
+    expectFtlError(
+      () => classMeanHead(hidden, new Float32Array(6), [1, 1]),
+      ErrorCode.InvalidConfig,
+      /needs a linear head \(hidden: \[\]\).*headInit/,
+    );
     const linear = getTrainableWeights(createHead({ featureDim: 3, hidden: [], classes: 2 }, 1));
-    expectFtlError(() => classMeanHead(linear, new Float32Array(8), [1, 1]), ErrorCode.WeightsMismatch, /do not fit a head of 2 classes on 3 features/);
+    expectFtlError(
+      () => classMeanHead(linear, new Float32Array(8), [1, 1]),
+      ErrorCode.WeightsMismatch,
+      /do not fit a head of 2 classes on 3 features/,
+    );
   });
 });

@@ -61,9 +61,17 @@ export function assertModelSize(count: number, what: string): void {
 
 /** A head size that tfjs cannot build: every size must be a positive whole number. */
 function assertHeadShape(config: HeadConfig): void {
-  const sizes: Array<[string, number]> = [['featureDim', config.featureDim], ...config.hidden.map((u, i): [string, number] => [`hidden[${i}]`, u]), ['classes', config.classes]];
+  const sizes: Array<[string, number]> = [
+    ['featureDim', config.featureDim],
+    ...config.hidden.map((u, i): [string, number] => [`hidden[${i}]`, u]),
+    ['classes', config.classes],
+  ];
   const bad = sizes.find(([, n]) => !Number.isSafeInteger(n) || n < 1);
-  if (bad) throw new FtlError(ErrorCode.InvalidConfig, `head ${bad[0]} must be a positive integer (got ${String(bad[1])}); fix the run's hidden sizes or classes`);
+  if (bad)
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `head ${bad[0]} must be a positive integer (got ${String(bad[1])}); fix the run's hidden sizes or classes`,
+    );
 }
 
 /**
@@ -79,15 +87,23 @@ export function createHeadLayers(config: HeadConfig, seed: number): tf.layers.La
   const kernelRegularizer = config.l2 ? tf.regularizers.l2({ l2: config.l2 }) : undefined;
   const layers: tf.layers.Layer[] = config.hidden.flatMap((units, i) => [
     tf.layers.dense({
-      name: `head_hidden_${i + 1}`, units, activation: 'relu',
-      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
+      name: `head_hidden_${i + 1}`,
+      units,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + i) }),
+      ...(kernelRegularizer ? { kernelRegularizer } : {}),
     }),
     ...(config.dropout ? [tf.layers.dropout({ name: `head_dropout_${i + 1}`, rate: config.dropout, seed: tfjsSeed(seed + 100 + i) })] : []),
   ]);
-  layers.push(tf.layers.dense({
-    name: 'head_output', units: config.classes, activation: 'softmax',
-    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + config.hidden.length) }), ...(kernelRegularizer ? { kernelRegularizer } : {}),
-  }));
+  layers.push(
+    tf.layers.dense({
+      name: 'head_output',
+      units: config.classes,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + config.hidden.length) }),
+      ...(kernelRegularizer ? { kernelRegularizer } : {}),
+    }),
+  );
   return layers;
 }
 
@@ -111,13 +127,15 @@ export function createHead(config: HeadConfig, seed: number): tf.Sequential {
  * named in `exclude` (a client's local, personal layers) are left out.
  */
 function trainableEntries(model: tf.LayersModel, exclude: readonly string[] = []): Array<{ spec: WeightSpec; variable: tf.LayerVariable }> {
-  return model.layers.filter((layer) => !exclude.includes(layer.name)).flatMap((layer) =>
-    layer.trainableWeights.map((v) => ({
-      // A variable's shape is always concrete; tfjs types it as a layer Shape that may hold null.
-      spec: { name: `${layer.name}/${v.originalName.split('/').pop()}`, shape: v.shape as number[], dtype: 'float32' as const },
-      variable: v,
-    })),
-  );
+  return model.layers
+    .filter((layer) => !exclude.includes(layer.name))
+    .flatMap((layer) =>
+      layer.trainableWeights.map((v) => ({
+        // A variable's shape is always concrete; tfjs types it as a layer Shape that may hold null.
+        spec: { name: `${layer.name}/${v.originalName.split('/').pop()}`, shape: v.shape as number[], dtype: 'float32' as const },
+        variable: v,
+      })),
+    );
 }
 
 /** The model's trainable tensors (less the layers in `exclude`) as one flat vector with their specs. */
@@ -142,7 +160,10 @@ export function getTrainableWeights(model: tf.LayersModel, exclude: readonly str
  */
 export function setTrainableWeights(model: tf.LayersModel, weights: Weights, exclude: readonly string[] = []): void {
   const entries = trainableEntries(model, exclude);
-  assertSameSpecs(weights.specs, entries.map((e) => e.spec));
+  assertSameSpecs(
+    weights.specs,
+    entries.map((e) => e.spec),
+  );
   let off = 0;
   for (const e of entries) {
     const n = shapeSize(e.spec.shape);
@@ -161,10 +182,15 @@ export function setTrainableWeights(model: tf.LayersModel, weights: Weights, exc
  * no output kernel or bias.
  */
 export function linearOutputLayer(
-  weights: Weights, what: string, why?: string,
+  weights: Weights,
+  what: string,
+  why?: string,
 ): { kernel: { offset: number }; bias: { offset: number }; featureDim: number; classes: number } {
   if (weights.specs.some((s) => s.name.startsWith(`${HEAD_LAYER_PREFIX}hidden_`))) {
-    throw new FtlError(ErrorCode.InvalidConfig, `${what} needs a linear head (hidden: [])${why ? `: ${why}` : ''}; set hidden to [] or headInit to "random"`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `${what} needs a linear head (hidden: [])${why ? `: ${why}` : ''}; set hidden to [] or headInit to "random"`,
+    );
   }
   const at = (name: string) => {
     let offset = 0;
@@ -172,7 +198,10 @@ export function linearOutputLayer(
       if (s.name === name) return { offset, shape: s.shape };
       offset += shapeSize(s.shape);
     }
-    throw new FtlError(ErrorCode.WeightsMismatch, `the head has no tensor ${name}; ${what} sets ${HEAD_LAYER_PREFIX}output/kernel and ${HEAD_LAYER_PREFIX}output/bias`);
+    throw new FtlError(
+      ErrorCode.WeightsMismatch,
+      `the head has no tensor ${name}; ${what} sets ${HEAD_LAYER_PREFIX}output/kernel and ${HEAD_LAYER_PREFIX}output/bias`,
+    );
   };
   const kernel = at(`${HEAD_LAYER_PREFIX}output/kernel`);
   const [featureDim, classes] = kernel.shape as [number, number];
@@ -202,9 +231,16 @@ export const CLASS_MEAN_LOGIT_MARGIN = 4;
  * const head = classMeanHead(getTrainableWeights(createHead({ featureDim: 64, hidden: [], classes: 10 }, 1)), means, counts);
  */
 export function classMeanHead(
-  weights: Weights, means: Float32Array | Float64Array, counts: readonly number[], margin = CLASS_MEAN_LOGIT_MARGIN,
+  weights: Weights,
+  means: Float32Array | Float64Array,
+  counts: readonly number[],
+  margin = CLASS_MEAN_LOGIT_MARGIN,
 ): Weights {
-  const { kernel, bias, featureDim, classes } = linearOutputLayer(weights, 'a class-mean head', 'class means describe the features, not a hidden layer');
+  const { kernel, bias, featureDim, classes } = linearOutputLayer(
+    weights,
+    'a class-mean head',
+    'class means describe the features, not a hidden layer',
+  );
   if (counts.length !== classes || means.length !== classes * featureDim) {
     throw new FtlError(
       ErrorCode.WeightsMismatch,

@@ -31,7 +31,10 @@ function serveFolder(dir: string): Promise<Server> {
 }
 
 async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message: RegExp): Promise<void> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
   expect((err as Error).message).toMatch(message);
 }
@@ -47,7 +50,14 @@ async function folder(kind: 'graph' | 'layers', name: string): Promise<string> {
 function smallLayersModel(): tf.Sequential {
   return tf.sequential({
     layers: [
-      tf.layers.conv2d({ name: 'conv', inputShape: [28, 28, 1], filters: 4, kernelSize: 3, strides: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+      tf.layers.conv2d({
+        name: 'conv',
+        inputShape: [28, 28, 1],
+        filters: 4,
+        kernelSize: 3,
+        strides: 2,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
       tf.layers.flatten({ name: 'flat' }),
       tf.layers.dense({ name: 'fc', units: 12, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
       tf.layers.dense({ name: 'out', units: 10, activation: 'softmax' }),
@@ -144,29 +154,88 @@ describe('loadBackbone: layers models', () => {
 describe('backbone errors say what is wrong and how to fix it', () => {
   // Each case breaks a fresh copy of a folder; the message is checked from the folder and over http.
   test.each<[string, 'graph' | 'layers', (dir: string) => Promise<unknown>, RegExp, RegExp]>([
-    ['a missing model.json', 'graph', (d) => rm(join(d, MODEL_JSON)),
+    [
+      'a missing model.json',
+      'graph',
+      (d) => rm(join(d, MODEL_JSON)),
       /cannot read .*model.json: ENOENT.*a backbone is a folder \(or http\(s\) address\) holding a TensorFlow.js model.json/,
-      /cannot fetch model.json from http:.*model.json: HTTP 404.*must be a folder holding model.json/],
-    ['a model.json that is not JSON', 'graph', (d) => writeFile(join(d, MODEL_JSON), '{"modelTopology": {'),
-      /model.json is not valid JSON/, /model.json is not valid JSON/],
-    ['a model.json without weightsManifest', 'graph', (d) => editModelJson(d, (j) => delete j.weightsManifest),
-      /is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"/, /it needs "modelTopology" and "weightsManifest"/],
-    ['a manifest group without paths', 'layers', (d) => editModelJson(d, (j) => delete j.weightsManifest[0].paths),
-      /weightsManifest\[0\] must have "paths" \(weight file names\) and "weights"/, /weightsManifest\[0\] must have "paths"/],
-    ['a model of neither format', 'graph', (d) => editModelJson(d, (j) => { j.format = 'saved-model'; }),
-      /is neither a layers model nor a graph model \(format "saved-model"\).*"layers-model" or "graph-model"/, /neither a layers model nor a graph model/],
-    ['a graph node whose input is no node', 'graph', (d) => editModelJson(d, (j) => { j.modelTopology.node[7].input = ['nowhere:0']; }),
-      /model.json: node "conv\/Relu" takes input "nowhere:0", which is not a node of the graph; the GraphDef is damaged/, /node "conv\/Relu" takes input "nowhere:0"/],
-    ['a graph without versions', 'graph', (d) => editModelJson(d, (j) => { delete j.modelTopology.versions; }),
-      /broken-\w+ is not a loadable TensorFlow.js graph model: /, /broken-\w+ is not a loadable TensorFlow.js graph model: /],
-    ['a missing weight shard', 'graph', (d) => rm(join(d, 'group1-shard2of2.bin')),
+      /cannot fetch model.json from http:.*model.json: HTTP 404.*must be a folder holding model.json/,
+    ],
+    [
+      'a model.json that is not JSON',
+      'graph',
+      (d) => writeFile(join(d, MODEL_JSON), '{"modelTopology": {'),
+      /model.json is not valid JSON/,
+      /model.json is not valid JSON/,
+    ],
+    [
+      'a model.json without weightsManifest',
+      'graph',
+      (d) => editModelJson(d, (j) => delete j.weightsManifest),
+      /is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"/,
+      /it needs "modelTopology" and "weightsManifest"/,
+    ],
+    [
+      'a manifest group without paths',
+      'layers',
+      (d) => editModelJson(d, (j) => delete j.weightsManifest[0].paths),
+      /weightsManifest\[0\] must have "paths" \(weight file names\) and "weights"/,
+      /weightsManifest\[0\] must have "paths"/,
+    ],
+    [
+      'a model of neither format',
+      'graph',
+      (d) =>
+        editModelJson(d, (j) => {
+          j.format = 'saved-model';
+        }),
+      /is neither a layers model nor a graph model \(format "saved-model"\).*"layers-model" or "graph-model"/,
+      /neither a layers model nor a graph model/,
+    ],
+    [
+      'a graph node whose input is no node',
+      'graph',
+      (d) =>
+        editModelJson(d, (j) => {
+          j.modelTopology.node[7].input = ['nowhere:0'];
+        }),
+      /model.json: node "conv\/Relu" takes input "nowhere:0", which is not a node of the graph; the GraphDef is damaged/,
+      /node "conv\/Relu" takes input "nowhere:0"/,
+    ],
+    [
+      'a graph without versions',
+      'graph',
+      (d) =>
+        editModelJson(d, (j) => {
+          delete j.modelTopology.versions;
+        }),
+      /broken-\w+ is not a loadable TensorFlow.js graph model: /,
+      /broken-\w+ is not a loadable TensorFlow.js graph model: /,
+    ],
+    [
+      'a missing weight shard',
+      'graph',
+      (d) => rm(join(d, 'group1-shard2of2.bin')),
       /cannot read .*group1-shard2of2.bin: ENOENT.*names it in its weightsManifest: copy the complete model folder/,
-      /cannot fetch weight file "group1-shard2of2.bin" from http:.*HTTP 404.*names it in its weightsManifest/],
-    ['a truncated weight shard', 'graph', async (d) => writeFile(join(d, 'group1-shard1of2.bin'), (await readFile(join(d, 'group1-shard1of2.bin'))).subarray(0, 100)),
+      /cannot fetch weight file "group1-shard2of2.bin" from http:.*HTTP 404.*names it in its weightsManifest/,
+    ],
+    [
+      'a truncated weight shard',
+      'graph',
+      async (d) => writeFile(join(d, 'group1-shard1of2.bin'), (await readFile(join(d, 'group1-shard1of2.bin'))).subarray(0, 100)),
       /weight files hold \d+ bytes but model.json describes \d+; the folder is corrupt or from another model \(group1-shard1of2.bin, group1-shard2of2.bin\)/,
-      /weight files hold \d+ bytes but model.json describes \d+/],
-    ['a manifest that describes more weights than the shards hold', 'layers', (d) => editModelJson(d, (j) => { j.weightsManifest[0].weights[0].shape = [3, 3, 1, 8]; }),
-      /weight files hold \d+ bytes but model.json describes \d+/, /weight files hold \d+ bytes but model.json describes \d+/],
+      /weight files hold \d+ bytes but model.json describes \d+/,
+    ],
+    [
+      'a manifest that describes more weights than the shards hold',
+      'layers',
+      (d) =>
+        editModelJson(d, (j) => {
+          j.weightsManifest[0].weights[0].shape = [3, 3, 1, 8];
+        }),
+      /weight files hold \d+ bytes but model.json describes \d+/,
+      /weight files hold \d+ bytes but model.json describes \d+/,
+    ],
   ])('%s', async (_, kind, breakIt, folderMessage, httpMessage) => {
     const name = `broken-${Math.random().toString(36).slice(2)}`;
     const dir = await folder(kind, name);
@@ -177,16 +246,22 @@ describe('backbone errors say what is wrong and how to fix it', () => {
 
   test('a weight file missing from downloaded files is named', async () => {
     const files = tinyGraphModelFiles().filter((f) => f.name !== 'group1-shard1of2.bin');
-    await rejectsWith(loadBackbone(files, { where: 'the download' }), ErrorCode.BackboneLoad,
-      /the download: weight file "group1-shard1of2.bin" is missing; model.json names it in its weightsManifest/);
+    await rejectsWith(
+      loadBackbone(files, { where: 'the download' }),
+      ErrorCode.BackboneLoad,
+      /the download: weight file "group1-shard1of2.bin" is missing; model.json names it in its weightsManifest/,
+    );
   });
 
   test('an unreachable address says so', async () => {
     const closed = await serveFolder(root);
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
-    await rejectsWith(load(`http://127.0.0.1:${port}/graph`), ErrorCode.BackboneLoad,
-      /cannot fetch model.json from http:\/\/127.0.0.1:\d+\/graph\/model.json: .*check the address and that its server is reachable/);
+    await rejectsWith(
+      load(`http://127.0.0.1:${port}/graph`),
+      ErrorCode.BackboneLoad,
+      /cannot fetch model.json from http:\/\/127.0.0.1:\d+\/graph\/model.json: .*check the address and that its server is reachable/,
+    );
   });
 
   test.each<[string, string, RegExp]>([
@@ -196,10 +271,12 @@ describe('backbone errors say what is wrong and how to fix it', () => {
     ['a node without a batch dimension', 'images/Shape', /node "images\/Shape" gives \[4\] for a batch of 2 images, not a feature vector/],
   ])('a graph read at %s', async (_, feature, message) => {
     const dir = await folder('graph', `nodes-${Math.random().toString(36).slice(2)}`);
-    await editModelJson(dir, (j) => j.modelTopology.node.push(
-      { name: 'images/Size', op: 'Size', input: ['images'], attr: { T: { type: 'DT_FLOAT' }, out_type: { type: 'DT_INT32' } } },
-      { name: 'images/Shape', op: 'Shape', input: ['images'], attr: { T: { type: 'DT_FLOAT' }, out_type: { type: 'DT_INT32' } } },
-    ));
+    await editModelJson(dir, (j) =>
+      j.modelTopology.node.push(
+        { name: 'images/Size', op: 'Size', input: ['images'], attr: { T: { type: 'DT_FLOAT' }, out_type: { type: 'DT_INT32' } } },
+        { name: 'images/Shape', op: 'Shape', input: ['images'], attr: { T: { type: 'DT_FLOAT' }, out_type: { type: 'DT_INT32' } } },
+      ),
+    );
     await rejectsWith(load(dir, feature), ErrorCode.BackboneLoad, message);
     // With three outputs now, no default feature can be chosen.
     if (feature === N.constant) await rejectsWith(load(dir), ErrorCode.BackboneLoad, /has 3 outputs \(.*\); name the feature node/);
@@ -207,24 +284,34 @@ describe('backbone errors say what is wrong and how to fix it', () => {
 
   test('a graph whose input size is not fixed', async () => {
     const dir = await folder('graph', 'dynamic');
-    await editModelJson(dir, (j) => { j.modelTopology.node[0].attr.shape.shape.dim[1].size = '-1'; });
+    await editModelJson(dir, (j) => {
+      j.modelTopology.node[0].attr.shape.shape.dim[1].size = '-1';
+    });
     await rejectsWith(load(dir), ErrorCode.BackboneLoad, /input "images" has shape \[batch, \?, 28, 1\]; .*fixed height, width and channels/);
   });
 
   test('a layers model cut at an unknown layer lists its layers', async () => {
-    await rejectsWith(load(join(root, 'layers'), 'features'), ErrorCode.BackboneLoad, /backbone has no layer "features"; its layers are: conv, flat, fc, out/);
+    await rejectsWith(
+      load(join(root, 'layers'), 'features'),
+      ErrorCode.BackboneLoad,
+      /backbone has no layer "features"; its layers are: conv, flat, fc, out/,
+    );
   });
 
   test('a backbone that cannot take the data names both shapes', async () => {
-    expectFtlError(() => assertInputCompatible([32, 32, 3], [28, 28, 1]), ErrorCode.Dataset,
-      /the backbone takes 32x32x3 images \(height x width x channels\) but the data are 28x28x1; resize the images or convert grayscale\/RGB to 32x32x3, or choose a backbone whose input is 28x28x1/);
+    expectFtlError(
+      () => assertInputCompatible([32, 32, 3], [28, 28, 1]),
+      ErrorCode.Dataset,
+      /the backbone takes 32x32x3 images \(height x width x channels\) but the data are 28x28x1; resize the images or convert grayscale\/RGB to 32x32x3, or choose a backbone whose input is 28x28x1/,
+    );
     expectFtlError(() => assertInputCompatible([28, 28], [28, 28, 1]), ErrorCode.Dataset, /takes 28x28 images .* but the data are 28x28x1/);
     expect(() => assertInputCompatible([null, -1, 1], [28, 28, 1])).not.toThrow();
     const fx = await loadBackbone(tinyGraphModelFiles({ inputShape: [32, 32, 3] }), { feature: N.features, where: 'rgb' });
     expect(fx.inputShape).toEqual([32, 32, 3]);
     const ds = { n: 1, height: 28, width: 28, channels: 1, images: new Float32Array(784), labels: new Int32Array(1), classes: [] };
     await expect(extractFeatures(fx, ds as never)).rejects.toMatchObject({
-      code: ErrorCode.Dataset, message: expect.stringMatching(/the backbone takes 32x32x3 images .* but the data are 28x28x1/),
+      code: ErrorCode.Dataset,
+      message: expect.stringMatching(/the backbone takes 32x32x3 images .* but the data are 28x28x1/),
     });
     fx.dispose();
   });

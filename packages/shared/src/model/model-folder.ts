@@ -49,15 +49,17 @@ export function parseModelJson(bytes: Uint8Array, where: string): tf.io.ModelJSO
   }
   const j = json as Partial<tf.io.ModelJSON> | null;
   if (typeof j !== 'object' || j === null || typeof j.modelTopology !== 'object' || j.modelTopology === null || !Array.isArray(j.weightsManifest)) {
-    throw new FtlError(
-      ErrorCode.BackboneLoad,
-      `${where}/${MODEL_JSON} is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"`,
-    );
+    throw new FtlError(ErrorCode.BackboneLoad, `${where}/${MODEL_JSON} is not a TensorFlow.js model: it needs "modelTopology" and "weightsManifest"`);
   }
   j.weightsManifest.forEach((group: unknown, i) => {
     const g = group as Partial<tf.io.WeightsManifestConfig[number]> | null;
-    const ok = typeof g === 'object' && g !== null && Array.isArray(g.paths) && g.paths.every((p) => typeof p === 'string') &&
-      Array.isArray(g.weights) && g.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string');
+    const ok =
+      typeof g === 'object' &&
+      g !== null &&
+      Array.isArray(g.paths) &&
+      g.paths.every((p) => typeof p === 'string') &&
+      Array.isArray(g.weights) &&
+      g.weights.every((w) => typeof w?.name === 'string' && Array.isArray(w.shape) && typeof w.dtype === 'string');
     if (!ok) {
       throw new FtlError(
         ErrorCode.BackboneLoad,
@@ -157,7 +159,13 @@ export function filesLoadHandler(files: readonly ModelFile[], where: string): tf
         );
         const total = shards.reduce((s, b) => s + b.byteLength, 0);
         const expected = specs.reduce((s, w) => {
-          const per = w.quantization ? (w.quantization.dtype === 'float16' ? 2 : w.quantization.dtype === 'uint16' ? 2 : 1) : dtypeBytes[w.dtype] ?? 4;
+          const per = w.quantization
+            ? w.quantization.dtype === 'float16'
+              ? 2
+              : w.quantization.dtype === 'uint16'
+                ? 2
+                : 1
+            : (dtypeBytes[w.dtype] ?? 4);
           return s + per * w.shape.reduce((a, b) => a * b, 1);
         }, 0);
         if (total !== expected) {

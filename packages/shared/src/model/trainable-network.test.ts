@@ -10,7 +10,12 @@ import { createDefaultBackbone, extractFeatures, featureExtractor, type LayersFe
 import { ALL_BACKBONE_LAYERS } from './fine-tuning.js';
 import { createHead, getTrainableWeights, headParameterCount } from './head.js';
 import {
-  backboneLayersOf, boundaryFeatures, createFineTunedModel, createTrainableNetwork, disposeFineTunedModel, planFineTuning,
+  backboneLayersOf,
+  boundaryFeatures,
+  createFineTunedModel,
+  createTrainableNetwork,
+  disposeFineTunedModel,
+  planFineTuning,
   trainableParameterCount,
 } from './trainable-network.js';
 
@@ -38,17 +43,31 @@ describe('planning which backbone layers train', () => {
 
   test('a cut at a dense layer counts the cut itself; asking for more layers than there are names them', () => {
     expect(planFineTuning(fx.at('fc'), 2).unfrozen).toEqual(['conv2', 'fc']);
-    expectFtlError(() => planFineTuning(fx, 3), ErrorCode.InvalidConfig, /fineTuning.layers is 3 but the backbone has only 2 layers with weights below the cut "features" \(conv2, conv1\)/);
+    expectFtlError(
+      () => planFineTuning(fx, 3),
+      ErrorCode.InvalidConfig,
+      /fineTuning.layers is 3 but the backbone has only 2 layers with weights below the cut "features" \(conv2, conv1\)/,
+    );
   });
 });
 
 describe('the trainable network and the fine-tuned model', () => {
-  test('carry the unfrozen layers\' tensors first, then the head\'s, initialised from the pretrained backbone', () => {
+  test("carry the unfrozen layers' tensors first, then the head's, initialised from the pretrained backbone", () => {
     const net = createTrainableNetwork(fx, 1, head, 7);
     const w = getTrainableWeights(net.model);
-    expect(w.specs.map((s) => s.name)).toEqual(['conv2/kernel', 'conv2/bias', 'head_hidden_1/kernel', 'head_hidden_1/bias', 'head_output/kernel', 'head_output/bias']);
+    expect(w.specs.map((s) => s.name)).toEqual([
+      'conv2/kernel',
+      'conv2/bias',
+      'head_hidden_1/kernel',
+      'head_hidden_1/bias',
+      'head_output/kernel',
+      'head_output/bias',
+    ]);
     expect(backboneLayersOf(w.specs)).toEqual(['conv2']);
-    const conv2 = fx.model.layers.find((l) => l.name === 'conv2')!.getWeights()[0]!.dataSync();
+    const conv2 = fx.model.layers
+      .find((l) => l.name === 'conv2')!
+      .getWeights()[0]!
+      .dataSync();
     expect(Array.from(w.values.subarray(0, conv2.length))).toEqual(Array.from(conv2));
     const full = createFineTunedModel(fx, 1, head, 7);
     expect(getTrainableWeights(full)).toEqual(w);
@@ -58,7 +77,10 @@ describe('the trainable network and the fine-tuned model', () => {
 
   test('on cached boundary features the network predicts what the whole model predicts from images; training it leaves the backbone alone', async () => {
     const mnist = loadBuiltinDataset('mnist');
-    const data = subset(mnist, Array.from({ length: 64 }, (_, i) => i));
+    const data = subset(
+      mnist,
+      Array.from({ length: 64 }, (_, i) => i),
+    );
     for (const count of [1, 2]) {
       const net = createTrainableNetwork(fx, count, head, 7);
       const full = createFineTunedModel(fx, count, head, 7);
@@ -92,7 +114,7 @@ describe('the from-scratch network', () => {
     expect(planFineTuning(fx.at('fc'), ALL_BACKBONE_LAYERS).unfrozen).toEqual(['conv1', 'conv2', 'fc']);
   });
 
-  test('has the transfer network\'s tensors and shapes but none of the pretrained backbone values; its head is the transfer head; a seed gives the same values twice', () => {
+  test("has the transfer network's tensors and shapes but none of the pretrained backbone values; its head is the transfer head; a seed gives the same values twice", () => {
     // A stand-in for a pretrained backbone: every value moved off its initialiser's (biases off zero).
     const backbone = createDefaultBackbone({ seed: 3, classes: 10 });
     backbone.setWeights(backbone.getWeights().map((t) => t.add(0.5)));
@@ -120,9 +142,13 @@ describe('the from-scratch network', () => {
       expect(pretrained.get(name)!.some((x) => x !== 0)).toBe(true);
       expect(Array.from(fresh.get(name)!).every((x) => x === 0)).toBe(true); // the conv layers' bias initialiser: zeros
     }
-    for (const name of ['head_hidden_1/kernel', 'head_output/kernel']) expect(Array.from(fresh.get(name)!)).toEqual(Array.from(pretrained.get(name)!));
+    for (const name of ['head_hidden_1/kernel', 'head_output/kernel'])
+      expect(Array.from(fresh.get(name)!)).toEqual(Array.from(pretrained.get(name)!));
     // The backbone itself is untouched.
-    const conv1 = fx.model.layers.find((l) => l.name === 'conv1')!.getWeights()[0]!.dataSync();
+    const conv1 = fx.model.layers
+      .find((l) => l.name === 'conv1')!
+      .getWeights()[0]!
+      .dataSync();
     expect(Array.from(conv1)).toEqual(Array.from(pretrained.get('conv1/kernel')!));
     for (const n of [transfer, random, again, other]) n.model.dispose();
     fx.dispose();
@@ -140,7 +166,11 @@ describe('the from-scratch network', () => {
     const input = tf.input({ shape: [4, 4, 1], name: 'in' });
     const model = tf.model({ inputs: input, outputs: tf.layers.flatten({ name: 'flat' }).apply(input) as tf.SymbolicTensor });
     const bare = featureExtractor(model, 'flat');
-    expectFtlError(() => planFineTuning(bare, ALL_BACKBONE_LAYERS), ErrorCode.InvalidConfig, /no layers with weights below the cut "flat", so there is nothing to train from scratch; cut higher \(featureLayer\)/);
+    expectFtlError(
+      () => planFineTuning(bare, ALL_BACKBONE_LAYERS),
+      ErrorCode.InvalidConfig,
+      /no layers with weights below the cut "flat", so there is nothing to train from scratch; cut higher \(featureLayer\)/,
+    );
   });
 });
 
@@ -151,10 +181,18 @@ describe('batch normalisation among the trained layers', () => {
   function bnBackbone(options: { center?: boolean } = {}): LayersFeatureExtractor {
     const model = tf.sequential();
     [4, 8].forEach((filters, i) => {
-      model.add(tf.layers.conv2d({
-        name: `conv${i + 1}`, ...(i === 0 ? { inputShape: [28, 28, 1] } : {}), filters, kernelSize: 3, strides: 2, padding: 'same', useBias: false,
-        kernelInitializer: tf.initializers.heNormal({ seed: 11 + i }),
-      }));
+      model.add(
+        tf.layers.conv2d({
+          name: `conv${i + 1}`,
+          ...(i === 0 ? { inputShape: [28, 28, 1] } : {}),
+          filters,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          useBias: false,
+          kernelInitializer: tf.initializers.heNormal({ seed: 11 + i }),
+        }),
+      );
       model.add(tf.layers.batchNormalization({ name: `bn${i + 1}`, ...(options.center === false ? { center: false } : {}) }));
       model.add(tf.layers.reLU({ name: `relu${i + 1}` }));
     });
@@ -162,12 +200,28 @@ describe('batch normalisation among the trained layers', () => {
     for (const [i, layer] of ['bn1', 'bn2'].entries()) {
       const bn = model.getLayer(layer);
       // Far from the initial γ = 1, β = 0, μ = 0, σ² = 1, as after pretraining.
-      bn.setWeights(bn.getWeights().map((t, j) => tf.randomUniform(t.shape, [0.5, -0.5, -1, 0.5][j + (options.center === false && j > 0 ? 1 : 0)]!, [1.5, 0.5, 1, 2][j + (options.center === false && j > 0 ? 1 : 0)]!, 'float32', 20 + 4 * i + j)));
+      bn.setWeights(
+        bn
+          .getWeights()
+          .map((t, j) =>
+            tf.randomUniform(
+              t.shape,
+              [0.5, -0.5, -1, 0.5][j + (options.center === false && j > 0 ? 1 : 0)]!,
+              [1.5, 0.5, 1, 2][j + (options.center === false && j > 0 ? 1 : 0)]!,
+              'float32',
+              20 + 4 * i + j,
+            ),
+          ),
+      );
     }
     return featureExtractor(model, 'features');
   }
 
-  const data = () => subset(loadBuiltinDataset('mnist'), Array.from({ length: 32 }, (_, i) => i));
+  const data = () =>
+    subset(
+      loadBuiltinDataset('mnist'),
+      Array.from({ length: 32 }, (_, i) => i),
+    );
   const values = (layer: tf.layers.Layer) => layer.getWeights().map((t) => Array.from(t.dataSync()));
 
   test('trained copies compute what the pretrained layers compute: their statistics are folded into their scale and offset', async () => {
@@ -191,12 +245,24 @@ describe('batch normalisation among the trained layers', () => {
     const images = data();
     const before = values(fx.model.getLayer('bn2'));
     const net = createTrainableNetwork(fx, 2, bnHead, 5);
-    expect(getTrainableWeights(net.model).specs.map((s) => s.name)).toEqual(['conv2/kernel', 'bn2/gamma', 'bn2/beta', 'head_output/kernel', 'head_output/bias']);
+    expect(getTrainableWeights(net.model).specs.map((s) => s.name)).toEqual([
+      'conv2/kernel',
+      'bn2/gamma',
+      'bn2/beta',
+      'head_output/kernel',
+      'head_output/bias',
+    ]);
     const bn = net.model.getLayer('bn2');
     const start = values(bn);
     expect(start.slice(2)).toEqual([Array(8).fill(0), Array(8).fill(1)]);
     const x = tf.tensor2d(await boundaryFeatures(fx, net.plan, images), [32, net.plan.inputDim]);
-    const y = tf.oneHot(tf.tensor1d(images.labels.map((l) => l % 3), 'int32'), 3);
+    const y = tf.oneHot(
+      tf.tensor1d(
+        images.labels.map((l) => l % 3),
+        'int32',
+      ),
+      3,
+    );
     net.model.compile({ optimizer: tf.train.adam(0.05), loss: 'categoricalCrossentropy' });
     await net.model.fit(x, y, { epochs: 2, batchSize: 8, verbose: 0 }); // training mode, as the clients train
     tf.dispose([x, y]);
@@ -220,21 +286,25 @@ describe('batch normalisation among the trained layers', () => {
     fx.dispose();
   });
 
-  test.each([1, 2, ALL_BACKBONE_LAYERS])('trainableParameterCount with %s layers counts scale and offset, not the statistics, as the built network holds', (count) => {
-    const fx = bnBackbone();
-    for (const backbone of ['pretrained', 'random'] as const) {
-      const net = createTrainableNetwork(fx, count, bnHead, 5, { backbone });
-      expect(trainableParameterCount(fx, count, bnHead)).toBe(getTrainableWeights(net.model).values.length);
-      net.model.dispose();
-    }
-    fx.dispose();
-  });
+  test.each([1, 2, ALL_BACKBONE_LAYERS])(
+    'trainableParameterCount with %s layers counts scale and offset, not the statistics, as the built network holds',
+    (count) => {
+      const fx = bnBackbone();
+      for (const backbone of ['pretrained', 'random'] as const) {
+        const net = createTrainableNetwork(fx, count, bnHead, 5, { backbone });
+        expect(trainableParameterCount(fx, count, bnHead)).toBe(getTrainableWeights(net.model).values.length);
+        net.model.dispose();
+      }
+      fx.dispose();
+    },
+  );
 
   test('a batch norm without an offset cannot hold its folded statistics and is refused, saying what to do', () => {
     const fx = bnBackbone({ center: false });
     expectFtlError(
       () => createTrainableNetwork(fx, 2, bnHead, 5),
-      ErrorCode.InvalidConfig, /backbone layer "bn2" is a batch normalisation without center, whose statistics cannot be folded into it/,
+      ErrorCode.InvalidConfig,
+      /backbone layer "bn2" is a batch normalisation without center, whose statistics cannot be folded into it/,
     );
     fx.dispose();
   });

@@ -88,7 +88,10 @@ function walk(fx: LayersFeatureExtractor, count: number): Walk {
       );
     }
     if (isHeadLayer(layer.name) || layer.name.startsWith('ftl_')) {
-      throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" would clash with ftl's own layer names (head_*, ftl_*); rename it to fine-tune it`);
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `backbone layer "${layer.name}" would clash with ftl's own layer names (head_*, ftl_*); rename it to fine-tune it`,
+      );
     }
     above.unshift(layer);
     if (layer.weights.length > 0) unfrozen.unshift(layer.name);
@@ -103,13 +106,20 @@ function walk(fx: LayersFeatureExtractor, count: number): Walk {
   const boundaryOutput = outputOf(layer);
   const boundaryShape = boundaryOutput.shape.slice(1) as number[];
   if (boundaryShape.some((d) => d === null || d < 1)) {
-    throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" has no fixed output size (${JSON.stringify(boundaryOutput.shape)}); its output cannot be cached`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `backbone layer "${layer.name}" has no fixed output size (${JSON.stringify(boundaryOutput.shape)}); its output cannot be cached`,
+    );
   }
   const inputDim = count === 0 ? fx.featureDim : boundaryShape.reduce((a, b) => a * b, 1);
   return {
     plan: {
-      cut, unfrozen, boundary: layer.name, boundaryIsInput: isInputLayer(layer),
-      boundaryShape: count === 0 ? [fx.featureDim] : boundaryShape, inputDim,
+      cut,
+      unfrozen,
+      boundary: layer.name,
+      boundaryIsInput: isInputLayer(layer),
+      boundaryShape: count === 0 ? [fx.featureDim] : boundaryShape,
+      inputDim,
     },
     above,
     boundaryOutput,
@@ -150,7 +160,10 @@ function seedInitializers(config: tf.serialization.ConfigDict, seed: number): vo
 function cloneLayer(layer: tf.layers.Layer, seed?: number): tf.layers.Layer {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[layer.getClassName()];
   if (entry === undefined) {
-    throw new FtlError(ErrorCode.InvalidConfig, `backbone layer "${layer.name}" is a ${layer.getClassName()}, which tfjs cannot rebuild; keep it frozen`);
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `backbone layer "${layer.name}" is a ${layer.getClassName()}, which tfjs cannot rebuild; keep it frozen`,
+    );
   }
   const config = { ...layer.getConfig(), trainable: true } as tf.serialization.ConfigDict;
   delete config['batchInputShape'];
@@ -218,9 +231,9 @@ function stackAbove(x: tf.SymbolicTensor, w: Walk, head: HeadConfig, seed: numbe
         ErrorCode.InvalidConfig,
         init === 'random'
           ? `backbone layer "${layer.name}" keeps non-trainable state (${state}), which ftl does not federate, so it cannot be trained from ` +
-            'scratch; use a backbone without such layers (layer normalisation keeps none), or a mode that keeps it frozen'
+              'scratch; use a backbone without such layers (layer normalisation keeps none), or a mode that keeps it frozen'
           : `backbone layer "${layer.name}" keeps non-trainable state (${state}), ` +
-            'which ftl does not federate; unfreeze fewer layers (fineTuning.layers) so that it stays frozen',
+              'which ftl does not federate; unfreeze fewer layers (fineTuning.layers) so that it stays frozen',
       );
     }
   });
@@ -269,7 +282,11 @@ export function trainableParameterCount(fx: LayersFeatureExtractor, count: numbe
  * const scratch = createTrainableNetwork(fx, ALL_BACKBONE_LAYERS, head, 7, { backbone: 'random' }); // conv1, conv2, head on images
  */
 export function createTrainableNetwork(
-  fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number, options: { backbone?: BackboneInit } = {},
+  fx: LayersFeatureExtractor,
+  count: number,
+  head: HeadConfig,
+  seed: number,
+  options: { backbone?: BackboneInit } = {},
 ): TrainableNetwork {
   const w = walk(fx, count);
   assertModelSize(countOf(fx, w, head), 'the trainable network (unfrozen backbone layers and head)');
@@ -291,7 +308,11 @@ export function createTrainableNetwork(
  * @throws FtlError(INVALID_CONFIG) for a model whose trainable part is above `MAX_MODEL_PARAMETERS`.
  */
 export function createFineTunedModel(
-  fx: LayersFeatureExtractor, count: number, head: HeadConfig, seed: number, options: { backbone?: BackboneInit } = {},
+  fx: LayersFeatureExtractor,
+  count: number,
+  head: HeadConfig,
+  seed: number,
+  options: { backbone?: BackboneInit } = {},
 ): tf.LayersModel {
   const w = walk(fx, count);
   assertModelSize(countOf(fx, w, head), 'the fine-tuned model (unfrozen backbone layers and head)');
@@ -312,7 +333,10 @@ export function disposeFineTunedModel(model: tf.LayersModel, fx: LayersFeatureEx
  * @throws FtlError(DATASET) when the images do not fit the backbone.
  */
 export async function boundaryFeatures(
-  fx: LayersFeatureExtractor, plan: FineTuningPlan, data: ImageDataset, onProgress?: (done: number, total: number) => void,
+  fx: LayersFeatureExtractor,
+  plan: FineTuningPlan,
+  data: ImageDataset,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<Float32Array> {
   if (plan.boundaryIsInput) {
     assertInputCompatible(fx.inputShape, [data.height, data.width, data.channels]);

@@ -12,9 +12,15 @@ type Case = { b: number; h: number; w: number; c: number; kh: number; kw: number
 
 const caseArb = fc
   .record({
-    b: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 1, max: 11 }), w: fc.integer({ min: 1, max: 11 }),
-    c: fc.integer({ min: 1, max: 4 }), kh: fc.integer({ min: 1, max: 5 }), kw: fc.integer({ min: 1, max: 5 }),
-    out: fc.integer({ min: 1, max: 4 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.constantFrom<'same' | 'valid'>('same', 'valid'),
+    b: fc.integer({ min: 1, max: 3 }),
+    h: fc.integer({ min: 1, max: 11 }),
+    w: fc.integer({ min: 1, max: 11 }),
+    c: fc.integer({ min: 1, max: 4 }),
+    kh: fc.integer({ min: 1, max: 5 }),
+    kw: fc.integer({ min: 1, max: 5 }),
+    out: fc.integer({ min: 1, max: 4 }),
+    stride: fc.integer({ min: 1, max: 3 }),
+    pad: fc.constantFrom<'same' | 'valid'>('same', 'valid'),
     seed: fc.nat(),
   })
   .filter((k) => k.pad === 'same' || (k.kh <= k.h && k.kw <= k.w));
@@ -30,7 +36,13 @@ function gradients(backend: 'cpu' | 'wasm', k: Case, filterShape: number[], f: (
   return tf.tidy(() => {
     const x = tf.tensor4d(values([k.b, k.h, k.w, k.c], k.seed), [k.b, k.h, k.w, k.c]);
     const w = tf.tensor4d(values(filterShape, k.seed + 1), filterShape as [number, number, number, number]);
-    return tf.grads((a, b) => f(a as tf.Tensor4D, b as tf.Tensor4D).square().sum())([x, w]).map((g) => g.dataSync() as Float32Array);
+    return tf
+      .grads((a, b) =>
+        f(a as tf.Tensor4D, b as tf.Tensor4D)
+          .square()
+          .sum(),
+      )([x, w])
+      .map((g) => g.dataSync() as Float32Array);
   });
 }
 
@@ -64,7 +76,15 @@ function kernel(backend: 'cpu' | 'wasm', name: string, inputs: Record<string, [F
 }
 
 function outShape(k: Case, filterShape: number[], depthwise: boolean): number[] {
-  return tf.backend_util.computeConv2DInfo([k.b, k.h, k.w, k.c], filterShape as [number, number, number, number], k.stride, 1, k.pad, undefined, depthwise).outShape;
+  return tf.backend_util.computeConv2DInfo(
+    [k.b, k.h, k.w, k.c],
+    filterShape as [number, number, number, number],
+    k.stride,
+    1,
+    k.pad,
+    undefined,
+    depthwise,
+  ).outShape;
 }
 
 describe('ftl kernels on wasm, one by one, against the cpu backend', () => {
@@ -119,7 +139,11 @@ describe('ftl kernels on wasm, one by one, against the cpu backend', () => {
 
   test.each([
     ['Conv2DBackpropFilter', { dataFormat: 'NCHW', strides: 1, pad: 'valid', filterShape: [2, 2, 1, 1] }, /supports only NHWC data \(got NCHW\)/],
-    ['DepthwiseConv2dNativeBackpropFilter', { dilations: 2, strides: 1, pad: 'valid', filterShape: [2, 2, 1, 1] }, /supports only dilation 1 \(got 2×2\)/],
+    [
+      'DepthwiseConv2dNativeBackpropFilter',
+      { dilations: 2, strides: 1, pad: 'valid', filterShape: [2, 2, 1, 1] },
+      /supports only dilation 1 \(got 2×2\)/,
+    ],
   ])('%s refuses an unsupported case with a clear error', (name, attrs, message) => {
     tf.setBackend('wasm');
     const x = tf.zeros([1, 5, 5, 1]);
@@ -130,10 +154,16 @@ describe('ftl kernels on wasm, one by one, against the cpu backend', () => {
 
 describe('training gradients through convolutions on wasm match the cpu backend', () => {
   test('conv2d: input and filter gradients over random shapes, strides and paddings', () => {
-    fc.assert(fc.property(caseArb, (k) => compare(k, [k.kh, k.kw, k.c, k.out], (x, w) => tf.conv2d(x, w, k.stride, k.pad))), { numRuns: 40 });
+    fc.assert(
+      fc.property(caseArb, (k) => compare(k, [k.kh, k.kw, k.c, k.out], (x, w) => tf.conv2d(x, w, k.stride, k.pad))),
+      { numRuns: 40 },
+    );
   });
 
   test('depthwise conv2d: input and filter gradients with channel multipliers', () => {
-    fc.assert(fc.property(caseArb, (k) => compare(k, [k.kh, k.kw, k.c, k.out], (x, w) => tf.depthwiseConv2d(x, w, k.stride, k.pad))), { numRuns: 40 });
+    fc.assert(
+      fc.property(caseArb, (k) => compare(k, [k.kh, k.kw, k.c, k.out], (x, w) => tf.depthwiseConv2d(x, w, k.stride, k.pad))),
+      { numRuns: 40 },
+    );
   });
 });

@@ -74,9 +74,22 @@ function identityFilter(backend: Backend, kh: number, kw: number, c: number): In
 function patches(backend: Backend, x: Info, conv: tf.backend_util.Conv2DInfo): Info {
   const { batchSize: B, outHeight: OH, outWidth: OW, strideHeight: sh, strideWidth: sw, filterHeight: KH, filterWidth: KW, inChannels: C } = conv;
   const { top, bottom, left, right } = conv.padInfo;
-  const cols = call(backend, 'Conv2D', { x, filter: identityFilter(backend, KH, KW, C) }, {
-    strides: [sh, sw], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dilations: 1, dataFormat: 'NHWC',
-  });
+  const cols = call(
+    backend,
+    'Conv2D',
+    { x, filter: identityFilter(backend, KH, KW, C) },
+    {
+      strides: [sh, sw],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dilations: 1,
+      dataFormat: 'NHWC',
+    },
+  );
   const matrix = call(backend, 'Reshape', { x: cols }, { shape: [B * OH * OW, KH * KW * C] });
   free(backend, cols);
   return matrix;
@@ -144,12 +157,38 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): Info {
       const contrib = call(be, 'Sum', { x: prod }, { axis: [4], keepDims: false });
       // Spread the [OH, OW] grid out to stride spacing by padding a unit axis, then shift it to (kh, kw).
       const six = call(be, 'Reshape', { x: contrib }, { shape: [B, OH, 1, OW, 1, C] });
-      const spread = call(be, 'PadV2', { x: six }, { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 });
+      const spread = call(
+        be,
+        'PadV2',
+        { x: six },
+        {
+          paddings: [
+            [0, 0],
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
+      );
       const grid = call(be, 'Reshape', { x: spread }, { shape: [B, OH * sh, OW * sw, C] });
       const cropped = call(be, 'Slice', { x: grid }, { begin: [0, 0, 0, 0], size: [B, spanH, spanW, C] });
-      const placed = call(be, 'PadV2', { x: cropped }, {
-        paddings: [[0, 0], [kh, Hp - kh - spanH], [kw, Wp - kw - spanW], [0, 0]], constantValue: 0,
-      });
+      const placed = call(
+        be,
+        'PadV2',
+        { x: cropped },
+        {
+          paddings: [
+            [0, 0],
+            [kh, Hp - kh - spanH],
+            [kw, Wp - kw - spanW],
+            [0, 0],
+          ],
+          constantValue: 0,
+        },
+      );
       free(be, tap, tap2, prod, contrib, six, spread, grid, cropped);
       if (sum === undefined) sum = placed;
       else {
@@ -180,9 +219,20 @@ function withExplicitSamePadding(name: string, stock: tf.KernelConfig): tf.Kerne
       if (attrs.pad !== 'same') return stock.kernelFunc(args);
       const { x, filter } = args.inputs as { x: Info; filter: Info };
       const { padInfo } = tf.backend_util.computeConv2DInfo(
-        x.shape as Shape4, filter.shape as Shape4, attrs.strides, attrs.dilations ?? 1, 'same', undefined, depthwise,
+        x.shape as Shape4,
+        filter.shape as Shape4,
+        attrs.strides,
+        attrs.dilations ?? 1,
+        'same',
+        undefined,
+        depthwise,
       );
-      const pad = [[0, 0], [padInfo.top, padInfo.bottom], [padInfo.left, padInfo.right], [0, 0]];
+      const pad = [
+        [0, 0],
+        [padInfo.top, padInfo.bottom],
+        [padInfo.left, padInfo.right],
+        [0, 0],
+      ];
       return stock.kernelFunc({ ...args, attrs: { ...args.attrs, pad } as unknown as tf.NamedAttrMap });
     },
   };

@@ -9,12 +9,29 @@ beforeAll(async () => {
 });
 
 /** Trains a small seeded CNN on `backend` and returns its accuracy on the test images. */
-async function trainAndTest(backend: 'cpu' | 'wasm', train: { x: Float32Array; y: Int32Array }, test: { x: Float32Array; y: Int32Array }): Promise<number> {
+async function trainAndTest(
+  backend: 'cpu' | 'wasm',
+  train: { x: Float32Array; y: Int32Array },
+  test: { x: Float32Array; y: Int32Array },
+): Promise<number> {
   await tf.setBackend(backend);
   const model = tf.sequential({
     layers: [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 6, kernelSize: 5, strides: 2, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }),
-      tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu', depthwiseInitializer: tf.initializers.heNormal({ seed: 2 }) }),
+      tf.layers.conv2d({
+        inputShape: [28, 28, 1],
+        filters: 6,
+        kernelSize: 5,
+        strides: 2,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.heNormal({ seed: 1 }),
+      }),
+      tf.layers.depthwiseConv2d({
+        kernelSize: 3,
+        depthMultiplier: 2,
+        padding: 'same',
+        activation: 'relu',
+        depthwiseInitializer: tf.initializers.heNormal({ seed: 2 }),
+      }),
       tf.layers.flatten(),
       tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }),
     ],
@@ -31,7 +48,11 @@ async function trainAndTest(backend: 'cpu' | 'wasm', train: { x: Float32Array; y
 
 test('a small CNN (conv + depthwise conv) trained on wasm reaches the cpu accuracy for the same seed and data', async () => {
   const mnist = loadBuiltinDataset('mnist');
-  const pick = (from: number, n: number) => subset(mnist, Array.from({ length: n }, (_, i) => (from + i * 13) % mnist.n));
+  const pick = (from: number, n: number) =>
+    subset(
+      mnist,
+      Array.from({ length: n }, (_, i) => (from + i * 13) % mnist.n),
+    );
   const train = pick(0, 640);
   const test = pick(5, 500);
   const cpu = await trainAndTest('cpu', { x: train.images, y: train.labels }, { x: test.images, y: test.labels });

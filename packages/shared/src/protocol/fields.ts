@@ -12,12 +12,19 @@ export function record<S extends z.ZodRawShape>(shape: S) {
 
 /** An integer in [min, 2^53). */
 export function integer(min = 0) {
-  return z.number({ error: `an integer ≥ ${min}` }).int({ abort: true }).min(min, { abort: true });
+  return z
+    .number({ error: `an integer ≥ ${min}` })
+    .int({ abort: true })
+    .min(min, { abort: true });
 }
 
 /** An integer in [min, max]. */
 export function integerIn(min: number, max: number) {
-  return z.number({ error: `an integer in [${min}, ${max}]` }).int({ abort: true }).min(min, { abort: true }).max(max, { abort: true });
+  return z
+    .number({ error: `an integer in [${min}, ${max}]` })
+    .int({ abort: true })
+    .min(min, { abort: true })
+    .max(max, { abort: true });
 }
 
 /** Any finite number. */
@@ -74,6 +81,5 @@ export function binary() {
 export function claimedCount(min: 0 | 1, hint: string) {
   const error = min === 1 ? 'a positive integer' : 'an integer ≥ 0';
   const params: IssueParams = { code: ErrorCode.SampleCount, hint };
-  return z.custom<number>((v) => typeof v === 'number', { error })
-    .refine((n) => Number.isSafeInteger(n) && n >= min, { error, params, abort: true });
+  return z.custom<number>((v) => typeof v === 'number', { error }).refine((n) => Number.isSafeInteger(n) && n >= min, { error, params, abort: true });
 }

@@ -1,9 +1,7 @@
 import { z } from 'zod';
 import { specsSize, type EncodedWeights, type WeightSpec } from '../codec/weights.js';
 import { ErrorCode } from '../errors.js';
-import {
-  between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text,
-} from './fields.js';
+import { between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text } from './fields.js';
 import { statsInconsistency } from './stats-consistency.js';
 import { describe, type IssueParams } from './validate.js';
 
@@ -57,7 +55,14 @@ function encodedWeights(specs: z.ZodType<WeightSpec[]> = weightSpecs): z.ZodType
     const bytes = specsSize(w.specs) * 4;
     if (w.data.byteLength === bytes) return;
     const params: IssueParams = { code: ErrorCode.WeightsMismatch };
-    ctx.addIssue({ code: 'custom', continue: false, path: ['data'], input: w.data, params, message: `${bytes} bytes, 4 per float32 value its specs describe` });
+    ctx.addIssue({
+      code: 'custom',
+      continue: false,
+      path: ['data'],
+      input: w.data,
+      params,
+      message: `${bytes} bytes, 4 per float32 value its specs describe`,
+    });
   });
 }
 
@@ -159,8 +164,10 @@ export const NormalizationSchema = record({
   shift: channelValues,
   scale: list(finite().gt(0, { error: 'a number > 0', abort: true }), MAX_CHANNELS),
 }).superRefine((n, ctx) => {
-  if (n.shift.length === 0) return ctx.addIssue({ code: 'custom', continue: false, path: ['shift'], input: n.shift, message: 'one value per channel' });
-  if (n.scale.length !== n.shift.length) ctx.addIssue({ code: 'custom', continue: false, path: ['scale'], input: n.scale, message: sameLength(n.shift.length) });
+  if (n.shift.length === 0)
+    return ctx.addIssue({ code: 'custom', continue: false, path: ['shift'], input: n.shift, message: 'one value per channel' });
+  if (n.scale.length !== n.shift.length)
+    ctx.addIssue({ code: 'custom', continue: false, path: ['scale'], input: n.scale, message: sameLength(n.shift.length) });
 });
 export type Normalization = z.infer<typeof NormalizationSchema>;
 
@@ -357,10 +364,10 @@ export const CLASS_SUMS_TENSOR = 'class-sums';
 /** The name of the tensor in {@link ClassSumsResult.scatter}. */
 export const FEATURE_SCATTER_TENSOR = 'feature-scatter';
 
-const classSumsSpecs = weightSpecs.refine(
-  (specs) => specs.length === 1 && specs[0]!.name === CLASS_SUMS_TENSOR && specs[0]!.shape.length === 2,
-  { error: `one tensor named "${CLASS_SUMS_TENSOR}" of shape [classes, featureDim]`, abort: true },
-);
+const classSumsSpecs = weightSpecs.refine((specs) => specs.length === 1 && specs[0]!.name === CLASS_SUMS_TENSOR && specs[0]!.shape.length === 2, {
+  error: `one tensor named "${CLASS_SUMS_TENSOR}" of shape [classes, featureDim]`,
+  abort: true,
+});
 
 /**
  * Client → server: what FedNCM needs from a site, and all that leaves it in that phase. No feature vector
@@ -395,14 +402,20 @@ export const ClassSumsResultSchema = record({
   if (!Number.isSafeInteger(total) || total < 1) {
     const params: IssueParams = { code: ErrorCode.SampleCount, sentence: true };
     return ctx.addIssue({
-      code: 'custom', continue: false, path: ['counts'], params,
+      code: 'custom',
+      continue: false,
+      path: ['counts'],
+      params,
       message: `add up to ${total}; they must count at least one training sample, and at most 2^53 − 1`,
     });
   }
   const s = m.scatter?.specs;
   if (s && !(s.length === 1 && s[0]!.name === FEATURE_SCATTER_TENSOR && s[0]!.shape.length === 2 && s[0]!.shape.every((d) => d === featureDim))) {
     ctx.addIssue({
-      code: 'custom', continue: false, path: ['scatter', 'specs'], input: s,
+      code: 'custom',
+      continue: false,
+      path: ['scatter', 'specs'],
+      input: s,
       message: `one tensor named "${FEATURE_SCATTER_TENSOR}" of shape [${featureDim}, ${featureDim}] (featureDim × featureDim)`,
     });
   }
@@ -416,8 +429,19 @@ export type ClassSumsResult = z.infer<typeof ClassSumsResultSchema>;
  * - `rate-limited`: the connection sent more messages than its budget allows; repeated, it is closed.
  */
 export const REJECT_REASONS = [
-  'malformed', 'protocol-mismatch', 'unknown-run', 'stale-round', 'stale-model', 'not-selected', 'duplicate',
-  'round-closed', 'wrong-shape', 'non-finite', 'bad-sample-count', 'bad-statistics', 'rate-limited',
+  'malformed',
+  'protocol-mismatch',
+  'unknown-run',
+  'stale-round',
+  'stale-model',
+  'not-selected',
+  'duplicate',
+  'round-closed',
+  'wrong-shape',
+  'non-finite',
+  'bad-sample-count',
+  'bad-statistics',
+  'rate-limited',
 ] as const;
 
 /** Why the coordinator refused a message: one of {@link REJECT_REASONS}. */
@@ -433,11 +457,13 @@ export const RejectionSchema = z.object({
 export type Rejection = z.infer<typeof RejectionSchema>;
 
 /** The coordinator's answer to every update: accepted, or rejected with a reason. */
-export const AckSchema = z.custom<unknown>((v) => !(v instanceof Uint8Array), { error: 'an object' }).pipe(
-  z.discriminatedUnion('accepted', [z.object({ accepted: z.literal(true) }), RejectionSchema], {
-    error: (issue) => (issue.code === 'invalid_union' ? 'a boolean' : 'an object'),
-  }),
-);
+export const AckSchema = z
+  .custom<unknown>((v) => !(v instanceof Uint8Array), { error: 'an object' })
+  .pipe(
+    z.discriminatedUnion('accepted', [z.object({ accepted: z.literal(true) }), RejectionSchema], {
+      error: (issue) => (issue.code === 'invalid_union' ? 'a boolean' : 'an object'),
+    }),
+  );
 export type Ack = z.infer<typeof AckSchema>;
 
 /** Why the coordinator refuses a connection (the `connect_error` message's `data.reason`). */

@@ -5,18 +5,44 @@ import { createMsgpackParser } from '../codec/socketio-parser.js';
 import { decodeWeights } from '../codec/weights.js';
 import { REJECT_REASONS } from './messages.js';
 import {
-  checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEncodedWeights, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
-  parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd,
-  parseWelcome, rejectionFor,
+  checkSiteName,
+  parseAck,
+  parseClassSumsInstruction,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEncodedWeights,
+  parseEvaluateInstruction,
+  parseEvaluateResult,
+  parseFitInstruction,
+  parseFitResult,
+  parseGoodbye,
+  parseHandshakeAuth,
+  parsePersonalizeInstruction,
+  parsePersonalizeResult,
+  parseReady,
+  parseRunEnd,
+  parseWelcome,
+  rejectionFor,
 } from './parse.js';
 import { statsInconsistency } from './stats-consistency.js';
 
 // Every inbound validator, by the event whose payload it checks (`auth` is the handshake).
 const validators: Record<string, (v: unknown) => unknown> = {
-  auth: parseHandshakeAuth, ready: parseReady, 'fit-result': parseFitResult, 'evaluate-result': parseEvaluateResult,
-  'personalize-result': parsePersonalizeResult, failure: parseClientFailure, ack: parseAck, welcome: parseWelcome,
-  fit: parseFitInstruction, evaluate: parseEvaluateInstruction, personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye, 'run-end': parseRunEnd, 'class-sums': parseClassSumsInstruction, 'class-sums-result': parseClassSumsResult,
+  auth: parseHandshakeAuth,
+  ready: parseReady,
+  'fit-result': parseFitResult,
+  'evaluate-result': parseEvaluateResult,
+  'personalize-result': parsePersonalizeResult,
+  failure: parseClientFailure,
+  ack: parseAck,
+  welcome: parseWelcome,
+  fit: parseFitInstruction,
+  evaluate: parseEvaluateInstruction,
+  personalize: parsePersonalizeInstruction,
+  goodbye: parseGoodbye,
+  'run-end': parseRunEnd,
+  'class-sums': parseClassSumsInstruction,
+  'class-sums-result': parseClassSumsResult,
 };
 const events = Object.keys(validators);
 
@@ -56,13 +82,55 @@ function expectPromisedRanges(m: Record<string, any>): void {
 // Values a hostile peer puts where a field should be.
 const hostileValue = fc.oneof(
   fc.constantFrom<unknown>(
-    NaN, Infinity, -Infinity, -1, 0, -0, 0.5, 1.5, 7, -3, 2 ** 53, -(2 ** 53), 1e300, -1e300, Number.MIN_VALUE, '', ' ', '.', '..',
-    '__proto__', 'constructor', 'prototype', 'x'.repeat(5000), '\u001b[2J', '\nftl coordinator info forged', null, undefined, true, [], {}, [[]],
-    [-1], [1e9, 1e9, 1e9], [0.5], ['a'], 'float16', 'float32', 'int32', new Uint8Array(3), new Uint8Array(0),
-    JSON.parse('{"__proto__": {"polluted": true}}'), { constructor: { prototype: { polluted: true } } }, { length: 1e9 },
+    NaN,
+    Infinity,
+    -Infinity,
+    -1,
+    0,
+    -0,
+    0.5,
+    1.5,
+    7,
+    -3,
+    2 ** 53,
+    -(2 ** 53),
+    1e300,
+    -1e300,
+    Number.MIN_VALUE,
+    '',
+    ' ',
+    '.',
+    '..',
+    '__proto__',
+    'constructor',
+    'prototype',
+    'x'.repeat(5000),
+    '\u001b[2J',
+    '\nftl coordinator info forged',
+    null,
+    undefined,
+    true,
+    [],
+    {},
+    [[]],
+    [-1],
+    [1e9, 1e9, 1e9],
+    [0.5],
+    ['a'],
+    'float16',
+    'float32',
+    'int32',
+    new Uint8Array(3),
+    new Uint8Array(0),
+    JSON.parse('{"__proto__": {"polluted": true}}'),
+    { constructor: { prototype: { polluted: true } } },
+    { length: 1e9 },
   ),
-  fc.double(), fc.integer(), fc.string({ maxLength: 40 }),
-  fc.array(fc.double(), { maxLength: 8 }), fc.uint8Array({ maxLength: 40 }),
+  fc.double(),
+  fc.integer(),
+  fc.string({ maxLength: 40 }),
+  fc.array(fc.double(), { maxLength: 8 }),
+  fc.uint8Array({ maxLength: 40 }),
 );
 
 /** A copy of `v` with the value at one path replaced (or the key removed, or a key added). */
@@ -109,52 +177,88 @@ describe('every inbound validator under hostile input', () => {
   });
 
   test('anything at all: only FtlError', () => {
-    const anything = fc.anything({ maxDepth: 4, withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withObjectString: true, withBoxedValues: true });
-    fc.assert(fc.property(fc.constantFrom(...events), anything, (event, v) => void validate(event, v)), { numRuns: 4000 });
+    const anything = fc.anything({
+      maxDepth: 4,
+      withBigInt: true,
+      withDate: true,
+      withMap: true,
+      withSet: true,
+      withTypedArray: true,
+      withNullPrototype: true,
+      withObjectString: true,
+      withBoxedValues: true,
+    });
+    fc.assert(
+      fc.property(fc.constantFrom(...events), anything, (event, v) => void validate(event, v)),
+      { numRuns: 4000 },
+    );
   });
 
   test('valid messages with one field replaced, removed or added: only FtlError, and what passes is in range', () => {
-    fc.assert(fc.property(
-      fc.constantFrom(...events), fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), hostileValue, fc.constantFrom('set', 'delete', 'add') as fc.Arbitrary<'set' | 'delete' | 'add'>,
-      (event, path, value, how) => void validate(event, mutate(messages[event], path, value, how)),
-    ), { numRuns: 8000 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...events),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
+        hostileValue,
+        fc.constantFrom('set', 'delete', 'add') as fc.Arbitrary<'set' | 'delete' | 'add'>,
+        (event, path, value, how) => void validate(event, mutate(messages[event], path, value, how)),
+      ),
+      { numRuns: 8000 },
+    );
   });
 
   test('valid messages with several fields replaced at once: only FtlError', () => {
     const edit = fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), hostileValue);
-    fc.assert(fc.property(fc.constantFrom(...events), fc.array(edit, { minLength: 2, maxLength: 6 }), (event, edits) => {
-      let m: unknown = messages[event];
-      for (const [path, value] of edits) m = mutate(m, path, value, 'set');
-      validate(event, m);
-    }), { numRuns: 4000 });
+    fc.assert(
+      fc.property(fc.constantFrom(...events), fc.array(edit, { minLength: 2, maxLength: 6 }), (event, edits) => {
+        let m: unknown = messages[event];
+        for (const [path, value] of edits) m = mutate(m, path, value, 'set');
+        validate(event, m);
+      }),
+      { numRuns: 4000 },
+    );
   });
 
   test('sample counts: negative, zero, fractional, enormous or not finite are bad-sample-count; positive integers pass', () => {
     const count = fc.oneof(fc.double(), fc.integer({ min: -1e6, max: 1e6 }), fc.constantFrom(0, -0, 2 ** 53, 1e300, NaN, Infinity, -Infinity, 0.5));
-    fc.assert(fc.property(fc.constantFrom('fit-result', 'evaluate-result', 'personalize-result'), count, (event, n) => {
-      const out = validate(event, { ...messages[event], numExamples: n });
-      if (out === undefined) {
-        let reason: string | undefined;
-        try { validators[event]!({ ...messages[event], numExamples: n }); } catch (err) { reason = rejectionFor(err).reason; }
-        expect(reason).toBe('bad-sample-count');
-      } else {
-        expect(Number.isSafeInteger(n) && n >= 1).toBe(true);
-      }
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.constantFrom('fit-result', 'evaluate-result', 'personalize-result'), count, (event, n) => {
+        const out = validate(event, { ...messages[event], numExamples: n });
+        if (out === undefined) {
+          let reason: string | undefined;
+          try {
+            validators[event]!({ ...messages[event], numExamples: n });
+          } catch (err) {
+            reason = rejectionFor(err).reason;
+          }
+          expect(reason).toBe('bad-sample-count');
+        } else {
+          expect(Number.isSafeInteger(n) && n >= 1).toBe(true);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test('class counts: negative, fractional, enormous or not finite are bad-sample-count; non-negative integers pass', () => {
     const count = fc.oneof(fc.double(), fc.integer({ min: -1e6, max: 1e6 }), fc.constantFrom(0, -0, 2 ** 53, 1e300, NaN, Infinity, -Infinity, 0.5));
-    fc.assert(fc.property(count, count, (a, b) => {
-      const m = { ...messages['class-sums-result'], counts: [a, b] };
-      if (validate('class-sums-result', m) === undefined) {
-        let reason: string | undefined;
-        try { parseClassSumsResult(m); } catch (err) { reason = rejectionFor(err).reason; }
-        expect(reason).toBe('bad-sample-count');
-      } else {
-        expect([a, b].every((c) => Number.isSafeInteger(c) && c >= 0) && a + b >= 1).toBe(true);
-      }
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(count, count, (a, b) => {
+        const m = { ...messages['class-sums-result'], counts: [a, b] };
+        if (validate('class-sums-result', m) === undefined) {
+          let reason: string | undefined;
+          try {
+            parseClassSumsResult(m);
+          } catch (err) {
+            reason = rejectionFor(err).reason;
+          }
+          expect(reason).toBe('bad-sample-count');
+        } else {
+          expect([a, b].every((c) => Number.isSafeInteger(c) && c >= 0) && a + b >= 1).toBe(true);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test('weights with wrong dtypes, shapes and byte lengths: only FtlError from the validator and from decoding', () => {
@@ -163,33 +267,49 @@ describe('every inbound validator under hostile input', () => {
       shape: fc.array(fc.oneof(fc.integer({ min: -3, max: 70_000 }), fc.constantFrom(1.5, NaN, 2 ** 31, 2 ** 53)), { maxLength: 9 }),
       dtype: fc.constantFrom('float32', 'float16', 'int8', 'float64', 7),
     });
-    fc.assert(fc.property(fc.array(spec, { maxLength: 5 }), fc.uint8Array({ maxLength: 256 }), (specs, data) => {
-      const w = { specs, data };
-      let parsed: unknown;
-      if (!onlyFtlError(() => (parsed = parseEncodedWeights(w)))) onlyFtlError(() => decodeWeights(parsed as never));
-      validate('fit-result', { ...messages['fit-result'], weights: w });
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.array(spec, { maxLength: 5 }), fc.uint8Array({ maxLength: 256 }), (specs, data) => {
+        const w = { specs, data };
+        let parsed: unknown;
+        if (!onlyFtlError(() => (parsed = parseEncodedWeights(w)))) onlyFtlError(() => decodeWeights(parsed as never));
+        validate('fit-result', { ...messages['fit-result'], weights: w });
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test('ready statistics with random numbers: only FtlError, and what passes is internally consistent', () => {
     const arr = (n: number) => fc.array(fc.oneof(fc.double(), fc.double({ min: -2, max: 2, noNaN: true })), { minLength: n, maxLength: n });
-    fc.assert(fc.property(fc.integer({ min: 0, max: 4 }), fc.oneof(fc.integer({ min: -2, max: 50 }), fc.double()), (c, count) => fc.assert(
-      fc.property(arr(c), arr(c), arr(c), arr(c), (sum, sumSquares, min, max) => {
-        const r = validate('ready', { ...messages['ready'], stats: { count, sum, sumSquares, min, max } });
-        if (r) expect(statsInconsistency((r as { stats: never }).stats)).toBeUndefined();
-      }), { numRuns: 20 },
-    )), { numRuns: 100 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4 }), fc.oneof(fc.integer({ min: -2, max: 50 }), fc.double()), (c, count) =>
+        fc.assert(
+          fc.property(arr(c), arr(c), arr(c), arr(c), (sum, sumSquares, min, max) => {
+            const r = validate('ready', { ...messages['ready'], stats: { count, sum, sumSquares, min, max } });
+            if (r) expect(statsInconsistency((r as { stats: never }).stats)).toBeUndefined();
+          }),
+          { numRuns: 20 },
+        ),
+      ),
+      { numRuns: 100 },
+    );
   });
 
   test('site names: only FtlError, and what passes is a name no path or prototype trick can use', () => {
-    const name = fc.oneof(fc.string({ maxLength: 140 }), fc.stringMatching(/^[._-]{0,3}[A-Za-z0-9._\/-]{0,20}$/), fc.constantFrom('.', '..', '__proto__', 'constructor', 'prototype'));
-    fc.assert(fc.property(name, (n) => {
-      const err = onlyFtlError(() => checkSiteName(n));
-      if (!err) {
-        expect(n).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
-        expect(['constructor', 'prototype']).not.toContain(n);
-      }
-      validate('auth', { ...messages['auth'], name: n });
-    }), { numRuns: 3000 });
+    const name = fc.oneof(
+      fc.string({ maxLength: 140 }),
+      fc.stringMatching(/^[._-]{0,3}[A-Za-z0-9._/-]{0,20}$/),
+      fc.constantFrom('.', '..', '__proto__', 'constructor', 'prototype'),
+    );
+    fc.assert(
+      fc.property(name, (n) => {
+        const err = onlyFtlError(() => checkSiteName(n));
+        if (!err) {
+          expect(n).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/);
+          expect(['constructor', 'prototype']).not.toContain(n);
+        }
+        validate('auth', { ...messages['auth'], name: n });
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -3,8 +3,21 @@ import { ErrorCode, FtlError } from '../errors.js';
 import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import { PROTOCOL_VERSION, REJECT_REASONS } from './messages.js';
 import {
-  checkSiteName, parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEvaluateResult, parseFitInstruction, parseFitResult, parseGoodbye, parseHandshakeAuth,
-  parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseWelcome, rejectionFor,
+  checkSiteName,
+  parseAck,
+  parseClassSumsInstruction,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEvaluateResult,
+  parseFitInstruction,
+  parseFitResult,
+  parseGoodbye,
+  parseHandshakeAuth,
+  parsePersonalizeInstruction,
+  parsePersonalizeResult,
+  parseReady,
+  parseWelcome,
+  rejectionFor,
 } from './parse.js';
 
 /** The rejection a coordinator would send for what `fn` throws. */
@@ -19,9 +32,13 @@ function rejected(fn: () => unknown): { reason: string; message: string } {
 }
 
 const good = () => ({
-  protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
+  protocol: PROTOCOL_VERSION,
+  runId: 'r1',
+  round: 2,
+  modelVersion: 1,
   weights: { specs: [{ name: 'head_output/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
-  numExamples: 120, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 },
+  numExamples: 120,
+  metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 },
 });
 
 describe('fit-result validation', () => {
@@ -51,7 +68,8 @@ describe('fit-result validation', () => {
   test.each([[0], [-5], [1.5], [NaN], [Infinity], [2 ** 53]])('a sample count of %d is refused as bad-sample-count, not malformed', (n) => {
     const m = { ...good(), numExamples: n };
     expect(rejected(() => parseFitResult(m))).toEqual({
-      reason: 'bad-sample-count', message: `fit-result.numExamples must be a positive integer (got number ${n}); report the number of samples used`,
+      reason: 'bad-sample-count',
+      message: `fit-result.numExamples must be a positive integer (got number ${n}); report the number of samples used`,
     });
   });
 
@@ -68,7 +86,8 @@ describe('fit-result validation', () => {
     }
     expect(caught).toBeInstanceOf(FtlError);
     expect(rejectionFor(caught)).toEqual({
-      accepted: false, reason: 'protocol-mismatch',
+      accepted: false,
+      reason: 'protocol-mismatch',
       message: `fit-result.protocol is number 99 but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
     });
   });
@@ -76,7 +95,10 @@ describe('fit-result validation', () => {
 
 describe('handshake and welcome', () => {
   test.each([
-    [{ protocol: PROTOCOL_VERSION }, /auth.name must be 1–128 letters, digits, ".", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got undefined\)/],
+    [
+      { protocol: PROTOCOL_VERSION },
+      /auth.name must be 1–128 letters, digits, ".", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got undefined\)/,
+    ],
     [{ protocol: PROTOCOL_VERSION, name: 'a b' }, /auth.name must be 1–128 letters, digits/],
     [{ name: 'a' }, /auth.protocol is undefined/],
   ])('rejects handshake %j', (auth, message) => {
@@ -84,10 +106,16 @@ describe('handshake and welcome', () => {
   });
 
   test.each(['.', '..', '__proto__', 'constructor', 'prototype', '-rf', '_site', '.hidden', 'a/b', '', 'x'.repeat(129), 'é'])(
-    'refuses the site name %j, in the handshake and wherever else a name comes from', (name) => {
+    'refuses the site name %j, in the handshake and wherever else a name comes from',
+    (name) => {
       expectFtlError(() => parseHandshakeAuth({ protocol: PROTOCOL_VERSION, name }), ErrorCode.InvalidMessage, /^auth.name must be 1–128 letters/);
-      expectFtlError(() => checkSiteName(name), ErrorCode.InvalidMessage, /^site name must be 1–128 letters, digits, "\.", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got /);
-    });
+      expectFtlError(
+        () => checkSiteName(name),
+        ErrorCode.InvalidMessage,
+        /^site name must be 1–128 letters, digits, "\.", "_" or "-" starting with a letter or digit, and not "constructor" or "prototype" \(got /,
+      );
+    },
+  );
 
   test.each(['site-1', 'H.Example_2', '0', 'x'.repeat(128), 'Constructor'])('accepts the site name %j', (name) => {
     expect(checkSiteName(name)).toBe(name);
@@ -96,7 +124,11 @@ describe('handshake and welcome', () => {
 
   test('rejects a welcome whose digest is not hex SHA-256', () => {
     const w = {
-      protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'], localLayers: [],
+      protocol: PROTOCOL_VERSION,
+      runId: 'r',
+      clientId: 'c',
+      classes: ['a', 'b'],
+      localLayers: [],
       head: { featureDim: 4, hidden: [], classes: 2 },
       backbone: { path: '/backbone', files: ['model.json'], sha256: 'abc', featureLayer: 'features' },
     };
@@ -129,14 +161,19 @@ describe('goodbye validation', () => {
     for (const reason of ['replaced', 'revoked', 'shutdown'] as const) {
       expect(parseGoodbye({ protocol: PROTOCOL_VERSION, reason, message: 'm' })).toEqual({ protocol: PROTOCOL_VERSION, reason, message: 'm' });
     }
-    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(/goodbye.reason must be replaced, revoked, shutdown or misbehaving/);
+    expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'bored', message: 'm' })).toThrow(
+      /goodbye.reason must be replaced, revoked, shutdown or misbehaving/,
+    );
     expect(() => parseGoodbye({ protocol: PROTOCOL_VERSION, reason: 'revoked' })).toThrow(/goodbye.message/);
   });
 });
 
 describe('fit instruction: the backbone learning-rate factor', () => {
   const fit = (config: Record<string, unknown>) => ({
-    protocol: PROTOCOL_VERSION, runId: 'r1', round: 2, modelVersion: 1,
+    protocol: PROTOCOL_VERSION,
+    runId: 'r1',
+    round: 2,
+    modelVersion: 1,
     weights: { specs: [{ name: 'conv2/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
     config: { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, ...config },
   });
@@ -159,15 +196,29 @@ describe('fit instruction: the backbone learning-rate factor', () => {
 
 describe('welcome augmentation settings', () => {
   const welcome = (augment: unknown) => ({
-    protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: ['a', 'b'], localLayers: [],
+    protocol: PROTOCOL_VERSION,
+    runId: 'r',
+    clientId: 'c',
+    classes: ['a', 'b'],
+    localLayers: [],
     backbone: { path: '/backbone', files: ['model.json'], sha256: 'a'.repeat(64), featureLayer: 'features' },
-    head: { featureDim: 4, hidden: [], classes: 2 }, augment,
+    head: { featureDim: 4, hidden: [], classes: 2 },
+    augment,
   });
   test('are optional, validated and kept', () => {
     expect(parseWelcome(welcome(undefined)).augment).toBeUndefined();
-    expect(parseWelcome(welcome({ copies: 2, shift: 0.1, flip: false, rotation: 10 })).augment).toEqual({ copies: 2, shift: 0.1, flip: false, rotation: 10 });
-    expect(() => parseWelcome(welcome({ copies: 2, shift: 0.7, flip: false, rotation: 0 }))).toThrow(/welcome.augment.shift must be a number in \[0, 0.5\)/);
-    expect(() => parseWelcome(welcome({ copies: 99, shift: 0, flip: false, rotation: 0 }))).toThrow(/welcome.augment.copies must be an integer in \[0, 20\]/);
+    expect(parseWelcome(welcome({ copies: 2, shift: 0.1, flip: false, rotation: 10 })).augment).toEqual({
+      copies: 2,
+      shift: 0.1,
+      flip: false,
+      rotation: 10,
+    });
+    expect(() => parseWelcome(welcome({ copies: 2, shift: 0.7, flip: false, rotation: 0 }))).toThrow(
+      /welcome.augment.shift must be a number in \[0, 0.5\)/,
+    );
+    expect(() => parseWelcome(welcome({ copies: 99, shift: 0, flip: false, rotation: 0 }))).toThrow(
+      /welcome.augment.copies must be an integer in \[0, 20\]/,
+    );
   });
 });
 
@@ -184,7 +235,11 @@ describe('federated normalisation messages', () => {
     ['a negative variance', { sumSquares: [0.1, 1.5] }, /channel 0 has sumSquares 0.1 < sum²\/count 0.25 \(a negative variance\)/],
     ['too much energy for the range', { sumSquares: [1, 4.5] }, /channel 1 has sumSquares 4.5 > count·max\(min², max²\) 4/],
     ['a mean outside [min, max]', { sum: [1, 60], sumSquares: [1, 900], max: [1, 10] }, /channel 1 has mean 15 outside \[min 0, max 10\]/],
-    ['sums of 1e300 (finite)', { sum: [1e300, 2], sumSquares: [1e300, 1.5], max: [1e300, 1] }, /channel 0 has sumSquares 1e\+300 < sum²\/count Infinity/],
+    [
+      'sums of 1e300 (finite)',
+      { sum: [1e300, 2], sumSquares: [1e300, 1.5], max: [1e300, 1] },
+      /channel 0 has sumSquares 1e\+300 < sum²\/count Infinity/,
+    ],
   ])('ready statistics with %s are refused as bad-statistics', (_, change, message) => {
     const stats = { count: 4, sum: [1, 2], sumSquares: [1, 1.5], min: [0, 0], max: [1, 1], ...change };
     const r = rejected(() => parseReady(ready(stats)));
@@ -199,22 +254,34 @@ describe('federated normalisation messages', () => {
 
   test('instructions carry the normalisation; a non-positive scale is refused', () => {
     const fit = {
-      protocol: PROTOCOL_VERSION, runId: 'r', round: 1, modelVersion: 0,
+      protocol: PROTOCOL_VERSION,
+      runId: 'r',
+      round: 1,
+      modelVersion: 0,
       weights: { specs: [{ name: 'head_output/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
       config: { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 1 },
     };
     const normalization = { kind: 'standard', shift: [0.13], scale: [0.31] };
     expect(parseFitInstruction({ ...fit, normalization }).normalization).toEqual(normalization);
     expect(parseFitInstruction(fit).normalization).toBeUndefined();
-    expect(() => parseFitInstruction({ ...fit, normalization: { ...normalization, scale: [0] } })).toThrow(/fit.normalization.scale\[0\] must be a number > 0/);
+    expect(() => parseFitInstruction({ ...fit, normalization: { ...normalization, scale: [0] } })).toThrow(
+      /fit.normalization.scale\[0\] must be a number > 0/,
+    );
   });
 });
 
 describe('evaluation and personalisation results', () => {
   const evaluation = () => ({ protocol: PROTOCOL_VERSION, runId: 'r', round: 1, modelVersion: 1, numExamples: 20, loss: 0.4, accuracy: 0.8 });
   const personal = () => ({
-    protocol: PROTOCOL_VERSION, runId: 'r', round: 3, modelVersion: 3, numExamples: 20,
-    globalLoss: 0.4, globalAccuracy: 0.8, personalLoss: 0.3, personalAccuracy: 0.85,
+    protocol: PROTOCOL_VERSION,
+    runId: 'r',
+    round: 3,
+    modelVersion: 3,
+    numExamples: 20,
+    globalLoss: 0.4,
+    globalAccuracy: 0.8,
+    personalLoss: 0.3,
+    personalAccuracy: 0.85,
   });
 
   test('accept metrics in range', () => {
@@ -238,8 +305,17 @@ describe('evaluation and personalisation results', () => {
     expect(rejected(() => parsePersonalizeResult({ ...personal(), numExamples: n })).reason).toBe('bad-sample-count');
   });
 
-  test.each([['globalAccuracy', 1.5], ['personalAccuracy', -0.1], ['globalLoss', -1], ['personalLoss', NaN]])('a personalisation %s of %d is refused', (field, value) => {
-    expectFtlError(() => parsePersonalizeResult({ ...personal(), [field]: value }), ErrorCode.InvalidMessage, new RegExp(`^personalize-result.${field} must be`));
+  test.each([
+    ['globalAccuracy', 1.5],
+    ['personalAccuracy', -0.1],
+    ['globalLoss', -1],
+    ['personalLoss', NaN],
+  ])('a personalisation %s of %d is refused', (field, value) => {
+    expectFtlError(
+      () => parsePersonalizeResult({ ...personal(), [field]: value }),
+      ErrorCode.InvalidMessage,
+      new RegExp(`^personalize-result.${field} must be`),
+    );
   });
 });
 
@@ -252,13 +328,21 @@ describe('acknowledgements', () => {
   });
 
   test.each([['bored'], ['__proto__'], [3], [undefined]])('a reason outside the union (%j) is refused, not cast', (reason) => {
-    expectFtlError(() => parseAck({ accepted: false, reason, message: 'm' }), ErrorCode.InvalidMessage, /^ack.reason must be one of malformed, protocol-mismatch, .*rate-limited \(got /);
+    expectFtlError(
+      () => parseAck({ accepted: false, reason, message: 'm' }),
+      ErrorCode.InvalidMessage,
+      /^ack.reason must be one of malformed, protocol-mismatch, .*rate-limited \(got /,
+    );
   });
 });
 
 test('an array that carries its own constructor property is read as a plain array, not through it', () => {
   const w = {
-    protocol: PROTOCOL_VERSION, runId: 'r', clientId: 'c', classes: Object.assign(['a', 'b'], { constructor: '' }), localLayers: [],
+    protocol: PROTOCOL_VERSION,
+    runId: 'r',
+    clientId: 'c',
+    classes: Object.assign(['a', 'b'], { constructor: '' }),
+    localLayers: [],
     backbone: { path: '/backbone', files: ['model.json'], sha256: 'a'.repeat(64), featureLayer: 'features' },
     head: { featureDim: 4, hidden: [], classes: 2 },
   };
@@ -266,19 +350,28 @@ test('an array that carries its own constructor property is read as a plain arra
 });
 
 describe('class-sums validation', () => {
-  const sums = (rows: number, cols: number, name = 'class-sums') => ({ specs: [{ name, shape: [rows, cols], dtype: 'float32' }], data: new Uint8Array(rows * cols * 4) });
+  const sums = (rows: number, cols: number, name = 'class-sums') => ({
+    specs: [{ name, shape: [rows, cols], dtype: 'float32' }],
+    data: new Uint8Array(rows * cols * 4),
+  });
   const result = () => ({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, sums: sums(3, 4), counts: [2, 0, 5] });
 
   test('accepts per-class sums and counts, and an instruction with or without normalisation', () => {
     expect(parseClassSumsResult(result()).counts).toEqual([2, 0, 5]);
     expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0 }).round).toBe(0);
     const normalization = { kind: 'standard', shift: [0.5], scale: [0.25] };
-    expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, normalization }).normalization).toEqual(normalization);
-    expect(parseClientFailure({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, stage: 'class-sums', message: 'no features' }).stage).toBe('class-sums');
+    expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, normalization }).normalization).toEqual(
+      normalization,
+    );
+    expect(
+      parseClientFailure({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, stage: 'class-sums', message: 'no features' }).stage,
+    ).toBe('class-sums');
     // The discriminant head's request and answer: the within-class scatter, featureDim × featureDim.
     expect(parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, scatter: true }).scatter).toBe(true);
     expect(parseClassSumsResult({ ...result(), scatter: sums(4, 4, 'feature-scatter') }).scatter!.specs[0]!.shape).toEqual([4, 4]);
-    expect(() => parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, scatter: 'yes' })).toThrow(/class-sums.scatter must be true or false/);
+    expect(() => parseClassSumsInstruction({ protocol: PROTOCOL_VERSION, runId: 'r1', round: 0, modelVersion: 0, scatter: 'yes' })).toThrow(
+      /class-sums.scatter must be true or false/,
+    );
   });
 
   test.each<[string, (m: any) => void, string, RegExp]>([
@@ -293,9 +386,24 @@ describe('class-sums validation', () => {
     ['another tensor name', (m) => (m.sums = sums(3, 4, 'head_output/kernel')), 'malformed', /one tensor named "class-sums"/],
     ['a flat tensor', (m) => (m.sums.specs[0].shape = [12]), 'malformed', /of shape \[classes, featureDim\]/],
     ['sums as a number array', (m) => (m.sums.data = [0, 0]), 'malformed', /sums.data must be binary data/],
-    ['more counts than any run has classes', (m) => (m.counts = new Array(10_001).fill(1)), 'malformed', /counts must be an array of at most 10000 items/],
-    ['a scatter under another name', (m) => (m.scatter = sums(4, 4, 'class-sums')), 'malformed', /one tensor named "feature-scatter" of shape \[4, 4\]/],
-    ['a scatter that is not featureDim × featureDim', (m) => (m.scatter = sums(3, 4, 'feature-scatter')), 'malformed', /of shape \[4, 4\] \(featureDim × featureDim\)/],
+    [
+      'more counts than any run has classes',
+      (m) => (m.counts = new Array(10_001).fill(1)),
+      'malformed',
+      /counts must be an array of at most 10000 items/,
+    ],
+    [
+      'a scatter under another name',
+      (m) => (m.scatter = sums(4, 4, 'class-sums')),
+      'malformed',
+      /one tensor named "feature-scatter" of shape \[4, 4\]/,
+    ],
+    [
+      'a scatter that is not featureDim × featureDim',
+      (m) => (m.scatter = sums(3, 4, 'feature-scatter')),
+      'malformed',
+      /of shape \[4, 4\] \(featureDim × featureDim\)/,
+    ],
   ])('refuses %s', (_, edit, reason, message) => {
     const m = result();
     edit(m);

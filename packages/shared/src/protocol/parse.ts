@@ -1,12 +1,40 @@
 import type { EncodedWeights } from '../codec/weights.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import {
-  AckSchema, ClassSumsInstructionSchema, ClassSumsResultSchema, ClientFailureSchema, EncodedWeightsSchema, EvaluateInstructionSchema,
-  EvaluateResultSchema, FitInstructionSchema, FitResultSchema, GoodbyeSchema, HandshakeAuthSchema, PersonalizeInstructionSchema,
-  PersonalizeResultSchema, ReadySchema, RunEndSchema, SiteNameSchema, WelcomeSchema,
-  type Ack, type ClassSumsInstruction, type ClassSumsResult, type ClientFailure, type EvaluateInstruction, type EvaluateResult,
-  type FitInstruction, type FitResult, type Goodbye, type HandshakeAuth, type PersonalizeInstruction, type PersonalizeResult, type Ready,
-  type RejectReason, type Rejection, type RunEnd, type Welcome,
+  AckSchema,
+  ClassSumsInstructionSchema,
+  ClassSumsResultSchema,
+  ClientFailureSchema,
+  EncodedWeightsSchema,
+  EvaluateInstructionSchema,
+  EvaluateResultSchema,
+  FitInstructionSchema,
+  FitResultSchema,
+  GoodbyeSchema,
+  HandshakeAuthSchema,
+  PersonalizeInstructionSchema,
+  PersonalizeResultSchema,
+  ReadySchema,
+  RunEndSchema,
+  SiteNameSchema,
+  WelcomeSchema,
+  type Ack,
+  type ClassSumsInstruction,
+  type ClassSumsResult,
+  type ClientFailure,
+  type EvaluateInstruction,
+  type EvaluateResult,
+  type FitInstruction,
+  type FitResult,
+  type Goodbye,
+  type HandshakeAuth,
+  type PersonalizeInstruction,
+  type PersonalizeResult,
+  type Ready,
+  type RejectReason,
+  type Rejection,
+  type RunEnd,
+  type Welcome,
 } from './messages.js';
 import { validate } from './validate.js';
 
@@ -121,12 +149,17 @@ export function parseAck(v: unknown): Ack {
 export function rejectionFor(err: unknown): Rejection {
   if (err instanceof FtlError) {
     const reason: RejectReason =
-      err.code === ErrorCode.ProtocolMismatch ? 'protocol-mismatch'
-      : err.code === ErrorCode.WeightsMismatch ? 'wrong-shape'
-      : err.code === ErrorCode.NonFiniteWeights ? 'non-finite'
-      : err.code === ErrorCode.SampleCount ? 'bad-sample-count'
-      : err.code === ErrorCode.Dataset ? 'bad-statistics'
-      : 'malformed';
+      err.code === ErrorCode.ProtocolMismatch
+        ? 'protocol-mismatch'
+        : err.code === ErrorCode.WeightsMismatch
+          ? 'wrong-shape'
+          : err.code === ErrorCode.NonFiniteWeights
+            ? 'non-finite'
+            : err.code === ErrorCode.SampleCount
+              ? 'bad-sample-count'
+              : err.code === ErrorCode.Dataset
+                ? 'bad-statistics'
+                : 'malformed';
     return { accepted: false, reason, message: err.message };
   }
   return { accepted: false, reason: 'malformed', message: err instanceof Error ? err.message : String(err) };

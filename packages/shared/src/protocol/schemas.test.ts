@@ -3,21 +3,49 @@ import { validMessages } from '../../test-support/fuzz-support.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import {
-  CLIENT_TO_SERVER_SCHEMAS, PROTOCOL_SCHEMAS, SERVER_TO_CLIENT_SCHEMAS, type ClientToServerEvents, type ServerToClientEvents,
+  CLIENT_TO_SERVER_SCHEMAS,
+  PROTOCOL_SCHEMAS,
+  SERVER_TO_CLIENT_SCHEMAS,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
 } from './events.js';
 import { PROTOCOL_VERSION } from './messages.js';
 import {
-  parseAck, parseClassSumsInstruction, parseClassSumsResult, parseClientFailure, parseEvaluateInstruction, parseEvaluateResult, parseFitInstruction,
-  parseFitResult, parseGoodbye, parseHandshakeAuth, parsePersonalizeInstruction, parsePersonalizeResult, parseReady, parseRunEnd, parseWelcome,
+  parseAck,
+  parseClassSumsInstruction,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEvaluateInstruction,
+  parseEvaluateResult,
+  parseFitInstruction,
+  parseFitResult,
+  parseGoodbye,
+  parseHandshakeAuth,
+  parsePersonalizeInstruction,
+  parsePersonalizeResult,
+  parseReady,
+  parseRunEnd,
+  parseWelcome,
   rejectionFor,
 } from './parse.js';
 
 // Every validator, by the name its refusals start with (`auth` is the handshake, `ack` the acknowledgement).
 const validators: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => unknown> = {
-  auth: parseHandshakeAuth, ready: parseReady, 'fit-result': parseFitResult, 'evaluate-result': parseEvaluateResult,
-  'personalize-result': parsePersonalizeResult, failure: parseClientFailure, ack: parseAck, welcome: parseWelcome,
-  fit: parseFitInstruction, evaluate: parseEvaluateInstruction, personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye, 'run-end': parseRunEnd, 'class-sums': parseClassSumsInstruction, 'class-sums-result': parseClassSumsResult,
+  auth: parseHandshakeAuth,
+  ready: parseReady,
+  'fit-result': parseFitResult,
+  'evaluate-result': parseEvaluateResult,
+  'personalize-result': parsePersonalizeResult,
+  failure: parseClientFailure,
+  ack: parseAck,
+  welcome: parseWelcome,
+  fit: parseFitInstruction,
+  evaluate: parseEvaluateInstruction,
+  personalize: parsePersonalizeInstruction,
+  goodbye: parseGoodbye,
+  'run-end': parseRunEnd,
+  'class-sums': parseClassSumsInstruction,
+  'class-sums-result': parseClassSumsResult,
 };
 const messages = validMessages();
 const names = Object.keys(PROTOCOL_SCHEMAS) as Array<keyof typeof PROTOCOL_SCHEMAS>;
@@ -27,7 +55,14 @@ describe('one schema per message', () => {
     expectTypeOf<keyof typeof SERVER_TO_CLIENT_SCHEMAS>().toEqualTypeOf<keyof ServerToClientEvents>();
     expectTypeOf<keyof typeof CLIENT_TO_SERVER_SCHEMAS>().toEqualTypeOf<keyof ClientToServerEvents>();
     expect(Object.keys(SERVER_TO_CLIENT_SCHEMAS).sort()).toEqual(['class-sums', 'evaluate', 'fit', 'goodbye', 'personalize', 'run-end', 'welcome']);
-    expect(Object.keys(CLIENT_TO_SERVER_SCHEMAS).sort()).toEqual(['class-sums-result', 'evaluate-result', 'failure', 'fit-result', 'personalize-result', 'ready']);
+    expect(Object.keys(CLIENT_TO_SERVER_SCHEMAS).sort()).toEqual([
+      'class-sums-result',
+      'evaluate-result',
+      'failure',
+      'fit-result',
+      'personalize-result',
+      'ready',
+    ]);
   });
 
   test('the fuzz seeds cover every schema: one valid message per event, the handshake and the acknowledgement', () => {
@@ -75,7 +110,7 @@ function withValueAt(v: unknown, path: Array<string | number>, value: unknown): 
 describe('refusals name the field, what it must be and what it was', () => {
   const hostile: unknown[] = [undefined, null, 'x', '', -1, 1.5, NaN, Infinity, 2 ** 53, [], {}, [1], new Uint8Array(3), true];
 
-  test.each(names)('%s: any field replaced by a wrong value is refused in the project\'s words, never in zod\'s', (name) => {
+  test.each(names)("%s: any field replaced by a wrong value is refused in the project's words, never in zod's", (name) => {
     let refusals = 0;
     for (const path of leafPaths(messages[name])) {
       for (const value of hostile) {
@@ -101,16 +136,24 @@ describe('refusals name the field, what it must be and what it was', () => {
   test('an adapter turns each issue into the FtlError the boundary always gave: code, reason and one line', () => {
     const fit = messages['fit-result']!;
     expect(rejectionFor(catchError(() => parseFitResult({ ...fit, round: 1.5 })))).toEqual({
-      accepted: false, reason: 'malformed', message: 'fit-result.round must be an integer ≥ 0 (got number 1.5)',
+      accepted: false,
+      reason: 'malformed',
+      message: 'fit-result.round must be an integer ≥ 0 (got number 1.5)',
     });
     expect(rejectionFor(catchError(() => parseFitResult({ ...fit, numExamples: -3 })))).toEqual({
-      accepted: false, reason: 'bad-sample-count', message: 'fit-result.numExamples must be a positive integer (got number -3); report the number of samples used',
+      accepted: false,
+      reason: 'bad-sample-count',
+      message: 'fit-result.numExamples must be a positive integer (got number -3); report the number of samples used',
     });
     expect(rejectionFor(catchError(() => parseFitResult({ ...fit, protocol: 2 })))).toEqual({
-      accepted: false, reason: 'protocol-mismatch',
+      accepted: false,
+      reason: 'protocol-mismatch',
       message: `fit-result.protocol is number 2 but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
     });
-    expect(rejectionFor(catchError(() => parseFitResult(new Uint8Array(4))))).toMatchObject({ reason: 'malformed', message: 'fit-result must be an object (got 4 bytes)' });
+    expect(rejectionFor(catchError(() => parseFitResult(new Uint8Array(4))))).toMatchObject({
+      reason: 'malformed',
+      message: 'fit-result must be an object (got 4 bytes)',
+    });
     expect(rejectionFor(catchError(() => parseAck({ accepted: 'yes' })))).toMatchObject({ message: 'ack.accepted must be a boolean (got "yes")' });
     expect(rejectionFor(catchError(() => parseAck([])))).toMatchObject({ message: 'ack must be an object (got an array of 0)' });
   });
@@ -132,7 +175,8 @@ describe('weights at the boundary', () => {
   test('data of another length than its specs describe is wrong-shape, checked by length alone', () => {
     const short = { ...fit, weights: { ...weights, data: weights.data.subarray(4) } };
     expect(rejectionFor(catchError(() => parseFitResult(short)))).toEqual({
-      accepted: false, reason: 'wrong-shape',
+      accepted: false,
+      reason: 'wrong-shape',
       message: `fit-result.weights.data must be ${weights.data.byteLength} bytes, 4 per float32 value its specs describe (got ${weights.data.byteLength - 4} bytes)`,
     });
   });
@@ -148,7 +192,13 @@ test('validation stops at the first problem: the items after a wrong one are nev
   const labels: unknown[] = [3];
   let reads = 0;
   for (let i = 1; i < 1000; i++) {
-    Object.defineProperty(labels, i, { enumerable: true, get: () => (reads++, 'label') });
+    Object.defineProperty(labels, i, {
+      enumerable: true,
+      get: () => {
+        reads++;
+        return 'label';
+      },
+    });
   }
   expectFtlError(() => parseReady({ ...messages['ready'], labels }), ErrorCode.InvalidMessage, /^ready.labels\[0\] must be a non-empty string/);
   expect(reads).toBe(0);

@@ -33,7 +33,8 @@ export function statsInconsistency(s: ChannelSummary): string | undefined {
     const spread = SLACK * Math.max(Math.abs(lo), Math.abs(hi)) + Number.MIN_VALUE;
     if (mean < lo - spread || mean > hi + spread) return `channel ${k} has mean ${mean} outside [min ${lo}, max ${hi}]`;
     const squareOfSum = (sum * sum) / n;
-    if (sq < squareOfSum * (1 - SLACK) - Number.MIN_VALUE) return `channel ${k} has sumSquares ${sq} < sum²/count ${squareOfSum} (a negative variance)`;
+    if (sq < squareOfSum * (1 - SLACK) - Number.MIN_VALUE)
+      return `channel ${k} has sumSquares ${sq} < sum²/count ${squareOfSum} (a negative variance)`;
     const most = n * Math.max(lo * lo, hi * hi);
     if (sq > most * (1 + SLACK) + Number.MIN_VALUE) return `channel ${k} has sumSquares ${sq} > count·max(min², max²) ${most}`;
   }

@@ -21,7 +21,7 @@ export function describe(v: unknown): string {
   if (v === undefined) return 'undefined';
   if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
   if (typeof v === 'object') return 'an object';
   return `${typeof v} ${String(v)}`;
 }

@@ -52,7 +52,10 @@ export function parseStrategy(name: string, optionsText = ''): StrategyConfig {
   }
   const spec: Record<string, Range> = STRATEGY_OPTIONS[name as StrategyName];
   const options: Record<string, number> = Object.fromEntries(Object.entries(spec).map(([k, r]) => [k, r.default]));
-  for (const pair of optionsText.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const pair of optionsText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [key, text, ...rest] = pair.split('=');
     const range = key === undefined ? undefined : spec[key];
     if (range === undefined || text === undefined || rest.length > 0) {
@@ -60,14 +63,24 @@ export function parseStrategy(name: string, optionsText = ''): StrategyConfig {
       throw new FtlError(ErrorCode.InvalidConfig, `unknown strategy option "${pair}" for ${name}; it takes ${takes} as key=value`);
     }
     const v = Number(text);
-    const ok = text.trim() !== '' && Number.isFinite(v) && (!range.integer || Number.isInteger(v)) &&
-      (range.min === undefined || v >= range.min) && (range.max === undefined || v <= range.max) && (range.below === undefined || v < range.below);
+    const ok =
+      text.trim() !== '' &&
+      Number.isFinite(v) &&
+      (!range.integer || Number.isInteger(v)) &&
+      (range.min === undefined || v >= range.min) &&
+      (range.max === undefined || v <= range.max) &&
+      (range.below === undefined || v < range.below);
     if (!ok) {
       const bounds = [
         range.min !== undefined ? (range.min === Number.MIN_VALUE ? '> 0' : `≥ ${range.min}`) : '',
         range.below !== undefined ? `< ${range.below}` : '',
-      ].filter(Boolean).join(' and ');
-      throw new FtlError(ErrorCode.InvalidConfig, `${name} option ${key} must be ${range.integer ? 'an integer' : 'a number'} ${bounds} (got "${text}")`);
+      ]
+        .filter(Boolean)
+        .join(' and ');
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `${name} option ${key} must be ${range.integer ? 'an integer' : 'a number'} ${bounds} (got "${text}")`,
+      );
     }
     options[key!] = v;
   }
@@ -78,17 +91,30 @@ export function parseStrategy(name: string, optionsText = ''): StrategyConfig {
 export function createStrategy(config: StrategyConfig, base: BaseStrategyOptions): Strategy {
   const o = config.options as Record<string, number>;
   switch (config.name) {
-    case 'fedavg': return new FedAvg(base);
-    case 'fedprox': return new FedProx(base, { mu: o['mu']! });
-    case 'fedavgm': return new FedAvgM(base, { lr: o['lr']!, momentum: o['momentum']! });
+    case 'fedavg':
+      return new FedAvg(base);
+    case 'fedprox':
+      return new FedProx(base, { mu: o['mu']! });
+    case 'fedavgm':
+      return new FedAvgM(base, { lr: o['lr']!, momentum: o['momentum']! });
     case 'fedadam':
     case 'fedyogi':
     case 'fedadagrad':
-      return new FedOpt(base, config.name.slice(3) as 'adam' | 'yogi' | 'adagrad', { eta: o['eta']!, beta1: o['beta1']!, beta2: o['beta2']!, tau: o['tau']! });
-    case 'fedmedian': return new FedMedian(base);
-    case 'fedtrimmedavg': return new FedTrimmedAvg(base, { beta: o['beta']! });
-    case 'krum': return new Krum(base, { f: o['f']!, m: 1 });
-    case 'multikrum': return new Krum(base, { f: o['f']!, m: o['m']! });
-    case 'normbounded': return new NormBoundedFedAvg(base, { maxNorm: o['maxNorm']! });
+      return new FedOpt(base, config.name.slice(3) as 'adam' | 'yogi' | 'adagrad', {
+        eta: o['eta']!,
+        beta1: o['beta1']!,
+        beta2: o['beta2']!,
+        tau: o['tau']!,
+      });
+    case 'fedmedian':
+      return new FedMedian(base);
+    case 'fedtrimmedavg':
+      return new FedTrimmedAvg(base, { beta: o['beta']! });
+    case 'krum':
+      return new Krum(base, { f: o['f']!, m: 1 });
+    case 'multikrum':
+      return new Krum(base, { f: o['f']!, m: o['m']! });
+    case 'normbounded':
+      return new NormBoundedFedAvg(base, { maxNorm: o['maxNorm']! });
   }
 }

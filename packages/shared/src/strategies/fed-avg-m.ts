@@ -9,12 +9,20 @@ export class FedAvgM extends BaseStrategy {
   readonly name = 'fedavgm';
   private opt: ServerOptimizerState = {};
 
-  constructor(base: BaseStrategyOptions, private readonly options: { lr: number; momentum: number }) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly options: { lr: number; momentum: number },
+  ) {
     super(base);
   }
 
   beginAggregation(_round: number, global: Float32Array): RoundAggregator {
-    return weightedAggregator(global.length, (u) => this.weightOf(u), undefined, (mean) => momentumStep(global, mean, this.opt, this.options));
+    return weightedAggregator(
+      global.length,
+      (u) => this.weightOf(u),
+      undefined,
+      (mean) => momentumStep(global, mean, this.opt, this.options),
+    );
   }
 
   override state(): Record<string, Float32Array> {

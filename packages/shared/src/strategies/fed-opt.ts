@@ -18,13 +18,22 @@ export class FedOpt extends BaseStrategy {
   readonly name: string;
   private opt: ServerOptimizerState = {};
 
-  constructor(base: BaseStrategyOptions, private readonly kind: 'adam' | 'yogi' | 'adagrad', private readonly options: FedOptOptions) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly kind: 'adam' | 'yogi' | 'adagrad',
+    private readonly options: FedOptOptions,
+  ) {
     super(base);
     this.name = `fed${kind}`;
   }
 
   beginAggregation(_round: number, global: Float32Array): RoundAggregator {
-    return weightedAggregator(global.length, (u) => this.weightOf(u), undefined, (mean) => adaptiveStep(this.kind, global, mean, this.opt, this.options));
+    return weightedAggregator(
+      global.length,
+      (u) => this.weightOf(u),
+      undefined,
+      (mean) => adaptiveStep(this.kind, global, mean, this.opt, this.options),
+    );
   }
 
   override state(): Record<string, Float32Array> {

@@ -8,7 +8,10 @@ import type { BaseStrategyOptions, FitExtras } from './strategy.js';
 export class FedProx extends FedAvg {
   override readonly name = 'fedprox';
 
-  constructor(base: BaseStrategyOptions, private readonly options: { mu: number }) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly options: { mu: number },
+  ) {
     super(base);
   }
 

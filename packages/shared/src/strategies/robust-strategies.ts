@@ -1,8 +1,6 @@
 import { coordinateMedian, krumSelect, mean, trimmedMean } from '../aggregation/robust.js';
 import { clipUpdate } from '../aggregation/clip.js';
-import {
-  BaseStrategy, bufferedAggregator, weightedAggregator, type BaseStrategyOptions, type RoundAggregator,
-} from './strategy.js';
+import { BaseStrategy, bufferedAggregator, weightedAggregator, type BaseStrategyOptions, type RoundAggregator } from './strategy.js';
 
 // Byzantine-robust rules. They need every update of the round at once, so they keep n models in memory
 // (norm-bounded FedAvg streams). Sample counts are ignored by median, trimmed mean and Krum: a lying
@@ -21,12 +19,20 @@ export class FedMedian extends BaseStrategy {
 export class FedTrimmedAvg extends BaseStrategy {
   readonly name = 'fedtrimmedavg';
 
-  constructor(base: BaseStrategyOptions, private readonly options: { beta: number }) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly options: { beta: number },
+  ) {
     super(base);
   }
 
   beginAggregation(): RoundAggregator {
-    return bufferedAggregator((updates) => trimmedMean(updates.map((u) => u.values), this.options.beta));
+    return bufferedAggregator((updates) =>
+      trimmedMean(
+        updates.map((u) => u.values),
+        this.options.beta,
+      ),
+    );
   }
 }
 
@@ -38,7 +44,10 @@ export class Krum extends BaseStrategy {
   readonly name: string;
   override readonly minUpdates: number;
 
-  constructor(base: BaseStrategyOptions, private readonly options: { f: number; m: number }) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly options: { f: number; m: number },
+  ) {
     super(base);
     this.name = options.m === 1 ? 'krum' : 'multikrum';
     // Scores use each update's n − f − 2 nearest others, so a round needs at least f + 3 updates.
@@ -62,11 +71,18 @@ export class Krum extends BaseStrategy {
 export class NormBoundedFedAvg extends BaseStrategy {
   readonly name = 'normbounded';
 
-  constructor(base: BaseStrategyOptions, private readonly options: { maxNorm: number }) {
+  constructor(
+    base: BaseStrategyOptions,
+    private readonly options: { maxNorm: number },
+  ) {
     super(base);
   }
 
   beginAggregation(_round: number, global: Float32Array): RoundAggregator {
-    return weightedAggregator(global.length, (u) => this.weightOf(u), (v) => clipUpdate(v, global, this.options.maxNorm));
+    return weightedAggregator(
+      global.length,
+      (u) => this.weightOf(u),
+      (v) => clipUpdate(v, global, this.options.maxNorm),
+    );
   }
 }

@@ -35,16 +35,16 @@ describe('strategies', () => {
     );
   });
 
-  test.each([['krum', 'f=1', 4], ['multikrum', 'f=2,m=2', 5]])(
-    '%s (%s) keeps the previous model (null) when a round has fewer than %i updates, and aggregates from then on',
-    (name, options, min) => {
-      const s = createStrategy(parseStrategy(name as StrategyName, options), base);
-      expect(s.minUpdates).toBe(min);
-      const updates = Array.from({ length: min }, (_, i) => ({ clientId: `c${i}`, values: Float32Array.of(i, -i), numExamples: 10, loss: 1 }));
-      expect(aggregate(s, 1, Float32Array.of(0, 0), updates.slice(0, min - 1))).toBeNull();
-      expect(aggregate(s, 1, Float32Array.of(0, 0), updates)).toBeInstanceOf(Float32Array);
-    },
-  );
+  test.each([
+    ['krum', 'f=1', 4],
+    ['multikrum', 'f=2,m=2', 5],
+  ])('%s (%s) keeps the previous model (null) when a round has fewer than %i updates, and aggregates from then on', (name, options, min) => {
+    const s = createStrategy(parseStrategy(name as StrategyName, options), base);
+    expect(s.minUpdates).toBe(min);
+    const updates = Array.from({ length: min }, (_, i) => ({ clientId: `c${i}`, values: Float32Array.of(i, -i), numExamples: 10, loss: 1 }));
+    expect(aggregate(s, 1, Float32Array.of(0, 0), updates.slice(0, min - 1))).toBeNull();
+    expect(aggregate(s, 1, Float32Array.of(0, 0), updates)).toBeInstanceOf(Float32Array);
+  });
 
   test('rules without a minimum aggregate a single update', () => {
     for (const name of names.filter((n) => n !== 'krum' && n !== 'multikrum')) expect(make(name).minUpdates).toBe(1);
@@ -71,22 +71,26 @@ describe('strategies', () => {
     expect(Array.from(aggregate(capped, 1, Float32Array.of(0), [honest, liar])!)).toEqual([5]);
   });
 
-  test.each(['fedadam', 'fedyogi', 'fedadagrad', 'fedavgm'] as const)('%s server state survives a checkpoint: restore then continue = uninterrupted', (name) => {
-    const global0 = Float32Array.of(0.5, -1, 2);
-    const round = (g: Float32Array, k: number) => [0, 1, 2].map((i) => ({ clientId: `c${i}`, values: g.map((v, j) => v + 0.1 * (i + 1) * (j - k)), numExamples: 10 + i, loss: 1 }));
-    const straight = make(name);
-    const g1 = aggregate(straight, 1, global0, round(global0, 0))!;
-    const g2 = aggregate(straight, 2, g1, round(g1, 1))!;
-    const first = make(name);
-    const h1 = aggregate(first, 1, global0, round(global0, 0))!;
-    const saved = structuredClone(first.state());
-    expect(Object.keys(saved).length).toBeGreaterThan(0);
-    const resumed = make(name);
-    resumed.restore(saved);
-    expect(Array.from(aggregate(resumed, 2, h1, round(h1, 1))!)).toEqual(Array.from(g2));
-    const fresh = make(name); // without the state the second step differs: the test can tell
-    expect(Array.from(aggregate(fresh, 2, h1, round(h1, 1))!)).not.toEqual(Array.from(g2));
-  });
+  test.each(['fedadam', 'fedyogi', 'fedadagrad', 'fedavgm'] as const)(
+    '%s server state survives a checkpoint: restore then continue = uninterrupted',
+    (name) => {
+      const global0 = Float32Array.of(0.5, -1, 2);
+      const round = (g: Float32Array, k: number) =>
+        [0, 1, 2].map((i) => ({ clientId: `c${i}`, values: g.map((v, j) => v + 0.1 * (i + 1) * (j - k)), numExamples: 10 + i, loss: 1 }));
+      const straight = make(name);
+      const g1 = aggregate(straight, 1, global0, round(global0, 0))!;
+      const g2 = aggregate(straight, 2, g1, round(g1, 1))!;
+      const first = make(name);
+      const h1 = aggregate(first, 1, global0, round(global0, 0))!;
+      const saved = structuredClone(first.state());
+      expect(Object.keys(saved).length).toBeGreaterThan(0);
+      const resumed = make(name);
+      resumed.restore(saved);
+      expect(Array.from(aggregate(resumed, 2, h1, round(h1, 1))!)).toEqual(Array.from(g2));
+      const fresh = make(name); // without the state the second step differs: the test can tell
+      expect(Array.from(aggregate(fresh, 2, h1, round(h1, 1))!)).not.toEqual(Array.from(g2));
+    },
+  );
 
   test('Krum picks an honest update when 2 of 10 sites send sign-flipped ×10 updates', () => {
     const global = new Float32Array(20).fill(1);
