@@ -1,8 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
+import { findCycle, resolveRelative, sources, specifiersOf } from '../test-support/import-graph.js';
 
 // The package boundaries the design rests on, read from the sources: what `protocol` and `fl` may pull
 // in, which package may import which, that built code leaves test tools and fixtures alone, and no cycles
@@ -16,36 +17,6 @@ const SRC = join(SHARED, 'src');
 
 /** Subpaths of `@ftl/shared` whose files import no tfjs and do no I/O. */
 const PURE_SUBPATHS = ['protocol', 'fl'];
-
-/** Every .ts file under `dir` (not .d.ts), test files only when `tests` is set. */
-function sources(dir: string, tests = false): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const path = join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'node_modules' || e.name === 'dist' ? [] : sources(path, tests);
-    if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts')) return [];
-    return tests || !e.name.endsWith('.test.ts') ? [path] : [];
-  });
-}
-
-/**
- * The module specifiers one file imports: static imports, re-exports, side-effect imports and dynamic
- * imports of a literal, type-only ones included (a knot of types is still a knot). Comments are skipped.
- */
-function specifiersOf(text: string): string[] {
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
-  const found = [
-    ...code.matchAll(/^\s*(?:import|export)\b[^'"]*?\bfrom\s*['"]([^'"]+)['"]/gm),
-    ...code.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
-    ...code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
-  ];
-  return [...new Set(found.map((m) => m[1]!))];
-}
-
-/** A relative specifier of `from` as the .ts file it names (`./x.js` → `./x.ts`), or undefined for a package. */
-function resolveRelative(from: string, specifier: string): string | undefined {
-  if (!specifier.startsWith('.')) return undefined;
-  return resolve(dirname(from), specifier.replace(/\.js$/, '.ts'));
-}
 
 const show = (file: string) => relative(ROOT, file).split(sep).join('/');
 
@@ -83,30 +54,6 @@ function forbiddenChains(entry: string, forbidden: (specifier: string) => boolea
   };
   walk(entry, []);
   return chains;
-}
-
-/** The first cycle in an import graph (file → the files it imports), as the files around it, or undefined. */
-function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | undefined {
-  const state = new Map<string, 'open' | 'done'>();
-  const stack: string[] = [];
-  const visit = (f: string): string[] | undefined => {
-    if (state.get(f) === 'done') return undefined;
-    if (state.get(f) === 'open') return [...stack.slice(stack.indexOf(f)), f];
-    state.set(f, 'open');
-    stack.push(f);
-    for (const next of graph.get(f) ?? []) {
-      const cycle = visit(next);
-      if (cycle) return cycle;
-    }
-    stack.pop();
-    state.set(f, 'done');
-    return undefined;
-  };
-  for (const f of graph.keys()) {
-    const cycle = visit(f);
-    if (cycle) return cycle;
-  }
-  return undefined;
 }
 
 /** The source file behind a subpath export of @ftl/shared (`./dist/x.js` → `src/x.ts`). */

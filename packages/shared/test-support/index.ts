@@ -8,3 +8,4 @@
  */
 export { expectFtlError } from './expect-ftl-error.js';
 export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './tiny-graph-model.js';
+export { findCycle, resolveRelative, sources, specifiersOf } from './import-graph.js';
