@@ -1,5 +1,5 @@
-import { deriveSeed, encodeWeights, PROTOCOL_VERSION } from '@ftl/shared';
-import { backboneRate, normalizationField, type RunContext } from './run-context.js';
+import { deriveSeed } from '@ftl/shared';
+import { backboneRate, sendModel, type RunContext } from './run-context.js';
 import type { PersonalizationRecord } from './run-summary.js';
 
 /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */
@@ -8,25 +8,10 @@ export async function personalize(ctx: RunContext, round: number): Promise<Perso
   const { runId, roundDeadlineMs, fit, personalizeEpochs } = config;
   const expected = host.readyClients(runId);
   ctx.setPhase('personalize', round);
-  const weights = encodeWeights(model.weights);
-  const { results } = await ctx.intake.collect(
-    'personalize',
-    { runId, round, modelVersion: model.version, expected },
-    roundDeadlineMs,
-    (collector) => {
-      expected.forEach((id, i) => {
-        const sent = host.send(id, 'personalize', {
-          protocol: PROTOCOL_VERSION,
-          runId,
-          round,
-          modelVersion: model.version,
-          weights,
-          config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx) },
-          ...normalizationField(ctx),
-        });
-        if (!sent) collector.fail(id, 'disconnected before personalization');
-      });
-    },
+  const { results } = await ctx.intake.collect('personalize', { runId, round, modelVersion: model.version, expected }, roundDeadlineMs, (collector) =>
+    sendModel(ctx, collector, 'personalize', round, expected, 'disconnected before personalization', (i) => ({
+      config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx) },
+    })),
   );
   return [...results.entries()].map(([clientId, r]) => ({
     clientId,

@@ -3,13 +3,13 @@
  * function of the run's context; only aggregate changes the global model, and only commit writes the
  * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop or a failure.
  */
-import { deriveSeed, encodeWeights, ErrorCode, FtlError, PROTOCOL_VERSION, type Logger, type Weights } from '@ftl/shared';
+import { deriveSeed, ErrorCode, FtlError, type Logger, type Weights } from '@ftl/shared';
 import type { CoordinatorConfig } from './config.js';
 import type { EarlyStopping } from './early-stopping.js';
 import { median } from './median.js';
 import type { Collected } from './round-collector.js';
 import type { RoundRecord } from './round-table.js';
-import { backboneRate, normalizationField, type RunContext } from './run-context.js';
+import { backboneRate, sendModel, type RunContext } from './run-context.js';
 import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
 import { capCounts } from './update-screen.js';
 
@@ -41,25 +41,15 @@ export function select(ctx: RunContext, round: number): string[] {
 
 /** fit: sends the global model to the selected clients and collects their checked updates (update-intake.ts). */
 export async function fit(ctx: RunContext, round: number, selected: readonly string[]): Promise<Collected<StageAnswer['fit']>> {
-  const { config, host, model } = ctx;
+  const { config, model } = ctx;
   const { runId } = config;
   ctx.setPhase('fit', round);
-  const weights = encodeWeights(model.weights);
   const extras = ctx.strategy.fitExtras(round);
-  return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) => {
-    selected.forEach((id, i) => {
-      const sent = host.send(id, 'fit', {
-        protocol: PROTOCOL_VERSION,
-        runId,
-        round,
-        modelVersion: model.version,
-        weights,
-        config: { ...scheduledFit(config.fit, config.schedule, round), seed: deriveSeed(config.seed, round, i), ...extras, ...backboneRate(ctx) },
-        ...normalizationField(ctx),
-      });
-      if (!sent) collector.fail(id, 'disconnected before the round started');
-    });
-  });
+  return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) =>
+    sendModel(ctx, collector, 'fit', round, selected, 'disconnected before the round started', (i) => ({
+      config: { ...scheduledFit(config.fit, config.schedule, round), seed: deriveSeed(config.seed, round, i), ...extras, ...backboneRate(ctx) },
+    })),
+  );
 }
 
 /**
@@ -101,20 +91,11 @@ export async function evaluate(ctx: RunContext, round: number) {
   const { runId } = config;
   const expected = strategy.configureEvaluate(round, host.readyClients(runId));
   ctx.setPhase('evaluate', round);
-  const weights = encodeWeights(model.weights);
   const collected = await ctx.intake.collect(
     'evaluate',
     { runId, round, modelVersion: model.version, expected },
     config.roundDeadlineMs,
-    (collector) => {
-      for (const id of expected) {
-        if (
-          !host.send(id, 'evaluate', { protocol: PROTOCOL_VERSION, runId, round, modelVersion: model.version, weights, ...normalizationField(ctx) })
-        ) {
-          collector.fail(id, 'disconnected before evaluation');
-        }
-      }
-    },
+    (collector) => sendModel(ctx, collector, 'evaluate', round, expected, 'disconnected before evaluation', () => ({})),
   );
   // A refused evaluation (out of range, or more samples than the site declared) is left out and recorded.
   for (const r of contentRefusals(collected)) ctx.exclusions.record('evaluation-excluded', round, r);

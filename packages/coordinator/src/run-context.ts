@@ -1,4 +1,14 @@
-import { backboneLayersOf, type HeadConfig, type Logger, type Normalization, type Strategy } from '@ftl/shared';
+import {
+  backboneLayersOf,
+  encodeWeights,
+  PROTOCOL_VERSION,
+  type Envelope,
+  type HeadConfig,
+  type Logger,
+  type Normalization,
+  type ServerToClientEvents,
+  type Strategy,
+} from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
 import type { GlobalModel } from './global-model.js';
@@ -35,6 +45,28 @@ export interface RunContext {
   setPhase(phase: RunProgress['phase'], round?: number): void;
   /** Whether a shutdown asked the run to stop now (checked after each awaited phase). */
   interrupted(): boolean;
+}
+
+/**
+ * Sends the global model to each of `ids` as `event` (the envelope, the encoded weights, the run's
+ * normalisation and what `extra` adds for the i-th site); a site that is gone is failed in `collector`
+ * with `why`, so the round does not wait for it.
+ */
+export function sendModel<E extends 'fit' | 'evaluate' | 'personalize'>(
+  ctx: RunContext,
+  collector: { fail(clientId: string, why: string): void },
+  event: E,
+  round: number,
+  ids: readonly string[],
+  why: string,
+  extra: (i: number) => Omit<Parameters<ServerToClientEvents[E]>[0], keyof Envelope | 'weights' | 'normalization'>,
+): void {
+  const weights = encodeWeights(ctx.model.weights);
+  const envelope = { protocol: PROTOCOL_VERSION, runId: ctx.config.runId, round, modelVersion: ctx.model.version };
+  ids.forEach((id, i) => {
+    const message = { ...envelope, weights, ...normalizationField(ctx), ...extra(i) } as Parameters<ServerToClientEvents[E]>[0];
+    if (!ctx.host.send(id, event, message)) collector.fail(id, why);
+  });
 }
 
 /** The normalisation every instruction carries, when the run normalises its inputs. */
