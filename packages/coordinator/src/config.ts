@@ -81,7 +81,7 @@ export function toRunConfig(c: CoordinatorConfig): RunConfig {
   return run as RunConfig;
 }
 
-/** Defaults that run the embedded demo: the run config schema's defaults plus the server's. */
+/** The defaults of a one-run coordinator: the run config schema's defaults plus the server's. */
 export function defaultCoordinatorConfig(): CoordinatorConfig {
   const server = {
     host: '127.0.0.1',

@@ -167,7 +167,7 @@ const L = RUN_LIMITS;
 /**
  * The run configuration: everything that defines a training run (not where the coordinator listens).
  * One JSON document — a file given with `--config`, or later an API body — validated here at the
- * boundary. Every field has a default that runs the embedded demo; docs/run-config.md lists them.
+ * boundary. Every field has a default (together, a working MNIST run); docs/run-config.md lists them.
  */
 export const RunConfigSchema = z
   .strictObject({
