@@ -1,8 +1,45 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { FtlError } from '../src/errors.js';
+import type { PROTOCOL_SCHEMAS } from '../src/protocol/events.js';
+import {
+  parseAck,
+  parseClassSumsInstruction,
+  parseClassSumsResult,
+  parseClientFailure,
+  parseEvaluateInstruction,
+  parseEvaluateResult,
+  parseFitInstruction,
+  parseFitResult,
+  parseGoodbye,
+  parseHandshakeAuth,
+  parsePersonalizeInstruction,
+  parsePersonalizeResult,
+  parseReady,
+  parseRunEnd,
+  parseWelcome,
+} from '../src/protocol/parse.js';
 
 // Test support for the fuzz suites and the schema tests of this package.
+
+/** Every inbound validator, by the name its refusals start with (`auth` is the handshake, `ack` the acknowledgement). */
+export const VALIDATORS: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => unknown> = {
+  auth: parseHandshakeAuth,
+  ready: parseReady,
+  'fit-result': parseFitResult,
+  'evaluate-result': parseEvaluateResult,
+  'personalize-result': parsePersonalizeResult,
+  failure: parseClientFailure,
+  ack: parseAck,
+  welcome: parseWelcome,
+  fit: parseFitInstruction,
+  evaluate: parseEvaluateInstruction,
+  personalize: parsePersonalizeInstruction,
+  goodbye: parseGoodbye,
+  'run-end': parseRunEnd,
+  'class-sums': parseClassSumsInstruction,
+  'class-sums-result': parseClassSumsResult,
+};
 
 /** The committed corpus of hostile frames, replayed by every run of the fuzz suites. */
 export const FUZZ_CORPUS = new URL('../fuzz-corpus/', import.meta.url);

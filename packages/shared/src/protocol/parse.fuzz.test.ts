@@ -1,49 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../../test-support/fuzz-support.js';
+import { corpusFiles, guardHostileSuite, onlyFtlError, VALIDATORS, validMessages } from '../../test-support/fuzz-support.js';
 import { createMsgpackParser } from '../codec/socketio-parser.js';
 import { decodeWeights } from '../codec/weights.js';
 import { REJECT_REASONS } from './messages.js';
-import {
-  checkSiteName,
-  parseAck,
-  parseClassSumsInstruction,
-  parseClassSumsResult,
-  parseClientFailure,
-  parseEncodedWeights,
-  parseEvaluateInstruction,
-  parseEvaluateResult,
-  parseFitInstruction,
-  parseFitResult,
-  parseGoodbye,
-  parseHandshakeAuth,
-  parsePersonalizeInstruction,
-  parsePersonalizeResult,
-  parseReady,
-  parseRunEnd,
-  parseWelcome,
-  rejectionFor,
-} from './parse.js';
+import { checkSiteName, parseClassSumsResult, parseEncodedWeights, rejectionFor } from './parse.js';
 import { statsInconsistency } from './stats-consistency.js';
 
-// Every inbound validator, by the event whose payload it checks (`auth` is the handshake).
-const validators: Record<string, (v: unknown) => unknown> = {
-  auth: parseHandshakeAuth,
-  ready: parseReady,
-  'fit-result': parseFitResult,
-  'evaluate-result': parseEvaluateResult,
-  'personalize-result': parsePersonalizeResult,
-  failure: parseClientFailure,
-  ack: parseAck,
-  welcome: parseWelcome,
-  fit: parseFitInstruction,
-  evaluate: parseEvaluateInstruction,
-  personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye,
-  'run-end': parseRunEnd,
-  'class-sums': parseClassSumsInstruction,
-  'class-sums-result': parseClassSumsResult,
-};
+const validators: Record<string, (v: unknown) => unknown> = VALIDATORS;
 const events = Object.keys(validators);
 
 /**

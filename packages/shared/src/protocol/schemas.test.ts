@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, test } from 'vitest';
-import { validMessages } from '../../test-support/fuzz-support.js';
+import { VALIDATORS, validMessages } from '../../test-support/fuzz-support.js';
 import { ErrorCode, FtlError } from '../errors.js';
 import { expectFtlError } from '../../test-support/expect-ftl-error.js';
 import {
@@ -10,43 +10,9 @@ import {
   type ServerToClientEvents,
 } from './events.js';
 import { PROTOCOL_VERSION } from './messages.js';
-import {
-  parseAck,
-  parseClassSumsInstruction,
-  parseClassSumsResult,
-  parseClientFailure,
-  parseEvaluateInstruction,
-  parseEvaluateResult,
-  parseFitInstruction,
-  parseFitResult,
-  parseGoodbye,
-  parseHandshakeAuth,
-  parsePersonalizeInstruction,
-  parsePersonalizeResult,
-  parseReady,
-  parseRunEnd,
-  parseWelcome,
-  rejectionFor,
-} from './parse.js';
+import { parseAck, parseFitResult, parseReady, rejectionFor } from './parse.js';
 
-// Every validator, by the name its refusals start with (`auth` is the handshake, `ack` the acknowledgement).
-const validators: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => unknown> = {
-  auth: parseHandshakeAuth,
-  ready: parseReady,
-  'fit-result': parseFitResult,
-  'evaluate-result': parseEvaluateResult,
-  'personalize-result': parsePersonalizeResult,
-  failure: parseClientFailure,
-  ack: parseAck,
-  welcome: parseWelcome,
-  fit: parseFitInstruction,
-  evaluate: parseEvaluateInstruction,
-  personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye,
-  'run-end': parseRunEnd,
-  'class-sums': parseClassSumsInstruction,
-  'class-sums-result': parseClassSumsResult,
-};
+const validators = VALIDATORS;
 const messages = validMessages();
 const names = Object.keys(PROTOCOL_SCHEMAS) as Array<keyof typeof PROTOCOL_SCHEMAS>;
 
