@@ -1,19 +1,19 @@
 #!/usr/bin/env node
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { ErrorCode, FtlError, numberFlag, parseFlags, runMain, type RawFlags } from '@ftl/shared';
-import { byzantineScenario } from './scenarios/byzantine.js';
-import { cutPointScenario } from './scenarios/cut-point.js';
-import { fineTuneScenario } from './scenarios/finetune.js';
-import { hostileScenario } from './scenarios/hostile.js';
-import { longerRunsScenario } from './scenarios/longer-runs.js';
+import { byzantineScenario, type ByzantineRow } from './scenarios/byzantine.js';
+import { cutPointScenario, type CutPointRow } from './scenarios/cut-point.js';
+import { fineTuneScenario, type FineTuneRow } from './scenarios/finetune.js';
+import { hostileScenario, type HostileRow } from './scenarios/hostile.js';
+import { longerRunsScenario, type LongerRunRow } from './scenarios/longer-runs.js';
 import { LOW_DATA_METHODS, LOW_DATA_TASKS, lowDataScenario, type LowDataMethod, type LowDataRow, type LowDataTask } from './scenarios/low-data.js';
-import { personalizationScenario } from './scenarios/personalization.js';
+import { personalizationScenario, type PersonalizationRow } from './scenarios/personalization.js';
 import { formatPercentInterval, meanInterval } from './confidence.js';
 
 const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata|longer> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json (lowdata:
-.ftl/scenarios/lowdata-<task>.json).
+.ftl/scenarios/lowdata-<task>.json), from which --from prints the table again.
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
   personalization  10 clients with 2 label shards each: FedAvg, FedProx, local layers, local fine-tuning
   cutpoint         10 clients, Dirichlet 0.5: the head on each candidate backbone layer
@@ -28,17 +28,84 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
                    10,25,50,100,500,all, --seeds 1,2,3, --methods …, --hidden "" (linear head),
                    --backbone DIR, --target 0.8 (accuracy for rounds-to-target); default 10 rounds
                    of 10 local epochs at --lr 0.003; --feature-layer NAME cuts the backbone there
-                   for the transfer methods; --out NAME writes .ftl/scenarios/NAME.json instead;
-                   --from FILE[,FILE] reprints the tables of saved runs (several files: one grid)
+                   for the transfer methods; --out NAME writes .ftl/scenarios/NAME.json instead
   longer           the run config's defaults on the whole MNIST pool (10 sites, Dirichlet 0.5) for
                    --lengths 5,10,20,40 rounds and --seeds 1: does a longer run end worse?
   --rounds N       rounds per run (default 8)
   --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
                    byzantine, 1 otherwise)
   --only A,B       byzantine: only these strategies (plus the clean reference), e.g. krum,fedmedian
-  --quick          2 rounds on 1,500 samples (a smoke run)`;
+  --quick          2 rounds on 1,500 samples (a smoke run)
+  --from FILE[,F]  any scenario: print its table from saved rows (the JSON a run wrote; several
+                   files make one table) without running anything`;
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '–');
+
+/** Each scenario's markdown table from its rows, the same whether they were just run or read back (`--from`). */
+const TABLES = {
+  byzantine: (r: ByzantineRow[]) => {
+    const clean = r[0]!.heldOut;
+    return [
+      '| strategy | attackers | held-out accuracy | vs clean FedAvg | federated val acc (last round) | seconds |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...r.map(
+        (x) =>
+          `| ${x.label} | ${x.attackers} | ${pct(x.heldOut)} | ${((x.heldOut - clean) * 100).toFixed(2)} pts | ${pct(x.finalValAccuracy)} | ${x.seconds.toFixed(0)} |`,
+      ),
+    ];
+  },
+  personalization: (r: PersonalizationRow[]) => [
+    '| strategy | held-out accuracy (global model) | per-client val acc, global model | per-client val acc, personalised | worst client, personalised | seconds |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...r.map(
+      (x) =>
+        `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.globalPerClient)} | ${pct(x.personalPerClient)} | ${pct(x.worstClient)} | ${x.seconds.toFixed(0)} |`,
+    ),
+  ],
+  cutpoint: (r: CutPointRow[]) => [
+    '| feature layer | features | held-out accuracy | federated val acc (last round) | bytes per update | seconds |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...r.map(
+      (x) => `| ${x.featureLayer} | ${x.featureDim} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
+    ),
+  ],
+  finetune: (r: FineTuneRow[]) => [
+    '| run | held-out accuracy | federated val acc (last round) | values per update | bytes per update | seconds |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...r.map(
+      (x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
+    ),
+  ],
+  hostile: (r: HostileRow[]) => {
+    const counts = (c: Record<string, number>) =>
+      Object.entries(c)
+        .map(([k, n]) => `${k} ×${n}`)
+        .join('; ') || '–';
+    const delta = (x: HostileRow) => (x.hostile && Number.isFinite(x.heldOut) ? `${((x.heldOut - x.cleanHeldOut) * 100).toFixed(2)} pts` : '–');
+    return [
+      '| run | config | outcome | held-out accuracy | vs clean (same config) | rounds (best) | hostile site: recorded exclusions | hostile site: refused messages | seconds |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...r.map(
+        (x) =>
+          `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
+          `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`,
+      ),
+    ];
+  },
+  lowdata: (r: LowDataRow[]) => lowDataTables(r),
+  longer: (r: LongerRunRow[]) => {
+    const lengths = [...new Set(r.map((x) => x.rounds))];
+    const seeds = [...new Set(r.map((x) => x.seed))];
+    return [
+      `| seed | ${lengths.map((n) => `${n} rounds`).join(' | ')} |`,
+      `| --- | ${lengths.map(() => '---').join(' | ')} |`,
+      ...seeds.map(
+        (seed) => `| ${seed} | ${lengths.map((n) => pct(r.find((x) => x.seed === seed && x.rounds === n)?.heldOut ?? NaN)).join(' | ')} |`,
+      ),
+    ];
+  },
+};
+type ScenarioName = keyof typeof TABLES;
 
 runMain(async () => {
   // The scenario's name comes first: `npm run scenario -- byzantine --rounds 15`.
@@ -74,112 +141,48 @@ runMain(async () => {
   const lrDecay = numberFlag(values, 'lr-decay', { default: name === 'byzantine' ? 0.8 : 1, min: Number.MIN_VALUE, max: 1 });
   const only = values['only'] === undefined ? undefined : String(values['only']).split(',').filter(Boolean);
   const progress = (line: string) => process.stderr.write(`${line}\n`);
-  let table: string[];
+  if (!(name in TABLES)) {
+    throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use ${Object.keys(TABLES).join(', ')}`);
+  }
+  const tableOf = TABLES[name as ScenarioName] as (rows: object[]) => string[];
+  if (values['from'] !== undefined) {
+    // Tables again from saved runs (what docs/results.md is generated from), without running anything;
+    // several files (comma-separated) make one table, e.g. a grid run in parts.
+    const files = String(values['from']).split(',').filter(Boolean);
+    const saved = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as object[]))).flat();
+    process.stdout.write(`${tableOf(saved).join('\n')}\n`);
+    return;
+  }
   let rows: object[];
-  let file = name;
+  let file: string = name;
   if (name === 'byzantine') {
-    const r = await byzantineScenario(progress, { quick, rounds, lrDecay, ...(only ? { only } : {}) });
-    rows = r;
-    const clean = r[0]!.heldOut;
-    table = [
-      '| strategy | attackers | held-out accuracy | vs clean FedAvg | federated val acc (last round) | seconds |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...r.map(
-        (x) =>
-          `| ${x.label} | ${x.attackers} | ${pct(x.heldOut)} | ${((x.heldOut - clean) * 100).toFixed(2)} pts | ${pct(x.finalValAccuracy)} | ${x.seconds.toFixed(0)} |`,
-      ),
-    ];
+    rows = await byzantineScenario(progress, { quick, rounds, lrDecay, ...(only ? { only } : {}) });
   } else if (name === 'personalization') {
-    const r = await personalizationScenario(progress, { quick, rounds });
-    rows = r;
-    table = [
-      '| strategy | held-out accuracy (global model) | per-client val acc, global model | per-client val acc, personalised | worst client, personalised | seconds |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...r.map(
-        (x) =>
-          `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.globalPerClient)} | ${pct(x.personalPerClient)} | ${pct(x.worstClient)} | ${x.seconds.toFixed(0)} |`,
-      ),
-    ];
+    rows = await personalizationScenario(progress, { quick, rounds });
   } else if (name === 'cutpoint') {
-    const r = await cutPointScenario(progress, { quick, rounds });
-    rows = r;
-    table = [
-      '| feature layer | features | held-out accuracy | federated val acc (last round) | bytes per update | seconds |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...r.map(
-        (x) =>
-          `| ${x.featureLayer} | ${x.featureDim} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
-      ),
-    ];
+    rows = await cutPointScenario(progress, { quick, rounds });
   } else if (name === 'finetune') {
-    const r = await fineTuneScenario(progress, {
+    rows = await fineTuneScenario(progress, {
       quick,
       rounds: values['rounds'] === undefined && !quick ? 20 : rounds,
       epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }),
       ...(only ? { only } : {}),
     });
-    rows = r;
-    table = [
-      '| run | held-out accuracy | federated val acc (last round) | values per update | bytes per update | seconds |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...r.map(
-        (x) => `| ${x.label} | ${pct(x.heldOut)} | ${pct(x.finalValAccuracy)} | ${x.trainedValues} | ${x.updateBytes} | ${x.seconds.toFixed(0)} |`,
-      ),
-    ];
   } else if (name === 'hostile') {
-    const r = await hostileScenario(progress, { quick, rounds });
-    rows = r;
-    const counts = (c: Record<string, number>) =>
-      Object.entries(c)
-        .map(([k, n]) => `${k} ×${n}`)
-        .join('; ') || '–';
-    const delta = (x: (typeof r)[number]) =>
-      x.hostile && Number.isFinite(x.heldOut) ? `${((x.heldOut - x.cleanHeldOut) * 100).toFixed(2)} pts` : '–';
-    table = [
-      '| run | config | outcome | held-out accuracy | vs clean (same config) | rounds (best) | hostile site: recorded exclusions | hostile site: refused messages | seconds |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...r.map(
-        (x) =>
-          `| ${x.label} | ${x.config} | ${x.outcome} | ${pct(x.heldOut)} | ${delta(x)} | ${x.rounds || '–'}${x.bestRound !== undefined ? ` (${x.bestRound})` : ''} | ` +
-          `${x.hostile ? counts(x.exclusions) : ''} | ${x.hostile ? counts(x.refused) : ''} | ${x.seconds.toFixed(0)} |`,
-      ),
-    ];
+    rows = await hostileScenario(progress, { quick, rounds });
   } else if (name === 'longer') {
     const lengths = integersFlag(values, 'lengths', quick ? [1, 2] : [5, 10, 20, 40]) as number[];
-    const r = await longerRunsScenario(progress, { lengths, seeds: integersFlag(values, 'seeds', [1]) as number[] });
-    rows = r;
-    const seeds = [...new Set(r.map((x) => x.seed))];
-    table = [
-      `| seed | ${lengths.map((n) => `${n} rounds`).join(' | ')} |`,
-      `| --- | ${lengths.map(() => '---').join(' | ')} |`,
-      ...seeds.map(
-        (seed) => `| ${seed} | ${lengths.map((n) => pct(r.find((x) => x.seed === seed && x.rounds === n)?.heldOut ?? NaN)).join(' | ')} |`,
-      ),
-    ];
-  } else if (name === 'lowdata' && values['from'] !== undefined) {
-    // Tables again from a saved run (what docs/results.md is generated from), without running anything.
-    // Several files (comma-separated) make one table: a grid run in parts.
-    const files = String(values['from']).split(',').filter(Boolean);
-    const saved = (await Promise.all(files.map(async (f) => JSON.parse(await readFile(f, 'utf8')) as LowDataRow[]))).flat();
-    process.stdout.write(`${lowDataTables(saved).join('\n')}\n`);
-    return;
-  } else if (name === 'lowdata') {
+    rows = await longerRunsScenario(progress, { lengths, seeds: integersFlag(values, 'seeds', [1]) as number[] });
+  } else {
     const options = lowDataOptions(values, quick);
     // One file per task, so the far and the near transfer tables are regenerated independently.
     file = values['out'] !== undefined ? String(values['out']) : `lowdata-${options.task}`;
     // Written after every run: an interrupted grid keeps what it measured.
     const path = `.ftl/scenarios/${file}.json`;
     await mkdir('.ftl/scenarios', { recursive: true });
-    const r = await lowDataScenario(progress, options, (so) => writeFile(path, `${JSON.stringify(so, null, 2)}\n`));
-    rows = r;
-    table = lowDataTables(r);
-  } else {
-    throw new FtlError(
-      ErrorCode.InvalidConfig,
-      `unknown scenario "${name}"; use byzantine, personalization, cutpoint, finetune, hostile, lowdata or longer`,
-    );
+    rows = await lowDataScenario(progress, options, (so) => writeFile(path, `${JSON.stringify(so, null, 2)}\n`));
   }
-  process.stdout.write(`${table.join('\n')}\n`);
+  process.stdout.write(`${tableOf(rows).join('\n')}\n`);
   await mkdir('.ftl/scenarios', { recursive: true });
   await writeFile(`.ftl/scenarios/${file}.json`, `${JSON.stringify(rows, null, 2)}\n`);
 });
