@@ -2,43 +2,27 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { FtlError } from '../src/errors.js';
 import type { PROTOCOL_SCHEMAS } from '../src/protocol/events.js';
-import {
-  parseAck,
-  parseClassSumsInstruction,
-  parseClassSumsResult,
-  parseClientFailure,
-  parseEvaluateInstruction,
-  parseEvaluateResult,
-  parseFitInstruction,
-  parseFitResult,
-  parseGoodbye,
-  parseHandshakeAuth,
-  parsePersonalizeInstruction,
-  parsePersonalizeResult,
-  parseReady,
-  parseRunEnd,
-  parseWelcome,
-} from '../src/protocol/parse.js';
+import * as parse from '../src/protocol/parse.js';
 
 // Test support for the fuzz suites and the schema tests of this package.
 
 /** Every inbound validator, by the name its refusals start with (`auth` is the handshake, `ack` the acknowledgement). */
 export const VALIDATORS: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => unknown> = {
-  auth: parseHandshakeAuth,
-  ready: parseReady,
-  'fit-result': parseFitResult,
-  'evaluate-result': parseEvaluateResult,
-  'personalize-result': parsePersonalizeResult,
-  failure: parseClientFailure,
-  ack: parseAck,
-  welcome: parseWelcome,
-  fit: parseFitInstruction,
-  evaluate: parseEvaluateInstruction,
-  personalize: parsePersonalizeInstruction,
-  goodbye: parseGoodbye,
-  'run-end': parseRunEnd,
-  'class-sums': parseClassSumsInstruction,
-  'class-sums-result': parseClassSumsResult,
+  auth: parse.parseHandshakeAuth,
+  ready: parse.parseReady,
+  'fit-result': parse.parseFitResult,
+  'evaluate-result': parse.parseEvaluateResult,
+  'personalize-result': parse.parsePersonalizeResult,
+  failure: parse.parseClientFailure,
+  ack: parse.parseAck,
+  welcome: parse.parseWelcome,
+  fit: parse.parseFitInstruction,
+  evaluate: parse.parseEvaluateInstruction,
+  personalize: parse.parsePersonalizeInstruction,
+  goodbye: parse.parseGoodbye,
+  'run-end': parse.parseRunEnd,
+  'class-sums': parse.parseClassSumsInstruction,
+  'class-sums-result': parse.parseClassSumsResult,
 };
 
 /** The committed corpus of hostile frames, replayed by every run of the fuzz suites. */
