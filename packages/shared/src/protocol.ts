@@ -22,12 +22,15 @@ export {
   parseFitResult,
   parseGoodbye,
   parseHandshakeAuth,
+  parsePayload,
   parsePersonalizeInstruction,
   parsePersonalizeResult,
   parseReady,
   parseRunEnd,
   parseWelcome,
   rejectionFor,
+  type ProtocolPayload,
+  type ProtocolPayloadName,
 } from './protocol/parse.js';
 export { statsInconsistency, type ChannelSummary } from './protocol/stats-consistency.js';
 

@@ -1,45 +1,30 @@
+import type { z } from 'zod';
 import type { EncodedWeights } from '../codec/weights.js';
 import { ErrorCode, FtlError } from '../errors.js';
-import {
-  AckSchema,
-  ClassSumsInstructionSchema,
-  ClassSumsResultSchema,
-  ClientFailureSchema,
-  EncodedWeightsSchema,
-  EvaluateInstructionSchema,
-  EvaluateResultSchema,
-  FitInstructionSchema,
-  FitResultSchema,
-  GoodbyeSchema,
-  HandshakeAuthSchema,
-  PersonalizeInstructionSchema,
-  PersonalizeResultSchema,
-  ReadySchema,
-  RunEndSchema,
-  SiteNameSchema,
-  WelcomeSchema,
-  type Ack,
-  type ClassSumsInstruction,
-  type ClassSumsResult,
-  type ClientFailure,
-  type EvaluateInstruction,
-  type EvaluateResult,
-  type FitInstruction,
-  type FitResult,
-  type Goodbye,
-  type HandshakeAuth,
-  type PersonalizeInstruction,
-  type PersonalizeResult,
-  type Ready,
-  type RejectReason,
-  type Rejection,
-  type RunEnd,
-  type Welcome,
-} from './messages.js';
+import { PROTOCOL_SCHEMAS } from './events.js';
+import { EncodedWeightsSchema, SiteNameSchema, type RejectReason, type Rejection } from './messages.js';
 import { validate } from './validate.js';
 
 // Validators turn `unknown` (a decoded msgpack value) into a protocol type by its schema (messages.ts),
-// or throw an FtlError whose message names the field, what it must be and what it was.
+// or throw an FtlError whose message names the field, what it must be and what it was. Every message's
+// validator is its event's schema in PROTOCOL_SCHEMAS (events.ts), with the event's name as the path.
+
+/** The name of every payload the protocol validates: the events both ways, `auth` and `ack`. */
+export type ProtocolPayloadName = keyof typeof PROTOCOL_SCHEMAS;
+/** The type of a payload by its name, as its schema outputs it. */
+export type ProtocolPayload<N extends ProtocolPayloadName> = z.output<(typeof PROTOCOL_SCHEMAS)[N]>;
+
+/**
+ * Validates a payload by its event name against the event's schema.
+ *
+ * @throws FtlError (INVALID_MESSAGE, or the code the failed rule carries) naming the field.
+ * @example
+ * const result = parsePayload('fit-result', decoded);
+ */
+export function parsePayload<N extends ProtocolPayloadName>(name: N, v: unknown): ProtocolPayload<N> {
+  // The table pairs each name with its schema; TypeScript cannot follow a generic index into it.
+  return validate<unknown>(PROTOCOL_SCHEMAS[name], v, name) as ProtocolPayload<N>;
+}
 
 /** Validates wire weights: specs, and binary data of 4 bytes per value they describe (else `wrong-shape`). */
 export function parseEncodedWeights(v: unknown, path = 'weights'): EncodedWeights {
@@ -59,86 +44,47 @@ export function checkSiteName(name: unknown, path = 'site name'): string {
   return validate(SiteNameSchema, name, path);
 }
 
-/** Validates the socket.io handshake's `auth`. */
-export function parseHandshakeAuth(v: unknown): HandshakeAuth {
-  return validate(HandshakeAuthSchema, v, 'auth');
-}
+/** A validator for one payload, named for its event. */
+const parserFor =
+  <N extends ProtocolPayloadName>(name: N) =>
+  (v: unknown): ProtocolPayload<N> =>
+    parsePayload(name, v);
 
-/** Validates a `ready` message. */
-export function parseReady(v: unknown): Ready {
-  return validate(ReadySchema, v, 'ready');
-}
-
-/** Validates a `fit-result` message (structure only; the coordinator then checks it against the round). */
-export function parseFitResult(v: unknown): FitResult {
-  return validate(FitResultSchema, v, 'fit-result');
-}
-
-/** Validates an `evaluate-result` message. */
-export function parseEvaluateResult(v: unknown): EvaluateResult {
-  return validate(EvaluateResultSchema, v, 'evaluate-result');
-}
-
-/** Validates a `failure` message. */
-export function parseClientFailure(v: unknown): ClientFailure {
-  return validate(ClientFailureSchema, v, 'failure');
-}
-
-/** Validates a `welcome` message. */
-export function parseWelcome(v: unknown): Welcome {
-  return validate(WelcomeSchema, v, 'welcome');
-}
-
-/** Validates a `fit` instruction. */
-export function parseFitInstruction(v: unknown): FitInstruction {
-  return validate(FitInstructionSchema, v, 'fit');
-}
-
-/** Validates an `evaluate` instruction. */
-export function parseEvaluateInstruction(v: unknown): EvaluateInstruction {
-  return validate(EvaluateInstructionSchema, v, 'evaluate');
-}
-
-/** Validates a `personalize` instruction. */
-export function parsePersonalizeInstruction(v: unknown): PersonalizeInstruction {
-  return validate(PersonalizeInstructionSchema, v, 'personalize');
-}
-
-/** Validates a `personalize-result` message. */
-export function parsePersonalizeResult(v: unknown): PersonalizeResult {
-  return validate(PersonalizeResultSchema, v, 'personalize-result');
-}
-
-/** Validates a `class-sums` instruction. */
-export function parseClassSumsInstruction(v: unknown): ClassSumsInstruction {
-  return validate(ClassSumsInstructionSchema, v, 'class-sums');
-}
-
+/** The socket.io handshake's `auth`. */
+export const parseHandshakeAuth = parserFor('auth');
+/** A `ready` message. */
+export const parseReady = parserFor('ready');
+/** A `fit-result` message (structure only; the coordinator then checks it against the round). */
+export const parseFitResult = parserFor('fit-result');
+/** An `evaluate-result` message. */
+export const parseEvaluateResult = parserFor('evaluate-result');
+/** A `failure` message. */
+export const parseClientFailure = parserFor('failure');
+/** A `welcome` message. */
+export const parseWelcome = parserFor('welcome');
+/** A `fit` instruction. */
+export const parseFitInstruction = parserFor('fit');
+/** An `evaluate` instruction. */
+export const parseEvaluateInstruction = parserFor('evaluate');
+/** A `personalize` instruction. */
+export const parsePersonalizeInstruction = parserFor('personalize');
+/** A `personalize-result` message. */
+export const parsePersonalizeResult = parserFor('personalize-result');
+/** A `class-sums` instruction. */
+export const parseClassSumsInstruction = parserFor('class-sums');
 /**
- * Validates a `class-sums-result` message's structure: one tensor named `class-sums` of shape
- * `[classes, featureDim]`, and one count per class, each a non-negative integer, adding up to at least 1.
- * A count that is a number but no such integer is a `bad-sample-count` (FtlError SAMPLE_COUNT). The
- * coordinator then checks the shape against the run, the values for finiteness and the total against
- * what the site declared.
+ * A `class-sums-result` message's structure: one tensor named `class-sums` of shape `[classes, featureDim]`,
+ * and one count per class, each a non-negative integer, adding up to at least 1. A count that is a number
+ * but no such integer is a `bad-sample-count` (FtlError SAMPLE_COUNT). The coordinator then checks the
+ * shape against the run, the values for finiteness and the total against what the site declared.
  */
-export function parseClassSumsResult(v: unknown): ClassSumsResult {
-  return validate(ClassSumsResultSchema, v, 'class-sums-result');
-}
-
-/** Validates a `run-end` message. */
-export function parseRunEnd(v: unknown): RunEnd {
-  return validate(RunEndSchema, v, 'run-end');
-}
-
-/** Validates a `goodbye` message. */
-export function parseGoodbye(v: unknown): Goodbye {
-  return validate(GoodbyeSchema, v, 'goodbye');
-}
-
-/** Validates an acknowledgement; a refusal's reason must be one of the protocol's {@link RejectReason}s. */
-export function parseAck(v: unknown): Ack {
-  return validate(AckSchema, v, 'ack');
-}
+export const parseClassSumsResult = parserFor('class-sums-result');
+/** A `run-end` message. */
+export const parseRunEnd = parserFor('run-end');
+/** A `goodbye` message. */
+export const parseGoodbye = parserFor('goodbye');
+/** An acknowledgement; a refusal's reason must be one of the protocol's {@link RejectReason}s. */
+export const parseAck = parserFor('ack');
 
 /**
  * Builds a rejection from an error thrown by a validator or a check on a message, by its code:
