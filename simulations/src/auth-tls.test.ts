@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { FtlClient } from '@ftl/client';
 import { Coordinator, defaultCoordinatorConfig, hashClientToken, newClientToken, Store } from '@ftl/coordinator';
 import { createLogger, createMsgpackParser, initBackend, loadBuiltinDataset, loadClientShard, PROTOCOL_VERSION } from '@ftl/shared';
+import { selfSignedCertificate } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { scratch } from './test-federation.js';
 
@@ -32,28 +32,8 @@ describe('client auth and TLS', () => {
   test('tokens gate the connection before any model byte; revocation applies on reconnect; a TLS run works end to end', async () => {
     await initBackend();
     const dir = await scratch('tls');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    const ca = readFileSync(join(dir, 'cert.pem'));
+    const { certFile, keyFile } = selfSignedCertificate(dir);
+    const ca = readFileSync(certFile);
     const store = Store.open(join(dir, 'coordinator.db'));
     const tokens = Object.fromEntries(
       ['site-0', 'site-1', 'site-2'].map((name) => {
@@ -72,7 +52,7 @@ describe('client auth and TLS', () => {
         minClients: 2,
         exportDir: undefined,
         requireAuth: true,
-        tls: { cert: ca, key: readFileSync(join(dir, 'key.pem')) },
+        tls: { cert: ca, key: readFileSync(keyFile) },
       },
       log,
       store,

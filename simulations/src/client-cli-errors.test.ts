@@ -1,10 +1,11 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Coordinator, defaultCoordinatorConfig, Store } from '@ftl/coordinator';
 import { createLogger } from '@ftl/shared';
+import { selfSignedCertificate, type SelfSignedCertificate } from '@ftl/shared/testing';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { scratch, startCoordinator } from './test-federation.js';
 
@@ -52,32 +53,11 @@ function expectOneLineError(r: Exit, code: string, message: RegExp): void {
 }
 
 let dir: string;
-let tls: { cert: Buffer; key: Buffer };
+let tls: SelfSignedCertificate;
 
 beforeAll(async () => {
   dir = await scratch('client-errors');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
-  tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+  tls = selfSignedCertificate(dir);
 });
 
 describe('client program: errors a site can cause', () => {
@@ -141,7 +121,7 @@ describe('client program: reaching the coordinator', () => {
   });
 
   test('a --ca-file that is not a PEM certificate is refused at start-up', async () => {
-    const r = await client(['--server', 'https://127.0.0.1:9', '--ca-file', join(dir, 'key.pem')]);
+    const r = await client(['--server', 'https://127.0.0.1:9', '--ca-file', tls.keyFile]);
     expectOneLineError(
       r,
       'INVALID_CONFIG',

@@ -1,10 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { hashClientToken, parseRunConfig, Store } from '@ftl/coordinator';
+import { selfSignedCertificate } from '@ftl/shared/testing';
 import { afterEach, describe, expect, test } from 'vitest';
 import { scratch } from './test-federation.js';
 
@@ -91,31 +92,10 @@ function occupiedPort(): Promise<{ port: number; server: Server }> {
   });
 }
 
+/** A certificate for 127.0.0.1, as the paths of its two files. */
 function selfSigned(dir: string): { cert: string; key: string } {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
+  const { certFile, keyFile } = selfSignedCertificate(dir, { commonName: '127.0.0.1', san: 'IP:127.0.0.1' });
+  return { cert: certFile, key: keyFile };
 }
 
 afterEach(async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, isFtlError } from '@ftl/shared';
+import { selfSignedCertificate } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { CLIENT_HELP, parseClientArgs, type ClientConfig } from './config.js';
 
@@ -74,42 +75,20 @@ describe('client connection flags', () => {
 
   describe('--ca-file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ftl-ca-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const { certFile, keyFile } = selfSignedCertificate(dir);
+    const cert = readFileSync(certFile, 'utf8');
     const write = (name: string, text: string | Buffer) => {
       writeFileSync(join(dir, name), text);
       return join(dir, name);
     };
 
     test('a PEM certificate is read as it is', () => {
-      expect(parse('--ca-file', join(dir, 'cert.pem')).ca?.toString('utf8')).toBe(cert);
+      expect(parse('--ca-file', certFile).ca?.toString('utf8')).toBe(cert);
     });
 
     test.each<[string, () => string, RegExp]>([
-      ['a private key', () => join(dir, 'key.pem'), /holds no PEM certificate; give the coordinator's certificate \(or its CA's\) in PEM form/],
-      [
-        'a DER file',
-        () => write('cert.der', execFileSync('openssl', ['x509', '-in', join(dir, 'cert.pem'), '-outform', 'DER'])),
-        /holds no PEM certificate/,
-      ],
+      ['a private key', () => keyFile, /holds no PEM certificate; give the coordinator's certificate \(or its CA's\) in PEM form/],
+      ['a DER file', () => write('cert.der', execFileSync('openssl', ['x509', '-in', certFile, '-outform', 'DER'])), /holds no PEM certificate/],
       [
         'a damaged certificate',
         () => write('bad.pem', cert.replace(/\n[A-Za-z0-9+/]{20}/, `\n${'A'.repeat(20)}`)),

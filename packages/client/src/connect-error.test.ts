@@ -1,41 +1,15 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '@ftl/shared/testing';
 import { createLogger, ErrorCode, loadBuiltinDataset, loadClientShard, type LocalShard } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { FtlClient } from './client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ftl-connect-'));
-
-/** A self-signed certificate for `san` (openssl's subjectAltName syntax). */
-function certificate(name: string, san: string): { cert: Buffer; key: Buffer } {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, `${name}.key`),
-      '-out',
-      join(dir, `${name}.pem`),
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=${san}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}.key`)) };
-}
 
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -47,8 +21,8 @@ const servers: Server[] = [];
 let plainPort: number;
 let otherNamePort: number;
 let closedPort: number;
-const otherName = certificate('other', 'DNS:coordinator.example');
-const unrelated = certificate('unrelated', 'IP:127.0.0.1');
+const otherName = selfSignedCertificate(dir, { name: 'other', commonName: 'other', san: 'DNS:coordinator.example' });
+const unrelated = selfSignedCertificate(dir, { name: 'unrelated', commonName: 'unrelated', san: 'IP:127.0.0.1' });
 
 beforeAll(async () => {
   shard = loadClientShard(

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedCertificate } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { checkTlsFiles, listenExplained } from './startup-errors.js';
 
@@ -50,34 +50,8 @@ describe('listenExplained', () => {
 
 describe('checkTlsFiles', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ftl-tls-'));
-  const make = (name: string, extra: string[] = []) => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-keyout',
-        join(dir, `${name}-key.pem`),
-        '-out',
-        join(dir, `${name}-cert.pem`),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        ...extra,
-      ],
-      { stdio: 'ignore' },
-    );
-    return {
-      certFile: join(dir, `${name}-cert.pem`),
-      cert: readFileSync(join(dir, `${name}-cert.pem`)),
-      keyFile: join(dir, `${name}-key.pem`),
-      key: readFileSync(join(dir, `${name}-key.pem`)),
-    };
-  };
-  const plain = make('plain', ['-nodes']);
+  const make = (name: string, passphrase?: string) => selfSignedCertificate(dir, { name, commonName: '127.0.0.1', passphrase });
+  const plain = make('plain');
 
   test('a matching certificate and key pass', () => {
     expect(() => checkTlsFiles(plain)).not.toThrow();
@@ -97,14 +71,14 @@ describe('checkTlsFiles', () => {
     [
       'an encrypted key',
       (() => {
-        const e = make('encrypted', ['-passout', 'pass:secret']);
+        const e = make('encrypted', 'secret');
         return { ...e };
       })(),
       /^--tls-key \S+encrypted-key\.pem does not decode as a private key \(it is encrypted; give an unencrypted key/,
     ],
     [
       'the key of another certificate',
-      { ...plain, key: make('other', ['-nodes']).key },
+      { ...plain, key: make('other').key },
       /^--tls-key \S+ is not the key of the certificate in --tls-cert \S+plain-cert\.pem;/,
     ],
   ])('%s is refused naming the file', (_, files, message) => {
