@@ -1,3 +1,4 @@
+import { tlsFailure } from '@ftl/shared';
 import { oneLine } from './one-line.js';
 
 /** A failed connection attempt, as the site's operator needs it: what went wrong, and whether retrying can help. */
@@ -8,19 +9,6 @@ export interface ConnectFailure {
   final: boolean;
 }
 
-// Node's TLS verification codes meaning "this certificate is not signed by anyone this client trusts".
-const UNTRUSTED = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_CHAIN_TOO_LONG',
-  'INVALID_CA',
-]);
-const NOT_VALID_NOW = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CRL_HAS_EXPIRED']);
 const NO_ROUTE = new Set(['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
 
 /**
@@ -41,7 +29,8 @@ export function describeConnectError(err: unknown, serverUrl: string, caGiven: b
   const url = safeUrl(serverUrl);
   const host = url ? url.hostname.replace(/^\[|\]$/g, '') : serverUrl;
   const where = url ? `${host}:${url.port || (url.protocol === 'https:' ? '443' : '80')}` : serverUrl;
-  if (UNTRUSTED.has(code)) {
+  const refused = tlsFailure(code);
+  if (refused === 'untrusted') {
     return {
       final: true,
       message: caGiven
@@ -49,13 +38,13 @@ export function describeConnectError(err: unknown, serverUrl: string, caGiven: b
         : `the coordinator's certificate is not trusted (${why}); pass its CA with --ca-file`,
     };
   }
-  if (NOT_VALID_NOW.has(code)) {
+  if (refused === 'not-valid-now') {
     return {
       final: true,
       message: `the coordinator's certificate is not valid now (${why}); ask its operator to renew it, and check this machine's clock`,
     };
   }
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+  if (refused === 'wrong-name') {
     return { final: true, message: `the coordinator's certificate is not issued for ${host} (${why}); use a --server address the certificate lists` };
   }
   if (/wrong version number|packet length too long|unknown protocol/i.test(why)) {

@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { extract as extractTar } from 'tar';
-import { ErrorCode, FtlError } from '@ftl/shared';
+import { ErrorCode, FtlError, tlsFailure } from '@ftl/shared';
 
 /** Where the operator API is and how to authenticate to it. */
 export interface ApiTarget {
@@ -139,17 +139,6 @@ export class ApiClient {
   }
 }
 
-/** TLS verification failures of a certificate no CA the client trusts has signed. */
-const UNTRUSTED = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-]);
-
 /** Why a request never got an answer, said so the operator knows which flag to change. */
 function connectionError(err: NodeJS.ErrnoException, target: ApiTarget): FtlError {
   const url = target.url;
@@ -158,15 +147,16 @@ function connectionError(err: NodeJS.ErrnoException, target: ApiTarget): FtlErro
   const https = url.startsWith('https:');
   let message: string;
   let kind: ErrorCode = ErrorCode.Timeout;
-  if (UNTRUSTED.has(code)) {
+  const refused = tlsFailure(code);
+  if (refused === 'untrusted') {
     kind = ErrorCode.InvalidConfig;
     message =
       `the certificate of ${url} is not trusted${target.caFile ? ` by --ca-file ${target.caFile}` : ''} (${detail}); ` +
       "pass --ca-file with the CA certificate (PEM) that signed it, or for a self-signed certificate the certificate itself (serve's --tls-cert)";
-  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+  } else if (refused === 'wrong-name') {
     kind = ErrorCode.InvalidConfig;
     message = `the certificate of ${url} is not made out to ${new URL(url).hostname} (${detail}); use a --url with a host name the certificate lists`;
-  } else if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+  } else if (refused === 'not-valid-now') {
     kind = ErrorCode.InvalidConfig;
     message = `the certificate of ${url} is outside its validity dates (${detail}); renew the certificate of the coordinator`;
   } else if (https && (code === 'EPROTO' || /wrong version number|packet length too long/i.test(err.message))) {
