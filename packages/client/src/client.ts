@@ -11,6 +11,7 @@ import {
   parseClassSumsInstruction,
   createMsgpackParser,
   createTrainableNetwork,
+  type TrainableNetwork,
   decodeWeights,
   encodeWeights,
   ErrorCode,
@@ -134,6 +135,21 @@ function normalizeShard(shard: ClientShard, n: Normalization): ClientShard {
 /** A seed for this site's augmentation in a run: the same on every restart, different between sites. */
 function augmentSeed(runId: string, name: string): number {
   return createHash('sha256').update(`${runId}\u0000${name}`).digest().readUInt32LE(0);
+}
+
+/** Where a trainer's feature vectors come from: the cache or the backbone, for one split of the data. */
+type FeatureSource = (data: ImageDataset) => Promise<{ features: Float32Array; hit: boolean }>;
+
+/** A trainer of the run's head (and `network`'s unfrozen layers) on this site's features; `hit`: both splits were cached. */
+async function trainerOnFeatures(
+  welcome: Welcome,
+  shard: ClientShard,
+  features: FeatureSource,
+  network?: TrainableNetwork,
+): Promise<{ trainer: HeadTrainer; hit: boolean }> {
+  const [train, val] = [await features(shard.train), await features(shard.val)];
+  const data = { trainFeatures: train.features, trainLabels: shard.train.labels, valFeatures: val.features, valLabels: shard.val.labels };
+  return { trainer: new HeadTrainer(welcome.head, data, welcome.localLayers, network), hit: train.hit && val.hit };
 }
 
 /** A run's state on this client: the features are computed once per run, backbone and trainable set. */
@@ -405,22 +421,12 @@ export class FtlClient {
     const t0 = performance.now();
     const { features, dispose } = this.cutFeatures(welcome, files);
     try {
-      const [train, val] = [await features(shard.train), await features(shard.val)];
-      const trainer = new HeadTrainer(
-        welcome.head,
-        {
-          trainFeatures: train.features,
-          trainLabels: shard.train.labels,
-          valFeatures: val.features,
-          valLabels: shard.val.labels,
-        },
-        welcome.localLayers,
-      );
+      const { trainer, hit } = await trainerOnFeatures(welcome, shard, features);
       log.info('features-ready', {
         run: welcome.runId,
         train: trainer.numTrain,
         val: trainer.numVal,
-        cache: train.hit && val.hit ? 'hit' : 'miss',
+        cache: hit ? 'hit' : 'miss',
         ms: Math.round(performance.now() - t0),
       });
       return trainer;
@@ -624,18 +630,7 @@ export class FtlClient {
               compute: async () => boundaryFeatures(fx, plan, data, this.extractionProgress()),
               log,
             });
-      const [train, val] = [await features(shard.train), await features(shard.val)];
-      trainer = new HeadTrainer(
-        welcome.head,
-        {
-          trainFeatures: train.features,
-          trainLabels: shard.train.labels,
-          valFeatures: val.features,
-          valLabels: shard.val.labels,
-        },
-        welcome.localLayers,
-        network,
-      );
+      ({ trainer } = await trainerOnFeatures(welcome, shard, features, network));
       log.info('trainable-set', {
         run: welcome.runId,
         backbone: unfrozen || '(none)',
