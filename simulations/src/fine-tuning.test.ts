@@ -30,7 +30,7 @@ import {
   type Weights,
   tensorsByName,
 } from '@ftl/shared';
-import { TINY_GRAPH_NODES, tinyGraphModelFiles } from '@ftl/shared/testing';
+import { batchNormEncoder, TINY_GRAPH_NODES, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { makeClient, runToEnd, scratch } from './test-federation.js';
@@ -88,24 +88,7 @@ async function federate(
  */
 async function batchNormBackbone(dir: string): Promise<string> {
   await initBackend();
-  const model = tfjs.sequential();
-  [8, 16].forEach((filters, i) => {
-    model.add(
-      tfjs.layers.conv2d({
-        name: `conv${i + 1}`,
-        ...(i === 0 ? { inputShape: [28, 28, 1] } : {}),
-        filters,
-        kernelSize: 3,
-        strides: 2,
-        padding: 'same',
-        useBias: false,
-        kernelInitializer: tfjs.initializers.heNormal({ seed: 3 + i }),
-      }),
-    );
-    model.add(tfjs.layers.batchNormalization({ name: `bn${i + 1}` }));
-    model.add(tfjs.layers.reLU({ name: `relu${i + 1}` }));
-  });
-  model.add(tfjs.layers.globalAveragePooling2d({ name: 'features' }));
+  const model = batchNormEncoder({ filters: [8, 16], seed: 3 });
   model.add(tfjs.layers.dense({ name: 'source_logits', units: 10, activation: 'softmax' }));
   const pool = subset(
     federationSplit(loadBuiltinDataset('mnist')).pool,

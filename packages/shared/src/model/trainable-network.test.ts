@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
 import { expectFtlError } from '../../test-support/expect-ftl-error.js';
+import { batchNormEncoder } from '../../test-support/batch-norm-encoder.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { tensorsByName } from '../codec/weights.js';
 import { subset } from '../data/dataset.js';
@@ -179,24 +180,7 @@ describe('batch normalisation among the trained layers', () => {
 
   /** An encoder like the transfer backbones (conv without bias → batch norm → ReLU, twice, global pooling) with stand-in pretrained statistics. */
   function bnBackbone(options: { center?: boolean } = {}): LayersFeatureExtractor {
-    const model = tf.sequential();
-    [4, 8].forEach((filters, i) => {
-      model.add(
-        tf.layers.conv2d({
-          name: `conv${i + 1}`,
-          ...(i === 0 ? { inputShape: [28, 28, 1] } : {}),
-          filters,
-          kernelSize: 3,
-          strides: 2,
-          padding: 'same',
-          useBias: false,
-          kernelInitializer: tf.initializers.heNormal({ seed: 11 + i }),
-        }),
-      );
-      model.add(tf.layers.batchNormalization({ name: `bn${i + 1}`, ...(options.center === false ? { center: false } : {}) }));
-      model.add(tf.layers.reLU({ name: `relu${i + 1}` }));
-    });
-    model.add(tf.layers.globalAveragePooling2d({ name: 'features' }));
+    const model = batchNormEncoder({ filters: [4, 8], seed: 11, center: options.center });
     for (const [i, layer] of ['bn1', 'bn2'].entries()) {
       const bn = model.getLayer(layer);
       // Far from the initial γ = 1, β = 0, μ = 0, σ² = 1, as after pretraining.
