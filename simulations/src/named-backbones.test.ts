@@ -13,25 +13,30 @@ interface Described {
   parameters: { encoder: number; linearHead10: number };
 }
 
+/** The one federation every backbone is run through: 3 IID sites, 2 rounds of FedAvg, a linear head, 900 MNIST images, seed 1. */
+function sameFederation(backboneDir: string) {
+  return simulate({
+    backboneDir,
+    hidden: [],
+    clients: 3,
+    rounds: 2,
+    limit: 900,
+    partition: { kind: 'iid' },
+    strategy: parseStrategy('fedavg'),
+    epochs: 5,
+    learningRate: 0.01,
+    batchSize: 16,
+    seed: 1,
+  });
+}
+
 // Each line printed is one row of the "Backbones" section of docs/results.md.
 describe.each(['encoder-fmnist', 'encoder-fmnist-0to4', 'encoder-spatial-fmnist', 'encoder-spatial-fmnist-0to4'])(
   'the committed %s backbone, by name, through a real federation',
   (name) => {
     test('3 sites, 2 rounds, a linear head on 900 MNIST images: above chance on held-out digits; a head-only update is a tenth of a full one or less', async () => {
       const meta = JSON.parse(await readFile(join(BACKBONES_DIR, name, 'ftl-backbone.json'), 'utf8')) as Described;
-      const r = await simulate({
-        backboneDir: name,
-        hidden: [],
-        clients: 3,
-        rounds: 2,
-        limit: 900,
-        partition: { kind: 'iid' },
-        strategy: parseStrategy('fedavg'),
-        epochs: 5,
-        learningRate: 0.01,
-        batchSize: 16,
-        seed: 1,
-      });
+      const r = await sameFederation(name);
       expect(r.featureDim).toBe(meta.architecture.featureDim);
       expect(r.summary.rounds.map((x) => [x.status, x.accepted])).toEqual([
         ['aggregated', 3],
@@ -55,19 +60,7 @@ describe.each(['encoder-fmnist', 'encoder-fmnist-0to4', 'encoder-spatial-fmnist'
 );
 
 test('the default backbone by name (small-fmnist), the same federation, for comparison', async () => {
-  const r = await simulate({
-    backboneDir: 'small-fmnist',
-    hidden: [],
-    clients: 3,
-    rounds: 2,
-    limit: 900,
-    partition: { kind: 'iid' },
-    strategy: parseStrategy('fedavg'),
-    epochs: 5,
-    learningRate: 0.01,
-    batchSize: 16,
-    seed: 1,
-  });
+  const r = await sameFederation('small-fmnist');
   expect([r.featureDim, r.summary.weights.values.length]).toEqual([800, 8_010]);
   expect(r.heldOut).toBeGreaterThan(0.3);
   process.stdout.write(
