@@ -28,7 +28,7 @@ import type { FederatedRun } from './federated-run.js';
 import { modelArchive, type ModelArchive } from './model-archive.js';
 import { handleOperatorApi, type OperatorBackend } from './operator-api.js';
 import { DEFAULT_PEER_BUDGET, PeerBudget, type PeerBudgetOptions } from './peer-budget.js';
-import type { RoundRecord } from './round-table.js';
+import type { RoundListener } from './round-phases.js';
 import { buildRun, headFor } from './run-builder.js';
 import type { RunHost } from './run-host.js';
 import { RunLifecycle, type RunView } from './run-lifecycle.js';
@@ -178,7 +178,7 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   }
 
   /** Hosts `run` as the active run until it ends or pauses, then clears it. One run at a time. */
-  host(run: FederatedRun, onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+  host(run: FederatedRun, onRound?: RoundListener): Promise<RunSummary> {
     return this.runs.hostRun(run, onRound);
   }
 

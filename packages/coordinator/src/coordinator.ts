@@ -2,7 +2,7 @@ import type { HeadConfig, Logger } from '@ftl/shared';
 import type { CoordinatorConfig } from './config.js';
 import { CoordinatorServer } from './coordinator-server.js';
 import type { FederatedRun } from './federated-run.js';
-import type { RoundRecord } from './round-table.js';
+import type { RoundListener } from './round-phases.js';
 import type { RunSummary } from './run-summary.js';
 import type { Store } from './store/store.js';
 
@@ -56,7 +56,7 @@ export class Coordinator {
    * Runs the whole federated run (resuming it when the store already has it) and waits, bounded, for
    * the clients to leave after `run-end`, so closing right after does not cut the message off.
    */
-  async run(onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+  async run(onRound?: RoundListener): Promise<RunSummary> {
     try {
       return await this.server.host(this.federatedRun, onRound);
     } finally {

@@ -20,8 +20,7 @@ import { EarlyStopping } from './early-stopping.js';
 import type { GlobalModel } from './global-model.js';
 import { initHead } from './head-init.js';
 import { personalize } from './personalization.js';
-import { runRounds } from './round-phases.js';
-import type { RoundRecord } from './round-table.js';
+import { runRounds, type RoundListener } from './round-phases.js';
 import type { RunContext } from './run-context.js';
 import { ExclusionLog } from './run-exclusions.js';
 import { exportRun } from './run-export.js';
@@ -240,7 +239,7 @@ export class FederatedRun {
    * trains the remaining rounds, evaluates each new global head on the clients, exports the global model
    * and tells clients the run is over.
    */
-  async run(onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+  async run(onRound?: RoundListener): Promise<RunSummary> {
     const { ctx, config, store, model } = this;
     const { rounds, runId } = config;
     const records = resumeRun(ctx);

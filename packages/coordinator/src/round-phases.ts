@@ -10,6 +10,7 @@ import { median } from './median.js';
 import type { Collected } from './round-collector.js';
 import type { RoundRecord } from './round-table.js';
 import { backboneRate, sendModel, type RunContext } from './run-context.js';
+import { exportRunModel } from './run-export.js';
 import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
 import { capCounts } from './update-screen.js';
 
@@ -184,6 +185,37 @@ export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupt
   );
 }
 
+/** The global model after a round, for a listener that wants to look at it (a simulation's held-out score). */
+export interface RoundSnapshot {
+  weights: Weights;
+  modelVersion: number;
+  /** Writes this model as the run's export would (backbone, head and input normalisation) into `dir`. */
+  exportTo(dir: string): Promise<void>;
+}
+
+/** Hears each round as it is committed (and each retried round); the next round waits for a returned promise. */
+export type RoundListener = (record: RoundRecord, model: RoundSnapshot) => void | Promise<void>;
+
+function snapshot(ctx: RunContext, records: readonly RoundRecord[]): RoundSnapshot {
+  const { weights, version } = ctx.model;
+  return {
+    weights,
+    modelVersion: version,
+    exportTo: async (dir) => {
+      await exportRunModel({
+        backbone: ctx.backbone,
+        config: ctx.config,
+        head: ctx.head,
+        weights,
+        dir,
+        modelVersion: version,
+        rounds: [...records],
+        ...(ctx.normalization ? { normalization: ctx.normalization } : {}),
+      });
+    },
+  };
+}
+
 /**
  * Plays rounds after those in `records` (appending each committed one) until the last, a stop request,
  * an early stop or a shutdown. A round without quorum is played again, up to `quorumRetries` times, with
@@ -192,7 +224,7 @@ export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupt
 export async function runRounds(
   ctx: RunContext,
   records: RoundRecord[],
-  o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: (r: RoundRecord) => void },
+  o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: RoundListener },
 ): Promise<void> {
   const { config, store, log, model } = ctx;
   const { runId } = config;
@@ -207,14 +239,14 @@ export async function runRounds(
       // The global model is unchanged; try the same round again with whoever is ready then.
       store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: config.minFitClients });
       log.warn('round-retry', { round, attempt, of: config.quorumRetries });
-      o.onRound?.(record);
+      await o.onRound?.(record, snapshot(ctx, records));
       attempt++;
       continue;
     }
     attempt = 1;
     commit(ctx, played);
     records.push(record);
-    o.onRound?.(record);
+    await o.onRound?.(record, snapshot(ctx, records));
     if (record.status === 'no-quorum') {
       throw new FtlError(
         ErrorCode.Quorum,

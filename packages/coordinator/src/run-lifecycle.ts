@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { ErrorCode, FtlError, type Logger } from '@ftl/shared';
 import { applyRunConfig, type CoordinatorConfig } from './config.js';
 import type { FederatedRun } from './federated-run.js';
+import type { RoundListener } from './round-phases.js';
 import type { RoundRecord } from './round-table.js';
 import { parseRunConfig, type RunConfig } from './run-config.js';
 import { FINAL_STATUSES, OPERATOR_ACTIONS, type RunStatus } from './run-states.js';
@@ -78,7 +79,7 @@ export class RunLifecycle {
   }
 
   /** Hosts `run` as the active run until it ends or pauses, then clears it. One run at a time. */
-  async hostRun(run: FederatedRun, onRound?: (r: RoundRecord) => void): Promise<RunSummary> {
+  async hostRun(run: FederatedRun, onRound?: RoundListener): Promise<RunSummary> {
     this.attach(run);
     const active = this.active!;
     active.started = true;
