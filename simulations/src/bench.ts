@@ -21,11 +21,10 @@ import {
   loadBuiltinDataset,
   numberFlag,
   parseFitResult,
-  parseFlags,
   parsePartition,
   parseStrategy,
   PROTOCOL_VERSION,
-  runMain,
+  runProgram,
   saveLayersModelToFolder,
   shuffleInPlace,
   subset,
@@ -103,19 +102,9 @@ async function firstRound(cacheDir: string, epochs: number, backboneDir?: string
   return { seconds, prepareSeconds: seconds - r.summary.rounds[0]!.seconds };
 }
 
-runMain(async () => {
-  const values = parseFlags(process.argv.slice(2), {
-    batches: { type: 'string' },
-    'batch-size': { type: 'string' },
-    repeats: { type: 'string' },
-    epochs: { type: 'string' },
-    only: { type: 'string' },
-    help: { type: 'boolean' },
-  });
-  if (values['help']) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
+const str = { type: 'string' } as const;
+
+runProgram({ help: HELP, flags: { batches: str, 'batch-size': str, repeats: str, epochs: str, only: str } }, async (values) => {
   const batches = numberFlag(values, 'batches', { default: 8, min: 1, integer: true });
   const batchSize = numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true });
   const repeats = numberFlag(values, 'repeats', { default: 3, min: 1, integer: true });

@@ -17,9 +17,8 @@ import {
   loadBuiltinDataset,
   loadClientShard,
   numberFlag,
-  parseFlags,
   parseStrategy,
-  runMain,
+  runProgram,
   stringFlag,
   type ImageDataset,
   type LocalShard,
@@ -591,23 +590,20 @@ function targetMet(rows: ChaosRow[]): boolean {
   return ok && (!clean || Math.abs(chaos.heldOut - clean.heldOut) <= 0.02);
 }
 
-runMain(async () => {
-  const values = parseFlags(process.argv.slice(2), {
-    clients: { type: 'string' },
-    rounds: { type: 'string' },
-    strategy: { type: 'string' },
-    'strategy-options': { type: 'string' },
-    seed: { type: 'string' },
-    epochs: { type: 'string' },
-    limit: { type: 'string' },
-    'skip-clean': { type: 'boolean' },
-    help: { type: 'boolean' },
-    table: { type: 'string' },
-  });
-  if (values['help']) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
+const str = { type: 'string' } as const;
+const FLAGS = {
+  clients: str,
+  rounds: str,
+  strategy: str,
+  'strategy-options': str,
+  seed: str,
+  epochs: str,
+  limit: str,
+  'skip-clean': { type: 'boolean' },
+  table: str,
+} as const;
+
+runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   const saved = stringFlag(values, 'table');
   if (saved !== undefined) {
     process.stdout.write(`${chaosTable(JSON.parse(await readFile(saved, 'utf8')) as ChaosRow[])}\n`);

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parseFlags, parsePartition, runMain, stringFlag } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parsePartition, runProgram, stringFlag } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -180,26 +180,22 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
   };
 }
 
-runMain(async () => {
-  const str = { type: 'string' } as const;
-  const values = parseFlags(process.argv.slice(2), {
-    clients: str,
-    images: str,
-    rounds: str,
-    partition: str,
-    epochs: str,
-    'round-deadline': str,
-    seed: str,
-    'kill-client-after-round': str,
-    work: str,
-    backbone: str,
-    'no-baseline': { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  if (values['help']) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
+const str = { type: 'string' } as const;
+const FLAGS = {
+  clients: str,
+  images: str,
+  rounds: str,
+  partition: str,
+  epochs: str,
+  'round-deadline': str,
+  seed: str,
+  'kill-client-after-round': str,
+  work: str,
+  backbone: str,
+  'no-baseline': { type: 'boolean' },
+} as const;
+
+runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   const clients = numberFlag(values, 'clients', { default: 5, min: 1, max: 50, integer: true });
   const images = numberFlag(values, 'images', { default: 250, min: 0, integer: true });
   if (images > 0 && images < 10 * clients) {

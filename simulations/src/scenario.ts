@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { ErrorCode, FtlError, numberFlag, parseFlags, runMain, type RawFlags } from '@ftl/shared';
+import { ErrorCode, FtlError, numberFlag, runProgram, type RawFlags } from '@ftl/shared';
 import { byzantineScenario, type ByzantineRow } from './scenarios/byzantine.js';
 import { cutPointScenario, type CutPointRow } from './scenarios/cut-point.js';
 import { fineTuneScenario, type FineTuneRow } from './scenarios/finetune.js';
@@ -107,34 +107,33 @@ const TABLES = {
 };
 type ScenarioName = keyof typeof TABLES;
 
-runMain(async () => {
-  // The scenario's name comes first: `npm run scenario -- byzantine --rounds 15`.
-  const [first, ...rest] = process.argv.slice(2);
-  const name = first !== undefined && !first.startsWith('-') ? first : undefined;
-  const values = parseFlags(name === undefined ? process.argv.slice(2) : rest, {
-    quick: { type: 'boolean' },
-    rounds: { type: 'string' },
-    'lr-decay': { type: 'string' },
-    only: { type: 'string' },
-    help: { type: 'boolean' },
-    epochs: { type: 'string' },
-    task: { type: 'string' },
-    sizes: { type: 'string' },
-    seeds: { type: 'string' },
-    methods: { type: 'string' },
-    hidden: { type: 'string' },
-    target: { type: 'string' },
-    backbone: { type: 'string' },
-    lr: { type: 'string' },
-    from: { type: 'string' },
-    'feature-layer': { type: 'string' },
-    out: { type: 'string' },
-    lengths: { type: 'string' },
-  });
-  if (values['help'] || name === undefined) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
+const str = { type: 'string' } as const;
+const FLAGS = {
+  quick: { type: 'boolean' },
+  rounds: str,
+  'lr-decay': str,
+  only: str,
+  epochs: str,
+  task: str,
+  sizes: str,
+  seeds: str,
+  methods: str,
+  hidden: str,
+  target: str,
+  backbone: str,
+  lr: str,
+  from: str,
+  'feature-layer': str,
+  out: str,
+  lengths: str,
+} as const;
+
+// The scenario's name comes first: `npm run scenario -- byzantine --rounds 15`.
+const [first, ...rest] = process.argv.slice(2);
+const name = first !== undefined && !first.startsWith('-') ? first : undefined;
+
+runProgram({ help: HELP, flags: FLAGS, argv: name === undefined ? process.argv.slice(2) : rest }, async (values) => {
+  if (name === undefined) return 'help';
   const quick = values['quick'] === true;
   const rounds = numberFlag(values, 'rounds', { default: quick ? 2 : 8, min: 1, integer: true });
   // Byzantine: Krum keeps one site's model per round and needs a decaying step to settle (docs/results.md).

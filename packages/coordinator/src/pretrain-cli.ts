@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parseFlags, runMain, stringFlag, type AugmentOptions } from '@ftl/shared';
+import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, runProgram, stringFlag, type AugmentOptions } from '@ftl/shared';
 import { backboneTable, summarizeBackbones } from './backbone-catalog.js';
 import { pretrainBackbone, pretrainCommand, PRETRAIN_ARCHS, type PretrainArch, type PretrainOptions } from './pretrain.js';
 
@@ -40,31 +40,28 @@ function parseList(flag: string, text: string, min: number): number[] {
   return list;
 }
 
-runMain(async () => {
-  const values = parseFlags(process.argv.slice(2), {
-    arch: { type: 'string' },
-    out: { type: 'string' },
-    samples: { type: 'string' },
-    classes: { type: 'string' },
-    filters: { type: 'string' },
-    embedding: { type: 'string' },
-    spatial: { type: 'string' },
-    epochs: { type: 'string' },
-    shift: { type: 'string' },
-    flip: { type: 'boolean' },
-    rotation: { type: 'string' },
-    'batch-size': { type: 'string' },
-    lr: { type: 'string' },
-    'final-lr-factor': { type: 'string' },
-    'test-samples': { type: 'string' },
-    seed: { type: 'string' },
-    list: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
-  if (values['help']) {
-    process.stdout.write(`${HELP}\n`);
-    return;
-  }
+const str = { type: 'string' } as const;
+const FLAGS = {
+  arch: str,
+  out: str,
+  samples: str,
+  classes: str,
+  filters: str,
+  embedding: str,
+  spatial: str,
+  epochs: str,
+  shift: str,
+  flip: { type: 'boolean' },
+  rotation: str,
+  'batch-size': str,
+  lr: str,
+  'final-lr-factor': str,
+  'test-samples': str,
+  seed: str,
+  list: { type: 'boolean' },
+} as const;
+
+runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   if (values['list']) {
     await initBackend({ log: createLogger('pretrain') });
     process.stdout.write(backboneTable(await summarizeBackbones()));

@@ -80,6 +80,26 @@ export function runMain(main: () => Promise<void>): void {
 }
 
 /**
+ * Runs a program as runMain does, its command line (`o.argv`, by default the process's) parsed by
+ * `o.flags` plus `--help`. With --help it prints `o.help` and runs nothing; so it does when `main`
+ * returns 'help', for a program that was not told what to do.
+ *
+ * @example
+ * runProgram({ help: HELP, flags: { rounds: { type: 'string' } } }, async (flags) => {
+ *   const rounds = numberFlag(flags, 'rounds', { default: 5, min: 1, integer: true });
+ * });
+ */
+export function runProgram(
+  o: { help: string; flags: FlagOptions; argv?: string[] },
+  main: (flags: RawFlags) => Promise<void> | Promise<'help' | undefined>,
+): void {
+  runMain(async () => {
+    const values = parseFlags(o.argv ?? process.argv.slice(2), { ...o.flags, help: { type: 'boolean' } });
+    if (values['help'] || (await main(values)) === 'help') process.stdout.write(`${o.help}\n`);
+  });
+}
+
+/**
  * The one line a program prints for an error that ends it: `error [CODE]: message` for an FtlError,
  * `error: message (an unexpected error; FTL_LOG=debug shows where)` for anything else.
  */
