@@ -280,34 +280,18 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
       connected: () => socket.connected,
       disconnect: (message) => this.goodbye(socket, 'misbehaving', message),
     });
-    socket.on(
-      'ready',
-      guard('ready', (raw) => this.onReady(entry, raw)),
-    );
+    // Every inbound event passes the guard: its rate budget and its one error boundary.
+    const on = (event: keyof ClientToServerEvents, handle: (raw: unknown) => Ack | undefined) => socket.on(event, guard(event, handle));
+    on('ready', (raw) => this.onReady(entry, raw));
     const closed = { accepted: false, reason: 'round-closed', message: 'no run is active' } as const;
-    socket.on(
-      'fit-result',
-      guard('fit-result', (raw) => this.runs.activeRun?.submitFit(name, raw) ?? closed),
-    );
-    socket.on(
-      'evaluate-result',
-      guard('evaluate-result', (raw) => this.runs.activeRun?.submitEvaluate(name, raw) ?? closed),
-    );
-    socket.on(
-      'personalize-result',
-      guard('personalize-result', (raw) => this.runs.activeRun?.submitPersonalize(name, raw) ?? closed),
-    );
-    socket.on(
-      'class-sums-result',
-      guard('class-sums-result', (raw) => this.runs.activeRun?.submitClassSums(name, raw) ?? closed),
-    );
-    socket.on(
-      'failure',
-      guard('failure', (raw) => {
-        this.runs.activeRun?.clientFailed(name, raw);
-        return undefined;
-      }),
-    );
+    on('fit-result', (raw) => this.runs.activeRun?.submitFit(name, raw) ?? closed);
+    on('evaluate-result', (raw) => this.runs.activeRun?.submitEvaluate(name, raw) ?? closed);
+    on('personalize-result', (raw) => this.runs.activeRun?.submitPersonalize(name, raw) ?? closed);
+    on('class-sums-result', (raw) => this.runs.activeRun?.submitClassSums(name, raw) ?? closed);
+    on('failure', (raw) => {
+      this.runs.activeRun?.clientFailed(name, raw);
+      return undefined;
+    });
     socket.on('disconnect', (reason) => {
       if (!this.clients.remove(name, socket)) return; // replaced by a newer connection
       this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
