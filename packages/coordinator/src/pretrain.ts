@@ -12,6 +12,7 @@ import {
   loadBuiltinDataset,
   saveLayersModelToFolder,
   shuffleInPlace,
+  sourceLogits,
   splitIndices,
   subset,
   tfjsSeed,
@@ -141,14 +142,7 @@ export function createEncoderBackbone(options: EncoderBackboneOptions): tf.Seque
     block(blocks.length + 2, spatial, 1, false, 1);
     model.add(tf.layers.flatten({ name: DEFAULT_FEATURE_LAYER }));
   }
-  model.add(
-    tf.layers.dense({
-      name: 'source_logits',
-      units: classes,
-      activation: 'softmax',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 100) }),
-    }),
-  );
+  model.add(sourceLogits(classes, seed + 100));
   return model;
 }
 

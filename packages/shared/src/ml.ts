@@ -16,6 +16,7 @@ export {
   extractFeatures,
   featureExtractor,
   loadBackbone,
+  sourceLogits,
   type FeatureExtractor,
   type GraphFeatureExtractor,
   type LayersFeatureExtractor,

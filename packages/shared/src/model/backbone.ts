@@ -47,15 +47,21 @@ export function createDefaultBackbone(options: { seed: number; classes: number; 
       kernelInitializer: tf.initializers.heNormal({ seed: tfjsSeed(seed + 2) }),
     }),
   );
-  model.add(
-    tf.layers.dense({
-      name: 'source_logits',
-      units: classes,
-      activation: 'softmax',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed + 3) }),
-    }),
-  );
+  model.add(sourceLogits(classes, seed + 3));
   return model;
+}
+
+/**
+ * The pretraining task's softmax, `source_logits`, the last layer of every backbone ftl builds: it only
+ * serves pretraining, and a head on the features takes its place. `seed` makes its initial weights repeatable.
+ */
+export function sourceLogits(classes: number, seed: number): tf.layers.Layer {
+  return tf.layers.dense({
+    name: 'source_logits',
+    units: classes,
+    activation: 'softmax',
+    kernelInitializer: tf.initializers.glorotUniform({ seed: tfjsSeed(seed) }),
+  });
 }
 
 /** Shape text for messages: `[-1,28,28,1]` reads as `[batch, 28, 28, 1]`. */
