@@ -6,19 +6,25 @@ import { batchNormEncoder } from '../../test-support/batch-norm-encoder.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { tensorsByName } from '../codec/weights.js';
 import { subset } from '../data/dataset.js';
-import { initBackend } from './backend.js';
-import { createDefaultBackbone, extractFeatures, featureExtractor, type LayersFeatureExtractor } from './backbone.js';
-import { ALL_BACKBONE_LAYERS } from './fine-tuning.js';
-import { createHead, getTrainableWeights, headParameterCount } from './head.js';
+// The network builders as the package exports them, with the backbone and head they build on.
 import {
+  ALL_BACKBONE_LAYERS,
   backboneLayersOf,
   boundaryFeatures,
+  createDefaultBackbone,
   createFineTunedModel,
+  createHead,
   createTrainableNetwork,
   disposeFineTunedModel,
+  extractFeatures,
+  featureExtractor,
+  getTrainableWeights,
+  headParameterCount,
+  initBackend,
   planFineTuning,
   trainableParameterCount,
-} from './trainable-network.js';
+  type LayersFeatureExtractor,
+} from '../ml.js';
 
 const head = { featureDim: 800, hidden: [16], classes: 10 };
 let fx: LayersFeatureExtractor;
