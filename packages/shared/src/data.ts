@@ -8,7 +8,15 @@
  */
 export { concatDatasets, imageSize, keepClasses, subset, type ImageDataset } from './data/dataset.js';
 export { BUILTIN_DATASETS, loadBuiltinDataset, type BuiltinDatasetName } from './data/builtin.js';
-export { parsePartition, partitionIndices, splitIndices, type PartitionSpec } from './data/partition.js';
+export {
+  describePartition,
+  parsePartition,
+  partitionIndices,
+  sizeSkewSizes,
+  splitIndices,
+  type PartitionSpec,
+  type SizeGrowth,
+} from './data/partition.js';
 export {
   channelStats,
   checkChannelStats,
