@@ -62,6 +62,26 @@ function need(b: Uint8Array, p: number, n: number, what: string, at: number): vo
   if (n > b.length - p) refuse(`${what} of ${n} bytes with only ${Math.max(0, b.length - p)} left`, at);
 }
 
+/** The length in the `size` big-endian bytes (1, 2 or 4) after the type byte at `p`, checked to be in the frame. */
+function lengthAt(b: Uint8Array, p: number, size: number, what: string): number {
+  need(b, p + 1, size, what, p);
+  return size === 1 ? b[p + 1]! : size === 2 ? u16(b, p + 1) : u32(b, p + 1);
+}
+
+// The fixed-size numbers: the bytes after their type byte, and the name a refusal gives them.
+const NUMBERS: Record<number, { bytes: number; name: string }> = {
+  [0xca]: { bytes: 4, name: 'a float32' },
+  [0xcb]: { bytes: 8, name: 'a float64' },
+  [0xcc]: { bytes: 1, name: 'a uint8' },
+  [0xcd]: { bytes: 2, name: 'a uint16' },
+  [0xce]: { bytes: 4, name: 'a uint32' },
+  [0xcf]: { bytes: 8, name: 'a uint64' },
+  [0xd0]: { bytes: 1, name: 'an int8' },
+  [0xd1]: { bytes: 2, name: 'an int16' },
+  [0xd2]: { bytes: 4, name: 'an int32' },
+  [0xd3]: { bytes: 8, name: 'an int64' },
+};
+
 // Returns the position after the value that starts at `p`.
 function scanValue(b: Uint8Array, p: number, depth: number): number {
   if (p >= b.length) refuse('the frame ends before its value', p);
@@ -70,6 +90,8 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
   if (t <= 0x8f) return scanMap(b, p + 1, t & 0x0f, depth, p);
   if (t <= 0x9f) return scanArray(b, p + 1, t & 0x0f, depth, p);
   if (t <= 0xbf) return scanBytes(b, p + 1, t & 0x1f, 'a string', p);
+  const number = NUMBERS[t];
+  if (number !== undefined) return scanNumber(b, p, number.bytes, number.name);
   switch (t) {
     case 0xc0:
     case 0xc2:
@@ -78,56 +100,17 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
     case 0xc1:
       return refuse('the reserved byte 0xc1', p);
     case 0xc4:
-      need(b, p + 1, 1, 'a bin header', p);
-      return scanBytes(b, p + 2, b[p + 1]!, 'binary data', p);
     case 0xc5:
-      need(b, p + 1, 2, 'a bin header', p);
-      return scanBytes(b, p + 3, u16(b, p + 1), 'binary data', p);
-    case 0xc6:
-      need(b, p + 1, 4, 'a bin header', p);
-      return scanBytes(b, p + 5, u32(b, p + 1), 'binary data', p);
+    case 0xc6: {
+      const size = 1 << (t - 0xc4); // bin 8, 16 and 32
+      return scanBytes(b, p + 1 + size, lengthAt(b, p, size, 'a bin header'), 'binary data', p);
+    }
     case 0xc7:
       return extension(b, p, 2);
     case 0xc8:
       return extension(b, p, 3);
     case 0xc9:
       return extension(b, p, 5);
-    case 0xca:
-      need(b, p + 1, 4, 'a float32', p);
-      return p + 5;
-    case 0xcb:
-      need(b, p + 1, 8, 'a float64', p);
-      return p + 9;
-    case 0xcc:
-      need(b, p + 1, 1, 'a uint8', p);
-      return p + 2;
-    case 0xcd:
-      need(b, p + 1, 2, 'a uint16', p);
-      return p + 3;
-    case 0xce:
-      need(b, p + 1, 4, 'a uint32', p);
-      return p + 5;
-    case 0xcf: {
-      need(b, p + 1, 8, 'a uint64', p);
-      if (u32(b, p + 1) > 0x1fffff) refuse('a uint64 beyond the safe integer range', p);
-      return p + 9;
-    }
-    case 0xd0:
-      need(b, p + 1, 1, 'an int8', p);
-      return p + 2;
-    case 0xd1:
-      need(b, p + 1, 2, 'an int16', p);
-      return p + 3;
-    case 0xd2:
-      need(b, p + 1, 4, 'an int32', p);
-      return p + 5;
-    case 0xd3: {
-      need(b, p + 1, 8, 'an int64', p);
-      // Exact for every safe value; anything the float rounds lies beyond 2^53 and stays unsafe.
-      const v = (u32(b, p + 1) | 0) * 0x100000000 + u32(b, p + 5);
-      if (!Number.isSafeInteger(v)) refuse('an int64 beyond the safe integer range', p);
-      return p + 9;
-    }
     case 0xd4:
     case 0xd5:
     case 0xd6:
@@ -135,28 +118,36 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
     case 0xd8:
       return extension(b, p, 1);
     case 0xd9:
-      need(b, p + 1, 1, 'a str header', p);
-      return scanBytes(b, p + 2, b[p + 1]!, 'a string', p);
     case 0xda:
-      need(b, p + 1, 2, 'a str header', p);
-      return scanBytes(b, p + 3, u16(b, p + 1), 'a string', p);
-    case 0xdb:
-      need(b, p + 1, 4, 'a str header', p);
-      return scanBytes(b, p + 5, u32(b, p + 1), 'a string', p);
+    case 0xdb: {
+      const size = 1 << (t - 0xd9); // str 8, 16 and 32
+      return scanBytes(b, p + 1 + size, lengthAt(b, p, size, 'a str header'), 'a string', p);
+    }
     case 0xdc:
-      need(b, p + 1, 2, 'an array header', p);
-      return scanArray(b, p + 3, u16(b, p + 1), depth, p);
-    case 0xdd:
-      need(b, p + 1, 4, 'an array header', p);
-      return scanArray(b, p + 5, u32(b, p + 1), depth, p);
+    case 0xdd: {
+      const size = 2 << (t - 0xdc); // array 16 and 32
+      return scanArray(b, p + 1 + size, lengthAt(b, p, size, 'an array header'), depth, p);
+    }
     case 0xde:
-      need(b, p + 1, 2, 'a map header', p);
-      return scanMap(b, p + 3, u16(b, p + 1), depth, p);
-    case 0xdf:
-      need(b, p + 1, 4, 'a map header', p);
-      return scanMap(b, p + 5, u32(b, p + 1), depth, p);
+    case 0xdf: {
+      const size = 2 << (t - 0xde); // map 16 and 32
+      return scanMap(b, p + 1 + size, lengthAt(b, p, size, 'a map header'), depth, p);
+    }
   }
   return refuse(`the byte 0x${t.toString(16)}`, p);
+}
+
+// The position after a fixed-size number; a 64-bit integer beyond the safe range is refused, since it
+// would decode as a BigInt, which the protocol never uses.
+function scanNumber(b: Uint8Array, p: number, bytes: number, name: string): number {
+  const end = scanBytes(b, p + 1, bytes, name, p);
+  if (b[p] === 0xcf && u32(b, p + 1) > 0x1fffff) refuse('a uint64 beyond the safe integer range', p);
+  if (b[p] === 0xd3) {
+    // Exact for every safe value; anything the float rounds lies beyond 2^53 and stays unsafe.
+    const v = (u32(b, p + 1) | 0) * 0x100000000 + u32(b, p + 5);
+    if (!Number.isSafeInteger(v)) refuse('an int64 beyond the safe integer range', p);
+  }
+  return end;
 }
 
 // `typeAt` is the offset of the extension's type byte from its header byte.
@@ -195,18 +186,10 @@ function scanKey(b: Uint8Array, p: number): number {
   const t = b[p]!;
   let start = p + 1;
   let n = t & 0x1f;
-  if (t === 0xd9) {
-    need(b, p + 1, 1, 'a str header', p);
-    start = p + 2;
-    n = b[p + 1]!;
-  } else if (t === 0xda) {
-    need(b, p + 1, 2, 'a str header', p);
-    start = p + 3;
-    n = u16(b, p + 1);
-  } else if (t === 0xdb) {
-    need(b, p + 1, 4, 'a str header', p);
-    start = p + 5;
-    n = u32(b, p + 1);
+  if (t >= 0xd9 && t <= 0xdb) {
+    const size = 1 << (t - 0xd9); // str 8, 16 and 32
+    n = lengthAt(b, p, size, 'a str header');
+    start = p + 1 + size;
   } else if (t < 0xa0 || t > 0xbf) refuse('a map key that is not a string', p);
   need(b, start, n, 'a string', p);
   for (const k of forbiddenKeyBytes) {
