@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type fc from 'fast-check';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { FtlError } from '../src/errors.js';
 import type { PROTOCOL_SCHEMAS } from '../src/protocol/events.js';
@@ -23,6 +24,24 @@ export const VALIDATORS: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => u
   'run-end': parse.parseRunEnd,
   'class-sums': parse.parseClassSumsInstruction,
   'class-sums-result': parse.parseClassSumsResult,
+};
+
+/**
+ * What `fc.anything` may make for a hostile peer: BigInts, dates, maps, sets, typed arrays, objects
+ * without a prototype or named like built-ins, up to 4 deep.
+ *
+ * @example
+ * fc.anything({ ...HOSTILE_ANYTHING, withBoxedValues: true });
+ */
+export const HOSTILE_ANYTHING: fc.ObjectConstraints = {
+  maxDepth: 4,
+  withBigInt: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withTypedArray: true,
+  withNullPrototype: true,
+  withObjectString: true,
 };
 
 /** The committed corpus of hostile frames, replayed by every run of the fuzz suites. */

@@ -3,7 +3,7 @@ import { Packr } from 'msgpackr';
 import { PacketType } from 'socket.io-parser';
 import { describe, expect, test } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { corpusFiles, guardHostileSuite, onlyFtlError, validMessages } from '../../test-support/fuzz-support.js';
+import { corpusFiles, guardHostileSuite, HOSTILE_ANYTHING, onlyFtlError, validMessages } from '../../test-support/fuzz-support.js';
 import { createMsgpackParser } from './socketio-parser.js';
 
 type Dec = { add(c: unknown): void; on(e: 'decoded', f: (p: unknown) => void): void };
@@ -200,16 +200,7 @@ describe('the socket.io parser under hostile input', () => {
       new Packr({ useRecords: false, useBigIntExtension: true }),
       new Packr({ useRecords: false }),
     ];
-    const payload = fc.anything({
-      maxDepth: 4,
-      withBigInt: true,
-      withDate: true,
-      withMap: true,
-      withSet: true,
-      withTypedArray: true,
-      withNullPrototype: true,
-      withObjectString: true,
-    });
+    const payload = fc.anything(HOSTILE_ANYTHING);
     fc.assert(
       fc.property(fc.nat(packers.length - 1), fc.string({ maxLength: 12 }), payload, (k, event, data) => {
         let frame: Uint8Array;
