@@ -218,14 +218,17 @@ export const FitConfigSchema = record({
 });
 export type FitConfig = z.infer<typeof FitConfigSchema>;
 
-/** Server → client: train the head from these weights. */
-export const FitInstructionSchema = record({
+/** The fields of an instruction to train from the global weights: every round's fit, and the final personalize. */
+const trainFrom = {
   ...envelope,
   weights: EncodedWeightsSchema,
   config: FitConfigSchema,
   /** Runs with federated normalisation: how to normalise inputs before the backbone (fixed for the run). */
   normalization: NormalizationSchema.optional(),
-});
+};
+
+/** Server → client: train the head from these weights. */
+export const FitInstructionSchema = record(trainFrom);
 export type FitInstruction = z.infer<typeof FitInstructionSchema>;
 
 /** Server → client: evaluate these (global) weights on the local validation split. */
@@ -237,12 +240,7 @@ export const EvaluateInstructionSchema = record({
 export type EvaluateInstruction = z.infer<typeof EvaluateInstructionSchema>;
 
 /** Server → client, after the last round: fine-tune the final global head locally and report both accuracies. */
-export const PersonalizeInstructionSchema = record({
-  ...envelope,
-  weights: EncodedWeightsSchema,
-  config: FitConfigSchema,
-  normalization: NormalizationSchema.optional(),
-});
+export const PersonalizeInstructionSchema = record(trainFrom);
 export type PersonalizeInstruction = z.infer<typeof PersonalizeInstructionSchema>;
 
 // Samples behind an update or a metric: a positive integer; any other number is `bad-sample-count`.
