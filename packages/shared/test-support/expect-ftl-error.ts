@@ -12,3 +12,13 @@ export function expectFtlError(fn: () => unknown, code: ErrorCode, message: RegE
   expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
   expect((err as Error).message).toMatch(message);
 }
+
+/** Test helper: what `fn` throws, to look at as a whole; the test fails when `fn` returns. */
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
+}

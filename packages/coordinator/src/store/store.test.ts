@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, isFtlError, type WeightSpec } from '@ftl/shared';
+import { expectFtlError, thrownBy } from '@ftl/shared/testing';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { RoundRecord } from '../round-table.js';
 import { MIGRATIONS } from './migrations.js';
@@ -35,21 +36,6 @@ function raw<T>(fn: (db: Database.Database) => T): T {
   } finally {
     db.close();
   }
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
-
-function expectFtlError(fn: () => unknown, code: ErrorCode, message: RegExp): void {
-  const err = thrown(fn);
-  expect(isFtlError(err, code), `expected FtlError ${code}, got ${String(err)}`).toBe(true);
-  expect((err as Error).message).toMatch(message);
 }
 
 const specs: WeightSpec[] = [
@@ -285,7 +271,7 @@ describe('rounds and checkpoints', () => {
     store.createRun('r1', {});
     // A trigger makes the checkpoint insert fail inside the transaction, after the round row was written.
     raw((db) => db.exec("CREATE TRIGGER fail_checkpoint BEFORE INSERT ON checkpoints BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"));
-    const err = thrown(() => store.commitRound('r1', outcome(1), checkpoint(1)));
+    const err = thrownBy(() => store.commitRound('r1', outcome(1), checkpoint(1)));
     expect(isFtlError(err, ErrorCode.StorageError)).toBe(true);
     expect((err as Error).message).toMatch(/store .*ftl\.db: committing round 1 of run r1 failed: disk trouble/);
     expect(store.listRounds('r1')).toEqual([]);

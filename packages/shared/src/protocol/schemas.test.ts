@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, test } from 'vitest';
 import { VALIDATORS, validMessages } from '../../test-support/fuzz-support.js';
 import { ErrorCode, FtlError } from '../errors.js';
-import { expectFtlError } from '../../test-support/expect-ftl-error.js';
+import { expectFtlError, thrownBy } from '../../test-support/expect-ftl-error.js';
 import {
   CLIENT_TO_SERVER_SCHEMAS,
   PROTOCOL_SCHEMAS,
@@ -101,38 +101,29 @@ describe('refusals name the field, what it must be and what it was', () => {
 
   test('an adapter turns each issue into the FtlError the boundary always gave: code, reason and one line', () => {
     const fit = messages['fit-result']!;
-    expect(rejectionFor(catchError(() => parseFitResult({ ...fit, round: 1.5 })))).toEqual({
+    expect(rejectionFor(thrownBy(() => parseFitResult({ ...fit, round: 1.5 })))).toEqual({
       accepted: false,
       reason: 'malformed',
       message: 'fit-result.round must be an integer ≥ 0 (got number 1.5)',
     });
-    expect(rejectionFor(catchError(() => parseFitResult({ ...fit, numExamples: -3 })))).toEqual({
+    expect(rejectionFor(thrownBy(() => parseFitResult({ ...fit, numExamples: -3 })))).toEqual({
       accepted: false,
       reason: 'bad-sample-count',
       message: 'fit-result.numExamples must be a positive integer (got number -3); report the number of samples used',
     });
-    expect(rejectionFor(catchError(() => parseFitResult({ ...fit, protocol: 2 })))).toEqual({
+    expect(rejectionFor(thrownBy(() => parseFitResult({ ...fit, protocol: 2 })))).toEqual({
       accepted: false,
       reason: 'protocol-mismatch',
       message: `fit-result.protocol is number 2 but this side speaks protocol ${PROTOCOL_VERSION}; run the same ftl version on both sides`,
     });
-    expect(rejectionFor(catchError(() => parseFitResult(new Uint8Array(4))))).toMatchObject({
+    expect(rejectionFor(thrownBy(() => parseFitResult(new Uint8Array(4))))).toMatchObject({
       reason: 'malformed',
       message: 'fit-result must be an object (got 4 bytes)',
     });
-    expect(rejectionFor(catchError(() => parseAck({ accepted: 'yes' })))).toMatchObject({ message: 'ack.accepted must be a boolean (got "yes")' });
-    expect(rejectionFor(catchError(() => parseAck([])))).toMatchObject({ message: 'ack must be an object (got an array of 0)' });
+    expect(rejectionFor(thrownBy(() => parseAck({ accepted: 'yes' })))).toMatchObject({ message: 'ack.accepted must be a boolean (got "yes")' });
+    expect(rejectionFor(thrownBy(() => parseAck([])))).toMatchObject({ message: 'ack must be an object (got an array of 0)' });
   });
 });
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a refusal');
-}
 
 describe('weights at the boundary', () => {
   const fit = messages['fit-result']!;
@@ -140,7 +131,7 @@ describe('weights at the boundary', () => {
 
   test('data of another length than its specs describe is wrong-shape, checked by length alone', () => {
     const short = { ...fit, weights: { ...weights, data: weights.data.subarray(4) } };
-    expect(rejectionFor(catchError(() => parseFitResult(short)))).toEqual({
+    expect(rejectionFor(thrownBy(() => parseFitResult(short)))).toEqual({
       accepted: false,
       reason: 'wrong-shape',
       message: `fit-result.weights.data must be ${weights.data.byteLength} bytes, 4 per float32 value its specs describe (got ${weights.data.byteLength - 4} bytes)`,
