@@ -1,24 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ComputeTurns, FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, type HeadInit, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
+import { DEFAULT_BACKBONE_DIR, parseRunConfig, type HeadInit, type RunConfig, type RunSummary, type TrustPolicy } from '@ftl/coordinator';
 import {
+  concatDatasets,
   createLogger,
-  initBackend,
-  loadBuiltinDataset,
   loadClientShard,
-  type ImageDataset,
+  type BuiltinDatasetName,
+  type FineTuning,
   type Logger,
   type PartitionSpec,
   type StrategyConfig,
   type Weights,
-  type FineTuning,
-  keepClasses,
-  concatDatasets,
-  type BuiltinDatasetName,
 } from '@ftl/shared';
-import { holdoutAccuracy } from './holdout.js';
+import { heldOutSet, taskDataset } from './holdout.js';
+import type { RoundPoint } from './report/types.js';
+import { runFederation } from './sim/federation.js';
 
 /** A misbehaving site: rewrites its trained weights before sending them. */
 export type Attack = (trained: Weights, global: Weights) => Weights;
@@ -96,57 +90,35 @@ export interface SimulationResult {
   featureDim: number;
 }
 
-const loaded = new Map<BuiltinDatasetName, ImageDataset>();
-
-/** A built-in dataset (loaded once per process), cut to some classes when a task names them. */
-function taskData(dataset: BuiltinDatasetName, classes?: readonly number[]): ImageDataset {
-  let ds = loaded.get(dataset);
-  if (!ds) loaded.set(dataset, (ds = loadBuiltinDataset(dataset)));
-  return classes ? keepClasses(ds, classes) : ds;
-}
-
 /**
- * Runs one federated run on MNIST with the committed backbone and returns its per-round records and the
- * exported model's held-out accuracy.
+ * Runs one federated run on a built-in task with the committed backbone and returns its per-round records
+ * and the exported model's held-out accuracy.
  */
 export async function simulate(o: SimulationOptions): Promise<SimulationResult> {
-  await initBackend();
-  const t0 = performance.now();
   const log = o.log ?? createLogger('simulation', { level: 'warn' });
   const dataset = o.dataset ?? 'mnist';
-  const task = taskData(dataset, o.classes);
-  const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
-  const coordinator = await Coordinator.create(
-    {
-      ...defaultCoordinatorConfig(),
-      port: 0,
-      runId: `sim-${o.strategy.name}`,
-      rounds: o.rounds,
-      minClients: o.pooled ? 1 : o.clients,
-      waitTimeoutMs: 120_000,
-      roundDeadlineMs: 300_000,
-      fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
-      seed: o.seed,
-      strategy: o.strategy,
-      exportDir: join(dir, 'model'),
-      localLayers: o.localLayers ?? [],
-      schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
-      ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
-      ...(o.backboneDir ? { backboneDir: o.backboneDir } : {}),
-      personalizeEpochs: o.personalizeEpochs ?? 0,
-      patience: o.patience ?? 0,
-      patienceMetric: o.patienceMetric ?? 'loss',
-      dropout: o.dropout ?? 0,
-      l2: o.l2 ?? 0,
-      ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
-      ...(o.hidden ? { hidden: o.hidden } : {}),
-      ...(o.trust ? { trust: o.trust } : {}),
-      ...(o.headInit ? { headInit: o.headInit } : {}),
-      classes: [...task.classes],
-    },
-    log,
-  );
-  const { url } = await coordinator.listen();
+  const task = taskDataset(dataset, o.classes);
+  const run: RunConfig = {
+    ...parseRunConfig({}),
+    runId: `sim-${o.strategy.name}`,
+    rounds: o.rounds,
+    fit: { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate },
+    seed: o.seed,
+    strategy: o.strategy,
+    localLayers: o.localLayers ?? [],
+    schedule: { lrDecay: o.lrDecay ?? 1, epochs: [] },
+    ...(o.featureLayer ? { featureLayer: o.featureLayer } : {}),
+    personalizeEpochs: o.personalizeEpochs ?? 0,
+    patience: o.patience ?? 0,
+    patienceMetric: o.patienceMetric ?? 'loss',
+    dropout: o.dropout ?? 0,
+    l2: o.l2 ?? 0,
+    ...(o.fineTuning ? { fineTuning: o.fineTuning } : {}),
+    ...(o.hidden ? { hidden: o.hidden } : {}),
+    ...(o.trust ? { trust: o.trust } : {}),
+    ...(o.headInit ? { headInit: o.headInit } : {}),
+    classes: [...task.classes],
+  };
   const shards = Array.from({ length: o.clients }, (_, index) =>
     loadClientShard(
       {
@@ -164,36 +136,16 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   );
   // Centralized: one site holding exactly the union of the federation's shards, trained the same way.
   const sites = o.pooled ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }] : shards;
-  // The sites share this thread: their training takes turns, so the thread answers pings between batches.
-  const turns = new ComputeTurns();
-  const clients = sites.map((shard, index) => {
-    const attack = index < (o.attackers ?? 0) ? o.attack : undefined;
-    return new FtlClient({
-      serverUrl: url,
-      name: `site-${index}`,
-      shard,
-      cacheDir: o.cacheDir ?? join(dir, 'cache'),
-      log: log.child({ client: index }),
-      turns,
-      ...(attack ? { transformUpdate: attack } : {}),
-    });
+  const r = await runFederation({
+    run,
+    backboneDir: o.backboneDir ?? DEFAULT_BACKBONE_DIR,
+    sites,
+    heldOut: { test: heldOutSet(dataset, o.classes), every: 0 },
+    log,
+    ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
+    ...(o.attackers ? { attackers: o.attackers } : {}),
+    ...(o.attack ? { attack: o.attack } : {}),
+    ...(o.onRound ? { onRound: (p: RoundPoint) => o.onRound?.(p.round, p.valAccuracy) } : {}),
   });
-  // Settled either way: a client that fails after the coordinator gave up must not become an unhandled rejection.
-  const ends = clients.map((c) =>
-    c.run().then(
-      () => undefined,
-      (err: unknown) => err,
-    ),
-  );
-  try {
-    const summary = await coordinator.run((r) => o.onRound?.(r.round, r.valAccuracy));
-    const failed = (await Promise.all(ends)).find((e) => e !== undefined);
-    if (failed !== undefined) throw failed;
-    const heldOut = o.localLayers?.length ? NaN : (await holdoutAccuracy(join(dir, 'model'), dataset, o.classes)).accuracy;
-    return { summary, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
-  } finally {
-    for (const c of clients) c.close();
-    await coordinator.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  return { summary: r.summary, heldOut: r.heldOut, seconds: r.seconds, featureDim: r.featureDim };
 }

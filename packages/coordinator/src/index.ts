@@ -4,8 +4,10 @@ export { BACKBONES_DIR, backboneCatalog, backboneTable, resolveBackboneSource, s
 export {
   COORDINATOR_HELP,
   DEFAULT_BACKBONE_DIR,
+  applyRunConfig,
   defaultCoordinatorConfig,
   parseCoordinatorArgs,
+  type ServerSettings,
   type CoordinatorConfig,
 } from './config.js';
 export { Coordinator } from './coordinator.js';
@@ -38,4 +40,16 @@ export {
   type StoredRun,
 } from './store/store.js';
 export { hashClientToken, newClientToken, tokenMatches } from './client-tokens.js';
-export { HEAD_INITS, parseRunConfig, readRunConfigFile, RunConfigSchema, type HeadInit, type RunConfig } from './run-config.js';
+export {
+  HEAD_INITS,
+  parseRunConfig,
+  readRunConfigFile,
+  RUN_LIMITS,
+  RunConfigSchema,
+  runConfigFlags,
+  runConfigFromFlags,
+  runConfigHelp,
+  type HeadInit,
+  type RunConfig,
+  type RunFlag,
+} from './run-config.js';

@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { parseRunConfig, RUN_LIMITS, runConfigFlags, runConfigFromFlags, runConfigHelp, type RunConfig } from '@ftl/coordinator';
+import { BUILTIN_DATASETS, ErrorCode, FtlError, parsePartition, type PartitionSpec, type RawFlags } from '@ftl/shared';
+
+/** The baselines a study can run beside the federated transfer run, on the same sites and seeds. */
+export const BASELINES = ['centralized', 'local', 'scratch', 'linear', 'random-backbone'] as const;
+export type Baseline = (typeof BASELINES)[number];
+
+/** How the coordinator and its simulated sites talk: loopback socket.io, or an in-memory channel. */
+export const TRANSPORTS = ['socket', 'inproc'] as const;
+
+/** Images per site in a sweep: a number, or `all` (each site keeps its whole part). */
+const PerSite = z.union([z.number().int().positive().max(1_000_000), z.literal('all')]);
+
+/** A partition in its text form; checked here, read by parsePartition once the study is valid. */
+const Partition = z.string().superRefine((text, ctx) => {
+  try {
+    parsePartition(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message, params: { ownMessage: true } });
+  }
+});
+
+/**
+ * A simulation study: which sites hold what, the run config every run shares (the coordinator's own
+ * schema, under `run`), the seeds, the baselines and where the report goes. A file given with
+ * `--config`, with flags of the same names over it.
+ */
+export const SimConfigSchema = z.strictObject({
+  title: z.string().min(1).max(200).default('ftl simulation'),
+  clients: z.number().int().positive().max(RUN_LIMITS.clients).default(10),
+  data: z
+    .strictObject({
+      dataset: z.enum(BUILTIN_DATASETS).default('mnist'),
+      /** Keep only these classes, relabelled in this order (a target task such as Fashion-MNIST 5–9). */
+      classes: z.array(z.number().int().min(0).max(9)).min(2).max(10).optional(),
+      partition: Partition.default('iid'),
+      /** Labelled images each site keeps (train + validation), its label mix unchanged. */
+      perSite: PerSite.default('all'),
+      /** Cut the federation pool to this many images first. */
+      limit: z.number().int().positive().optional(),
+    })
+    .prefault({}),
+  /** A committed backbone's name (packages/coordinator/backbones/NAME) or a folder. */
+  backbone: z.string().min(1).optional(),
+  run: z.unknown().optional(),
+  seeds: z.array(z.number().int().min(0).max(RUN_LIMITS.seed)).min(1).max(100).default([1]),
+  transport: z.enum(TRANSPORTS).default('socket'),
+  /** Worker threads that host the sites' training (0: the sites share the main thread, taking turns). */
+  workers: z.number().int().min(0).max(256).default(availableParallelism()),
+  baselines: z
+    .array(z.enum(BASELINES))
+    .max(BASELINES.length)
+    .refine((b) => new Set(b).size === b.length, 'each baseline at most once')
+    .default([]),
+  /** Runs the whole study once per value: images per site. */
+  sweep: z.strictObject({ perSite: z.array(PerSite).min(1).max(50) }).optional(),
+  /** Score the global model on the held-out set every N rounds (0: only the final model). */
+  heldOutEvery: z.number().int().min(0).max(RUN_LIMITS.rounds).default(1),
+  /** Accuracy whose first crossing the report gives as rounds and seconds to target. */
+  target: z.number().gt(0).max(1).optional(),
+  /** Where the report goes (default .ftl/sim/<title as a file name>). */
+  out: z.string().min(1).optional(),
+});
+
+/** A validated study: its own fields, and the run config as the coordinator would validate it. */
+type SimFields = z.output<typeof SimConfigSchema>;
+export type SimConfig = Omit<SimFields, 'run' | 'data'> & {
+  run: RunConfig;
+  data: Omit<SimFields['data'], 'partition'> & { partition: PartitionSpec };
+};
+
+/** The study fields a flag can set, in the order --help lists them. */
+const SIM_FLAGS: ReadonlyArray<{ name: string; arg: string; path: string; help: string; read: (text: string) => unknown }> = [
+  { name: 'title', arg: 'TEXT', path: 'title', help: "the report's title", read: (t) => t },
+  { name: 'clients', arg: 'N', path: 'clients', help: 'simulated sites', read: num },
+  { name: 'dataset', arg: 'NAME', path: 'data.dataset', help: BUILTIN_DATASETS.join(' | '), read: (t) => t },
+  { name: 'classes', arg: 'A,B,…', path: 'data.classes', help: 'keep only these classes, relabelled in this order', read: nums },
+  {
+    name: 'partition',
+    arg: 'P',
+    path: 'data.partition',
+    help: 'iid | dirichlet:α | shards:k | quantity:β | samples:n | size:linear|square|exponential',
+    read: (t) => t,
+  },
+  { name: 'per-site', arg: 'N', path: 'data.perSite', help: 'labelled images each site keeps, or all', read: perSite },
+  { name: 'limit', arg: 'N', path: 'data.limit', help: 'cut the federation pool to N images first', read: num },
+  { name: 'backbone', arg: 'NAME|DIR', path: 'backbone', help: 'a committed backbone by name, or a folder', read: (t) => t },
+  { name: 'seeds', arg: 'S,S,…', path: 'seeds', help: 'one run of every method per seed', read: nums },
+  { name: 'transport', arg: 'T', path: 'transport', help: TRANSPORTS.join(' | '), read: (t) => t },
+  { name: 'workers', arg: 'N', path: 'workers', help: 'worker threads training the sites (0: the main thread)', read: num },
+  { name: 'baselines', arg: 'B,B,…', path: 'baselines', help: BASELINES.join(','), read: (t) => (t === '' ? [] : t.split(',')) },
+  { name: 'sweep-per-site', arg: 'N,N,…', path: 'sweep.perSite', help: 'run the study at each number of images per site', read: perSites },
+  { name: 'held-out-every', arg: 'N', path: 'heldOutEvery', help: 'score the global model on held-out images every N rounds', read: num },
+  { name: 'target', arg: 'X', path: 'target', help: 'accuracy for rounds and seconds to target', read: num },
+  { name: 'out', arg: 'DIR', path: 'out', help: 'report folder', read: (t) => t },
+];
+
+function num(text: string): unknown {
+  return text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
+}
+function nums(text: string): unknown {
+  return text === '' ? [] : text.split(',').map((x) => num(x.trim()));
+}
+function perSite(text: string): unknown {
+  return text === 'all' ? 'all' : num(text);
+}
+function perSites(text: string): unknown {
+  return text.split(',').map((x) => perSite(x.trim()));
+}
+
+/** Every flag `npm run sim` takes: the study's, `--config`, `--help`, and the run config's own. */
+export function simFlagOptions(): Record<string, { type: 'string' | 'boolean' }> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  for (const f of [...SIM_FLAGS, ...runConfigFlags()]) options[f.name] = { type: 'string' };
+  return options;
+}
+
+export const SIM_HELP = `npm run sim -- [--config FILE.json] [flags]
+Runs a simulation study: the real coordinator and real clients, one federated transfer run per seed (and
+per swept setting), beside the baselines asked for, and writes a report (HTML with plots, CSV, JSON).
+A config file holds the same fields as the flags (flags win); its "run" object is a run config, the
+coordinator's own schema (docs/run-config.md). Scenario files: simulations/scenarios/*.json.
+
+Study:
+${SIM_FLAGS.map((f) => `  --${`${f.name} ${f.arg}`.padEnd(22)} ${f.help}`).join('\n')}
+  --config FILE            a study file (JSON)
+
+Run config (as the coordinator's):
+${runConfigHelp()}
+`;
+
+function setPath(doc: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let o = doc;
+  for (const k of keys.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+  o[keys.at(-1)!] = value;
+}
+
+/** The value at `path` of `input`, for messages. */
+function at(input: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), input);
+}
+
+/**
+ * Validates a study document (a parsed config file with flags written over it). `where` names the
+ * source in messages: `simulations/scenarios/iid.json: clients must be …`.
+ *
+ * @throws FtlError(INVALID_CONFIG) naming every field that is wrong, what it must be and what it was.
+ */
+export function parseSimConfig(input: unknown, where = 'sim config', runFlags: RawFlags = {}): SimConfig {
+  const result = SimConfigSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const path = issue.path.map(String).join('.');
+      if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+      if (issue.code === 'custom' && issue.params?.['ownMessage'] === true) return `${path}: ${issue.message}`;
+      return `${path || 'the config'}: ${issue.message} (got ${JSON.stringify(at(input, issue.path)) ?? 'nothing'})`;
+    });
+    throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
+  }
+  const study = result.data;
+  // The run config: the coordinator's schema, its messages, and the run config flags over it.
+  const run = runConfigFromFlags(runFlags, parseRunConfig(study.run ?? {}, `${where}: run`));
+  if (study.transport === 'inproc' && study.workers > 0) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `${where}: transport inproc runs every site in this thread; set workers to 0, or use transport socket for worker threads`,
+    );
+  }
+  return { ...study, data: { ...study.data, partition: parsePartition(study.data.partition) }, run };
+}
+
+/**
+ * The study a command line asks for: `--config FILE` (if any), the study flags over it, then the run
+ * config flags over its `run`, all validated as one file would be.
+ */
+export function simConfigFromArgs(values: RawFlags): SimConfig {
+  let doc: Record<string, unknown> = {};
+  let where = 'command line';
+  if (typeof values['config'] === 'string') {
+    where = values['config'];
+    try {
+      doc = JSON.parse(readFileSync(where, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new FtlError(ErrorCode.InvalidConfig, `cannot read sim config ${where}: ${(err as Error).message}`, { cause: err });
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+      throw new FtlError(ErrorCode.InvalidConfig, `${where} must hold a JSON object (the study's fields; see npm run sim -- --help)`);
+    }
+  }
+  for (const f of SIM_FLAGS) {
+    const text = values[f.name];
+    if (typeof text === 'string') setPath(doc, f.path, f.read(text));
+  }
+  const runFlags = Object.fromEntries(runConfigFlags().flatMap((f) => (values[f.name] !== undefined ? [[f.name, values[f.name]]] : [])));
+  return parseSimConfig(doc, where, runFlags as RawFlags);
+}

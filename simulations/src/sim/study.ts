@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { resolveBackboneSource } from '@ftl/coordinator';
+import { concatDatasets, createLogger, describePartition, initBackend, loadClientShard, type LocalShard, type Logger } from '@ftl/shared';
+import { heldOutSet, taskDataset } from '../holdout.js';
+import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/types.js';
+import type { SimConfig } from './config.js';
+import { runFederation, type FederationResult } from './federation.js';
+import { planMethod, type Method } from './methods.js';
+
+/** What a study tells its watcher as it goes. */
+export interface StudyEvents {
+  /** A run starts: its place among all the study's runs, and what it is. */
+  runStart?: (e: {
+    index: number;
+    total: number;
+    method: Method;
+    seed: number;
+    setting?: { name: string; value: number | string };
+    rounds: number;
+  }) => void;
+  round?: (p: RoundPoint) => void;
+  runEnd?: (run: MethodRun) => void;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Where and with what the study runs. */
+export function environment(): Environment {
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    ftlVersion: VERSION,
+    tfjsVersion: tf.version.tfjs,
+    backend: tf.getBackend(),
+    cpus: availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+/** Sums a run's traffic, in and out, over its rounds. */
+function bytesOf(rounds: readonly RoundPoint[]): number {
+  return rounds.reduce((a, r) => a + r.bytesIn + r.bytesOut, 0);
+}
+
+/** Each site alone: one run per site; the rounds are the sites' means (traffic summed), the held-out their mean and worst. */
+function localRun(results: readonly FederationResult[]): Omit<MethodRun, 'method' | 'seed'> {
+  const rounds: RoundPoint[] = [];
+  const longest = Math.max(...results.map((r) => r.rounds.length));
+  for (let i = 0; i < longest; i++) {
+    const at = results.map((r) => r.rounds[i]).filter((p): p is RoundPoint => p !== undefined);
+    const mean = (f: (p: RoundPoint) => number) => at.reduce((a, p) => a + f(p), 0) / at.length;
+    const scored = at.filter((p) => p.heldOut !== undefined);
+    rounds.push({
+      round: i + 1,
+      valLoss: mean((p) => p.valLoss),
+      valAccuracy: mean((p) => p.valAccuracy),
+      ...(scored.length === at.length ? { heldOut: mean((p) => p.heldOut!) } : {}),
+      trainLoss: mean((p) => p.trainLoss),
+      accepted: at.reduce((a, p) => a + p.accepted, 0),
+      selected: at.reduce((a, p) => a + p.selected, 0),
+      bytesIn: at.reduce((a, p) => a + p.bytesIn, 0),
+      bytesOut: at.reduce((a, p) => a + p.bytesOut, 0),
+      seconds: at.reduce((a, p) => a + p.seconds, 0),
+    });
+  }
+  const heldOuts = results.map((r) => r.heldOut);
+  return {
+    rounds,
+    heldOut: heldOuts.reduce((a, b) => a + b, 0) / heldOuts.length,
+    worstHeldOut: Math.min(...heldOuts),
+    perClientAccuracy: heldOuts,
+    updateValues: results[0]!.summary.weights.values.length,
+    bytesTotal: bytesOf(rounds),
+    seconds: results.reduce((a, r) => a + r.seconds, 0),
+  };
+}
+
+/**
+ * Runs a study: for each swept setting, each method (the configured transfer run, then each baseline)
+ * and each seed, one federation of the real coordinator and clients, scored on held-out images no site
+ * holds. A run that fails is kept as a row saying why; the study goes on.
+ */
+export async function runStudy(
+  config: SimConfig,
+  events: StudyEvents = {},
+  log: Logger = createLogger('sim', { level: 'warn' }),
+): Promise<StudyReport> {
+  await initBackend();
+  const { data } = config;
+  const task = taskDataset(data.dataset, data.classes);
+  const test = heldOutSet(data.dataset, data.classes);
+  const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
+  const settings = config.sweep?.perSite ?? [data.perSite];
+  const methods: Method[] = ['transfer', ...config.baselines];
+  const total = settings.length * methods.length * config.seeds.length;
+  const scratch = await mkdtemp(join(tmpdir(), 'ftl-study-'));
+  const runs: MethodRun[] = [];
+  let index = 0;
+  try {
+    for (const perSite of settings) {
+      const setting = config.sweep ? { name: 'images per site', value: perSite } : undefined;
+      for (const method of methods) {
+        for (const seed of config.seeds) {
+          index++;
+          events.runStart?.({ index, total, method, seed, rounds: config.run.rounds, ...(setting ? { setting } : {}) });
+          const base = { method, seed, ...(setting ? { setting } : {}) };
+          let row: MethodRun;
+          try {
+            const plan = await planMethod(
+              method,
+              { ...config.run, seed, runId: `${method}-${seed}` },
+              backboneDir,
+              (name) => join(scratch, name),
+              seed,
+            );
+            const shards: LocalShard[] = Array.from({ length: config.clients }, (_, i) =>
+              loadClientShard(
+                {
+                  dataset: data.dataset,
+                  partition: data.partition,
+                  clients: config.clients,
+                  index: i,
+                  seed,
+                  ...(data.limit ? { limit: data.limit } : {}),
+                  ...(perSite !== 'all' ? { perClient: perSite } : {}),
+                },
+                log,
+                task,
+              ),
+            );
+            const federation = (sites: LocalShard[]) =>
+              runFederation({
+                run: plan.run,
+                backboneDir: plan.backboneDir,
+                sites,
+                heldOut: { test, every: config.heldOutEvery },
+                cacheDir: join(scratch, 'cache'),
+                log,
+                ...(events.round ? { onRound: events.round } : {}),
+              });
+            if (plan.sites === 'each') {
+              const results: FederationResult[] = [];
+              for (const shard of shards) results.push(await federation([shard]));
+              row = { ...base, ...localRun(results) };
+            } else {
+              const sites =
+                plan.sites === 'pooled'
+                  ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }]
+                  : shards;
+              const r = await federation(sites);
+              row = {
+                ...base,
+                rounds: r.rounds,
+                heldOut: r.heldOut,
+                updateValues: r.summary.weights.values.length,
+                bytesTotal: bytesOf(r.rounds),
+                seconds: r.seconds,
+              };
+            }
+          } catch (err) {
+            // One failed run is a result to report, not the end of the study.
+            row = {
+              ...base,
+              rounds: [],
+              heldOut: NaN,
+              updateValues: NaN,
+              bytesTotal: NaN,
+              seconds: NaN,
+              failed: (err as Error).message ?? String(err),
+            };
+          }
+          runs.push(row);
+          events.runEnd?.(row);
+        }
+      }
+    }
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  return {
+    title: config.title,
+    config: { ...config, data: { ...config.data, partition: describePartition(config.data.partition) } },
+    seeds: config.seeds,
+    environment: environment(),
+    heldOut: { dataset: data.classes ? `${data.dataset} classes ${data.classes.join(',')}` : data.dataset, images: test.n },
+    ...(config.target !== undefined ? { target: config.target } : {}),
+    runs,
+  };
+}
