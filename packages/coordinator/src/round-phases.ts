@@ -194,7 +194,7 @@ export interface RoundSnapshot {
 }
 
 /** Hears each round as it is committed (and each retried round); the next round waits for a returned promise. */
-export type RoundListener = (record: RoundRecord, model: RoundSnapshot) => void | Promise<void>;
+export type RoundListener = (record: RoundRecord, model: RoundSnapshot) => unknown;
 
 function snapshot(ctx: RunContext, records: readonly RoundRecord[]): RoundSnapshot {
   const { weights, version } = ctx.model;
