@@ -34,15 +34,18 @@ runProgram({ help: HELP, flags: { ...simFlagOptions(), from: { type: 'string' } 
     process.stdout.write(`${summaryMarkdown(saved)}\nwrote ${files.length} files to ${dir}\n`);
     return;
   }
-  const config = simConfigFromArgs(flags);
+  const study = simConfigFromArgs(flags);
+  const config = study.base;
   const out = config.out ?? join('.ftl', 'sim', slug(config.title));
   // Runs of the rounds: one per method, seed and setting, and for the local baseline one per site.
-  const perSetting = 1 + config.baselines.length + (config.baselines.includes('local') ? config.clients - 1 : 0);
-  const runsOfRounds = (config.sweep?.perSite.length ?? 1) * config.seeds.length * perSetting;
-  const progress = createStudyProgress({ totalRounds: runsOfRounds * config.run.rounds });
+  const runsOfRounds = study.settings.reduce((a, { config: c }) => {
+    const perSeed = 1 + c.baselines.length + (c.baselines.includes('local') ? c.clients - 1 : 0);
+    return a + perSeed * c.seeds.length * c.run.rounds;
+  }, 0);
+  const progress = createStudyProgress({ totalRounds: runsOfRounds });
   let report: StudyReport;
   try {
-    report = await runStudy(config, {
+    report = await runStudy(study, {
       runStart: (e) =>
         progress.startRun({
           run: e.index,

@@ -8,22 +8,14 @@ import {
   type Logger,
   type PartitionSpec,
   type StrategyConfig,
-  type Weights,
 } from '@ftl/shared';
 import { heldOutSet, taskDataset } from './holdout.js';
 import type { RoundPoint } from './report/types.js';
 import { runFederation } from './sim/federation.js';
 
-/** A misbehaving site: rewrites its trained weights before sending them. */
-export type Attack = (trained: Weights, global: Weights) => Weights;
+import type { Attack } from './sim/federation.js';
 
-/** Sign-flipped, scaled update: sends global − scale·(trained − global). */
-export function signFlip(scale: number): Attack {
-  return (trained, global) => ({
-    specs: trained.specs,
-    values: trained.values.map((v, i) => global.values[i]! - scale * (v - global.values[i]!)),
-  });
-}
+export { signFlip, type Attack } from './sim/federation.js';
 
 /** One simulated federation: a real coordinator and real clients in this process, over loopback socket.io. */
 export interface SimulationOptions {

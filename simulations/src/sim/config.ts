@@ -55,8 +55,33 @@ export const SimConfigSchema = z.strictObject({
     .max(BASELINES.length)
     .refine((b) => new Set(b).size === b.length, 'each baseline at most once')
     .default([]),
-  /** Runs the whole study once per value: images per site. */
-  sweep: z.strictObject({ perSite: z.array(PerSite).min(1).max(50) }).optional(),
+  /** The first `sites` sites attack: a sign flip sends global − scale·(trained − global) (in-thread sites only). */
+  attack: z
+    .strictObject({
+      sites: z.number().int().min(0).max(RUN_LIMITS.clients),
+      kind: z.enum(['sign-flip']).default('sign-flip'),
+      scale: z.number().positive().max(1e6).default(10),
+    })
+    .optional(),
+  /**
+   * Runs the whole study once per setting: `{"data.perSite": [10, 25, 50]}` sets one field to each value
+   * in turn; `{"name": "…", "settings": [{"label": "…", "set": {"run.strategy": {…}, "attack.sites": 0}}]}`
+   * sets several fields per setting. Fields are named by their path in this document.
+   */
+  sweep: z
+    .union([
+      z.strictObject({
+        name: z.string().min(1).max(100),
+        settings: z
+          .array(z.strictObject({ label: z.string().min(1).max(100), set: z.record(z.string(), z.unknown()) }))
+          .min(1)
+          .max(50),
+      }),
+      z
+        .record(z.string(), z.array(z.unknown()).min(1).max(50))
+        .refine((r) => Object.keys(r).length === 1, 'one field and its values, e.g. {"data.perSite": [10, 25, 50]}'),
+    ])
+    .optional(),
   /** Score the global model on the held-out set every N rounds (0: only the final model). */
   heldOutEvery: z.number().int().min(0).max(RUN_LIMITS.rounds).default(1),
   /** Accuracy whose first crossing the report gives as rounds and seconds to target. */
@@ -92,7 +117,13 @@ const SIM_FLAGS: ReadonlyArray<{ name: string; arg: string; path: string; help: 
   { name: 'transport', arg: 'T', path: 'transport', help: TRANSPORTS.join(' | '), read: (t) => t },
   { name: 'workers', arg: 'N', path: 'workers', help: 'worker threads training the sites (0: the main thread)', read: num },
   { name: 'baselines', arg: 'B,B,…', path: 'baselines', help: BASELINES.join(','), read: (t) => (t === '' ? [] : t.split(',')) },
-  { name: 'sweep-per-site', arg: 'N,N,…', path: 'sweep.perSite', help: 'run the study at each number of images per site', read: perSites },
+  {
+    name: 'sweep-per-site',
+    arg: 'N,N,…',
+    path: 'sweep',
+    help: 'run the study at each number of images per site',
+    read: (t) => ({ 'data.perSite': perSites(t) }),
+  },
   { name: 'held-out-every', arg: 'N', path: 'heldOutEvery', help: 'score the global model on held-out images every N rounds', read: num },
   { name: 'target', arg: 'X', path: 'target', help: 'accuracy for rounds and seconds to target', read: num },
   { name: 'out', arg: 'DIR', path: 'out', help: 'report folder', read: (t) => t },
@@ -173,11 +204,53 @@ export function parseSimConfig(input: unknown, where = 'sim config', runFlags: R
   return { ...study, data: { ...study.data, partition: parsePartition(study.data.partition) }, run };
 }
 
+/** One setting of a study: what it sets (absent without a sweep), and the study as run there. */
+export interface StudySetting {
+  setting?: { name: string; value: number | string };
+  config: SimConfig;
+}
+
+/**
+ * A study document and its settings: without a sweep, the study itself; with one, the document with
+ * each setting's fields written over it, each validated in full (so a bad value in the sweep gets the
+ * same message as in the file). A sweep may not set a field a run config flag also sets.
+ */
+export function expandStudy(doc: Record<string, unknown>, where: string, runFlags: RawFlags = {}): { base: SimConfig; settings: StudySetting[] } {
+  const base = parseSimConfig(doc, where, runFlags);
+  const sweep = doc['sweep'] as Record<string, unknown> | undefined;
+  if (!sweep) return { base, settings: [{ config: base }] };
+  const named = typeof sweep['name'] === 'string' && Array.isArray(sweep['settings']);
+  const entries: Array<{ value: number | string; set: Record<string, unknown> }> = named
+    ? (sweep['settings'] as Array<{ label: string; set: Record<string, unknown> }>).map((s) => ({ value: s.label, set: s.set }))
+    : (Object.values(sweep)[0] as unknown[]).map((v) => ({
+        value: typeof v === 'number' || typeof v === 'string' ? v : JSON.stringify(v),
+        set: { [Object.keys(sweep)[0]!]: v },
+      }));
+  const name = named ? String(sweep['name']) : Object.keys(sweep)[0]!;
+  const flagged = new Set(
+    runConfigFlags()
+      .filter((f) => runFlags[f.name] !== undefined)
+      .map((f) => `run.${f.path}`),
+  );
+  const settings = entries.map(({ value, set }) => {
+    const copy = structuredClone(doc);
+    delete copy['sweep'];
+    for (const [path, v] of Object.entries(set)) {
+      if (path === 'sweep' || path.startsWith('sweep.')) throw new FtlError(ErrorCode.InvalidConfig, `${where}: a sweep cannot set the sweep`);
+      const clash = [...flagged].find((f) => f === path || f.startsWith(`${path}.`) || path.startsWith(`${f}.`));
+      if (clash) throw new FtlError(ErrorCode.InvalidConfig, `${where}: the sweep sets ${path}, which a command-line flag also sets; drop one`);
+      setPath(copy, path, v);
+    }
+    return { setting: { name, value }, config: parseSimConfig(copy, `${where}: sweep setting ${JSON.stringify(value)}`, runFlags) };
+  });
+  return { base, settings };
+}
+
 /**
  * The study a command line asks for: `--config FILE` (if any), the study flags over it, then the run
  * config flags over its `run`, all validated as one file would be.
  */
-export function simConfigFromArgs(values: RawFlags): SimConfig {
+export function simConfigFromArgs(values: RawFlags): { base: SimConfig; settings: StudySetting[] } {
   let doc: Record<string, unknown> = {};
   let where = 'command line';
   if (typeof values['config'] === 'string') {
@@ -196,5 +269,5 @@ export function simConfigFromArgs(values: RawFlags): SimConfig {
     if (typeof text === 'string') setPath(doc, f.path, f.read(text));
   }
   const runFlags = Object.fromEntries(runConfigFlags().flatMap((f) => (values[f.name] !== undefined ? [[f.name, values[f.name]]] : [])));
-  return parseSimConfig(doc, where, runFlags as RawFlags);
+  return expandStudy(doc, where, runFlags as RawFlags);
 }

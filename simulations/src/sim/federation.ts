@@ -7,6 +7,17 @@ import { createLogger, initBackend, type ImageDataset, type LocalShard, type Log
 import { heldOutAccuracy } from '../holdout.js';
 import type { RoundPoint } from '../report/types.js';
 
+/** A misbehaving site: rewrites its trained weights before sending them. */
+export type Attack = (trained: Weights, global: Weights) => Weights;
+
+/** Sign-flipped, scaled update: sends global − scale·(trained − global). */
+export function signFlip(scale: number): Attack {
+  return (trained, global) => ({
+    specs: trained.specs,
+    values: trained.values.map((v, i) => global.values[i]! - scale * (v - global.values[i]!)),
+  });
+}
+
 /** One federated run in this process: the real coordinator, and real clients holding the given sites. */
 export interface FederationSpec {
   /** The run config (the coordinator's schema); `minClients` is set to the number of sites. */
@@ -20,7 +31,7 @@ export interface FederationSpec {
   cacheDir?: string;
   /** The first `attackers` sites rewrite every update with `attack`. */
   attackers?: number;
-  attack?: (trained: Weights, global: Weights) => Weights;
+  attack?: Attack;
   log?: Logger;
   /** Hears each committed round, with its held-out score when one was taken. */
   onRound?: (point: RoundPoint) => void;

@@ -7,8 +7,8 @@ import { resolveBackboneSource } from '@ftl/coordinator';
 import { concatDatasets, createLogger, describePartition, initBackend, loadClientShard, type LocalShard, type Logger } from '@ftl/shared';
 import { heldOutSet, taskDataset } from '../holdout.js';
 import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/types.js';
-import type { SimConfig } from './config.js';
-import { runFederation, type FederationResult } from './federation.js';
+import type { SimConfig, StudySetting } from './config.js';
+import { runFederation, signFlip, type FederationResult } from './federation.js';
 import { planMethod, type Method } from './methods.js';
 
 /** What a study tells its watcher as it goes. */
@@ -85,24 +85,24 @@ function localRun(results: readonly FederationResult[]): Omit<MethodRun, 'method
  * holds. A run that fails is kept as a row saying why; the study goes on.
  */
 export async function runStudy(
-  config: SimConfig,
+  study: { base: SimConfig; settings: readonly StudySetting[] },
   events: StudyEvents = {},
   log: Logger = createLogger('sim', { level: 'warn' }),
 ): Promise<StudyReport> {
   await initBackend();
-  const { data } = config;
-  const task = taskDataset(data.dataset, data.classes);
-  const test = heldOutSet(data.dataset, data.classes);
-  const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
-  const settings = config.sweep?.perSite ?? [data.perSite];
-  const methods: Method[] = ['transfer', ...config.baselines];
-  const total = settings.length * methods.length * config.seeds.length;
+  const { base } = study;
+  const total = study.settings.reduce((a, s) => a + (1 + s.config.baselines.length) * s.config.seeds.length, 0);
   const scratch = await mkdtemp(join(tmpdir(), 'ftl-study-'));
   const runs: MethodRun[] = [];
   let index = 0;
   try {
-    for (const perSite of settings) {
-      const setting = config.sweep ? { name: 'images per site', value: perSite } : undefined;
+    for (const { setting, config } of study.settings) {
+      const { data } = config;
+      const task = taskDataset(data.dataset, data.classes);
+      const test = heldOutSet(data.dataset, data.classes);
+      const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
+      const perSite = data.perSite;
+      const methods: Method[] = ['transfer', ...config.baselines];
       for (const method of methods) {
         for (const seed of config.seeds) {
           index++;
@@ -140,6 +140,7 @@ export async function runStudy(
                 heldOut: { test, every: config.heldOutEvery },
                 cacheDir: join(scratch, 'cache'),
                 log,
+                ...(config.attack && config.attack.sites > 0 ? { attackers: config.attack.sites, attack: signFlip(config.attack.scale) } : {}),
                 ...(events.round ? { onRound: events.round } : {}),
               });
             if (plan.sites === 'each') {
@@ -181,13 +182,14 @@ export async function runStudy(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+  const test = heldOutSet(base.data.dataset, base.data.classes);
   return {
-    title: config.title,
-    config: { ...config, data: { ...config.data, partition: describePartition(config.data.partition) } },
-    seeds: config.seeds,
+    title: base.title,
+    config: { ...base, data: { ...base.data, partition: describePartition(base.data.partition) } },
+    seeds: base.seeds,
     environment: environment(),
-    heldOut: { dataset: data.classes ? `${data.dataset} classes ${data.classes.join(',')}` : data.dataset, images: test.n },
-    ...(config.target !== undefined ? { target: config.target } : {}),
+    heldOut: { dataset: base.data.classes ? `${base.data.dataset} classes ${base.data.classes.join(',')}` : base.data.dataset, images: test.n },
+    ...(base.target !== undefined ? { target: base.target } : {}),
     runs,
   };
 }
