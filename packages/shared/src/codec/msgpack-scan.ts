@@ -101,10 +101,8 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
       return refuse('the reserved byte 0xc1', p);
     case 0xc4:
     case 0xc5:
-    case 0xc6: {
-      const size = 1 << (t - 0xc4); // bin 8, 16 and 32
-      return scanBytes(b, p + 1 + size, lengthAt(b, p, size, 'a bin header'), 'binary data', p);
-    }
+    case 0xc6:
+      return scanSized(b, p, 1 << (t - 0xc4), 'a bin header', 'binary data');
     case 0xc7:
       return extension(b, p, 2);
     case 0xc8:
@@ -119,10 +117,8 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
       return extension(b, p, 1);
     case 0xd9:
     case 0xda:
-    case 0xdb: {
-      const size = 1 << (t - 0xd9); // str 8, 16 and 32
-      return scanBytes(b, p + 1 + size, lengthAt(b, p, size, 'a str header'), 'a string', p);
-    }
+    case 0xdb:
+      return scanSized(b, p, 1 << (t - 0xd9), 'a str header', 'a string');
     case 0xdc:
     case 0xdd: {
       const size = 2 << (t - 0xdc); // array 16 and 32
@@ -135,6 +131,11 @@ function scanValue(b: Uint8Array, p: number, depth: number): number {
     }
   }
   return refuse(`the byte 0x${t.toString(16)}`, p);
+}
+
+// The position after a bin or str (8, 16 or 32: its length in `size` = 1, 2 or 4 bytes after the type byte).
+function scanSized(b: Uint8Array, p: number, size: number, header: string, what: string): number {
+  return scanBytes(b, p + 1 + size, lengthAt(b, p, size, header), what, p);
 }
 
 // The position after a fixed-size number; a 64-bit integer beyond the safe range is refused, since it
