@@ -110,13 +110,9 @@ export async function runStudy(
           const base = { method, seed, ...(setting ? { setting } : {}) };
           let row: MethodRun;
           try {
-            const plan = await planMethod(
-              method,
-              { ...config.run, seed, runId: `${method}-${seed}` },
-              backboneDir,
-              (name) => join(scratch, name),
-              seed,
-            );
+            // The run's label set is the task's: the study holds the data, so the run config need not repeat it.
+            const run = { ...config.run, seed, runId: `${method}-${seed}`, classes: [...task.classes] };
+            const plan = await planMethod(method, run, backboneDir, (name) => join(scratch, name), seed);
             const shards: LocalShard[] = Array.from({ length: config.clients }, (_, i) =>
               loadClientShard(
                 {

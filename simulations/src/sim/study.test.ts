@@ -1,0 +1,65 @@
+import { describe, expect, test } from 'vitest';
+import { expandStudy } from './config.js';
+import { runStudy } from './study.js';
+
+// Small real studies: the committed default backbone, a few hundred MNIST images, a linear head.
+const tiny = (over: Record<string, unknown>) =>
+  expandStudy(
+    {
+      clients: 3,
+      data: { dataset: 'mnist', partition: 'iid', limit: 600 },
+      run: { rounds: 2, fit: { epochs: 2, learningRate: 0.003 }, hidden: [] },
+      seeds: [1],
+      workers: 0,
+      heldOutEvery: 1,
+      ...over,
+    },
+    'test study',
+  );
+
+describe('simulation studies', () => {
+  test('the same seed gives identical partitions, metrics and held-out scores', async () => {
+    const [a, b] = [await runStudy(tiny({})), await runStudy(tiny({}))];
+    const figures = (r: typeof a) =>
+      r.runs.map((x) => x.rounds.map((p) => [p.valLoss, p.valAccuracy, p.heldOut, p.trainLoss, p.accepted, p.bytesIn]));
+    expect(figures(a)).toEqual(figures(b));
+    expect(a.runs[0]!.heldOut).toBe(b.runs[0]!.heldOut);
+    expect(a.runs[0]!.rounds.every((p) => p.heldOut !== undefined && p.heldOut > 0.1)).toBe(true);
+    // Another seed is another partition and another start.
+    const c = await runStudy(tiny({ seeds: [2] }));
+    expect(figures(c)).not.toEqual(figures(a));
+  });
+
+  test('every baseline runs on a tiny case; pooled data beats the mean site alone on IID data', async () => {
+    const report = await runStudy(
+      tiny({
+        baselines: ['centralized', 'local', 'scratch', 'linear', 'random-backbone'],
+        run: { rounds: 2, fit: { epochs: 3, learningRate: 0.003 }, hidden: [], headInit: 'discriminant' },
+      }),
+    );
+    const by = new Map(report.runs.map((r) => [r.method, r]));
+    expect([...by.keys()]).toEqual(['transfer', 'centralized', 'local', 'scratch', 'linear', 'random-backbone']);
+    for (const r of report.runs) {
+      expect(r.failed, `${r.method}: ${r.failed}`).toBeUndefined();
+      expect(r.heldOut).toBeGreaterThan(0.1);
+    }
+    const local = by.get('local')!;
+    expect(local.perClientAccuracy).toHaveLength(3);
+    expect(local.worstHeldOut).toBeLessThanOrEqual(local.heldOut);
+    expect(by.get('centralized')!.heldOut).toBeGreaterThan(local.heldOut);
+    // What travels: the scratch network's every layer, a linear model on 784 pixels, the head alone otherwise.
+    expect(by.get('linear')!.updateValues).toBe(784 * 10 + 10);
+    expect(by.get('scratch')!.updateValues).toBeGreaterThan(by.get('transfer')!.updateValues);
+    expect(by.get('random-backbone')!.updateValues).toBe(by.get('transfer')!.updateValues);
+    expect(report.heldOut).toEqual({ dataset: 'mnist', images: 1500 });
+  });
+
+  test('a run that fails is a row saying why, and the study goes on', async () => {
+    const report = await runStudy(tiny({ sweep: { 'run.featureLayer': ['no-such-layer', 'features'] } }));
+    expect(report.runs.map((r) => [r.setting?.value, r.failed === undefined])).toEqual([
+      ['no-such-layer', false],
+      ['features', true],
+    ]);
+    expect(report.runs[0]!.failed).toMatch(/no-such-layer/);
+  });
+});
