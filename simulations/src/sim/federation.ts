@@ -1,11 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ComputeTurns, FtlClient } from '@ftl/client';
 import { applyRunConfig, Coordinator, type RoundRecord, type RunConfig, type RunSummary, type ServerSettings } from '@ftl/coordinator';
-import { createLogger, initBackend, type ImageDataset, type LocalShard, type Logger, type Weights } from '@ftl/shared';
-import { heldOutAccuracy } from '../holdout.js';
+import { createLogger, ErrorCode, FtlError, initBackend, type ImageDataset, type LocalShard, type Logger, type Weights } from '@ftl/shared';
+import { heldOutAccuracy, taskDataset } from '../holdout.js';
 import type { RoundPoint } from '../report/types.js';
+import { hostSitesInThread, hostSitesInWorkers, type SiteHost, type ThreadSite } from './site-host.js';
+import { buildSite, isSiteSpec, type SiteSpec } from './site-spec.js';
 
 /** A misbehaving site: rewrites its trained weights before sending them. */
 export type Attack = (trained: Weights, global: Weights) => Weights;
@@ -23,13 +24,23 @@ export interface FederationSpec {
   /** The run config (the coordinator's schema); `minClients` is set to the number of sites. */
   run: RunConfig;
   backboneDir: string;
-  /** One shard per site. */
-  sites: readonly LocalShard[];
+  /**
+   * The sites: shards built by the caller, or specs each site is built from where it trains (this
+   * thread, or a worker). Site i's client is named `site-i`.
+   */
+  sites: readonly LocalShard[] | readonly SiteSpec[];
+  /**
+   * Worker threads that build and train the sites, taking turns within each (0, the default: this
+   * thread). More than 0 needs the sites as specs, and no attackers.
+   */
+  workers?: number;
+  /** The site workers' entry module (default: the built `site-worker.js` beside this module). */
+  workerUrl?: URL;
   /** Images no site holds: the global model is scored on them every `every` rounds (0: the final model only). */
   heldOut?: { test: ImageDataset; every: number };
   /** Clients' backbone and feature cache (default: a temporary folder, removed after the run). */
   cacheDir?: string;
-  /** The first `attackers` sites rewrite every update with `attack`. */
+  /** The first `attackers` sites rewrite every update with `attack` (in this thread only: a function cannot reach a worker). */
   attackers?: number;
   attack?: Attack;
   log?: Logger;
@@ -62,51 +73,82 @@ function point(r: RoundRecord, heldOut: number | undefined): RoundPoint {
   };
 }
 
+/** The first failure among the sites' ends; never settles while none fails. */
+function firstFailure(ends: readonly Promise<Error | undefined>[]): Promise<never> {
+  return new Promise((_, reject) => {
+    for (const end of ends) void end.then((err) => err && reject(err));
+  });
+}
+
+/** Checks what cannot run before anything starts: worker threads build their sites from specs, and run no attacks. */
+function checkSites(spec: FederationSpec, workers: number): void {
+  if (workers <= 0) return;
+  if (!spec.sites.every(isSiteSpec)) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      'site workers build their sites themselves: give the sites as site specs, or set workers to 0 to train built shards in this thread',
+    );
+  }
+  if ((spec.attackers ?? 0) > 0) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      'attacks run in this thread only (a function cannot reach a worker); set workers to 0 to simulate attackers',
+    );
+  }
+}
+
+/** The sites to run in this thread, built from their specs when given so. */
+function threadSites(spec: FederationSpec, log: Logger): ThreadSite[] {
+  return spec.sites.map((site, index) => {
+    const shard = isSiteSpec(site) ? buildSite(site, taskDataset(site.dataset, site.classes), log) : site;
+    const attack = index < (spec.attackers ?? 0) ? spec.attack : undefined;
+    return { index, shard, ...(attack ? { transformUpdate: attack } : {}) };
+  });
+}
+
 /**
  * Runs one federation to its end over loopback socket.io: the coordinator with `run`, one client per
- * site taking turns at the thread's compute (so the thread still answers pings), and the held-out score
- * of the global model as the rounds go. Every client's failure is reported, never left unhandled.
+ * site, and the held-out score of the global model as the rounds go. The sites' clients take turns at
+ * this thread's compute (so it still answers pings), or with `workers`, at the compute of worker threads
+ * that each build their own sites. A site that fails ends the run at once with its error (naming the
+ * site); no client or worker is left running, whichever way the run ends.
  *
  * @example
  * const r = await runFederation({ run: parseRunConfig({ rounds: 3 }), backboneDir, sites });
+ * const w = await runFederation({ run, backboneDir, sites: [{ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, seed: 1, indices: [0] }, …], workers: 2 });
  */
 export async function runFederation(spec: FederationSpec): Promise<FederationResult> {
+  const workers = spec.workers ?? 0;
+  checkSites(spec, workers);
   await initBackend();
   const t0 = performance.now();
   const log = spec.log ?? createLogger('simulation', { level: 'warn' });
+  // Built before the coordinator starts, as a site that cannot be built fails the run before it begins.
+  const here = workers > 0 ? [] : threadSites(spec, log);
   const dir = await mkdtemp(join(tmpdir(), 'ftl-sim-'));
   const exportDir = join(dir, 'model');
   const server: ServerSettings = { host: '127.0.0.1', port: 0, backboneDir: spec.backboneDir, exportDir, requireAuth: false };
   // A simulation's sites may train slowly on a shared thread: generous waits, never the operator's defaults.
   const run = { ...spec.run, minClients: spec.sites.length, waitTimeoutSeconds: 600, roundDeadlineSeconds: 1800 };
-  const coordinator = await Coordinator.create(applyRunConfig(server, run), log);
-  const { url } = await coordinator.listen();
-  // The sites share this thread: their training takes turns, so the thread answers pings between batches.
-  const turns = new ComputeTurns();
-  const clients = spec.sites.map((shard, index) => {
-    const attack = index < (spec.attackers ?? 0) ? spec.attack : undefined;
-    return new FtlClient({
-      serverUrl: url,
-      name: `site-${index}`,
-      shard,
-      cacheDir: spec.cacheDir ?? join(dir, 'cache'),
-      log: log.child({ client: index }),
-      turns,
-      ...(attack ? { transformUpdate: attack } : {}),
-    });
-  });
-  // Settled either way: a client that fails after the coordinator gave up must not become an unhandled rejection.
-  const ends = clients.map((c) =>
-    c.run().then(
-      () => undefined,
-      (err: unknown) => err,
-    ),
-  );
+  let coordinator: Coordinator | undefined;
+  let sites: SiteHost | undefined;
+  let failed = true;
   const rounds: RoundPoint[] = [];
   const every = spec.heldOut?.every ?? 0;
   const scoreDir = join(dir, 'round-model');
   try {
-    const summary = await coordinator.run(async (record, model) => {
+    coordinator = await Coordinator.create(applyRunConfig(server, run), log);
+    const { url } = await coordinator.listen();
+    const connection = { serverUrl: url, cacheDir: spec.cacheDir ?? join(dir, 'cache'), log };
+    sites =
+      workers > 0
+        ? hostSitesInWorkers(spec.sites as readonly SiteSpec[], {
+            ...connection,
+            workers,
+            workerUrl: spec.workerUrl ?? new URL('./site-worker.js', import.meta.url),
+          })
+        : hostSitesInThread(here, connection);
+    const done = coordinator.run(async (record, model) => {
       let heldOut: number | undefined;
       if (spec.heldOut && every > 0 && record.round % every === 0 && record.status === 'aggregated' && run.localLayers.length === 0) {
         await model.exportTo(scoreDir);
@@ -119,13 +161,16 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
       else rounds.push(p);
       spec.onRound?.(p);
     });
-    const failed = (await Promise.all(ends)).find((e) => e !== undefined);
-    if (failed !== undefined) throw failed;
+    // A site that fails will not come back: the run stops now rather than waiting out its deadlines.
+    const summary = await Promise.race([done, firstFailure(sites.ends)]);
+    const error = (await Promise.all(sites.ends)).find((e) => e !== undefined);
+    if (error !== undefined) throw error;
     const heldOut = spec.heldOut && run.localLayers.length === 0 ? await heldOutAccuracy(exportDir, spec.heldOut.test) : NaN;
+    failed = false;
     return { summary, rounds, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
   } finally {
-    for (const c of clients) c.close();
-    await coordinator.close();
+    await sites?.close(failed);
+    await coordinator?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
