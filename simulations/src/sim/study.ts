@@ -4,12 +4,13 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { resolveBackboneSource } from '@ftl/coordinator';
-import { concatDatasets, createLogger, describePartition, initBackend, loadClientShard, type LocalShard, type Logger } from '@ftl/shared';
+import { createLogger, describePartition, initBackend, type Logger } from '@ftl/shared';
 import { heldOutSet, taskDataset } from '../holdout.js';
 import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/types.js';
 import type { SimConfig, StudySetting } from './config.js';
 import { runFederation, signFlip, type FederationResult } from './federation.js';
 import { planMethod, type Method } from './methods.js';
+import type { SiteSpec } from './site-spec.js';
 
 /** What a study tells its watcher as it goes. */
 export interface StudyEvents {
@@ -113,26 +114,24 @@ export async function runStudy(
             // The run's label set is the task's: the study holds the data, so the run config need not repeat it.
             const run = { ...config.run, seed, runId: `${method}-${seed}`, classes: [...task.classes] };
             const plan = await planMethod(method, run, backboneDir, (name) => join(scratch, name), seed);
-            const shards: LocalShard[] = Array.from({ length: config.clients }, (_, i) =>
-              loadClientShard(
-                {
-                  dataset: data.dataset,
-                  partition: data.partition,
-                  clients: config.clients,
-                  index: i,
-                  seed,
-                  ...(data.limit ? { limit: data.limit } : {}),
-                  ...(perSite !== 'all' ? { perClient: perSite } : {}),
-                },
-                log,
-                task,
-              ),
-            );
-            const federation = (sites: LocalShard[]) =>
+            // Sites as specs: each is built where it trains (a worker thread, or this one with workers 0).
+            const site = (indices: number[]): SiteSpec => ({
+              dataset: data.dataset,
+              ...(data.classes ? { classes: data.classes } : {}),
+              partition: data.partition,
+              clients: config.clients,
+              seed,
+              ...(data.limit ? { limit: data.limit } : {}),
+              ...(perSite !== 'all' ? { perClient: perSite } : {}),
+              indices,
+            });
+            const indices = Array.from({ length: config.clients }, (_, i) => i);
+            const federation = (sites: SiteSpec[]) =>
               runFederation({
                 run: plan.run,
                 backboneDir: plan.backboneDir,
                 sites,
+                workers: config.workers,
                 heldOut: { test, every: config.heldOutEvery },
                 cacheDir: join(scratch, 'cache'),
                 log,
@@ -141,13 +140,11 @@ export async function runStudy(
               });
             if (plan.sites === 'each') {
               const results: FederationResult[] = [];
-              for (const shard of shards) results.push(await federation([shard]));
+              for (const i of indices) results.push(await federation([site([i])]));
               row = { ...base, ...localRun(results) };
             } else {
-              const sites =
-                plan.sites === 'pooled'
-                  ? [{ train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) }]
-                  : shards;
+              // Centralized: one site holding every part, concatenated in order.
+              const sites = plan.sites === 'pooled' ? [site(indices)] : indices.map((i) => site([i]));
               const r = await federation(sites);
               row = {
                 ...base,
