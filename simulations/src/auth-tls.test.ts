@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, hashClientToken, newClientToken, Store } from '@ftl/coordinator';
+import { hashClientToken, newClientToken, Store } from '@ftl/coordinator';
 import { createLogger, createMsgpackParser, initBackend, loadBuiltinDataset, loadClientShard, PROTOCOL_VERSION } from '@ftl/shared';
 import { selfSignedCertificate } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
-import { scratch } from './test-federation.js';
+import { createCoordinator, scratch } from './test-federation.js';
 
 /** Connects a bare socket with the given token; resolves with what happened and how many bytes arrived. */
 function attempt(url: string, name: string, token: string | undefined, ca: Buffer): Promise<{ outcome: string; bytes: number }> {
@@ -43,19 +43,9 @@ describe('client auth and TLS', () => {
       }),
     );
     const log = createLogger('test', { level: 'silent' });
-    const coordinator = await Coordinator.create(
-      {
-        ...defaultCoordinatorConfig(),
-        port: 0,
-        runId: 'tls-run',
-        rounds: 1,
-        minClients: 2,
-        exportDir: undefined,
-        requireAuth: true,
-        tls: { cert: ca, key: readFileSync(keyFile) },
-      },
-      log,
-      store,
+    const coordinator = await createCoordinator(
+      { runId: 'tls-run', rounds: 1, minClients: 2, requireAuth: true, tls: { cert: ca, key: readFileSync(keyFile) } },
+      { store, log },
     );
     const { url } = await coordinator.listen();
     expect(url).toMatch(/^https:\/\//);

@@ -1,14 +1,12 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  Coordinator,
+  type Coordinator,
   DEFAULT_BACKBONE_DIR,
   defaultCoordinatorConfig,
   loadServedBackbone,
   Store,
   type CoordinatorConfig,
-  type RoundRecord,
-  type RunSummary,
 } from '@ftl/coordinator';
 import {
   alignShardToRun,
@@ -27,13 +25,13 @@ import {
   initBackend,
   loadBuiltinDataset,
   loadClientShard,
+  DEFAULT_FINE_TUNING,
   type FineTuning,
   type Weights,
-  tensorsByName,
 } from '@ftl/shared';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectRawPeer } from './raw-peer.js';
-import { makeClient, runToEnd, scratch } from './test-federation.js';
+import { createCoordinator, makeClient, runToEnd, scratch, tensorValues, type RunOutcome } from './test-federation.js';
 
 // Three sites on 450 MNIST images (150 each, of which the sites keep a part for validation): far too
 // few to train a conv net, enough for class means of a pretrained backbone's features.
@@ -43,13 +41,7 @@ const LIMIT = 450;
 // the evaluation of the head the run started from.
 const NO_TRAINING = { epochs: 1, batchSize: 32, learningRate: 1e-12 };
 
-const fineTuning = (over: Partial<FineTuning>): FineTuning => ({
-  mode: 'feature-extraction',
-  layers: 1,
-  everyRounds: 1,
-  backboneLrFactor: 1,
-  ...over,
-});
+const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ ...DEFAULT_FINE_TUNING, ...over });
 const dirs: string[] = [];
 
 /** A real coordinator on `store` and three real clients on tiny MNIST shards, run to its end; the coordinator's log lines are kept. */
@@ -58,25 +50,15 @@ async function federate(
   store: Store,
   onCoordinator?: (c: Coordinator) => void,
   beforeSites?: (url: string) => Promise<void>,
-): Promise<{ summary: RunSummary; rows: RoundRecord[]; log: string[] }> {
+): Promise<RunOutcome & { log: string[] }> {
   await initBackend();
   const dir = await scratch('class-means');
   dirs.push(dir);
   const log: string[] = [];
-  const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(),
-    port: 0,
-    runId: 'ncm',
-    minClients: SITES,
-    waitTimeoutMs: 60_000,
-    roundDeadlineMs: 120_000,
-    rounds: 1,
-    exportDir: undefined,
-    hidden: [],
-    fit: NO_TRAINING,
-    ...over,
-  };
-  const coordinator = await Coordinator.create(config, createLogger('coordinator', { level: 'info', write: (l) => log.push(l) }), store);
+  const coordinator = await createCoordinator(
+    { runId: 'ncm', minClients: SITES, waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 1, hidden: [], fit: NO_TRAINING, ...over },
+    { store, log: createLogger('coordinator', { level: 'info', write: (l) => log.push(l) }) },
+  );
   onCoordinator?.(coordinator);
   const { url } = await coordinator.listen();
   await beforeSites?.(url);
@@ -88,13 +70,6 @@ async function federate(
 
 /** The recorded head-init events of a run. */
 const headInits = (store: Store, runId = 'ncm') => store.listEvents(runId).filter((e) => e.type === 'head-init');
-
-/** The values of one tensor of a flat weight vector. */
-function tensor(w: Weights, name: string): Float32Array {
-  const values = tensorsByName(w).get(name);
-  if (!values) throw new Error(`no tensor ${name}`);
-  return values;
-}
 
 /** Per class, the mean of the sites' training features at the cut, computed here from the same shards through the real extractor. */
 async function pooledMeans(
@@ -124,8 +99,8 @@ async function pooledMeans(
 
 /** Kernel column c is 2α·μ_c and bias c is −α·‖μ_c‖²: α = −‖column‖² / (4·bias), then μ_c = column / 2α, which must be the expected mean. */
 function expectHeadOfMeans(weights: Weights, expected: { means: Float64Array[]; featureDim: number }): void {
-  const kernel = tensor(weights, 'head_output/kernel');
-  const bias = tensor(weights, 'head_output/bias');
+  const kernel = tensorValues(weights, 'head_output/kernel');
+  const bias = tensorValues(weights, 'head_output/bias');
   const k = expected.means.length;
   for (let c = 0; c < k; c++) {
     const column = Array.from({ length: expected.featureDim }, (_, j) => kernel[j * k + c]!);
@@ -141,8 +116,8 @@ afterAll(async () => {
 });
 
 describe('headInit class-means (FedNCM) over real sockets', () => {
-  let ncm: { summary: RunSummary; rows: RoundRecord[]; log: string[] };
-  let random: { summary: RunSummary; rows: RoundRecord[] };
+  let ncm: RunOutcome & { log: string[] };
+  let random: RunOutcome;
   let store: Store;
 
   beforeAll(async () => {
@@ -202,7 +177,7 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
     expect(headInits(second, 'resumed')).toHaveLength(1);
     expect(resumed.log.some((l) => l.includes(' head-init '))).toBe(false);
     // Round 1 started from the recorded head (and did not move it).
-    const kernel = tensor(resumed.summary.weights, 'head_output/kernel');
+    const kernel = tensorValues(resumed.summary.weights, 'head_output/kernel');
     recorded.head.kernel.forEach((v, i) => expect(kernel[i]).toBeCloseTo(v, 6));
     expect(resumed.rows[0]!.valAccuracy).toBeCloseTo(ncm.rows[0]!.valAccuracy, 6);
     second.close();
@@ -320,8 +295,8 @@ describe('headInit discriminant over real sockets', () => {
       counts,
       await pooledScatter(classes, means),
     );
-    const kernel = tensor(lda.summary.weights, 'head_output/kernel');
-    const want = tensor(expected, 'head_output/kernel');
+    const kernel = tensorValues(lda.summary.weights, 'head_output/kernel');
+    const want = tensorValues(expected, 'head_output/kernel');
     const scale = Math.max(...Array.from(want, Math.abs));
     want.forEach((v, i) => expect(Math.abs(kernel[i]! - v)).toBeLessThan(1e-3 * scale));
     expect(featureDim * classes.length).toBe(want.length);

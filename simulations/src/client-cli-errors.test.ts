@@ -3,11 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Coordinator, defaultCoordinatorConfig, Store } from '@ftl/coordinator';
-import { createLogger } from '@ftl/shared';
+import { Store } from '@ftl/coordinator';
 import { selfSignedCertificate, type SelfSignedCertificate } from '@ftl/shared/testing';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { scratch, startCoordinator } from './test-federation.js';
+import { createCoordinator, scratch, startCoordinator } from './test-federation.js';
 
 // The built client program (`npm test` builds first), run as a site would: what it prints is what a
 // hospital's operator reads, so every failure must be one line that says what to do, with no stack.
@@ -131,19 +130,7 @@ describe('client program: reaching the coordinator', () => {
 
   test('a token the coordinator refuses: one line naming the refusal, exit 1', async () => {
     const store = Store.open(join(dir, 'auth.db'));
-    const coordinator = await Coordinator.create(
-      {
-        ...defaultCoordinatorConfig(),
-        port: 0,
-        runId: 'auth',
-        minClients: 1,
-        waitTimeoutMs: 120_000,
-        exportDir: undefined,
-        requireAuth: true,
-      },
-      createLogger('coordinator'),
-      store,
-    );
+    const coordinator = await createCoordinator({ runId: 'auth', minClients: 1, waitTimeoutMs: 120_000, requireAuth: true }, { store });
     const { url } = await coordinator.listen();
     const token = join(dir, 'token');
     writeFileSync(token, 'not-a-token-anyone-issued\n');

@@ -5,13 +5,12 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Manager } from 'socket.io-client';
-import { FtlClient } from '@ftl/client';
-import { ApiClient, Coordinator, defaultCoordinatorConfig, hashClientToken, newClientToken, Store, type RunView } from '@ftl/coordinator';
-import { createLogger, createMsgpackParser, initBackend, loadBuiltinDataset, loadClientShard, PROTOCOL_VERSION } from '@ftl/shared';
+import { ApiClient, hashClientToken, newClientToken, Store, type RunView } from '@ftl/coordinator';
+import { createLogger, createMsgpackParser, initBackend, PROTOCOL_VERSION } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { answerEvaluations, connectRawPeer } from './raw-peer.js';
 import { startTcpProxy } from './tcp-proxy.js';
-import { makeClient, scratch, startCoordinator } from './test-federation.js';
+import { createCoordinator, makeClient, scratch, startCoordinator } from './test-federation.js';
 import { freePort } from './free-port.js';
 
 // Every fault here is detected by events (a round closing, a connection ending), never by timing: the
@@ -32,20 +31,11 @@ async function until(ok: () => boolean | Promise<boolean>): Promise<void> {
   while (!(await ok())) await new Promise((r) => setTimeout(r, 20));
 }
 
+type SiteOptions = Parameters<typeof makeClient>[0];
+
 /** Two honest sites on halves of a small MNIST pool, features cached across the tests of this file. */
-function honestSites(url: string, over: { index: number; url?: string; log?: ReturnType<typeof createLogger> }[] = [{ index: 0 }, { index: 1 }]) {
-  return Promise.all(
-    over.map((o) =>
-      makeClient({
-        url: o.url ?? url,
-        index: o.index,
-        clients: 2,
-        limit: 300,
-        cacheDir: cache,
-        ...(o.log ? { log: o.log } : {}),
-      }),
-    ),
-  );
+function honestSites(url: string, over: Array<Pick<SiteOptions, 'index'> & Partial<SiteOptions>> = [{ index: 0 }, { index: 1 }]) {
+  return Promise.all(over.map((o) => makeClient({ url, clients: 2, limit: 300, cacheDir: cache, ...o })));
 }
 
 const shape = (rounds: Array<{ round: number; status: string; selected: number; accepted: number; rejected: number; failed: number }>) =>
@@ -206,35 +196,14 @@ describe('faults on real sockets', () => {
       store.addClient(name, hashClientToken(token));
       return token;
     });
-    const coordinator = await Coordinator.create(
-      {
-        ...defaultCoordinatorConfig(),
-        port: 0,
-        runId: 'flood-run',
-        requireAuth: true,
-        minClients: 2,
-        rounds: 3,
-        waitTimeoutMs: 120_000,
-        roundDeadlineMs: 120_000,
-        exportDir: undefined,
-        fit: FIT,
-      },
-      createLogger('coordinator'),
-      store,
+    const coordinator = await createCoordinator(
+      { runId: 'flood-run', requireAuth: true, minClients: 2, rounds: 3, waitTimeoutMs: 120_000, roundDeadlineMs: 120_000, fit: FIT },
+      { store },
     );
     const { url } = await coordinator.listen();
-    const mnist = loadBuiltinDataset('mnist');
-    const log = createLogger('client');
-    const sites = [0, 1].map(
-      (index) =>
-        new FtlClient({
-          serverUrl: url,
-          name: `site-${index}`,
-          token: tokens[index]!,
-          cacheDir: cache,
-          log: log.child({ client: index }),
-          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 300 }, undefined, mnist),
-        }),
+    const sites = await honestSites(
+      url,
+      [0, 1].map((index) => ({ index, name: `site-${index}`, token: tokens[index]! })),
     );
 
     const HANDSHAKES = 60;

@@ -3,18 +3,15 @@ import type * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import {
   BACKBONE_META_FILE,
-  Coordinator,
   DEFAULT_BACKBONE_DIR,
   defaultCoordinatorConfig,
   loadServedBackbone,
   Store,
   type CoordinatorConfig,
   type RoundRecord,
-  type RunSummary,
 } from '@ftl/coordinator';
 import * as tfjs from '@tensorflow/tfjs';
 import {
-  createLogger,
   createTrainableNetwork,
   federationSplit,
   getTrainableWeights,
@@ -25,15 +22,14 @@ import {
   subset,
   unfrozenLayerCount,
   writeModelFiles,
+  DEFAULT_FINE_TUNING,
   type FineTuning,
   type LayersFeatureExtractor,
-  type Weights,
-  tensorsByName,
 } from '@ftl/shared';
 import { batchNormEncoder, TINY_GRAPH_NODES, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { makeClient, runToEnd, scratch } from './test-federation.js';
+import { runFederation, scratch, tensorValues, type RunOutcome } from './test-federation.js';
 
 // conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
 const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
@@ -43,41 +39,14 @@ const CONV1_VALUES = 5 * 5 * 1 * 16 + 16;
 // bytes) and float metrics that may encode a few bytes shorter or longer.
 const SPEC_SLACK = 120;
 
-const fineTuning = (over: Partial<FineTuning>): FineTuning => ({
-  mode: 'feature-extraction',
-  layers: 1,
-  everyRounds: 1,
-  backboneLrFactor: 1,
-  ...over,
-});
+const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ ...DEFAULT_FINE_TUNING, ...over });
 
 /** A real coordinator (optionally on a SQLite store) and `sites` real clients (default two) on 600 MNIST samples. */
-async function federate(
-  dir: string,
-  over: Partial<CoordinatorConfig>,
-  store?: Store,
-  sites = 2,
-): Promise<{ summary: RunSummary; rows: RoundRecord[] }> {
-  await initBackend();
-  const config: CoordinatorConfig = {
-    ...defaultCoordinatorConfig(),
-    port: 0,
-    runId: 'ft-run',
-    minClients: sites,
-    waitTimeoutMs: 60_000,
-    roundDeadlineMs: 120_000,
-    rounds: 2,
-    exportDir: undefined,
-    fit: { epochs: 3, batchSize: 16, learningRate: 0.002 },
-    ...over,
-  };
-  const coordinator = await Coordinator.create(config, createLogger('coordinator'), store);
-  const { url } = await coordinator.listen();
-  const indexes = Array.from({ length: sites }, (_, i) => i);
-  const clients = await Promise.all(
-    indexes.map((index) => makeClient({ url, index, clients: sites, limit: 600, cacheDir: join(dir, `cache-${index}`) })),
+function federate(dir: string, over: Partial<CoordinatorConfig>, store?: Store, sites = 2): Promise<RunOutcome> {
+  return runFederation(
+    { runId: 'ft-run', waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 2, fit: { epochs: 3, batchSize: 16, learningRate: 0.002 }, ...over },
+    { store, sites, limit: 600, cacheDir: (index) => join(dir, `cache-${index}`) },
   );
-  return runToEnd(coordinator, clients);
 }
 
 /**
@@ -103,13 +72,6 @@ async function batchNormBackbone(dir: string): Promise<string> {
   await writeFile(join(dir, BACKBONE_META_FILE), JSON.stringify({ name: 'bn-encoder', featureLayer: 'features', inputShape: [28, 28, 1] }));
   model.dispose();
   return dir;
-}
-
-/** The values of one tensor of a flat weight vector. */
-function tensor(w: Weights, name: string): Float32Array {
-  const values = tensorsByName(w).get(name);
-  if (!values) throw new Error(`no tensor ${name}`);
-  return values;
 }
 
 let headOnly: RoundRecord[];
@@ -142,7 +104,7 @@ describe('fine-tuning modes over real sockets', () => {
     const exported = (await loadLayersModelFromFolder(join(dir, 'model'))) as tf.LayersModel;
     const kernelOf = (m: tf.LayersModel, layer: string) => Array.from(m.getLayer(layer).getWeights()[0]!.dataSync());
     const kernel = kernelOf(exported, 'conv2');
-    expect(kernel).toEqual(Array.from(tensor(summary.weights, 'conv2/kernel')));
+    expect(kernel).toEqual(Array.from(tensorValues(summary.weights, 'conv2/kernel')));
     const pretrained = (await loadServedBackbone(DEFAULT_BACKBONE_DIR)).extractor.model as tf.LayersModel;
     const original = kernelOf(pretrained, 'conv2');
     expect(Math.sqrt(kernel.reduce((s, v, i) => s + (v - original[i]!) ** 2, 0))).toBeGreaterThan(1e-2);
@@ -252,10 +214,10 @@ describe('fine-tuning modes over real sockets', () => {
     const exported = (await loadLayersModelFromFolder(join(dir, 'model'))) as tf.LayersModel;
     for (const layer of ['conv1', 'conv2']) {
       const kernel = Array.from(exported.getLayer(layer).getWeights()[0]!.dataSync());
-      expect(kernel).toEqual(Array.from(tensor(summary.weights, `${layer}/kernel`)));
+      expect(kernel).toEqual(Array.from(tensorValues(summary.weights, `${layer}/kernel`)));
       const original = pretrained.getLayer(layer).getWeights()[0]!.dataSync();
       expect(kernel.some((v, i) => v === original[i])).toBe(false);
-      expect(distance(kernel, tensor(initial, `${layer}/kernel`))).toBeLessThan(distance(kernel, original) / 2);
+      expect(distance(kernel, tensorValues(initial, `${layer}/kernel`))).toBeLessThan(distance(kernel, original) / 2);
     }
     const meta = JSON.parse(await readFile(join(dir, 'model', 'ftl-model.json'), 'utf8')) as {
       trainedBackboneLayers: string[];
@@ -319,7 +281,10 @@ describe('fine-tuning modes over real sockets', () => {
           .getLayer(layer)
           .getWeights()
           .map((t) => Array.from(t.dataSync()));
-        expect([gamma, beta]).toEqual([Array.from(tensor(summary.weights, `${layer}/gamma`)), Array.from(tensor(summary.weights, `${layer}/beta`))]);
+        expect([gamma, beta]).toEqual([
+          Array.from(tensorValues(summary.weights, `${layer}/gamma`)),
+          Array.from(tensorValues(summary.weights, `${layer}/beta`)),
+        ]);
         expect([mean, variance]).toEqual([Array(mean!.length).fill(0), Array(variance!.length).fill(1)]);
       }
       // A small encoder with a 16-value embedding, two short rounds: 0.35–0.40 measured (head only on it: 0.30); chance is 0.1.

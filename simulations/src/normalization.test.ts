@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Coordinator, defaultCoordinatorConfig, loadExportedModel, Store } from '@ftl/coordinator';
-import { backboneLayersOf, createLogger, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
+import { loadExportedModel, Store } from '@ftl/coordinator';
+import { backboneLayersOf, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { makeClient, runToEnd, scratch } from './test-federation.js';
+import { runFederation, scratch } from './test-federation.js';
 
 /**
  * A plain tfjs load of the export (no ftl code) computes (x − shift) / scale from raw images in its first
@@ -35,24 +35,17 @@ describe('federated normalisation', () => {
     const dir = await scratch('normalization');
     const store = Store.open(join(dir, 'c.db'));
     const exportDir = join(dir, 'model');
-    const coordinator = await Coordinator.create(
+    const { summary } = await runFederation(
       {
-        ...defaultCoordinatorConfig(),
-        port: 0,
         runId: 'norm',
         rounds: 2,
-        minClients: 2,
         normalization: 'standard',
         exportDir,
         fit: { epochs: 3, batchSize: 32, learningRate: 0.002 },
         waitTimeoutMs: 60_000,
       },
-      createLogger('coordinator'),
-      store,
+      { store, sites: 2, limit: 600, cacheDir: () => join(dir, 'cache') },
     );
-    const { url } = await coordinator.listen();
-    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 600, cacheDir: join(dir, 'cache') })));
-    const { summary } = await runToEnd(coordinator, clients);
 
     // The pooled statistics of both sites' training images, computed here directly.
     const mnist = loadBuiltinDataset('mnist');
@@ -84,25 +77,18 @@ describe('federated normalisation', () => {
     await initBackend();
     const dir = await scratch('normalization-feature');
     const store = Store.open(join(dir, 'c.db'));
-    const coordinator = await Coordinator.create(
+    const { summary } = await runFederation(
       {
-        ...defaultCoordinatorConfig(),
-        port: 0,
         runId: 'norm-f',
         rounds: 1,
-        minClients: 2,
         normalization: 'min-max',
         normalizationScope: 'feature',
         exportDir: join(dir, 'model'),
         fit: { epochs: 2, batchSize: 32, learningRate: 0.002 },
         waitTimeoutMs: 60_000,
       },
-      createLogger('coordinator'),
-      store,
+      { store, sites: 2, limit: 400, cacheDir: () => join(dir, 'cache') },
     );
-    const { url } = await coordinator.listen();
-    const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 400, cacheDir: join(dir, 'cache') })));
-    const { summary } = await runToEnd(coordinator, clients);
     const mnist = loadBuiltinDataset('mnist');
     const trains = [0, 1].map(
       (index) => loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 5, limit: 400 }, undefined, mnist).train,
@@ -131,27 +117,18 @@ describe('federated normalisation with fine-tuning', () => {
   ] as const)('%s: every round trains on both sites and the run completes', async (_, fineTuning) => {
     await initBackend();
     const dir = await scratch('normalization-ft');
-    const coordinator = await Coordinator.create(
+    const { summary, rows } = await runFederation(
       {
-        ...defaultCoordinatorConfig(),
-        port: 0,
         runId: 'norm-ft',
         rounds: 2,
-        minClients: 2,
         normalization: 'standard',
         fineTuning,
-        exportDir: undefined,
         fit: { epochs: 1, batchSize: 32, learningRate: 0.002 },
         waitTimeoutMs: 60_000,
         roundDeadlineMs: 120_000,
       },
-      createLogger('coordinator'),
+      { sites: 2, limit: 300, cacheDir: (index) => join(dir, `cache-${index}`) },
     );
-    const { url } = await coordinator.listen();
-    const clients = await Promise.all(
-      [0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 300, cacheDir: join(dir, `cache-${index}`) })),
-    );
-    const { summary, rows } = await runToEnd(coordinator, clients);
     expect(summary.reason).toBe('completed');
     expect(rows.map((r) => [r.status, r.accepted])).toEqual([
       ['aggregated', 2],

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { FtlClient } from '@ftl/client';
+import type { FtlClient } from '@ftl/client';
 import { ApiClient, CoordinatorServer, defaultCoordinatorConfig, Store, type RunView } from '@ftl/coordinator';
 import * as tf from '@tensorflow/tfjs';
-import { createLogger, federationSplit, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
+import { createLogger, federationSplit, initBackend, loadBuiltinDataset, loadLayersModelFromFolder, type Logger } from '@ftl/shared';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, test } from 'vitest';
-import { scratch } from './test-federation.js';
+import { makeClient, scratch } from './test-federation.js';
 
 const OPERATOR_TOKEN = 'operator-secret-for-tests-0123456789';
 
@@ -17,6 +17,29 @@ async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boo
     if (performance.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v).slice(0, 500)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Sites `site-0` and `site-1` (with their registered tokens, when given) on 800 MNIST samples; they stay
+ * connected between runs.
+ */
+function longLivedSites(url: string, o: { seed: number; cacheDir: string; log: Logger; tokens?: Map<string, string> }): Promise<FtlClient[]> {
+  return Promise.all(
+    [0, 1].map((index) =>
+      makeClient({
+        url,
+        index,
+        clients: 2,
+        limit: 800,
+        seed: o.seed,
+        cacheDir: o.cacheDir,
+        log: o.log,
+        stay: true,
+        name: `site-${index}`,
+        token: o.tokens?.get(`site-${index}`),
+      }),
+    ),
+  );
 }
 
 describe('operator REST API', () => {
@@ -81,19 +104,7 @@ describe('operator REST API', () => {
     await expect(api.call('POST', '/api/runs', { runId: 'r1' })).rejects.toMatchObject({ code: 'CONFLICT' });
 
     // Two long-lived sites (they stay connected between runs).
-    const mnist = loadBuiltinDataset('mnist');
-    const clients = [0, 1].map(
-      (index) =>
-        new FtlClient({
-          serverUrl: url,
-          name: `site-${index}`,
-          token: tokens.get(`site-${index}`)!,
-          cacheDir: join(dir, 'cache'),
-          log,
-          stay: true,
-          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 2, limit: 800 }, log, mnist),
-        }),
-    );
+    const clients = await longLivedSites(url, { seed: 2, cacheDir: join(dir, 'cache'), log, tokens });
     const ends = clients.map((c) => c.run());
     for (const end of ends) end.catch(() => {}); // asserted below; a rejection before then is not unhandled
 
@@ -132,7 +143,7 @@ describe('operator REST API', () => {
     expect(meta).toMatchObject({ runId: 'r1' });
     expect(meta.rounds).toHaveLength(6);
     const model = await loadLayersModelFromFolder(out);
-    const { test: heldOut } = federationSplit(mnist);
+    const { test: heldOut } = federationSplit(loadBuiltinDataset('mnist'));
     const n = 300;
     const x = tf.tensor4d(heldOut.images.subarray(0, n * 784), [n, 28, 28, 1]);
     const predicted = Array.from((model.predict(x) as tf.Tensor).argMax(1).dataSync());
@@ -190,18 +201,7 @@ describe('operator REST API', () => {
     const { url, port } = await first.listen();
     const api = new ApiClient({ url, token: OPERATOR_TOKEN });
     await api.call('POST', '/api/runs', { runId: 'long', rounds: 5, minClients: 2, fit: { epochs: 1, batchSize: 32, learningRate: 0.002 } });
-    const mnist = loadBuiltinDataset('mnist');
-    const clients = [0, 1].map(
-      (index) =>
-        new FtlClient({
-          serverUrl: url,
-          name: `site-${index}`,
-          cacheDir: join(dir, 'cache'),
-          log,
-          stay: true,
-          shard: loadClientShard({ dataset: 'mnist', partition: { kind: 'iid' }, clients: 2, index, seed: 3, limit: 800 }, log, mnist),
-        }),
-    );
+    const clients = await longLivedSites(url, { seed: 3, cacheDir: join(dir, 'cache'), log });
     const ends = clients.map((c) => c.run());
     for (const end of ends) end.catch(() => {});
     await api.call('POST', '/api/runs/long/start');

@@ -1,14 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  Coordinator,
-  defaultCoordinatorConfig,
-  Store,
-  type CoordinatorConfig,
-  type RoundRecord,
-  type RunSummary,
-  type StoredEvent,
-} from '@ftl/coordinator';
+import { Store, type CoordinatorConfig, type RoundRecord, type RunSummary, type StoredEvent } from '@ftl/coordinator';
 import { createLogger, initBackend, type ChannelStats } from '@ftl/shared';
 import { afterAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
@@ -22,7 +14,7 @@ import {
   scaledGlobal,
   type HostileOptions,
 } from './hostile-client.js';
-import { makeClient, scratch } from './test-federation.js';
+import { createCoordinator, makeClient, scratch } from './test-federation.js';
 
 // Two honest sites on 300 MNIST samples each, and one hostile site named "hostile" (it sorts after
 // "client-0" and "client-1", so the honest sites keep the training seeds they have without it).
@@ -53,10 +45,8 @@ async function federation(o: {
   const dir = await scratch(`peer-trust-${o.runId}`);
   const store = Store.open(join(dir, 'c.db'));
   const exportDir = join(dir, 'model');
-  const coordinator = await Coordinator.create(
+  const coordinator = await createCoordinator(
     {
-      ...defaultCoordinatorConfig(),
-      port: 0,
       runId: o.runId,
       rounds: 2,
       minClients: o.minClients,
@@ -67,8 +57,7 @@ async function federation(o: {
       roundDeadlineMs: 30_000,
       ...o.over,
     },
-    createLogger('coordinator', { level: 'error' }),
-    store,
+    { store, log: createLogger('coordinator', { level: 'error' }) },
   );
   const { url } = await coordinator.listen();
   const cache = await cacheDir;
@@ -242,17 +231,9 @@ describe('a site cannot hide from the operator or from revocation', () => {
       await initBackend();
       const dir = await scratch('reserved');
       const store = Store.open(join(dir, 'c.db'));
-      const coordinator = await Coordinator.create(
-        {
-          ...defaultCoordinatorConfig(),
-          port: 0,
-          runId: 'reserved',
-          minClients: 5,
-          requireAuth: true,
-          exportDir: undefined,
-        },
-        createLogger('coordinator', { level: 'error' }),
-        store,
+      const coordinator = await createCoordinator(
+        { runId: 'reserved', minClients: 5, requireAuth: true },
+        { store, log: createLogger('coordinator', { level: 'error' }) },
       );
       try {
         const { url } = await coordinator.listen();
