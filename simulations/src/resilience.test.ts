@@ -1,55 +1,8 @@
 import { join } from 'node:path';
-import { io, type Socket } from 'socket.io-client';
-import {
-  createMsgpackParser,
-  decodeWeights,
-  encodeWeights,
-  parseAck,
-  PROTOCOL_VERSION,
-  type Ack,
-  type FitInstruction,
-  type Welcome,
-} from '@ftl/shared';
+import { decodeWeights, encodeWeights, parseAck, PROTOCOL_VERSION, type Ack } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
+import { connectRawPeer } from './raw-peer.js';
 import { makeClient, scratch, startCoordinator } from './test-federation.js';
-
-/** A hand-driven client on a real socket: says it is ready, then lets the test answer `fit` itself. */
-function rawClient(
-  url: string,
-  name: string,
-): Promise<{ socket: Socket; welcome: Welcome; fits: FitInstruction[]; nextFit: () => Promise<FitInstruction> }> {
-  const socket = io(url, {
-    parser: createMsgpackParser(),
-    auth: { protocol: PROTOCOL_VERSION, name },
-    transports: ['websocket'],
-    reconnection: false,
-  });
-  const fits: FitInstruction[] = [];
-  let waiter: ((f: FitInstruction) => void) | undefined;
-  socket.on('fit', (f: FitInstruction) => {
-    fits.push(f);
-    waiter?.(f);
-  });
-  return new Promise((resolve) => {
-    socket.once('welcome', async (welcome: Welcome) => {
-      await socket.emitWithAck('ready', { protocol: PROTOCOL_VERSION, runId: welcome.runId, numTrain: 100, numVal: 10 });
-      resolve({
-        socket,
-        welcome,
-        fits,
-        nextFit: () =>
-          new Promise((r) =>
-            fits.length
-              ? r(fits.shift()!)
-              : (waiter = (f) => {
-                  fits.shift();
-                  r(f);
-                }),
-          ),
-      });
-    });
-  });
-}
 
 describe('a run survives bad and missing clients', () => {
   test('a client that disconnects mid-round does not stall the run: the round closes with the others', async () => {
@@ -57,8 +10,8 @@ describe('a run survives bad and missing clients', () => {
     const { coordinator, url } = await startCoordinator({ rounds: 2, minClients: 3, roundDeadlineMs: 120_000 });
     const clients = await Promise.all([0, 1].map((index) => makeClient({ url, index, clients: 2, limit: 300, cacheDir: join(dir, `c${index}`) })));
     const ends = clients.map((c) => c.run());
-    const quitter = await rawClient(url, 'quitter');
-    quitter.nextFit().then(() => quitter.socket.disconnect());
+    const quitter = await connectRawPeer(url, 'quitter');
+    quitter.next('fit').then(() => quitter.socket.disconnect());
     const t0 = performance.now();
     const summary = await coordinator.run();
     await Promise.all(ends);
@@ -73,10 +26,10 @@ describe('a run survives bad and missing clients', () => {
   test('every kind of invalid update is rejected with its reason, and the aggregate is the valid update alone', async () => {
     // A second, silent client keeps the round open (until its 3 s deadline) so a duplicate can arrive in it.
     const { coordinator, url } = await startCoordinator({ rounds: 1, minClients: 2, roundDeadlineMs: 3000, maxExamplesPerClient: 10_000 });
-    const c = await rawClient(url, 'tester');
-    const silent = await rawClient(url, 'silent');
+    const c = await connectRawPeer(url, 'tester');
+    const silent = await connectRawPeer(url, 'silent');
     const running = coordinator.run();
-    const fit = await c.nextFit();
+    const fit = await c.next('fit');
     const global = decodeWeights(fit.weights);
     const shifted = { specs: global.specs, values: global.values.map((v) => v + 0.5) };
     const base = {
@@ -129,10 +82,10 @@ describe('a run survives bad and missing clients', () => {
 
   test('an oversized frame is refused by the transport; a round without quorum is retried, then the run fails clearly', async () => {
     const { coordinator, url } = await startCoordinator({ rounds: 1, minClients: 1, roundDeadlineMs: 3000, quorumRetries: 1 });
-    const c = await rawClient(url, 'bloater');
+    const c = await connectRawPeer(url, 'bloater');
     const rows: number[] = [];
     const running = coordinator.run((r) => rows.push(r.round));
-    const fit = await c.nextFit();
+    const fit = await c.next('fit');
     const huge = new Uint8Array(decodeWeights(fit.weights).values.length * 4 * 3);
     c.socket.emit('fit-result', {
       protocol: PROTOCOL_VERSION,
