@@ -60,6 +60,14 @@ import type { ComputeTurns } from './compute-turns.js';
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
 
+/** What the coordinator asked for, as an answer names it: the run, the round and the model version. */
+type Answered = { runId: string; round: number; modelVersion: number };
+
+/** The envelope of this site's answer to `msg`: this side's protocol, and the run, round and model version it answers. */
+function answerTo(msg: Answered): { protocol: typeof PROTOCOL_VERSION } & Answered {
+  return { protocol: PROTOCOL_VERSION, runId: msg.runId, round: msg.round, modelVersion: msg.modelVersion };
+}
+
 /** Options of one client node. */
 export interface ClientOptions {
   /** The coordinator's base URL, e.g. `http://127.0.0.1:8080`. */
@@ -471,10 +479,7 @@ export class FtlClient {
         scatter = await this.turn(() => withinClassScatter(values, train.labels, means, featureDim));
       }
       const ack = await this.emitWithAck('class-sums-result', {
-        protocol: PROTOCOL_VERSION,
-        runId: msg.runId,
-        round: msg.round,
-        modelVersion: msg.modelVersion,
+        ...answerTo(msg),
         counts,
         sums: encodeWeights({
           specs: [{ name: CLASS_SUMS_TENSOR, shape: [classes, featureDim], dtype: 'float32' }],
@@ -512,10 +517,7 @@ export class FtlClient {
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
       const ack = await this.emitWithAck('fit-result', {
-        protocol: PROTOCOL_VERSION,
-        runId: msg.runId,
-        round: msg.round,
-        modelVersion: msg.modelVersion,
+        ...answerTo(msg),
         weights: encodeWeights(weights),
         numExamples: trainer.numTrain,
         metrics,
@@ -538,10 +540,7 @@ export class FtlClient {
       const weights = decodeWeights(msg.weights);
       const result = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights));
       const ack = await this.emitWithAck('evaluate-result', {
-        protocol: PROTOCOL_VERSION,
-        runId: msg.runId,
-        round: msg.round,
-        modelVersion: msg.modelVersion,
+        ...answerTo(msg),
         ...result,
       });
       if (!ack.accepted) this.sendFailure('evaluate', msg, `the coordinator refused this site's evaluation (${ack.reason}): ${ack.message}`);
@@ -557,10 +556,7 @@ export class FtlClient {
       const r = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config));
       this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
       await this.emitWithAck('personalize-result', {
-        protocol: PROTOCOL_VERSION,
-        runId: msg.runId,
-        round: msg.round,
-        modelVersion: msg.modelVersion,
+        ...answerTo(msg),
         numExamples: r.numExamples,
         globalLoss: r.global.loss,
         globalAccuracy: r.global.accuracy,
@@ -653,19 +649,16 @@ export class FtlClient {
     return this.prepared;
   }
 
-  private reportFailure(stage: FailureStage, msg: { runId: string; round: number; modelVersion: number }, err: unknown): void {
+  private reportFailure(stage: FailureStage, msg: Answered, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
     this.options.log.error(`${stage}-failed`, { run: msg.runId, round: msg.round, detail: message });
     this.sendFailure(stage, msg, message);
   }
 
   /** Tells the coordinator this site will not answer the round's `stage`, with why. */
-  private sendFailure(stage: FailureStage, msg: { runId: string; round: number; modelVersion: number }, message: string): void {
+  private sendFailure(stage: FailureStage, msg: Answered, message: string): void {
     this.socket?.emit('failure', {
-      protocol: PROTOCOL_VERSION,
-      runId: msg.runId,
-      round: msg.round,
-      modelVersion: msg.modelVersion,
+      ...answerTo(msg),
       stage,
       message: message.slice(0, 2000),
     });
