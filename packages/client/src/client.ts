@@ -539,10 +539,7 @@ export class FtlClient {
     try {
       const weights = decodeWeights(msg.weights);
       const result = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).evaluate(weights));
-      const ack = await this.emitWithAck('evaluate-result', {
-        ...answerTo(msg),
-        ...result,
-      });
+      const ack = await this.emitWithAck('evaluate-result', { ...answerTo(msg), ...result });
       if (!ack.accepted) this.sendFailure('evaluate', msg, `the coordinator refused this site's evaluation (${ack.reason}): ${ack.message}`);
     } catch (err) {
       this.reportFailure('evaluate', msg, err);
