@@ -29,7 +29,7 @@ import {
 import { batchNormEncoder, TINY_GRAPH_NODES, tinyGraphModelFiles } from '@ftl/shared/testing';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { runFederation, scratch, tensorValues, type RunOutcome } from './test-federation.js';
+import { federateToEnd, scratch, tensorValues, type RunOutcome } from './test-federation.js';
 
 // conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
 const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
@@ -43,7 +43,7 @@ const fineTuning = (over: Partial<FineTuning>): FineTuning => ({ ...DEFAULT_FINE
 
 /** A real coordinator (optionally on a SQLite store) and `sites` real clients (default two) on 600 MNIST samples. */
 function federate(dir: string, over: Partial<CoordinatorConfig>, store?: Store, sites = 2): Promise<RunOutcome> {
-  return runFederation(
+  return federateToEnd(
     { runId: 'ft-run', waitTimeoutMs: 60_000, roundDeadlineMs: 120_000, rounds: 2, fit: { epochs: 3, batchSize: 16, learningRate: 0.002 }, ...over },
     { store, sites, limit: 600, cacheDir: (index) => join(dir, `cache-${index}`) },
   );

@@ -5,7 +5,7 @@ import { loadExportedModel, Store } from '@ftl/coordinator';
 import { backboneLayersOf, initBackend, loadBuiltinDataset, loadClientShard, loadLayersModelFromFolder } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
-import { runFederation, scratch } from './test-federation.js';
+import { federateToEnd, scratch } from './test-federation.js';
 
 /**
  * A plain tfjs load of the export (no ftl code) computes (x − shift) / scale from raw images in its first
@@ -35,7 +35,7 @@ describe('federated normalisation', () => {
     const dir = await scratch('normalization');
     const store = Store.open(join(dir, 'c.db'));
     const exportDir = join(dir, 'model');
-    const { summary } = await runFederation(
+    const { summary } = await federateToEnd(
       {
         runId: 'norm',
         rounds: 2,
@@ -77,7 +77,7 @@ describe('federated normalisation', () => {
     await initBackend();
     const dir = await scratch('normalization-feature');
     const store = Store.open(join(dir, 'c.db'));
-    const { summary } = await runFederation(
+    const { summary } = await federateToEnd(
       {
         runId: 'norm-f',
         rounds: 1,
@@ -117,7 +117,7 @@ describe('federated normalisation with fine-tuning', () => {
   ] as const)('%s: every round trains on both sites and the run completes', async (_, fineTuning) => {
     await initBackend();
     const dir = await scratch('normalization-ft');
-    const { summary, rows } = await runFederation(
+    const { summary, rows } = await federateToEnd(
       {
         runId: 'norm-ft',
         rounds: 2,

@@ -106,7 +106,7 @@ export async function makeClient(o: {
  * `sites` real clients on MNIST (the pool cut to `limit` samples) to the run's end; client `index` caches
  * its features in `cacheDir(index)`.
  */
-export async function runFederation(
+export async function federateToEnd(
   over: Partial<CoordinatorConfig>,
   o: CoordinatorHome & { sites: number; limit: number; cacheDir: (index: number) => string },
 ): Promise<RunOutcome> {
