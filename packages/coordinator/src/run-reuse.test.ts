@@ -1,3 +1,4 @@
+import { ftlErrorMessage } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { defaultCoordinatorConfig, type CoordinatorConfig } from './config.js';
 import { parseRunConfig } from './run-config.js';
@@ -43,15 +44,7 @@ function commitOneRound(store: Store): void {
   );
 }
 
-function conflict(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toMatchObject({ name: 'FtlError', code: 'CONFLICT' });
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+const conflict = (fn: () => unknown) => ftlErrorMessage(fn, 'CONFLICT');
 
 describe('a one-run coordinator on a run id the database already has', () => {
   test('a new run id, or the same settings on a run that can resume, goes ahead', () => {

@@ -22,3 +22,10 @@ export function thrownBy(fn: () => unknown): unknown {
   }
   throw new Error('expected a throw');
 }
+
+/** Test helper: the message of the FtlError with `code` that `fn` throws, to compare whole; any other outcome fails the test. */
+export function ftlErrorMessage(fn: () => unknown, code: ErrorCode | `${ErrorCode}`): string {
+  const err = thrownBy(fn);
+  expect(err).toMatchObject({ name: 'FtlError', code });
+  return (err as Error).message;
+}

@@ -6,7 +6,7 @@
  * @example
  * import { expectFtlError, tinyGraphModelFiles } from '@ftl/shared/testing';
  */
-export { expectFtlError, thrownBy } from './expect-ftl-error.js';
+export { expectFtlError, ftlErrorMessage, thrownBy } from './expect-ftl-error.js';
 export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './tiny-graph-model.js';
 export { findCycle, resolveRelative, sources, specifiersOf } from './import-graph.js';
 export { selfSignedCertificate, type CertificateOptions, type SelfSignedCertificate } from './certificates.js';

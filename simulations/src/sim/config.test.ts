@@ -1,19 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseCoordinatorArgs, parseRunConfig, runConfigFlags } from '@ftl/coordinator';
+import { ftlErrorMessage } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { expandStudy, parseSimConfig, SIM_HELP, simConfigFromArgs } from './config.js';
 
 const SCENARIOS = new URL('../../scenarios/', import.meta.url);
 
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (err) {
-    expect(err).toMatchObject({ name: 'FtlError', code: 'INVALID_CONFIG' });
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
-}
+const refusal = (fn: () => unknown) => ftlErrorMessage(fn, 'INVALID_CONFIG');
 
 describe('study config', () => {
   test.each(readdirSync(SCENARIOS).filter((f) => f.endsWith('.json')))('the scenario file %s is a valid study', (file) => {
