@@ -1,8 +1,9 @@
 /**
  * `@ftl/shared/protocol`: what the coordinator and the clients say to each other. The message schemas
  * and their types, the `parse*` validators for every inbound message, the typed socket.io event maps,
- * the weights codec and the msgpack socket.io parser. Imports no tfjs and does no I/O; the package's
- * boundary test fails if a file reachable from here does.
+ * the weights codec and the msgpack socket.io parser, the live channel's interfaces and its in-process
+ * hub (`createInprocHub`). Imports no tfjs and does no I/O; the package's boundary test fails if a
+ * file reachable from here does.
  *
  * @example
  * import { parseFitResult, type ServerToClientEvents } from '@ftl/shared/protocol';
@@ -33,6 +34,21 @@ export {
   type ProtocolPayloadName,
 } from './protocol/parse.js';
 export { statsInconsistency, type ChannelSummary } from './protocol/stats-consistency.js';
+export type {
+  AckedEvent,
+  ChannelConnector,
+  ChannelHandshake,
+  ChannelMiddleware,
+  ChannelParser,
+  ChannelServer,
+  ChannelServerOptions,
+  ChannelSocket,
+  ChannelTransport,
+  ClientChannel,
+  ConnectError,
+  ConnectOptions,
+} from './protocol/channel.js';
+export { createInprocHub, type InprocHub } from './protocol/inproc-channel.js';
 
 export {
   assertSameSpecs,
