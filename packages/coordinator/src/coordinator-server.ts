@@ -1,62 +1,48 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Server, type Socket } from 'socket.io';
 import {
   createMsgpackParser,
   ErrorCode,
   FtlError,
   PROTOCOL_VERSION,
-  type Ack,
   type ByteCounter,
+  type ChannelServer,
+  type ChannelSocket,
   type ChannelStats,
-  type ClientToServerEvents,
-  type GoodbyeReason,
   type HeadConfig,
   type Logger,
   type ServerToClientEvents,
 } from '@ftl/shared';
 import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
-import { ClientRegistry, type ClientEntry, type ClientView } from './client-registry.js';
+import { ClientRegistry, type ClientView } from './client-registry.js';
 import { checkAuthPolicy, handshakeAuth } from './handshake-auth.js';
 import { createHttpHandler } from './http-boundary.js';
 import { hashClientToken, registerClient, tokenMatches } from './client-tokens.js';
-import { messageGuard } from './message-guard.js';
-import { checkReady } from './ready-check.js';
+import { socketIoTransport } from './socketio-transport.js';
 import type { CoordinatorConfig } from './config.js';
 import type { FederatedRun } from './federated-run.js';
 import { modelArchive, type ModelArchive } from './model-archive.js';
 import { handleOperatorApi, type OperatorBackend } from './operator-api.js';
-import { DEFAULT_PEER_BUDGET, PeerBudget, type PeerBudgetOptions } from './peer-budget.js';
+import { DEFAULT_PEER_BUDGET } from './peer-budget.js';
 import type { RoundListener } from './round-phases.js';
 import { buildRun, headFor } from './run-builder.js';
 import type { RunHost } from './run-host.js';
 import { RunLifecycle, type RunView } from './run-lifecycle.js';
 import type { RunStatus } from './run-states.js';
 import type { RunSummary } from './run-summary.js';
+import { acceptSite, goodbye } from './site-connection.js';
+import type { ServerOptions } from './server-options.js';
 import type { Store, StoredRun } from './store/store.js';
 
-type FtlServer = Server<ClientToServerEvents, ServerToClientEvents>;
-type FtlSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
-
-/** Server-level options beyond the coordinator configuration. */
-export interface ServerOptions {
-  /** Enables the operator REST API under /api, guarded by this bearer token. */
-  operatorToken?: string;
-  /** Runs started through the API export their model to `<exportRoot>/<runId>` (default `.ftl/runs`). */
-  exportRoot?: string;
-  /** Largest socket.io message in bytes (default: twice the default run's head, plus 64 KiB). */
-  maxMessageBytes?: number;
-  /** Each connection's message rate and refusals in a row (default {@link DEFAULT_PEER_BUDGET}). */
-  peerBudget?: PeerBudgetOptions;
-}
+export type { ServerOptions } from './server-options.js';
 
 /**
- * The coordinator as a long-lived service: serves the backbone over HTTP(S), holds the socket.io
- * channel with token auth and the connected clients ({@link ClientRegistry}), answers the operator API
- * (operator-api.ts), and hosts federated runs one after another ({@link RunLifecycle}). Clients stay
- * connected between runs; each run they join starts with a `welcome`. Runs themselves
- * ({@link FederatedRun}) own no sockets.
+ * The coordinator as a long-lived service: serves the backbone over HTTP(S), holds the live channel
+ * (socket.io, or an in-process hub: {@link ServerOptions.transport}) with token auth and the connected
+ * clients ({@link ClientRegistry}), answers the operator API (operator-api.ts), and hosts federated runs
+ * one after another ({@link RunLifecycle}). Clients stay connected between runs; each run they join
+ * starts with a `welcome`. Runs themselves ({@link FederatedRun}) own no sockets.
  *
  * @example
  * const server = await CoordinatorServer.create(config, log, store, { operatorToken });
@@ -67,8 +53,8 @@ export interface ServerOptions {
 export class CoordinatorServer implements RunHost, OperatorBackend {
   readonly bytes: ByteCounter = { sent: 0, received: 0 };
   private readonly http: HttpServer;
-  private readonly io: FtlServer;
-  private readonly clients = new ClientRegistry<FtlSocket>();
+  private readonly channel: ChannelServer;
+  private readonly clients = new ClientRegistry<ChannelSocket>();
   private readonly runs: RunLifecycle;
   private readonly operatorTokenHash?: string;
   private readonly maxMessageBytes: number;
@@ -79,7 +65,7 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     readonly backbone: ServedBackbone,
     private readonly log: Logger,
     readonly store: Store | undefined,
-    private readonly options: ServerOptions,
+    options: ServerOptions,
   ) {
     if (options.operatorToken !== undefined) this.operatorTokenHash = hashClientToken(options.operatorToken);
     this.runs = new RunLifecycle({
@@ -95,19 +81,14 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     this.maxMessageBytes = options.maxMessageBytes ?? this.prepareRun(config).maxMessageBytes();
     const handle = createHttpHandler({ backbone, api: (req, res) => handleOperatorApi(this, req, res, this.log), log });
     this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
-    this.io = new Server(this.http, {
+    this.channel = (options.transport ?? socketIoTransport(this.http)).open({
       parser: createMsgpackParser(this.bytes, { maxFrameBytes: this.maxMessageBytes }),
-      // One head update plus envelope; anything larger is refused by engine.io before it is buffered.
-      maxHttpBufferSize: this.maxMessageBytes,
-      serveClient: false,
-      pingInterval: 5000,
-      pingTimeout: 10000,
-      // A transport that never completes the socket.io handshake is dropped after this, not after 45 s.
-      connectTimeout: 10000,
+      maxMessageBytes: this.maxMessageBytes,
     });
     // Every refusal happens here, before `connection`: a refused client never receives a model byte.
-    this.io.use(handshakeAuth({ requireAuth: config.requireAuth, store, log }));
-    this.io.on('connection', (socket) => this.onConnection(socket));
+    this.channel.use(handshakeAuth({ requireAuth: config.requireAuth, store, log }));
+    const site = { clients: this.clients, activeRun: () => this.runs.activeRun, budget: options.peerBudget ?? DEFAULT_PEER_BUDGET, log };
+    this.channel.onConnection((socket) => acceptSite(socket, site));
   }
 
   /** Loads the backbone and prepares the servers (not listening yet). */
@@ -148,12 +129,12 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean {
     const socket = this.clients.get(clientId)?.socket;
     if (!socket) return false;
-    (socket.emit as (e: E, m: unknown) => boolean)(event, message);
+    socket.emit(event, message);
     return true;
   }
 
   broadcast<E extends keyof ServerToClientEvents>(event: E, message: Parameters<ServerToClientEvents[E]>[0]): void {
-    (this.io.emit as (e: E, m: unknown) => boolean)(event, message);
+    this.channel.broadcast(event, message);
   }
 
   onClientReady(listener: () => void): () => void {
@@ -238,8 +219,8 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     store.revokeClient(name);
     store.appendEvent(null, 'client-revoked', { client: name });
     // Every live socket under the name, not only the registry's entry: none may outlive its revocation.
-    for (const socket of [...this.io.sockets.sockets.values()].filter((s) => (s.data as { name?: string }).name === name)) {
-      this.goodbye(socket, 'revoked', `the operator revoked client "${name}"; ask them for a new registration`);
+    for (const socket of [...this.channel.sockets()].filter((s) => (s.data as { name?: string }).name === name)) {
+      goodbye(socket, 'revoked', `the operator revoked client "${name}"; ask them for a new registration`);
     }
   }
 
@@ -254,62 +235,6 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     return token !== undefined && tokenMatches(token, this.operatorTokenHash);
   }
 
-  /** Tells a client why its connection ends, then closes it. */
-  private goodbye(socket: FtlSocket, reason: GoodbyeReason, message: string): void {
-    socket.emit('goodbye', { protocol: PROTOCOL_VERSION, reason, message });
-    socket.disconnect(true);
-  }
-
-  private onConnection(socket: FtlSocket): void {
-    const name = (socket.data as { name: string }).name;
-    const previous = this.clients.get(name);
-    if (previous) {
-      this.log.info('client-replaced', { client: name });
-      this.goodbye(previous.socket, 'replaced', `a newer connection named "${name}" replaced this one; run each site under its own name`);
-    }
-    const entry: ClientEntry<FtlSocket> = { id: name, socket };
-    this.clients.add(entry);
-    this.log.info('client-connected', { client: name, clients: this.clients.size });
-    const run = this.runs.activeRun;
-    if (run) socket.emit('welcome', run.welcome(name));
-
-    const guard = messageGuard({
-      client: name,
-      budget: new PeerBudget(this.options.peerBudget ?? DEFAULT_PEER_BUDGET),
-      log: this.log,
-      connected: () => socket.connected,
-      disconnect: (message) => this.goodbye(socket, 'misbehaving', message),
-    });
-    // Every inbound event passes the guard: its rate budget and its one error boundary.
-    const on = (event: keyof ClientToServerEvents, handle: (raw: unknown) => Ack | undefined) => socket.on(event, guard(event, handle));
-    on('ready', (raw) => this.onReady(entry, raw));
-    const closed = { accepted: false, reason: 'round-closed', message: 'no run is active' } as const;
-    on('fit-result', (raw) => this.runs.activeRun?.submitFit(name, raw) ?? closed);
-    on('evaluate-result', (raw) => this.runs.activeRun?.submitEvaluate(name, raw) ?? closed);
-    on('personalize-result', (raw) => this.runs.activeRun?.submitPersonalize(name, raw) ?? closed);
-    on('class-sums-result', (raw) => this.runs.activeRun?.submitClassSums(name, raw) ?? closed);
-    on('failure', (raw) => {
-      this.runs.activeRun?.clientFailed(name, raw);
-      return undefined;
-    });
-    socket.on('disconnect', (reason) => {
-      if (!this.clients.remove(name, socket)) return; // replaced by a newer connection
-      this.log.info('client-disconnected', { client: name, reason, clients: this.clients.size });
-      this.runs.activeRun?.clientLeft(name, `disconnected (${reason})`);
-    });
-  }
-
-  /** A site reports ready for the active run, with its sample counts, labels and (normalised runs) statistics. */
-  private onReady(entry: ClientEntry<FtlSocket>, raw: unknown): Ack {
-    const checked = checkReady(this.runs.activeRun, entry.id, raw);
-    if ('refused' in checked) return checked.refused;
-    const { runId, numTrain, numVal, labels, stats } = checked.ready;
-    this.clients.markReady(entry, { runId, numTrain, numVal, ...(labels ? { labels } : {}) }, stats);
-    this.log.info('client-ready', { client: entry.id, train: numTrain, val: numVal, ready: this.readyClients(runId).length });
-    this.clients.notifyReady();
-    return { accepted: true };
-  }
-
   /** Waits (bounded) for clients to leave, so closing right after `run-end` does not cut it off. */
   async drain(timeoutMs: number): Promise<void> {
     const until = performance.now() + timeoutMs;
@@ -320,7 +245,7 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   async close(): Promise<void> {
     const settled = this.runs.interrupt();
     this.broadcast('goodbye', { protocol: PROTOCOL_VERSION, reason: 'shutdown', message: 'the coordinator is shutting down; reconnecting' });
-    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    await this.channel.close();
     await settled();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }

@@ -1,6 +1,6 @@
 import type { HeadConfig, Logger } from '@ftl/shared';
 import type { CoordinatorConfig } from './config.js';
-import { CoordinatorServer } from './coordinator-server.js';
+import { CoordinatorServer, type ServerOptions } from './coordinator-server.js';
 import type { FederatedRun } from './federated-run.js';
 import type { RoundListener } from './round-phases.js';
 import type { RunSummary } from './run-summary.js';
@@ -26,9 +26,18 @@ export class Coordinator {
     private readonly federatedRun: FederatedRun,
   ) {}
 
-  /** Loads the backbone, sizes the head from its feature layer and prepares the servers. */
-  static async create(config: CoordinatorConfig, log: Logger, store?: Store): Promise<Coordinator> {
-    const server = await CoordinatorServer.create(config, log, store);
+  /**
+   * Loads the backbone, sizes the head from its feature layer and prepares the servers. `options` as the
+   * server's; `transport` there runs the live channel in memory (`createInprocHub`) for a simulation.
+   *
+   * @example
+   * const hub = createInprocHub();
+   * const c = await Coordinator.create(config, log, undefined, { transport: hub });
+   * const { url } = await c.listen(); // the backbone is still fetched over HTTP from `url`
+   * new FtlClient({ serverUrl: url, connect: hub.connect, … });
+   */
+  static async create(config: CoordinatorConfig, log: Logger, store?: Store, options: ServerOptions = {}): Promise<Coordinator> {
+    const server = await CoordinatorServer.create(config, log, store, options);
     const run = server.prepareRun(config);
     server.attach(run);
     return new Coordinator(server, run);
