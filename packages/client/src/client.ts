@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { io, type Socket } from 'socket.io-client';
 import {
   alignShardToRun,
   backboneLayersOf,
@@ -9,7 +8,6 @@ import {
   FEATURE_SCATTER_TENSOR,
   withinClassScatter,
   parseClassSumsInstruction,
-  createMsgpackParser,
   createTrainableNetwork,
   type TrainableNetwork,
   decodeWeights,
@@ -31,7 +29,9 @@ import {
   PROTOCOL_VERSION,
   withAugmentedCopies,
   type Ack,
+  type ChannelConnector,
   type ClassSumsInstruction,
+  type ClientChannel,
   type ClientShard,
   type EvaluateInstruction,
   type FitInstruction,
@@ -46,6 +46,7 @@ import {
   type Normalization,
   type RunEnd,
   type ServerToClientEvents,
+  type AckedEvent,
   type WeightSpec,
   type Weights,
   type Welcome,
@@ -56,8 +57,8 @@ import { oneLine } from './one-line.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 import type { ComputeTurns } from './compute-turns.js';
+import { socketIoConnect } from './socketio-connect.js';
 
-type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
 
 /** What the coordinator asked for, as an answer names it: the run, the round and the model version. */
@@ -110,6 +111,12 @@ export interface ClientOptions {
    * evaluation and feature extraction take turns and the thread keeps answering pings between batches.
    */
   turns?: ComputeTurns;
+  /**
+   * Opens the live channel to the coordinator (default {@link socketIoConnect}: socket.io over
+   * WebSocket). A simulation passes an in-process hub's `connect` (`createInprocHub`) to run without
+   * sockets; the backbone is still fetched over HTTP from `serverUrl`.
+   */
+  connect?: ChannelConnector;
 }
 
 const DEFAULT_PROGRESS_EVERY_MS = 5000;
@@ -185,7 +192,7 @@ interface Prepared {
  * const end = await client.run(); // resolves when the coordinator ends the run
  */
 export class FtlClient {
-  private socket?: ClientSocket;
+  private socket?: ClientChannel;
   private prepared?: Prepared;
   // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
   private queue: Promise<void> = Promise.resolve();
@@ -201,14 +208,10 @@ export class FtlClient {
     return new Promise<RunEnd>((resolve, reject) => {
       this.closed = () =>
         resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
-      const socket: ClientSocket = io(serverUrl, {
-        parser: createMsgpackParser(),
+      const socket = (this.options.connect ?? socketIoConnect)(serverUrl, {
         auth: { protocol: PROTOCOL_VERSION, name, ...(this.options.token ? { token: this.options.token } : {}) },
-        transports: ['websocket'],
         ...(this.options.ca ? { ca: this.options.ca.toString('utf8') } : {}),
         reconnectionAttempts: attempts,
-        reconnectionDelay: 500,
-        reconnectionDelayMax: 5000,
       });
       this.socket = socket;
       const fatal = (err: unknown) => {
@@ -231,7 +234,7 @@ export class FtlClient {
         log.info('connected', { server: serverUrl });
       });
       socket.on('disconnect', (reason) => log.info('disconnected', { reason }));
-      socket.on('connect_error', (err: Error & { data?: { reason?: string } }) => {
+      socket.on('connect_error', (err) => {
         // A refusal by the coordinator's middleware is final; socket.io does not retry it.
         if (err.data?.reason) {
           const code = err.data.reason === 'unauthorized' ? ErrorCode.Unauthorized : ErrorCode.ProtocolMismatch;
@@ -661,16 +664,9 @@ export class FtlClient {
     });
   }
 
-  private async emitWithAck<E extends 'ready' | 'fit-result' | 'evaluate-result' | 'personalize-result' | 'class-sums-result'>(
-    event: E,
-    message: Parameters<ClientToServerEvents[E]>[0],
-  ): Promise<Ack> {
+  private async emitWithAck<E extends AckedEvent>(event: E, message: Parameters<ClientToServerEvents[E]>[0]): Promise<Ack> {
     const socket = this.socket!;
-    const acked = (
-      socket.timeout(this.options.ackTimeoutMs ?? 30_000) as unknown as {
-        emitWithAck(e: string, m: unknown): Promise<unknown>;
-      }
-    ).emitWithAck(event, message);
+    const acked = socket.timeout(this.options.ackTimeoutMs ?? 30_000).emitWithAck(event, message);
     // A lost connection loses the acknowledgement too: stop waiting at once, so the next welcome
     // (after reconnecting) is handled without sitting out the ack timeout. The abandoned ack still times
     // out later; that rejection is expected and must not surface as an unhandled one.
