@@ -5,7 +5,7 @@ import { applyRunConfig, Coordinator, type RoundRecord, type RunConfig, type Run
 import { createLogger, ErrorCode, FtlError, initBackend, type ImageDataset, type LocalShard, type Logger, type Weights } from '@ftl/shared';
 import { heldOutAccuracy, taskDataset } from '../holdout.js';
 import type { RoundPoint } from '../report/types.js';
-import { hostSitesInThread, hostSitesInWorkers, type SiteHost, type ThreadSite } from './site-host.js';
+import { hostSitesInThread, hostSitesInWorkers, siteFailure, type SiteHost, type ThreadSite } from './site-host.js';
 import { buildSite, isSiteSpec, type SiteSpec } from './site-spec.js';
 
 /** A misbehaving site: rewrites its trained weights before sending them. */
@@ -100,7 +100,12 @@ function checkSites(spec: FederationSpec, workers: number): void {
 /** The sites to run in this thread, built from their specs when given so. */
 function threadSites(spec: FederationSpec, log: Logger): ThreadSite[] {
   return spec.sites.map((site, index) => {
-    const shard = isSiteSpec(site) ? buildSite(site, taskDataset(site.dataset, site.classes), log) : site;
+    let shard: LocalShard;
+    try {
+      shard = isSiteSpec(site) ? buildSite(site, taskDataset(site.dataset, site.classes), log) : site;
+    } catch (err) {
+      throw siteFailure(index, err); // the same message as a worker sends
+    }
     const attack = index < (spec.attackers ?? 0) ? spec.attack : undefined;
     return { index, shard, ...(attack ? { transformUpdate: attack } : {}) };
   });

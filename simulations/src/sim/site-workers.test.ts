@@ -56,13 +56,16 @@ describe('site workers', () => {
     expect(Array.from(buildSite(site([1]), task).val.images)).toEqual(Array.from(parts[1]!.val.images));
   });
 
-  test('a site that cannot be built in its worker fails the run with its own message, and no worker is left running', async () => {
-    const sites = [site([0]), site([1]), site([5])];
-    await expect(runFederation({ run: run(), backboneDir: DEFAULT_BACKBONE_DIR, sites, workers: 2, workerUrl: WORKER })).rejects.toThrow(
-      /^site-2: index must be an integer in \[0, 2\] \(got 5\)$/,
-    );
-    expect(runningSiteWorkers()).toBe(0);
-  });
+  test.each([0, 2])(
+    'with %i workers, a site that cannot be built fails the run with its own message, and no worker is left running',
+    async (workers) => {
+      const sites = [site([0]), site([1]), site([5])];
+      await expect(runFederation({ run: run(), backboneDir: DEFAULT_BACKBONE_DIR, sites, workers, workerUrl: WORKER })).rejects.toThrow(
+        /^site-2: index must be an integer in \[0, 2\] \(got 5\)$/,
+      );
+      expect(runningSiteWorkers()).toBe(0);
+    },
+  );
 
   test.each([
     [
