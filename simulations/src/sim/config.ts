@@ -195,6 +195,9 @@ export function parseSimConfig(input: unknown, where = 'sim config', runFlags: R
   const study = result.data;
   // The run config: the coordinator's schema, its messages, and the run config flags over it.
   const run = runConfigFromFlags(runFlags, parseRunConfig(study.run ?? {}, `${where}: run`));
+  if (study.attack && study.attack.sites > 0 && study.workers > 0) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${where}: attacking sites run in this thread only; set workers to 0`);
+  }
   if (study.transport === 'inproc' && study.workers > 0) {
     throw new FtlError(
       ErrorCode.InvalidConfig,

@@ -2,7 +2,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyRunConfig, Coordinator, type RoundRecord, type RunConfig, type RunSummary, type ServerSettings } from '@ftl/coordinator';
-import { createLogger, ErrorCode, FtlError, initBackend, type ImageDataset, type LocalShard, type Logger, type Weights } from '@ftl/shared';
+import {
+  createInprocHub,
+  createLogger,
+  ErrorCode,
+  FtlError,
+  initBackend,
+  type ImageDataset,
+  type LocalShard,
+  type Logger,
+  type Weights,
+} from '@ftl/shared';
 import { heldOutAccuracy, taskDataset } from '../holdout.js';
 import type { RoundPoint } from '../report/types.js';
 import { hostSitesInThread, hostSitesInWorkers, siteFailure, type SiteHost, type ThreadSite } from './site-host.js';
@@ -34,7 +44,13 @@ export interface FederationSpec {
    * thread). More than 0 needs the sites as specs, and no attackers.
    */
   workers?: number;
-  /** The site workers' entry module (default: the built `site-worker.js` beside this module). */
+  /**
+   * The live channel: loopback socket.io (`socket`, the default) or an in-memory hub (`inproc`: the same
+   * coordinator and clients, every message encoded and checked as over a socket; the backbone still comes
+   * over the coordinator's loopback HTTP). `inproc` keeps every site in this thread.
+   */
+  transport?: 'socket' | 'inproc';
+  /** The site workers' entry module (default: the built `site-worker.js`). */
   workerUrl?: URL;
   /** Images no site holds: the global model is scored on them every `every` rounds (0: the final model only). */
   heldOut?: { test: ImageDataset; every: number };
@@ -80,9 +96,23 @@ function firstFailure(ends: readonly Promise<Error | undefined>[]): Promise<neve
   });
 }
 
+/**
+ * The built worker entry beside this module; from the TypeScript sources (as the tests run them), the one
+ * the build wrote, since a worker thread loads JavaScript only.
+ */
+const SITE_WORKER = import.meta.url.endsWith('.ts')
+  ? new URL('../../dist/sim/site-worker.js', import.meta.url)
+  : new URL('./site-worker.js', import.meta.url);
+
 /** Checks what cannot run before anything starts: worker threads build their sites from specs, and run no attacks. */
 function checkSites(spec: FederationSpec, workers: number): void {
   if (workers <= 0) return;
+  if (spec.transport === 'inproc') {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      'the inproc transport keeps every site in this thread; set workers to 0, or use the socket transport',
+    );
+  }
   if (!spec.sites.every(isSiteSpec)) {
     throw new FtlError(
       ErrorCode.InvalidConfig,
@@ -142,7 +172,8 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
   const every = spec.heldOut?.every ?? 0;
   const scoreDir = join(dir, 'round-model');
   try {
-    coordinator = await Coordinator.create(applyRunConfig(server, run), log);
+    const hub = spec.transport === 'inproc' ? createInprocHub() : undefined;
+    coordinator = await Coordinator.create(applyRunConfig(server, run), log, undefined, hub ? { transport: hub } : {});
     const { url } = await coordinator.listen();
     const connection = { serverUrl: url, cacheDir: spec.cacheDir ?? join(dir, 'cache'), log };
     sites =
@@ -150,9 +181,9 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
         ? hostSitesInWorkers(spec.sites as readonly SiteSpec[], {
             ...connection,
             workers,
-            workerUrl: spec.workerUrl ?? new URL('./site-worker.js', import.meta.url),
+            workerUrl: spec.workerUrl ?? SITE_WORKER,
           })
-        : hostSitesInThread(here, connection);
+        : hostSitesInThread(here, { ...connection, ...(hub ? { connect: hub.connect } : {}) });
     const done = coordinator.run(async (record, model) => {
       let heldOut: number | undefined;
       if (spec.heldOut && every > 0 && record.round % every === 0 && record.status === 'aggregated' && run.localLayers.length === 0) {

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { ComputeTurns, FtlClient } from '@ftl/client';
-import { ErrorCode, FtlError, isFtlError, type LocalShard, type Logger, type Weights } from '@ftl/shared';
+import { ErrorCode, FtlError, isFtlError, type ChannelConnector, type LocalShard, type Logger, type Weights } from '@ftl/shared';
 import { siteSpecMessage, type SiteSpec } from './site-spec.js';
 
 /** Where a federation's sites run, and how each one ended. */
@@ -26,6 +26,11 @@ export interface SiteConnection {
   cacheDir: string;
 }
 
+/** How sites in this thread reach the coordinator: over loopback socket.io (the default), or an in-memory hub. */
+export interface ThreadConnection extends SiteConnection {
+  connect?: ChannelConnector;
+}
+
 /** The client name of site `index`. */
 export function siteName(index: number): string {
   return `site-${index}`;
@@ -41,7 +46,7 @@ export function siteFailure(index: number, err: unknown): FtlError {
  * Runs the sites' clients in this thread, taking turns at its compute so it still answers pings between
  * batches. Every client's end is caught: a failure is a value in `ends`, never an unhandled rejection.
  */
-export function hostSitesInThread(sites: readonly ThreadSite[], o: SiteConnection & { log: Logger }): SiteHost {
+export function hostSitesInThread(sites: readonly ThreadSite[], o: ThreadConnection & { log: Logger }): SiteHost {
   const turns = new ComputeTurns();
   const clients = sites.map(
     ({ index, shard, transformUpdate }) =>
@@ -52,6 +57,7 @@ export function hostSitesInThread(sites: readonly ThreadSite[], o: SiteConnectio
         cacheDir: o.cacheDir,
         log: o.log.child({ client: index }),
         turns,
+        ...(o.connect ? { connect: o.connect } : {}),
         ...(transformUpdate ? { transformUpdate } : {}),
       }),
   );

@@ -30,6 +30,14 @@ describe('simulation studies', () => {
     expect(figures(c)).not.toEqual(figures(a));
   });
 
+  test('socket, inproc and worker threads give the same rounds for the same seed', async () => {
+    const figures = (r: Awaited<ReturnType<typeof runStudy>>) =>
+      r.runs.map((x) => x.rounds.map((p) => [p.valLoss, p.valAccuracy, p.heldOut, p.trainLoss, p.accepted, p.bytesIn, p.bytesOut]));
+    const socket = await runStudy(tiny({}));
+    expect(figures(await runStudy(tiny({ transport: 'inproc' })))).toEqual(figures(socket));
+    expect(figures(await runStudy(tiny({ workers: 2 })))).toEqual(figures(socket));
+  });
+
   test('every baseline runs on a tiny case; pooled data beats the mean site alone on IID data', async () => {
     const report = await runStudy(
       tiny({

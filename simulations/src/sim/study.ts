@@ -132,6 +132,7 @@ export async function runStudy(
                 backboneDir: plan.backboneDir,
                 sites,
                 workers: config.workers,
+                transport: config.transport,
                 heldOut: { test, every: config.heldOutEvery },
                 cacheDir: join(scratch, 'cache'),
                 log,
