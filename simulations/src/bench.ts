@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadTrainer } from '@ftl/client';
 import {
+  flagOptions,
   createDefaultBackbone,
   createHead,
   createLogger,
@@ -102,9 +103,7 @@ async function firstRound(cacheDir: string, epochs: number, backboneDir?: string
   return { seconds, prepareSeconds: seconds - r.summary.rounds[0]!.seconds };
 }
 
-const str = { type: 'string' } as const;
-
-runProgram({ help: HELP, flags: { batches: str, 'batch-size': str, repeats: str, epochs: str, only: str } }, async (values) => {
+runProgram({ help: HELP, flags: flagOptions(['batches', 'batch-size', 'repeats', 'epochs', 'only']) }, async (values) => {
   const batches = numberFlag(values, 'batches', { default: 8, min: 1, integer: true });
   const batchSize = numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true });
   const repeats = numberFlag(values, 'repeats', { default: 3, min: 1, integer: true });

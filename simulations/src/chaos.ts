@@ -10,6 +10,7 @@ import { FtlClient } from '@ftl/client';
 import { ApiClient, loadExportedModel, Store, type RoundRecord, type RunView } from '@ftl/coordinator';
 import * as tf from '@tensorflow/tfjs';
 import {
+  flagOptions,
   createLogger,
   decodeWeights,
   federationSplit,
@@ -590,18 +591,7 @@ function targetMet(rows: ChaosRow[]): boolean {
   return ok && (!clean || Math.abs(chaos.heldOut - clean.heldOut) <= 0.02);
 }
 
-const str = { type: 'string' } as const;
-const FLAGS = {
-  clients: str,
-  rounds: str,
-  strategy: str,
-  'strategy-options': str,
-  seed: str,
-  epochs: str,
-  limit: str,
-  'skip-clean': { type: 'boolean' },
-  table: str,
-} as const;
+const FLAGS = flagOptions(['clients', 'rounds', 'strategy', 'strategy-options', 'seed', 'epochs', 'limit', 'table'], ['skip-clean']);
 
 runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   const saved = stringFlag(values, 'table');

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, parsePartition, runProgram, stringFlag } from '@ftl/shared';
+import { flagOptions, createLogger, ErrorCode, FtlError, initBackend, numberFlag, parsePartition, runProgram, stringFlag } from '@ftl/shared';
 import { holdoutAccuracy } from './holdout.js';
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
@@ -180,20 +180,10 @@ async function federate(s: DemoSettings, label: string, runArgs: string[]): Prom
   };
 }
 
-const str = { type: 'string' } as const;
-const FLAGS = {
-  clients: str,
-  images: str,
-  rounds: str,
-  partition: str,
-  epochs: str,
-  'round-deadline': str,
-  seed: str,
-  'kill-client-after-round': str,
-  work: str,
-  backbone: str,
-  'no-baseline': { type: 'boolean' },
-} as const;
+const FLAGS = flagOptions(
+  ['clients', 'images', 'rounds', 'partition', 'epochs', 'round-deadline', 'seed', 'kill-client-after-round', 'work', 'backbone'],
+  ['no-baseline'],
+);
 
 runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   const clients = numberFlag(values, 'clients', { default: 5, min: 1, max: 50, integer: true });

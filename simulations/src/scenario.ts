@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { ErrorCode, FtlError, numberFlag, runProgram, type RawFlags } from '@ftl/shared';
+import { flagOptions, ErrorCode, FtlError, numberFlag, runProgram, type RawFlags } from '@ftl/shared';
 import { byzantineScenario, type ByzantineRow } from './scenarios/byzantine.js';
 import { cutPointScenario, type CutPointRow } from './scenarios/cut-point.js';
 import { fineTuneScenario, type FineTuneRow } from './scenarios/finetune.js';
@@ -107,26 +107,27 @@ const TABLES = {
 };
 type ScenarioName = keyof typeof TABLES;
 
-const str = { type: 'string' } as const;
-const FLAGS = {
-  quick: { type: 'boolean' },
-  rounds: str,
-  'lr-decay': str,
-  only: str,
-  epochs: str,
-  task: str,
-  sizes: str,
-  seeds: str,
-  methods: str,
-  hidden: str,
-  target: str,
-  backbone: str,
-  lr: str,
-  from: str,
-  'feature-layer': str,
-  out: str,
-  lengths: str,
-} as const;
+const FLAGS = flagOptions(
+  [
+    'rounds',
+    'lr-decay',
+    'only',
+    'epochs',
+    'task',
+    'sizes',
+    'seeds',
+    'methods',
+    'hidden',
+    'target',
+    'backbone',
+    'lr',
+    'from',
+    'feature-layer',
+    'out',
+    'lengths',
+  ],
+  ['quick'],
+);
 
 // The scenario's name comes first: `npm run scenario -- byzantine --rounds 15`.
 const [first, ...rest] = process.argv.slice(2);

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
+  flagOptions,
   BUILTIN_DATASETS,
   ErrorCode,
   FtlError,
@@ -80,30 +81,33 @@ Local data, one of (default --dataset mnist):
  * @throws FtlError(INVALID_CONFIG) naming the flag and the bad value.
  */
 export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
-  const str = { type: 'string' } as const;
-  const values = parseFlags(argv, {
-    server: str,
-    name: str,
-    dataset: str,
-    'data-dir': str,
-    csv: str,
-    'label-column': str,
-    'image-shape': str,
-    partition: str,
-    clients: str,
-    index: str,
-    seed: str,
-    'val-fraction': str,
-    limit: str,
-    'cache-dir': str,
-    'backbone-sha256': str,
-    'backbone-timeout': str,
-    'backbone-max-mb': str,
-    'token-file': str,
-    'ca-file': str,
-    stay: { type: 'boolean' },
-    help: { type: 'boolean' },
-  });
+  const values = parseFlags(
+    argv,
+    flagOptions(
+      [
+        'server',
+        'name',
+        'dataset',
+        'data-dir',
+        'csv',
+        'label-column',
+        'image-shape',
+        'partition',
+        'clients',
+        'index',
+        'seed',
+        'val-fraction',
+        'limit',
+        'cache-dir',
+        'backbone-sha256',
+        'backbone-timeout',
+        'backbone-max-mb',
+        'token-file',
+        'ca-file',
+      ],
+      ['stay', 'help'],
+    ),
+  );
   if (values['help']) return 'help';
   const clients = numberFlag(values, 'clients', { default: 1, min: 1, integer: true });
   const index = numberFlag(values, 'index', { default: 0, min: 0, max: clients - 1, integer: true });

@@ -11,7 +11,7 @@ import {
   type RunConfig,
 } from './run-config.js';
 import { checkTlsFiles } from './startup-errors.js';
-import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag } from '@ftl/shared';
+import { flagOptions, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag } from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -170,23 +170,13 @@ running resumes by itself on the next start.
 
 /** Parses and validates `ftl-coordinator serve`'s command line. */
 export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
-  const str = { type: 'string' } as const;
-  const values = parseFlags(argv, {
-    host: str,
-    port: str,
-    db: str,
-    backbone: str,
-    'feature-layer': str,
-    config: str,
-    'operator-token-file': str,
-    exports: str,
-    open: { type: 'boolean' },
-    'insecure-open': { type: 'boolean' },
-    'max-message-mb': str,
-    'tls-cert': str,
-    'tls-key': str,
-    help: { type: 'boolean' },
-  });
+  const values = parseFlags(
+    argv,
+    flagOptions(
+      ['host', 'port', 'db', 'backbone', 'feature-layer', 'config', 'operator-token-file', 'exports', 'max-message-mb', 'tls-cert', 'tls-key'],
+      ['open', 'insecure-open', 'help'],
+    ),
+  );
   if (values['help']) return 'help';
   const file = stringFlag(values, 'config');
   const d = file === undefined ? defaultCoordinatorConfig() : applyRunConfig(defaultCoordinatorConfig(), readRunConfigFile(file));
@@ -232,20 +222,9 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
  * @throws FtlError(INVALID_CONFIG) with a message like `--rounds must be an integer ≥ 1 (got "-1")`.
  */
 export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help' {
-  const str = { type: 'string' } as const;
   const values = parseFlags(argv, {
-    host: str,
-    port: str,
-    backbone: str,
-    out: str,
-    db: str,
-    config: str,
-    'tls-cert': str,
-    'tls-key': str,
-    'require-auth': { type: 'boolean' },
-    'insecure-open': { type: 'boolean' },
-    help: { type: 'boolean' },
-    ...Object.fromEntries(runConfigFlags().map((f) => [f.name, str])),
+    ...flagOptions(['host', 'port', 'backbone', 'out', 'db', 'config', 'tls-cert', 'tls-key'], ['require-auth', 'insecure-open', 'help']),
+    ...Object.fromEntries(runConfigFlags().map((f) => [f.name, { type: 'string' as const }])),
   });
   if (values['help']) return 'help';
   const file = stringFlag(values, 'config');

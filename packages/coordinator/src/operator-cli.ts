@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
+import { flagOptions, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
 import { ApiClient, type ApiTarget } from './api-client.js';
 import type { ClientView } from './client-registry.js';
 import type { RunView } from './run-lifecycle.js';
@@ -173,23 +173,9 @@ export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds'
 
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
 export async function operatorCommand(group: 'clients' | 'runs', argv: string[], out: NodeJS.WriteStream = process.stdout): Promise<void> {
-  const str = { type: 'string' } as const;
   const { values, positionals } = parseFlags(
     argv,
-    {
-      url: str,
-      'token-file': str,
-      'ca-file': str,
-      db: str,
-      wait: str,
-      config: str,
-      'run-id': str,
-      out: str,
-      interval: str,
-      save: str,
-      watch: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
+    flagOptions(['url', 'token-file', 'ca-file', 'db', 'wait', 'config', 'run-id', 'out', 'interval', 'save'], ['watch', 'help']),
     { positionals: true },
   );
   const [action, id] = positionals;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
-import { createLogger, ErrorCode, FtlError, initBackend, numberFlag, runProgram, stringFlag, type AugmentOptions } from '@ftl/shared';
+import { flagOptions, createLogger, ErrorCode, FtlError, initBackend, numberFlag, runProgram, stringFlag, type AugmentOptions } from '@ftl/shared';
 import { backboneTable, summarizeBackbones } from './backbone-catalog.js';
 import { pretrainBackbone, pretrainCommand, PRETRAIN_ARCHS, type PretrainArch, type PretrainOptions } from './pretrain.js';
 
@@ -40,26 +40,26 @@ function parseList(flag: string, text: string, min: number): number[] {
   return list;
 }
 
-const str = { type: 'string' } as const;
-const FLAGS = {
-  arch: str,
-  out: str,
-  samples: str,
-  classes: str,
-  filters: str,
-  embedding: str,
-  spatial: str,
-  epochs: str,
-  shift: str,
-  flip: { type: 'boolean' },
-  rotation: str,
-  'batch-size': str,
-  lr: str,
-  'final-lr-factor': str,
-  'test-samples': str,
-  seed: str,
-  list: { type: 'boolean' },
-} as const;
+const FLAGS = flagOptions(
+  [
+    'arch',
+    'out',
+    'samples',
+    'classes',
+    'filters',
+    'embedding',
+    'spatial',
+    'epochs',
+    'shift',
+    'rotation',
+    'batch-size',
+    'lr',
+    'final-lr-factor',
+    'test-samples',
+    'seed',
+  ],
+  ['flip', 'list'],
+);
 
 runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   if (values['list']) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { numberFlag, parseFlags } from './cli-args.js';
+import { ErrorCode } from './errors.js';
+import { flagOptions, numberFlag, parseFlags } from './cli-args.js';
 import { expectFtlError } from '../test-support/expect-ftl-error.js';
 
 const str = { type: 'string' } as const;
@@ -51,5 +52,14 @@ describe('numberFlag', () => {
       'INVALID_CONFIG',
       /^--lr must be a number > 0 \(got "-0.1"\)$/,
     );
+  });
+});
+
+describe('flagOptions', () => {
+  test('names become value flags and switches that parseFlags reads as such', () => {
+    const options = flagOptions(['rounds', 'out'], ['quick']);
+    expect(options).toEqual({ rounds: { type: 'string' }, out: { type: 'string' }, quick: { type: 'boolean' } });
+    expect(parseFlags(['--rounds', '3', '--quick'], options)).toEqual({ rounds: '3', quick: true });
+    expectFtlError(() => parseFlags(['--quick', 'yes', '--nope'], options), ErrorCode.InvalidConfig, /nope|yes/);
   });
 });

@@ -112,6 +112,17 @@ function errorLine(err: unknown): string {
 /** Option declarations as `node:util` parseArgs takes them: every ftl flag is a string or a boolean. */
 export type FlagOptions = Record<string, { type: 'string' | 'boolean' }>;
 
+/**
+ * A program's flag declarations from their names: each of `values` takes a value, each of `switches` is
+ * on or off.
+ *
+ * @example
+ * parseFlags(argv, flagOptions(['rounds', 'lr'], ['quick', 'help']));
+ */
+export function flagOptions(values: readonly string[], switches: readonly string[] = []): FlagOptions {
+  return Object.fromEntries([...values.map((n) => [n, { type: 'string' as const }]), ...switches.map((n) => [n, { type: 'boolean' as const }])]);
+}
+
 /** A value that starts with "-" but is a number, such as -1 or -0.5: a value, never a flag (ftl has no short flags). */
 const NEGATIVE_NUMBER = /^-(?:\d|\.\d|Infinity$)/;
 

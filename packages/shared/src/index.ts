@@ -5,7 +5,7 @@
 export { ErrorCode, FtlError, isFtlError } from './errors.js';
 export { createLogger, formatLogValue, MAX_LOG_VALUE_LENGTH, type Logger, type LogFields, type LogLevel } from './log.js';
 export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './random.js';
-export { numberFlag, parseFlags, runMain, runProgram, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
+export { flagOptions, numberFlag, parseFlags, runMain, runProgram, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 export { eventLoopYielder } from './event-loop.js';
 export { tlsFailure, type TlsFailure } from './tls-failure.js';
 
