@@ -72,7 +72,7 @@ describe('CSV', () => {
     ];
     const text = roundsCsv(fixtureStudy(runs));
     // The header line, as a spreadsheet or a script reading the file sees it.
-    expect(text.split('\n')[0]).toBe(
+    expect(text.split('\r\n')[0]).toBe(
       'method,setting,setting_value,seed,round,val_loss,val_accuracy,held_out,train_loss,accepted,selected,bytes_in,bytes_out,seconds,failed',
     );
     const [, ...rows] = parseCsv(text);

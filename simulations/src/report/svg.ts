@@ -224,10 +224,6 @@ function series(method: string, style: MethodStyle, points: readonly XY[], y: (v
   return out.join('');
 }
 
-function hasBand(summary: MethodSummary): boolean {
-  return summary.seeds.length >= 2 && summary.curve.some((p) => Number.isFinite(p.half));
-}
-
 function withSetting(title: string, setting: Setting | undefined): string {
   const label = settingLabel(setting);
   return label === undefined ? title : `${title} (${label})`;
@@ -235,47 +231,63 @@ function withSetting(title: string, setting: Setting | undefined): string {
 
 const BAND_CAPTION = 'Line: mean over seeds; shaded band: 95% t-interval across seeds (drawn with two or more seeds).';
 
+type Curve = MethodSummary['curve'];
+
 /**
- * Accuracy against round for the groups of one setting: a line per method and, with two or more seeds, a
- * band for the 95% interval across seeds.
+ * Accuracy curves, a line per method and, with two or more seeds, a band for the 95% interval across
+ * seeds, against the x axis `xAxis` lays out in the plot's box: the frame both curve plots share.
  */
-export function accuracyByRoundSvg(summaries: readonly MethodSummary[], options: { title: string; styles: Map<string, MethodStyle> }): string {
-  const drawn = summaries.filter((s) => s.curve.length > 0);
-  if (drawn.length === 0) return emptyPlot(options.title, 'No finished run recorded an accuracy per round.');
-  const mixed = new Set(drawn.map((s) => s.metric)).size > 1;
-  const legend = drawn.map((s) => ({ label: seriesLabel(s, mixed), style: styleOf(options.styles, s.method), band: hasBand(s) }));
+function curvesSvg(
+  drawn: ReadonlyArray<{ s: MethodSummary; curve: Curve }>,
+  options: { title: string; styles: Map<string, MethodStyle> },
+  xAxis: (box: Box) => { at: (p: Curve[number]) => number; axis: { ticks: Tick[]; minor?: number[]; label: string } },
+): string {
+  const mixed = new Set(drawn.map((d) => d.s.metric)).size > 1;
+  const band = (d: (typeof drawn)[number]) => d.s.seeds.length >= 2 && d.curve.some((p) => Number.isFinite(p.half));
+  const legend = drawn.map((d) => ({ label: seriesLabel(d.s, mixed), style: styleOf(options.styles, d.s.method), band: band(d) }));
   const box = plotBox(legend);
-  const rounds = drawn.flatMap((s) => s.curve.map((p) => p.round));
-  const [first, last] = [Math.min(...rounds), Math.max(...rounds)];
-  const x = scaleLinear()
-    .domain(first === last ? [first - 1, last + 1] : [first, last])
-    .range([box.x0, box.x1]);
+  const { at, axis } = xAxis(box);
   const { y, ticks } = accuracyScale(
-    drawn.flatMap((s) => s.curve.flatMap((p) => [p.mean, p.mean - p.half, p.mean + p.half])),
+    drawn.flatMap((d) => d.curve.flatMap((p) => [p.mean, p.mean - p.half, p.mean + p.half])),
     box,
   );
   return frame({
     title: options.title,
     caption: BAND_CAPTION,
     box,
-    x: {
-      ticks: x
-        .ticks(Math.min(10, last - first + 1))
-        .filter((t) => Number.isInteger(t))
-        .map((t) => ({ at: x(t), label: String(t) })),
-      label: 'Round',
-    },
-    y: { ticks, label: accuracyLabel(drawn) },
+    x: axis,
+    y: { ticks, label: accuracyLabel(drawn.map((d) => d.s)) },
     legend,
-    body: drawn.map((s) =>
+    body: drawn.map((d) =>
       series(
-        seriesLabel(s, mixed),
-        styleOf(options.styles, s.method),
-        s.curve.map((p) => ({ x: x(p.round), mean: p.mean, half: p.half })),
+        seriesLabel(d.s, mixed),
+        styleOf(options.styles, d.s.method),
+        d.curve.map((p) => ({ x: at(p), mean: p.mean, half: p.half })),
         y,
-        hasBand(s),
+        band(d),
       ),
     ),
+  });
+}
+
+/**
+ * Accuracy against round for the groups of one setting: a line per method and, with two or more seeds, a
+ * band for the 95% interval across seeds.
+ */
+export function accuracyByRoundSvg(summaries: readonly MethodSummary[], options: { title: string; styles: Map<string, MethodStyle> }): string {
+  const drawn = summaries.filter((s) => s.curve.length > 0).map((s) => ({ s, curve: s.curve }));
+  if (drawn.length === 0) return emptyPlot(options.title, 'No finished run recorded an accuracy per round.');
+  const rounds = drawn.flatMap((d) => d.curve.map((p) => p.round));
+  const [first, last] = [Math.min(...rounds), Math.max(...rounds)];
+  return curvesSvg(drawn, options, (box) => {
+    const x = scaleLinear()
+      .domain(first === last ? [first - 1, last + 1] : [first, last])
+      .range([box.x0, box.x1]);
+    const ticks = x
+      .ticks(Math.min(10, last - first + 1))
+      .filter((t) => Number.isInteger(t))
+      .map((t) => ({ at: x(t), label: String(t) }));
+    return { at: (p) => x(p.round), axis: { ticks, label: 'Round' } };
   });
 }
 
@@ -285,43 +297,23 @@ export function accuracyByBytesSvg(summaries: readonly MethodSummary[], options:
     .map((s) => ({ s, curve: s.curve.filter((p) => p.bytes > 0 && Number.isFinite(p.bytes)) }))
     .filter((d) => d.curve.length > 0);
   if (drawn.length === 0) return emptyPlot(options.title, 'No finished run recorded traffic and accuracy per round.');
-  const mixed = new Set(drawn.map((d) => d.s.metric)).size > 1;
-  const band = (d: (typeof drawn)[number]) => d.s.seeds.length >= 2 && d.curve.some((p) => Number.isFinite(p.half));
-  const legend = drawn.map((d) => ({ label: seriesLabel(d.s, mixed), style: styleOf(options.styles, d.s.method), band: band(d) }));
-  const box = plotBox(legend);
   const bytes = drawn.flatMap((d) => d.curve.map((p) => p.bytes));
   const [lo, hi] = [Math.min(...bytes), Math.max(...bytes)];
-  // A little room either side rather than `nice()`, which on a log scale can leave a decade empty.
-  const x = scaleLog()
-    .domain(lo === hi ? [lo / 2, hi * 2] : [lo / 1.1, hi * 1.1])
-    .range([box.x0, box.x1]);
-  const format = x.tickFormat(6, '~s');
-  const all = x.ticks();
-  const labelled = all.filter((t) => format(t) !== '');
-  const { y, ticks } = accuracyScale(
-    drawn.flatMap((d) => d.curve.flatMap((p) => [p.mean, p.mean - p.half, p.mean + p.half])),
-    box,
-  );
-  return frame({
-    title: options.title,
-    caption: BAND_CAPTION,
-    box,
-    x: {
-      ticks: labelled.map((t) => ({ at: x(t), label: `${format(t)}B` })),
-      minor: all.filter((t) => format(t) === '').map((t) => x(t)),
-      label: 'Bytes moved so far, in + out, all sites (mean over seeds, log scale)',
-    },
-    y: { ticks, label: accuracyLabel(drawn.map((d) => d.s)) },
-    legend,
-    body: drawn.map((d) =>
-      series(
-        seriesLabel(d.s, mixed),
-        styleOf(options.styles, d.s.method),
-        d.curve.map((p) => ({ x: x(p.bytes), mean: p.mean, half: p.half })),
-        y,
-        band(d),
-      ),
-    ),
+  return curvesSvg(drawn, options, (box) => {
+    // A little room either side rather than `nice()`, which on a log scale can leave a decade empty.
+    const x = scaleLog()
+      .domain(lo === hi ? [lo / 2, hi * 2] : [lo / 1.1, hi * 1.1])
+      .range([box.x0, box.x1]);
+    const format = x.tickFormat(6, '~s');
+    const all = x.ticks();
+    return {
+      at: (p) => x(p.bytes),
+      axis: {
+        ticks: all.filter((t) => format(t) !== '').map((t) => ({ at: x(t), label: `${format(t)}B` })),
+        minor: all.filter((t) => format(t) === '').map((t) => x(t)),
+        label: 'Bytes moved so far, in + out, all sites (mean over seeds, log scale)',
+      },
+    };
   });
 }
 
