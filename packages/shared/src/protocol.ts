@@ -34,20 +34,7 @@ export {
   type ProtocolPayloadName,
 } from './protocol/parse.js';
 export { statsInconsistency, type ChannelSummary } from './protocol/stats-consistency.js';
-export type {
-  AckedEvent,
-  ChannelConnector,
-  ChannelHandshake,
-  ChannelMiddleware,
-  ChannelParser,
-  ChannelServer,
-  ChannelServerOptions,
-  ChannelSocket,
-  ChannelTransport,
-  ClientChannel,
-  ConnectError,
-  ConnectOptions,
-} from './protocol/channel.js';
+export type * from './protocol/channel.js';
 export { createInprocHub, type InprocHub } from './protocol/inproc-channel.js';
 
 export {
