@@ -53,7 +53,7 @@ runProgram({ help: HELP, flags: { ...simFlagOptions(), from: { type: 'string' } 
           method: e.method,
           seed: e.seed,
           rounds: e.rounds,
-          clients: config.clients,
+          clients: e.sites,
           ...(e.setting ? { setting: e.setting } : {}),
         }),
       round: (p) => progress.roundDone(p.round, { clientsDone: p.accepted, accuracy: p.heldOut ?? p.valAccuracy }),

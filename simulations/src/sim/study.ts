@@ -22,6 +22,8 @@ export interface StudyEvents {
     seed: number;
     setting?: { name: string; value: number | string };
     rounds: number;
+    /** Sites in each of the run's federations (1 for the pooled site and for each site alone). */
+    sites: number;
   }) => void;
   round?: (p: RoundPoint) => void;
   runEnd?: (run: MethodRun) => void;
@@ -107,7 +109,8 @@ export async function runStudy(
       for (const method of methods) {
         for (const seed of config.seeds) {
           index++;
-          events.runStart?.({ index, total, method, seed, rounds: config.run.rounds, ...(setting ? { setting } : {}) });
+          const sites = method === 'centralized' || method === 'local' ? 1 : config.clients;
+          events.runStart?.({ index, total, method, seed, rounds: config.run.rounds, sites, ...(setting ? { setting } : {}) });
           const base = { method, seed, ...(setting ? { setting } : {}) };
           let row: MethodRun;
           try {
