@@ -1,7 +1,8 @@
 /**
  * `@ftl/shared/fl`: federated learning as pure math. Aggregation on `Float32Array`s (weighted mean,
- * median, trimmed mean, Krum, clipping, server optimisers) and the strategies built on it. Imports no
- * tfjs and does no I/O; the package's boundary test fails if a file reachable from here does.
+ * median, trimmed mean, Krum, clipping, server optimisers), the strategies built on it, and Rényi-DP
+ * accounting of the sampled Gaussian mechanism. Imports no tfjs and does no I/O; the package's boundary
+ * test fails if a file reachable from here does.
  *
  * @example
  * import { createStrategy, parseStrategy } from '@ftl/shared/fl';
@@ -29,3 +30,8 @@ export { FedAvgM } from './strategies/fed-avg-m.js';
 export { FedOpt, type FedOptOptions } from './strategies/fed-opt.js';
 export { FedProx } from './strategies/fed-prox.js';
 export { FedMedian, FedTrimmedAvg, Krum, NormBoundedFedAvg } from './strategies/robust-strategies.js';
+
+export { type EpsilonOptions, RDP_ACCOUNTANT_FORMAT, RdpAccountant, type RdpAccountantState } from './privacy/accountant.js';
+export { MAX_NOISE_MULTIPLIER, type NoiseMultiplierSearch, noiseMultiplierFor } from './privacy/noise-multiplier.js';
+export { type Conversion, type SampledGaussian, SampledGaussianSchema } from './privacy/params.js';
+export { composeRdp, DEFAULT_RDP_ORDERS, epsilonFromRdp, type PrivacySpent, sampledGaussianRdp } from './privacy/rdp.js';
