@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadTrainer } from '@ftl/client';
+import { HeadTrainer, type LocalFitConfig } from '@ftl/client';
 import {
   flagOptions,
   createDefaultBackbone,
@@ -52,11 +52,14 @@ Four measurements, each against a baseline taken in the same run:
 4. Message validation: parsing a fit-result that carries 100,000 float32 values with the schema-derived
    validator against the hand-written one it replaced (baseline); the weights' bytes are checked by
    their length, never value by value.
+5. Record-level DP-SGD (only with --only dp): seconds per epoch and per step of the head bench's round
+   with ftl's loop (baseline) against DP-SGD (ghost-norm clipping, Gaussian noise from the system's
+   secret randomness as a site draws it, Poisson and shuffled batches) in the same run.
   --batches N      timed batches per backend (default 8)
   --batch-size N   (default 64)
   --repeats N      timed passes per backend; the best is kept (default 3)
   --epochs N       local epochs of the federated round and the head bench (default 5, as the demo)
-  --only S         run only one: throughput | head | cache | parse`;
+  --only S         run only one: throughput | head | cache | parse | dp`;
 
 /** Images per second of `batches` SGD steps of the default CNN on `backend` (best of `repeats`). */
 async function throughput(backend: 'cpu' | 'wasm', x: tf.Tensor4D, y: tf.Tensor2D, batchSize: number, repeats: number): Promise<number> {
@@ -108,14 +111,15 @@ runProgram({ help: HELP, flags: flagOptions(['batches', 'batch-size', 'repeats',
   const batchSize = numberFlag(values, 'batch-size', { default: 64, min: 1, integer: true });
   const repeats = numberFlag(values, 'repeats', { default: 3, min: 1, integer: true });
   const only = values['only'];
-  if (only !== undefined && !['throughput', 'head', 'cache', 'parse'].includes(String(only))) {
-    throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput, head, cache or parse (got "${String(only)}")`);
+  if (only !== undefined && !['throughput', 'head', 'cache', 'parse', 'dp'].includes(String(only))) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--only must be throughput, head, cache, parse or dp (got "${String(only)}")`);
   }
   const epochs = numberFlag(values, 'epochs', { default: 5, min: 1, integer: true });
   if (only === 'parse') return parseBench(repeats);
   await initBackend({ force: 'wasm', log: createLogger('bench', { level: 'warn' }) });
   if (only === undefined || only === 'throughput') await throughputBench(batches, batchSize, repeats);
   if (only === undefined || only === 'head') await headBench(epochs, repeats);
+  if (only === 'dp') await dpBench(epochs, repeats);
   if (only === undefined || only === 'cache') {
     process.stdout.write(
       `\nFeature cache: 5 clients (Dirichlet 0.5, all of MNIST's federation pool), 1 round of ${epochs} local epochs, same cache folder twice\n`,
@@ -197,8 +201,8 @@ function heavierBackbone(): tf.LayersModel {
   });
 }
 
-/** One client's head-training round on wasm: tfjs fit on stock kernels (baseline) against ftl's loop and kernels. */
-async function headBench(epochs: number, repeats: number): Promise<void> {
+/** The head bench's round: 1,400 MNIST feature vectors from the default backbone's architecture and the default head on them. */
+async function headRound(): Promise<{ features: Float32Array; labels: Int32Array; n: number; config: HeadConfig }> {
   const mnist = loadBuiltinDataset('mnist');
   const ds = subset(
     mnist,
@@ -207,10 +211,71 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
   const backbone = createDefaultBackbone({ seed: 1, classes: 10 });
   const features = await extractFeatures(featureExtractor(backbone, DEFAULT_FEATURE_LAYER), ds);
   backbone.dispose();
-  const config: HeadConfig = { featureDim: features.length / ds.n, hidden: DEFAULT_HIDDEN, classes: 10 };
+  return { features, labels: ds.labels, n: ds.n, config: { featureDim: features.length / ds.n, hidden: DEFAULT_HIDDEN, classes: 10 } };
+}
+
+/** The best of `repeats` runs: its seconds and what it returned. */
+async function bestOf<T>(repeats: number, run: () => Promise<T>): Promise<{ seconds: number; result: T }> {
+  let best: { seconds: number; result: T } | undefined;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    const result = await run();
+    const seconds = (performance.now() - t0) / 1000;
+    if (!best || seconds < best.seconds) best = { seconds, result };
+  }
+  return best!;
+}
+
+/**
+ * Record-level DP-SGD against the plain loop on the head bench's round, both on ftl's kernels: seconds
+ * per epoch and per step (DP-SGD takes ⌊n / 32⌋ steps an epoch, the plain loop ⌈n / 32⌉), σ = 1, C = 1,
+ * no seed: the noise comes from node's cryptographic generator, as on a site.
+ */
+async function dpBench(epochs: number, repeats: number): Promise<void> {
+  const { features, labels, n, config } = await headRound();
   const fit = { epochs, batchSize: 32, learningRate: 0.001, seed: 1 };
   process.stdout.write(
-    `\nHead training: ${ds.n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ` +
+    `\nDP-SGD: ${n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ${epochs} epochs of batch 32 ` +
+      `with Adam, ftl kernels, σ = 1, C = 1, best of ${repeats}\n`,
+  );
+  const trainer = new HeadTrainer(config, {
+    trainFeatures: features,
+    trainLabels: labels,
+    valFeatures: features.subarray(0, config.featureDim),
+    valLabels: labels.subarray(0, 1),
+  });
+  const start = createHead(config, 0);
+  const initial = getTrainableWeights(start);
+  start.dispose();
+  useWasmSpeedKernels(true);
+  const run = (dp?: LocalFitConfig['dp']) => () => trainer.fit(initial, dp ? { ...fit, dp } : fit);
+  await run()(); // warm-up: kernels, buffers
+  const rows = [['trainer', 's/epoch', 's/step', 'last-epoch loss', 'per step vs plain']];
+  const plain = await bestOf(repeats, run());
+  const plainStep = plain.seconds / (epochs * Math.ceil(n / fit.batchSize));
+  rows.push(['plain loop (baseline)', (plain.seconds / epochs).toFixed(3), plainStep.toFixed(4), plain.result.metrics.loss.toFixed(4), '1.00×']);
+  for (const sampling of ['poisson', 'shuffle'] as const) {
+    const dp = await bestOf(repeats, run({ noiseMultiplier: 1, clipNorm: 1, sampling }));
+    const step = dp.seconds / dp.result.privacy!.steps;
+    rows.push([
+      `DP-SGD, ${sampling}`,
+      (dp.seconds / epochs).toFixed(3),
+      step.toFixed(4),
+      dp.result.metrics.loss.toFixed(4),
+      `${(step / plainStep).toFixed(2)}×`,
+    ]);
+  }
+  trainer.dispose();
+  const widths = [21, 7, 6, 15, 17];
+  for (const r of rows) process.stdout.write(`| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |\n`);
+}
+
+/** One client's head-training round on wasm: tfjs fit on stock kernels (baseline) against ftl's loop and kernels. */
+async function headBench(epochs: number, repeats: number): Promise<void> {
+  const { features, labels, n, config } = await headRound();
+  const fit = { epochs, batchSize: 32, learningRate: 0.001, seed: 1 };
+  process.stdout.write(
+    `\nHead training: ${n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ` +
       `${epochs} epochs of batch 32 with Adam, best of ${repeats}\n`,
   );
 
@@ -218,9 +283,9 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
   const tfjsFit = async (): Promise<number> => {
     const head = createHead(config, 0);
     head.compile({ optimizer: tf.train.adam(fit.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-    const x = tf.tensor2d(features, [ds.n, config.featureDim]);
-    const y = tf.oneHot(tf.tensor1d(ds.labels, 'int32'), 10) as tf.Tensor2D;
-    const order = Int32Array.from({ length: ds.n }, (_, i) => i);
+    const x = tf.tensor2d(features, [n, config.featureDim]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10) as tf.Tensor2D;
+    const order = Int32Array.from({ length: n }, (_, i) => i);
     const rng = createRng(fit.seed);
     let loss = NaN;
     for (let e = 0; e < epochs; e++) {
@@ -237,9 +302,9 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
   const ftlLoop = async (): Promise<number> => {
     const trainer = new HeadTrainer(config, {
       trainFeatures: features,
-      trainLabels: ds.labels,
+      trainLabels: labels,
       valFeatures: features.subarray(0, config.featureDim),
-      valLabels: ds.labels.subarray(0, 1),
+      valLabels: labels.subarray(0, 1),
     });
     const start = createHead(config, 0);
     const { metrics } = await trainer.fit(getTrainableWeights(start), fit);
