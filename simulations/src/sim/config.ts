@@ -23,6 +23,13 @@ const Partition = z.string().superRefine((text, ctx) => {
   }
 });
 
+/** A site's own data: a folder of images with one sub-folder per class, or a CSV file with a label column. */
+const LocalSource = z.union([
+  z.strictObject({ images: z.string().min(1) }),
+  z.strictObject({ csv: z.string().min(1), labelColumn: z.string().min(1).optional() }),
+]);
+export type LocalSourceConfig = z.output<typeof LocalSource>;
+
 /**
  * A simulation study: which sites hold what, the run config every run shares (the coordinator's own
  * schema, under `run`), the seeds, the baselines and where the report goes. A file given with
@@ -41,6 +48,13 @@ export const SimConfigSchema = z.strictObject({
       perSite: PerSite.default('all'),
       /** Cut the federation pool to this many images first. */
       limit: z.number().int().positive().optional(),
+      /**
+       * The natural split: one site per entry, each its own image folder (a sub-folder per class) or CSV
+       * file, instead of a built-in pool cut by `partition`; `clients` is then the number of entries.
+       */
+      sites: z.array(LocalSource).min(1).max(RUN_LIMITS.clients).optional(),
+      /** Images no site holds, for the held-out score of a natural split (without it: validation only). */
+      heldOut: LocalSource.optional(),
     })
     .prefault({}),
   /** A committed backbone's name (packages/coordinator/backbones/NAME) or a folder. */
@@ -204,7 +218,14 @@ export function parseSimConfig(input: unknown, where = 'sim config', runFlags: R
       `${where}: transport inproc runs every site in this thread; set workers to 0, or use transport socket for worker threads`,
     );
   }
-  return { ...study, data: { ...study.data, partition: parsePartition(study.data.partition) }, run };
+  // A natural split has as many sites as entries, and they load in this thread (their files are here).
+  const sites = study.data.sites;
+  return {
+    ...study,
+    ...(sites ? { clients: sites.length, workers: 0 } : {}),
+    data: { ...study.data, partition: parsePartition(study.data.partition) },
+    run,
+  };
 }
 
 /** One setting of a study: what it sets (absent without a sweep), and the study as run there. */

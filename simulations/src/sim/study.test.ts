@@ -1,3 +1,7 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodePng, loadBuiltinDataset } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { expandStudy } from './config.js';
 import { runStudy } from './study.js';
@@ -69,5 +73,42 @@ describe('simulation studies', () => {
       ['features', true],
     ]);
     expect(report.runs[0]!.failed).toMatch(/no-such-layer/);
+  });
+
+  test('a natural split: one image folder per site, labels by folder name, a held-out folder', async () => {
+    // Real MNIST digits written as PNG files, a sub-folder per class; site b holds no 2s.
+    const mnist = loadBuiltinDataset('mnist');
+    const root = mkdtempSync(join(tmpdir(), 'ftl-natural-'));
+    const folder = (name: string, digits: number[], skip: number, count: number) => {
+      for (const d of digits) {
+        mkdirSync(join(root, name, `digit-${d}`), { recursive: true });
+        const ofDigit = [...mnist.labels.keys()].filter((i) => mnist.labels[i] === d).slice(skip, skip + count);
+        for (const i of ofDigit) {
+          const png = encodePng({ data: mnist.images.slice(i * 784, (i + 1) * 784), height: 28, width: 28, channels: 1 });
+          writeFileSync(join(root, name, `digit-${d}`, `${i}.png`), png);
+        }
+      }
+      return { images: join(root, name) };
+    };
+    const study = expandStudy(
+      {
+        data: {
+          sites: [folder('a', [0, 1, 2], 0, 30), folder('b', [0, 1], 30, 30), folder('c', [0, 1, 2], 60, 30)],
+          heldOut: folder('test', [0, 1, 2], 200, 50),
+        },
+        run: { rounds: 2, fit: { epochs: 3, learningRate: 0.003 }, hidden: [] },
+        seeds: [1],
+        baselines: ['centralized'],
+      },
+      'natural',
+    );
+    expect([study.base.clients, study.base.workers]).toEqual([3, 0]);
+    const report = await runStudy(study);
+    expect(report.heldOut).toEqual({ dataset: join(root, 'test'), images: 150 });
+    for (const r of report.runs) {
+      expect(r.failed, r.failed).toBeUndefined();
+      expect(r.heldOut).toBeGreaterThan(0.6); // three classes: chance is a third
+    }
+    expect((report.config as { run: { classes: string[] } }).run.classes).toBeDefined();
   });
 });

@@ -4,10 +4,23 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { resolveBackboneSource } from '@ftl/coordinator';
-import { createLogger, describePartition, initBackend, type Logger } from '@ftl/shared';
+import {
+  alignShardToRun,
+  compareLabels,
+  concatDatasets,
+  createLogger,
+  describePartition,
+  initBackend,
+  loadLocalShard,
+  type ClientShard,
+  type DataSource,
+  type ImageDataset,
+  type LocalShard,
+  type Logger,
+} from '@ftl/shared';
 import { heldOutSet, taskDataset } from '../holdout.js';
 import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/types.js';
-import type { SimConfig, StudySetting } from './config.js';
+import type { LocalSourceConfig, SimConfig, StudySetting } from './config.js';
 import { runFederation, signFlip, type FederationResult } from './federation.js';
 import { planMethod, type Method } from './methods.js';
 import type { SiteSpec } from './site-spec.js';
@@ -82,6 +95,52 @@ function localRun(results: readonly FederationResult[]): Omit<MethodRun, 'method
   };
 }
 
+/** One site holding every shard given, concatenated in order (its labels already the run's). */
+function pool(shards: readonly ClientShard[]): LocalShard {
+  if (shards.length === 1) return shards[0]!;
+  return { train: concatDatasets(shards.map((s) => s.train)), val: concatDatasets(shards.map((s) => s.val)) };
+}
+
+function sourceOf(entry: LocalSourceConfig, seed: number, limit?: number): DataSource {
+  const split = { seed, ...(limit !== undefined ? { limit } : {}) };
+  return 'images' in entry
+    ? { kind: 'image-folder', dir: entry.images, ...split }
+    : { kind: 'csv', file: entry.csv, ...(entry.labelColumn ? { labelColumn: entry.labelColumn } : {}), ...split };
+}
+
+/**
+ * A natural split: one site per folder or CSV file. The run's labels are every label any site names,
+ * in the order people expect (`2` before `10`); each site's shard is renumbered to them, as a client
+ * aligns its data to the run's labels, so the pooled site and the held-out set agree.
+ */
+function naturalSplit(entries: readonly LocalSourceConfig[], heldOut: LocalSourceConfig | undefined, log: Logger) {
+  const first = entries.map((e) => loadLocalShard(sourceOf(e, 1), { log }));
+  const classes = [...new Set(first.flatMap((s) => [...s.train.classes, ...s.val.classes]))].sort(compareLabels);
+  let test: ImageDataset | undefined;
+  if (heldOut) {
+    // Every image of the held-out source is for scoring: its two splits together.
+    const whole = alignShardToRun(loadLocalShard(sourceOf(heldOut, 1), { log }), classes);
+    test = concatDatasets([whole.train, whole.val]);
+  }
+  return {
+    classes,
+    test,
+    shards: (seed: number, perSite?: number) => entries.map((e) => alignShardToRun(loadLocalShard(sourceOf(e, seed, perSite), { log }), classes)),
+  };
+}
+
+/** What the study's held-out set is, for the report: a built-in task's test split, a given source, or none. */
+function heldOutInfo(config: SimConfig, log: Logger): StudyReport['heldOut'] {
+  const { data } = config;
+  if (data.sites) {
+    if (!data.heldOut) return { dataset: "none (the sites' own validation splits only)", images: 0 };
+    const where = 'images' in data.heldOut ? data.heldOut.images : data.heldOut.csv;
+    return { dataset: where, images: naturalSplit(data.sites, data.heldOut, log).test?.n ?? 0 };
+  }
+  const name = data.classes ? `${data.dataset} classes ${data.classes.join(',')}` : data.dataset;
+  return { dataset: name, images: heldOutSet(data.dataset, data.classes).n };
+}
+
 /**
  * Runs a study: for each swept setting, each method (the configured transfer run, then each baseline)
  * and each seed, one federation of the real coordinator and clients, scored on held-out images no site
@@ -101,8 +160,9 @@ export async function runStudy(
   try {
     for (const { setting, config } of study.settings) {
       const { data } = config;
-      const task = taskDataset(data.dataset, data.classes);
-      const test = heldOutSet(data.dataset, data.classes);
+      const natural = data.sites ? naturalSplit(data.sites, data.heldOut, log) : undefined;
+      const classes = natural?.classes ?? [...taskDataset(data.dataset, data.classes).classes];
+      const test = natural ? natural.test : heldOutSet(data.dataset, data.classes);
       const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
       const perSite = data.perSite;
       const methods: Method[] = ['transfer', ...config.baselines];
@@ -115,7 +175,7 @@ export async function runStudy(
           let row: MethodRun;
           try {
             // The run's label set is the task's: the study holds the data, so the run config need not repeat it.
-            const run = { ...config.run, seed, runId: `${method}-${seed}`, classes: [...task.classes] };
+            const run = { ...config.run, seed, runId: `${method}-${seed}`, classes };
             const plan = await planMethod(method, run, backboneDir, (name) => join(scratch, name), seed);
             // Sites as specs: each is built where it trains (a worker thread, or this one with workers 0).
             const site = (indices: number[]): SiteSpec => ({
@@ -129,14 +189,17 @@ export async function runStudy(
               indices,
             });
             const indices = Array.from({ length: config.clients }, (_, i) => i);
-            const federation = (sites: SiteSpec[]) =>
+            // A natural split's sites are loaded here, each cut to `perSite` and split with the run's seed.
+            const own = natural?.shards(seed, perSite === 'all' ? undefined : perSite);
+            const sitesOf = (parts: number[]): SiteSpec | LocalShard => (own ? pool(parts.map((i) => own[i]!)) : site(parts));
+            const federation = (sites: Array<SiteSpec | LocalShard>) =>
               runFederation({
                 run: plan.run,
                 backboneDir: plan.backboneDir,
-                sites,
+                sites: sites as SiteSpec[] | LocalShard[],
                 workers: config.workers,
                 transport: config.transport,
-                heldOut: { test, every: config.heldOutEvery },
+                ...(test ? { heldOut: { test, every: config.heldOutEvery } } : {}),
                 cacheDir: join(scratch, 'cache'),
                 log,
                 ...(config.attack && config.attack.sites > 0 ? { attackers: config.attack.sites, attack: signFlip(config.attack.scale) } : {}),
@@ -144,11 +207,11 @@ export async function runStudy(
               });
             if (plan.sites === 'each') {
               const results: FederationResult[] = [];
-              for (const i of indices) results.push(await federation([site([i])]));
+              for (const i of indices) results.push(await federation([sitesOf([i])]));
               row = { ...base, ...localRun(results) };
             } else {
               // Centralized: one site holding every part, concatenated in order.
-              const sites = plan.sites === 'pooled' ? [site(indices)] : indices.map((i) => site([i]));
+              const sites = plan.sites === 'pooled' ? [sitesOf(indices)] : indices.map((i) => sitesOf([i]));
               const r = await federation(sites);
               row = {
                 ...base,
@@ -179,13 +242,12 @@ export async function runStudy(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-  const test = heldOutSet(base.data.dataset, base.data.classes);
   return {
     title: base.title,
     config: { ...base, data: { ...base.data, partition: describePartition(base.data.partition) } },
     seeds: base.seeds,
     environment: environment(),
-    heldOut: { dataset: base.data.classes ? `${base.data.dataset} classes ${base.data.classes.join(',')}` : base.data.dataset, images: test.n },
+    heldOut: heldOutInfo(base, log),
     ...(base.target !== undefined ? { target: base.target } : {}),
     runs,
   };
