@@ -109,7 +109,9 @@ const weights = (n: number) => ({
 const envelope = { protocol: 1, runId: 'r1', round: 2, modelVersion: 1 };
 /** The envelope of the phase before round 1 (class sums for the head). */
 const envelope0 = { protocol: 1, runId: 'r1', round: 0, modelVersion: 0 };
-const config = { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, proximalMu: 0.1, backboneLrFactor: 0.5 };
+const privacy = { noiseMultiplier: 1.1, clipNorm: 1, sampling: 'poisson', delta: 1e-5 };
+const config = { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, proximalMu: 0.1, backboneLrFactor: 0.5, privacy };
+const spent = { epsilon: 1.25, delta: 1e-5, budget: 8 };
 const normalization = { kind: 'standard', shift: [0.1, 0.2, 0.3], scale: [0.5, 0.5, 0.5] };
 
 /**
@@ -127,10 +129,24 @@ export function validMessages(): Record<string, Record<string, unknown>> {
       labels: ['cat', 'dog'],
       stats: { count: 4, sum: [2, 1, 0.4], sumSquares: [1.5, 0.5, 0.1], min: [0, 0, 0], max: [1, 0.5, 0.2] },
     },
-    'fit-result': { ...envelope, weights: weights(4), numExamples: 100, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 } },
+    'fit-result': { ...envelope, weights: weights(4), numExamples: 100, metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 }, privacy: spent },
     'evaluate-result': { ...envelope, numExamples: 20, loss: 0.4, accuracy: 0.8 },
-    'personalize-result': { ...envelope, numExamples: 20, globalLoss: 0.4, globalAccuracy: 0.8, personalLoss: 0.3, personalAccuracy: 0.85 },
-    failure: { ...envelope, stage: 'fit', message: 'out of memory' },
+    'personalize-result': {
+      ...envelope,
+      numExamples: 20,
+      globalLoss: 0.4,
+      globalAccuracy: 0.8,
+      personalLoss: 0.3,
+      personalAccuracy: 0.85,
+      privacy: spent,
+    },
+    failure: {
+      ...envelope,
+      stage: 'fit',
+      message: 'privacy budget: ε would reach 8.31 > budget 8 at δ 1e-5',
+      reason: 'privacy-budget',
+      privacy: spent,
+    },
     ack: { accepted: false, reason: 'stale-round', message: 'update is for round 1 but round 2 is open' },
     welcome: {
       protocol: 1,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { specsSize, type EncodedWeights, type WeightSpec } from '../codec/weights.js';
 import { ErrorCode } from '../errors.js';
 import { between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text } from './fields.js';
+import { DeltaSchema } from '../privacy/params.js';
 import { statsInconsistency } from './stats-consistency.js';
 import { describe, type IssueParams } from './validate.js';
 
@@ -201,6 +202,44 @@ export const WelcomeSchema = record({
 });
 export type Welcome = z.infer<typeof WelcomeSchema>;
 
+/**
+ * How record-level DP-SGD draws each step's examples: `poisson` (each example independently with
+ * probability q, what the accountant's analysis covers) or `shuffle` (fixed-size batches of a shuffled
+ * order, accounted as if Poisson).
+ */
+export const DP_SAMPLINGS = ['poisson', 'shuffle'] as const;
+
+/**
+ * The record-level DP mechanism a run asks every site to train with (DP-SGD): each example's gradient
+ * clipped to L2 norm `clipNorm`, Gaussian noise of standard deviation `noiseMultiplier` × `clipNorm` on
+ * every step's sum, examples drawn by `sampling`; `delta` is the δ at which each site reports its ε.
+ * The noise's randomness is the site's own secret, never sent or derived from the round's seed.
+ */
+export const RecordPrivacySchema = record({
+  /** σ > 0. */
+  noiseMultiplier: positive(),
+  /** C > 0. */
+  clipNorm: positive(),
+  sampling: oneOf(DP_SAMPLINGS, 'poisson or shuffle'),
+  /** δ in (0, 1). */
+  delta: DeltaSchema,
+});
+export type RecordPrivacy = z.infer<typeof RecordPrivacySchema>;
+
+/**
+ * The privacy a site has spent on its training data so far, across rounds and runs (its accountant's
+ * ledger): (ε, δ)-DP at the run's δ, and the site's own ε budget when it keeps one.
+ */
+export const PrivacyReportSchema = record({
+  /** Finite and ≥ 0. */
+  epsilon: nonNegative(),
+  /** In (0, 1). */
+  delta: DeltaSchema,
+  /** The site's ε budget, finite and > 0 (absent: the site keeps none). */
+  budget: positive().optional(),
+});
+export type PrivacyReport = z.infer<typeof PrivacyReportSchema>;
+
 /** Local training settings for one round. */
 export const FitConfigSchema = record({
   epochs: integer(1),
@@ -215,6 +254,11 @@ export const FitConfigSchema = record({
    * fixed); absent means 1. Which layers train is not said here: it is the weights' own tensors.
    */
   backboneLrFactor: nonNegative().optional(),
+  /**
+   * Runs with record-level DP: train with DP-SGD under this mechanism, account for it and report the
+   * privacy spent ({@link FitResult.privacy}); absent: plain training.
+   */
+  privacy: RecordPrivacySchema.optional(),
 });
 export type FitConfig = z.infer<typeof FitConfigSchema>;
 
@@ -258,6 +302,8 @@ export const PersonalizeResultSchema = record({
   globalAccuracy: accuracy(),
   personalLoss: loss(),
   personalAccuracy: accuracy(),
+  /** Runs with record-level DP: the site's privacy spent, personalisation included. */
+  privacy: PrivacyReportSchema.optional(),
 });
 export type PersonalizeResult = z.infer<typeof PersonalizeResultSchema>;
 
@@ -321,6 +367,11 @@ export const FitResultSchema = record({
   /** Training samples behind the update: its weight in FedAvg. A positive integer. */
   numExamples: sampleCount,
   metrics: FitMetricsSchema,
+  /**
+   * Runs with record-level DP (`config.privacy` in the round's fit): the privacy the site has spent on its
+   * training data so far, this round included.
+   */
+  privacy: PrivacyReportSchema.optional(),
 });
 export type FitResult = z.infer<typeof FitResultSchema>;
 
@@ -336,11 +387,22 @@ export const EvaluateResultSchema = record({
 });
 export type EvaluateResult = z.infer<typeof EvaluateResultSchema>;
 
+/**
+ * Why a site would not do what it was asked, when the coordinator acts on the reason: `privacy-budget`,
+ * the work would take the site's ε past its own budget (or release its data without record-level DP).
+ */
+export const FailureReasonSchema = oneOf(['privacy-budget'], 'privacy-budget');
+export type FailureReason = z.infer<typeof FailureReasonSchema>;
+
 /** Client → server: the client could not do what a round (or the class-sums phase) asked. */
 export const ClientFailureSchema = record({
   ...envelope,
   stage: oneOf(['fit', 'evaluate', 'personalize', 'class-sums'], '"fit", "evaluate", "personalize" or "class-sums"'),
   message: text(MAX_MESSAGE_TEXT),
+  /** Absent for an ordinary failure (an error); `message` says what happened either way. */
+  reason: FailureReasonSchema.optional(),
+  /** With `privacy-budget`: the privacy the site has spent so far. */
+  privacy: PrivacyReportSchema.optional(),
 });
 export type ClientFailure = z.infer<typeof ClientFailureSchema>;
 

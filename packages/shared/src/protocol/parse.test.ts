@@ -194,6 +194,67 @@ describe('fit instruction: the backbone learning-rate factor', () => {
   });
 });
 
+describe('record-level privacy on the wire', () => {
+  const instruction = (privacy: unknown) => ({
+    protocol: PROTOCOL_VERSION,
+    runId: 'r1',
+    round: 2,
+    modelVersion: 1,
+    weights: { specs: [{ name: 'head_output/bias', shape: [2], dtype: 'float32' }], data: new Uint8Array(8) },
+    config: { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3, privacy },
+  });
+  const mechanism = { noiseMultiplier: 1.1, clipNorm: 1, sampling: 'poisson', delta: 1e-5 };
+
+  test('the fit and personalize configs carry the DP mechanism when the run has one, and nothing when not', () => {
+    expect(parseFitInstruction(instruction(mechanism)).config.privacy).toEqual(mechanism);
+    expect(parsePersonalizeInstruction(instruction({ ...mechanism, sampling: 'shuffle' })).config.privacy?.sampling).toBe('shuffle');
+    const { privacy: _, ...plain } = instruction(mechanism).config;
+    expect(parseFitInstruction({ ...instruction(mechanism), config: plain }).config).not.toHaveProperty('privacy');
+  });
+
+  test.each<[string, Record<string, unknown>, RegExp]>([
+    ['σ 0', { noiseMultiplier: 0 }, /^fit.config.privacy.noiseMultiplier must be a positive number \(got number 0\)$/],
+    ['C −1', { clipNorm: -1 }, /^fit.config.privacy.clipNorm must be a positive number \(got number -1\)$/],
+    ['an unknown sampling', { sampling: 'fixed' }, /^fit.config.privacy.sampling must be poisson or shuffle \(got "fixed"\)$/],
+    ['δ 1', { delta: 1 }, /^fit.config.privacy.delta must be a number in \(0, 1\) \(got number 1\)$/],
+    ['δ 0', { delta: 0 }, /^fit.config.privacy.delta must be a number in \(0, 1\)/],
+  ])('a mechanism with %s is refused', (_, change, message) => {
+    expectFtlError(() => parseFitInstruction(instruction({ ...mechanism, ...change })), ErrorCode.InvalidMessage, message);
+  });
+
+  test('a fit-result carries the privacy spent, with or without a budget', () => {
+    expect(parseFitResult({ ...good(), privacy: { epsilon: 2.5, delta: 1e-5, budget: 8 } }).privacy).toEqual({
+      epsilon: 2.5,
+      delta: 1e-5,
+      budget: 8,
+    });
+    expect(parseFitResult({ ...good(), privacy: { epsilon: 0, delta: 1e-5 } }).privacy).toEqual({ epsilon: 0, delta: 1e-5 });
+    expect(parseFitResult(good())).not.toHaveProperty('privacy');
+  });
+
+  test.each<[string, Record<string, unknown>, string]>([
+    ['a negative ε', { epsilon: -0.5 }, 'fit-result.privacy.epsilon must be a finite number ≥ 0 (got number -0.5)'],
+    ['a NaN ε', { epsilon: NaN }, 'fit-result.privacy.epsilon must be a finite number ≥ 0 (got number NaN)'],
+    ['an infinite ε', { epsilon: Infinity }, 'fit-result.privacy.epsilon must be a finite number ≥ 0 (got number Infinity)'],
+    ['ε as text', { epsilon: '1.2' }, 'fit-result.privacy.epsilon must be a finite number ≥ 0 (got "1.2")'],
+    ['a δ of 2', { delta: 2 }, 'fit-result.privacy.delta must be a number in (0, 1) (got number 2)'],
+    ['a budget of 0', { budget: 0 }, 'fit-result.privacy.budget must be a positive number (got number 0)'],
+  ])('a fit-result with %s is refused as malformed, naming the field', (_, change, message) => {
+    expect(rejected(() => parseFitResult({ ...good(), privacy: { epsilon: 1, delta: 1e-5, ...change } }))).toEqual({ reason: 'malformed', message });
+  });
+
+  test('a failure may say the site refused for its privacy budget, and what it has spent', () => {
+    const failure = { protocol: PROTOCOL_VERSION, runId: 'r1', round: 3, modelVersion: 2, stage: 'fit', message: 'privacy budget: …' };
+    const f = parseClientFailure({ ...failure, reason: 'privacy-budget', privacy: { epsilon: 7.9, delta: 1e-5, budget: 8 } });
+    expect(f).toMatchObject({ reason: 'privacy-budget', privacy: { epsilon: 7.9, budget: 8 } });
+    expect(parseClientFailure(failure)).not.toHaveProperty('reason');
+    expect(() => parseClientFailure({ ...failure, reason: 'tired' })).toThrow(/^failure.reason must be privacy-budget \(got "tired"\)$/);
+    expect(() => parseClientFailure({ ...failure, privacy: { epsilon: -1, delta: 1e-5 } })).toThrow(
+      /^failure.privacy.epsilon must be a finite number ≥ 0/,
+    );
+  });
+});
+
 describe('welcome augmentation settings', () => {
   const welcome = (augment: unknown) => ({
     protocol: PROTOCOL_VERSION,
