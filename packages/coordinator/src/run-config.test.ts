@@ -170,6 +170,108 @@ describe('run configuration', () => {
   });
 });
 
+describe('record-level privacy', () => {
+  const record = { mode: 'record', noiseMultiplier: 1.1, clipNorm: 1 };
+  const messageOf = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  test('is off by default; record takes σ and C, with Poisson sampling and δ 1e-5 unless told otherwise', () => {
+    expect(parseRunConfig({}).privacy).toEqual({ mode: 'none', sampling: 'poisson', delta: 1e-5 });
+    expect(parseRunConfig({ privacy: record }).privacy).toEqual({ ...record, sampling: 'poisson', delta: 1e-5 });
+    expect(parseRunConfig({ privacy: { ...record, sampling: 'shuffle', delta: 1e-6 } }).privacy).toMatchObject({ sampling: 'shuffle', delta: 1e-6 });
+  });
+
+  test('--dp sets the same fields as a file, and --dp none clears what a file set', () => {
+    const c = parseCoordinatorArgs(['--dp', 'record,noiseMultiplier=1.1,clipNorm=1,sampling=shuffle,delta=1e-6']) as CoordinatorConfig;
+    expect(c.privacy).toEqual({ mode: 'record', noiseMultiplier: 1.1, clipNorm: 1, sampling: 'shuffle', delta: 1e-6 });
+    const file = join(mkdtempSync(join(tmpdir(), 'ftl-dp-')), 'run.json');
+    writeFileSync(file, JSON.stringify({ privacy: record }));
+    expect((parseCoordinatorArgs(['--config', file, '--dp', 'noiseMultiplier=2']) as CoordinatorConfig).privacy).toMatchObject({
+      mode: 'record',
+      noiseMultiplier: 2,
+      clipNorm: 1,
+    });
+    expect((parseCoordinatorArgs(['--config', file, '--dp', 'none']) as CoordinatorConfig).privacy).toEqual({
+      mode: 'none',
+      sampling: 'poisson',
+      delta: 1e-5,
+    });
+  });
+
+  test.each<[string, Record<string, unknown>, string]>([
+    [
+      'an unknown mode',
+      { mode: 'user' },
+      'privacy.mode must be none or record (record: every site trains with DP-SGD and reports its ε) (got "user")',
+    ],
+    [
+      'σ 0',
+      { ...record, noiseMultiplier: 0 },
+      "privacy.noiseMultiplier must be a number > 0 (σ: the noise's standard deviation as a multiple of clipNorm) (got 0)",
+    ],
+    ['σ beyond any use', { ...record, noiseMultiplier: 1e9 }, 'privacy.noiseMultiplier must be ≤ 1000000 (got 1000000000)'],
+    ['C −1', { ...record, clipNorm: -1 }, "privacy.clipNorm must be a number > 0 (C: each example's gradient is clipped to this L2 norm) (got -1)"],
+    [
+      'an unknown sampling',
+      { ...record, sampling: 'fixed' },
+      'privacy.sampling must be poisson or shuffle (how each DP-SGD step draws its examples; the ε reported is the Poisson analysis) (got "fixed")',
+    ],
+    ['δ 1', { ...record, delta: 1 }, 'privacy.delta must be a number in (0, 1) (the δ each site reports its ε at) (got 1)'],
+    ['δ 0', { ...record, delta: 0 }, 'privacy.delta must be a number in (0, 1) (the δ each site reports its ε at) (got 0)'],
+    ['a seed, which must stay the site’s secret', { ...record, seed: 3 }, 'unknown field privacy.seed (see docs/run-config.md)'],
+    ['record without σ', { mode: 'record', clipNorm: 1 }, 'privacy.noiseMultiplier: is needed with privacy.mode record'],
+    ['record without C', { mode: 'record', noiseMultiplier: 1 }, 'privacy.clipNorm: is needed with privacy.mode record'],
+    ['σ without record', { noiseMultiplier: 1.1 }, 'privacy.noiseMultiplier: is set but privacy.mode is none, so no site would add noise or clip'],
+  ])('refuses %s with a message naming the field', (_, privacy, message) => {
+    expect(() => parseRunConfig({ privacy })).toThrow(message);
+  });
+
+  test.each<[string, Record<string, unknown>, RegExp]>([
+    [
+      'the class-means head (exact feature sums)',
+      { hidden: [], headInit: 'class-means' },
+      /privacy\.mode: .*headInit class-means sends each site's exact per-class feature sums/,
+    ],
+    ['the discriminant head (sums and scatter)', { hidden: [], headInit: 'discriminant' }, /headInit discriminant sends .* sums and scatter/],
+    [
+      'federated normalisation (exact statistics)',
+      { normalization: 'standard' },
+      /normalization standard has each site send the exact sums, minima and maxima/,
+    ],
+    [
+      'augmented copies (a record counted several times)',
+      { augment: { copies: 2 } },
+      /augment\.copies 2 puts every record in the training set 3 times/,
+    ],
+  ])('refuses record-level DP with %s, which DP-SGD cannot honour', (_, other, message) => {
+    expect(() => parseRunConfig({ ...other, privacy: record })).toThrow(message);
+    expect(() => parseRunConfig(other)).not.toThrow();
+  });
+
+  test('a flag gets the file’s message for the same value, naming the flag', () => {
+    for (const [flag, doc] of [
+      ['record,noiseMultiplier=0,clipNorm=1', { ...record, noiseMultiplier: 0 }],
+      ['record,noiseMultiplier=1.1,clipNorm=-1', { ...record, clipNorm: -1 }],
+      ['record,noiseMultiplier=1.1,clipNorm=1,delta=2', { ...record, delta: 2 }],
+      ['record,noiseMultiplier=1.1,clipNorm=1,sampling=fixed', { ...record, sampling: 'fixed' }],
+      ['record,clipNorm=1', { mode: 'record', clipNorm: 1 }],
+    ] as const) {
+      const fromFlag = messageOf(() => parseCoordinatorArgs(['--dp', flag]));
+      const fromFile = messageOf(() => parseRunConfig({ privacy: doc }));
+      expect(fromFlag).toBe(fromFile.replace(/^run config: /, 'command line: ').replace(/privacy\.(\w+)/, '--dp (privacy.$1)'));
+    }
+    expect(messageOf(() => parseCoordinatorArgs(['--dp', 'record,noiseMultiplier=1,clipNorm=1', '--augment', 'copies=1']))).toMatch(
+      /^command line: --dp \(privacy\.mode\): DP-SGD clips each example, but augment\.copies 1/,
+    );
+  });
+});
+
 describe('the command line comes from the run config schema', () => {
   /** `doc` with `value` at `path`. */
   const withValue = (path: string, value: unknown): Record<string, unknown> => {

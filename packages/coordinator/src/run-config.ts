@@ -3,9 +3,11 @@ import { z } from 'zod';
 import {
   DEFAULT_FINE_TUNING,
   DEFAULT_HIDDEN,
+  DP_SAMPLINGS,
   ErrorCode,
   FINE_TUNING_MODES,
   FtlError,
+  MAX_NOISE_MULTIPLIER,
   parseStrategy,
   STRATEGY_OPTIONS,
   type StrategyConfig,
@@ -134,6 +136,75 @@ export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly
 
 const HEAD_INIT_RULE =
   "random, class-means (the nearest-class-mean head from the sites' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site's within-class scatter); the last two need a linear head, hidden []";
+
+/** Whether a run trains with record-level differential privacy: `none`, or `record` (DP-SGD on every site). */
+export const PRIVACY_MODES = ['none', 'record'] as const;
+export type PrivacyMode = (typeof PRIVACY_MODES)[number];
+
+/** The δ a DP run reports ε at unless it says otherwise. */
+export const DEFAULT_DP_DELTA = 1e-5;
+
+/** The settings of {@link privacyProblems}: the privacy block and the fields it must agree with. */
+interface PrivacyContext {
+  privacy: { mode: PrivacyMode; noiseMultiplier?: number | undefined; clipNorm?: number | undefined };
+  headInit: HeadInit;
+  normalization: string;
+  augment: { copies: number };
+}
+
+/**
+ * What stands in the way of `privacy` as given, each with the field to name: settings record-level DP
+ * needs and lacks, settings given without it, and other fields that would release a site's training
+ * data outside DP-SGD or break the per-record bound its clipping gives. Empty when none.
+ */
+export function privacyProblems(run: PrivacyContext): Array<{ path: string; message: string }> {
+  const { privacy } = run;
+  const problems: Array<{ path: string; message: string }> = [];
+  const fix = 'or set privacy.mode to none';
+  if (privacy.mode === 'none') {
+    for (const key of ['noiseMultiplier', 'clipNorm'] as const) {
+      if (privacy[key] !== undefined) {
+        problems.push({
+          path: `privacy.${key}`,
+          message: `is set but privacy.mode is none, so no site would add noise or clip; set privacy.mode to record, or leave privacy.${key} out`,
+        });
+      }
+    }
+    return problems;
+  }
+  if (privacy.noiseMultiplier === undefined) {
+    problems.push({
+      path: 'privacy.noiseMultiplier',
+      message:
+        "is needed with privacy.mode record: the noise's standard deviation as a multiple of clipNorm (σ, e.g. 1.1; larger spends less ε per round)",
+    });
+  }
+  if (privacy.clipNorm === undefined) {
+    problems.push({
+      path: 'privacy.clipNorm',
+      message: "is needed with privacy.mode record: the L2 norm each example's gradient is clipped to (C, e.g. 1)",
+    });
+  }
+  if (run.headInit === 'class-means' || run.headInit === 'discriminant') {
+    problems.push({
+      path: 'privacy.mode',
+      message: `record-level DP covers what DP-SGD trains, but headInit ${run.headInit} sends each site's exact per-class feature sums${run.headInit === 'discriminant' ? ' and scatter' : ''} before round 1; use headInit random, ${fix}`,
+    });
+  }
+  if (run.normalization !== 'none') {
+    problems.push({
+      path: 'privacy.mode',
+      message: `record-level DP covers what DP-SGD trains, but normalization ${run.normalization} has each site send the exact sums, minima and maxima of its training images; use normalization none, ${fix}`,
+    });
+  }
+  if (run.augment.copies > 0) {
+    problems.push({
+      path: 'privacy.mode',
+      message: `DP-SGD clips each example, but augment.copies ${run.augment.copies} puts every record in the training set ${run.augment.copies + 1} times, so one record could move an update by ${run.augment.copies + 1}× the clipping norm and the ε reported would be too small; set augment.copies to 0, ${fix}`,
+    });
+  }
+  return problems;
+}
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
@@ -433,11 +504,44 @@ export const RunConfigSchema = z
     headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS), {
       flag: { name: 'head-init', arg: 'H', help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden "")`, read: flagText.word },
     }).default('random'),
+    privacy: flagFor(
+      'privacy',
+      {
+        name: 'dp',
+        arg: 'SPEC',
+        help: 'record-level DP-SGD on every site: none | record, then key=value options, e.g. record,noiseMultiplier=1.1,clipNorm=1,sampling=poisson,delta=1e-5',
+        // `none` starts from nothing, so a config file's σ and C do not linger to be refused.
+        read: (text, current) => objectFlag('dp', 'mode')(text, keyValues(text, 'dp').head === 'none' ? {} : current),
+      },
+      z.strictObject({
+        mode: rule('privacy.mode', 'none or record (record: every site trains with DP-SGD and reports its ε)', z.enum(PRIVACY_MODES)).default('none'),
+        noiseMultiplier: rule(
+          'privacy.noiseMultiplier',
+          "a number > 0 (σ: the noise's standard deviation as a multiple of clipNorm)",
+          z.number().positive().max(MAX_NOISE_MULTIPLIER),
+          { capped: true },
+        ).optional(),
+        clipNorm: rule(
+          'privacy.clipNorm',
+          "a number > 0 (C: each example's gradient is clipped to this L2 norm)",
+          z.number().positive().finite(),
+        ).optional(),
+        sampling: rule(
+          'privacy.sampling',
+          'poisson or shuffle (how each DP-SGD step draws its examples; the ε reported is the Poisson analysis)',
+          z.enum(DP_SAMPLINGS),
+        ).default('poisson'),
+        delta: rule('privacy.delta', 'a number in (0, 1) (the δ each site reports its ε at)', z.number().gt(0).lt(1)).default(DEFAULT_DP_DELTA),
+      }),
+    ).prefault({}),
   })
   .superRefine((run, ctx) => {
     const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
     // Its own message: the rule text alone would not say which other field is in the way.
     if (problem) ctx.addIssue({ code: 'custom', path: ['headInit'], message: problem, params: { ownMessage: true } });
+    for (const { path, message } of privacyProblems(run)) {
+      ctx.addIssue({ code: 'custom', path: path.split('.'), message, params: { ownMessage: true } });
+    }
   });
 
 /** A validated run configuration with defaults filled in (strategy options validated and completed too). */
