@@ -43,6 +43,7 @@ runMain(async () => {
     backboneIdleTimeoutMs: config.backboneIdleTimeoutMs,
     backboneMaxBytes: config.backboneMaxBytes,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
+    ...(config.dpBudget !== undefined ? { dpBudget: config.dpBudget } : {}),
     ...(config.token ? { token: config.token } : {}),
     ...(config.ca ? { ca: config.ca } : {}),
   });

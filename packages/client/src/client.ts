@@ -11,6 +11,7 @@ import {
   createTrainableNetwork,
   type TrainableNetwork,
   decodeWeights,
+  deriveSeed,
   encodeWeights,
   ErrorCode,
   extractFeatures,
@@ -34,8 +35,10 @@ import {
   type ClientChannel,
   type ClientShard,
   type EvaluateInstruction,
+  type FitConfig,
   type FitInstruction,
   type PersonalizeInstruction,
+  type PrivacyReport,
   type ClientToServerEvents,
   type FeatureExtractor,
   type ImageDataset,
@@ -54,12 +57,17 @@ import {
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
 import { oneLine } from './one-line.js';
+import { type DpSgdConfig, dpSchedule } from './dp-sgd.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
+import { PrivacyLedger } from './privacy-ledger.js';
 import type { ComputeTurns } from './compute-turns.js';
 import { socketIoConnect } from './socketio-connect.js';
 
 type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
+
+/** Why a site will not train a round for its privacy budget: the one-line reason and what it has spent. */
+type PrivacyRefusal = { message: string; privacy: PrivacyReport | undefined };
 
 /** What the coordinator asked for, as an answer names it: the run, the round and the model version. */
 type Answered = { runId: string; round: number; modelVersion: number };
@@ -117,6 +125,19 @@ export interface ClientOptions {
    * sockets; the backbone is still fetched over HTTP from `serverUrl`.
    */
   connect?: ChannelConnector;
+  /**
+   * This site's own ε budget for its training data, at the δ each DP run names (`--dp-budget`): a round
+   * that would take the ε its ledger has recorded past it is refused, and so is any work that would
+   * release the data without record-level DP (a round without DP, class sums, normalisation statistics).
+   * Without one the site trains whatever DP rounds come, still accounting and reporting its ε.
+   */
+  dpBudget?: number;
+  /**
+   * Research hook: makes DP-SGD's sampling and noise repeat, derived per round from this seed. Without it
+   * they come from the system's secret randomness, which is what privacy needs; the CLI never sets it, and
+   * it is never the coordinator's round seed. Simulations only.
+   */
+  dpSeed?: number;
 }
 
 const DEFAULT_PROGRESS_EVERY_MS = 5000;
@@ -194,6 +215,8 @@ interface Prepared {
 export class FtlClient {
   private socket?: ClientChannel;
   private prepared?: Prepared;
+  /** What this site has spent on its training data, on disk beside the feature cache; read when `run()` starts. */
+  private ledger?: PrivacyLedger;
   // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
   private queue: Promise<void> = Promise.resolve();
   // Settles a pending run() when this side closes (the only way a `stay` client's run() ends).
@@ -206,6 +229,16 @@ export class FtlClient {
     const { serverUrl, name, log } = this.options;
     const attempts = this.options.reconnectionAttempts ?? 20;
     return new Promise<RunEnd>((resolve, reject) => {
+      // A ledger that cannot be read stops the site before it connects: its spent ε would be unknown.
+      try {
+        if (!this.ledger) {
+          this.ledger = PrivacyLedger.open(this.options.cacheDir, this.options.shard.train);
+          if (this.ledger.entries.length > 0) log.info('privacy-ledger', { file: this.ledger.path, entries: this.ledger.entries.length });
+        }
+      } catch (err) {
+        reject(err);
+        return;
+      }
       this.closed = () =>
         resolve({ protocol: PROTOCOL_VERSION, runId: this.prepared?.runId ?? '', reason: 'stopped', message: 'closed by the client' });
       const socket = (this.options.connect ?? socketIoConnect)(serverUrl, {
@@ -321,6 +354,13 @@ export class FtlClient {
 
   private async onWelcome(welcome: Welcome): Promise<void> {
     const { log } = this.options;
+    if (this.options.dpBudget !== undefined && welcome.normalization) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `privacy budget: run ${welcome.runId} asks for the exact statistics of this site's training images (normalization ${welcome.normalization}), ` +
+          `which record-level DP does not cover, and this site keeps an ε budget of ${this.options.dpBudget}; it does not join`,
+      );
+    }
     let p = this.prepared;
     if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
       this.dispose();
@@ -454,6 +494,11 @@ export class FtlClient {
    */
   private async onClassSums(msg: ClassSumsInstruction): Promise<void> {
     const p = this.requirePrepared(msg.runId);
+    if (this.options.dpBudget !== undefined) {
+      const message = `privacy budget: class sums are exact sums of this site's training features, which record-level DP does not cover, and this site keeps an ε budget of ${this.options.dpBudget}`;
+      this.refuseForPrivacy('class-sums', msg, { message, privacy: undefined });
+      return;
+    }
     try {
       const { welcome } = p;
       if (welcome.normalization && !msg.normalization) {
@@ -510,23 +555,38 @@ export class FtlClient {
     try {
       const global = decodeWeights(msg.weights);
       const progress = throttled(log, 'training', this.options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS);
-      const { trainer, trained } = await this.turn(async () => {
+      const outcome = await this.turn(async () => {
         const trainer = await this.trainerFor(p, global.specs, msg.normalization);
-        const trained = await trainer.fit(global, msg.config, (epoch, m) =>
+        const gate = this.privacyGate(p.welcome, msg.config, trainer.numTrain, msg.round, 1);
+        if ('refusal' in gate) return gate;
+        const trained = await trainer.fit(global, { ...msg.config, ...gate }, (epoch, m) =>
           progress({ epoch: `${epoch}/${msg.config.epochs}`, loss: m.loss.toFixed(4) }),
         );
+        // Saved before the update leaves: its ε is on disk even if this process dies right after.
+        if (trained.privacy) await this.ledger!.record(trained.privacy);
         return { trainer, trained };
       });
+      if ('refusal' in outcome) {
+        this.refuseForPrivacy('fit', msg, outcome.refusal);
+        return;
+      }
+      const { trainer, trained } = outcome;
       const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
       const { metrics } = trained;
+      const privacy = this.privacySpent(msg.config);
       const ack = await this.emitWithAck('fit-result', {
         ...answerTo(msg),
         weights: encodeWeights(weights),
         numExamples: trainer.numTrain,
         metrics,
+        ...(privacy ? { privacy } : {}),
       });
       if (ack.accepted) {
-        log.info('update-accepted', { loss: metrics.loss.toFixed(4), seconds: metrics.seconds.toFixed(2) });
+        log.info('update-accepted', {
+          loss: metrics.loss.toFixed(4),
+          seconds: metrics.seconds.toFixed(2),
+          ...(privacy ? { epsilon: privacy.epsilon.toFixed(3), delta: privacy.delta } : {}),
+        });
       } else {
         log.warn('update-rejected', { reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
         // This site sends no second answer: say so, so the round does not wait for it until its deadline.
@@ -553,8 +613,26 @@ export class FtlClient {
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
-      const r = await this.turn(async () => (await this.trainerFor(p, weights.specs, msg.normalization)).personalize(weights, msg.config));
-      this.options.log.info('personalized', { run: msg.runId, global: r.global.accuracy.toFixed(4), personal: r.personal.accuracy.toFixed(4) });
+      const r = await this.turn(async () => {
+        const trainer = await this.trainerFor(p, weights.specs, msg.normalization);
+        // The fine-tuned copy never leaves the site, but its accuracy does: it trains under DP and is accounted like a round.
+        const gate = this.privacyGate(p.welcome, msg.config, trainer.numTrain, msg.round, 2);
+        if ('refusal' in gate) return gate;
+        const result = await trainer.personalize(weights, { ...msg.config, ...gate });
+        if (result.privacy) await this.ledger!.record(result.privacy);
+        return result;
+      });
+      if ('refusal' in r) {
+        this.refuseForPrivacy('personalize', msg, r.refusal);
+        return;
+      }
+      const privacy = this.privacySpent(msg.config);
+      this.options.log.info('personalized', {
+        run: msg.runId,
+        global: r.global.accuracy.toFixed(4),
+        personal: r.personal.accuracy.toFixed(4),
+        ...(privacy ? { epsilon: privacy.epsilon.toFixed(3) } : {}),
+      });
       await this.emitWithAck('personalize-result', {
         ...answerTo(msg),
         numExamples: r.numExamples,
@@ -562,6 +640,7 @@ export class FtlClient {
         globalAccuracy: r.global.accuracy,
         personalLoss: r.personal.loss,
         personalAccuracy: r.personal.accuracy,
+        ...(privacy ? { privacy } : {}),
       });
     } catch (err) {
       this.reportFailure('personalize', msg, err);
@@ -642,6 +721,60 @@ export class FtlClient {
     return trainer;
   }
 
+  /**
+   * Whether this site trains on `n` examples under `config` (a round's fit or the personalisation), and
+   * how: the DP-SGD settings when the run asks for record-level DP, or the refusal to send when its ledger
+   * says the training would pass the site's budget (or would run without DP on a site that keeps one).
+   * DP noise comes from the system's secret randomness unless `dpSeed` is set (simulations), never from
+   * the round's seed; `stream` keeps the fit's and the personalisation's apart.
+   *
+   * @throws FtlError(INVALID_CONFIG) for DP in a run that augments: each record would be several examples,
+   * so clipping would not bound it and the ε reported would be too small (the run config refuses this too).
+   */
+  private privacyGate(
+    welcome: Welcome,
+    config: FitConfig,
+    n: number,
+    round: number,
+    stream: number,
+  ): { dp?: DpSgdConfig } | { refusal: PrivacyRefusal } {
+    const mechanism = config.privacy;
+    if (mechanism && (welcome.augment?.copies ?? 0) > 0) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `run ${welcome.runId} asks for record-level DP but augments each training image ${welcome.augment!.copies} times; DP-SGD clips examples, not records, so this site does not train it`,
+      );
+    }
+    const schedule = mechanism ? dpSchedule(n, config.batchSize) : undefined;
+    const next =
+      mechanism && schedule
+        ? { noiseMultiplier: mechanism.noiseMultiplier, sampleRate: schedule.sampleRate, steps: config.epochs * schedule.stepsPerEpoch }
+        : undefined;
+    const decision = this.ledger!.decide({ budget: this.options.dpBudget, delta: mechanism?.delta, next });
+    if (!decision.train) return { refusal: { message: decision.message, privacy: decision.privacy } };
+    if (!mechanism) return {};
+    const { dpSeed } = this.options;
+    return {
+      dp: {
+        noiseMultiplier: mechanism.noiseMultiplier,
+        clipNorm: mechanism.clipNorm,
+        sampling: mechanism.sampling,
+        ...(dpSeed !== undefined ? { seed: deriveSeed(dpSeed, round, stream) } : {}),
+      },
+    };
+  }
+
+  /** What this site has spent so far at the run's δ, for an answer to a DP instruction (none without DP). */
+  private privacySpent(config: FitConfig): PrivacyReport | undefined {
+    return config.privacy ? this.ledger!.spent(config.privacy.delta, this.options.dpBudget) : undefined;
+  }
+
+  /** Tells the coordinator this site will not do `stage` for its privacy budget, and logs why. */
+  private refuseForPrivacy(stage: FailureStage, msg: Answered, refusal: PrivacyRefusal): void {
+    this.options.log.warn('privacy-budget-refused', { run: msg.runId, round: msg.round, stage, detail: refusal.message });
+    this.sendFailure(stage, msg, refusal.message, { reason: 'privacy-budget', ...(refusal.privacy ? { privacy: refusal.privacy } : {}) });
+  }
+
   private requirePrepared(runId: string): Prepared {
     if (!this.prepared || this.prepared.runId !== runId) {
       throw new FtlError(ErrorCode.InvalidMessage, `instruction for run "${runId}" arrived before its welcome`);
@@ -655,12 +788,13 @@ export class FtlClient {
     this.sendFailure(stage, msg, message);
   }
 
-  /** Tells the coordinator this site will not answer the round's `stage`, with why. */
-  private sendFailure(stage: FailureStage, msg: Answered, message: string): void {
+  /** Tells the coordinator this site will not answer the round's `stage`, with why (`extra`: a reason the coordinator acts on). */
+  private sendFailure(stage: FailureStage, msg: Answered, message: string, extra: { reason?: 'privacy-budget'; privacy?: PrivacyReport } = {}): void {
     this.socket?.emit('failure', {
       ...answerTo(msg),
       stage,
       message: message.slice(0, 2000),
+      ...extra,
     });
   }
 

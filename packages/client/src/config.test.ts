@@ -102,3 +102,16 @@ describe('client connection flags', () => {
     });
   });
 });
+
+describe('the privacy budget', () => {
+  test('--dp-budget sets the site’s own ε budget; without it there is none', () => {
+    expect(parse('--dp-budget', '8').dpBudget).toBe(8);
+    expect(parse('--dp-budget', '0.5').dpBudget).toBe(0.5);
+    expect(parse()).not.toHaveProperty('dpBudget');
+    expect(CLIENT_HELP).toContain('--dp-budget EPS');
+  });
+
+  test.each(['0', '-1', 'eight', 'Infinity', ''])('--dp-budget %j is refused', (value) => {
+    expect(refused(['--dp-budget', value]).message).toBe(`--dp-budget must be a number > 0 (got "${value}")`);
+  });
+});

@@ -37,6 +37,8 @@ export interface ClientConfig {
   backboneIdleTimeoutMs: number;
   /** Refuse a backbone whose files have more bytes than this together. */
   backboneMaxBytes: number;
+  /** This site's ε budget for its training data (`--dp-budget`); none: it trains every DP round, still accounting. */
+  dpBudget?: number;
 }
 
 /** Help text of `ftl-client`. */
@@ -73,7 +75,12 @@ Local data, one of (default --dataset mnist):
   --token-file FILE         the token the operator issued for --name (or set FTL_TOKEN)
   --ca-file FILE            CA certificate (PEM) to trust for an https coordinator
   --stay                    stay connected after a run ends and take part in the next one
-                            (a long-lived site of "ftl-coordinator serve"); stop with Ctrl-C`;
+                            (a long-lived site of "ftl-coordinator serve"); stop with Ctrl-C
+  --dp-budget EPS           this site's own ε budget for its training data, at the δ each run with
+                            record-level DP names: a round that would take the ε recorded in the
+                            site's ledger (in --cache-dir, per dataset, across runs) past it is refused,
+                            and so is any work that would release the data without DP. Without it the
+                            site trains every DP round, still accounting and reporting its ε`;
 
 /**
  * Parses and validates the client's command line.
@@ -104,6 +111,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
         'backbone-max-mb',
         'token-file',
         'ca-file',
+        'dp-budget',
       ],
       ['stay', 'help'],
     ),
@@ -119,6 +127,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   if (pinned !== undefined && !/^[0-9a-f]{64}$/.test(pinned)) {
     throw new FtlError(ErrorCode.InvalidConfig, `--backbone-sha256 must be 64 lowercase hex digits (got "${pinned}")`);
   }
+  const dpBudget = values['dp-budget'] === undefined ? undefined : numberFlag(values, 'dp-budget', { default: 0, min: Number.MIN_VALUE });
   const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 10, integer: true });
   const split = {
     seed: numberFlag(values, 'seed', { default: 1, min: 0, integer: true }),
@@ -135,6 +144,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     backboneIdleTimeoutMs: 1000 * numberFlag(values, 'backbone-timeout', { default: 120, min: 1, max: 86_400 }),
     backboneMaxBytes: Math.round(1024 * 1024 * numberFlag(values, 'backbone-max-mb', { default: 512, min: 1, max: 1024 * 1024 })),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
+    ...(dpBudget !== undefined ? { dpBudget } : {}),
     ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
   };
 }

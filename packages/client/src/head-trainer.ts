@@ -311,16 +311,22 @@ export class HeadTrainer {
 
   /**
    * Post-training personalization: the validation metrics of the global head, then of a copy
-   * fine-tuned for `config.epochs` epochs on this client's own training data.
+   * fine-tuned for `config.epochs` epochs on this client's own training data (with `config.dp`, by
+   * DP-SGD, and `privacy` says what it spent).
    */
   async personalize(
     weights: Weights,
-    config: FitConfig,
-  ): Promise<{ global: { loss: number; accuracy: number }; personal: { loss: number; accuracy: number }; numExamples: number }> {
+    config: LocalFitConfig,
+  ): Promise<{
+    global: { loss: number; accuracy: number };
+    personal: { loss: number; accuracy: number };
+    numExamples: number;
+    privacy?: DpSgdSpent;
+  }> {
     const global = this.evaluate(weights);
-    const { weights: tuned } = await this.fit(weights, { ...config, proximalMu: 0 });
+    const { weights: tuned, privacy } = await this.fit(weights, { ...config, proximalMu: 0 });
     const personal = this.evaluate(tuned);
-    return { global, personal, numExamples: this.val.n };
+    return { global, personal, numExamples: this.val.n, ...(privacy ? { privacy } : {}) };
   }
 
   /** Loss and accuracy of `weights` (with this client's local layers) on the local validation split. */
