@@ -77,13 +77,15 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     const { url } = await listenExplained(() => coordinator.listen(), config);
     // The demo and scripts read this line to find the port.
     process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
-    process.stdout.write(`${roundTableHeader()}\n`);
-    const summary = await coordinator.run((r) => process.stdout.write(`${formatRoundRow(r, config.rounds)}\n`));
+    const table = { privacy: config.privacy.mode === 'record' };
+    process.stdout.write(`${roundTableHeader(table)}\n`);
+    const summary = await coordinator.run((r) => process.stdout.write(`${formatRoundRow(r, config.rounds, table)}\n`));
     const last = summary.rounds.at(-1);
     process.stdout.write(
       `run ${summary.runId} ${summary.reason} after ${summary.rounds.length} rounds; ` +
         `federated validation accuracy ${last ? `${(last.valAccuracy * 100).toFixed(2)}%` : '-'}` +
         (summary.exportDir ? `; global model written to ${summary.exportDir}` : '') +
+        (summary.message ? `\n${summary.message}` : '') +
         '\n',
     );
   } finally {

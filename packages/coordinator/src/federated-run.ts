@@ -245,13 +245,14 @@ export class FederatedRun {
     const records = resumeRun(ctx);
     let reason: RunOutcome = 'completed';
     let personalization: PersonalizationRecord[] | undefined;
+    let message: string | undefined;
     const early = new EarlyStopping(config, this.log, store);
     const stopRequested = () => this.stopRequest !== undefined;
     try {
       await waitForClients(ctx, { stopRequested, setWake: (wake) => (this.wake = wake) });
       fixNormalization(ctx);
       await initHead(ctx);
-      await runRounds(ctx, records, { stopRequested, early, ...(onRound ? { onRound } : {}) });
+      ({ message } = await runRounds(ctx, records, { stopRequested, early, ...(onRound ? { onRound } : {}) }));
       if ((this.stopRequest === 'pause' || this.stopRequest === 'interrupt') && records.length < rounds) {
         this.current = { ...this.current, phase: 'idle' };
         const event = this.stopRequest === 'pause' ? 'run-paused' : 'run-interrupted';
@@ -283,8 +284,9 @@ export class FederatedRun {
     let exportDir: string | undefined;
     if (config.exportDir && (await exportRun(ctx, config.exportDir, records, early.best?.round))) exportDir = config.exportDir;
     store?.moveRun(runId, reason);
-    store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: model.version });
-    this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason });
+    store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: model.version, ...(message ? { message } : {}) });
+    this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason, ...(message ? { message: message.slice(0, 2000) } : {}) });
+    if (message) this.log.warn('run-ended-early', { reason, detail: message });
     this.current = { ...this.current, phase: 'idle' };
     return {
       runId,
@@ -295,6 +297,7 @@ export class FederatedRun {
       ...(early.best ? { bestRound: early.best.round } : {}),
       ...(exportDir ? { exportDir } : {}),
       ...(personalization ? { personalization } : {}),
+      ...(message ? { message } : {}),
     };
   }
 }

@@ -52,6 +52,19 @@ describe('runs status', () => {
     expect(text.match(/round \d+ site-x/g)).toHaveLength(10);
   });
 
+  test("shows each site's ε after the latest round of a run with record-level DP, and who refused it", () => {
+    const privacy = {
+      round: 3,
+      sites: [{ client: 'site-a', epsilon: 2.345, delta: 1e-5, budget: 8 }],
+      refused: [{ client: 'site-b', message: 'privacy budget: ε would reach 4.10 > budget 4 at δ 1e-5', epsilon: 3.2, delta: 1e-5, budget: 4 }],
+    };
+    const text = summary(run({ rounds: [round(1, 1)], privacy }));
+    expect(text).toContain(
+      '\nprivacy spent by each site after round 3:\n  site-a: ε 2.35 at δ 1e-5 (budget 8)\n  site-b: refused the round: privacy budget: ε would reach 4.10',
+    );
+    expect(summary(run({ rounds: [round(1, 1)] }))).not.toContain('privacy');
+  });
+
   test('the live line names the class-means phase before round 1', () => {
     const live = { runId: 'r1', phase: 'class-means' as const, round: 0, rounds: 2, received: 1, expected: 3, readyClients: 3, minClients: 3 };
     expect(progressLine({ id: 'r1', status: 'running', rounds: [], live }, 5)).toContain('class sums for the head 1/3');

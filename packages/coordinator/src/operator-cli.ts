@@ -123,9 +123,9 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
     const fresh = run.rounds.slice(printed);
     if (fresh.length > 0) {
       if (tty && lastLine) out.write('\r\x1b[2K');
-      if (!headerShown) out.write(`${roundTableHeader()}\n`);
+      if (!headerShown) out.write(`${roundTableHeader({ privacy: run.config.privacy?.mode === 'record' })}\n`);
       headerShown = true;
-      for (const r of fresh) out.write(`${formatRoundRow(r, run.config.rounds)}\n`);
+      for (const r of fresh) out.write(`${formatRoundRow(r, run.config.rounds, { privacy: run.config.privacy?.mode === 'record' })}\n`);
       printed = run.rounds.length;
       lastLine = '';
     }
@@ -146,7 +146,7 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
 const EXCLUSIONS_SHOWN = 10;
 
 /** What `runs status` prints after the table: where the run stands, what the trust policy left out, and the model. */
-export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds' | 'exclusions'>): string {
+export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds' | 'exclusions' | 'privacy'>): string {
   const last = run.rounds.at(-1);
   // A model exists once some round changed it; a run stopped or failed before that has none to offer.
   const trained = run.rounds.some((r) => r.modelVersion > 0);
@@ -162,6 +162,7 @@ export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds'
         ].join('');
   return (
     `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
+    privacyLines(run.privacy) +
     excluded +
     (finished && trained
       ? `\ndownload the model with: ftl-coordinator runs export ${run.id}`
@@ -169,6 +170,20 @@ export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds'
         ? '\nno round trained the model, so there is none to download'
         : '')
   );
+}
+
+/** The latest round's privacy, one site per line: its ε at δ (of its budget), or why it refused the round. */
+function privacyLines(privacy: RunView['privacy']): string {
+  if (!privacy) return '';
+  const sites = [
+    ...privacy.sites.map(
+      (s) => `\n  ${s.client}: ε ${s.epsilon.toFixed(2)} at δ ${s.delta.toExponential()}${s.budget !== undefined ? ` (budget ${s.budget})` : ''}`,
+    ),
+    ...privacy.refused.map((r) => `\n  ${r.client}: refused the round: ${r.message}`),
+  ];
+  const shown = sites.slice(0, EXCLUSIONS_SHOWN);
+  const more = sites.length > shown.length ? [`\n  … and ${sites.length - shown.length} more`] : [];
+  return [`\nprivacy spent by each site after round ${privacy.round}:`, ...shown, ...more].join('');
 }
 
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
@@ -259,8 +274,9 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
     case 'status': {
       const run = values['watch'] ? await watch(api, need('ID'), intervalMs, out) : await api.call<RunView>('GET', `/api/runs/${need('ID')}`);
       if (!values['watch']) {
-        out.write(`${roundTableHeader()}\n`);
-        for (const r of run.rounds) out.write(`${formatRoundRow(r, run.config.rounds)}\n`);
+        const table = { privacy: run.config.privacy?.mode === 'record' };
+        out.write(`${roundTableHeader(table)}\n`);
+        for (const r of run.rounds) out.write(`${formatRoundRow(r, run.config.rounds, table)}\n`);
         if (run.live) out.write(`${progressLine(run, 0).replace(/ · \d+:\d\d$/, '')}\n`);
       }
       out.write(`${summary(run)}\n`);

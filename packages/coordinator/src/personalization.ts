@@ -1,5 +1,5 @@
 import { deriveSeed } from '@ftl/shared';
-import { backboneRate, sendModel, type RunContext } from './run-context.js';
+import { backboneRate, privacyField, sendModel, type RunContext } from './run-context.js';
 import type { PersonalizationRecord } from './run-summary.js';
 
 /** After the last round: every ready client fine-tunes the final global head and reports both accuracies. */
@@ -10,7 +10,7 @@ export async function personalize(ctx: RunContext, round: number): Promise<Perso
   ctx.setPhase('personalize', round);
   const { results } = await ctx.intake.collect('personalize', { runId, round, modelVersion: model.version, expected }, roundDeadlineMs, (collector) =>
     sendModel(ctx, collector, 'personalize', round, expected, 'disconnected before personalization', (i) => ({
-      config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx) },
+      config: { ...fit, epochs: personalizeEpochs, seed: deriveSeed(config.seed, round + 1, i), ...backboneRate(ctx), ...privacyField(ctx) },
     })),
   );
   return [...results.entries()].map(([clientId, r]) => ({
@@ -18,5 +18,6 @@ export async function personalize(ctx: RunContext, round: number): Promise<Perso
     numExamples: r.numExamples,
     globalAccuracy: r.globalAccuracy,
     personalAccuracy: r.personalAccuracy,
+    ...(r.privacy ? { epsilon: r.privacy.epsilon } : {}),
   }));
 }

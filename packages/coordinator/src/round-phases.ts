@@ -1,15 +1,17 @@
 /**
  * One round as explicit phases, in order: select → fit → aggregate → evaluate → commit. Each phase is a
  * function of the run's context; only aggregate changes the global model, and only commit writes the
- * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop or a failure.
+ * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop, a round every
+ * selected site refused for its privacy budget, or a failure.
  */
 import { deriveSeed, ErrorCode, FtlError, type Logger, type Weights } from '@ftl/shared';
 import type { CoordinatorConfig } from './config.js';
 import type { EarlyStopping } from './early-stopping.js';
 import { median } from './median.js';
 import type { Collected } from './round-collector.js';
+import { budgetsSpentMessage, everySiteSpent, largestEpsilon, recordRoundPrivacy, roundPrivacy, type RoundPrivacy } from './round-privacy.js';
 import type { RoundRecord } from './round-table.js';
-import { backboneRate, sendModel, type RunContext } from './run-context.js';
+import { backboneRate, privacyField, sendModel, type RunContext } from './run-context.js';
 import { exportRunModel } from './run-export.js';
 import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
 import { capCounts } from './update-screen.js';
@@ -23,17 +25,24 @@ export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: Coordinato
   return { ...fit, epochs, learningRate: fit.learningRate * schedule.lrDecay ** (round - 1) };
 }
 
-/** How one round ended: recorded (to commit), or cut short by a shutdown (nothing to commit). */
-export type PlayedRound =
-  | { interrupted: true }
-  | {
-      interrupted?: false;
-      record: RoundRecord;
-      participants: string[];
-      /** The medians of the sites' validation losses and accuracies: what early stopping decides on. */
-      medians: { loss: number; accuracy: number };
-      rejected: Array<{ clientId: string; reason: string; message: string }>;
-    };
+/** A round that was played to its end: what commit records. */
+export interface TrainedRound {
+  interrupted?: false;
+  budgetsSpent?: undefined;
+  record: RoundRecord;
+  participants: string[];
+  /** The medians of the sites' validation losses and accuracies: what early stopping decides on. */
+  medians: { loss: number; accuracy: number };
+  rejected: Array<{ clientId: string; reason: string; message: string }>;
+  /** Selected sites that refused the round for their privacy budget. */
+  budgetRefusals: number;
+}
+
+/**
+ * How one round ended: recorded (to commit), cut short by a shutdown (nothing to commit), or refused by
+ * every selected site for its privacy budget (nothing trained, nothing to commit: the run ends).
+ */
+export type PlayedRound = { interrupted: true } | { interrupted?: false; budgetsSpent: RoundPrivacy } | TrainedRound;
 
 /** select: the ready clients the strategy asks to train this round. */
 export function select(ctx: RunContext, round: number): string[] {
@@ -48,7 +57,13 @@ export async function fit(ctx: RunContext, round: number, selected: readonly str
   const extras = ctx.strategy.fitExtras(round);
   return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) =>
     sendModel(ctx, collector, 'fit', round, selected, 'disconnected before the round started', (i) => ({
-      config: { ...scheduledFit(config.fit, config.schedule, round), seed: deriveSeed(config.seed, round, i), ...extras, ...backboneRate(ctx) },
+      config: {
+        ...scheduledFit(config.fit, config.schedule, round),
+        seed: deriveSeed(config.seed, round, i),
+        ...extras,
+        ...backboneRate(ctx),
+        ...privacyField(ctx),
+      },
     })),
   );
 }
@@ -125,8 +140,12 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   const selected = select(ctx, round);
   log.info('round-start', { selected: selected.length, ready: host.readyClients(ctx.config.runId).length, strategy: ctx.strategy.name });
   const collected = await fit(ctx, round, selected);
+  // Recorded whatever follows: a site that trained has spent its ε, even in a round a shutdown cuts short.
+  const privacy = roundPrivacy(round, collected, ctx.intake.budgetRefusals('fit', collected));
+  if (privacy) recordRoundPrivacy(ctx.config.runId, privacy, ctx.store, log);
   // A shutdown cut the round short: nothing of it is kept, so the next start runs it again in full.
   if (ctx.interrupted()) return { interrupted: true };
+  if (privacy && everySiteSpent(selected, privacy)) return { budgetsSpent: privacy };
   for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
   const previous: { weights: Weights; version: number } = { weights: model.weights, version: model.version };
   const fitted = aggregate(ctx, round, collected, log);
@@ -153,12 +172,15 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
     seconds: (performance.now() - t0) / 1000,
     modelVersion: model.version,
   };
+  const epsilon = largestEpsilon(privacy);
+  if (epsilon !== undefined) record.epsilon = epsilon;
   log.info('round-end', { status: record.status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
   return {
     record,
     medians: evaluation.medians,
     participants: fitted.participants,
     rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
+    budgetRefusals: privacy?.refused.length ?? 0,
   };
 }
 
@@ -166,7 +188,7 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
  * commit: a round that trained is stored with its checkpoint in one transaction (a restart resumes after
  * it, never re-runs it); a round without quorum is recorded as failed and ends the run.
  */
-export function commit(ctx: RunContext, played: Exclude<PlayedRound, { interrupted: true }>): void {
+export function commit(ctx: RunContext, played: TrainedRound): void {
   const { config, store, model, strategy } = ctx;
   const { record, participants, rejected } = played;
   if (record.status === 'no-quorum') {
@@ -220,12 +242,14 @@ function snapshot(ctx: RunContext, records: readonly RoundRecord[]): RoundSnapsh
  * Plays rounds after those in `records` (appending each committed one) until the last, a stop request,
  * an early stop or a shutdown. A round without quorum is played again, up to `quorumRetries` times, with
  * whoever is ready then; after that it is committed as failed and the run fails with FtlError(Quorum).
+ * A round every selected site refused for its privacy budget trained nothing and is not recorded as a
+ * round: the rounds end there and the returned `message` says why (the run completes on the model it has).
  */
 export async function runRounds(
   ctx: RunContext,
   records: RoundRecord[],
   o: { stopRequested: () => boolean; early: EarlyStopping; onRound?: RoundListener },
-): Promise<void> {
+): Promise<{ message?: string }> {
   const { config, store, log, model } = ctx;
   const { runId } = config;
   let attempt = 1;
@@ -234,6 +258,12 @@ export async function runRounds(
     ctx.sets.enterRound(round, model, ctx.strategy, log, store);
     const played = await playRound(ctx, round);
     if (played.interrupted) break;
+    if (played.budgetsSpent) {
+      const message = budgetsSpentMessage(played.budgetsSpent);
+      store?.appendEvent(runId, 'privacy-budgets-spent', { round, sites: played.budgetsSpent.refused.map((r) => r.client) });
+      log.warn('privacy-budgets-spent', { round, sites: played.budgetsSpent.refused.length });
+      return { message };
+    }
     const { record } = played;
     if (record.status === 'no-quorum' && attempt <= config.quorumRetries) {
       // The global model is unchanged; try the same round again with whoever is ready then.
@@ -248,13 +278,15 @@ export async function runRounds(
     records.push(record);
     await o.onRound?.(record, snapshot(ctx, records));
     if (record.status === 'no-quorum') {
+      const budget = played.budgetRefusals > 0 ? ` (${played.budgetRefusals} selected sites refused it for their privacy budget)` : '';
       throw new FtlError(
         ErrorCode.Quorum,
-        `round ${round} got ${record.accepted} accepted updates, below minFitClients ${config.minFitClients}, ` +
+        `round ${round} got ${record.accepted} accepted updates${budget}, below minFitClients ${config.minFitClients}, ` +
           `after ${config.quorumRetries} retries; the run ends with the global model of round ${round - 1}`,
       );
     }
     if (o.early.observe(round, played.medians, model.weights)) break;
     round++;
   }
+  return {};
 }

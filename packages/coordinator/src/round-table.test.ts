@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { formatRoundRow, type RoundRecord } from './round-table.js';
+import { formatRoundRow, roundTableHeader, type RoundRecord } from './round-table.js';
 
 const row: RoundRecord = {
   round: 2,
@@ -24,5 +24,11 @@ describe('the round table', () => {
     expect(formatRoundRow({ ...row, excluded: 1 }, 5)).toContain(' 4/5 1 excl |');
     expect(formatRoundRow({ ...row, excluded: 2, status: 'kept' }, 5)).toContain(' 4/5 2 excl (kept) |');
     expect(formatRoundRow({ ...row, excluded: 0 }, 5)).toContain('|            4/5 |');
+  });
+
+  test('runs with record-level DP show the largest ε a site reported, under its own header', () => {
+    expect(roundTableHeader({ privacy: true })).toBe(`${roundTableHeader()} |  max ε`);
+    expect(formatRoundRow({ ...row, epsilon: 2.3456 }, 5)).toBe(`${formatRoundRow(row, 5)} |   2.35`);
+    expect(formatRoundRow(row, 5, { privacy: true })).toBe(`${formatRoundRow(row, 5)} |      -`);
   });
 });

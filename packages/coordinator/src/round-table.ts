@@ -21,19 +21,25 @@ export interface RoundRecord {
   bytesOut: number;
   seconds: number;
   modelVersion: number;
+  /**
+   * Runs with record-level DP: the largest ε a site reported with its update this round (each site's
+   * own guarantee on its own data, at the run's δ; the round's event lists every site's). Absent when
+   * no site reported one.
+   */
+  epsilon?: number;
 }
 
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(2);
 }
 
-/** The header of the per-round table. */
-export function roundTableHeader(): string {
-  return 'round | clients ok/sel | train loss | val loss | val acc | MB in | MB out | seconds';
+/** The header of the per-round table; with `privacy` (runs with record-level DP) a last column of the largest ε a site reported. */
+export function roundTableHeader(options: { privacy?: boolean } = {}): string {
+  return `round | clients ok/sel | train loss | val loss | val acc | MB in | MB out | seconds${options.privacy ? ' |  max ε' : ''}`;
 }
 
-/** One row of the per-round table. */
-export function formatRoundRow(r: RoundRecord, rounds: number): string {
+/** One row of the per-round table; with `privacy`, or when the round has an ε, the largest ε a site reported. */
+export function formatRoundRow(r: RoundRecord, rounds: number, options: { privacy?: boolean } = {}): string {
   const cell = (s: string, w: number) => s.padStart(w);
   const f = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : '-');
   return [
@@ -46,5 +52,6 @@ export function formatRoundRow(r: RoundRecord, rounds: number): string {
     cell(mb(r.bytesIn), 5),
     cell(mb(r.bytesOut), 6),
     cell(r.seconds.toFixed(1), 7),
+    ...(options.privacy || r.epsilon !== undefined ? [cell(r.epsilon !== undefined ? r.epsilon.toFixed(2) : '-', 6)] : []),
   ].join(' | ');
 }

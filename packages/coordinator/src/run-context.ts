@@ -6,6 +6,7 @@ import {
   type HeadConfig,
   type Logger,
   type Normalization,
+  type RecordPrivacy,
   type ServerToClientEvents,
   type Strategy,
 } from '@ftl/shared';
@@ -72,6 +73,16 @@ export function sendModel<E extends 'fit' | 'evaluate' | 'personalize'>(
 /** The normalisation every instruction carries, when the run normalises its inputs. */
 export function normalizationField(ctx: RunContext): { normalization?: Normalization } {
   return ctx.normalization ? { normalization: ctx.normalization } : {};
+}
+
+/**
+ * The record-level DP mechanism every training instruction carries when the run has one (`privacy.mode`
+ * record): σ, C, the sampling and the δ sites report ε at. No seed: each site's noise is its own secret.
+ */
+export function privacyField(ctx: RunContext): { privacy?: RecordPrivacy } {
+  const p = ctx.config.privacy;
+  if (p.mode !== 'record' || p.noiseMultiplier === undefined || p.clipNorm === undefined) return {};
+  return { privacy: { noiseMultiplier: p.noiseMultiplier, clipNorm: p.clipNorm, sampling: p.sampling, delta: p.delta } };
 }
 
 /** The backbone learning-rate factor, sent only when the global model holds backbone layers. */

@@ -3,6 +3,7 @@ import { ErrorCode, FtlError, type Logger } from '@ftl/shared';
 import { applyRunConfig, type CoordinatorConfig } from './config.js';
 import type { FederatedRun } from './federated-run.js';
 import type { RoundListener } from './round-phases.js';
+import { latestRoundPrivacy, type RoundPrivacy } from './round-privacy.js';
 import type { RoundRecord } from './round-table.js';
 import { parseRunConfig, type RunConfig } from './run-config.js';
 import { FINAL_STATUSES, OPERATOR_ACTIONS, type RunStatus } from './run-states.js';
@@ -22,6 +23,11 @@ export interface RunView {
   live?: RunProgress;
   /** What the trust policy left out: a site's update, evaluation or statistics, with the round and why. */
   exclusions: ExclusionRecord[];
+  /**
+   * Runs with record-level DP: the latest round's privacy, each site's ε (spent on its data so far, at
+   * δ, with its budget) and the sites that refused the round for their budget. Absent before any.
+   */
+  privacy?: RoundPrivacy;
 }
 
 /** One contribution a run's trust policy left out, as the store recorded it. */
@@ -180,6 +186,8 @@ export class RunLifecycle {
     const stored = this.storedRun(id);
     const store = this.host.store!;
     const live = this.active?.run.runId === id ? this.active.run.progress() : undefined;
+    const events = store.listEvents(id);
+    const privacy = latestRoundPrivacy(events);
     return {
       id,
       status: stored.status,
@@ -188,15 +196,15 @@ export class RunLifecycle {
       config: parseRunConfig(stored.config, `stored config of run ${id}`),
       rounds: store.listRounds(id).map((r) => r.record),
       ...(live ? { live } : {}),
-      exclusions: store
-        .listEvents(id)
+      exclusions: events
         .filter((e) => EXCLUSION_EVENTS.has(e.type))
         .map((e) => ({ type: e.type, ...(e.data as Omit<ExclusionRecord, 'type'>) }) as ExclusionRecord),
+      ...(privacy ? { privacy } : {}),
     };
   }
 
   /** Every run, newest first, without rounds. */
-  listRuns(): Array<Omit<RunView, 'rounds' | 'config' | 'exclusions'> & { roundsDone: number; rounds: number }> {
+  listRuns(): Array<Omit<RunView, 'rounds' | 'config' | 'exclusions' | 'privacy'> & { roundsDone: number; rounds: number }> {
     return this.requireStore()
       .listRuns()
       .map((r) => ({

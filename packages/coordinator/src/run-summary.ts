@@ -7,6 +7,8 @@ export interface PersonalizationRecord {
   numExamples: number;
   globalAccuracy: number;
   personalAccuracy: number;
+  /** Runs with record-level DP: the ε the site had spent after personalising, at the run's δ. */
+  epsilon?: number;
 }
 
 /** How a run's `run()` ended: a protocol end reason, or `paused` (the run can be resumed later). */
@@ -24,6 +26,8 @@ export interface RunSummary {
   personalization?: PersonalizationRecord[];
   /** With early stopping: the round whose global head `weights` (and the export) holds. */
   bestRound?: number;
+  /** Why a run ended before its last round other than by a stop (e.g. every selected site's privacy budget spent). */
+  message?: string;
 }
 
 /** Where a running run stands, for progress displays. */

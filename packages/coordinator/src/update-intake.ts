@@ -5,7 +5,8 @@
  * 2. round checks — the open {@link RoundCollector} checks run, round, model version, selection,
  *    duplicates and deadline;
  * 3. content checks — against the run: tensor names and shapes, finiteness, sample counts within what
- *    the site declared at `ready` (here, `checkUpdate` and `checkClaim`);
+ *    the site declared at `ready`, the privacy a site in a run with record-level DP reports (here,
+ *    `checkUpdate`, `checkClaim` and `checkPrivacy`);
  * 4. the round closes; its accepted updates pass the trust screen (`update-screen.ts`) and only then
  *    reach the strategy ({@link screenRound}, {@link aggregateKept}).
  *
@@ -31,6 +32,7 @@ import {
   type HeadConfig,
   type Logger,
   type PersonalizeResult,
+  type PrivacyReport,
   type RoundAggregator,
   type Strategy,
   type WeightSpec,
@@ -81,6 +83,14 @@ export function contentRefusals<R>(collected: Collected<R>): Refusal[] {
   return refusals(collected).filter((r) => !TIMING_REFUSALS.has(r.reason));
 }
 
+/** A selected site that said it would not do a stage for its privacy budget (`failure` with reason `privacy-budget`). */
+export interface BudgetRefusal {
+  clientId: string;
+  message: string;
+  /** What the site had spent when it refused, if it said. */
+  privacy?: PrivacyReport;
+}
+
 /** A refused answer: who sent it, the reason and message of its acknowledgement. */
 export interface Refusal {
   clientId: string;
@@ -103,6 +113,8 @@ export function refusals<R>(collected: Collected<R>): Refusal[] {
  */
 export class UpdateIntake {
   private readonly open: { [S in Stage]?: RoundCollector<StageAnswer[S]> } = {};
+  /** Per stage, the budget refusals of its latest collection, by client, and the clients it asked in selection order. */
+  private readonly budgetRefused: { [S in Stage]?: { expected: readonly string[]; sites: Map<string, BudgetRefusal> } } = {};
 
   constructor(private readonly ctx: IntakeContext) {}
 
@@ -118,12 +130,23 @@ export class UpdateIntake {
   ): Promise<Collected<StageAnswer[S]>> {
     const collector = new RoundCollector<StageAnswer[S]>(target, deadlineMs);
     (this.open as Record<S, RoundCollector<StageAnswer[S]>>)[stage] = collector;
+    this.budgetRefused[stage] = { expected: target.expected, sites: new Map() };
     ask(collector);
     try {
       return await collector.settled;
     } finally {
       if (this.open[stage] === collector) delete this.open[stage];
     }
+  }
+
+  /**
+   * The sites of `collected` (the latest `stage` collection) that were counted out because they refused
+   * for their privacy budget, in selection order.
+   */
+  budgetRefusals<S extends Stage>(stage: S, collected: Collected<StageAnswer[S]>): BudgetRefusal[] {
+    const refused = this.budgetRefused[stage];
+    if (!refused) return [];
+    return refused.expected.flatMap((id) => (collected.failures.has(id) ? (refused.sites.get(id) ?? []) : []));
   }
 
   /** The open collection of `stage`, if any (progress displays). */
@@ -174,10 +197,15 @@ export class UpdateIntake {
   clientFailed(clientId: string, raw: unknown): void {
     try {
       const f = parseClientFailure(raw);
-      this.ctx.log.warn('client-failure', { client: clientId, stage: f.stage, round: f.round, detail: f.message });
+      const budget = f.reason === 'privacy-budget';
+      this.ctx.log.warn(budget ? 'client-privacy-budget' : 'client-failure', { client: clientId, stage: f.stage, round: f.round, detail: f.message });
       const stage: Stage = f.stage === 'fit' || f.stage === 'evaluate' || f.stage === 'class-sums' ? f.stage : 'personalize';
       const round = this.open[stage];
-      if (round && round.target.round === f.round) round.fail(clientId, `client failed: ${f.message}`);
+      if (!round || round.target.round !== f.round) return;
+      if (budget && round.target.expected.includes(clientId)) {
+        this.budgetRefused[stage]?.sites.set(clientId, { clientId, message: f.message, ...(f.privacy ? { privacy: f.privacy } : {}) });
+      }
+      round.fail(clientId, `${budget ? 'refused for its privacy budget' : 'client failed'}: ${f.message}`);
     } catch (err) {
       this.ctx.log.warn('malformed-failure', { client: clientId, detail: (err as Error).message });
     }
@@ -230,6 +258,28 @@ export class UpdateIntake {
     }
   }
 
+  /**
+   * In a run with record-level DP every update reports what its site has spent, at the run's δ: the
+   * schema has checked the numbers (ε finite and ≥ 0); this checks that the report is there and answers
+   * the run's question. The coordinator cannot verify the noise; the report is the site's own account.
+   */
+  private checkPrivacy(privacy: PrivacyReport | undefined): void {
+    const run = this.ctx.config.privacy;
+    if (run.mode !== 'record') return;
+    if (!privacy) {
+      throw new FtlError(
+        ErrorCode.InvalidMessage,
+        `fit-result.privacy is missing: run ${this.ctx.config.runId} trains with record-level DP, and every update reports the ε its site has spent ({epsilon, delta})`,
+      );
+    }
+    if (privacy.delta !== run.delta) {
+      throw new FtlError(
+        ErrorCode.InvalidMessage,
+        `fit-result.privacy.delta is ${privacy.delta.toExponential()} but this run reports ε at δ ${run.delta.toExponential()}; report at the δ the round's config names`,
+      );
+    }
+  }
+
   /** Content checks of an update against the global model: tensor names, shapes, byte length, finiteness, claims. */
   private checkUpdate(clientId: string, msg: FitResult): AcceptedUpdate {
     const weights = decodeWeights(msg.weights);
@@ -243,6 +293,7 @@ export class UpdateIntake {
       throw new FtlError(ErrorCode.SampleCount, `numExamples ${msg.numExamples} exceeds the cap of ${cap} per client`);
     }
     this.checkClaim(clientId, msg.numExamples, 'numTrain');
+    this.checkPrivacy(msg.privacy);
     // Kept until the round closes: the trust policy compares each update with the round's others.
     return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
   }
