@@ -14,6 +14,7 @@ import {
   type FitMetrics,
   type Goodbye,
   type Normalization,
+  type PrivacyReport,
   type RunEnd,
   type Weights,
   type Welcome,
@@ -45,8 +46,8 @@ export interface FitContext {
   normalization?: Normalization;
 }
 
-/** A crafted `fit-result`, or a `failure` (the round goes on without this site). */
-export type FitAnswer = { weights: Weights; numExamples: number; metrics?: FitMetrics } | 'fail';
+/** A crafted `fit-result` (with the privacy it claims to have spent, if any), or a `failure` (the round goes on without this site). */
+export type FitAnswer = { weights: Weights; numExamples: number; metrics?: FitMetrics; privacy?: PrivacyReport } | 'fail';
 
 /** A crafted `evaluate-result`, or a `failure`. */
 export type EvaluateAnswer = { numExamples: number; loss: number; accuracy: number } | 'fail';
@@ -192,6 +193,7 @@ export class HostileClient {
           weights: encodeWeights(answer.weights),
           numExamples: answer.numExamples,
           metrics: answer.metrics ?? DEFAULT_METRICS,
+          ...(answer.privacy ? { privacy: answer.privacy } : {}),
         },
         msg.round,
       ).then((ack) => this.afterAck(ack, { ...envelope, stage: 'fit' }));

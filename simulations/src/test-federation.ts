@@ -12,6 +12,7 @@ import {
   type ImageDataset,
   type Logger,
   type PartitionSpec,
+  type RunEnd,
   type Weights,
 } from '@ftl/shared';
 
@@ -81,6 +82,10 @@ export async function makeClient(o: {
   stay?: boolean;
   log?: Logger;
   progressEveryMs?: number;
+  /** The site's own ε budget (`--dp-budget`). */
+  dpBudget?: number;
+  /** Repeatable DP noise (the research hook; secret randomness without it). */
+  dpSeed?: number;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -98,6 +103,8 @@ export async function makeClient(o: {
     ...(o.token !== undefined ? { token: o.token } : {}),
     ...(o.stay !== undefined ? { stay: o.stay } : {}),
     ...(o.progressEveryMs !== undefined ? { progressEveryMs: o.progressEveryMs } : {}),
+    ...(o.dpBudget !== undefined ? { dpBudget: o.dpBudget } : {}),
+    ...(o.dpSeed !== undefined ? { dpSeed: o.dpSeed } : {}),
   });
 }
 
@@ -121,15 +128,14 @@ export async function federateToEnd(
 
 /**
  * Runs `clients` against `coordinator` until the run ends, closes the coordinator (also on failure) and
- * returns the summary and every round's record.
+ * returns the summary, every round's record and the run-end each client heard.
  */
-export async function runToEnd(coordinator: Coordinator, clients: readonly FtlClient[]): Promise<RunOutcome> {
+export async function runToEnd(coordinator: Coordinator, clients: readonly FtlClient[]): Promise<RunOutcome & { ends: RunEnd[] }> {
   const ends = clients.map((c) => c.run());
   const rows: RoundRecord[] = [];
   try {
     const summary = await coordinator.run((r) => rows.push(r));
-    await Promise.all(ends);
-    return { summary, rows };
+    return { summary, rows, ends: await Promise.all(ends) };
   } finally {
     await coordinator.close();
   }
