@@ -15,7 +15,7 @@ export { CoordinatorServer, type ServerOptions } from './coordinator-server.js';
 export type { ClientView } from './client-registry.js';
 export type { ExclusionRecord, RunView } from './run-lifecycle.js';
 export { FederatedRun } from './federated-run.js';
-export { scheduledFit, type RoundListener, type RoundSnapshot } from './round-phases.js';
+export { scheduledFit, type RoundListener, type RoundSnapshot, type SiteEvaluation } from './round-phases.js';
 export type { RunHost } from './run-host.js';
 export type { RunOutcome, RunProgress, RunSummary } from './run-summary.js';
 export { RUN_TRANSITIONS, checkRunTransition } from './run-states.js';

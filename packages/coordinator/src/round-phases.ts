@@ -33,6 +33,8 @@ export interface TrainedRound {
   participants: string[];
   /** The medians of the sites' validation losses and accuracies: what early stopping decides on. */
   medians: { loss: number; accuracy: number };
+  /** Each site's evaluation of the new global model on its validation data. */
+  sites: SiteEvaluation[];
   rejected: Array<{ clientId: string; reason: string; message: string }>;
   /** Selected sites that refused the round for their privacy budget. */
   budgetRefusals: number;
@@ -127,7 +129,8 @@ export async function evaluate(ctx: RunContext, round: number) {
     loss: answers.length > 0 ? median(answers.map((r) => r.loss)) : NaN,
     accuracy: answers.length > 0 ? median(answers.map((r) => r.accuracy)) : NaN,
   };
-  return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medians };
+  const sites = [...collected.results.entries()].map(([client, r]) => ({ client, numExamples: r.numExamples, loss: r.loss, accuracy: r.accuracy }));
+  return { loss: summary.loss, accuracy: summary.accuracy, clients: summary.clients, medians, sites };
 }
 
 /** select → fit → aggregate → evaluate of one round; a shutdown in between leaves the model as it was. */
@@ -178,6 +181,7 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   return {
     record,
     medians: evaluation.medians,
+    sites: evaluation.sites,
     participants: fitted.participants,
     rejected: collected.rejected.map((r) => ({ clientId: r.clientId, reason: r.ack.reason, message: r.ack.message })),
     budgetRefusals: privacy?.refused.length ?? 0,
@@ -207,10 +211,20 @@ export function commit(ctx: RunContext, played: TrainedRound): void {
   );
 }
 
+/** One site's evaluation of a round's global model on its own validation split. */
+export interface SiteEvaluation {
+  client: string;
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+}
+
 /** The global model after a round, for a listener that wants to look at it (a simulation's held-out score). */
 export interface RoundSnapshot {
   weights: Weights;
   modelVersion: number;
+  /** Each site's evaluation of it (empty for a round that did not train). */
+  sites: readonly SiteEvaluation[];
   /** Writes this model as the run's export would (backbone, head and input normalisation) into `dir`. */
   exportTo(dir: string): Promise<void>;
 }
@@ -218,11 +232,12 @@ export interface RoundSnapshot {
 /** Hears each round as it is committed (and each retried round); the next round waits for a returned promise. */
 export type RoundListener = (record: RoundRecord, model: RoundSnapshot) => unknown;
 
-function snapshot(ctx: RunContext, records: readonly RoundRecord[]): RoundSnapshot {
+function snapshot(ctx: RunContext, records: readonly RoundRecord[], sites: readonly SiteEvaluation[] = []): RoundSnapshot {
   const { weights, version } = ctx.model;
   return {
     weights,
     modelVersion: version,
+    sites,
     exportTo: async (dir) => {
       await exportRunModel({
         backbone: ctx.backbone,
@@ -269,14 +284,14 @@ export async function runRounds(
       // The global model is unchanged; try the same round again with whoever is ready then.
       store?.appendEvent(runId, 'round-retry', { round, attempt, accepted: record.accepted, need: config.minFitClients });
       log.warn('round-retry', { round, attempt, of: config.quorumRetries });
-      await o.onRound?.(record, snapshot(ctx, records));
+      await o.onRound?.(record, snapshot(ctx, records, played.sites));
       attempt++;
       continue;
     }
     attempt = 1;
     commit(ctx, played);
     records.push(record);
-    await o.onRound?.(record, snapshot(ctx, records));
+    await o.onRound?.(record, snapshot(ctx, records, played.sites));
     if (record.status === 'no-quorum') {
       const budget = played.budgetRefusals > 0 ? ` (${played.budgetRefusals} selected sites refused it for their privacy budget)` : '';
       throw new FtlError(

@@ -1,7 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyRunConfig, Coordinator, type RoundRecord, type RunConfig, type RunSummary, type ServerSettings } from '@ftl/coordinator';
+import {
+  applyRunConfig,
+  Coordinator,
+  type RoundRecord,
+  type SiteEvaluation,
+  type RunConfig,
+  type RunSummary,
+  type ServerSettings,
+} from '@ftl/coordinator';
 import {
   createInprocHub,
   createLogger,
@@ -74,7 +82,7 @@ export interface FederationResult {
   featureDim: number;
 }
 
-function point(r: RoundRecord, heldOut: number | undefined): RoundPoint {
+function point(r: RoundRecord, heldOut: number | undefined, sites: readonly SiteEvaluation[]): RoundPoint {
   return {
     round: r.round,
     valLoss: r.valLoss,
@@ -86,6 +94,9 @@ function point(r: RoundRecord, heldOut: number | undefined): RoundPoint {
     bytesIn: r.bytesIn,
     bytesOut: r.bytesOut,
     seconds: r.seconds,
+    ...(sites.length > 0
+      ? { perClient: sites.map((e) => ({ client: e.client, samples: e.numExamples, valAccuracy: e.accuracy, valLoss: e.loss })) }
+      : {}),
   };
 }
 
@@ -190,7 +201,7 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
         await model.exportTo(scoreDir);
         heldOut = await heldOutAccuracy(scoreDir, spec.heldOut.test);
       }
-      const p = point(record, heldOut);
+      const p = point(record, heldOut, model.sites);
       // A round played again after missing its quorum replaces its earlier attempt.
       const earlier = rounds.findIndex((x) => x.round === p.round);
       if (earlier >= 0) rounds[earlier] = p;

@@ -55,6 +55,13 @@ describe('simulation studies', () => {
       expect(r.failed, `${r.method}: ${r.failed}`).toBeUndefined();
       expect(r.heldOut).toBeGreaterThan(0.1);
     }
+    // Each site's own evaluation of every round's global model travels with the round.
+    const transfer = by.get('transfer')!;
+    expect(transfer.rounds.map((p) => p.perClient?.map((c) => c.client).sort())).toEqual([
+      ['site-0', 'site-1', 'site-2'],
+      ['site-0', 'site-1', 'site-2'],
+    ]);
+    expect(transfer.perClientAccuracy).toEqual(transfer.rounds.at(-1)!.perClient!.map((c) => c.valAccuracy));
     const local = by.get('local')!;
     expect(local.perClientAccuracy).toHaveLength(3);
     expect(local.worstHeldOut).toBeLessThanOrEqual(local.heldOut);

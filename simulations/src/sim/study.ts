@@ -217,6 +217,8 @@ export async function runStudy(
                 ...base,
                 rounds: r.rounds,
                 heldOut: r.heldOut,
+                // The spread over sites: each site's validation accuracy of the final round's model.
+                ...(r.rounds.at(-1)?.perClient ? { perClientAccuracy: r.rounds.at(-1)!.perClient!.map((c) => c.valAccuracy) } : {}),
                 updateValues: r.summary.weights.values.length,
                 bytesTotal: bytesOf(r.rounds),
                 seconds: r.seconds,
