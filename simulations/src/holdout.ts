@@ -22,7 +22,9 @@ export function heldOutSet(dataset: BuiltinDatasetName = 'mnist', classes?: read
   const key = `${dataset}:${classes?.join(',') ?? 'all'}`;
   let test = testSets.get(key);
   if (!test) {
-    test = federationSplit(taskDataset(dataset, classes)).test;
+    // Only the test split stays: a study's coordinator thread need not hold the sites' pool.
+    const full = loaded.get(dataset) ?? loadBuiltinDataset(dataset);
+    test = federationSplit(classes ? keepClasses(full, classes) : full).test;
     testSets.set(key, test);
   }
   return test;

@@ -18,7 +18,7 @@ import {
   type LocalShard,
   type Logger,
 } from '@ftl/shared';
-import { heldOutSet, taskDataset } from '../holdout.js';
+import { heldOutSet } from '../holdout.js';
 import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/types.js';
 import type { LocalSourceConfig, SimConfig, StudySetting } from './config.js';
 import { runFederation, signFlip, type FederationResult } from './federation.js';
@@ -161,7 +161,7 @@ export async function runStudy(
     for (const { setting, config } of study.settings) {
       const { data } = config;
       const natural = data.sites ? naturalSplit(data.sites, data.heldOut, log) : undefined;
-      const classes = natural?.classes ?? [...taskDataset(data.dataset, data.classes).classes];
+      const classes = natural?.classes ?? [...heldOutSet(data.dataset, data.classes).classes];
       const test = natural ? natural.test : heldOutSet(data.dataset, data.classes);
       const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
       const perSite = data.perSite;
