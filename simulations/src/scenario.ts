@@ -1,24 +1,32 @@
 #!/usr/bin/env node
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { flagOptions, ErrorCode, FtlError, numberFlag, runProgram, type RawFlags } from '@ftl/shared';
-import { byzantineScenario, type ByzantineRow } from './scenarios/byzantine.js';
-import { cutPointScenario, type CutPointRow } from './scenarios/cut-point.js';
-import { fineTuneScenario, type FineTuneRow } from './scenarios/finetune.js';
+import type { ByzantineRow } from './scenarios/byzantine.js';
+import type { CutPointRow } from './scenarios/cut-point.js';
+import type { FineTuneRow } from './scenarios/finetune.js';
 import { hostileScenario, type HostileRow } from './scenarios/hostile.js';
 import { longerRunsScenario, type LongerRunRow } from './scenarios/longer-runs.js';
 import { LOW_DATA_METHODS, LOW_DATA_TASKS, lowDataScenario, type LowDataMethod, type LowDataRow, type LowDataTask } from './scenarios/low-data.js';
-import { personalizationScenario, type PersonalizationRow } from './scenarios/personalization.js';
+import type { PersonalizationRow } from './scenarios/personalization.js';
 import { formatPercentInterval, meanInterval } from './confidence.js';
+import { summaryMarkdown, writeStudy } from './report/index.js';
+import { expandStudy } from './sim/config.js';
+import { runStudy } from './sim/study.js';
+
+/** Scenarios that run as study files now (`npm run sim -- --config simulations/scenarios/<name>.json`). */
+const AS_STUDIES = ['byzantine', 'personalization', 'cutpoint', 'finetune'] as const;
 
 const HELP = `npm run scenario -- <byzantine|personalization|cutpoint|finetune|hostile|lowdata|longer> [--quick]
 Runs a research scenario (real coordinator and real clients in one process, over loopback socket.io) on
 MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<name>.json (lowdata:
-.ftl/scenarios/lowdata-<task>.json), from which --from prints the table again.
+.ftl/scenarios/lowdata-<task>.json), from which --from prints the table again. byzantine,
+personalization, cutpoint and finetune run as study files now: the same as
+npm run sim -- --config simulations/scenarios/<name>.json (report in .ftl/sim/<name>); --from still prints
+their earlier tables from saved rows.
   byzantine        10 IID clients, 2 send sign-flipped ×10 updates: FedAvg vs robust rules
   personalization  10 clients with 2 label shards each: FedAvg, FedProx, local layers, local fine-tuning
   cutpoint         10 clients, Dirichlet 0.5: the head on each candidate backbone layer
   finetune         10 clients, Dirichlet 0.5, 20 rounds: head only vs partial and gradual fine-tuning
-                   (--epochs N local epochs, default 2; --only partial,… picks fine-tuning modes)
   hostile          10 IID clients, one hostile (poisoned updates, false sample counts, evaluation lies,
                    poisoned normalisation statistics) under the default run config and trust policy
   lowdata          10 sites, Dirichlet 0.5, few labelled images each: transfer (feature extraction
@@ -32,9 +40,6 @@ MNIST and prints a markdown table; the rows are also written to .ftl/scenarios/<
   longer           the run config's defaults on the whole MNIST pool (10 sites, Dirichlet 0.5) for
                    --lengths 5,10,20,40 rounds and --seeds 1: does a longer run end worse?
   --rounds N       rounds per run (default 8)
-  --lr-decay X     client learning rate × X each round, every strategy alike (default: 0.8 for
-                   byzantine, 1 otherwise)
-  --only A,B       byzantine: only these strategies (plus the clean reference), e.g. krum,fedmedian
   --quick          2 rounds on 1,500 samples (a smoke run)
   --from FILE[,F]  any scenario: print its table from saved rows (the JSON a run wrote; several
                    files make one table) without running anything`;
@@ -108,24 +113,7 @@ const TABLES = {
 type ScenarioName = keyof typeof TABLES;
 
 const FLAGS = flagOptions(
-  [
-    'rounds',
-    'lr-decay',
-    'only',
-    'epochs',
-    'task',
-    'sizes',
-    'seeds',
-    'methods',
-    'hidden',
-    'target',
-    'backbone',
-    'lr',
-    'from',
-    'feature-layer',
-    'out',
-    'lengths',
-  ],
+  ['rounds', 'epochs', 'task', 'sizes', 'seeds', 'methods', 'hidden', 'target', 'backbone', 'lr', 'from', 'feature-layer', 'out', 'lengths'],
   ['quick'],
 );
 
@@ -137,9 +125,6 @@ runProgram({ help: HELP, flags: FLAGS, argv: name === undefined ? process.argv.s
   if (name === undefined) return 'help';
   const quick = values['quick'] === true;
   const rounds = numberFlag(values, 'rounds', { default: quick ? 2 : 8, min: 1, integer: true });
-  // Byzantine: Krum keeps one site's model per round and needs a decaying step to settle (docs/results.md).
-  const lrDecay = numberFlag(values, 'lr-decay', { default: name === 'byzantine' ? 0.8 : 1, min: Number.MIN_VALUE, max: 1 });
-  const only = values['only'] === undefined ? undefined : String(values['only']).split(',').filter(Boolean);
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   if (!(name in TABLES)) {
     throw new FtlError(ErrorCode.InvalidConfig, `unknown scenario "${name}"; use ${Object.keys(TABLES).join(', ')}`);
@@ -153,22 +138,21 @@ runProgram({ help: HELP, flags: FLAGS, argv: name === undefined ? process.argv.s
     process.stdout.write(`${tableOf(saved).join('\n')}\n`);
     return;
   }
+  if ((AS_STUDIES as readonly string[]).includes(name)) {
+    // A thin alias: the study file is the scenario now; --quick and --rounds still shorten it.
+    const where = `simulations/scenarios/${name}.json`;
+    process.stderr.write(`${name} runs as a study: npm run sim -- --config ${where}\n`);
+    const doc = JSON.parse(await readFile(new URL(`../scenarios/${name}.json`, import.meta.url), 'utf8')) as Record<string, Record<string, unknown>>;
+    if (quick) doc['data'] = { ...doc['data'], limit: 1500 };
+    if (quick || values['rounds'] !== undefined) doc['run'] = { ...doc['run'], rounds };
+    const report = await runStudy(expandStudy(doc, where));
+    const { files } = await writeStudy(report, `.ftl/sim/${name}`);
+    process.stdout.write(`${summaryMarkdown(report)}\nreport: .ftl/sim/${name}/report.html (${files.length} files)\n`);
+    return;
+  }
   let rows: object[];
   let file: string = name;
-  if (name === 'byzantine') {
-    rows = await byzantineScenario(progress, { quick, rounds, lrDecay, ...(only ? { only } : {}) });
-  } else if (name === 'personalization') {
-    rows = await personalizationScenario(progress, { quick, rounds });
-  } else if (name === 'cutpoint') {
-    rows = await cutPointScenario(progress, { quick, rounds });
-  } else if (name === 'finetune') {
-    rows = await fineTuneScenario(progress, {
-      quick,
-      rounds: values['rounds'] === undefined && !quick ? 20 : rounds,
-      epochs: numberFlag(values, 'epochs', { default: 2, min: 1, integer: true }),
-      ...(only ? { only } : {}),
-    });
-  } else if (name === 'hostile') {
+  if (name === 'hostile') {
     rows = await hostileScenario(progress, { quick, rounds });
   } else if (name === 'longer') {
     const lengths = integersFlag(values, 'lengths', quick ? [1, 2] : [5, 10, 20, 40]) as number[];
