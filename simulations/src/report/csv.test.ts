@@ -73,7 +73,7 @@ describe('CSV', () => {
     const text = roundsCsv(fixtureStudy(runs));
     // The header line, as a spreadsheet or a script reading the file sees it.
     expect(text.split('\r\n')[0]).toBe(
-      'method,setting,setting_value,seed,round,val_loss,val_accuracy,held_out,train_loss,accepted,selected,bytes_in,bytes_out,seconds,failed',
+      'method,setting,setting_value,seed,round,val_loss,val_accuracy,held_out,train_loss,accepted,selected,bytes_in,bytes_out,seconds,epsilon,failed',
     );
     const [, ...rows] = parseCsv(text);
     expect(rows).toHaveLength(3);
@@ -93,10 +93,11 @@ describe('CSV', () => {
       '2000',
       '2',
       '',
+      '',
     ]);
     expect(rows[2]![0]).toBe('scratch');
     expect(rows[2]![1]).toBe('');
-    expect(rows[2]![14]).toBe('diverged: loss, NaN');
+    expect(rows[2]![15]).toBe('diverged: loss, NaN');
   });
 
   test('summary.csv has one row per setting and method with mean, half-width, n and failed count', () => {

@@ -36,6 +36,7 @@ export function roundsCsv(report: Pick<StudyReport, 'runs'>): string {
     'bytes_in',
     'bytes_out',
     'seconds',
+    'epsilon',
     'failed',
   ];
   const rows = report.runs.flatMap((run) =>
@@ -54,6 +55,7 @@ export function roundsCsv(report: Pick<StudyReport, 'runs'>): string {
       p.bytesIn,
       p.bytesOut,
       p.seconds,
+      p.epsilon,
       run.failed,
     ]),
   );

@@ -17,6 +17,8 @@ export interface RoundPoint {
   bytesIn: number;
   bytesOut: number;
   seconds: number;
+  /** With record-level DP: the largest ε any site reported spending so far (at the run's δ). */
+  epsilon?: number;
   /** Each site's own validation accuracy of the round's global model, when the run reports it. */
   perClient?: ClientPoint[];
 }

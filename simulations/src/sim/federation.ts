@@ -94,6 +94,7 @@ function point(r: RoundRecord, heldOut: number | undefined, sites: readonly Site
     bytesIn: r.bytesIn,
     bytesOut: r.bytesOut,
     seconds: r.seconds,
+    ...(r.epsilon !== undefined ? { epsilon: r.epsilon } : {}),
     ...(sites.length > 0
       ? { perClient: sites.map((e) => ({ client: e.client, samples: e.numExamples, valAccuracy: e.accuracy, valLoss: e.loss })) }
       : {}),
