@@ -87,6 +87,11 @@ export interface ClientOptions {
   shard: LocalShard;
   /** Where the backbone is cached, per digest. */
   cacheDir: string;
+  /**
+   * Where the site keeps its privacy ledger (default: `cacheDir`), so ε adds up across runs on the same
+   * data; a simulation gives each experiment its own, as each stands for a separate study.
+   */
+  ledgerDir?: string;
   /** Refuse any backbone whose digest is not this. */
   pinnedSha256?: string;
   /** The token the operator issued for `name`, sent in the handshake. */
@@ -232,7 +237,7 @@ export class FtlClient {
       // A ledger that cannot be read stops the site before it connects: its spent ε would be unknown.
       try {
         if (!this.ledger) {
-          this.ledger = PrivacyLedger.open(this.options.cacheDir, this.options.shard.train);
+          this.ledger = PrivacyLedger.open(this.options.ledgerDir ?? this.options.cacheDir, this.options.shard.train);
           if (this.ledger.entries.length > 0) log.info('privacy-ledger', { file: this.ledger.path, entries: this.ledger.entries.length });
         }
       } catch (err) {

@@ -187,7 +187,7 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
     const hub = spec.transport === 'inproc' ? createInprocHub() : undefined;
     coordinator = await Coordinator.create(applyRunConfig(server, run), log, undefined, hub ? { transport: hub } : {});
     const { url } = await coordinator.listen();
-    const connection = { serverUrl: url, cacheDir: spec.cacheDir ?? join(dir, 'cache'), log };
+    const connection = { serverUrl: url, cacheDir: spec.cacheDir ?? join(dir, 'cache'), ledgerDir: join(dir, 'privacy'), log };
     sites =
       workers > 0
         ? hostSitesInWorkers(spec.sites as readonly SiteSpec[], {

@@ -24,6 +24,8 @@ export interface ThreadSite {
 export interface SiteConnection {
   serverUrl: string;
   cacheDir: string;
+  /** The sites' privacy ledgers: one folder per run, so no experiment spends another's ε. */
+  ledgerDir: string;
 }
 
 /** How sites in this thread reach the coordinator: over loopback socket.io (the default), or an in-memory hub. */
@@ -55,6 +57,7 @@ export function hostSitesInThread(sites: readonly ThreadSite[], o: ThreadConnect
         name: siteName(index),
         shard,
         cacheDir: o.cacheDir,
+        ledgerDir: o.ledgerDir,
         log: o.log.child({ client: index }),
         turns,
         ...(o.connect ? { connect: o.connect } : {}),
@@ -84,6 +87,7 @@ export interface SiteWorkerData extends SiteConnection {
 const SiteWorkerDataSchema = z.strictObject({
   serverUrl: z.string().min(1),
   cacheDir: z.string().min(1),
+  ledgerDir: z.string().min(1),
   sites: z.array(z.strictObject({ index: z.number().int().min(0), spec: z.unknown() })),
 });
 
@@ -154,7 +158,7 @@ export function hostSitesInWorkers(specs: readonly SiteSpec[], o: SiteConnection
       const err = new FtlError(ErrorCode.InternalError, `site worker ${w} (${[...open].map(siteName).join(', ')}) ${why}`, { cause });
       for (const index of [...open]) end(index, err);
     };
-    const data: SiteWorkerData = { serverUrl: o.serverUrl, cacheDir: o.cacheDir, sites };
+    const data: SiteWorkerData = { serverUrl: o.serverUrl, cacheDir: o.cacheDir, ledgerDir: o.ledgerDir, sites };
     let worker: Worker;
     try {
       worker = new Worker(o.workerUrl, { workerData: data });

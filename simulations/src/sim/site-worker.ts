@@ -38,6 +38,6 @@ for (const { index, spec } of data.sites) {
 }
 // The sites hold copies of their parts: the whole dataset need not outlive their building.
 tasks.clear();
-const host = hostSitesInThread(sites, { serverUrl: data.serverUrl, cacheDir: data.cacheDir, log });
+const host = hostSitesInThread(sites, { serverUrl: data.serverUrl, cacheDir: data.cacheDir, ledgerDir: data.ledgerDir, log });
 await Promise.all(host.ends.map(async (end, i) => post(sites[i]!.index, await end)));
 await host.close(false);

@@ -118,4 +118,23 @@ describe('simulation studies', () => {
     }
     expect((report.config as { run: { classes: string[] } }).run.classes).toBeDefined();
   });
+
+  test('with record-level DP each run reports its own ε: runs of a study do not add up in one ledger', async () => {
+    const dp = { mode: 'record', noiseMultiplier: 1.5, clipNorm: 1 };
+    const report = await runStudy(
+      tiny({
+        sweep: {
+          name: 'repeat',
+          settings: [
+            { label: 'a', set: { 'run.privacy': dp } },
+            { label: 'b', set: { 'run.privacy': dp } },
+          ],
+        },
+      }),
+    );
+    const epsilons = report.runs.map((r) => r.rounds.map((p) => p.epsilon));
+    expect(epsilons[0]!.every((e) => e !== undefined && e > 0)).toBe(true);
+    expect(epsilons[0]![1]!).toBeGreaterThan(epsilons[0]![0]!);
+    expect(epsilons[1]).toEqual(epsilons[0]);
+  });
 });
