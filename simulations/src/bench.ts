@@ -36,6 +36,16 @@ import {
 } from '@ftl/shared';
 import { simulate } from './simulate.js';
 
+/** A head trainer on the bench's feature vectors (one of them stands in for the validation split). */
+function benchTrainer(config: HeadConfig, features: Float32Array, labels: Int32Array): HeadTrainer {
+  return new HeadTrainer(config, {
+    trainFeatures: features,
+    trainLabels: labels,
+    valFeatures: features.subarray(0, config.featureDim),
+    valLabels: labels.subarray(0, 1),
+  });
+}
+
 const HELP = `npm run bench -- [options]
 Four measurements, each against a baseline taken in the same run:
 1. CNN training throughput (images/s) of the default backbone's architecture on the wasm backend (with
@@ -238,12 +248,7 @@ async function dpBench(epochs: number, repeats: number): Promise<void> {
     `\nDP-SGD: ${n} feature vectors (${config.featureDim} → ${DEFAULT_HIDDEN.join(' → ')} → 10), ${epochs} epochs of batch 32 ` +
       `with Adam, ftl kernels, σ = 1, C = 1, best of ${repeats}\n`,
   );
-  const trainer = new HeadTrainer(config, {
-    trainFeatures: features,
-    trainLabels: labels,
-    valFeatures: features.subarray(0, config.featureDim),
-    valLabels: labels.subarray(0, 1),
-  });
+  const trainer = benchTrainer(config, features, labels);
   const start = createHead(config, 0);
   const initial = getTrainableWeights(start);
   start.dispose();
@@ -300,12 +305,7 @@ async function headBench(epochs: number, repeats: number): Promise<void> {
     return loss;
   };
   const ftlLoop = async (): Promise<number> => {
-    const trainer = new HeadTrainer(config, {
-      trainFeatures: features,
-      trainLabels: labels,
-      valFeatures: features.subarray(0, config.featureDim),
-      valLabels: labels.subarray(0, 1),
-    });
+    const trainer = benchTrainer(config, features, labels);
     const start = createHead(config, 0);
     const { metrics } = await trainer.fit(getTrainableWeights(start), fit);
     start.dispose();

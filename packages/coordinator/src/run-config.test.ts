@@ -1,10 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { thrownBy } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
 import { flagText, parseRunConfig, RunConfigSchema, runConfigFlags } from './run-config.js';
 import { COORDINATOR_HELP } from './config.js';
+
+/** The message of what `fn` throws; the test fails when it returns. */
+const messageOf = (fn: () => unknown): string => (thrownBy(fn) as Error).message;
 
 describe('run configuration', () => {
   test('an empty document gives the documented defaults', () => {
@@ -172,14 +176,6 @@ describe('run configuration', () => {
 
 describe('record-level privacy', () => {
   const record = { mode: 'record', noiseMultiplier: 1.1, clipNorm: 1 };
-  const messageOf = (fn: () => unknown): string => {
-    try {
-      fn();
-    } catch (err) {
-      return (err as Error).message;
-    }
-    throw new Error('expected a refusal');
-  };
 
   test('is off by default; record takes σ and C, with Poisson sampling and δ 1e-5 unless told otherwise', () => {
     expect(parseRunConfig({}).privacy).toEqual({ mode: 'none', sampling: 'poisson', delta: 1e-5 });
@@ -281,14 +277,6 @@ describe('the command line comes from the run config schema', () => {
     for (const k of keys.slice(0, -1)) o = (o[k] = {}) as Record<string, unknown>;
     o[keys.at(-1)!] = value;
     return doc;
-  };
-  const messageOf = (fn: () => unknown): string => {
-    try {
-      fn();
-    } catch (err) {
-      return (err as Error).message;
-    }
-    throw new Error('expected a refusal');
   };
 
   test("every field of the schema can be set by a flag, and --help lists each flag with the schema's default", () => {
