@@ -13,9 +13,17 @@ import {
 import { prepareCacheDir } from './cache-dir.js';
 import { FtlClient } from './client.js';
 import { oneLine } from './one-line.js';
-import { CLIENT_HELP, parseClientArgs } from './config.js';
+import { AUDIT_HELP, CLIENT_HELP, parseAuditArgs, parseClientArgs } from './config.js';
+import { printAuditLog } from './audit-table.js';
 
 runMain(async () => {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === 'audit') {
+    const audit = parseAuditArgs(rest);
+    if (audit === 'help') process.stdout.write(`${AUDIT_HELP}\n`);
+    else printAuditLog(audit.file, (text) => process.stdout.write(text));
+    return;
+  }
   const config = parseClientArgs(process.argv.slice(2));
   if (config === 'help') {
     process.stdout.write(`${CLIENT_HELP}\n`);
@@ -44,6 +52,7 @@ runMain(async () => {
     backboneMaxBytes: config.backboneMaxBytes,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),
     ...(config.dpBudget !== undefined ? { dpBudget: config.dpBudget } : {}),
+    ...(config.auditLog !== undefined ? { auditLog: config.auditLog } : {}),
     ...(config.token ? { token: config.token } : {}),
     ...(config.ca ? { ca: config.ca } : {}),
   });

@@ -39,6 +39,7 @@ import {
   type FitInstruction,
   type PersonalizeInstruction,
   type PrivacyReport,
+  type RecordPrivacy,
   type ClientToServerEvents,
   type FeatureExtractor,
   type ImageDataset,
@@ -54,6 +55,7 @@ import {
   type Weights,
   type Welcome,
 } from '@ftl/shared';
+import { AuditLog, type AuditKind, auditLogPath } from './audit-log.js';
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
 import { oneLine } from './one-line.js';
@@ -143,6 +145,11 @@ export interface ClientOptions {
    * it is never the coordinator's round seed. Simulations only.
    */
   dpSeed?: number;
+  /**
+   * This site's audit log: a line for every message it sends the coordinator, chained by hashes
+   * (`AuditLog`); a path, or `false` for none (default `<cacheDir>/audit/<name>.jsonl`).
+   */
+  auditLog?: string | false;
 }
 
 const DEFAULT_PROGRESS_EVERY_MS = 5000;
@@ -222,6 +229,10 @@ export class FtlClient {
   private prepared?: Prepared;
   /** What this site has spent on its training data, on disk beside the feature cache; read when `run()` starts. */
   private ledger?: PrivacyLedger;
+  /** Where every message this site sends is recorded before it leaves; undefined when turned off. */
+  private audit?: AuditLog;
+  /** The record-level DP mechanism of the latest training instruction, per run: what the audit log records as in force. */
+  private inForce?: { runId: string; privacy: RecordPrivacy | undefined };
   // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
   private queue: Promise<void> = Promise.resolve();
   // Settles a pending run() when this side closes (the only way a `stay` client's run() ends).
@@ -239,6 +250,13 @@ export class FtlClient {
         if (!this.ledger) {
           this.ledger = PrivacyLedger.open(this.options.ledgerDir ?? this.options.cacheDir, this.options.shard.train);
           if (this.ledger.entries.length > 0) log.info('privacy-ledger', { file: this.ledger.path, entries: this.ledger.entries.length });
+        }
+        // So is an audit log that cannot be appended to: the messages would leave no trace.
+        const { auditLog, cacheDir } = this.options;
+        if (!this.audit && auditLog !== false) {
+          const audit = new AuditLog(auditLog ?? auditLogPath(cacheDir, name));
+          audit.check();
+          this.audit = audit;
         }
       } catch (err) {
         reject(err);
@@ -555,6 +573,7 @@ export class FtlClient {
   }
 
   private async onFit(msg: FitInstruction): Promise<void> {
+    this.inForce = { runId: msg.runId, privacy: msg.config.privacy };
     const log = this.options.log.child({ run: msg.runId, round: msg.round });
     const p = this.requirePrepared(msg.runId);
     try {
@@ -615,6 +634,7 @@ export class FtlClient {
   }
 
   private async onPersonalize(msg: PersonalizeInstruction): Promise<void> {
+    this.inForce = { runId: msg.runId, privacy: msg.config.privacy };
     const p = this.requirePrepared(msg.runId);
     try {
       const weights = decodeWeights(msg.weights);
@@ -795,16 +815,32 @@ export class FtlClient {
 
   /** Tells the coordinator this site will not answer the round's `stage`, with why (`extra`: a reason the coordinator acts on). */
   private sendFailure(stage: FailureStage, msg: Answered, message: string, extra: { reason?: 'privacy-budget'; privacy?: PrivacyReport } = {}): void {
-    this.socket?.emit('failure', {
-      ...answerTo(msg),
-      stage,
-      message: message.slice(0, 2000),
-      ...extra,
+    if (!this.socket) return;
+    const failure = { ...answerTo(msg), stage, message: message.slice(0, 2000), ...extra };
+    this.recordSent('failure', failure);
+    this.socket.emit('failure', failure);
+  }
+
+  /**
+   * Writes the audit line of a message about to be sent: every message this site sends passes here
+   * first, and is not sent when its line cannot be written.
+   */
+  private recordSent(kind: AuditKind, message: { runId: string; round?: number; privacy?: PrivacyReport }): void {
+    if (!this.audit) return;
+    const privacy = this.inForce?.runId === message.runId ? this.inForce.privacy : undefined;
+    this.audit.append({
+      kind,
+      run: message.runId,
+      round: message.round ?? null,
+      payload: message,
+      ...(privacy ? { privacy } : {}),
+      ...(message.privacy ? { epsilon: message.privacy.epsilon } : {}),
     });
   }
 
   private async emitWithAck<E extends AckedEvent>(event: E, message: Parameters<ClientToServerEvents[E]>[0]): Promise<Ack> {
     const socket = this.socket!;
+    this.recordSent(event, message);
     const acked = socket.timeout(this.options.ackTimeoutMs ?? 30_000).emitWithAck(event, message);
     // A lost connection loses the acknowledgement too: stop waiting at once, so the next welcome
     // (after reconnecting) is handled without sitting out the ack timeout. The abandoned ack still times

@@ -1,6 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { auditLogPath } from './audit-log.js';
 import {
+  checkSiteName,
   flagOptions,
   BUILTIN_DATASETS,
   ErrorCode,
@@ -39,10 +41,13 @@ export interface ClientConfig {
   backboneMaxBytes: number;
   /** This site's ε budget for its training data (`--dp-budget`); none: it trains every DP round, still accounting. */
   dpBudget?: number;
+  /** This site's audit log (`--audit-log FILE`), or false (`--no-audit-log`); absent: `<cacheDir>/audit/<name>.jsonl`. */
+  auditLog?: string | false;
 }
 
 /** Help text of `ftl-client`. */
 export const CLIENT_HELP = `ftl-client [options]
+ftl-client audit [--file PATH | --cache-dir DIR --name SITE]   (see ftl-client audit --help)
 Joins a federated run: downloads and verifies the backbone, extracts features from local data once,
 trains the head each round and sends back only its weights.
   --server URL              coordinator (default http://127.0.0.1:8080)
@@ -80,7 +85,41 @@ Local data, one of (default --dataset mnist):
                             record-level DP names: a round that would take the ε recorded in the
                             site's ledger (in --cache-dir, per dataset, across runs) past it is refused,
                             and so is any work that would release the data without DP. Without it the
-                            site trains every DP round, still accounting and reporting its ε`;
+                            site trains every DP round, still accounting and reporting its ε
+  --audit-log FILE          append a line for every message sent to the coordinator here, each line
+                            chained to the one before by its SHA-256 (default
+                            <cache-dir>/audit/<name>.jsonl); "ftl-client audit" prints and checks it
+  --no-audit-log            keep no audit log`;
+
+/** Help text of `ftl-client audit`. */
+export const AUDIT_HELP = `ftl-client audit [--file PATH | --cache-dir DIR --name SITE]
+Prints a site's audit log, one row per message it sent the coordinator (time, run, round, kind, payload
+bytes, SHA-256 prefix, ε), and checks its chain of hashes: "chain intact: N lines" and the hash of the
+last line (note it elsewhere: it shows later that no line was cut off the end), or the first bad line
+and why, with exit code 1.
+  --file PATH               the log to read
+  --cache-dir DIR           the client's --cache-dir (default .ftl/cache), with
+  --name NAME               the client's --name: reads <cache-dir>/audit/<name>.jsonl`;
+
+/**
+ * Parses `ftl-client audit`'s flags: the log file to read.
+ *
+ * @throws FtlError(INVALID_CONFIG) when neither --file nor --name is given, or both.
+ */
+export function parseAuditArgs(argv: string[]): { file: string } | 'help' {
+  const values = parseFlags(argv, flagOptions(['file', 'cache-dir', 'name'], ['help']));
+  if (values['help']) return 'help';
+  const file = stringFlag(values, 'file');
+  const name = stringFlag(values, 'name');
+  if (file !== undefined && (name !== undefined || values['cache-dir'] !== undefined)) {
+    throw new FtlError(ErrorCode.InvalidConfig, 'give --file, or --cache-dir and --name, not both');
+  }
+  if (file !== undefined) return { file };
+  if (name === undefined) {
+    throw new FtlError(ErrorCode.InvalidConfig, "give --file PATH, or --name SITE (with the client's --cache-dir unless it is .ftl/cache)");
+  }
+  return { file: auditLogPath(stringFlag(values, 'cache-dir', '.ftl/cache'), checkSiteName(name, '--name')) };
+}
 
 /**
  * Parses and validates the client's command line.
@@ -112,8 +151,9 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
         'token-file',
         'ca-file',
         'dp-budget',
+        'audit-log',
       ],
-      ['stay', 'help'],
+      ['stay', 'no-audit-log', 'help'],
     ),
   );
   if (values['help']) return 'help';
@@ -128,6 +168,9 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     throw new FtlError(ErrorCode.InvalidConfig, `--backbone-sha256 must be 64 lowercase hex digits (got "${pinned}")`);
   }
   const dpBudget = values['dp-budget'] === undefined ? undefined : numberFlag(values, 'dp-budget', { default: 0, min: Number.MIN_VALUE });
+  const auditLog = stringFlag(values, 'audit-log');
+  if (auditLog !== undefined && values['no-audit-log'])
+    throw new FtlError(ErrorCode.InvalidConfig, 'give --audit-log FILE or --no-audit-log, not both');
   const limit = values['limit'] === undefined ? undefined : numberFlag(values, 'limit', { default: 0, min: 10, integer: true });
   const split = {
     seed: numberFlag(values, 'seed', { default: 1, min: 0, integer: true }),
@@ -145,6 +188,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     backboneMaxBytes: Math.round(1024 * 1024 * numberFlag(values, 'backbone-max-mb', { default: 512, min: 1, max: 1024 * 1024 })),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),
     ...(dpBudget !== undefined ? { dpBudget } : {}),
+    ...(values['no-audit-log'] ? { auditLog: false as const } : auditLog !== undefined ? { auditLog } : {}),
     ...readSecrets(stringFlag(values, 'token-file'), stringFlag(values, 'ca-file')),
   };
 }

@@ -1,7 +1,19 @@
+export {
+  AUDIT_GENESIS,
+  AUDIT_KINDS,
+  AuditLog,
+  auditLogPath,
+  readAuditLog,
+  verifyAuditLog,
+  type AuditEntry,
+  type AuditKind,
+  type AuditVerdict,
+} from './audit-log.js';
+export { formatAuditTable } from './audit-table.js';
 export { obtainBackbone } from './backbone-cache.js';
 export { FtlClient, type ClientOptions } from './client.js';
 export { ComputeTurns } from './compute-turns.js';
-export { CLIENT_HELP, parseClientArgs, type ClientConfig } from './config.js';
+export { AUDIT_HELP, CLIENT_HELP, parseAuditArgs, parseClientArgs, type ClientConfig } from './config.js';
 export { checkDpSgdConfig, type DpSampling, type DpSgdConfig, type DpSgdSpent } from './dp-sgd.js';
 export { HeadTrainer, type LocalFitConfig } from './head-trainer.js';
 export { ledgerPath, PrivacyLedger, type PrivacyDecision } from './privacy-ledger.js';

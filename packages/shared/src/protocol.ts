@@ -50,5 +50,11 @@ export {
   type WeightSpec,
   type Weights,
 } from './codec/weights.js';
-export { createMsgpackParser, RESERVED_EVENT_NAMES, type ByteCounter, type MsgpackParserOptions } from './codec/socketio-parser.js';
+export {
+  createMsgpackParser,
+  encodeMessagePack,
+  RESERVED_EVENT_NAMES,
+  type ByteCounter,
+  type MsgpackParserOptions,
+} from './codec/socketio-parser.js';
 export { FORBIDDEN_MAP_KEYS, MAX_MESSAGEPACK_DEPTH, scanMessagePack } from './codec/msgpack-scan.js';

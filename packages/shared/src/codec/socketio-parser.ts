@@ -54,6 +54,19 @@ const packr = new Packr({
   ...{ skipValues: [undefined] },
 });
 
+/**
+ * The MessagePack bytes of `value` exactly as the socket.io parser writes it inside a packet's frame:
+ * a message's payload as it leaves (a site's audit log hashes these). MessagePack nests values as they
+ * are, so these bytes appear unchanged in the frame that carries the message.
+ *
+ * @example
+ * createHash('sha256').update(encodeMessagePack(fitResult)).digest('hex');
+ */
+export function encodeMessagePack(value: unknown): Uint8Array {
+  // packr writes into a buffer it reuses: copy, so the caller's bytes stay as they were.
+  return Uint8Array.from(packr.pack(value));
+}
+
 const reserved = new Set(RESERVED_EVENT_NAMES);
 
 function checkPacket(p: unknown): Packet {
