@@ -11,6 +11,7 @@ import {
   tensorsByName,
   type ImageDataset,
   type Logger,
+  type ChannelConnector,
   type PartitionSpec,
   type RunEnd,
   type Weights,
@@ -86,6 +87,10 @@ export async function makeClient(o: {
   dpBudget?: number;
   /** Repeatable DP noise (the research hook; secret randomness without it). */
   dpSeed?: number;
+  /** The site's audit log (default in its cache folder), or false for none. */
+  auditLog?: string | false;
+  /** How the client opens its channel (default socket.io). */
+  connect?: ChannelConnector;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -105,6 +110,8 @@ export async function makeClient(o: {
     ...(o.progressEveryMs !== undefined ? { progressEveryMs: o.progressEveryMs } : {}),
     ...(o.dpBudget !== undefined ? { dpBudget: o.dpBudget } : {}),
     ...(o.dpSeed !== undefined ? { dpSeed: o.dpSeed } : {}),
+    ...(o.auditLog !== undefined ? { auditLog: o.auditLog } : {}),
+    ...(o.connect ? { connect: o.connect } : {}),
   });
 }
 

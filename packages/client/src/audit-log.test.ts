@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeMessagePack, ErrorCode, isFtlError } from '@ftl/shared';
+import { createMsgpackParser, encodeMessagePack, ErrorCode, isFtlError } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { AUDIT_GENESIS, AuditLog, auditLogPath, verifyAuditLog } from './audit-log.js';
 import { formatAuditTable } from './audit-table.js';
@@ -35,6 +35,10 @@ describe('audit log', () => {
     const bytes = encodeMessagePack(payload);
     expect(first).toMatchObject({ kind: 'fit-result', run: 'r', round: 3, bytes: bytes.byteLength, privacy, epsilon: 1.5, prev: AUDIT_GENESIS });
     expect(first.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    // These bytes are in the frame the socket sends, unchanged.
+    const { Encoder } = createMsgpackParser();
+    const [frame] = (new Encoder() as { encode(p: unknown): Uint8Array[] }).encode({ type: 2, nsp: '/', data: ['fit-result', payload], id: 7 });
+    expect(Buffer.from(frame!).indexOf(bytes)).toBeGreaterThan(0);
     const [line1] = readFileSync(path, 'utf8').split('\n');
     expect(second.prev).toBe(createHash('sha256').update(line1!).digest('hex'));
     expect(second).not.toHaveProperty('privacy');
