@@ -58,6 +58,8 @@ export function hostSitesInThread(sites: readonly ThreadSite[], o: ThreadConnect
         shard,
         cacheDir: o.cacheDir,
         ledgerDir: o.ledgerDir,
+        // A simulated site has no one to show its audit log to: no fsync per message in a study.
+        auditLog: false,
         log: o.log.child({ client: index }),
         turns,
         ...(o.connect ? { connect: o.connect } : {}),
