@@ -117,6 +117,33 @@ describe('simulation studies', () => {
       expect(r.heldOut).toBeGreaterThan(0.6); // three classes: chance is a third
     }
     expect((report.config as { run: { classes: string[] } }).run.classes).toBeDefined();
+
+    // The same sites as CSV files (a label column, then the pixels 0–255), one of them a folder still.
+    const csv = (name: string, digits: number[], skip: number, count: number) => {
+      const lines = [`y,${Array.from({ length: 784 }, (_, k) => `p${k}`).join(',')}`];
+      for (const d of digits) {
+        for (const i of [...mnist.labels.keys()].filter((k) => mnist.labels[k] === d).slice(skip, skip + count)) {
+          lines.push(`digit-${d},${Array.from(mnist.images.slice(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)).join(',')}`);
+        }
+      }
+      writeFileSync(join(root, `${name}.csv`), `${lines.join('\n')}\n`);
+      return { csv: join(root, `${name}.csv`), labelColumn: 'y' };
+    };
+    const mixed = await runStudy(
+      expandStudy(
+        {
+          data: {
+            sites: [csv('a', [0, 1, 2], 0, 30), csv('b', [0, 1], 30, 30), { images: join(root, 'c') }],
+            heldOut: { images: join(root, 'test') },
+          },
+          run: { rounds: 2, fit: { epochs: 3, learningRate: 0.003 }, hidden: [] },
+          seeds: [1],
+        },
+        'natural csv',
+      ),
+    );
+    expect(mixed.runs[0]!.failed, mixed.runs[0]!.failed).toBeUndefined();
+    expect(mixed.runs[0]!.heldOut).toBeGreaterThan(0.6);
   });
 
   test('with record-level DP each run reports its own ε: runs of a study do not add up in one ledger', async () => {
