@@ -1,9 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { BACKBONE_META_FILE, DEFAULT_BACKBONE_DIR } from '@ftl/coordinator';
-import { initBackend, parsePartition, parseStrategy, saveLayersModelToFolder, type BuiltinDatasetName, type FineTuning } from '@ftl/shared';
+import { DEFAULT_BACKBONE_DIR } from '@ftl/coordinator';
+import { initBackend, parsePartition, parseStrategy, type BuiltinDatasetName, type FineTuning } from '@ftl/shared';
+import { rawInputsBackbone } from '../sim/methods.js';
 import { simulate, type SimulationOptions } from '../simulate.js';
 
 /** The target tasks: far transfer (a Fashion-MNIST backbone on MNIST digits) and near transfer. */
@@ -46,18 +46,6 @@ export interface LowDataRow {
 }
 
 const FEATURE_EXTRACTION: FineTuning = { mode: 'feature-extraction', layers: 1, everyRounds: 1, backboneLrFactor: 1 };
-
-/**
- * A backbone that is no backbone: the image flattened, so the head is a linear model on raw pixels —
- * the cheapest baseline a transferred representation has to beat.
- */
-async function rawPixelsBackbone(dir: string): Promise<string> {
-  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1], name: 'features' })] });
-  await saveLayersModelToFolder(model, dir);
-  model.dispose();
-  await writeFile(join(dir, BACKBONE_META_FILE), `${JSON.stringify({ name: 'raw-pixels', featureLayer: 'features', inputShape: [28, 28, 1] })}\n`);
-  return dir;
-}
 
 /** The settings of one method. */
 function methodOptions(method: LowDataMethod, rounds: number, backboneDir: string, rawDir: string): Partial<SimulationOptions> {
@@ -115,7 +103,7 @@ export async function lowDataScenario(
 ): Promise<LowDataRow[]> {
   await initBackend();
   const task = LOW_DATA_TASKS[o.task];
-  const rawDir = await rawPixelsBackbone(await mkdtemp(join(tmpdir(), 'ftl-raw-pixels-')));
+  const rawDir = await rawInputsBackbone(await mkdtemp(join(tmpdir(), 'ftl-raw-pixels-')), [28, 28, 1]);
   const rows: LowDataRow[] = [];
   try {
     for (const perSite of o.sizes) {

@@ -135,7 +135,9 @@ function heldOutInfo(config: SimConfig, log: Logger): StudyReport['heldOut'] {
   if (data.sites) {
     if (!data.heldOut) return { dataset: "none (the sites' own validation splits only)", images: 0 };
     const where = 'images' in data.heldOut ? data.heldOut.images : data.heldOut.csv;
-    return { dataset: where, images: naturalSplit(data.sites, data.heldOut, log).test?.n ?? 0 };
+    // Counting the held-out images needs only that source, not the sites' files.
+    const held = loadLocalShard(sourceOf(data.heldOut, 1), { log });
+    return { dataset: where, images: held.train.n + held.val.n };
   }
   const name = data.classes ? `${data.dataset} classes ${data.classes.join(',')}` : data.dataset;
   return { dataset: name, images: heldOutSet(data.dataset, data.classes).n };
