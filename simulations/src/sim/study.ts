@@ -159,11 +159,14 @@ export async function runStudy(
   const scratch = await mkdtemp(join(tmpdir(), 'ftl-study-'));
   const runs: MethodRun[] = [];
   let index = 0;
+  // The label set the runs used (the task's, not the run config's default), for the report's config.
+  let runClasses: string[] | undefined;
   try {
     for (const { setting, config } of study.settings) {
       const { data } = config;
       const natural = data.sites ? naturalSplit(data.sites, data.heldOut, log) : undefined;
       const classes = natural?.classes ?? [...heldOutSet(data.dataset, data.classes).classes];
+      runClasses ??= classes;
       const test = natural ? natural.test : heldOutSet(data.dataset, data.classes);
       const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
       const perSite = data.perSite;
@@ -248,7 +251,11 @@ export async function runStudy(
   }
   return {
     title: base.title,
-    config: { ...base, data: { ...base.data, partition: describePartition(base.data.partition) } },
+    config: {
+      ...base,
+      run: { ...base.run, ...(runClasses ? { classes: runClasses } : {}) },
+      data: { ...base.data, partition: describePartition(base.data.partition) },
+    },
     seeds: base.seeds,
     environment: environment(),
     heldOut: heldOutInfo(base, log),
