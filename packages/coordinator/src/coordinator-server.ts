@@ -32,6 +32,7 @@ import { RunLifecycle, type RunView } from './run-lifecycle.js';
 import type { RunStatus } from './run-states.js';
 import type { RunSummary } from './run-summary.js';
 import { acceptSite, goodbye } from './site-connection.js';
+import type { SiteState } from './site-state.js';
 import type { ServerOptions } from './server-options.js';
 import type { Store, StoredRun } from './store/store.js';
 
@@ -191,6 +192,11 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   /** A run with its rounds, and live progress when it is the active run. */
   runView(id: string): RunView {
     return this.runs.runView(id);
+  }
+
+  /** Each site's last state in run `id`, by name. */
+  runSites(id: string): SiteState[] {
+    return this.runs.runSites(id);
   }
 
   /** Every run, newest first, without rounds. */

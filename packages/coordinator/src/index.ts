@@ -13,12 +13,13 @@ export {
 export { Coordinator } from './coordinator.js';
 export { CoordinatorServer, type ServerOptions } from './coordinator-server.js';
 export type { ClientView } from './client-registry.js';
-export type { ExclusionRecord, RunView } from './run-lifecycle.js';
+export type { ExclusionRecord, RunListItem, RunView } from './run-lifecycle.js';
+export { SITE_STATE_KINDS, type SiteState, type SiteStateKind } from './site-state.js';
 export { FederatedRun } from './federated-run.js';
 export { scheduledFit, type RoundListener, type RoundSnapshot, type SiteEvaluation } from './round-phases.js';
 export type { RunHost } from './run-host.js';
 export type { RunOutcome, RunProgress, RunSummary } from './run-summary.js';
-export { RUN_TRANSITIONS, checkRunTransition } from './run-states.js';
+export { RUN_TRANSITIONS, checkRunTransition, type RunReason } from './run-states.js';
 export { ApiClient, type ApiTarget } from './api-client.js';
 export { EXPORT_META_FILE, exportGlobalModel } from './export-model.js';
 export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, loadExportedModel, type ExportedModel } from './export-model.js';

@@ -60,6 +60,8 @@ export interface OperatorBackend {
   listRuns(): unknown;
   createRun(body: unknown): { id: string };
   runView(id: string): unknown;
+  /** Each site's last state in run `id`. */
+  runSites(id: string): unknown;
   startRun(id: string, mode: 'start' | 'resume'): unknown;
   pauseRun(id: string): void;
   stopRun(id: string): void;
@@ -101,6 +103,7 @@ const ROUTES: Array<[string, RegExp, Handler]> = [
     },
   ],
   ['GET', /^\/api\/runs\/([^/]+)$/, (s, [id]) => json(200, s.runView(id!))],
+  ['GET', /^\/api\/runs\/([^/]+)\/sites$/, (s, [id]) => json(200, { sites: s.runSites(id!) })],
   [
     'POST',
     /^\/api\/runs\/([^/]+)\/(start|resume|pause|stop)$/,
@@ -176,7 +179,8 @@ export async function handleOperatorApi(server: OperatorBackend, req: IncomingMe
       return sendError(res, 404, ErrorCode.NotFound, `no API route ${req.method} ${path} (see docs/api.md)`);
     }
     const reply = await route.handler(server, route.m!.slice(1).map(decodePathSegment), req);
-    log.info('api', { method: req.method, path, status: reply.status });
+    // Debug, not info: a watching CLI polls every second, and its requests would bury the run's own lines.
+    log.debug('api', { method: req.method, path, status: reply.status });
     if ('stream' in reply) {
       res.writeHead(200, { 'content-type': 'application/gzip', 'content-disposition': `attachment; filename="${reply.stream.fileName}"` });
       await pipeline(reply.stream.stream, res);

@@ -6,8 +6,9 @@ import type { RoundListener } from './round-phases.js';
 import { latestRoundPrivacy, type RoundPrivacy } from './round-privacy.js';
 import type { RoundRecord } from './round-table.js';
 import { parseRunConfig, type RunConfig } from './run-config.js';
-import { FINAL_STATUSES, OPERATOR_ACTIONS, type RunStatus } from './run-states.js';
+import { FINAL_STATUSES, OPERATOR_ACTIONS, type RunReason, type RunStatus } from './run-states.js';
 import type { RunProgress, RunSummary } from './run-summary.js';
+import type { SiteState } from './site-state.js';
 import type { Store, StoredRun } from './store/store.js';
 
 /** A run as the operator sees it: stored definition and status, rounds, and live progress when running. */
@@ -28,7 +29,17 @@ export interface RunView {
    * δ, with its budget) and the sites that refused the round for their budget. Absent before any.
    */
   privacy?: RoundPrivacy;
+  /**
+   * Why the run is where it is: the message, phase and round its latest move recorded (a failure's error,
+   * who stopped or paused it). Absent for a run that is created, running, or completed in full.
+   */
+  reason?: RunReason;
+  /** Each site's last state in this run (connected, ready, training round k, failed with its error, …), by name. */
+  sites: SiteState[];
 }
+
+/** A run in the list of runs: no rounds, configuration or sites, with its progress in rounds. */
+export type RunListItem = Omit<RunView, 'rounds' | 'config' | 'exclusions' | 'privacy' | 'sites'> & { roundsDone: number; rounds: number };
 
 /** One contribution a run's trust policy left out, as the store recorded it. */
 export interface ExclusionRecord {
@@ -200,11 +211,19 @@ export class RunLifecycle {
         .filter((e) => EXCLUSION_EVENTS.has(e.type))
         .map((e) => ({ type: e.type, ...(e.data as Omit<ExclusionRecord, 'type'>) }) as ExclusionRecord),
       ...(privacy ? { privacy } : {}),
+      ...(stored.reason ? { reason: stored.reason } : {}),
+      sites: store.listSiteStates(id),
     };
   }
 
+  /** Each site's last state in run `id`, by name. */
+  runSites(id: string): SiteState[] {
+    this.storedRun(id);
+    return this.host.store!.listSiteStates(id);
+  }
+
   /** Every run, newest first, without rounds. */
-  listRuns(): Array<Omit<RunView, 'rounds' | 'config' | 'exclusions' | 'privacy'> & { roundsDone: number; rounds: number }> {
+  listRuns(): RunListItem[] {
     return this.requireStore()
       .listRuns()
       .map((r) => ({
@@ -215,6 +234,7 @@ export class RunLifecycle {
         roundsDone: this.host.store!.lastCommittedRound(r.id),
         rounds: (r.config as { rounds?: number }).rounds ?? 0,
         ...(this.active?.run.runId === r.id ? { live: this.active.run.progress() } : {}),
+        ...(r.reason ? { reason: r.reason } : {}),
       }));
   }
 

@@ -1,4 +1,5 @@
 import { ErrorCode, FtlError } from '@ftl/shared';
+import type { RunProgress } from './run-summary.js';
 
 /**
  * A run's lifecycle: its stored statuses and the one table of moves between them, used by the store,
@@ -11,6 +12,22 @@ import { ErrorCode, FtlError } from '@ftl/shared';
 
 /** Where a run stands; `stopped`, `completed` and `failed` are final for an operator (see {@link RUN_TRANSITIONS}). */
 export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
+
+/**
+ * Why a run is where it is, recorded with the move that put it there: every move to `failed`, `stopped`
+ * or `paused`, and to `completed` when the run ended before its last round (early stop, privacy budgets).
+ * A move without one (back to `running`) clears it, so a run's reason is always about its latest move.
+ */
+export interface RunReason {
+  /** One line: what happened and, for a failure, how to fix it. */
+  message: string;
+  /** The run's phase when it happened (its live progress phase, e.g. `waiting-for-clients`, `fit`). */
+  phase: RunProgress['phase'];
+  /** The round in progress then; 0 before round 1. */
+  round: number;
+  /** The error code of a failure (e.g. `TIMEOUT`, `QUORUM`); absent for a stop or pause. */
+  code?: string;
+}
 
 /** Every {@link RunStatus}, to check values that come from outside the type system. */
 export const RUN_STATUSES: readonly RunStatus[] = ['created', 'running', 'paused', 'stopped', 'completed', 'failed'];

@@ -54,6 +54,28 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX events_by_run ON events(run_id, id);
   `,
+  // 2: why a run left running (its reason), each site's last state per run, and the row readiness
+  // probes write. run_sites has no foreign key: a one-run coordinator sees sites connect before it has
+  // stored its run.
+  `
+  ALTER TABLE runs ADD COLUMN reason_message TEXT;
+  ALTER TABLE runs ADD COLUMN reason_phase TEXT;
+  ALTER TABLE runs ADD COLUMN reason_round INTEGER;
+  ALTER TABLE runs ADD COLUMN reason_code TEXT;
+  CREATE TABLE run_sites (
+    run_id TEXT NOT NULL,
+    client TEXT NOT NULL,
+    state TEXT NOT NULL,
+    round INTEGER,
+    message TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (run_id, client)
+  );
+  CREATE TABLE health_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at TEXT NOT NULL
+  );
+  `,
 ];
 
 /**

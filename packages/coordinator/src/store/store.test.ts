@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, isFtlError, type WeightSpec } from '@ftl/shared';
 import { expectFtlError, thrownBy } from '@ftl/shared/testing';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { RoundRecord } from '../round-table.js';
-import { MIGRATIONS } from './migrations.js';
+import { migrate, MIGRATIONS } from './migrations.js';
 import { Store, type CheckpointData, type RoundOutcome } from './store.js';
 
 let dir: string;
@@ -471,5 +471,68 @@ describe('events', () => {
     const store = openStore();
     expectFtlError(() => store.appendEvent('ghost', 'run-start', {}), ErrorCode.NotFound, /run ghost does not exist/);
     expect(store.listEvents()).toEqual([]);
+  });
+});
+
+describe('reasons, site states and the readiness probe', () => {
+  test('a move records why, a reopened store reads it back, and a move without a reason clears it', () => {
+    const store = openStore();
+    store.createRun('r1', {});
+    store.moveRun('r1', 'running');
+    const why = { message: 'only 0 of the 1 clients needed were ready after 1 s', phase: 'waiting-for-clients' as const, round: 0, code: 'TIMEOUT' };
+    expect(store.moveRun('r1', 'failed', why)).toBe('running');
+    store.close();
+    const again = openStore();
+    expect(again.getRun('r1')).toMatchObject({ status: 'failed', reason: why });
+    expect(again.listRuns()[0]!.reason).toEqual(why);
+    again.moveRun('r1', 'running');
+    expect(again.getRun('r1')!.reason).toBeUndefined();
+    again.moveRun('r1', 'paused', { message: 'paused by the operator after round 2', phase: 'evaluate', round: 2 });
+    expect(again.getRun('r1')!.reason).toEqual({ message: 'paused by the operator after round 2', phase: 'evaluate', round: 2 });
+  });
+
+  test('a database of the first schema gains the new columns and tables, its runs without a reason', () => {
+    mkdirSync(dirname(dbPath), { recursive: true });
+    raw((db) => {
+      migrate(db, dbPath, MIGRATIONS.slice(0, 1));
+      db.prepare("INSERT INTO runs (id, config, status, created_at, updated_at) VALUES ('old', '{}', 'failed', 'a', 'b')").run();
+    });
+    const store = openStore();
+    expect(store.schemaVersion).toBe(MIGRATIONS.length);
+    expect(store.getRun('old')).toEqual({ id: 'old', config: {}, status: 'failed', createdAt: 'a', updatedAt: 'b' });
+    expect(store.listSiteStates('old')).toEqual([]);
+  });
+
+  test('each site keeps its last state per run, recorded even before the run is stored, and runs do not share them', () => {
+    const store = openStore();
+    store.recordSiteState('r1', { client: 'bob', state: 'connected', at: 't1' });
+    store.recordSiteState('r1', { client: 'alice', state: 'training', round: 3, at: 't2' });
+    store.recordSiteState('r1', { client: 'alice', state: 'failed', round: 3, message: `out of memory ${'x'.repeat(3000)}`, at: 't3' });
+    store.recordSiteState('r2', { client: 'alice', state: 'ready', at: 't4' });
+    const sites = store.listSiteStates('r1');
+    expect(sites.map((s) => [s.client, s.state, s.round, s.at])).toEqual([
+      ['alice', 'failed', 3, 't3'],
+      ['bob', 'connected', undefined, 't1'],
+    ]);
+    expect(sites[0]!.message).toHaveLength(2000);
+    expect(sites[1]).not.toHaveProperty('message');
+    expect(store.listSiteStates('r2')).toEqual([{ client: 'alice', state: 'ready', at: 't4' }]);
+  });
+
+  test('the readiness probe writes, and fails as STORAGE_ERROR on a closed store or one another program has locked', () => {
+    const store = openStore();
+    store.probeWrite();
+    expect(raw((db) => db.prepare('SELECT COUNT(*) AS n FROM health_probe').get())).toEqual({ n: 1 });
+    const locker = new Database(dbPath);
+    try {
+      locker.exec('BEGIN EXCLUSIVE');
+      expectFtlError(() => store.probeWrite(50), ErrorCode.StorageError, /writing the readiness probe failed: database is locked/);
+      locker.exec('COMMIT');
+    } finally {
+      locker.close();
+    }
+    store.probeWrite();
+    store.close();
+    expectFtlError(() => store.probeWrite(), ErrorCode.StorageError, /writing the readiness probe failed: The database connection is not open/);
   });
 });

@@ -6,7 +6,8 @@ import type { RoundRecord } from '../round-table.js';
 import { checkpointDigest, decodeStrategyState, encodeStrategyState, float32Bytes, float32FromBytes } from './checkpoint-bytes.js';
 import { fromLosslessJson, toLosslessJson } from './lossless-json.js';
 import { migrate } from './migrations.js';
-import { checkRunTransition, RUN_STATUSES, type RunStatus } from '../run-states.js';
+import { checkRunTransition, RUN_STATUSES, type RunReason, type RunStatus } from '../run-states.js';
+import { MAX_SITE_MESSAGE, type SiteState, type SiteStateKind } from '../site-state.js';
 
 export { RUN_STATUSES, type RunStatus } from '../run-states.js';
 
@@ -19,6 +20,8 @@ export interface StoredRun {
   createdAt: string;
   /** ISO 8601; changes with the status and with every recorded round. */
   updatedAt: string;
+  /** Why the run is where it is, as its latest move recorded it (see {@link RunReason}); absent when it gave none. */
+  reason?: RunReason;
 }
 
 /** An update the coordinator refused in a round, kept to explain the round afterwards. */
@@ -88,6 +91,17 @@ interface RunRow {
   status: string;
   created_at: string;
   updated_at: string;
+  reason_message: string | null;
+  reason_phase: string | null;
+  reason_round: number | null;
+  reason_code: string | null;
+}
+interface SiteRow {
+  client: string;
+  state: string;
+  round: number | null;
+  message: string | null;
+  at: string;
 }
 interface RoundRow {
   run_id: string;
@@ -128,12 +142,32 @@ function errorMessage(err: unknown): string {
 }
 
 function toRun(row: RunRow): StoredRun {
+  const reason: RunReason | undefined =
+    row.reason_message === null
+      ? undefined
+      : {
+          message: row.reason_message,
+          phase: (row.reason_phase ?? 'idle') as RunReason['phase'],
+          round: row.reason_round ?? 0,
+          ...(row.reason_code !== null ? { code: row.reason_code } : {}),
+        };
   return {
     id: row.id,
     config: fromLosslessJson(row.config),
     status: row.status as RunStatus,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    ...(reason ? { reason } : {}),
+  };
+}
+
+function toSiteState(row: SiteRow): SiteState {
+  return {
+    client: row.client,
+    state: row.state as SiteStateKind,
+    ...(row.round !== null ? { round: row.round } : {}),
+    ...(row.message !== null ? { message: row.message } : {}),
+    at: row.at,
   };
 }
 
@@ -248,22 +282,74 @@ export class Store {
 
   /**
    * Moves a run to `to` along the lifecycle table (run-states.ts), reading its status and writing the new
-   * one in one transaction; returns the status it left. Throws FtlError(NotFound) for an unknown run and
-   * FtlError(InternalError) naming both statuses for a move the table does not have. Every status change
-   * the coordinator makes goes through here.
+   * one with `reason` (why it moved; none clears the previous one) in one transaction; returns the status
+   * it left. Throws FtlError(NotFound) for an unknown run and FtlError(InternalError) naming both statuses
+   * for a move the table does not have. Every status change the coordinator makes goes through here.
+   *
+   * @example
+   * store.moveRun('r1', 'failed', { message: 'only 0 of the 2 clients needed were ready after 60 s; …', phase: 'waiting-for-clients', round: 0, code: 'TIMEOUT' });
    */
-  moveRun(id: string, to: RunStatus): RunStatus {
+  moveRun(id: string, to: RunStatus, reason?: RunReason): RunStatus {
     return this.guard(`setting the status of run ${id}`, () =>
       this.db
         .transaction(() => {
           const row = this.db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: RunStatus } | undefined;
           if (!row) throw this.unknownRun(id);
           checkRunTransition(id, row.status, to);
-          this.db.prepare('UPDATE runs SET status = ?, updated_at = ? WHERE id = ?').run(to, now(), id);
+          this.db
+            .prepare(
+              'UPDATE runs SET status = ?, updated_at = ?, reason_message = ?, reason_phase = ?, reason_round = ?, reason_code = ? WHERE id = ?',
+            )
+            .run(to, now(), reason?.message ?? null, reason?.phase ?? null, reason?.round ?? null, reason?.code ?? null, id);
           return row.status;
         })
         .immediate(),
     );
+  }
+
+  /**
+   * Records `state` as the site's last state in run `runId`, replacing the one before (its message cut
+   * to {@link MAX_SITE_MESSAGE}). The run need not be stored yet: a one-run coordinator sees sites
+   * connect before it stores its run.
+   */
+  recordSiteState(runId: string, state: SiteState): void {
+    nonEmpty(runId, 'a run id');
+    nonEmpty(state.client, 'a client name');
+    this.guard(`recording the state of site ${state.client} in run ${runId}`, () => {
+      this.db
+        .prepare(
+          `INSERT INTO run_sites (run_id, client, state, round, message, at) VALUES (?, ?, ?, ?, ?, ?)
+          ON CONFLICT (run_id, client) DO UPDATE SET state = excluded.state, round = excluded.round, message = excluded.message, at = excluded.at`,
+        )
+        .run(runId, state.client, state.state, state.round ?? null, state.message?.slice(0, MAX_SITE_MESSAGE) ?? null, state.at);
+    });
+  }
+
+  /** Each site's last state in run `runId`, by name; empty when none was recorded. */
+  listSiteStates(runId: string): SiteState[] {
+    return this.guard(`listing the sites of run ${runId}`, () =>
+      (this.db.prepare('SELECT client, state, round, message, at FROM run_sites WHERE run_id = ? ORDER BY client').all(runId) as SiteRow[]).map(
+        toSiteState,
+      ),
+    );
+  }
+
+  /**
+   * Proves the database takes a write now: one committed write of a single row, waiting at most
+   * `waitMs` for another program's lock instead of SQLite's usual 5 s (a readiness probe must answer
+   * quickly). Throws FtlError(StorageError) naming the file and the cause when it cannot: closed, read-only,
+   * full, removed, or locked by another program.
+   */
+  probeWrite(waitMs = 250): void {
+    this.guard('writing the readiness probe', () => {
+      const before = this.db.pragma('busy_timeout', { simple: true }) as number;
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.round(waitMs))}`);
+      try {
+        this.db.prepare('INSERT INTO health_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at').run(now());
+      } finally {
+        this.db.pragma(`busy_timeout = ${before}`);
+      }
+    });
   }
 
   /**
