@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
@@ -16,7 +16,10 @@ import {
 } from '@ftl/shared';
 import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
 import { ClientRegistry, type ClientView } from './client-registry.js';
-import { checkAuthPolicy, handshakeAuth } from './handshake-auth.js';
+import { ConsoleLive, type ConsoleSource } from './console-live.js';
+import { type ConsoleMode, ConsoleHttp, DEFAULT_CONSOLE_DIR } from './console-server.js';
+import { ConsoleSessions } from './console-sessions.js';
+import { checkAuthPolicy, handshakeAuth, isLoopback } from './handshake-auth.js';
 import { createHttpHandler } from './http-boundary.js';
 import { hashClientToken, registerClient, tokenMatches } from './client-tokens.js';
 import { socketIoTransport } from './socketio-transport.js';
@@ -59,6 +62,9 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   private readonly runs: RunLifecycle;
   private readonly operatorTokenHash?: string;
   private readonly maxMessageBytes: number;
+  /** The operator console: its page and login (console-server.ts) and its live updates (console-live.ts). */
+  private readonly web: ConsoleHttp;
+  private readonly live: ConsoleLive;
 
   private constructor(
     /** Server settings, and the defaults for runs created through the API. */
@@ -80,8 +86,30 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
       },
     });
     this.maxMessageBytes = options.maxMessageBytes ?? this.prepareRun(config).maxMessageBytes();
-    const handle = createHttpHandler({ backbone, api: (req, res) => handleOperatorApi(this, req, res, this.log), log });
+    // The one-run mode has no operator token: its read-only console is served on loopback only.
+    const mode: ConsoleMode = options.operatorToken !== undefined ? 'operator' : isLoopback(config.host) ? 'read-only' : 'closed';
+    this.web = new ConsoleHttp({
+      dir: options.consoleDir ?? DEFAULT_CONSOLE_DIR,
+      mode,
+      sessions: new ConsoleSessions(),
+      operatorAllowed: (token) => this.operatorAllowed(token) === true,
+      secure: config.tls !== undefined,
+      log,
+    });
+    const handle = createHttpHandler({
+      backbone,
+      api: (req, res) => handleOperatorApi(this, req, res, this.log),
+      console: (req, res) => this.web.handle(req, res),
+      log,
+    });
     this.http = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
+    this.live = new ConsoleLive(this.http, {
+      source: this.consoleSource(),
+      authorize: (req) => mode === 'read-only' || this.web.sessionAllows(req),
+      mode: mode === 'operator' ? 'operator' : 'read-only',
+      log,
+    });
+    store?.onChange((runId) => this.live.changed(runId));
     this.channel = (options.transport ?? socketIoTransport(this.http)).open({
       parser: createMsgpackParser(this.bytes, { maxFrameBytes: this.maxMessageBytes }),
       maxMessageBytes: this.maxMessageBytes,
@@ -90,6 +118,27 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     this.channel.use(handshakeAuth({ requireAuth: config.requireAuth, store, log }));
     const site = { clients: this.clients, activeRun: () => this.runs.activeRun, budget: options.peerBudget ?? DEFAULT_PEER_BUDGET, log };
     this.channel.onConnection((socket) => acceptSite(socket, site));
+    // After acceptSite: the console reads the registry as that connection left it.
+    this.channel.onConnection((socket) => this.live.siteConnected(socket));
+    this.clients.onClientReady(() => this.live.siteReady());
+  }
+
+  /** What the console shows, read from the runs, the store and the registry (a store-less server has only its active run). */
+  private consoleSource(): ConsoleSource {
+    const activeItem = () => {
+      const live = this.runs.activeRun?.progress();
+      return live ? { id: live.runId, status: 'running', rounds: live.rounds, roundsDone: Math.max(0, live.round - 1), live } : undefined;
+    };
+    return {
+      runs: () => (this.store ? this.runs.listRuns() : [activeItem()].filter((r) => r !== undefined)),
+      run: (id) => {
+        if (!this.store) return { ...activeItem(), rounds: [], sites: [] };
+        const rounds = this.store.listRounds(id).map((r) => ({ round: r.round, participants: r.participants, rejected: r.rejected }));
+        return { ...this.runs.runView(id), roundSites: rounds };
+      },
+      clients: () => this.clientViews(),
+      progress: () => this.runs.activeRun?.progress(),
+    };
   }
 
   /** Loads the backbone and prepares the servers (not listening yet). */
@@ -235,6 +284,11 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     return this.clients.views(this.store);
   }
 
+  /** Whether the request carries a console session that may use the API (console-server.ts). */
+  sessionAllowed(req: IncomingMessage): boolean {
+    return this.web.sessionAllows(req);
+  }
+
   /** Whether `token` is the operator token (constant-time). */
   operatorAllowed(token: string | undefined): boolean | 'disabled' {
     if (this.operatorTokenHash === undefined) return 'disabled';
@@ -249,6 +303,7 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
 
   /** Ends any open round, closes every connection and the servers. */
   async close(): Promise<void> {
+    await this.live.close();
     const settled = this.runs.interrupt();
     this.broadcast('goodbye', { protocol: PROTOCOL_VERSION, reason: 'shutdown', message: 'the coordinator is shutting down; reconnecting' });
     await this.channel.close();

@@ -64,6 +64,8 @@ export interface HttpRoutes {
   backbone: ServedBackbone;
   /** The operator API under `/api` (it answers 404 itself when the mode has none). */
   api: HttpHandler;
+  /** The operator console (console-server.ts): answers its own paths, undefined for any other. */
+  console?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | undefined;
   log: Logger;
 }
 
@@ -80,6 +82,8 @@ export function createHttpHandler(routes: HttpRoutes): (req: IncomingMessage, re
     const { pathname } = requestUrl(req);
     if (serveBackbone(routes.backbone, req, res)) return;
     if (pathname === '/api' || pathname.startsWith('/api/')) return routes.api(req, res);
+    const page = routes.console?.(req, res);
+    if (page) return page;
     const text = 'not found\n';
     res.writeHead(404, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
     res.end(req.method === 'HEAD' ? undefined : text);

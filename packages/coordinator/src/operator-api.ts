@@ -54,6 +54,8 @@ export interface ApiError {
 export interface OperatorBackend {
   /** Whether `token` is the operator token; 'disabled' when the server has no operator API. */
   operatorAllowed(token: string | undefined): boolean | 'disabled';
+  /** Whether the request carries an operator console session allowed to make it (console-server.ts). */
+  sessionAllowed?(req: IncomingMessage): boolean;
   clientViews(): unknown;
   addClient(name: string): unknown;
   revokeClient(name: string): void;
@@ -158,7 +160,9 @@ export async function handleOperatorApi(server: OperatorBackend, req: IncomingMe
   let path = '/api';
   try {
     path = requestUrl(req).pathname.replace(/\/+$/, '');
-    const allowed = server.operatorAllowed(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]?.trim());
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]?.trim();
+    // The console's calls carry its session cookie (and CSRF token) instead of the token itself.
+    const allowed = bearer === undefined && server.sessionAllowed?.(req) === true ? true : server.operatorAllowed(bearer);
     if (allowed === 'disabled') {
       return sendError(res, 404, ErrorCode.NotFound, 'the operator API is off in this mode; start the coordinator with: ftl-coordinator serve');
     }

@@ -18,4 +18,6 @@ export interface ServerOptions {
    * either way, so `listen()` is still needed and clients still get its URL.
    */
   transport?: ChannelTransport;
+  /** The built operator console the server serves at `/` (default packages/console/dist beside this package). */
+  consoleDir?: string;
 }

@@ -195,6 +195,8 @@ function nonEmpty(value: unknown, what: string): string {
  * const resumeFrom = store.latestCheckpoint('r1');
  */
 export class Store {
+  private readonly changeListeners = new Set<(runId: string | null) => void>();
+
   private constructor(
     private readonly db: Database.Database,
     /** The database file as given to {@link Store.open}; error messages name it. */
@@ -245,6 +247,27 @@ export class Store {
     if (this.db.open) this.db.close();
   }
 
+  /**
+   * Calls `listener` after every write that changes what an operator sees (a run created or moved, a
+   * round recorded, an event appended, a site's state), with the run's id (null for events outside
+   * runs), so a live view is pushed when the data change instead of being polled. A listener's error is
+   * its own: the write has already happened. Returns the unsubscribe function.
+   */
+  onChange(listener: (runId: string | null) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(runId: string | null): void {
+    for (const listener of [...this.changeListeners]) {
+      try {
+        listener(runId);
+      } catch {
+        // A watcher's fault never undoes or fails the write it was told of.
+      }
+    }
+  }
+
   /** Creates a run in status `created`. Throws FtlError(Conflict) if a run with this id exists. */
   createRun(id: string, config: unknown): StoredRun {
     nonEmpty(id, 'a run id');
@@ -261,6 +284,7 @@ export class Store {
             .run(id, configJson, 'created', at, at);
         })
         .immediate();
+      this.changed(id);
       return { id, config: fromLosslessJson(configJson), status: 'created', createdAt: at, updatedAt: at };
     });
   }
@@ -290,7 +314,7 @@ export class Store {
    * store.moveRun('r1', 'failed', { message: 'only 0 of the 2 clients needed were ready after 60 s; …', phase: 'waiting-for-clients', round: 0, code: 'TIMEOUT' });
    */
   moveRun(id: string, to: RunStatus, reason?: RunReason): RunStatus {
-    return this.guard(`setting the status of run ${id}`, () =>
+    const left = this.guard(`setting the status of run ${id}`, () =>
       this.db
         .transaction(() => {
           const row = this.db.prepare('SELECT status FROM runs WHERE id = ?').get(id) as { status: RunStatus } | undefined;
@@ -305,6 +329,8 @@ export class Store {
         })
         .immediate(),
     );
+    this.changed(id);
+    return left;
   }
 
   /**
@@ -323,6 +349,7 @@ export class Store {
         )
         .run(runId, state.client, state.state, state.round ?? null, state.message?.slice(0, MAX_SITE_MESSAGE) ?? null, state.at);
     });
+    this.changed(runId);
   }
 
   /** Each site's last state in run `runId`, by name; empty when none was recorded. */
@@ -401,6 +428,7 @@ export class Store {
         })
         .immediate();
     });
+    this.changed(runId);
     return sha256;
   }
 
@@ -410,6 +438,7 @@ export class Store {
     this.guard(`recording failed round ${n} of run ${runId}`, () => {
       this.db.transaction(() => this.insertRound(runId, n, round)).immediate();
     });
+    this.changed(runId);
   }
 
   /** The run's recorded rounds, committed and failed, ascending. */
@@ -537,6 +566,7 @@ export class Store {
         throw err;
       }
     });
+    this.changed(runId);
   }
 
   /** Events in the order appended; only the run's when `runId` is given. */
