@@ -35,3 +35,21 @@ export { type EpsilonOptions, RDP_ACCOUNTANT_FORMAT, RdpAccountant, type RdpAcco
 export { MAX_NOISE_MULTIPLIER, type NoiseMultiplierSearch, noiseMultiplierFor } from './privacy/noise-multiplier.js';
 export { type Conversion, type SampledGaussian, SampledGaussianSchema } from './privacy/params.js';
 export { composeRdp, DEFAULT_RDP_ORDERS, epsilonFromRdp, type PrivacySpent, sampledGaussianRdp } from './privacy/rdp.js';
+export {
+  type AdaptiveClipping,
+  addNoise,
+  CLIENT_DP_NOISES,
+  type ClientDpNoise,
+  type ClippedDelta,
+  clipDelta,
+  clipSiteUpdate,
+  deltaNoiseMultiplier,
+  DpFedAvgAggregator,
+  type DpFedAvgResult,
+  type DpFedAvgRound,
+  l2Norm,
+  nextClipNorm,
+  type SiteClipSettings,
+  updateDelta,
+} from './privacy/client-dp.js';
+export { type GaussianSource, GaussianNoise } from './privacy/gaussian-noise.js';
