@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { specsSize, type EncodedWeights, type WeightSpec } from '../codec/weights.js';
 import { ErrorCode } from '../errors.js';
 import { between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text } from './fields.js';
+import { CLIENT_DP_NOISES } from '../privacy/client-dp.js';
 import { DeltaSchema } from '../privacy/params.js';
 import { statsInconsistency } from './stats-consistency.js';
 import { describe, type IssueParams } from './validate.js';
@@ -240,6 +241,31 @@ export const PrivacyReportSchema = record({
 });
 export type PrivacyReport = z.infer<typeof PrivacyReportSchema>;
 
+/**
+ * The client-level DP settings of one round (DP-FedAvg, run config `privacy.mode: client`): the site
+ * clips its change to the global model (trained − global, over every value it sends) to L2 norm
+ * `clipNorm` (S, this round's: adaptive clipping moves it), and with `noise: local` adds N(0, (z·S)²) to
+ * every value itself, z being `noiseMultiplier`; with `central` the coordinator adds the noise to the
+ * round's sum. `reportUnclipped`: answer with b = [‖Δ‖ ≤ S] ({@link FitResult.clientPrivacy}) for
+ * adaptive clipping. The site keeps no ledger for it: the coordinator accounts for the run.
+ */
+export const ClientPrivacySchema = record({
+  /** S > 0. */
+  clipNorm: positive(),
+  noise: oneOf(CLIENT_DP_NOISES, 'central or local'),
+  /** z > 0. */
+  noiseMultiplier: positive(),
+  reportUnclipped: flag().optional(),
+});
+export type ClientPrivacy = z.infer<typeof ClientPrivacySchema>;
+
+/** What a site says of its clipping in a client-level DP round with adaptive clipping: whether its change was within S. */
+export const ClientClipReportSchema = record({
+  /** b = [‖Δ‖ ≤ S] before clipping. */
+  unclipped: flag(),
+});
+export type ClientClipReport = z.infer<typeof ClientClipReportSchema>;
+
 /** Local training settings for one round. */
 export const FitConfigSchema = record({
   epochs: integer(1),
@@ -259,6 +285,11 @@ export const FitConfigSchema = record({
    * privacy spent ({@link FitResult.privacy}); absent: plain training.
    */
   privacy: RecordPrivacySchema.optional(),
+  /**
+   * Runs with client-level DP: send the change clipped to S (and noised, with local noise) under these
+   * settings; absent: send the trained weights as they are.
+   */
+  clientPrivacy: ClientPrivacySchema.optional(),
 });
 export type FitConfig = z.infer<typeof FitConfigSchema>;
 
@@ -372,6 +403,8 @@ export const FitResultSchema = record({
    * training data so far, this round included.
    */
   privacy: PrivacyReportSchema.optional(),
+  /** Runs with client-level DP and adaptive clipping (`config.clientPrivacy.reportUnclipped`): whether the change was within S. */
+  clientPrivacy: ClientClipReportSchema.optional(),
 });
 export type FitResult = z.infer<typeof FitResultSchema>;
 
