@@ -15,15 +15,38 @@ const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
 
+/** The optional package whose dependencies are the built-in datasets' npm packages. */
+export const DATASETS_PACKAGE = '@ftl/datasets';
+
 const require = createRequire(import.meta.url);
 
+/**
+ * The folder of a dataset's npm package, found through {@link DATASETS_PACKAGE}. Resolved only when a
+ * built-in dataset is asked for, so a site that trains on its own files never needs the package; and
+ * resolved from it rather than from here, so its dependencies are found wherever npm placed them.
+ */
 function packageDir(pkg: string): string {
+  let datasets: NodeJS.Require;
   try {
-    return dirname(require.resolve(`${pkg}/package.json`));
+    datasets = createRequire(require.resolve(`${DATASETS_PACKAGE}/package.json`));
   } catch (err) {
-    throw new FtlError(ErrorCode.Dataset, `the built-in dataset needs the npm package "${pkg}"; run npm ci`, {
-      cause: err,
-    });
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `the built-in datasets are in the optional package ${DATASETS_PACKAGE}, which is not installed; ` +
+        `install it beside ftl (npm install ${DATASETS_PACKAGE}, or its packed tarball) or train on your own data with --data-dir or --csv`,
+      { cause: err },
+    );
+  }
+  try {
+    return dirname(datasets.resolve(`${pkg}/package.json`));
+  } catch (err) {
+    throw new FtlError(
+      ErrorCode.Dataset,
+      `${DATASETS_PACKAGE} is installed without its dependency "${pkg}"; reinstall it (npm install ${DATASETS_PACKAGE})`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
