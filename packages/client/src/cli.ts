@@ -4,10 +4,12 @@ import {
   ErrorCode,
   FtlError,
   describeDataSource,
+  expandShortHelp,
   formatImageShape,
   initBackend,
   loadLocalShard,
   localLabels,
+  readPackageInfo,
   runMain,
 } from '@ftl/shared';
 import { prepareCacheDir } from './cache-dir.js';
@@ -17,14 +19,19 @@ import { AUDIT_HELP, CLIENT_HELP, parseAuditArgs, parseClientArgs } from './conf
 import { printAuditLog } from './audit-table.js';
 
 runMain(async () => {
-  const [command, ...rest] = process.argv.slice(2);
+  const argv = expandShortHelp(process.argv.slice(2));
+  const [command, ...rest] = argv;
+  if (command === '--version') {
+    process.stdout.write(`ftl-client ${readPackageInfo(import.meta.url).version}\n`);
+    return;
+  }
   if (command === 'audit') {
     const audit = parseAuditArgs(rest);
     if (audit === 'help') process.stdout.write(`${AUDIT_HELP}\n`);
     else printAuditLog(audit.file, (text) => process.stdout.write(text));
     return;
   }
-  const config = parseClientArgs(process.argv.slice(2));
+  const config = parseClientArgs(argv);
   if (config === 'help') {
     process.stdout.write(`${CLIENT_HELP}\n`);
     return;

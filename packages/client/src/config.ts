@@ -48,6 +48,7 @@ export interface ClientConfig {
 /** Help text of `ftl-client`. */
 export const CLIENT_HELP = `ftl-client [options]
 ftl-client audit [--file PATH | --cache-dir DIR --name SITE]   (see ftl-client audit --help)
+ftl-client --version | --help (-h)
 Joins a federated run: downloads and verifies the backbone, extracts features from local data once,
 trains the head each round and sends back only its weights.
   --server URL              coordinator (default http://127.0.0.1:8080)

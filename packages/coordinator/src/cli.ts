@@ -1,5 +1,16 @@
 #!/usr/bin/env node
-import { createLogger, ErrorCode, FtlError, initBackend, parseFlags, runMain, stringFlag, type Logger } from '@ftl/shared';
+import {
+  createLogger,
+  ErrorCode,
+  expandShortHelp,
+  FtlError,
+  initBackend,
+  parseFlags,
+  readPackageInfo,
+  runMain,
+  stringFlag,
+  type Logger,
+} from '@ftl/shared';
 import { hashClientToken, newClientToken } from './client-tokens.js';
 import { COORDINATOR_HELP, parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
@@ -94,12 +105,17 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
 }
 
 runMain(async () => {
-  const [command, ...rest] = process.argv.slice(2);
+  const argv = expandShortHelp(process.argv.slice(2));
+  const [command, ...rest] = argv;
+  if (command === '--version') {
+    process.stdout.write(`ftl-coordinator ${readPackageInfo(import.meta.url).version}\n`);
+    return;
+  }
   if (command === 'serve') return serve(rest);
   // With --db the client registry is edited in the database directly (no server needed).
   if (command === 'clients' && rest.some((a) => a === '--db' || a.startsWith('--db='))) return clientsCommand(rest);
   if (command === 'clients' || command === 'runs') return operatorCommand(command, rest);
-  const config = parseCoordinatorArgs(process.argv.slice(2));
+  const config = parseCoordinatorArgs(argv);
   if (config === 'help') {
     process.stdout.write(`${COORDINATOR_HELP}\n`);
     return;

@@ -104,6 +104,7 @@ function readPem(path: string, flag: string): Buffer {
 
 /** Help text of `ftl-coordinator`: the server's flags, then one per run config field (from its schema). */
 export const COORDINATOR_HELP = `ftl-coordinator [options]
+ftl-coordinator --version | --help (-h)
 Runs one federated run start to finish: serves the backbone, waits for clients, trains the rounds and
 exports the global model. For the long-lived service with the operator API see "ftl-coordinator serve
 --help"; for the operator commands "ftl-coordinator runs --help".

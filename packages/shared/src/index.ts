@@ -7,6 +7,7 @@ export { createLogger, formatLogValue, MAX_LOG_VALUE_LENGTH, type Logger, type L
 export { createRng, deriveSeed, shuffleInPlace, tfjsSeed, type Rng } from './random.js';
 export { flagOptions, numberFlag, parseFlags, runMain, runProgram, stringFlag, type FlagOptions, type RawFlags } from './cli-args.js';
 export { eventLoopYielder } from './event-loop.js';
+export { expandShortHelp, readPackageInfo, type PackageInfo } from './program-version.js';
 export { tlsFailure, type TlsFailure } from './tls-failure.js';
 
 export * from './protocol.js';
