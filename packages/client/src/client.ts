@@ -56,6 +56,7 @@ import {
   type Welcome,
 } from '@ftl/shared';
 import { AuditLog, type AuditKind, auditLogPath } from './audit-log.js';
+import { clipForClientDp } from './client-clip.js';
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
 import { oneLine } from './one-line.js';
@@ -595,7 +596,13 @@ export class FtlClient {
         return;
       }
       const { trainer, trained } = outcome;
-      const weights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
+      const trainedWeights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
+      // Client-level DP: only the change clipped to the round's S (noised here with local noise) leaves the site.
+      const { dpSeed } = this.options;
+      const clipped = msg.config.clientPrivacy
+        ? clipForClientDp(trainedWeights, global, msg.config.clientPrivacy, dpSeed !== undefined ? deriveSeed(dpSeed, msg.round) : undefined)
+        : undefined;
+      const weights = clipped ? clipped.weights : trainedWeights;
       const { metrics } = trained;
       const privacy = this.privacySpent(msg.config);
       const ack = await this.emitWithAck('fit-result', {
@@ -604,6 +611,7 @@ export class FtlClient {
         numExamples: trainer.numTrain,
         metrics,
         ...(privacy ? { privacy } : {}),
+        ...(clipped?.clientPrivacy ? { clientPrivacy: clipped.clientPrivacy } : {}),
       });
       if (ack.accepted) {
         log.info('update-accepted', {

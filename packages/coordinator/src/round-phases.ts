@@ -4,7 +4,8 @@
  * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop, a round every
  * selected site refused for its privacy budget, or a failure.
  */
-import { deriveSeed, ErrorCode, FtlError, type Logger, type Weights } from '@ftl/shared';
+import { type ClientPrivacy, deriveSeed, ErrorCode, FtlError, type Logger, type Weights } from '@ftl/shared';
+import { clientDpOf, type ClientLevelPrivacy } from './client-dp.js';
 import type { CoordinatorConfig } from './config.js';
 import type { EarlyStopping } from './early-stopping.js';
 import { median } from './median.js';
@@ -44,7 +45,11 @@ export interface TrainedRound {
  * How one round ended: recorded (to commit), cut short by a shutdown (nothing to commit), or refused by
  * every selected site for its privacy budget (nothing trained, nothing to commit: the run ends).
  */
-export type PlayedRound = { interrupted: true } | { interrupted?: false; budgetsSpent: RoundPrivacy } | TrainedRound;
+export type PlayedRound =
+  | { interrupted: true }
+  | { interrupted?: false; budgetsSpent: RoundPrivacy }
+  | { interrupted?: false; budgetsSpent?: undefined; clientBudgetReached: string }
+  | TrainedRound;
 
 /** select: the ready clients the strategy asks to train this round. */
 export function select(ctx: RunContext, round: number): string[] {
@@ -65,24 +70,56 @@ export async function fit(ctx: RunContext, round: number, selected: readonly str
         ...extras,
         ...backboneRate(ctx),
         ...privacyField(ctx),
+        ...clientPrivacyField(ctx),
       },
     })),
   );
 }
 
+/** Client-level DP: the settings every training instruction carries (this round's S among them). */
+function clientPrivacyField(ctx: RunContext): { clientPrivacy?: ClientPrivacy } {
+  const dp = clientDpOf(ctx);
+  return dp ? { clientPrivacy: dp.instruction() } : {};
+}
+
 /**
  * aggregate: the round's updates through the trust screen, then the strategy; a new global model (version
- * + 1) when there are enough and the aggregate is usable. Returns what the round record needs.
+ * + 1) when there are enough and the aggregate is usable. Returns what the round record needs. With
+ * client-level DP the strategy gets the noised mean of the clipped changes (client-dp.ts) instead of the
+ * updates, over a denominator of the `selection.selected` sites; the screen's norm bound is off, since
+ * clipping bounds every change and excluding one against the round's median would let one site decide
+ * whether others count.
  */
-export function aggregate(ctx: RunContext, round: number, collected: Collected<StageAnswer['fit']>, log: Logger) {
+export function aggregate(
+  ctx: RunContext,
+  round: number,
+  collected: Collected<StageAnswer['fit']>,
+  log: Logger,
+  selection: { selected: number; ready: number } = { selected: collected.results.size, ready: collected.results.size },
+) {
   const { model, config } = ctx;
-  const screen = screenRound(model.weights.values, collected, ctx.trust, model.moveReference);
+  const dp = clientDpOf(ctx);
+  const trust = dp ? { ...ctx.trust, normBound: 0 } : ctx.trust;
+  const screen = screenRound(model.weights.values, collected, trust, model.moveReference);
   for (const e of screen.excluded) ctx.exclusions.record('update-excluded', round, e, log);
   const kept = screen.kept;
   let status: RoundRecord['status'] = kept.length >= config.minFitClients ? 'aggregated' : 'no-quorum';
   let trainLoss = NaN;
+  let clientPrivacy: ClientLevelPrivacy | undefined;
   if (status === 'aggregated') {
-    const next = aggregateKept(ctx.strategy, round, model.weights.values, kept, log);
+    let toStrategy = kept;
+    if (dp) {
+      const bits = kept.map((u) => ({ ...u, unclipped: collected.results.get(u.clientId)?.clientPrivacy?.unclipped }));
+      const released = dp.release(
+        model.weights.values,
+        bits,
+        Math.max(selection.selected, kept.length),
+        Math.max(selection.ready, selection.selected),
+      );
+      toStrategy = [released.mean];
+      clientPrivacy = released.privacy;
+    }
+    const next = aggregateKept(ctx.strategy, round, model.weights.values, toStrategy, log);
     if (next === null) {
       status = 'kept';
     } else {
@@ -100,7 +137,7 @@ export function aggregate(ctx: RunContext, round: number, collected: Collected<S
   } else {
     log.warn('round-no-quorum', { accepted: kept.length, need: config.minFitClients });
   }
-  return { status, trainLoss, participants: kept.map((u) => u.clientId), excluded: screen.excluded.length };
+  return { status, trainLoss, participants: kept.map((u) => u.clientId), excluded: screen.excluded.length, clientPrivacy };
 }
 
 /** evaluate: the global model on the clients' validation data; weighted summary and the robust medians. */
@@ -141,7 +178,11 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   const out0 = host.bytes.sent;
   const log = ctx.log.child({ round });
   const selected = select(ctx, round);
-  log.info('round-start', { selected: selected.length, ready: host.readyClients(ctx.config.runId).length, strategy: ctx.strategy.name });
+  const ready = host.readyClients(ctx.config.runId).length;
+  // Client-level DP: a round that would take the run's ε past its target is not played.
+  const budgetReached = clientDpOf(ctx)?.stopBefore(round, selected.length, ready);
+  if (budgetReached !== undefined) return { clientBudgetReached: budgetReached };
+  log.info('round-start', { selected: selected.length, ready, strategy: ctx.strategy.name });
   const collected = await fit(ctx, round, selected);
   // Recorded whatever follows: a site that trained has spent its ε, even in a round a shutdown cuts short.
   const privacy = roundPrivacy(round, collected, ctx.intake.budgetRefusals('fit', collected));
@@ -151,7 +192,8 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   if (privacy && everySiteSpent(selected, privacy)) return { budgetsSpent: privacy };
   for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
   const previous: { weights: Weights; version: number } = { weights: model.weights, version: model.version };
-  const fitted = aggregate(ctx, round, collected, log);
+  const fitted = aggregate(ctx, round, collected, log, { selected: selected.length, ready });
+  if (fitted.clientPrivacy) recordRoundPrivacy(ctx.config.runId, { round, sites: [], refused: [], client: fitted.clientPrivacy }, ctx.store, log);
   const evaluation = await evaluate(ctx, round);
   if (ctx.interrupted()) {
     model.weights = previous.weights;
@@ -175,7 +217,7 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
     seconds: (performance.now() - t0) / 1000,
     modelVersion: model.version,
   };
-  const epsilon = largestEpsilon(privacy);
+  const epsilon = fitted.clientPrivacy?.epsilon ?? largestEpsilon(privacy);
   if (epsilon !== undefined) record.epsilon = epsilon;
   log.info('round-end', { status: record.status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
   return {
@@ -273,6 +315,11 @@ export async function runRounds(
     ctx.sets.enterRound(round, model, ctx.strategy, log, store);
     const played = await playRound(ctx, round);
     if (played.interrupted) break;
+    if ('clientBudgetReached' in played) {
+      store?.appendEvent(runId, 'privacy-target-reached', { round, message: played.clientBudgetReached });
+      log.warn('privacy-target-reached', { round, epsilon: clientDpOf(ctx)?.epsilon() });
+      return { message: played.clientBudgetReached };
+    }
     if (played.budgetsSpent) {
       const message = budgetsSpentMessage(played.budgetsSpent);
       store?.appendEvent(runId, 'privacy-budgets-spent', { round, sites: played.budgetsSpent.refused.map((r) => r.client) });

@@ -6,6 +6,7 @@
  * ends the run.
  */
 import type { Logger, PrivacyReport } from '@ftl/shared';
+import type { ClientLevelPrivacy } from './client-dp.js';
 import type { Collected } from './round-collector.js';
 import type { Store, StoredEvent } from './store/store.js';
 import type { BudgetRefusal, StageAnswer } from './update-intake.js';
@@ -31,6 +32,8 @@ export interface RoundPrivacy {
   sites: SitePrivacy[];
   /** The selected sites that refused the round for their privacy budget, in selection order. */
   refused: PrivacyRefusal[];
+  /** Runs with client-level DP: the run's own ε after the round, and the mechanism it charged (client-dp.ts). */
+  client?: ClientLevelPrivacy;
 }
 
 /** The round's privacy from its collected updates and budget refusals; undefined when no site reported or refused any. */
@@ -57,10 +60,14 @@ export function everySiteSpent(selected: readonly string[], privacy: RoundPrivac
  */
 export function recordRoundPrivacy(runId: string, privacy: RoundPrivacy, store: Store | undefined, log: Logger): void {
   const largest = largestEpsilon(privacy);
+  const { client } = privacy;
   log.info('round-privacy', {
     sites: privacy.sites.length,
     refused: privacy.refused.length,
     ...(largest !== undefined ? { maxEpsilon: largest.toFixed(3), delta: privacy.sites[0]!.delta } : {}),
+    ...(client
+      ? { clientEpsilon: client.epsilon.toFixed(3), delta: client.delta, q: client.sampleRate.toFixed(4), clipNorm: client.clipNorm.toPrecision(4) }
+      : {}),
   });
   store?.appendEvent(runId, ROUND_PRIVACY_EVENT, privacy);
 }

@@ -23,8 +23,9 @@ export interface RoundRecord {
   modelVersion: number;
   /**
    * Runs with record-level DP: the largest ε a site reported with its update this round (each site's
-   * own guarantee on its own data, at the run's δ; the round's event lists every site's). Absent when
-   * no site reported one.
+   * own guarantee on its own data, at the run's δ; the round's event lists every site's). Runs with
+   * client-level DP: the run's ε after this round (any one site's participation, at the run's δ).
+   * Absent when there is none.
    */
   epsilon?: number;
 }

@@ -204,7 +204,7 @@ describe('record-level privacy', () => {
     [
       'an unknown mode',
       { mode: 'user' },
-      'privacy.mode must be none or record (record: every site trains with DP-SGD and reports its ε) (got "user")',
+      'privacy.mode must be none, record or client (record: every site trains with DP-SGD and reports its ε; client: DP-FedAvg, each site’s change clipped and the round’s mean noised) (got "user")',
     ],
     [
       'σ 0',
@@ -265,6 +265,82 @@ describe('record-level privacy', () => {
     expect(messageOf(() => parseCoordinatorArgs(['--dp', 'record,noiseMultiplier=1,clipNorm=1', '--augment', 'copies=1']))).toMatch(
       /^command line: --dp \(privacy\.mode\): DP-SGD clips each example, but augment\.copies 1/,
     );
+  });
+});
+
+describe('client-level privacy', () => {
+  const client = { mode: 'client', noiseMultiplier: 1, clipNorm: 0.5 };
+  const adaptiveClipping = { targetQuantile: 0.5, learningRate: 0.2, countNoiseMultiplier: 5 };
+
+  test('client takes z and S; noise, adaptive clipping and a target ε are its own optional settings', () => {
+    expect(parseRunConfig({ privacy: client }).privacy).toEqual({ ...client, sampling: 'poisson', delta: 1e-5 });
+    const full = { ...client, noise: 'central', adaptiveClipping, targetEpsilon: 3, delta: 1e-6 };
+    expect(parseRunConfig({ privacy: full }).privacy).toEqual({ ...full, sampling: 'poisson' });
+    expect(parseRunConfig({ privacy: { ...client, noise: 'local' }, strategy: { name: 'fedadam' } }).privacy).toMatchObject({ noise: 'local' });
+    const c = parseCoordinatorArgs(['--dp', 'client,noiseMultiplier=1.2,clipNorm=0.3,noise=local,targetEpsilon=4']) as CoordinatorConfig;
+    expect(c.privacy).toMatchObject({ mode: 'client', noiseMultiplier: 1.2, clipNorm: 0.3, noise: 'local', targetEpsilon: 4 });
+  });
+
+  test.each<[string, Record<string, unknown>, Record<string, unknown>, string | RegExp]>([
+    ['client without z', { mode: 'client', clipNorm: 1 }, {}, 'privacy.noiseMultiplier: is needed with privacy.mode client'],
+    ['client without S', { mode: 'client', noiseMultiplier: 1 }, {}, 'privacy.clipNorm: is needed with privacy.mode client'],
+    ['an unknown noise', { ...client, noise: 'both' }, {}, /privacy\.noise must be central or local .*\(got "both"\)/],
+    [
+      'γ 1',
+      { ...client, adaptiveClipping: { ...adaptiveClipping, targetQuantile: 1 } },
+      {},
+      /privacy\.adaptiveClipping\.targetQuantile must be a number in \(0, 1\)/,
+    ],
+    [
+      'η_C 0',
+      { ...client, adaptiveClipping: { ...adaptiveClipping, learningRate: 0 } },
+      {},
+      /privacy\.adaptiveClipping\.learningRate must be a number > 0/,
+    ],
+    [
+      'σ_b at most z/2',
+      { ...client, noiseMultiplier: 2, adaptiveClipping: { ...adaptiveClipping, countNoiseMultiplier: 1 } },
+      {},
+      'privacy.adaptiveClipping.countNoiseMultiplier: must be more than half of privacy.noiseMultiplier (2)',
+    ],
+    [
+      'adaptive clipping with local noise',
+      { ...client, noise: 'local', adaptiveClipping },
+      {},
+      /privacy\.adaptiveClipping: needs privacy\.noise central: with local noise the coordinator would see each site’s clipped-or-not bit exactly/,
+    ],
+    ['a target ε of 0', { ...client, targetEpsilon: 0 }, {}, /privacy\.targetEpsilon must be a number > 0/],
+    [
+      'noise without client',
+      { mode: 'record', noiseMultiplier: 1, clipNorm: 1, noise: 'central' },
+      {},
+      'privacy.noise: is a setting of client-level DP but privacy.mode is record',
+    ],
+    ['a target ε without DP', { targetEpsilon: 3 }, {}, 'privacy.targetEpsilon: is a setting of client-level DP but privacy.mode is none'],
+    [
+      'the median (not a mean)',
+      client,
+      { strategy: { name: 'fedmedian' } },
+      /strategy\.name: fedmedian does not average the updates, .*sensitivity S\/m/,
+    ],
+    ['Krum', client, { strategy: { name: 'krum' } }, /strategy\.name: krum does not average the updates/],
+    ['the trimmed mean', client, { strategy: { name: 'fedtrimmedavg' } }, /fedtrimmedavg does not average the updates/],
+    ['norm bounding weighted by samples', client, { strategy: { name: 'normbounded' } }, /normbounded weights the updates by sample count/],
+    ['the class-means head', client, { hidden: [], headInit: 'class-means' }, /headInit class-means sends each site's exact per-class feature sums/],
+    ['federated normalisation', client, { normalization: 'min-max' }, /normalization min-max has each site send the exact statistics/],
+  ])('refuses %s with a message naming the field and the fix', (_, privacy, other, message) => {
+    expect(() => parseRunConfig({ ...other, privacy })).toThrow(message);
+  });
+
+  test.each(['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'])(
+    'takes %s, whose server step only post-processes the noised mean',
+    (name) => {
+      expect(parseRunConfig({ privacy: client, strategy: { name } }).strategy.name).toBe(name);
+    },
+  );
+
+  test('takes augmentation, which record-level DP refuses: the unit protected is the whole site', () => {
+    expect(parseRunConfig({ privacy: client, augment: { copies: 2 } }).augment.copies).toBe(2);
   });
 });
 

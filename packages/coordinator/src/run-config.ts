@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   DEFAULT_FINE_TUNING,
   DEFAULT_HIDDEN,
+  CLIENT_DP_NOISES,
   DP_SAMPLINGS,
   ErrorCode,
   FINE_TUNING_MODES,
@@ -137,20 +138,38 @@ export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly
 const HEAD_INIT_RULE =
   "random, class-means (the nearest-class-mean head from the sites' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site's within-class scatter); the last two need a linear head, hidden []";
 
-/** Whether a run trains with record-level differential privacy: `none`, or `record` (DP-SGD on every site). */
-export const PRIVACY_MODES = ['none', 'record'] as const;
+/**
+ * Whether a run trains with differential privacy: `none`; `record` (DP-SGD on every site, each site's
+ * records protected); `client` (DP-FedAvg: each site's change clipped, the round's mean noised, a whole
+ * site's participation protected; the coordinator accounts).
+ */
+export const PRIVACY_MODES = ['none', 'record', 'client'] as const;
 export type PrivacyMode = (typeof PRIVACY_MODES)[number];
 
 /** The δ a DP run reports ε at unless it says otherwise. */
 export const DEFAULT_DP_DELTA = 1e-5;
 
+/** Strategies whose aggregate is not a mean of the updates: the noise of client-level DP, scaled to a mean's sensitivity, would not cover them. */
+const NOT_A_MEAN = ['fedmedian', 'fedtrimmedavg', 'krum', 'multikrum'];
+
 /** The settings of {@link privacyProblems}: the privacy block and the fields it must agree with. */
 interface PrivacyContext {
-  privacy: { mode: PrivacyMode; noiseMultiplier?: number | undefined; clipNorm?: number | undefined };
+  privacy: {
+    mode: PrivacyMode;
+    noiseMultiplier?: number | undefined;
+    clipNorm?: number | undefined;
+    noise?: string | undefined;
+    adaptiveClipping?: { countNoiseMultiplier: number } | undefined;
+    targetEpsilon?: number | undefined;
+  };
   headInit: HeadInit;
   normalization: string;
   augment: { copies: number };
+  strategy?: { name: string };
 }
+
+/** Fields of the privacy block that only client-level DP reads. */
+const CLIENT_ONLY = ['noise', 'adaptiveClipping', 'targetEpsilon'] as const;
 
 /**
  * What stands in the way of `privacy` as given, each with the field to name: settings record-level DP
@@ -161,6 +180,17 @@ export function privacyProblems(run: PrivacyContext): Array<{ path: string; mess
   const { privacy } = run;
   const problems: Array<{ path: string; message: string }> = [];
   const fix = 'or set privacy.mode to none';
+  if (privacy.mode !== 'client') {
+    for (const key of CLIENT_ONLY) {
+      if (privacy[key] !== undefined) {
+        problems.push({
+          path: `privacy.${key}`,
+          message: `is a setting of client-level DP but privacy.mode is ${privacy.mode}; set privacy.mode to client, or leave privacy.${key} out`,
+        });
+      }
+    }
+  }
+  if (privacy.mode === 'client') return [...problems, ...clientPrivacyProblems(run)];
   if (privacy.mode === 'none') {
     for (const key of ['noiseMultiplier', 'clipNorm'] as const) {
       if (privacy[key] !== undefined) {
@@ -201,6 +231,71 @@ export function privacyProblems(run: PrivacyContext): Array<{ path: string; mess
     problems.push({
       path: 'privacy.mode',
       message: `DP-SGD clips each example, but augment.copies ${run.augment.copies} puts every record in the training set ${run.augment.copies + 1} times, so one record could move an update by ${run.augment.copies + 1}× the clipping norm and the ε reported would be too small; set augment.copies to 0, ${fix}`,
+    });
+  }
+  return problems;
+}
+
+/**
+ * What stands in the way of client-level DP (DP-FedAvg) as given: σ and S it lacks, adaptive clipping
+ * that cannot hold, strategies that do not average the clipped changes, and fields that send a site's
+ * exact statistics outside the noised mean.
+ */
+function clientPrivacyProblems(run: PrivacyContext): Array<{ path: string; message: string }> {
+  const { privacy } = run;
+  const problems: Array<{ path: string; message: string }> = [];
+  const fix = 'or set privacy.mode to none';
+  if (privacy.noiseMultiplier === undefined) {
+    problems.push({
+      path: 'privacy.noiseMultiplier',
+      message:
+        "is needed with privacy.mode client: z, the noise's standard deviation on the round's sum of clipped changes as a multiple of clipNorm (e.g. 1; larger spends less ε per round)",
+    });
+  }
+  if (privacy.clipNorm === undefined) {
+    problems.push({
+      path: 'privacy.clipNorm',
+      message:
+        "is needed with privacy.mode client: S, the L2 norm each site's change to the global model is clipped to (the first S with adaptiveClipping, e.g. 0.5)",
+    });
+  }
+  const adaptive = privacy.adaptiveClipping;
+  if (adaptive && privacy.noise === 'local') {
+    problems.push({
+      path: 'privacy.adaptiveClipping',
+      message:
+        'needs privacy.noise central: with local noise the coordinator would see each site’s clipped-or-not bit exactly, outside any noise; set privacy.noise to central or leave adaptiveClipping out',
+    });
+  }
+  if (adaptive && privacy.noiseMultiplier !== undefined && 2 * adaptive.countNoiseMultiplier <= privacy.noiseMultiplier) {
+    problems.push({
+      path: 'privacy.adaptiveClipping.countNoiseMultiplier',
+      message: `must be more than half of privacy.noiseMultiplier (${privacy.noiseMultiplier}): the update's noise is z_Δ = (z⁻² − (2σ_b)⁻²)^(−½), which does not exist below that; raise it (about m/20 for m sites per round)`,
+    });
+  }
+  const strategy = run.strategy?.name;
+  if (strategy !== undefined && NOT_A_MEAN.includes(strategy)) {
+    problems.push({
+      path: 'strategy.name',
+      message: `${strategy} does not average the updates, but client-level DP's noise is scaled to the sensitivity S/m of a mean of changes clipped to S, so the guarantee would not hold (and the noise, not one site, is what a robust rule would then fight); use fedavg, fedprox, fedavgm, fedadam, fedyogi or fedadagrad, ${fix}`,
+    });
+  }
+  if (strategy === 'normbounded') {
+    problems.push({
+      path: 'strategy.name',
+      message: `normbounded weights the updates by sample count, which lets one site move the mean by more than S/m; client-level DP clips every change to privacy.clipNorm already, so use fedavg (or fedavgm, fedadam), ${fix}`,
+    });
+  }
+  if (run.headInit === 'class-means' || run.headInit === 'discriminant') {
+    problems.push({
+      path: 'privacy.mode',
+      message: `client-level DP covers the noised mean of the rounds, but headInit ${run.headInit} sends each site's exact per-class feature sums before round 1; use headInit random, ${fix}`,
+    });
+  }
+  if (run.normalization !== 'none') {
+    problems.push({
+      path: 'privacy.mode',
+      message: `client-level DP covers the noised mean of the rounds, but normalization ${run.normalization} has each site send the exact statistics of its training images; use normalization none, ${fix}`,
     });
   }
   return problems;
@@ -509,12 +604,16 @@ export const RunConfigSchema = z
       {
         name: 'dp',
         arg: 'SPEC',
-        help: 'record-level DP-SGD on every site: none | record, then key=value options, e.g. record,noiseMultiplier=1.1,clipNorm=1,sampling=poisson,delta=1e-5',
+        help: 'differential privacy: none | record | client, then key=value options, e.g. record,noiseMultiplier=1.1,clipNorm=1 or client,noiseMultiplier=1,clipNorm=0.5,targetEpsilon=3 (adaptiveClipping in a config file)',
         // `none` starts from nothing, so a config file's σ and C do not linger to be refused.
         read: (text, current) => objectFlag('dp', 'mode')(text, keyValues(text, 'dp').head === 'none' ? {} : current),
       },
       z.strictObject({
-        mode: rule('privacy.mode', 'none or record (record: every site trains with DP-SGD and reports its ε)', z.enum(PRIVACY_MODES)).default('none'),
+        mode: rule(
+          'privacy.mode',
+          'none, record or client (record: every site trains with DP-SGD and reports its ε; client: DP-FedAvg, each site’s change clipped and the round’s mean noised)',
+          z.enum(PRIVACY_MODES),
+        ).default('none'),
         noiseMultiplier: rule(
           'privacy.noiseMultiplier',
           "a number > 0 (σ: the noise's standard deviation as a multiple of clipNorm)",
@@ -532,6 +631,36 @@ export const RunConfigSchema = z
           z.enum(DP_SAMPLINGS),
         ).default('poisson'),
         delta: rule('privacy.delta', 'a number in (0, 1) (the δ each site reports its ε at)', z.number().gt(0).lt(1)).default(DEFAULT_DP_DELTA),
+        noise: rule(
+          'privacy.noise',
+          'central or local (client-level DP: the coordinator noises the round’s sum, or each site its own clipped change; default central)',
+          z.enum(CLIENT_DP_NOISES),
+        ).optional(),
+        adaptiveClipping: z
+          .strictObject({
+            targetQuantile: rule(
+              'privacy.adaptiveClipping.targetQuantile',
+              'a number in (0, 1) (γ: the share of sites whose change should fall within S, e.g. 0.5)',
+              z.number().gt(0).lt(1),
+            ),
+            learningRate: rule(
+              'privacy.adaptiveClipping.learningRate',
+              'a number > 0 (η_C: how fast S moves, e.g. 0.2)',
+              z.number().positive().max(10),
+            ),
+            countNoiseMultiplier: rule(
+              'privacy.adaptiveClipping.countNoiseMultiplier',
+              'a number > 0 (σ_b: the noise on the count of unclipped sites)',
+              z.number().positive().max(MAX_NOISE_MULTIPLIER),
+              { capped: true },
+            ),
+          })
+          .optional(),
+        targetEpsilon: rule(
+          'privacy.targetEpsilon',
+          'a number > 0 (client-level DP: the run stops before a round that would take its ε past this, at privacy.delta)',
+          z.number().positive().finite(),
+        ).optional(),
       }),
     ).prefault({}),
   })

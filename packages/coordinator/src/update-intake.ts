@@ -38,6 +38,7 @@ import {
   type WeightSpec,
 } from '@ftl/shared';
 import { checkClassSums, type SiteClassSums } from './class-means.js';
+import { checkClientClip } from './client-dp.js';
 import type { CoordinatorConfig } from './config.js';
 import { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
 import type { RunHost } from './run-host.js';
@@ -294,6 +295,7 @@ export class UpdateIntake {
     }
     this.checkClaim(clientId, msg.numExamples, 'numTrain');
     this.checkPrivacy(msg.privacy);
+    checkClientClip(this.ctx.config, msg);
     // Kept until the round closes: the trust policy compares each update with the round's others.
     return { values: weights.values, numExamples: msg.numExamples, loss: msg.metrics.loss };
   }
