@@ -9,7 +9,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@ftl\/shared$/, replacement: path('packages/shared/src/index.ts') },
-      { find: /^@ftl\/shared\/(protocol|fl|ml|data)$/, replacement: path('packages/shared/src/$1.ts') },
+      { find: /^@ftl\/shared\/(protocol|fl|ml|data|secagg)$/, replacement: path('packages/shared/src/$1.ts') },
       { find: /^@ftl\/shared\/testing$/, replacement: path('packages/shared/test-support/index.ts') },
       { find: /^@ftl\/coordinator$/, replacement: path('packages/coordinator/src/index.ts') },
       { find: /^@ftl\/client$/, replacement: path('packages/client/src/index.ts') },
