@@ -25,6 +25,27 @@ describe('the markdown summary', () => {
     for (const figure of ['84.00% ± 9.94', '91.00% ± 12.71', '1 of 3']) expect(html).toContain(figure);
   });
 
+  test('a DP study shows each setting’s accuracy beside the ε its runs ended at, over seeds', () => {
+    const dp = (seed: number, setting: string, epsilons: number[]) => {
+      const run = fixtureRun({ method: 'transfer', seed, accuracies: epsilons.map(() => 0.8), setting: { name: 'privacy', value: setting } });
+      run.rounds.forEach((p, i) => {
+        p.epsilon = epsilons[i]!;
+      });
+      return run;
+    };
+    const plain = [1, 2].map((seed) =>
+      fixtureRun({ method: 'transfer', seed, accuracies: [0.9, 0.9], setting: { name: 'privacy', value: 'no DP' } }),
+    );
+    const md = summaryMarkdown(
+      fixtureStudy([...plain, dp(1, 'z 1', [0.5, 2.994]), dp(2, 'z 1', [0.5, 2.996]), dp(1, 'z 2', [0.4, 1.2]), dp(2, 'z 2', [0.4, 1.5])]),
+    );
+    expect(md).toContain('| privacy | Method | Held-out accuracy (mean ± 95% CI) | Seeds | Failed | ε after the last round (over seeds) |');
+    expect(md).toMatch(/\| no DP \| transfer \| [^|]+ \| 2 \| 0 \| – \|/);
+    expect(md).toMatch(/\| z 1 \| transfer \| [^|]+ \| 2 \| 0 \| 2\.99–3\.00 \|/);
+    expect(md).toMatch(/\| z 2 \| transfer \| [^|]+ \| 2 \| 0 \| 1\.20–1\.50 \|/);
+    expect(summaryMarkdown(fixtureStudy(transfer))).not.toContain('ε after');
+  });
+
   test('no negative-transfer section when transfer leads', () => {
     expect(summaryMarkdown(fixtureStudy(transfer))).not.toContain('Negative transfer');
   });

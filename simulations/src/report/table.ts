@@ -15,9 +15,27 @@ function failedCell(s: MethodSummary): string {
 }
 
 /**
- * The study's two tables: accuracy (held-out mean ± 95% CI, finished seeds, failed runs, and the worst
- * site's accuracy when a method reports it) and cost (rounds and seconds to the target, bytes, values
- * per update, time). A setting column leads both when the study sweeps one.
+ * The ε of a group's finished runs after their last round, as `a–b` over seeds (one value when they
+ * agree), or `–` when none reported one: the run's own ε with client-level DP, the largest a site
+ * reported with record-level DP.
+ */
+function finalEpsilon(runs: StudyReport['runs'], s: MethodSummary): string {
+  const same = (r: StudyReport['runs'][number]) =>
+    r.method === s.method && !r.failed && r.setting?.name === s.setting?.name && r.setting?.value === s.setting?.value;
+  const values = runs.filter(same).flatMap((r) => {
+    const e = [...r.rounds].reverse().find((p) => p.epsilon !== undefined)?.epsilon;
+    return e === undefined ? [] : [e];
+  });
+  if (values.length === 0) return '–';
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  return lo.toFixed(2) === hi.toFixed(2) ? lo.toFixed(2) : `${lo.toFixed(2)}–${hi.toFixed(2)}`;
+}
+
+/**
+ * The study's two tables: accuracy (held-out mean ± 95% CI, finished seeds, failed runs, the worst
+ * site's accuracy when a method reports it, and the ε spent when the runs report one) and cost (rounds
+ * and seconds to the target, bytes, values per update, time). A setting column leads both when the
+ * study sweeps one.
  */
 export function summaryTables(report: Pick<StudyReport, 'runs' | 'target'>, summaries: readonly MethodSummary[]): SummaryTable[] {
   const settings = studySettings(report.runs);
@@ -25,15 +43,25 @@ export function summaryTables(report: Pick<StudyReport, 'runs' | 'target'>, summ
   const lead = (s: MethodSummary) => (sweep ? [String(s.setting?.value ?? '–'), s.method] : [s.method]);
   const leadHeader = sweep ? [settings[0]?.name ?? 'setting', 'Method'] : ['Method'];
   const worst = summaries.some((s) => s.worstHeldOut !== undefined);
+  // A DP study's accuracy beside the ε it cost.
+  const epsilon = report.runs.some((r) => r.rounds.some((p) => p.epsilon !== undefined));
   const accuracy: SummaryTable = {
     title: 'Held-out accuracy',
-    header: [...leadHeader, 'Held-out accuracy (mean ± 95% CI)', 'Seeds', 'Failed', ...(worst ? ['Worst site (mean ± 95% CI)'] : [])],
+    header: [
+      ...leadHeader,
+      'Held-out accuracy (mean ± 95% CI)',
+      'Seeds',
+      'Failed',
+      ...(worst ? ['Worst site (mean ± 95% CI)'] : []),
+      ...(epsilon ? ['ε after the last round (over seeds)'] : []),
+    ],
     rows: summaries.map((s) => [
       ...lead(s),
       formatPercentInterval(s.heldOut),
       String(s.heldOut.n),
       failedCell(s),
       ...(worst ? [s.worstHeldOut ? formatPercentInterval(s.worstHeldOut) : ''] : []),
+      ...(epsilon ? [finalEpsilon(report.runs, s)] : []),
     ]),
   };
   const target = report.target;
