@@ -18,3 +18,5 @@ export { checkDpSgdConfig, type DpSampling, type DpSgdConfig, type DpSgdSpent } 
 export { HeadTrainer, type LocalFitConfig } from './head-trainer.js';
 export { ledgerPath, PrivacyLedger, type PrivacyDecision } from './privacy-ledger.js';
 export { socketIoConnect } from './socketio-connect.js';
+// What a site needs to use a model a run exported, without the coordinator: load it on any backend.
+export { EXPORT_META_FILE, initBackend, loadExportedModel, type ExportedModel } from '@ftl/shared';

@@ -1,17 +1,17 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   backboneLayersOf,
+  EXPORT_BACKBONE_DIR,
+  EXPORT_HEAD_DIR,
+  EXPORT_META_FILE,
   createFineTunedModel,
   createHead,
   disposeFineTunedModel,
   ErrorCode,
   FtlError,
-  loadBackbone,
-  loadLayersModelFromFolder,
   modelDigest,
-  readModelFolder,
   saveLayersModelToFolder,
   setTrainableWeights,
   writeModelFiles,
@@ -21,12 +21,9 @@ import {
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 
-/** Description written beside an exported model: what it predicts and how it was made. */
-export const EXPORT_META_FILE = 'ftl-model.json';
-/** Sub-folder of a graph backbone's export holding the backbone's files as served. */
-export const EXPORT_BACKBONE_DIR = 'backbone';
-/** Sub-folder of a graph backbone's export holding the head, a layers model from features to class probabilities. */
-export const EXPORT_HEAD_DIR = 'head';
+// The export's layout is shared with its reader, loadExportedModel in @ftl/shared (which a site loads
+// exports with, without the coordinator); re-exported here for the coordinator's users.
+export { EXPORT_BACKBONE_DIR, EXPORT_HEAD_DIR, EXPORT_META_FILE, loadExportedModel, type ExportedModel } from '@ftl/shared';
 
 /**
  * Writes the global model: backbone (cut at `featureLayer`, default the backbone's) + trained head.
@@ -176,69 +173,6 @@ const probs = tf.tidy(() => {
 });
 \`\`\`
 
-In ftl, \`loadExportedModel(dir)\` from \`@ftl/coordinator\` does this for both kinds of export.
+In ftl, \`loadExportedModel(dir)\` from \`@ftl/client\` (or \`@ftl/shared\`, \`@ftl/coordinator\`) does this for both kinds of export.
 `;
-}
-
-/** An exported global model, loaded: images in, class probabilities out. */
-export interface ExportedModel {
-  kind: 'layers' | 'graph';
-  /** Images [batch, h, w, c] → class probabilities [batch, classes]; the caller disposes the result. */
-  predict(images: tf.Tensor4D): tf.Tensor2D;
-  dispose(): void;
-}
-
-/**
- * Loads what {@link exportGlobalModel} wrote, either kind: one layers model, or a graph backbone chained
- * to its head.
- *
- * @throws FtlError(BACKBONE_LOAD) when the folder is not an ftl export.
- * @example
- * const m = await loadExportedModel('out/model');
- * const probs = m.predict(images);
- */
-export async function loadExportedModel(dir: string): Promise<ExportedModel> {
-  let meta: {
-    kind?: string;
-    backbone?: { featureNode?: string };
-    inputNormalization?: { shift: number[]; scale: number[] };
-    inputNormalizationInModel?: boolean;
-  };
-  try {
-    meta = JSON.parse(await readFile(join(dir, EXPORT_META_FILE), 'utf8')) as typeof meta;
-  } catch (err) {
-    throw new FtlError(ErrorCode.BackboneLoad, `${dir} is not an ftl export: cannot read ${EXPORT_META_FILE} (${(err as Error).message})`, {
-      cause: err,
-    });
-  }
-  const inner = await loadExportedParts(dir, meta);
-  const norm = meta.inputNormalization;
-  if (!norm || meta.inputNormalizationInModel) return inner;
-  // A run with federated normalisation trained on (x − shift) / scale: apply it, so predict takes raw images.
-  const normalize = (images: tf.Tensor4D): tf.Tensor4D => {
-    const shape = norm.shift.length === images.shape[3] ? [norm.shift.length] : images.shape.slice(1);
-    return images.sub(tf.tensor(norm.shift, shape)).div(tf.tensor(norm.scale, shape));
-  };
-  return { ...inner, predict: (images) => tf.tidy(() => inner.predict(normalize(images))) };
-}
-
-async function loadExportedParts(dir: string, meta: { kind?: string; backbone?: { featureNode?: string } }): Promise<ExportedModel> {
-  if (meta.kind !== 'graph') {
-    const model = await loadLayersModelFromFolder(dir);
-    return { kind: 'layers', predict: (images) => model.predict(images) as tf.Tensor2D, dispose: () => model.dispose() };
-  }
-  const backboneDir = join(dir, EXPORT_BACKBONE_DIR);
-  const fx = await loadBackbone(await readModelFolder(backboneDir), {
-    ...(meta.backbone?.featureNode !== undefined ? { feature: meta.backbone.featureNode } : {}),
-    where: backboneDir,
-  });
-  const head = await loadLayersModelFromFolder(join(dir, EXPORT_HEAD_DIR));
-  return {
-    kind: 'graph',
-    predict: (images) => tf.tidy(() => head.predict(fx.extract(images)) as tf.Tensor2D),
-    dispose: () => {
-      fx.dispose();
-      head.dispose();
-    },
-  };
 }

@@ -79,3 +79,10 @@ export {
   type ModelKind,
 } from './model/model-folder.js';
 export { fetchModelFiles, isHttpSource, modelJsonUrl, readBesideModel, readModelSource } from './model/model-source.js';
+export {
+  EXPORT_BACKBONE_DIR,
+  EXPORT_HEAD_DIR,
+  EXPORT_META_FILE,
+  loadExportedModel,
+  type ExportedModel,
+} from './model/exported-model.js';

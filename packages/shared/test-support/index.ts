@@ -11,3 +11,4 @@ export { TINY_GRAPH_NODES, tinyGraphModelFiles } from './tiny-graph-model.js';
 export { findCycle, resolveRelative, sources, specifiersOf } from './import-graph.js';
 export { selfSignedCertificate, type CertificateOptions, type SelfSignedCertificate } from './certificates.js';
 export { batchNormEncoder } from './batch-norm-encoder.js';
+export { readmeBlock } from './readme-block.js';
