@@ -52,7 +52,8 @@ const PAGE_HEADERS = {
   'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: with it Chromium sends `Origin: null` on the login form's POST, which the origin check refuses.
+  'referrer-policy': 'same-origin',
 };
 
 /** One file name in the folder or in `assets/`: no other folder, no dot-file, so no path leaves the folder. */
@@ -163,6 +164,7 @@ export class ConsoleHttp {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ftl console: log in</title>
 <link rel="stylesheet" href="/console/login.css">
+<link rel="icon" href="/console/favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <main class="login">
