@@ -53,6 +53,7 @@ runMain(async () => {
     name: config.name,
     shard,
     cacheDir: config.cacheDir,
+    ...(config.featureCacheMaxBytes !== undefined ? { featureCacheMaxBytes: config.featureCacheMaxBytes } : {}),
     log,
     stay: config.stay,
     backboneIdleTimeoutMs: config.backboneIdleTimeoutMs,

@@ -90,6 +90,8 @@ export interface ClientOptions {
   shard: LocalShard;
   /** Where the backbone is cached, per digest. */
   cacheDir: string;
+  /** The most bytes the feature cache (`<cacheDir>/features/`) may hold; the least recently used go first. None: no limit. */
+  featureCacheMaxBytes?: number;
   /**
    * Where the site keeps its privacy ledger (default: `cacheDir`), so ε adds up across runs on the same
    * data; a simulation gives each experiment its own, as each stands for a separate study.
@@ -480,6 +482,7 @@ export class FtlClient {
     const features = (data: ImageDataset) =>
       cachedFeatures({
         cacheDir: this.options.cacheDir,
+        ...(this.options.featureCacheMaxBytes !== undefined ? { maxBytes: this.options.featureCacheMaxBytes } : {}),
         backboneSha256: welcome.backbone.sha256,
         featureLayer: welcome.backbone.featureLayer,
         data,
@@ -731,6 +734,7 @@ export class FtlClient {
           ? boundaryFeatures(fx, plan, data).then((features) => ({ features, hit: false }))
           : cachedFeatures({
               cacheDir: this.options.cacheDir,
+              ...(this.options.featureCacheMaxBytes !== undefined ? { maxBytes: this.options.featureCacheMaxBytes } : {}),
               backboneSha256: welcome.backbone.sha256,
               featureLayer: plan.boundary,
               data,

@@ -115,3 +115,15 @@ describe('the privacy budget', () => {
     expect(refused(['--dp-budget', value]).message).toBe(`--dp-budget must be a number > 0 (got "${value}")`);
   });
 });
+
+describe('the feature cache limit', () => {
+  test('--feature-cache-max-mb sets it in MiB; without it there is none', () => {
+    expect(parse('--feature-cache-max-mb', '256').featureCacheMaxBytes).toBe(256 * 1024 * 1024);
+    expect(parse('--feature-cache-max-mb', '1.5').featureCacheMaxBytes).toBe(1.5 * 1024 * 1024);
+    expect(parse().featureCacheMaxBytes).toBeUndefined();
+  });
+
+  test.each(['0', '0.5', '-5', 'lots', ''])('--feature-cache-max-mb %j is refused, naming the flag', (value) => {
+    expect(refused(['--feature-cache-max-mb', value]).message).toMatch(/--feature-cache-max-mb/);
+  });
+});

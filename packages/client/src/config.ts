@@ -30,6 +30,8 @@ export interface ClientConfig {
   /** The shape every image is brought to: the backbone's input (default 28×28×1). */
   imageShape: ImageShape;
   cacheDir: string;
+  /** The most bytes the feature cache may hold (`--feature-cache-max-mb`); none: no limit. */
+  featureCacheMaxBytes?: number;
   pinnedSha256?: string;
   token?: string;
   ca?: Buffer;
@@ -75,6 +77,8 @@ Local data, one of (default --dataset mnist):
   --val-fraction X          local validation share (default 0.15)
   --limit N                 use at most N samples, for quick trials
   --cache-dir DIR           backbone and feature cache (default .ftl/cache)
+  --feature-cache-max-mb N  keep at most N MiB of extracted features in the cache, removing the least
+                            recently used first (default: no limit)
   --backbone-sha256 HEX     refuse any backbone with another digest
   --backbone-timeout S      give up the backbone download after S seconds without data (default 120)
   --backbone-max-mb N       refuse a backbone larger than N MiB in all (default 512)
@@ -146,6 +150,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
         'val-fraction',
         'limit',
         'cache-dir',
+        'feature-cache-max-mb',
         'backbone-sha256',
         'backbone-timeout',
         'backbone-max-mb',
@@ -169,6 +174,10 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     throw new FtlError(ErrorCode.InvalidConfig, `--backbone-sha256 must be 64 lowercase hex digits (got "${pinned}")`);
   }
   const dpBudget = values['dp-budget'] === undefined ? undefined : numberFlag(values, 'dp-budget', { default: 0, min: Number.MIN_VALUE });
+  const featureCacheMaxMb =
+    values['feature-cache-max-mb'] === undefined
+      ? undefined
+      : numberFlag(values, 'feature-cache-max-mb', { default: 0, min: 1, max: 1024 * 1024 * 1024 });
   const auditLog = stringFlag(values, 'audit-log');
   if (auditLog !== undefined && values['no-audit-log'])
     throw new FtlError(ErrorCode.InvalidConfig, 'give --audit-log FILE or --no-audit-log, not both');
@@ -184,6 +193,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     data: dataSource(values, split, clients, index),
     imageShape: parseImageShape(stringFlag(values, 'image-shape', formatImageShape(DEFAULT_IMAGE_SHAPE))),
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
+    ...(featureCacheMaxMb !== undefined ? { featureCacheMaxBytes: Math.round(1024 * 1024 * featureCacheMaxMb) } : {}),
     stay: values['stay'] === true,
     backboneIdleTimeoutMs: 1000 * numberFlag(values, 'backbone-timeout', { default: 120, min: 1, max: 86_400 }),
     backboneMaxBytes: Math.round(1024 * 1024 * numberFlag(values, 'backbone-max-mb', { default: 512, min: 1, max: 1024 * 1024 })),
