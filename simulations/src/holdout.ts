@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadExportedModel } from '@ftl/coordinator';
 import { federationSplit, keepClasses, loadBuiltinDataset, type BuiltinDatasetName, type ImageDataset } from '@ftl/shared';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EXPORT_META_FILE } from '@ftl/coordinator';
+import { encodeTable, ErrorCode, FtlError, typeTable, type RawTable, type TableEncoding, type TableSpec } from '@ftl/shared';
 
 const testSets = new Map<string, ImageDataset>();
 const loaded = new Map<BuiltinDatasetName, ImageDataset>();
@@ -65,4 +69,20 @@ export async function holdoutAccuracy(
 ): Promise<{ accuracy: number; n: number }> {
   const test = heldOutSet(dataset, classes);
   return { accuracy: await heldOutAccuracy(modelDir, test), n: test.n };
+}
+
+/**
+ * Accuracy of an exported tabular model on held-out table rows: read against the run's columns and
+ * encoded with the encoding the run fixed, both from the export's description, as a user of the model would.
+ *
+ * @throws FtlError(BACKBONE_LOAD) when the export records no table.
+ */
+export async function heldOutTableAccuracy(modelDir: string, rows: RawTable): Promise<number> {
+  const meta = JSON.parse(await readFile(join(modelDir, EXPORT_META_FILE), 'utf8')) as {
+    classes?: string[];
+    table?: { spec: TableSpec; encoding: TableEncoding };
+  };
+  if (!meta.table || !meta.classes) throw new FtlError(ErrorCode.BackboneLoad, `${modelDir} is not the export of a tabular run: it records no table`);
+  const test = encodeTable(typeTable(rows, meta.table.spec), meta.table.spec, meta.table.encoding, meta.classes);
+  return heldOutAccuracy(modelDir, test);
 }

@@ -7,10 +7,13 @@ import {
   expandShortHelp,
   formatImageShape,
   initBackend,
+  loadCsvTable,
   loadLocalShard,
   localLabels,
   readPackageInfo,
   runMain,
+  type LocalShard,
+  type RawTable,
 } from '@ftl/shared';
 import { prepareCacheDir } from './cache-dir.js';
 import { FtlClient } from './client.js';
@@ -40,18 +43,35 @@ runMain(async () => {
   const log = createLogger('client').child({ client: config.name });
   await initBackend({ log });
   // A data error (unknown file type, corrupt image, ragged CSV row…) ends this client before it connects.
-  const shard = loadLocalShard(config.data, { shape: config.imageShape, log });
-  log.info('data', {
-    source: describeDataSource(config.data),
-    shape: formatImageShape(config.imageShape),
-    train: shard.train.n,
-    val: shard.val.n,
-    labels: localLabels(shard).join(','),
-  });
+  // A table is read as text here; its cells are read against the run's columns when the run says them.
+  const { data } = config;
+  const local: { shard?: LocalShard; table?: RawTable; tableSplit?: { seed: number; valFraction?: number; limit?: number } } =
+    data.kind === 'table'
+      ? {
+          table: loadCsvTable(data.file),
+          tableSplit: {
+            seed: data.seed,
+            ...(data.valFraction !== undefined ? { valFraction: data.valFraction } : {}),
+            ...(data.limit ? { limit: data.limit } : {}),
+          },
+        }
+      : { shard: loadLocalShard(data, { shape: config.imageShape, log }) };
+  log.info(
+    'data',
+    local.shard
+      ? {
+          source: describeDataSource(data),
+          shape: formatImageShape(config.imageShape),
+          train: local.shard.train.n,
+          val: local.shard.val.n,
+          labels: localLabels(local.shard).join(','),
+        }
+      : { source: describeDataSource(data), rows: local.table!.rows.length, columns: local.table!.header.length },
+  );
   const client = new FtlClient({
     serverUrl: config.serverUrl,
     name: config.name,
-    shard,
+    ...local,
     cacheDir: config.cacheDir,
     ...(config.featureCacheMaxBytes !== undefined ? { featureCacheMaxBytes: config.featureCacheMaxBytes } : {}),
     log,

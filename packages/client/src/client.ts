@@ -55,6 +55,18 @@ import {
   type Weights,
   type Welcome,
 } from '@ftl/shared';
+import {
+  compareLabels,
+  encodeTable,
+  parseTableEncodingMessage,
+  rawTableIdentity,
+  splitTypedTable,
+  summarizeTable,
+  typeTable,
+  type RawTable,
+  type TableEncodingMessage,
+  type TypedTable,
+} from '@ftl/shared';
 import { AuditLog, type AuditKind, auditLogPath } from './audit-log.js';
 import { clipForClientDp } from './client-clip.js';
 import { obtainBackbone } from './backbone-cache.js';
@@ -86,8 +98,18 @@ export interface ClientOptions {
   serverUrl: string;
   /** This client's stable name (letters, digits, `.`, `_`, `-`). */
   name: string;
-  /** Local data, labelled with the site's own names (mapped to the run's classes on welcome); never leaves this process. */
-  shard: LocalShard;
+  /**
+   * Local data, labelled with the site's own names (mapped to the run's classes on welcome); never leaves
+   * this process. Give this (images) or `table`.
+   */
+  shard?: LocalShard;
+  /**
+   * A table site's CSV as read (`--table`): read against the run's columns on welcome (a bad cell stops the
+   * site, naming its line and column), summarised in `ready`, and encoded when the run's encoding arrives.
+   */
+  table?: RawTable;
+  /** How a table site's rows are split into training and validation (default: seed 1, 15 % validation). */
+  tableSplit?: { seed: number; valFraction?: number; limit?: number };
   /** Where the backbone is cached, per digest. */
   cacheDir: string;
   /** The most bytes the feature cache (`<cacheDir>/features/`) may hold; the least recently used go first. None: no limit. */
@@ -183,6 +205,22 @@ function normalizeShard(shard: ClientShard, n: Normalization): ClientShard {
   return { train: norm(shard.train), val: norm(shard.val) };
 }
 
+/** A table site's data before the run's encoding arrives: no rows yet. */
+const EMPTY_DATASET: ImageDataset = { images: new Float32Array(0), labels: new Int32Array(0), n: 0, height: 1, width: 1, channels: 1, classes: [] };
+const EMPTY_SHARD: LocalShard = { train: EMPTY_DATASET, val: EMPTY_DATASET };
+
+/** The label names of a table site's rows, in the order labels are compared. */
+function tableLabels(table: { train: TypedTable; val: TypedTable }): string[] {
+  return [...new Set([...table.train.labels, ...table.val.labels])].sort(compareLabels);
+}
+
+/** @throws FtlError(INVALID_MESSAGE) when a table site is asked to work before the run's encoding came. */
+function requireEncoded(p: Prepared): void {
+  if (p.table && p.table.encoding === undefined) {
+    throw new FtlError(ErrorCode.InvalidMessage, `run ${p.runId} asked for work before it sent its table encoding; this site has no vectors yet`);
+  }
+}
+
 /** A seed for this site's augmentation in a run: the same on every restart, different between sites. */
 function augmentSeed(runId: string, name: string): number {
   return createHash('sha256').update(`${runId}\u0000${name}`).digest().readUInt32LE(0);
@@ -216,6 +254,8 @@ interface Prepared {
   trainer?: HeadTrainer;
   /** What `trainer` was built for: its unfrozen backbone layers, joined (empty: head only), and the normalisation. */
   trainable?: string;
+  /** A table site: its rows read against the run's columns and split; `shard` holds them once `encoding` (as JSON) came. */
+  table?: { train: TypedTable; val: TypedTable; encoding?: string };
 }
 
 /**
@@ -241,7 +281,12 @@ export class FtlClient {
   // Settles a pending run() when this side closes (the only way a `stay` client's run() ends).
   private closed?: () => void;
 
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    if ((options.shard === undefined) === (options.table === undefined)) {
+      throw new FtlError(ErrorCode.InvalidConfig, 'a client holds images (shard) or a table (table): give exactly one');
+    }
+  }
+
 
   /** Connects and takes part in the run until the coordinator ends it. Rejects on a fatal error. */
   run(): Promise<RunEnd> {
@@ -251,7 +296,9 @@ export class FtlClient {
       // A ledger that cannot be read stops the site before it connects: its spent ε would be unknown.
       try {
         if (!this.ledger) {
-          this.ledger = PrivacyLedger.open(this.options.ledgerDir ?? this.options.cacheDir, this.options.shard.train);
+          // A table's ledger is keyed by its rows as read: each run encodes them differently, the records are the same.
+          const data = this.options.shard?.train ?? rawTableIdentity(this.options.table!);
+          this.ledger = PrivacyLedger.open(this.options.ledgerDir ?? this.options.cacheDir, data);
           if (this.ledger.entries.length > 0) log.info('privacy-ledger', { file: this.ledger.path, entries: this.ledger.entries.length });
         }
         // So is an audit log that cannot be appended to: the messages would leave no trace.
@@ -348,6 +395,8 @@ export class FtlClient {
       on('evaluate', parseEvaluateInstruction, (msg) => enqueue(() => this.onEvaluate(msg)));
       on('personalize', parsePersonalizeInstruction, (msg) => enqueue(() => this.onPersonalize(msg)));
       on('class-sums', parseClassSumsInstruction, (msg) => enqueue(() => this.onClassSums(msg)));
+      // Without its encoding a table site has nothing to train on: a failure here ends it, as a failed welcome does.
+      on('table-encoding', parseTableEncodingMessage, (msg) => enqueue(() => this.onTableEncoding(msg), true));
       on('run-end', parseRunEnd, (end) => {
         if (this.prepared && end.runId !== this.prepared.runId) return;
         log.info('run-end', { run: end.runId, reason: end.reason });
@@ -390,8 +439,10 @@ export class FtlClient {
     let p = this.prepared;
     if (!p || p.runId !== welcome.runId || p.sha256 !== welcome.backbone.sha256) {
       this.dispose();
+      // A table is read against the run's columns first: a bad cell or column stops the site before any download.
+      const table = this.tableFor(welcome);
       // Local labels are matched to the run's by name before any download; an unknown one is fatal.
-      const aligned = alignShardToRun(this.options.shard, welcome.classes);
+      const aligned = table ? EMPTY_SHARD : alignShardToRun(this.options.shard!, welcome.classes);
       // Augmented copies join the training split before extraction (seeded per run and site); validation stays as it is.
       const shard =
         welcome.augment && welcome.augment.copies > 0
@@ -407,8 +458,11 @@ export class FtlClient {
         ...(this.options.backboneIdleTimeoutMs !== undefined ? { idleTimeoutMs: this.options.backboneIdleTimeoutMs } : {}),
         ...(this.options.backboneMaxBytes !== undefined ? { maxBytes: this.options.backboneMaxBytes } : {}),
       });
-      p = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard };
-      if (welcome.normalization || welcome.backboneTrainsFromStart) {
+      p = { runId: welcome.runId, sha256: welcome.backbone.sha256, welcome, files, shard, ...(table ? { table } : {}) };
+      if (table) {
+        // A table's rows become vectors only with the run's encoding, fixed from every site's summary.
+        log.info('features-deferred', { run: welcome.runId, why: 'table encoding' });
+      } else if (welcome.normalization || welcome.backboneTrainsFromStart) {
         // Federated normalisation: the features wait for the combined statistics, which come with round 1.
         // Backbone layers training from round 1: features at the cut would go unused; the round's own come then.
         log.info('features-deferred', {
@@ -433,10 +487,11 @@ export class FtlClient {
       ack = await this.emitWithAck('ready', {
         protocol: PROTOCOL_VERSION,
         runId: welcome.runId,
-        numTrain: p.shard.train.n,
-        numVal: p.shard.val.n,
-        labels: localLabels(this.options.shard),
+        numTrain: p.table ? p.table.train.labels.length : p.shard.train.n,
+        numVal: p.table ? p.table.val.labels.length : p.shard.val.n,
+        labels: p.table ? tableLabels(p.table) : localLabels(this.options.shard!),
         ...(stats ? { stats } : {}),
+        ...(p.table && welcome.table ? { table: summarizeTable(p.table.train, welcome.table) } : {}),
       });
     } catch (err) {
       // The connection dropped before the answer (a coordinator restart, a network cut): the prepared run
@@ -446,6 +501,64 @@ export class FtlClient {
       return;
     }
     if (!ack.accepted) throw new FtlError(ErrorCode.InvalidMessage, `coordinator refused ready: ${oneLine(ack.message)}`);
+  }
+
+  /**
+   * A table site's rows for a tabular run: read against the run's columns (the first bad cell, a column
+   * missing or extra, or a label outside the run's classes stops the site, naming where) and split into
+   * training and validation as any site data is. Undefined for an image site in an image run.
+   *
+   * @throws FtlError(DATASET) for the table's problems; FtlError(INVALID_CONFIG) when the site's data and
+   *   the run's kind differ.
+   */
+  private tableFor(welcome: Welcome): Prepared['table'] {
+    const { table } = this.options;
+    if (!welcome.table && !table) return undefined;
+    if (!welcome.table) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `run ${welcome.runId} trains on images but this site holds a table (${table!.file}); start it with image data`,
+      );
+    }
+    if (!table) throw new FtlError(ErrorCode.InvalidConfig, `run ${welcome.runId} trains on tables; start this site with --table FILE`);
+    const typed = typeTable(table, welcome.table);
+    const classes = new Set(welcome.classes);
+    const label = welcome.table.columns.find((c) => c.role === 'label')!.name;
+    const r = typed.labels.findIndex((l) => !classes.has(l));
+    if (r >= 0) {
+      throw new FtlError(
+        ErrorCode.Dataset,
+        `${typed.file} line ${typed.lines[r]}, column "${label}": label ${JSON.stringify(typed.labels[r])} is not one of the run's classes (${welcome.classes.join(', ')}); relabel the row or add the class to the run`,
+      );
+    }
+    return splitTypedTable(typed, this.options.tableSplit ?? { seed: 1 });
+  }
+
+  /**
+   * The run's table encoding (fixed by the coordinator from every site's summary): the site's rows become
+   * vectors, and with them its features and trainer, as an image site's are made on welcome.
+   */
+  private async onTableEncoding(msg: TableEncodingMessage): Promise<void> {
+    const p = this.requirePrepared(msg.runId);
+    const { welcome } = p;
+    if (!p.table || !welcome.table)
+      throw new FtlError(ErrorCode.InvalidMessage, `run ${msg.runId} sent a table encoding, but this site holds no table`);
+    const key = JSON.stringify(msg.encoding);
+    if (p.table.encoding === key) return; // the same again after a reconnection: nothing changes
+    const shard = {
+      train: encodeTable(p.table.train, welcome.table, msg.encoding, welcome.classes),
+      val: encodeTable(p.table.val, welcome.table, msg.encoding, welcome.classes),
+    };
+    p.trainer?.dispose();
+    p.trainer = undefined;
+    p.trainable = undefined;
+    p.shard = shard;
+    p.table.encoding = key;
+    this.options.log.info('table-encoded', { run: msg.runId, train: shard.train.n, val: shard.val.n, width: shard.train.width });
+    if (!welcome.normalization && !welcome.backboneTrainsFromStart) {
+      p.trainer = await this.turn(() => this.headTrainer(welcome, p.files, shard));
+      p.trainable = '';
+    }
   }
 
   /** `work` in this client's turn when it shares a thread with others ({@link ClientOptions.turns}), else at once. */
@@ -528,6 +641,7 @@ export class FtlClient {
     }
     try {
       const { welcome } = p;
+      requireEncoded(p);
       if (welcome.normalization && !msg.normalization) {
         throw new FtlError(ErrorCode.InvalidMessage, `run ${welcome.runId} normalises its inputs but the class-sums request sent no normalization`);
       }
@@ -690,6 +804,7 @@ export class FtlClient {
    */
   private async trainerFor(p: Prepared, specs: readonly WeightSpec[], normalization?: Normalization): Promise<HeadTrainer> {
     const { welcome } = p;
+    requireEncoded(p);
     if (welcome.normalization && !normalization) {
       throw new FtlError(ErrorCode.InvalidMessage, `run ${welcome.runId} normalises its inputs but the round sent no normalization`);
     }

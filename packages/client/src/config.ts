@@ -16,6 +16,8 @@ import {
   parsePartition,
   stringFlag,
   type BuiltinDatasetName,
+  inferCsvKind,
+  splitCsvFields,
   type DataSource,
   type ImageShape,
   type RawFlags,
@@ -64,6 +66,12 @@ Local data, one of (default --dataset mnist):
                             otherwise they must already be in [0, 1]. Rows of side² (grey) or side²×3 (RGB)
                             values are reshaped to that square image, then resized like folder images
   --label-column NAME       the CSV's label column (default label)
+  --table FILE              a CSV table of records (numbers, categories, booleans, dates): a header line
+                            naming the columns, one record per line. The run's table.columns say each
+                            column's type and role (feature, label, ignore); a bad cell stops the site
+                            with its line and column. Same as --csv FILE --kind table
+  --kind table|image        what a --csv file holds; without it, image when every column but the label
+                            is numbered (pixel0, 1, p2…) and there are side² or side²×3 of them, else table
   --dataset NAME            built-in dataset: ${BUILTIN_DATASETS.join(', ')}, shared out among --clients:
     --partition P           iid | dirichlet:<alpha> | shards:<k> (default iid)
     --clients N             how many clients share the dataset (default 1)
@@ -141,6 +149,8 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
         'dataset',
         'data-dir',
         'csv',
+        'table',
+        'kind',
         'label-column',
         'image-shape',
         'partition',
@@ -204,14 +214,50 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
   };
 }
 
-// --dataset, --data-dir and --csv are alternatives; the flags of one make no sense with another.
+/**
+ * What a `--csv` file holds: `--kind` when given, else inferred from its header ({@link inferCsvKind}); a
+ * file that cannot be read counts as images, and the image loader then says why it cannot be read.
+ */
+function csvKind(values: RawFlags, file: string, labelColumn: string | undefined): 'table' | 'image' {
+  const kind = stringFlag(values, 'kind');
+  if (kind !== undefined) {
+    if (kind !== 'table' && kind !== 'image') throw new FtlError(ErrorCode.InvalidConfig, `--kind must be table or image (got "${kind}")`);
+    return kind;
+  }
+  let header: string[];
+  try {
+    const text = readFileSync(file, 'utf8');
+    const first = text.split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+    header = splitCsvFields(first.replace(/^\uFEFF/, ''), file).map((h) => h.trim());
+  } catch {
+    return 'image';
+  }
+  return inferCsvKind(header, labelColumn);
+}
+
+// --dataset, --data-dir, --csv and --table are alternatives; the flags of one make no sense with another.
 function dataSource(values: RawFlags, split: { seed: number; valFraction: number; limit?: number }, clients: number, index: number): DataSource {
-  const given = (['dataset', 'data-dir', 'csv'] as const).filter((f) => values[f] !== undefined);
+  const given = (['dataset', 'data-dir', 'csv', 'table'] as const).filter((f) => values[f] !== undefined);
   if (given.length > 1) {
     throw new FtlError(
       ErrorCode.InvalidConfig,
-      `--dataset, --data-dir and --csv are alternatives; give one (got ${given.map((f) => `--${f}`).join(' and ')})`,
+      `--dataset, --data-dir, --csv and --table are alternatives; give one (got ${given.map((f) => `--${f}`).join(' and ')})`,
     );
+  }
+  if (given[0] !== 'csv' && values['kind'] !== undefined) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--kind only applies with --csv (this client reads --${given[0] ?? 'dataset'})`);
+  }
+  if (
+    given[0] === 'table' ||
+    (given[0] === 'csv' && csvKind(values, stringFlag(values, 'csv', ''), stringFlag(values, 'label-column')) === 'table')
+  ) {
+    if (values['label-column'] !== undefined) {
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        "--label-column is for image CSV files; a table's label column is the run's (table.columns, role label)",
+      );
+    }
+    return { kind: 'table', file: stringFlag(values, given[0], ''), ...split };
   }
   const kind = given[0] ?? 'dataset';
   const misplaced = (flags: string[], allowedWith: string) => {

@@ -1,4 +1,4 @@
-import type { ChannelStats } from '@ftl/shared';
+import type { ChannelStats, SiteTableSummary, TableSummary } from '@ftl/shared';
 import type { Store } from './store/store.js';
 
 /** What a connected client said when it reported ready for a run. */
@@ -16,6 +16,8 @@ export interface ClientEntry<S> {
   ready?: ReadyReport;
   /** Channel statistics sent with `ready` (federated normalisation); never shown to the operator API. */
   stats?: ChannelStats;
+  /** The summary of its training table sent with `ready` (tabular runs); never shown to the operator API. */
+  table?: TableSummary;
 }
 
 /** A client as the operator sees it: registration (with a store) and live connection state. */
@@ -67,10 +69,12 @@ export class ClientRegistry<S> {
   }
 
   /** Records what `entry` reported ready with; {@link notifyReady} then tells the listeners. */
-  markReady(entry: ClientEntry<S>, ready: ReadyReport, stats: ChannelStats | undefined): void {
+  markReady(entry: ClientEntry<S>, ready: ReadyReport, stats: ChannelStats | undefined, table?: TableSummary): void {
     entry.ready = ready;
     if (stats) entry.stats = stats;
     else delete entry.stats;
+    if (table) entry.table = table;
+    else delete entry.table;
   }
 
   /** Tells every ready listener that a client became ready. */
@@ -97,6 +101,14 @@ export class ClientRegistry<S> {
     return [...this.clients.values()]
       .filter((c) => c.ready?.runId === runId && c.stats)
       .map((c) => ({ clientId: c.id, stats: c.stats! }))
+      .sort((a, b) => a.clientId.localeCompare(b.clientId));
+  }
+
+  /** The table summaries ready clients of `runId` reported, by client, with the training rows each declared. */
+  readyTables(runId: string): Array<{ clientId: string } & SiteTableSummary> {
+    return [...this.clients.values()]
+      .filter((c) => c.ready?.runId === runId && c.table)
+      .map((c) => ({ clientId: c.id, summary: c.table!, rows: c.ready!.numTrain }))
       .sort((a, b) => a.clientId.localeCompare(b.clientId));
   }
 

@@ -13,6 +13,7 @@ import {
   type HeadConfig,
   type Logger,
   type ServerToClientEvents,
+  type SiteTableSummary,
 } from '@ftl/shared';
 import { loadServedBackbone, type ServedBackbone } from './backbone-server.js';
 import { ClientRegistry, type ClientView } from './client-registry.js';
@@ -174,6 +175,10 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
 
   readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }> {
     return this.clients.readyStats(runId);
+  }
+
+  readyTables(runId: string): Array<{ clientId: string } & SiteTableSummary> {
+    return this.clients.readyTables(runId);
   }
 
   send<E extends keyof ServerToClientEvents>(clientId: string, event: E, message: Parameters<ServerToClientEvents[E]>[0]): boolean {

@@ -13,6 +13,7 @@ import {
   type Strategy,
   type Welcome,
 } from '@ftl/shared';
+import { tableSummaryProblem, type TableSummary } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
 import { assertHeadInit, classSumsMessageBytes } from './class-means.js';
 import type { CoordinatorConfig } from './config.js';
@@ -26,6 +27,7 @@ import { ExclusionLog } from './run-exclusions.js';
 import { exportRun } from './run-export.js';
 import type { RunHost } from './run-host.js';
 import { fixNormalization } from './run-normalization.js';
+import { fixTableEncoding, sendTableEncoding, tableRunProblem } from './run-table-encoding.js';
 import { resumeRun } from './run-resume.js';
 import type { PersonalizationRecord, RunOutcome, RunProgress, RunSummary } from './run-summary.js';
 import type { Store } from './store/store.js';
@@ -75,6 +77,8 @@ export class FederatedRun {
   ) {
     this.log = log.child({ run: config.runId });
     assertHeadInit(config, head);
+    const tableProblem = tableRunProblem(config, backbone.inputShape);
+    if (tableProblem) throw new FtlError(ErrorCode.InvalidConfig, tableProblem);
     this.sets = new TrainableSets(config, backbone, head);
     this.model = { weights: this.sets.forRound(1), version: 0 };
     this.strategy = createStrategy(config.strategy, {
@@ -142,6 +146,7 @@ export class FederatedRun {
       localLayers: [...config.localLayers],
       ...(config.augment.copies > 0 ? { augment: { ...config.augment } } : {}),
       ...(config.normalization !== 'none' ? { normalization: config.normalization, normalizationScope: config.normalizationScope } : {}),
+      ...(config.table ? { table: config.table } : {}),
       ...(unfrozenLayerCount(config.fineTuning, 1) > 0 ? { backboneTrainsFromStart: true } : {}),
     };
   }
@@ -214,6 +219,23 @@ export class FederatedRun {
   }
 
   /**
+   * Why a site's `ready` table summary cannot join this run's encoding (a tabular run without one, an image
+   * run with one, columns other than the run's, statistics that contradict each other), or undefined.
+   */
+  tableSummaryProblem(summary: TableSummary | undefined): string | undefined {
+    const { table } = this.config;
+    if (!table) return summary ? `run ${this.config.runId} trains on images, but the site sent a table summary` : undefined;
+    if (!summary)
+      return `run ${this.config.runId} trains on tables; send the summary of the site's table with ready (start the site with --table FILE)`;
+    return tableSummaryProblem(summary, table);
+  }
+
+  /** A site became ready: a tabular run whose encoding is fixed sends it the encoding. */
+  siteReady(clientId: string): void {
+    sendTableEncoding(this.ctx, clientId);
+  }
+
+  /**
    * Why a site's `ready` statistics cannot join this run's normalisation (another number of values than
    * the backbone's input has per channel or per value, or values that contradict each other), or undefined.
    */
@@ -251,6 +273,7 @@ export class FederatedRun {
     try {
       await waitForClients(ctx, { stopRequested, setWake: (wake) => (this.wake = wake) });
       fixNormalization(ctx);
+      fixTableEncoding(ctx);
       await initHead(ctx);
       ({ message } = await runRounds(ctx, records, { stopRequested, early, ...(onRound ? { onRound } : {}) }));
       if ((this.stopRequest === 'pause' || this.stopRequest === 'interrupt') && records.length < rounds) {

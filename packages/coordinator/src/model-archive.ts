@@ -9,6 +9,7 @@ import type { CoordinatorConfig } from './config.js';
 import { EXPORT_META_FILE } from './export-model.js';
 import { exportRunModel } from './run-export.js';
 import { storedNormalization } from './run-normalization.js';
+import { storedTableEncoding } from './run-table-encoding.js';
 import { FINAL_STATUSES } from './run-states.js';
 import type { Store, StoredRun } from './store/store.js';
 
@@ -41,6 +42,7 @@ export async function modelArchive(o: {
     dir = await mkdtemp(join(tmpdir(), 'ftl-export-'));
     cleanup = () => rm(dir, { recursive: true, force: true });
     const normalization = storedNormalization(store, id);
+    const tableEncoding = storedTableEncoding(store, id);
     await exportRunModel({
       backbone: o.backbone,
       config,
@@ -50,6 +52,7 @@ export async function modelArchive(o: {
       modelVersion: checkpoint.modelVersion,
       rounds: store.listRounds(id).map((r) => r.record),
       ...(normalization ? { normalization } : {}),
+      ...(tableEncoding ? { tableEncoding } : {}),
     });
   }
   const stream = createTar({ gzip: true, cwd: dir, portable: true }, ['.']) as unknown as Readable;

@@ -30,5 +30,10 @@ export function checkReady(run: FederatedRun | undefined, clientId: string, raw:
     run.excludeStatistics(clientId, problem);
     return { refused: { accepted: false, reason: 'bad-statistics', message: problem } };
   }
+  const tableProblem = run.tableSummaryProblem(ready.table);
+  if (tableProblem !== undefined) {
+    run.excludeStatistics(clientId, tableProblem);
+    return { refused: { accepted: false, reason: 'bad-statistics', message: tableProblem } };
+  }
   return { ready };
 }

@@ -13,6 +13,7 @@ import {
   STRATEGY_OPTIONS,
   type StrategyConfig,
 } from '@ftl/shared';
+import { MAX_TABLE_CATEGORIES, MAX_TABLE_COLUMNS, TABLE_COLUMN_ROLES, TABLE_COLUMN_TYPES, TABLE_MISSING_POLICIES, TABLE_SCALINGS } from '@ftl/shared';
 import { DEFAULT_TRUST } from './update-screen.js';
 
 /**
@@ -527,6 +528,48 @@ export const RunConfigSchema = z
         },
       },
     ).optional(),
+    // A tabular run: the columns every site's table has (docs/run-config.md#tables); absent for images.
+    table: z
+      .strictObject({
+        columns: rule(
+          'table.columns',
+          'a list of 1–4096 columns {name, type, role, missing?, categories?}, names unique, exactly one with role label',
+          z
+            .array(
+              z.strictObject({
+                name: rule('table.columns.name', 'a column name of 1–128 characters', z.string().min(1).max(128)),
+                type: rule('table.columns.type', TABLE_COLUMN_TYPES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(TABLE_COLUMN_TYPES)),
+                role: rule('table.columns.role', TABLE_COLUMN_ROLES.join(', ').replace(/, ([^,]*)$/, ' or $1'), z.enum(TABLE_COLUMN_ROLES)).default(
+                  'feature',
+                ),
+                missing: rule(
+                  'table.columns.missing',
+                  `${TABLE_MISSING_POLICIES.join(', ').replace(/, ([^,]*)$/, ' or $1')} (what a missing cell becomes)`,
+                  z.enum(TABLE_MISSING_POLICIES),
+                ).default('error'),
+                categories: rule(
+                  'table.columns.categories',
+                  `an integer in [1, ${MAX_TABLE_CATEGORIES}] (a categorical column's vocabulary slots, besides "other")`,
+                  z.number().int().min(1).max(MAX_TABLE_CATEGORIES),
+                ).default(16),
+              }),
+            )
+            .min(1)
+            .max(MAX_TABLE_COLUMNS)
+            .refine((cols) => cols.filter((c) => c.role === 'label').length === 1 && new Set(cols.map((c) => c.name)).size === cols.length),
+        ),
+        minCategoryRows: rule(
+          'table.minCategoryRows',
+          'an integer in [1, 1000000] (k: a site names a category only when at least k of its rows hold it)',
+          z.number().int().min(1).max(1_000_000),
+        ).default(5),
+        scaling: rule(
+          'table.scaling',
+          `${TABLE_SCALINGS.join(', ').replace(/, ([^,]*)$/, ' or $1')} (numeric columns, from federated statistics)`,
+          z.enum(TABLE_SCALINGS),
+        ).default('standard'),
+      })
+      .optional(),
     trust: flagFor(
       'trust',
       {

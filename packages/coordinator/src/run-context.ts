@@ -9,6 +9,7 @@ import {
   type RecordPrivacy,
   type ServerToClientEvents,
   type Strategy,
+  type TableEncoding,
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
@@ -42,6 +43,8 @@ export interface RunContext {
   readonly model: GlobalModel;
   /** Federated input normalisation, fixed before the first round (runs with `normalization` ≠ none). */
   normalization?: Normalization;
+  /** A tabular run's encoding of its columns, fixed before the first round from the sites' summaries. */
+  tableEncoding?: TableEncoding;
   /** Says which phase the run is in, for progress displays. */
   setPhase(phase: RunProgress['phase'], round?: number): void;
   /** Whether a shutdown asked the run to stop now (checked after each awaited phase). */

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { backboneLayersOf, type HeadConfig, type Normalization, type Weights } from '@ftl/shared';
+import { encodedFeatureNames, type TableEncoding, type TableSpec } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
 import { exportGlobalModel } from './export-model.js';
@@ -24,6 +25,8 @@ export async function exportRunModel(o: {
   bestRound?: number;
   /** The run's federated input normalisation: a layers export applies it itself, a graph export records it. */
   normalization?: Normalization;
+  /** A tabular run's encoding: the export records it with the columns, so whoever uses the model encodes rows the same way. */
+  tableEncoding?: TableEncoding;
 }): Promise<{ digest: string; outcome: 'replaced' | 'kept' }> {
   const { config } = o;
   const featureLayer = config.featureLayer ?? o.backbone.featureLayer;
@@ -48,6 +51,7 @@ export async function exportRunModel(o: {
       modelVersion: o.modelVersion,
       rounds: o.rounds,
       ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
+      ...(config.table && o.tableEncoding ? { table: exportedTable(config.table, o.tableEncoding) } : {}),
       ...(config.fineTuning.mode !== 'feature-extraction'
         ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) }
         : {}),
@@ -81,6 +85,7 @@ export async function exportRun(ctx: RunContext, dir: string, records: RoundReco
     rounds: records,
     ...(bestRound !== undefined ? { bestRound } : {}),
     ...(ctx.normalization ? { normalization: ctx.normalization } : {}),
+    ...(ctx.tableEncoding ? { tableEncoding: ctx.tableEncoding } : {}),
   });
   if (outcome === 'kept') {
     log.warn('export-kept', { dir, why: 'the folder holds a more trained model of this run' });
@@ -90,4 +95,12 @@ export async function exportRun(ctx: RunContext, dir: string, records: RoundReco
     ctx.store?.appendEvent(ctx.config.runId, MODEL_EXPORTED_EVENT, { dir: resolve(dir), modelVersion: model.version, sha256: digest });
   }
   return true;
+}
+
+/**
+ * What a tabular run's export says of its inputs: the run's table (columns, k, scaling), the encoding it
+ * fixed and the name of every value of the encoded row, so a row is encoded for the model as the sites did.
+ */
+export function exportedTable(spec: TableSpec, encoding: TableEncoding): { spec: TableSpec; encoding: TableEncoding; features: string[] } {
+  return { spec, encoding, features: encodedFeatureNames(spec, encoding) };
 }

@@ -1,4 +1,4 @@
-import type { ByteCounter, ChannelStats, ServerToClientEvents } from '@ftl/shared';
+import type { ByteCounter, ChannelStats, ServerToClientEvents, SiteTableSummary } from '@ftl/shared';
 
 /** What a run needs from the server that hosts it: the connected clients and a way to reach them. */
 export interface RunHost {
@@ -12,6 +12,8 @@ export interface RunHost {
   broadcast<E extends keyof ServerToClientEvents>(event: E, message: Parameters<ServerToClientEvents[E]>[0]): void;
   /** The channel statistics ready clients of `runId` reported (federated normalisation). */
   readyStats(runId: string): Array<{ clientId: string; stats: ChannelStats }>;
+  /** The table summaries ready clients of `runId` reported (tabular runs), with their declared training rows. */
+  readyTables?(runId: string): Array<{ clientId: string } & SiteTableSummary>;
   /** Calls `listener` whenever a client becomes ready; returns the unsubscribe function. */
   onClientReady(listener: () => void): () => void;
   /** The sample counts a ready client of `runId` declared: what its updates and evaluations may claim at most. */

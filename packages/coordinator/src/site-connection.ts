@@ -70,9 +70,11 @@ export function acceptSite(socket: ChannelSocket, host: SiteConnectionHost): voi
 function onReady(entry: ClientEntry<ChannelSocket>, raw: unknown, { clients, log, activeRun }: SiteConnectionHost): Ack {
   const checked = checkReady(activeRun(), entry.id, raw);
   if ('refused' in checked) return checked.refused;
-  const { runId, numTrain, numVal, labels, stats } = checked.ready;
-  clients.markReady(entry, { runId, numTrain, numVal, ...(labels ? { labels } : {}) }, stats);
+  const { runId, numTrain, numVal, labels, stats, table } = checked.ready;
+  clients.markReady(entry, { runId, numTrain, numVal, ...(labels ? { labels } : {}) }, stats, table);
   log.info('client-ready', { client: entry.id, train: numTrain, val: numVal, ready: clients.readyClients(runId).length });
   clients.notifyReady();
+  // A tabular run whose encoding is already fixed sends it now: the site encodes its table before any round.
+  activeRun()?.siteReady(entry.id);
   return { accepted: true };
 }

@@ -33,5 +33,30 @@ export { convertChannels, fitDataset, fitImage, resizeBilinear, type Pixels } fr
 export { decodeImage, encodeJpeg, encodePng, IMAGE_EXTENSIONS, isImageFile, sniffImageFormat } from './data/image-codec.js';
 export { alignShardToRun, compareLabels, labelIndexMap, localLabels, type LoadedDataset, type LocalShard } from './data/label-map.js';
 export { loadImageFolder } from './data/image-folder.js';
-export { loadCsvFile, parseCsvDataset, type CsvOptions } from './data/csv.js';
+export { loadCsvFile, parseCsvDataset, splitCsvFields, type CsvOptions } from './data/csv.js';
 export { describeDataSource, loadLocalShard, splitLocalData, type DataSource, type LocalSplitOptions } from './data/local-data.js';
+export {
+  columnsProblem,
+  combineTableSummaries,
+  concatRawTables,
+  encodedFeatureNames,
+  encodedWidth,
+  encodeTable,
+  featureColumns,
+  inferCsvKind,
+  loadCsvTable,
+  parseCsvTable,
+  rawLabels,
+  rawTableIdentity,
+  splitRawTable,
+  splitTypedTable,
+  subsetRawTable,
+  subsetTypedTable,
+  summarizeTable,
+  tableEncodingProblem,
+  tableSummaryProblem,
+  typeTable,
+  type RawTable,
+  type SiteTableSummary,
+  type TypedTable,
+} from './data/table.js';

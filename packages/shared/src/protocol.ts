@@ -28,6 +28,7 @@ export {
   parsePersonalizeResult,
   parseReady,
   parseRunEnd,
+  parseTableEncodingMessage,
   parseWelcome,
   rejectionFor,
   type ProtocolPayload,

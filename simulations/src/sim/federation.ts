@@ -19,11 +19,12 @@ import {
   type ImageDataset,
   type LocalShard,
   type Logger,
+  type RawTable,
   type Weights,
 } from '@ftl/shared';
-import { heldOutAccuracy, taskDataset } from '../holdout.js';
+import { heldOutAccuracy, heldOutTableAccuracy, taskDataset } from '../holdout.js';
 import type { RoundPoint } from '../report/types.js';
-import { hostSitesInThread, hostSitesInWorkers, siteFailure, type SiteHost, type ThreadSite } from './site-host.js';
+import { hostSitesInThread, hostSitesInWorkers, isTableSite, siteFailure, type SiteHost, type TableSite, type ThreadSite } from './site-host.js';
 import { buildSite, isSiteSpec, type SiteSpec } from './site-spec.js';
 
 /** A misbehaving site: rewrites its trained weights before sending them. */
@@ -46,7 +47,7 @@ export interface FederationSpec {
    * The sites: shards built by the caller, or specs each site is built from where it trains (this
    * thread, or a worker). Site i's client is named `site-i`.
    */
-  sites: readonly LocalShard[] | readonly SiteSpec[];
+  sites: readonly LocalShard[] | readonly SiteSpec[] | readonly TableSite[];
   /**
    * Worker threads that build and train the sites, taking turns within each (0, the default: this
    * thread). More than 0 needs the sites as specs, and no attackers.
@@ -60,8 +61,11 @@ export interface FederationSpec {
   transport?: 'socket' | 'inproc';
   /** The site workers' entry module (default: the built `site-worker.js`). */
   workerUrl?: URL;
-  /** Images no site holds: the global model is scored on them every `every` rounds (0: the final model only). */
-  heldOut?: { test: ImageDataset; every: number };
+  /**
+   * Images (or table rows) no site holds: the global model is scored on them every `every` rounds (0: the
+   * final model only). Rows are encoded with the encoding the run fixed, as its export records it.
+   */
+  heldOut?: { test: ImageDataset | RawTable; every: number };
   /** Clients' backbone and feature cache (default: a temporary folder, removed after the run). */
   cacheDir?: string;
   /** The first `attackers` sites rewrite every update with `attack` (in this thread only: a function cannot reach a worker). */
@@ -99,6 +103,11 @@ function point(r: RoundRecord, heldOut: number | undefined, sites: readonly Site
       ? { perClient: sites.map((e) => ({ client: e.client, samples: e.numExamples, valAccuracy: e.accuracy, valLoss: e.loss })) }
       : {}),
   };
+}
+
+/** Accuracy of an exported model on held-out images, or on held-out table rows (encoded as its export says). */
+function scoreHeldOut(modelDir: string, test: ImageDataset | RawTable): Promise<number> {
+  return 'header' in test ? heldOutTableAccuracy(modelDir, test) : heldOutAccuracy(modelDir, test);
 }
 
 /** The first failure among the sites' ends; never settles while none fails. */
@@ -142,6 +151,7 @@ function checkSites(spec: FederationSpec, workers: number): void {
 /** The sites to run in this thread, built from their specs when given so. */
 function threadSites(spec: FederationSpec, log: Logger): ThreadSite[] {
   return spec.sites.map((site, index) => {
+    if (isTableSite(site)) return { index, table: site };
     let shard: LocalShard;
     try {
       shard = isSiteSpec(site) ? buildSite(site, taskDataset(site.dataset, site.classes), log) : site;
@@ -200,7 +210,7 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
       let heldOut: number | undefined;
       if (spec.heldOut && every > 0 && record.round % every === 0 && record.status === 'aggregated' && run.localLayers.length === 0) {
         await model.exportTo(scoreDir);
-        heldOut = await heldOutAccuracy(scoreDir, spec.heldOut.test);
+        heldOut = await scoreHeldOut(scoreDir, spec.heldOut.test);
       }
       const p = point(record, heldOut, model.sites);
       // A round played again after missing its quorum replaces its earlier attempt.
@@ -213,7 +223,7 @@ export async function runFederation(spec: FederationSpec): Promise<FederationRes
     const summary = await Promise.race([done, firstFailure(sites.ends)]);
     const error = (await Promise.all(sites.ends)).find((e) => e !== undefined);
     if (error !== undefined) throw error;
-    const heldOut = spec.heldOut && run.localLayers.length === 0 ? await heldOutAccuracy(exportDir, spec.heldOut.test) : NaN;
+    const heldOut = spec.heldOut && run.localLayers.length === 0 ? await scoreHeldOut(exportDir, spec.heldOut.test) : NaN;
     failed = false;
     return { summary, rounds, heldOut, seconds: (performance.now() - t0) / 1000, featureDim: coordinator.head.featureDim };
   } finally {

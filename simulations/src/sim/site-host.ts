@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { z } from 'zod';
 import { ComputeTurns, FtlClient } from '@ftl/client';
-import { ErrorCode, FtlError, isFtlError, type ChannelConnector, type LocalShard, type Logger, type Weights } from '@ftl/shared';
+import { ErrorCode, FtlError, isFtlError, type ChannelConnector, type LocalShard, type Logger, type RawTable, type Weights } from '@ftl/shared';
 import { siteSpecMessage, type SiteSpec } from './site-spec.js';
 
 /** Where a federation's sites run, and how each one ended. */
@@ -12,10 +12,22 @@ export interface SiteHost {
   close(abort: boolean): Promise<void>;
 }
 
-/** A site to run in this thread: its place in the federation (it names the site) and its data. */
+/** A table site of a simulation: its CSV as read, and the seed of its training/validation split. */
+export interface TableSite {
+  table: RawTable;
+  seed: number;
+}
+
+/** True when `site` is a {@link TableSite}. */
+export function isTableSite(site: unknown): site is TableSite {
+  return typeof site === 'object' && site !== null && 'table' in site;
+}
+
+/** A site to run in this thread: its place in the federation (it names the site) and its data (images, or a table). */
 export interface ThreadSite {
   index: number;
-  shard: LocalShard;
+  shard?: LocalShard;
+  table?: TableSite;
   /** Rewrites every trained update before it is sent: a hostile site. */
   transformUpdate?: (trained: Weights, global: Weights) => Weights;
 }
@@ -51,11 +63,11 @@ export function siteFailure(index: number, err: unknown): FtlError {
 export function hostSitesInThread(sites: readonly ThreadSite[], o: ThreadConnection & { log: Logger }): SiteHost {
   const turns = new ComputeTurns();
   const clients = sites.map(
-    ({ index, shard, transformUpdate }) =>
+    ({ index, shard, table, transformUpdate }) =>
       new FtlClient({
         serverUrl: o.serverUrl,
         name: siteName(index),
-        shard,
+        ...(table ? { table: table.table, tableSplit: { seed: table.seed } } : { shard: shard! }),
         cacheDir: o.cacheDir,
         ledgerDir: o.ledgerDir,
         // A simulated site has no one to show its audit log to: no fsync per message in a study.

@@ -40,7 +40,7 @@ export interface SiteSpec {
 }
 
 /** True when `site` is a {@link SiteSpec}, not a built shard. */
-export function isSiteSpec(site: SiteSpec | LocalShard): site is SiteSpec {
+export function isSiteSpec(site: SiteSpec | LocalShard | object): site is SiteSpec {
   return 'indices' in site;
 }
 

@@ -17,9 +17,13 @@ function fail(message: string): never {
   throw new FtlError(ErrorCode.Dataset, message);
 }
 
-// Comma-separated fields; a field may be double-quoted ("a,b", "say ""hi"""). Quoted line breaks are not
-// supported: one line is one row.
-function splitFields(line: string, where: string): string[] {
+/**
+ * The comma-separated fields of one CSV line; `where` names the line in errors. A field may be
+ * double-quoted ("a,b", "say ""hi"""). Quoted line breaks are not supported: one line is one row.
+ *
+ * @throws FtlError(DATASET) for a quoted field that is never closed.
+ */
+export function splitCsvFields(line: string, where: string): string[] {
   if (!line.includes('"')) return line.split(',');
   const fields: string[] = [];
   let i = 0;
@@ -93,7 +97,7 @@ export function parseCsvDataset(text: string, file: string, options: CsvOptions 
   const lines = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).split(/\r?\n/);
   const headerAt = lines.findIndex((l) => l.trim() !== '');
   if (headerAt < 0) fail(`${file} is empty; it needs a header line (e.g. label,pixel0,pixel1,…) and one line per image`);
-  const header = splitFields(lines[headerAt]!, `${file} line ${headerAt + 1}`).map((h) => h.trim());
+  const header = splitCsvFields(lines[headerAt]!, `${file} line ${headerAt + 1}`).map((h) => h.trim());
   const li = header.indexOf(labelColumn);
   if (li < 0) {
     const shown = header.length > 6 ? [...header.slice(0, 5), '…'] : header;
@@ -122,7 +126,7 @@ export function parseCsvDataset(text: string, file: string, options: CsvOptions 
   let fractional: string | undefined;
   rows.forEach((l, r) => {
     const where = `${file} line ${l + 1}`;
-    const fields = splitFields(lines[l]!, where);
+    const fields = splitCsvFields(lines[l]!, where);
     if (fields.length !== columns) {
       fail(
         `${where} has ${fields.length} columns but the header has ${columns}; every line needs the label and ${perRow} values ` +

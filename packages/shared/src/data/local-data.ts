@@ -21,17 +21,19 @@ export interface LocalSplitOptions {
 
 /**
  * Where a client's data comes from: a built-in dataset shared out among simulated clients, a folder of
- * images with one sub-folder per class, or a CSV file with a label column.
+ * images with one sub-folder per class, a CSV file of images with a label column, or a CSV table (records
+ * read against a tabular run's columns: `loadCsvTable`, not {@link loadLocalShard}).
  */
 export type DataSource =
   | ({ kind: 'builtin' } & ClientShardOptions)
   | ({ kind: 'image-folder'; dir: string } & LocalSplitOptions)
-  | ({ kind: 'csv'; file: string; labelColumn?: string } & LocalSplitOptions);
+  | ({ kind: 'csv'; file: string; labelColumn?: string } & LocalSplitOptions)
+  | ({ kind: 'table'; file: string } & LocalSplitOptions);
 
 /** One line for logs: `mnist`, `folder /data/xray`, `csv /data/train.csv`. */
 export function describeDataSource(source: DataSource): string {
   if (source.kind === 'builtin') return source.dataset;
-  return source.kind === 'image-folder' ? `folder ${source.dir}` : `csv ${source.file}`;
+  return source.kind === 'image-folder' ? `folder ${source.dir}` : `${source.kind} ${source.file}`;
 }
 
 /**
@@ -73,6 +75,9 @@ export function loadLocalShard(source: DataSource, o: { shape?: ImageShape; log?
       val: fitDataset(shard.val, shape),
       labelOrigins: Object.fromEntries(shard.train.classes.map((c) => [c, origin])),
     };
+  }
+  if (source.kind === 'table') {
+    throw new FtlError(ErrorCode.InvalidConfig, `${source.file} is a table: it is read against a run's columns (loadCsvTable), not as images`);
   }
   const loaded =
     source.kind === 'image-folder'

@@ -14,6 +14,7 @@ import {
   PersonalizeResultSchema,
   ReadySchema,
   RunEndSchema,
+  TableEncodingMessageSchema,
   WelcomeSchema,
   type Ack,
   type ClassSumsInstruction,
@@ -28,6 +29,7 @@ import {
   type PersonalizeResult,
   type Ready,
   type RunEnd,
+  type TableEncodingMessage,
   type Welcome,
 } from './messages.js';
 
@@ -41,6 +43,7 @@ export interface ServerToClientEvents {
   evaluate: (message: EvaluateInstruction) => void;
   personalize: (message: PersonalizeInstruction) => void;
   'class-sums': (message: ClassSumsInstruction) => void;
+  'table-encoding': (message: TableEncodingMessage) => void;
   'run-end': (message: RunEnd) => void;
   goodbye: (message: Goodbye) => void;
 }
@@ -70,6 +73,7 @@ export const SERVER_TO_CLIENT_SCHEMAS = {
   evaluate: EvaluateInstructionSchema,
   personalize: PersonalizeInstructionSchema,
   'class-sums': ClassSumsInstructionSchema,
+  'table-encoding': TableEncodingMessageSchema,
   'run-end': RunEndSchema,
   goodbye: GoodbyeSchema,
 } as const satisfies SchemaPerEvent<ServerToClientEvents>;

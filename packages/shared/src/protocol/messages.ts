@@ -173,6 +173,111 @@ export const NormalizationSchema = record({
 });
 export type Normalization = z.infer<typeof NormalizationSchema>;
 
+// ---- Tabular data: the run's column schema, a site's summary of its table, the encoding the run fixes ----
+
+/** A table column's type: numbers, names from a vocabulary, true/false, or a date (read as days since 1970-01-01). */
+export const TABLE_COLUMN_TYPES = ['numeric', 'categorical', 'boolean', 'date'] as const;
+/** What a column is for: a model input, the label the model predicts, or neither (present but not read). */
+export const TABLE_COLUMN_ROLES = ['feature', 'label', 'ignore'] as const;
+/**
+ * What a missing (empty) cell of a feature column becomes: `error` (the site stops, naming the line and
+ * column), `impute` (the federated mean of a numeric, boolean or date column; the federated mode of a
+ * categorical one) or `indicator` (imputed as for `impute`, plus a 0/1 column saying it was missing; a
+ * categorical column gets a "missing" slot instead).
+ */
+export const TABLE_MISSING_POLICIES = ['error', 'impute', 'indicator'] as const;
+/** How numeric, boolean and date columns are scaled, from federated statistics: z-scores, to [0, 1], or not at all. */
+export const TABLE_SCALINGS = ['standard', 'min-max', 'none'] as const;
+/** Columns a table may have. */
+export const MAX_TABLE_COLUMNS = 4096;
+/** Category slots a categorical column may have. */
+export const MAX_TABLE_CATEGORIES = 1024;
+const MAX_CATEGORY_NAME = 128;
+
+/** One column of a run's table: its header name, type and role; for a feature, its missing-value policy and (categorical) slot count. */
+export const TableColumnSchema = record({
+  name: text(MAX_CATEGORY_NAME),
+  type: oneOf(TABLE_COLUMN_TYPES, TABLE_COLUMN_TYPES.join(', ')),
+  role: oneOf(TABLE_COLUMN_ROLES, TABLE_COLUMN_ROLES.join(', ')),
+  missing: oneOf(TABLE_MISSING_POLICIES, TABLE_MISSING_POLICIES.join(', ')),
+  /** Categorical features: vocabulary slots, besides the "other" slot every unseen or rare category maps to. */
+  categories: integerIn(1, MAX_TABLE_CATEGORIES),
+});
+export type TableColumn = z.infer<typeof TableColumnSchema>;
+
+/**
+ * A run's table (run config `table`, sent in `welcome`): every column a site's CSV must have, by header
+ * name, in any order; `minCategoryRows` is k, the fewest rows of a site that must hold a category for the
+ * site to name it; `scaling` how numeric columns are scaled from the federated statistics.
+ */
+export const TableSpecSchema = record({
+  columns: list(TableColumnSchema, MAX_TABLE_COLUMNS),
+  minCategoryRows: integerIn(1, 1_000_000),
+  scaling: oneOf(TABLE_SCALINGS, TABLE_SCALINGS.join(', ')),
+}).superRefine((t, ctx) => {
+  const labels = t.columns.filter((c) => c.role === 'label').length;
+  if (labels !== 1)
+    ctx.addIssue({ code: 'custom', path: ['columns'], input: t.columns, message: `exactly one column with role label (got ${labels})` });
+  const names = new Set<string>();
+  for (const c of t.columns) {
+    if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['columns'], input: c.name, message: `column names that differ (${c.name} twice)` });
+    names.add(c.name);
+  }
+});
+export type TableSpec = z.infer<typeof TableSpecSchema>;
+
+/**
+ * What a site says of one feature column of its training rows, in the run's column order: for a numeric,
+ * boolean or date column, the count, sum, sum of squares and extremes of the values present (no value
+ * itself); for a categorical one, the category names at least `minCategoryRows` of its rows hold (never
+ * how many) and the most common of them (`mode`), if any.
+ */
+export const TableColumnSummarySchema = record({
+  name: text(MAX_CATEGORY_NAME),
+  count: integer().optional(),
+  sum: finite().optional(),
+  sumSquares: nonNegative().optional(),
+  min: finite().optional(),
+  max: finite().optional(),
+  categories: list(text(MAX_CATEGORY_NAME), MAX_TABLE_CATEGORIES * 4).optional(),
+  mode: text(MAX_CATEGORY_NAME).optional(),
+});
+export type TableColumnSummary = z.infer<typeof TableColumnSummarySchema>;
+
+/** A site's summary of its training table ({@link TableColumnSummarySchema}), one entry per feature column. */
+export const TableSummarySchema = record({ columns: list(TableColumnSummarySchema, MAX_TABLE_COLUMNS) });
+export type TableSummary = z.infer<typeof TableSummarySchema>;
+
+/**
+ * How a run encodes one feature column, fixed once before round 1 from every site's summary: a numeric,
+ * boolean or date column fills a missing cell with `fill` and scales to `(x − shift) / scale`; a
+ * categorical one has its `vocabulary` (one slot each, then "other"; with the indicator policy a
+ * "missing" slot last) and fills a missing cell with `fill` (the federated mode) under `impute`.
+ */
+export const TableColumnEncodingSchema = record({
+  name: text(MAX_CATEGORY_NAME),
+  fill: z.union([finite(), text(MAX_CATEGORY_NAME)]).optional(),
+  shift: finite().optional(),
+  scale: positive().optional(),
+  vocabulary: list(text(MAX_CATEGORY_NAME), MAX_TABLE_CATEGORIES).optional(),
+});
+export type TableColumnEncoding = z.infer<typeof TableColumnEncodingSchema>;
+
+/** The encoding of a run's feature columns, in the run's column order (its vectors are what the backbone reads). */
+export const TableEncodingSchema = record({ columns: list(TableColumnEncodingSchema, MAX_TABLE_COLUMNS) });
+export type TableEncoding = z.infer<typeof TableEncodingSchema>;
+
+/**
+ * Server → client, once the run's table encoding is fixed (and to a site that becomes ready after): encode
+ * the local table with it before any round.
+ */
+export const TableEncodingMessageSchema = record({
+  protocol,
+  runId: text(),
+  encoding: TableEncodingSchema,
+});
+export type TableEncodingMessage = z.infer<typeof TableEncodingMessageSchema>;
+
 /** Server → client, once per connection: the run the client is part of. */
 export const WelcomeSchema = record({
   protocol,
@@ -200,6 +305,8 @@ export const WelcomeSchema = record({
    * never be used, so the client prepares features for the round's trainable set when the round comes.
    */
   backboneTrainsFromStart: flag().optional(),
+  /** A tabular run: the columns a site's table must have; the site answers `ready` with its {@link TableSummary}. */
+  table: TableSpecSchema.optional(),
 });
 export type Welcome = z.infer<typeof WelcomeSchema>;
 
@@ -377,6 +484,8 @@ export const ReadySchema = record({
   labels: list(text(), MAX_CLASSES).optional(),
   /** Channel statistics of the training images, when the run asked for federated normalisation. */
   stats: ChannelStatsSchema.optional(),
+  /** A tabular run: the summary of this site's training table (category names, column statistics). */
+  table: TableSummarySchema.optional(),
 });
 export type Ready = z.infer<typeof ReadySchema>;
 

@@ -70,6 +70,8 @@ export const parseEvaluateInstruction = parserFor('evaluate');
 export const parsePersonalizeInstruction = parserFor('personalize');
 /** A `personalize-result` message. */
 export const parsePersonalizeResult = parserFor('personalize-result');
+/** A `table-encoding` message: how a tabular run encodes its columns. */
+export const parseTableEncodingMessage = parserFor('table-encoding');
 /** A `class-sums` instruction. */
 export const parseClassSumsInstruction = parserFor('class-sums');
 /**
