@@ -180,7 +180,7 @@ describe('operator console in a real browser', () => {
     // Start, then wait on the page for rounds to come in.
     await page.click('button:text("Start")');
     await page.waitForSelector('[data-status="running"]');
-    await page.waitForFunction(`Number(document.querySelector('[data-testid="rounds-done"]')?.textContent) >= 2`);
+    await page.waitForSelector('table.rounds tr[data-round="2"]');
     await page.waitForSelector('.charts canvas');
     await page.screenshot({ path: join(SHOTS, '2-running.png'), fullPage: true });
 
