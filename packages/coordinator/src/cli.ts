@@ -88,7 +88,7 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
     const { url } = await listenExplained(() => coordinator.listen(), config);
     // The demo and scripts read this line to find the port.
     process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
-    const table = { privacy: config.privacy.mode === 'record' };
+    const table = { privacy: config.privacy.mode !== 'none' };
     process.stdout.write(`${roundTableHeader(table)}\n`);
     const summary = await coordinator.run((r) => process.stdout.write(`${formatRoundRow(r, config.rounds, table)}\n`));
     const last = summary.rounds.at(-1);

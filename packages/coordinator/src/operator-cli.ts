@@ -123,9 +123,10 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
     const fresh = run.rounds.slice(printed);
     if (fresh.length > 0) {
       if (tty && lastLine) out.write('\r\x1b[2K');
-      if (!headerShown) out.write(`${roundTableHeader({ privacy: run.config.privacy?.mode === 'record' })}\n`);
+      if (!headerShown) out.write(`${roundTableHeader({ privacy: ['record', 'client'].includes(run.config.privacy?.mode ?? 'none') })}\n`);
       headerShown = true;
-      for (const r of fresh) out.write(`${formatRoundRow(r, run.config.rounds, { privacy: run.config.privacy?.mode === 'record' })}\n`);
+      for (const r of fresh)
+        out.write(`${formatRoundRow(r, run.config.rounds, { privacy: ['record', 'client'].includes(run.config.privacy?.mode ?? 'none') })}\n`);
       printed = run.rounds.length;
       lastLine = '';
     }
@@ -274,7 +275,7 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
     case 'status': {
       const run = values['watch'] ? await watch(api, need('ID'), intervalMs, out) : await api.call<RunView>('GET', `/api/runs/${need('ID')}`);
       if (!values['watch']) {
-        const table = { privacy: run.config.privacy?.mode === 'record' };
+        const table = { privacy: ['record', 'client'].includes(run.config.privacy?.mode ?? 'none') };
         out.write(`${roundTableHeader(table)}\n`);
         for (const r of run.rounds) out.write(`${formatRoundRow(r, run.config.rounds, table)}\n`);
         if (run.live) out.write(`${progressLine(run, 0).replace(/ · \d+:\d\d$/, '')}\n`);
