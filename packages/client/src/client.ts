@@ -79,7 +79,7 @@ import { PrivacyLedger } from './privacy-ledger.js';
 import type { ComputeTurns } from './compute-turns.js';
 import { socketIoConnect } from './socketio-connect.js';
 
-type FailureStage = 'fit' | 'evaluate' | 'personalize' | 'class-sums';
+type FailureStage = 'prepare' | 'fit' | 'evaluate' | 'personalize' | 'class-sums';
 
 /** Why a site will not train a round for its privacy budget: the one-line reason and what it has spent. */
 type PrivacyRefusal = { message: string; privacy: PrivacyReport | undefined };
@@ -390,7 +390,23 @@ export class FtlClient {
           fatal(new FtlError(code, `the coordinator closed this connection (${bye.reason}): ${oneLine(bye.message)}`));
         }
       });
-      on('welcome', parseWelcome, (welcome) => enqueue(() => this.onWelcome(welcome), true));
+      on('welcome', parseWelcome, (welcome) =>
+        enqueue(async () => {
+          try {
+            await this.onWelcome(welcome);
+          } catch (err) {
+            // The site cannot take part and is about to leave: its own error goes first, so the
+            // coordinator shows the operator why this site failed instead of only that it left.
+            try {
+              this.sendFailure('prepare', { runId: welcome.runId, round: 0, modelVersion: 0 }, err instanceof Error ? err.message : String(err));
+              await closedByPeer(socket, PREPARE_FAILURE_GRACE_MS);
+            } catch (cause) {
+              log.warn('failure-not-sent', { detail: oneLine(cause instanceof Error ? cause.message : String(cause)) });
+            }
+            throw err;
+          }
+        }, true),
+      );
       on('fit', parseFitInstruction, (msg) => enqueue(() => this.onFit(msg)));
       on('evaluate', parseEvaluateInstruction, (msg) => enqueue(() => this.onEvaluate(msg)));
       on('personalize', parsePersonalizeInstruction, (msg) => enqueue(() => this.onPersonalize(msg)));
@@ -984,6 +1000,27 @@ export class FtlClient {
       socket.off('disconnect', onDisconnect);
     }
   }
+}
+
+/**
+ * How long a site that cannot prepare waits for the coordinator to close the connection after its
+ * `failure` (the coordinator closes it once it has recorded the error). Leaving at once could lose the
+ * message: socket.io drops an event that arrives with the disconnect that follows it.
+ */
+const PREPARE_FAILURE_GRACE_MS = 2000;
+
+/** Resolves when `socket` disconnects, or after `ms` (an older coordinator does not close it). */
+function closedByPeer(socket: ClientChannel, ms: number): Promise<void> {
+  if (!socket.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('disconnect', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    socket.once('disconnect', done);
+  });
 }
 
 /** Errors after which the client cannot take part: nothing a later round could fix. */

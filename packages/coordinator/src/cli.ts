@@ -80,14 +80,15 @@ async function runOnce(config: CoordinatorConfig, log: Logger, store: Store): Pr
         'stopping after the current round: the run then ends as stopped, its model exported if a round trained it ' +
           '(Ctrl-C again to quit now instead; the same --db and --run-id then resume it)\n',
       );
-      coordinator.stop();
+      coordinator.stop('by a signal (SIGINT or SIGTERM)');
       process.once('SIGINT', () => process.exit(130));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    const { url } = await listenExplained(() => coordinator.listen(), config);
+    const { url, metricsUrl } = await listenExplained(() => coordinator.listen(), config);
     // The demo and scripts read this line to find the port.
     process.stdout.write(`coordinator listening on ${url} (run ${config.runId})\n`);
+    if (metricsUrl) process.stdout.write(`metrics on ${metricsUrl}/metrics (also /healthz and /readyz)\n`);
     const table = { privacy: config.privacy.mode !== 'none' };
     process.stdout.write(`${roundTableHeader(table)}\n`);
     const summary = await coordinator.run((r) => process.stdout.write(`${formatRoundRow(r, config.rounds, table)}\n`));

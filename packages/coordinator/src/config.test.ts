@@ -64,6 +64,15 @@ describe('coordinator configuration', () => {
     expect(serve(['--open', '--insecure-open'])).toMatchObject({ requireAuth: false, insecureOpen: true });
   });
 
+  test('--metrics-port and --metrics-host, in both modes; the host alone is refused', () => {
+    const serve = (argv: string[]) => (parseServeArgs(argv) as Exclude<ReturnType<typeof parseServeArgs>, 'help'>).base;
+    expect(serve(['--metrics-port', '9464'])).toMatchObject({ metricsPort: 9464 });
+    expect(serve([])).not.toHaveProperty('metricsPort');
+    expect(parseCoordinatorArgs(['--metrics-port', '0', '--metrics-host', '0.0.0.0'])).toMatchObject({ metricsPort: 0, metricsHost: '0.0.0.0' });
+    expect(() => parseCoordinatorArgs(['--metrics-port', '70000'])).toThrow('--metrics-port');
+    expect(() => serve(['--metrics-host', '127.0.0.1'])).toThrow('--metrics-host needs --metrics-port');
+  });
+
   test('transfer settings from flags: fine-tuning, augmentation and normalisation, validated like a config file', () => {
     const c = parseCoordinatorArgs([
       '--fine-tuning',

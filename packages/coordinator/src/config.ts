@@ -11,7 +11,7 @@ import {
   type RunConfig,
 } from './run-config.js';
 import { checkTlsFiles } from './startup-errors.js';
-import { flagOptions, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag } from '@ftl/shared';
+import { flagOptions, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
 
 /** The default backbone committed with ftl (pretrained on Fashion-MNIST by `npm run pretrain`). */
 export const DEFAULT_BACKBONE_DIR = fileURLToPath(new URL('../backbone', import.meta.url));
@@ -36,6 +36,13 @@ export interface ServerSettings {
   tls?: { cert: Buffer; key: Buffer };
   /** SQLite file for runs, rounds and checkpoints (the CLI's default: .ftl/coordinator.db); none keeps state in memory. */
   dbPath?: string;
+  /**
+   * Also serve `/metrics`, `/healthz` and `/readyz` without a token on this plain HTTP port (0 picks a
+   * free one); without it `/metrics` is only on the main port, behind the operator token.
+   */
+  metricsPort?: number;
+  /** Where the metrics port listens (default 127.0.0.1). */
+  metricsHost?: string;
 }
 
 /** The run config's two durations, which the coordinator keeps in milliseconds. */
@@ -124,6 +131,9 @@ exports the global model. For the long-lived service with the operator API see "
                          the port may join as any site); not for real sites
   --tls-cert FILE        serve HTTPS/WSS with this PEM certificate …
   --tls-key FILE         … and this PEM key
+  --metrics-port N       also serve /metrics (Prometheus), /healthz and /readyz on this plain HTTP port,
+                         without a token (0 picks a free port; /healthz and /readyz are on --port too)
+  --metrics-host H       where the metrics port listens (default 127.0.0.1)
   --config FILE          run configuration (JSON, docs/run-config.md); the run flags below override it
 The run (each flag sets one field of the run configuration, with the same bounds and messages):
 ${runConfigHelp()}
@@ -167,14 +177,32 @@ running resumes by itself on the next start.
                             as any site; not for real sites
   --max-message-mb X        largest client message (default: sized from the default run's head)
   --tls-cert FILE           serve HTTPS/WSS with this PEM certificate …
-  --tls-key FILE            … and this PEM key`;
+  --tls-key FILE            … and this PEM key
+  --metrics-port N          also serve /metrics (Prometheus), /healthz and /readyz on this plain HTTP
+                            port without a token (0 picks a free port); without it /metrics is on
+                            --port behind the operator token (/healthz and /readyz need none)
+  --metrics-host H          where the metrics port listens (default 127.0.0.1)`;
 
 /** Parses and validates `ftl-coordinator serve`'s command line. */
 export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   const values = parseFlags(
     argv,
     flagOptions(
-      ['host', 'port', 'db', 'backbone', 'feature-layer', 'config', 'operator-token-file', 'exports', 'max-message-mb', 'tls-cert', 'tls-key'],
+      [
+        'host',
+        'port',
+        'db',
+        'backbone',
+        'feature-layer',
+        'config',
+        'operator-token-file',
+        'exports',
+        'max-message-mb',
+        'tls-cert',
+        'tls-key',
+        'metrics-port',
+        'metrics-host',
+      ],
       ['open', 'insecure-open', 'help'],
     ),
   );
@@ -191,6 +219,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
     requireAuth: values['open'] !== true,
     insecureOpen: values['insecure-open'] === true,
     dbPath,
+    ...metricsSettings(values),
   };
   delete base.exportDir;
   const featureLayer = stringFlag(values, 'feature-layer');
@@ -205,6 +234,17 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
     exportRoot: stringFlag(values, 'exports', beside('runs')),
     ...(mb !== undefined ? { maxMessageBytes: Math.round(mb * 1024 * 1024) } : {}),
   };
+}
+
+/** `--metrics-port` and `--metrics-host`, checked as `--port` and `--host` are; `--metrics-host` alone is refused. */
+function metricsSettings(values: RawFlags): Pick<ServerSettings, 'metricsPort' | 'metricsHost'> {
+  const host = stringFlag(values, 'metrics-host');
+  if (values['metrics-port'] === undefined) {
+    if (host !== undefined) throw new FtlError(ErrorCode.InvalidConfig, '--metrics-host needs --metrics-port: give the port the metrics listen on');
+    return {};
+  }
+  const port = numberFlag(values, 'metrics-port', { default: 0, min: 0, max: 65535, integer: true });
+  return { metricsPort: port, ...(host !== undefined ? { metricsHost: host } : {}) };
 }
 
 function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
@@ -224,7 +264,10 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
  */
 export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help' {
   const values = parseFlags(argv, {
-    ...flagOptions(['host', 'port', 'backbone', 'out', 'db', 'config', 'tls-cert', 'tls-key'], ['require-auth', 'insecure-open', 'help']),
+    ...flagOptions(
+      ['host', 'port', 'backbone', 'out', 'db', 'config', 'tls-cert', 'tls-key', 'metrics-port', 'metrics-host'],
+      ['require-auth', 'insecure-open', 'help'],
+    ),
     ...Object.fromEntries(runConfigFlags().map((f) => [f.name, { type: 'string' as const }])),
   });
   if (values['help']) return 'help';
@@ -241,6 +284,7 @@ export function parseCoordinatorArgs(argv: string[]): CoordinatorConfig | 'help'
       dbPath: stringFlag(values, 'db', '.ftl/coordinator.db'),
       requireAuth: values['require-auth'] === true,
       insecureOpen: values['insecure-open'] === true,
+      ...metricsSettings(values),
     },
     run,
   );

@@ -21,14 +21,17 @@ import { ConsoleLive, type ConsoleSource } from './console-live.js';
 import { type ConsoleMode, ConsoleHttp, DEFAULT_CONSOLE_DIR } from './console-server.js';
 import { ConsoleSessions } from './console-sessions.js';
 import { checkAuthPolicy, handshakeAuth, isLoopback } from './handshake-auth.js';
-import { createHttpHandler } from './http-boundary.js';
+import { createHttpHandler, withErrorBoundary } from './http-boundary.js';
 import { hashClientToken, registerClient, tokenMatches } from './client-tokens.js';
 import { socketIoTransport } from './socketio-transport.js';
 import type { CoordinatorConfig } from './config.js';
 import type { FederatedRun } from './federated-run.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { modelArchive, type ModelArchive } from './model-archive.js';
 import { handleOperatorApi, type OperatorBackend } from './operator-api.js';
 import { DEFAULT_PEER_BUDGET } from './peer-budget.js';
+import { handleProbe, type ProbeTarget } from './probe-routes.js';
+import { latestRoundPrivacy } from './round-privacy.js';
 import type { RoundListener } from './round-phases.js';
 import { buildRun, headFor } from './run-builder.js';
 import type { RunHost } from './run-host.js';
@@ -36,7 +39,8 @@ import { RunLifecycle, type RunView } from './run-lifecycle.js';
 import type { RunStatus } from './run-states.js';
 import type { RunSummary } from './run-summary.js';
 import { acceptSite, goodbye } from './site-connection.js';
-import type { SiteState } from './site-state.js';
+import type { SiteState, SiteStateKind } from './site-state.js';
+import { SiteTracker } from './site-tracker.js';
 import type { ServerOptions } from './server-options.js';
 import type { Store, StoredRun } from './store/store.js';
 
@@ -63,6 +67,15 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   private readonly runs: RunLifecycle;
   private readonly operatorTokenHash?: string;
   private readonly maxMessageBytes: number;
+  /** The server's Prometheus metrics (metrics.ts), on a registry of its own. */
+  readonly metrics: CoordinatorMetrics;
+  /** Each site's last state per run (site-tracker.ts). */
+  private readonly sites: SiteTracker;
+  /** The run hosted last, for the ε the metrics report after it ended. */
+  private lastRun?: { runId: string; privacy: boolean };
+  /** `/metrics` (and the probes) on a port of their own, with `ServerOptions.metricsPort`. */
+  private metricsHttp?: HttpServer;
+  private readonly metricsAt?: { port: number; host: string };
   /** The operator console: its page and login (console-server.ts) and its live updates (console-live.ts). */
   private readonly web: ConsoleHttp;
   private readonly live: ConsoleLive;
@@ -76,6 +89,9 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     options: ServerOptions,
   ) {
     if (options.operatorToken !== undefined) this.operatorTokenHash = hashClientToken(options.operatorToken);
+    this.sites = new SiteTracker(store, log);
+    const metricsPort = options.metricsPort ?? config.metricsPort;
+    if (metricsPort !== undefined) this.metricsAt = { port: metricsPort, host: options.metricsHost ?? config.metricsHost ?? '127.0.0.1' };
     this.runs = new RunLifecycle({
       config,
       store,
@@ -83,8 +99,18 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
       exportRoot: options.exportRoot,
       prepareRun: (c) => this.prepareRun(c),
       welcomeAll: (run) => {
-        for (const id of this.clients.names()) this.send(id, 'welcome', run.welcome(id));
+        this.lastRun = { runId: run.runId, privacy: run.config.privacy.mode === 'record' };
+        for (const id of this.clients.names()) {
+          this.send(id, 'welcome', run.welcome(id));
+          this.sites.set(run.runId, id, 'connected');
+        }
       },
+    });
+    this.metrics = new CoordinatorMetrics({
+      bytes: this.bytes,
+      connectedClients: () => this.clients.size,
+      readyClients: () => this.readyForActiveRun(),
+      latestPrivacy: () => this.latestPrivacy(),
     });
     this.maxMessageBytes = options.maxMessageBytes ?? this.prepareRun(config).maxMessageBytes();
     // The one-run mode has no operator token: its read-only console is served on loopback only.
@@ -100,6 +126,12 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     const handle = createHttpHandler({
       backbone,
       api: (req, res) => handleOperatorApi(this, req, res, this.log),
+      probes: (req, res) =>
+        handleProbe(
+          req,
+          res,
+          this.probeTarget((token) => this.operatorAllowed(token)),
+        ),
       console: (req, res) => this.web.handle(req, res),
       log,
     });
@@ -117,7 +149,14 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     });
     // Every refusal happens here, before `connection`: a refused client never receives a model byte.
     this.channel.use(handshakeAuth({ requireAuth: config.requireAuth, store, log }));
-    const site = { clients: this.clients, activeRun: () => this.runs.activeRun, budget: options.peerBudget ?? DEFAULT_PEER_BUDGET, log };
+    const site = {
+      clients: this.clients,
+      activeRun: () => this.runs.activeRun,
+      budget: options.peerBudget ?? DEFAULT_PEER_BUDGET,
+      log,
+      sites: this.sites,
+      metrics: this.metrics,
+    };
     this.channel.onConnection((socket) => acceptSite(socket, site));
     // After acceptSite: the console reads the registry as that connection left it.
     this.channel.onConnection((socket) => this.live.siteConnected(socket));
@@ -151,7 +190,7 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
   }
 
   /** Starts listening; resolves with the bound port and base URL. */
-  async listen(): Promise<{ port: number; url: string }> {
+  async listen(): Promise<{ port: number; url: string; metricsUrl?: string }> {
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(this.config.port, this.config.host, () => resolve());
@@ -160,7 +199,78 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     const scheme = this.config.tls ? 'https' : 'http';
     const url = `${scheme}://${this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host}:${port}`;
     this.log.info('listening', { url, operatorApi: this.operatorTokenHash !== undefined });
-    return { port, url };
+    const metricsUrl = await this.listenMetrics();
+    return { port, url, ...(metricsUrl ? { metricsUrl } : {}) };
+  }
+
+  /**
+   * With `ServerOptions.metricsPort`: serves `/metrics`, `/healthz` and `/readyz` without a token on a
+   * plain HTTP port of their own (loopback unless `metricsHost` says otherwise); resolves with its URL.
+   */
+  private async listenMetrics(): Promise<string | undefined> {
+    if (!this.metricsAt) return undefined;
+    const { port, host } = this.metricsAt;
+    const target = this.probeTarget('open');
+    const notFound = 'not found: this port serves /metrics, /healthz and /readyz\n';
+    this.metricsHttp = createHttpServer(
+      withErrorBoundary((req, res) => {
+        const probe = handleProbe(req, res, target);
+        if (probe) return probe;
+        res.writeHead(404, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(notFound) });
+        res.end(req.method === 'HEAD' ? undefined : notFound);
+      }, this.log),
+    );
+    const http = this.metricsHttp;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', reject);
+        http.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new FtlError(
+        ErrorCode.InvalidConfig,
+        `the metrics cannot listen on port ${port} of ${host} (${code}); pass another --metrics-port (0 picks a free one) or a --metrics-host of this machine`,
+        { cause: err },
+      );
+    }
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${(http.address() as AddressInfo).port}`;
+    this.log.info('metrics-listening', { url: `${url}/metrics` });
+    if (!isLoopback(host)) this.log.warn('metrics-open', { host, detail: 'the metrics port needs no token: anyone who reaches it reads them' });
+    return url;
+  }
+
+  /** What the probes read; `metricsAccess` as {@link ProbeTarget}'s. */
+  private probeTarget(metricsAccess: ProbeTarget['metricsAccess']): ProbeTarget {
+    return {
+      store: this.store,
+      backbone: this.backbone,
+      connectedClients: () => this.clients.size,
+      readyClients: () => this.readyForActiveRun(),
+      metrics: this.metrics,
+      metricsAccess,
+      log: this.log,
+    };
+  }
+
+  /** Sites ready for the active run; 0 without one. */
+  private readyForActiveRun(): number {
+    const run = this.runs.activeRun;
+    return run ? this.clients.readyClients(run.runId).length : 0;
+  }
+
+  /** The latest round's privacy of the active run, or of the run hosted last, when it trains with record-level DP. */
+  private latestPrivacy(): { runId: string; privacy: NonNullable<ReturnType<typeof latestRoundPrivacy>> } | undefined {
+    const run = this.lastRun;
+    if (!run?.privacy || !this.store) return undefined;
+    try {
+      const privacy = latestRoundPrivacy(this.store.listEvents(run.runId));
+      return privacy ? { runId: run.runId, privacy } : undefined;
+    } catch (err) {
+      // A scrape never fails for a database fault: /readyz reports that.
+      this.log.warn('metrics-privacy-unread', { run: run.runId, detail: (err as Error).message });
+      return undefined;
+    }
   }
 
   // ---- RunHost ----
@@ -185,6 +295,11 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     const socket = this.clients.get(clientId)?.socket;
     if (!socket) return false;
     socket.emit(event, message);
+    const asked = INSTRUCTION_STATES[event];
+    if (asked) {
+      const { runId, round } = message as { runId: string; round: number };
+      this.sites.set(runId, clientId, asked, { round });
+    }
     return true;
   }
 
@@ -314,5 +429,15 @@ export class CoordinatorServer implements RunHost, OperatorBackend {
     await this.channel.close();
     await settled();
     if (this.http.listening) await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const metricsHttp = this.metricsHttp;
+    if (metricsHttp?.listening) await new Promise<void>((resolve) => metricsHttp.close(() => resolve()));
   }
 }
+
+/** The state a site is in once it has been sent each instruction. */
+const INSTRUCTION_STATES: Partial<Record<keyof ServerToClientEvents, SiteStateKind>> = {
+  fit: 'training',
+  evaluate: 'evaluating',
+  personalize: 'personalizing',
+  'class-sums': 'class-sums',
+};

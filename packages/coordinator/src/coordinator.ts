@@ -51,8 +51,8 @@ export class Coordinator {
     return this.federatedRun.head;
   }
 
-  /** Starts listening; resolves with the bound port and base URL. */
-  listen(): Promise<{ port: number; url: string }> {
+  /** Starts listening; resolves with the bound port and base URL (and the metrics port's, with `metricsPort`). */
+  listen(): Promise<{ port: number; url: string; metricsUrl?: string }> {
     return this.server.listen();
   }
 
@@ -73,9 +73,9 @@ export class Coordinator {
     }
   }
 
-  /** Asks the run to stop after the current round. */
-  stop(): void {
-    this.federatedRun.stop();
+  /** Asks the run to stop after the current round; `by` says who asked, in the reason the run records. */
+  stop(by?: string): void {
+    this.federatedRun.stop(by);
   }
 
   /** Closes every connection and the servers. */

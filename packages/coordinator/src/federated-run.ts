@@ -3,6 +3,7 @@ import {
   createStrategy,
   ErrorCode,
   FtlError,
+  isFtlError,
   PROTOCOL_VERSION,
   specsSize,
   unfrozenLayerCount,
@@ -20,6 +21,7 @@ import type { CoordinatorConfig } from './config.js';
 import { EarlyStopping } from './early-stopping.js';
 import type { GlobalModel } from './global-model.js';
 import { initHead } from './head-init.js';
+import { timedAggregation } from './aggregation-timing.js';
 import { personalize } from './personalization.js';
 import { runRounds, type RoundListener } from './round-phases.js';
 import type { RunContext } from './run-context.js';
@@ -29,6 +31,7 @@ import type { RunHost } from './run-host.js';
 import { fixNormalization } from './run-normalization.js';
 import { fixTableEncoding, sendTableEncoding, tableRunProblem } from './run-table-encoding.js';
 import { resumeRun } from './run-resume.js';
+import type { RunReason } from './run-states.js';
 import type { PersonalizationRecord, RunOutcome, RunProgress, RunSummary } from './run-summary.js';
 import type { Store } from './store/store.js';
 import { TrainableSets } from './trainable-sets.js';
@@ -62,6 +65,8 @@ export class FederatedRun {
   private readonly model: GlobalModel;
   private readonly ctx: RunContext;
   private stopRequest?: 'stop' | 'pause' | 'interrupt';
+  /** Who asked for the stop or pause, for the reason the run records ("by the operator"). */
+  private requestedBy = 'on request';
   private wake?: () => void;
   private current: Pick<RunProgress, 'phase' | 'round'> = { phase: 'idle', round: 0 };
   private readonly log: Logger;
@@ -81,12 +86,15 @@ export class FederatedRun {
     if (tableProblem) throw new FtlError(ErrorCode.InvalidConfig, tableProblem);
     this.sets = new TrainableSets(config, backbone, head);
     this.model = { weights: this.sets.forRound(1), version: 0 };
-    this.strategy = createStrategy(config.strategy, {
-      fractionFit: config.fractionFit,
-      minFitClients: config.minFitClients,
-      sampleWeightCap: config.sampleWeightCap,
-      seed: config.seed,
-    });
+    this.strategy = timedAggregation(
+      createStrategy(config.strategy, {
+        fractionFit: config.fractionFit,
+        minFitClients: config.minFitClients,
+        sampleWeightCap: config.sampleWeightCap,
+        seed: config.seed,
+      }),
+      (seconds) => host.metrics?.aggregated(config.runId, seconds),
+    );
     const needed = this.strategy.minUpdates;
     if (config.minClients < needed) {
       throw new FtlError(
@@ -196,16 +204,28 @@ export class FederatedRun {
     this.intake.clientLeft(clientId, why);
   }
 
-  /** Ends the run after the current round: exported, status `stopped`, clients told. */
-  stop(): void {
-    this.stopRequest ??= 'stop';
+  /**
+   * Ends the run after the current round: exported, status `stopped`, clients told. `by` says who asked,
+   * in the reason the run records (`stopped by the operator after round 3 of 10`).
+   */
+  stop(by?: string): void {
+    this.request('stop', by);
+  }
+
+  /** Pauses after the current round: status `paused`, clients stay connected, `run()` again resumes it. `by` as for {@link stop}. */
+  pause(by?: string): void {
+    this.request('pause', by);
+  }
+
+  private request(what: 'stop' | 'pause', by: string | undefined): void {
+    if (this.stopRequest === undefined && by !== undefined) this.requestedBy = by;
+    this.stopRequest ??= what;
     this.wake?.();
   }
 
-  /** Pauses after the current round: status `paused`, clients stay connected, `run()` again resumes it. */
-  pause(): void {
-    this.stopRequest ??= 'pause';
-    this.wake?.();
+  /** The reason a move records: `message`, with where the run stood when it happened. */
+  private reason(message: string, code?: string): RunReason {
+    return { message, phase: this.current.phase, round: this.current.round, ...(code !== undefined ? { code } : {}) };
   }
 
   /**
@@ -275,12 +295,17 @@ export class FederatedRun {
       fixNormalization(ctx);
       fixTableEncoding(ctx);
       await initHead(ctx);
-      ({ message } = await runRounds(ctx, records, { stopRequested, early, ...(onRound ? { onRound } : {}) }));
+      const played: RoundListener = (record, snapshot) => {
+        this.host.metrics?.roundPlayed(runId, record);
+        return onRound?.(record, snapshot);
+      };
+      ({ message } = await runRounds(ctx, records, { stopRequested, early, onRound: played }));
       if ((this.stopRequest === 'pause' || this.stopRequest === 'interrupt') && records.length < rounds) {
+        const why = this.reason(`paused ${this.requestedBy} after round ${records.length} of ${rounds}`);
         this.current = { ...this.current, phase: 'idle' };
         const event = this.stopRequest === 'pause' ? 'run-paused' : 'run-interrupted';
         // An interrupted run stays `running`: the next start of the server resumes it.
-        if (this.stopRequest === 'pause') store?.moveRun(runId, 'paused');
+        if (this.stopRequest === 'pause') store?.moveRun(runId, 'paused', why);
         store?.appendEvent(runId, event, { afterRound: records.length });
         this.log.info(event, { afterRound: records.length });
         return { runId, reason: 'paused', rounds: records, weights: model.weights, modelVersion: model.version };
@@ -291,9 +316,11 @@ export class FederatedRun {
       if (this.stopRequest === 'stop' && records.length < rounds) reason = 'stopped';
       else if (config.personalizeEpochs > 0) personalization = await personalize(ctx, records.length);
     } catch (err) {
+      // Where the run stood when it failed is part of why: taken before the phase goes idle.
+      const why = this.reason((err as Error).message, isFtlError(err) ? err.code : ErrorCode.InternalError);
       this.current = { ...this.current, phase: 'idle' };
-      store?.moveRun(runId, 'failed');
-      store?.appendEvent(runId, 'run-failed', { message: (err as Error).message });
+      store?.moveRun(runId, 'failed', why);
+      store?.appendEvent(runId, 'run-failed', { message: why.message, phase: why.phase, round: why.round, code: why.code });
       this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason: 'failed', message: (err as Error).message });
       // A failed run still leaves its last good global model where the operator expects it.
       if (config.exportDir) {
@@ -303,10 +330,17 @@ export class FederatedRun {
       }
       throw err;
     }
+    // Taken before the export: the phase a stop or an early end came in, not `finishing`.
+    const why =
+      reason === 'stopped'
+        ? this.reason(`stopped ${this.requestedBy} after round ${records.length} of ${rounds}`)
+        : message !== undefined
+          ? this.reason(message)
+          : undefined;
     this.current = { ...this.current, phase: 'finishing' };
     let exportDir: string | undefined;
     if (config.exportDir && (await exportRun(ctx, config.exportDir, records, early.best?.round))) exportDir = config.exportDir;
-    store?.moveRun(runId, reason);
+    store?.moveRun(runId, reason, why);
     store?.appendEvent(runId, 'run-end', { reason, rounds: records.length, modelVersion: model.version, ...(message ? { message } : {}) });
     this.host.broadcast('run-end', { protocol: PROTOCOL_VERSION, runId, reason, ...(message ? { message: message.slice(0, 2000) } : {}) });
     if (message) this.log.warn('run-ended-early', { reason, detail: message });

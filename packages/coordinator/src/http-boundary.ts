@@ -64,6 +64,8 @@ export interface HttpRoutes {
   backbone: ServedBackbone;
   /** The operator API under `/api` (it answers 404 itself when the mode has none). */
   api: HttpHandler;
+  /** `/healthz`, `/readyz` and `/metrics` (probe-routes.ts): answers its own paths, undefined for any other. */
+  probes?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | undefined;
   /** The operator console (console-server.ts): answers its own paths, undefined for any other. */
   console?: (req: IncomingMessage, res: ServerResponse) => Promise<void> | undefined;
   log: Logger;
@@ -82,6 +84,8 @@ export function createHttpHandler(routes: HttpRoutes): (req: IncomingMessage, re
     const { pathname } = requestUrl(req);
     if (serveBackbone(routes.backbone, req, res)) return;
     if (pathname === '/api' || pathname.startsWith('/api/')) return routes.api(req, res);
+    const probe = routes.probes?.(req, res);
+    if (probe) return probe;
     const page = routes.console?.(req, res);
     if (page) return page;
     const text = 'not found\n';

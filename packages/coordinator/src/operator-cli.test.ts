@@ -65,6 +65,21 @@ describe('runs status', () => {
     expect(summary(run({ rounds: [round(1, 1)] }))).not.toContain('privacy');
   });
 
+  test("says why a run failed, stopped or paused, and where each site stands, its own error included", () => {
+    const reason = { message: 'round 2 got 0 accepted updates, below minFitClients 1', phase: 'evaluate' as const, round: 2, code: 'QUORUM' };
+    const sites = [
+      { client: 'a', state: 'training' as const, round: 3, at: 't' },
+      { client: 'b', state: 'failed' as const, round: 0, message: 'prepare: the image folder is empty\nsecond line', at: 't' },
+      { client: 'c', state: 'disconnected' as const, round: 2, message: 'transport close', at: 't' },
+    ];
+    const text = summary(run({ status: 'failed', rounds: [round(1, 1)], reason, sites }));
+    expect(text).toContain('\nwhy failed: round 2 got 0 accepted updates, below minFitClients 1 (QUORUM; in phase evaluate of round 2)\n');
+    expect(text).toContain(
+      '\nsites (3):\n  a: training round 3\n  b: failed: prepare: the image folder is empty second line\n  c: disconnected in round 2: transport close',
+    );
+    expect(summary(run({ rounds: [round(1, 1)] }))).not.toMatch(/why|sites/);
+  });
+
   test('the live line names the class-means phase before round 1', () => {
     const live = { runId: 'r1', phase: 'class-means' as const, round: 0, rounds: 2, received: 1, expected: 3, readyClients: 3, minClients: 3 };
     expect(progressLine({ id: 'r1', status: 'running', rounds: [], live }, 5)).toContain('class sums for the head 1/3');

@@ -3,8 +3,10 @@ import { dirname, join, resolve } from 'node:path';
 import { flagOptions, ErrorCode, FtlError, numberFlag, parseFlags, stringFlag, type RawFlags } from '@ftl/shared';
 import { ApiClient, type ApiTarget } from './api-client.js';
 import type { ClientView } from './client-registry.js';
-import type { RunView } from './run-lifecycle.js';
+import type { RunListItem, RunView } from './run-lifecycle.js';
+import type { RunReason } from './run-states.js';
 import type { RunProgress } from './run-summary.js';
+import type { SiteState } from './site-state.js';
 import { formatRoundRow, roundTableHeader } from './round-table.js';
 import { writeSecretFile } from './secret-file.js';
 
@@ -28,7 +30,8 @@ Operator commands over the REST API of a running "ftl-coordinator serve" (docs/a
   --ca-file FILE     CA certificate (PEM) to trust for an https coordinator: the one that signed its
                      certificate, or a self-signed certificate itself
   --wait S           seconds to keep retrying while nothing listens yet (a serve still starting; default 15)
-  --watch            follow the run with a live progress line until it ends or pauses
+  --watch            follow the run with a live progress line until it ends or pauses; exits 1 with
+                     the run's reason on stderr when it fails
   --interval S       seconds between polls while watching (default 1)
   --save FILE        "clients add": write the new token to FILE (mode 0600) instead of printing it
   --out DIR          where "runs export" unpacks the model (default ./<run id>-model)
@@ -146,8 +149,47 @@ async function watch(api: ApiClient, id: string, intervalMs: number, out: NodeJS
 /** Exclusions listed one per line, at most this many (the rest are counted). */
 const EXCLUSIONS_SHOWN = 10;
 
-/** What `runs status` prints after the table: where the run stands, what the trust policy left out, and the model. */
-export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds' | 'exclusions' | 'privacy'>): string {
+/**
+ * A run's reason in one line: the message, then the code of a failure and where the run stood.
+ *
+ * @example
+ * describeReason({ message: 'only 0 of the 1 clients needed were ready after 1 s; …', phase: 'waiting-for-clients', round: 0, code: 'TIMEOUT' });
+ * // 'only 0 of the 1 clients needed were ready after 1 s; … (TIMEOUT; in phase waiting-for-clients, before round 1)'
+ */
+export function describeReason(reason: RunReason): string {
+  const where = reason.round === 0 ? `in phase ${reason.phase}, before round 1` : `in phase ${reason.phase} of round ${reason.round}`;
+  return `${oneLineText(reason.message)} (${reason.code ? `${reason.code}; ` : ''}${where})`;
+}
+
+/** Text from the server on one line: whatever it holds, a status line stays one line. */
+function oneLineText(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ');
+}
+
+/** A site's last state in a few words: `training round 3`, `failed in round 2: <its error>`. */
+export function siteLine(site: SiteState): string {
+  const round = site.round !== undefined && site.round > 0 ? ` round ${site.round}` : '';
+  const inRound = round ? ` in${round}` : '';
+  const why = site.message !== undefined ? `: ${oneLineText(site.message)}` : '';
+  switch (site.state) {
+    case 'training':
+    case 'evaluating':
+      return `${site.state}${round}`;
+    case 'failed':
+    case 'refused':
+    case 'disconnected':
+    case 'dropped':
+      return `${site.state}${inRound}${why}`;
+    default:
+      return `${site.state}${why}`;
+  }
+}
+
+/** Sites listed one per line, at most this many (the rest are counted). */
+const SITES_SHOWN = 20;
+
+/** What `runs status` prints after the table: where the run stands and why, its sites, what the trust policy left out, and the model. */
+export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds' | 'exclusions' | 'privacy' | 'reason' | 'sites'>): string {
   const last = run.rounds.at(-1);
   // A model exists once some round changed it; a run stopped or failed before that has none to offer.
   const trained = run.rounds.some((r) => r.modelVersion > 0);
@@ -161,8 +203,19 @@ export function summary(run: Pick<RunView, 'id' | 'status' | 'config' | 'rounds'
           ...exclusions.slice(0, EXCLUSIONS_SHOWN).map((e) => `\n  round ${e.round} ${e.client}: ${e.reason}: ${e.message}`),
           ...(exclusions.length > EXCLUSIONS_SHOWN ? [`\n  … and ${exclusions.length - EXCLUSIONS_SHOWN} more (GET /api/runs/${run.id})`] : []),
         ].join('');
+  const sites = run.sites ?? [];
+  const siteLines =
+    sites.length === 0
+      ? ''
+      : [
+          `\nsites (${sites.length}):`,
+          ...sites.slice(0, SITES_SHOWN).map((s) => `\n  ${s.client}: ${siteLine(s)}`),
+          ...(sites.length > SITES_SHOWN ? [`\n  … and ${sites.length - SITES_SHOWN} more (GET /api/runs/${run.id}/sites)`] : []),
+        ].join('');
   return (
     `run ${run.id} is ${run.status} after ${run.rounds.length}/${run.config.rounds} rounds; last federated val acc ${pct(last?.valAccuracy)}` +
+    (run.reason ? `\nwhy ${run.status}: ${describeReason(run.reason)}` : '') +
+    siteLines +
     privacyLines(run.privacy) +
     excluded +
     (finished && trained
@@ -185,6 +238,17 @@ function privacyLines(privacy: RunView['privacy']): string {
   const shown = sites.slice(0, EXCLUSIONS_SHOWN);
   const more = sites.length > shown.length ? [`\n  … and ${sites.length - shown.length} more`] : [];
   return [`\nprivacy spent by each site after round ${privacy.round}:`, ...shown, ...more].join('');
+}
+
+/**
+ * A watched run that failed ends the command as an error: exit status 1 and one line on stderr with the
+ * run's reason (runMain prints it), so a script that watches a run learns that it failed and why.
+ */
+function failedRun(run: Pick<RunView, 'id' | 'status' | 'reason'>): void {
+  if (run.status !== 'failed') return;
+  const code =
+    run.reason?.code !== undefined && (Object.values(ErrorCode) as string[]).includes(run.reason.code) ? run.reason.code : ErrorCode.Quorum;
+  throw new FtlError(code as ErrorCode, `run ${run.id} failed: ${run.reason ? describeReason(run.reason) : 'the coordinator recorded no reason'}`);
 }
 
 /** `ftl-coordinator clients …` and `ftl-coordinator runs …` over the REST API. */
@@ -269,7 +333,11 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
       const run = await api.call<RunView>('POST', `/api/runs/${need('ID')}/${action}`);
       const note = action === 'pause' || action === 'stop' ? ' (takes effect after the current round)' : '';
       out.write(`run ${run.id}: ${action} requested${note}\n`);
-      if (values['watch']) out.write(`${summary(await watch(api, id!, intervalMs, out))}\n`);
+      if (values['watch']) {
+        const run = await watch(api, id!, intervalMs, out);
+        out.write(`${summary(run)}\n`);
+        failedRun(run);
+      }
       return;
     }
     case 'status': {
@@ -281,15 +349,15 @@ export async function operatorCommand(group: 'clients' | 'runs', argv: string[],
         if (run.live) out.write(`${progressLine(run, 0).replace(/ · \d+:\d\d$/, '')}\n`);
       }
       out.write(`${summary(run)}\n`);
+      if (values['watch']) failedRun(run);
       return;
     }
     case 'list': {
-      const { runs } = await api.call<{ runs: Array<{ id: string; status: string; roundsDone: number; rounds: number; createdAt: string }> }>(
-        'GET',
-        '/api/runs',
-      );
-      out.write('id\tstatus\trounds\tcreated\n');
-      for (const r of runs) out.write(`${r.id}\t${r.status}\t${r.roundsDone}/${r.rounds}\t${r.createdAt}\n`);
+      const { runs } = await api.call<{ runs: RunListItem[] }>('GET', '/api/runs');
+      out.write('id\tstatus\trounds\tcreated\twhy\n');
+      for (const r of runs) {
+        out.write(`${r.id}\t${r.status}\t${r.roundsDone}/${r.rounds}\t${r.createdAt}\t${r.reason ? describeReason(r.reason) : '-'}\n`);
+      }
       return;
     }
     case 'export': {

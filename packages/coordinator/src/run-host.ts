@@ -1,9 +1,20 @@
 import type { ByteCounter, ChannelStats, ServerToClientEvents, SiteTableSummary } from '@ftl/shared';
+import type { RoundRecord } from './round-table.js';
+
+/** What a run reports to its host's metrics (metrics.ts) as it goes. */
+export interface RunMetrics {
+  /** A round was played to its end: committed, or recorded without quorum (a retried one too). */
+  roundPlayed(runId: string, record: RoundRecord): void;
+  /** The strategy aggregated a round's kept updates in `seconds`. */
+  aggregated(runId: string, seconds: number): void;
+}
 
 /** What a run needs from the server that hosts it: the connected clients and a way to reach them. */
 export interface RunHost {
   /** Bytes through the socket.io parser, for per-round traffic figures. */
   readonly bytes: ByteCounter;
+  /** Where the run reports rounds and aggregation times; a host may keep no metrics. */
+  readonly metrics?: RunMetrics;
   /** Connected clients that said they are ready for `runId`, sorted. */
   readyClients(runId: string): string[];
   /** Sends one event to one client; false when it is not connected. */

@@ -166,19 +166,21 @@ export class RunLifecycle {
   pauseRun(id: string): void {
     this.storedRun(id);
     if (this.active?.run.runId !== id) throw new FtlError(ErrorCode.Conflict, `run ${id} is not running; only the running run can be paused`);
-    this.active.run.pause();
+    this.active.run.pause('by the operator');
   }
 
   /** Stops a run: the active one after its current round (its model is exported); a created or paused one at once. */
   stopRun(id: string): void {
     const stored = this.storedRun(id);
     if (this.active?.run.runId === id) {
-      this.active.run.stop();
+      this.active.run.stop('by the operator');
       return;
     }
     if (!(OPERATOR_ACTIONS.stop as readonly RunStatus[]).includes(stored.status))
       throw new FtlError(ErrorCode.Conflict, `run ${id} is already ${stored.status}`);
-    this.host.store!.moveRun(id, 'stopped');
+    const done = this.host.store!.lastCommittedRound(id);
+    const when = stored.status === 'created' ? 'before it started' : `while ${stored.status} after round ${done}`;
+    this.host.store!.moveRun(id, 'stopped', { message: `stopped by the operator ${when}`, phase: 'idle', round: done });
     this.host.store!.appendEvent(id, 'run-end', { reason: 'stopped' });
   }
 

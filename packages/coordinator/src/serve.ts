@@ -69,8 +69,9 @@ async function serveLocked(config: Exclude<ReturnType<typeof parseServeArgs>, 'h
       // Listening for the signals before the port opens: a SIGTERM the moment the server is up must
       // still shut it down cleanly, and node's default for an unhandled SIGTERM is to die on the spot.
       const signalled = untilSignal(() => process.stdout.write('shutting down: the active run (if any) resumes on the next start\n'));
-      const { url } = await listenExplained(() => server.listen(), config.base);
+      const { url, metricsUrl } = await listenExplained(() => server.listen(), config.base);
       process.stdout.write(`coordinator serving on ${url} (database ${config.dbPath})\n`);
+      if (metricsUrl) process.stdout.write(`metrics on ${metricsUrl}/metrics (also /healthz and /readyz)\n`);
       process.stdout.write(`${tokenNote(config.operatorTokenFile, created, config.dbPath)}\n`);
       const resumed = server.resumeInterrupted();
       if (resumed.length > 0) process.stdout.write(`resuming run ${resumed[0]} where the last server stopped\n`);

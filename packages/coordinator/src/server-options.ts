@@ -20,4 +20,12 @@ export interface ServerOptions {
   transport?: ChannelTransport;
   /** The built operator console the server serves at `/` (default packages/console/dist beside this package). */
   consoleDir?: string;
+  /**
+   * Serves `/metrics`, `/healthz` and `/readyz` without a token on this port too (plain HTTP; 0 picks a
+   * free one), for a Prometheus that has no operator token. Without it `/metrics` is on the main port only,
+   * behind the operator token.
+   */
+  metricsPort?: number;
+  /** Where the metrics port listens (default 127.0.0.1: only this machine reaches it). */
+  metricsHost?: string;
 }

@@ -536,10 +536,14 @@ export type EvaluateResult = z.infer<typeof EvaluateResultSchema>;
 export const FailureReasonSchema = oneOf(['privacy-budget'], 'privacy-budget');
 export type FailureReason = z.infer<typeof FailureReasonSchema>;
 
-/** Client → server: the client could not do what a round (or the class-sums phase) asked. */
+/**
+ * Client → server: the client could not do what a round (or the class-sums phase) asked, or (`prepare`,
+ * round 0, model version 0) cannot take part in the run at all and is about to leave: its backbone, data
+ * or features failed after the welcome.
+ */
 export const ClientFailureSchema = record({
   ...envelope,
-  stage: oneOf(['fit', 'evaluate', 'personalize', 'class-sums'], '"fit", "evaluate", "personalize" or "class-sums"'),
+  stage: oneOf(['prepare', 'fit', 'evaluate', 'personalize', 'class-sums'], '"prepare", "fit", "evaluate", "personalize" or "class-sums"'),
   message: text(MAX_MESSAGE_TEXT),
   /** Absent for an ordinary failure (an error); `message` says what happened either way. */
   reason: FailureReasonSchema.optional(),
