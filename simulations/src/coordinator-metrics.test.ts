@@ -62,7 +62,10 @@ describe('Prometheus metrics of a real run', () => {
         serverUrl: url,
         name: 'nan-site',
         declare: { numTrain: 300, numVal: 100 },
-        fit: ({ global }) => ({ weights: { specs: global.specs, values: new Float32Array(global.values.length).fill(Number.NaN) }, numExamples: 300 }),
+        fit: ({ global }) => ({
+          weights: { specs: global.specs, values: new Float32Array(global.values.length).fill(Number.NaN) },
+          numExamples: 300,
+        }),
         failAfterRefusal: true,
       });
       const ends = Promise.allSettled(honest.map((c) => c.run()));
@@ -92,10 +95,16 @@ describe('Prometheus metrics of a real run', () => {
         ['nan-site', 'non-finite'],
       ]);
       expect(sample(text, 'ftl_updates_rejected_total{run="m1",reason="non-finite"}')).toBe(records.reduce((n, r) => n + r.rejected, 0));
-      expect(nan.acks.filter((a) => a.event === 'fit-result').map((a) => (a.ack as { reason?: string }).reason)).toEqual(['non-finite', 'non-finite']);
+      expect(nan.acks.filter((a) => a.event === 'fit-result').map((a) => (a.ack as { reason?: string }).reason)).toEqual([
+        'non-finite',
+        'non-finite',
+      ]);
 
       // Every round's traffic is a part of the channel's totals (which also hold the welcomes, readies and run-end).
-      const [bytesIn, bytesOut] = [sample(text, 'ftl_channel_bytes_total{direction="in"}')!, sample(text, 'ftl_channel_bytes_total{direction="out"}')!];
+      const [bytesIn, bytesOut] = [
+        sample(text, 'ftl_channel_bytes_total{direction="in"}')!,
+        sample(text, 'ftl_channel_bytes_total{direction="out"}')!,
+      ];
       const roundIn = records.reduce((n, r) => n + r.bytesIn, 0);
       const roundOut = records.reduce((n, r) => n + r.bytesOut, 0);
       expect(roundIn).toBeGreaterThan(0);

@@ -65,7 +65,7 @@ describe('runs status', () => {
     expect(summary(run({ rounds: [round(1, 1)] }))).not.toContain('privacy');
   });
 
-  test("says why a run failed, stopped or paused, and where each site stands, its own error included", () => {
+  test('says why a run failed, stopped or paused, and where each site stands, its own error included', () => {
     const reason = { message: 'round 2 got 0 accepted updates, below minFitClients 1', phase: 'evaluate' as const, round: 2, code: 'QUORUM' };
     const sites = [
       { client: 'a', state: 'training' as const, round: 3, at: 't' },
