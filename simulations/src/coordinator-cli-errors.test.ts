@@ -219,7 +219,7 @@ describe('the operator commands find the server and its token', () => {
       line: `operator token written to ${tokenFile}; the clients and runs commands need --token-file ${tokenFile} (or --db x/c.db)`,
     });
     const url = ['--url', `http://127.0.0.1:${port}`];
-    expect(await run(['runs', 'list', ...url, '--db', db], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated'] });
+    expect(await run(['runs', 'list', ...url, '--db', db], dir)).toMatchObject({ code: 0, stdout: ['id\tstatus\trounds\tcreated\twhy'] });
     expect(await run(['runs', 'list', ...url, '--token-file', tokenFile], dir)).toMatchObject({ code: 0 });
     expectOneLineError(
       await run(['runs', 'list', '--url', `https://127.0.0.1:${port}`, '--db', db], dir),
@@ -245,7 +245,7 @@ describe('the operator commands find the server and its token', () => {
     );
     expect(await run(['runs', 'list', '--url', url, '--db', db, '--ca-file', cert], dir)).toMatchObject({
       code: 0,
-      stdout: ['id\tstatus\trounds\tcreated'],
+      stdout: ['id\tstatus\trounds\tcreated\twhy'],
     });
     expectOneLineError(
       await run(['runs', 'list', '--url', `http://127.0.0.1:${port}`, '--db', db, '--wait', '0'], dir),
