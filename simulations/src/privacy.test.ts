@@ -1,7 +1,7 @@
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FtlClient } from '@ftl/client';
-import { type CoordinatorConfig, Store } from '@ftl/coordinator';
+import { type CoordinatorConfig, EXPORT_META_FILE, Store } from '@ftl/coordinator';
 import { initBackend, loadBuiltinDataset, loadClientShard, RdpAccountant } from '@ftl/shared';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { echoGlobal, HostileClient } from './hostile-client.js';
@@ -89,7 +89,8 @@ describe('record-level DP in a federation', () => {
     const home = await scratch('dp-rounds');
     const store = Store.open(':memory:');
     const dirs = Array.from({ length: SITES }, (_, i) => join(home, `site-${i}`));
-    const { summary, rows, view } = await federate(store, { ...dpRun('dp-rounds', 3), personalizeEpochs: EPOCHS }, dirs);
+    const exportDir = join(home, 'model');
+    const { summary, rows, view } = await federate(store, { ...dpRun('dp-rounds', 3), personalizeEpochs: EPOCHS, exportDir }, dirs);
     expect(summary.reason).toBe('completed');
     expect(rows).toHaveLength(3);
 
@@ -109,8 +110,33 @@ describe('record-level DP in a federation', () => {
     }
     // The operator's run view shows the latest round's ε per site.
     expect(view.privacy).toEqual(events[2]);
+    // The exported model says what protects the records it was trained on.
+    const meta = JSON.parse(await readFile(join(exportDir, EXPORT_META_FILE), 'utf8')) as { privacy?: unknown };
+    expect(meta.privacy).toMatchObject({ ...privacy, largestEpsilon: Math.max(...events.flatMap((e) => e.sites.map((s) => s.epsilon))) });
     // Personalisation trains under DP too, accounted like one more round of the same mechanism.
     expect(summary.personalization?.map((p) => [p.clientId, p.epsilon])).toEqual(trainSizes.map((n, i) => [`client-${i}`, expectedEpsilon(n, 4)]));
+    store.close();
+  });
+
+  test('with an ε target instead of σ, each site sets its own noise so the run ends at the target on its own data', async () => {
+    const home = await scratch('dp-target');
+    const store = Store.open(':memory:');
+    const dirs = Array.from({ length: SITES }, (_, i) => join(home, `site-${i}`));
+    const target = 2;
+    const { summary } = await federate(
+      store,
+      { ...dpRun('dp-target', 2), privacy: { ...privacy, noiseMultiplier: undefined, targetEpsilon: target } },
+      dirs,
+    );
+    expect(summary.reason).toBe('completed');
+    const events = privacyEvents(store, 'dp-target');
+    expect(events).toHaveLength(2);
+    for (const [i, site] of events[1]!.sites.entries()) {
+      // The σ a site picks spends the target over the run's two rounds at its own q = b/n, to the search's tolerance.
+      expect(site.epsilon).toBeLessThanOrEqual(target);
+      expect(site.epsilon).toBeGreaterThan(target - 0.002);
+      expect(events[0]!.sites[i]!.epsilon).toBeLessThan(site.epsilon);
+    }
     store.close();
   });
 

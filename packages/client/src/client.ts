@@ -72,7 +72,7 @@ import { clipForClientDp } from './client-clip.js';
 import { obtainBackbone } from './backbone-cache.js';
 import { describeConnectError } from './connect-error.js';
 import { oneLine } from './one-line.js';
-import { type DpSgdConfig, dpSchedule } from './dp-sgd.js';
+import { type DpSgdConfig, dpSchedule, noiseMultiplierOf } from './dp-sgd.js';
 import { cachedFeatures } from './feature-cache.js';
 import { HeadTrainer } from './head-trainer.js';
 import { PrivacyLedger } from './privacy-ledger.js';
@@ -914,9 +914,12 @@ export class FtlClient {
       );
     }
     const schedule = mechanism ? dpSchedule(n, config.batchSize) : undefined;
+    const noiseMultiplier = mechanism ? noiseMultiplierOf(mechanism, n, config.batchSize) : undefined;
+    // What the audit log records as in force: the σ this site trains with, its own when the run gave an ε target.
+    if (mechanism && this.inForce?.privacy === mechanism) this.inForce = { ...this.inForce, privacy: { ...mechanism, noiseMultiplier } };
     const next =
-      mechanism && schedule
-        ? { noiseMultiplier: mechanism.noiseMultiplier, sampleRate: schedule.sampleRate, steps: config.epochs * schedule.stepsPerEpoch }
+      schedule && noiseMultiplier !== undefined
+        ? { noiseMultiplier, sampleRate: schedule.sampleRate, steps: config.epochs * schedule.stepsPerEpoch }
         : undefined;
     const decision = this.ledger!.decide({ budget: this.options.dpBudget, delta: mechanism?.delta, next });
     if (!decision.train) return { refusal: { message: decision.message, privacy: decision.privacy } };
@@ -924,7 +927,7 @@ export class FtlClient {
     const { dpSeed } = this.options;
     return {
       dp: {
-        noiseMultiplier: mechanism.noiseMultiplier,
+        noiseMultiplier: noiseMultiplier!,
         clipNorm: mechanism.clipNorm,
         sampling: mechanism.sampling,
         ...(dpSeed !== undefined ? { seed: deriveSeed(dpSeed, round, stream) } : {}),

@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { createRng, deriveSeed, ErrorCode, FtlError } from '@ftl/shared';
+import { createRng, deriveSeed, ErrorCode, FtlError, noiseMultiplierFor, type RecordPrivacy } from '@ftl/shared';
 
 // Record-level differential privacy for local training: DP-SGD (Abadi et al., 2016). Every step takes a
 // sample of the site's examples, clips each example's gradient to L2 norm C (over all trained tensors
@@ -101,6 +101,27 @@ export function checkDpSgdConfig(dp: DpSgdConfig): DpSgdConfig {
 export function dpSchedule(n: number, batchSize: number): { expectedBatchSize: number; sampleRate: number; stepsPerEpoch: number } {
   const expectedBatchSize = Math.min(batchSize, n);
   return { expectedBatchSize, sampleRate: expectedBatchSize / n, stepsPerEpoch: Math.floor(n / expectedBatchSize) };
+}
+
+/**
+ * The σ this site trains a run's DP-SGD with: the run's own, or, when the run gives an ε target instead,
+ * the smallest σ whose ε at the run's δ stays within it over every epoch the run may ask
+ * (`plannedEpochs` × ⌊n / b⌋ steps at q = b / n). A site with more records samples a smaller share of
+ * them per step, so it reaches the same ε with less noise.
+ *
+ * @throws FtlError(INVALID_CONFIG) when the mechanism gives neither, or no σ up to 10⁶ keeps the target.
+ */
+export function noiseMultiplierOf(mechanism: RecordPrivacy, n: number, batchSize: number): number {
+  if (mechanism.noiseMultiplier !== undefined) return mechanism.noiseMultiplier;
+  const { targetEpsilon, plannedEpochs } = mechanism;
+  if (targetEpsilon === undefined || plannedEpochs === undefined) {
+    throw new FtlError(
+      ErrorCode.InvalidMessage,
+      'the run asks for record-level DP with neither a noiseMultiplier nor a targetEpsilon and plannedEpochs; the coordinator must send one or the other',
+    );
+  }
+  const { sampleRate, stepsPerEpoch } = dpSchedule(n, batchSize);
+  return noiseMultiplierFor({ epsilon: targetEpsilon, delta: mechanism.delta, sampleRate, steps: plannedEpochs * stepsPerEpoch });
 }
 
 const TWO_POW_31 = 2147483648;

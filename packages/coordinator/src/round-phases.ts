@@ -12,7 +12,7 @@ import { median } from './median.js';
 import type { Collected } from './round-collector.js';
 import { budgetsSpentMessage, everySiteSpent, largestEpsilon, recordRoundPrivacy, roundPrivacy, type RoundPrivacy } from './round-privacy.js';
 import type { RoundRecord } from './round-table.js';
-import { backboneRate, privacyField, sendModel, type RunContext } from './run-context.js';
+import { backboneRate, privacyField, roundEpochs, sendModel, type RunContext } from './run-context.js';
 import { exportRunModel } from './run-export.js';
 import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
 import { capCounts } from './update-screen.js';
@@ -22,7 +22,7 @@ export const ROUND_PHASES = ['select', 'fit', 'aggregate', 'evaluate', 'commit']
 
 /** The round's local training settings: the learning rate decayed per round, epochs from the schedule. */
 export function scheduledFit(fit: CoordinatorConfig['fit'], schedule: CoordinatorConfig['schedule'], round: number): CoordinatorConfig['fit'] {
-  const epochs = schedule.epochs.filter((s) => s.fromRound <= round).at(-1)?.epochs ?? fit.epochs;
+  const epochs = roundEpochs(fit, schedule, round);
   return { ...fit, epochs, learningRate: fit.learningRate * schedule.lrDecay ** (round - 1) };
 }
 

@@ -183,6 +183,13 @@ describe('record-level privacy', () => {
     expect(parseRunConfig({ privacy: { ...record, sampling: 'shuffle', delta: 1e-6 } }).privacy).toMatchObject({ sampling: 'shuffle', delta: 1e-6 });
   });
 
+  test('record takes an ε target instead of σ, which each site turns into its own σ', () => {
+    const target = { mode: 'record', targetEpsilon: 8, clipNorm: 1 };
+    expect(parseRunConfig({ privacy: target }).privacy).toEqual({ ...target, sampling: 'poisson', delta: 1e-5 });
+    const c = parseCoordinatorArgs(['--dp', 'record,targetEpsilon=3,clipNorm=1']) as CoordinatorConfig;
+    expect(c.privacy).toMatchObject({ mode: 'record', targetEpsilon: 3, clipNorm: 1 });
+  });
+
   test('--dp sets the same fields as a file, and --dp none clears what a file set', () => {
     const c = parseCoordinatorArgs(['--dp', 'record,noiseMultiplier=1.1,clipNorm=1,sampling=shuffle,delta=1e-6']) as CoordinatorConfig;
     expect(c.privacy).toEqual({ mode: 'record', noiseMultiplier: 1.1, clipNorm: 1, sampling: 'shuffle', delta: 1e-6 });
@@ -221,7 +228,16 @@ describe('record-level privacy', () => {
     ['δ 1', { ...record, delta: 1 }, 'privacy.delta must be a number in (0, 1) (the δ each site reports its ε at) (got 1)'],
     ['δ 0', { ...record, delta: 0 }, 'privacy.delta must be a number in (0, 1) (the δ each site reports its ε at) (got 0)'],
     ['a seed, which must stay the site’s secret', { ...record, seed: 3 }, 'unknown field privacy.seed (see docs/run-config.md)'],
-    ['record without σ', { mode: 'record', clipNorm: 1 }, 'privacy.noiseMultiplier: is needed with privacy.mode record'],
+    [
+      'record without σ or a target ε',
+      { mode: 'record', clipNorm: 1 },
+      'privacy.noiseMultiplier: or privacy.targetEpsilon is needed with privacy.mode record',
+    ],
+    [
+      'record with both σ and a target ε',
+      { ...record, targetEpsilon: 8 },
+      'privacy.targetEpsilon: and privacy.noiseMultiplier are both set: with targetEpsilon each site sets its own σ',
+    ],
     ['record without C', { mode: 'record', noiseMultiplier: 1 }, 'privacy.clipNorm: is needed with privacy.mode record'],
     ['σ without record', { noiseMultiplier: 1.1 }, 'privacy.noiseMultiplier: is set but privacy.mode is none, so no site would add noise or clip'],
   ])('refuses %s with a message naming the field', (_, privacy, message) => {
@@ -316,7 +332,7 @@ describe('client-level privacy', () => {
       {},
       'privacy.noise: is a setting of client-level DP but privacy.mode is record',
     ],
-    ['a target ε without DP', { targetEpsilon: 3 }, {}, 'privacy.targetEpsilon: is a setting of client-level DP but privacy.mode is none'],
+    ['a target ε without DP', { targetEpsilon: 3 }, {}, 'privacy.targetEpsilon: is set but privacy.mode is none, so no site would add noise or clip'],
     [
       'the median (not a mean)',
       client,

@@ -170,7 +170,7 @@ interface PrivacyContext {
 }
 
 /** Fields of the privacy block that only client-level DP reads. */
-const CLIENT_ONLY = ['noise', 'adaptiveClipping', 'targetEpsilon'] as const;
+const CLIENT_ONLY = ['noise', 'adaptiveClipping'] as const;
 
 /**
  * What stands in the way of `privacy` as given, each with the field to name: settings record-level DP
@@ -193,7 +193,7 @@ export function privacyProblems(run: PrivacyContext): Array<{ path: string; mess
   }
   if (privacy.mode === 'client') return [...problems, ...clientPrivacyProblems(run)];
   if (privacy.mode === 'none') {
-    for (const key of ['noiseMultiplier', 'clipNorm'] as const) {
+    for (const key of ['noiseMultiplier', 'clipNorm', 'targetEpsilon'] as const) {
       if (privacy[key] !== undefined) {
         problems.push({
           path: `privacy.${key}`,
@@ -203,11 +203,18 @@ export function privacyProblems(run: PrivacyContext): Array<{ path: string; mess
     }
     return problems;
   }
-  if (privacy.noiseMultiplier === undefined) {
+  if (privacy.noiseMultiplier === undefined && privacy.targetEpsilon === undefined) {
     problems.push({
       path: 'privacy.noiseMultiplier',
       message:
-        "is needed with privacy.mode record: the noise's standard deviation as a multiple of clipNorm (σ, e.g. 1.1; larger spends less ε per round)",
+        "or privacy.targetEpsilon is needed with privacy.mode record: σ, the noise's standard deviation as a multiple of clipNorm (e.g. 1.1; larger spends less ε per round), or the ε each site's noise is set to spend over the run (e.g. 8)",
+    });
+  }
+  if (privacy.noiseMultiplier !== undefined && privacy.targetEpsilon !== undefined) {
+    problems.push({
+      path: 'privacy.targetEpsilon',
+      message:
+        'and privacy.noiseMultiplier are both set: with targetEpsilon each site sets its own σ from its number of records, so the run gives one or the other; leave one out',
     });
   }
   if (privacy.clipNorm === undefined) {

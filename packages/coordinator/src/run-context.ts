@@ -84,8 +84,31 @@ export function normalizationField(ctx: RunContext): { normalization?: Normaliza
  */
 export function privacyField(ctx: RunContext): { privacy?: RecordPrivacy } {
   const p = ctx.config.privacy;
-  if (p.mode !== 'record' || p.noiseMultiplier === undefined || p.clipNorm === undefined) return {};
-  return { privacy: { noiseMultiplier: p.noiseMultiplier, clipNorm: p.clipNorm, sampling: p.sampling, delta: p.delta } };
+  if (p.mode !== 'record' || p.clipNorm === undefined) return {};
+  const noise =
+    p.noiseMultiplier !== undefined
+      ? { noiseMultiplier: p.noiseMultiplier }
+      : p.targetEpsilon !== undefined
+        ? { targetEpsilon: p.targetEpsilon, plannedEpochs: plannedEpochs(ctx.config) }
+        : undefined;
+  if (!noise) return {};
+  return { privacy: { ...noise, clipNorm: p.clipNorm, sampling: p.sampling, delta: p.delta } };
+}
+
+/**
+ * The epochs of local training a run may ask of a site in all: each round's (from the epochs schedule),
+ * whether or not early stopping ends it sooner, plus personalisation's. A site that sets its noise from
+ * an ε target spreads that target over these.
+ */
+export function plannedEpochs(config: Pick<CoordinatorConfig, 'rounds' | 'fit' | 'schedule' | 'personalizeEpochs'>): number {
+  let epochs = config.personalizeEpochs;
+  for (let round = 1; round <= config.rounds; round++) epochs += roundEpochs(config.fit, config.schedule, round);
+  return epochs;
+}
+
+/** A round's local epochs: the epochs schedule's latest entry that has started, else the fit's. */
+export function roundEpochs(fit: CoordinatorConfig['fit'], schedule: CoordinatorConfig['schedule'], round: number): number {
+  return schedule.epochs.filter((s) => s.fromRound <= round).at(-1)?.epochs ?? fit.epochs;
 }
 
 /** The backbone learning-rate factor, sent only when the global model holds backbone layers. */

@@ -52,6 +52,7 @@ export async function exportRunModel(o: {
       rounds: o.rounds,
       ...(o.bestRound !== undefined ? { bestRound: o.bestRound } : {}),
       ...(config.table && o.tableEncoding ? { table: exportedTable(config.table, o.tableEncoding) } : {}),
+      ...exportedPrivacy(config.privacy, o.rounds),
       ...(config.fineTuning.mode !== 'feature-extraction'
         ? { fineTuning: config.fineTuning, trainedBackboneLayers: backboneLayersOf(o.weights.specs) }
         : {}),
@@ -62,6 +63,18 @@ export async function exportRunModel(o: {
   });
   const outcome = await swapInExport(staging, o.dir, { runId: config.runId, modelVersion: o.modelVersion });
   return { digest, outcome };
+}
+
+/**
+ * What a DP run's export says of its privacy, so whoever receives the model can tell what protects the
+ * records it was trained on: the mechanism's settings as the run gave them, and the largest ε any site
+ * reported over the rounds the model went through (`null` when no round recorded one). Empty for a run
+ * without DP.
+ */
+export function exportedPrivacy(privacy: CoordinatorConfig['privacy'], rounds: readonly RoundRecord[]): { privacy?: Record<string, unknown> } {
+  if (privacy.mode === 'none') return {};
+  const spent = rounds.flatMap((r) => (r.epsilon !== undefined ? [r.epsilon] : []));
+  return { privacy: { ...privacy, largestEpsilon: spent.length > 0 ? Math.max(...spent) : null } };
 }
 
 /**

@@ -324,8 +324,17 @@ export const DP_SAMPLINGS = ['poisson', 'shuffle'] as const;
  * The noise's randomness is the site's own secret, never sent or derived from the round's seed.
  */
 export const RecordPrivacySchema = record({
-  /** σ > 0. */
-  noiseMultiplier: positive(),
+  /** σ > 0; absent when the site sets its own from `targetEpsilon`. */
+  noiseMultiplier: positive().optional(),
+  /**
+   * Instead of one σ for every site: the ε at `delta` each site may spend on this run, over
+   * `plannedEpochs` epochs of DP-SGD in all (every round's and personalisation's). A site sets the
+   * smallest σ that keeps its own ε within it given its number of records, so a large site adds less
+   * noise than a small one for the same guarantee.
+   */
+  targetEpsilon: positive().optional(),
+  /** The epochs of DP-SGD the run may ask of a site, in all: what `targetEpsilon` is spread over. */
+  plannedEpochs: integer(1).optional(),
   /** C > 0. */
   clipNorm: positive(),
   sampling: oneOf(DP_SAMPLINGS, 'poisson or shuffle'),
