@@ -708,7 +708,7 @@ export const RunConfigSchema = z
           .optional(),
         targetEpsilon: rule(
           'privacy.targetEpsilon',
-          'a number > 0 (client-level DP: the run stops before a round that would take its ε past this, at privacy.delta)',
+          'a number > 0, the ε at privacy.delta the run may spend (record: each site sets its own σ so that every round of the run, and personalisation, spends at most this on its records; client: the run stops before a round that would take its ε past this)',
           z.number().positive().finite(),
         ).optional(),
       }),
