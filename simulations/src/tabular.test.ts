@@ -16,6 +16,9 @@ import {
 } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { heldOutTableAccuracy } from './holdout.js';
+import { expandStudy } from './sim/config.js';
+import { runStudy } from './sim/study.js';
+import { tableTask } from './sim/table-task.js';
 import { rawInputsBackbone } from './sim/methods.js';
 import { createCoordinator, scratch } from './test-federation.js';
 
@@ -177,4 +180,35 @@ describe('tabular federation on the breast-cancer table', () => {
       `site.csv: its columns differ from the run's table: missing "mean_texture"; extra "notes"; give the file exactly the run's columns (table.columns of the run config), in any order`,
     );
   }, 60_000);
+
+  test('a study shares one table among the sites, never giving them its source split, and scores each method on the held-out rows', async () => {
+    const doc = JSON.parse(await readFile(new URL('../scenarios/tabular-wdbc.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+    delete doc['sweep'];
+    const study = expandStudy(
+      {
+        ...doc,
+        seeds: [1],
+        baselines: ['centralized', 'local'],
+        run: { ...(doc['run'] as object), rounds: 2 },
+        data: { ...(doc['data'] as object), perSite: 20 },
+      },
+      'tabular-wdbc.json',
+    );
+    const config = study.base;
+    const raw = loadCsvTable(WDBC);
+    const source = splitRawTable(raw, 0.5, 7)[1];
+    const task = tableTask(config)!;
+    const held = new Set(source.lines);
+    const sites = task.sites(1, 20);
+    expect(sites.map((t) => t.rows.length)).toEqual([20, 20, 20]);
+    for (const t of [...sites, task.test!]) expect(t.lines.some((l) => held.has(l))).toBe(false);
+    const report = await runStudy(study);
+    expect(report.runs.map((r) => [r.method, r.failed])).toEqual([
+      ['transfer', undefined],
+      ['centralized', undefined],
+      ['local', undefined],
+    ]);
+    expect(report.heldOut.images).toBe(task.test!.rows.length);
+    for (const r of report.runs) expect(r.heldOut).toBeGreaterThan(0.5);
+  }, 300_000);
 });

@@ -44,8 +44,11 @@ describe('client data flags', () => {
   });
 
   test.each<[string[], RegExp]>([
-    [['--dataset', 'mnist', '--data-dir', 'd'], /^--dataset, --data-dir and --csv are alternatives; give one \(got --dataset and --data-dir\)$/],
-    [['--data-dir', 'd', '--csv', 'f.csv'], /^--dataset, --data-dir and --csv are alternatives; give one \(got --data-dir and --csv\)$/],
+    [
+      ['--dataset', 'mnist', '--data-dir', 'd'],
+      /^--dataset, --data-dir, --csv and --table are alternatives; give one \(got --dataset and --data-dir\)$/,
+    ],
+    [['--data-dir', 'd', '--csv', 'f.csv'], /^--dataset, --data-dir, --csv and --table are alternatives; give one \(got --data-dir and --csv\)$/],
     [['--label-column', 'y'], /^--label-column only applies with --csv \(this client reads --dataset\)$/],
     [['--data-dir', 'd', '--label-column', 'y'], /^--label-column only applies with --csv \(this client reads --data-dir\)$/],
     [['--csv', 'f.csv', '--partition', 'iid', '--clients', '2'], /^--partition, --clients only apply with --dataset \(this client reads --csv\)$/],

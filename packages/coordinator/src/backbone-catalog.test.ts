@@ -24,11 +24,13 @@ afterAll(async () => {
 
 /** Feature width each committed backbone promises (its description's, or the default backbone's 5×5×32). */
 const COMMITTED = [
-  { name: 'encoder-fmnist', featureDim: 128 },
-  { name: 'encoder-fmnist-0to4', featureDim: 128 },
-  { name: 'encoder-spatial-fmnist', featureDim: 256 },
-  { name: 'encoder-spatial-fmnist-0to4', featureDim: 256 },
-  { name: 'small-fmnist', featureDim: 800 },
+  { name: 'encoder-fmnist', featureDim: 128, inputShape: [28, 28, 1] },
+  { name: 'encoder-fmnist-0to4', featureDim: 128, inputShape: [28, 28, 1] },
+  { name: 'encoder-spatial-fmnist', featureDim: 256, inputShape: [28, 28, 1] },
+  { name: 'encoder-spatial-fmnist-0to4', featureDim: 256, inputShape: [28, 28, 1] },
+  { name: 'small-fmnist', featureDim: 800, inputShape: [28, 28, 1] },
+  // The tabular encoder takes a breast-cancer row: 30 numeric columns, encoded as 1 × 30 × 1.
+  { name: 'table-mlp-wdbc-source', featureDim: 16, inputShape: [1, 30, 1] },
 ];
 
 describe('backboneCatalog', () => {
@@ -69,20 +71,20 @@ describe('resolveBackboneSource', () => {
     const message = (err as Error).message;
     expect(message).not.toContain('\n');
     expect(message).toMatch(
-      /unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, encoder-spatial-fmnist-0to4, small-fmnist; or give a folder path or an http\(s\) address/,
+      /unknown backbone "resnet-imagenet".*encoder-fmnist, encoder-fmnist-0to4, encoder-spatial-fmnist, encoder-spatial-fmnist-0to4, small-fmnist, table-mlp-wdbc-source; or give a folder path or an http\(s\) address/,
     );
   });
 });
 
 describe("every committed backbone loads by name through the coordinator's loader", () => {
-  test.each(COMMITTED)('$name: $featureDim features, the digest its description records', async ({ name, featureDim }) => {
+  test.each(COMMITTED)('$name: $featureDim features, the digest its description records', async ({ name, featureDim, inputShape }) => {
     const served = await loadServedBackbone(name);
     try {
       const meta = JSON.parse(await readFile(join(served.dir, BACKBONE_META_FILE), 'utf8')) as {
         sha256: string;
         architecture?: { featureDim: number };
       };
-      expect([served.kind, served.featureLayer, served.featureDim, served.inputShape]).toEqual(['layers', 'features', featureDim, [28, 28, 1]]);
+      expect([served.kind, served.featureLayer, served.featureDim, served.inputShape]).toEqual(['layers', 'features', featureDim, inputShape]);
       expect(served.sha256).toBe(meta.sha256);
       if (meta.architecture) expect(meta.architecture.featureDim).toBe(featureDim);
     } finally {

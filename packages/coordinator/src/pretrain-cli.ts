@@ -3,6 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { flagOptions, createLogger, ErrorCode, FtlError, initBackend, numberFlag, runProgram, stringFlag, type AugmentOptions } from '@ftl/shared';
 import { backboneTable, summarizeBackbones } from './backbone-catalog.js';
 import { pretrainBackbone, pretrainCommand, PRETRAIN_ARCHS, type PretrainArch, type PretrainOptions } from './pretrain.js';
+import { readFileSync } from 'node:fs';
+import { pretrainTableBackbone } from './pretrain-table.js';
+import { parseRunConfig } from './run-config.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../backbone', import.meta.url));
 
@@ -28,6 +31,13 @@ Pretrains a backbone on Fashion-MNIST and saves it as a TensorFlow.js layers mod
   --final-lr-factor X    cosine decay of the learning rate over the epochs down to X of it (default 1: constant)
   --test-samples N       held-out Fashion-MNIST images for the reported accuracy (default 10000)
   --seed N               (default 1)
+Tabular (an MLP encoder on a CSV table instead of Fashion-MNIST):
+  --table FILE           the source table; its rows encoded as a tabular run encodes them
+  --schema FILE          JSON of the run config's table block ({"columns": [...]}) for its columns
+  --source-split F,SEED  train on the fraction F of the rows drawn with SEED only (the rows a study's
+                         data.table.sourceSplit sets aside), e.g. 0.5,7
+  --hidden LIST          units of the encoder's dense layers, the last one the features (default 32,16)
+  (with --epochs (default 60), --batch-size (default 32), --lr (default 0.003), --seed, --out)
   --list                 print the committed backbones (packages/coordinator/backbones/ and the default
                          one) as a markdown table, read from their files, and train nothing
 Trains on tfjs-node when it loads, else on wasm (with ftl's convolution gradient kernels), else pure-JS cpu.`;
@@ -57,6 +67,10 @@ const FLAGS = flagOptions(
     'final-lr-factor',
     'test-samples',
     'seed',
+    'table',
+    'schema',
+    'source-split',
+    'hidden',
   ],
   ['flip', 'list'],
 );
@@ -65,6 +79,12 @@ runProgram({ help: HELP, flags: FLAGS }, async (values) => {
   if (values['list']) {
     await initBackend({ log: createLogger('pretrain') });
     process.stdout.write(backboneTable(await summarizeBackbones()));
+    return;
+  }
+  const table = stringFlag(values, 'table');
+  if (table !== undefined) {
+    await initBackend({ log: createLogger('pretrain') });
+    await pretrainTable(values, table);
     return;
   }
   const arch = stringFlag(values, 'arch', 'small');
@@ -107,3 +127,52 @@ runProgram({ help: HELP, flags: FLAGS }, async (values) => {
     progress: (line) => process.stdout.write(`${line}\n`),
   });
 });
+
+/** `--table`: an MLP encoder on a source table, written as a backbone folder with the command that made it. */
+async function pretrainTable(values: Parameters<typeof stringFlag>[0], table: string): Promise<void> {
+  const schemaFile = stringFlag(values, 'schema');
+  if (schemaFile === undefined)
+    throw new FtlError(ErrorCode.InvalidConfig, "--table needs --schema FILE: the run config's table block for its columns");
+  let schema: unknown;
+  try {
+    schema = JSON.parse(readFileSync(schemaFile, 'utf8'));
+  } catch (err) {
+    throw new FtlError(ErrorCode.InvalidConfig, `--schema ${schemaFile}: cannot read it as JSON (${(err as Error).message})`, { cause: err });
+  }
+  const spec = parseRunConfig({ table: schema }, `--schema ${schemaFile}`).table!;
+  const splitText = stringFlag(values, 'source-split');
+  let sourceSplit: { fraction: number; seed: number } | undefined;
+  if (splitText !== undefined) {
+    const [fraction, seed] = splitText.split(',').map(Number);
+    if (!(fraction! > 0 && fraction! < 1) || !Number.isInteger(seed) || seed! < 0) {
+      throw new FtlError(ErrorCode.InvalidConfig, `--source-split must be "F,SEED" with F in (0, 1) and SEED an integer ≥ 0 (got "${splitText}")`);
+    }
+    sourceSplit = { fraction: fraction!, seed: seed! };
+  }
+  const hidden = parseList('hidden', stringFlag(values, 'hidden', '32,16'), 1);
+  const out = stringFlag(values, 'out');
+  if (out === undefined) throw new FtlError(ErrorCode.InvalidConfig, '--table needs --out DIR (e.g. packages/coordinator/backbones/NAME)');
+  const epochs = numberFlag(values, 'epochs', { default: 60, min: 1, integer: true });
+  const batchSize = numberFlag(values, 'batch-size', { default: 32, min: 1, integer: true });
+  const learningRate = numberFlag(values, 'lr', { default: 0.003, min: 0 });
+  const seed = numberFlag(values, 'seed', { default: 1, integer: true });
+  const command = [
+    `npm run pretrain -- --table ${table} --schema ${schemaFile}`,
+    ...(sourceSplit ? [`--source-split ${sourceSplit.fraction},${sourceSplit.seed}`] : []),
+    `--hidden ${hidden.join(',')} --epochs ${epochs} --batch-size ${batchSize} --lr ${learningRate} --seed ${seed} --out ${out}`,
+  ].join(' ');
+  const { testAccuracy } = await pretrainTableBackbone({
+    file: table,
+    spec,
+    ...(sourceSplit ? { sourceSplit } : {}),
+    hidden,
+    epochs,
+    batchSize,
+    learningRate,
+    seed,
+    out,
+    command,
+    log: createLogger('pretrain'),
+  });
+  process.stdout.write(`held-out accuracy on the source split: ${(testAccuracy * 100).toFixed(2)}%\nwrote ${out}\n`);
+}

@@ -24,6 +24,7 @@ export const VALIDATORS: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => u
   'run-end': parse.parseRunEnd,
   'class-sums': parse.parseClassSumsInstruction,
   'class-sums-result': parse.parseClassSumsResult,
+  'table-encoding': parse.parseTableEncodingMessage,
 };
 
 /**
@@ -171,6 +172,16 @@ export function validMessages(): Record<string, Record<string, unknown>> {
       ...envelope0,
       counts: [3, 0],
       sums: { specs: [{ name: 'class-sums', shape: [2, 4], dtype: 'float32' }], data: new Uint8Array(32) },
+    },
+    'table-encoding': {
+      protocol: 1,
+      runId: 'r1',
+      encoding: {
+        columns: [
+          { name: 'age', fill: 52.5, shift: 52.5, scale: 11.2 },
+          { name: 'smoker', vocabulary: ['no', 'yes'], fill: 'no' },
+        ],
+      },
     },
   };
 }

@@ -23,10 +23,14 @@ const Partition = z.string().superRefine((text, ctx) => {
   }
 });
 
-/** A site's own data: a folder of images with one sub-folder per class, or a CSV file with a label column. */
+/**
+ * A site's own data: a folder of images with one sub-folder per class, a CSV file of images with a label
+ * column, or a CSV table read against the run's `table` columns.
+ */
 const LocalSource = z.union([
   z.strictObject({ images: z.string().min(1) }),
   z.strictObject({ csv: z.string().min(1), labelColumn: z.string().min(1).optional() }),
+  z.strictObject({ table: z.string().min(1) }),
 ]);
 export type LocalSourceConfig = z.output<typeof LocalSource>;
 
@@ -55,6 +59,20 @@ export const SimConfigSchema = z.strictObject({
       sites: z.array(LocalSource).min(1).max(RUN_LIMITS.clients).optional(),
       /** Images no site holds, for the held-out score of a natural split (without it: validation only). */
       heldOut: LocalSource.optional(),
+      /**
+       * One CSV table shared out among `clients` sites (the run config's `table` says its columns): its rows
+       * by `partition` over the label (after `sourceSplit`'s rows are set aside, e.g. for pretraining an
+       * encoder on them), `heldOut` of them kept for the held-out score.
+       */
+      table: z
+        .strictObject({
+          file: z.string().min(1),
+          /** Share of the rows held out for scoring, the same rows for every seed. */
+          heldOut: z.number().gt(0).lt(1).default(0.3),
+          /** Rows set aside and never used (a pretraining source split): `fraction` of them, drawn with `seed`. */
+          sourceSplit: z.strictObject({ fraction: z.number().gt(0).lt(1), seed: z.number().int().min(0) }).optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   /** A committed backbone's name (packages/coordinator/backbones/NAME) or a folder. */
@@ -218,6 +236,12 @@ export function parseSimConfig(input: unknown, where = 'sim config', runFlags: R
       `${where}: transport inproc runs every site in this thread; set workers to 0, or use transport socket for worker threads`,
     );
   }
+  if ((study.data.table || study.data.sites?.some((s) => 'table' in s)) && !run.table) {
+    throw new FtlError(ErrorCode.InvalidConfig, `${where}: table sites need the run's columns: set run.table (docs/run-config.md#tables)`);
+  }
+  if (study.data.table && study.data.sites) throw new FtlError(ErrorCode.InvalidConfig, `${where}: give data.table or data.sites, not both`);
+  // Table sites load in this thread from their file.
+  if (study.data.table) return { ...study, workers: 0, data: { ...study.data, partition: parsePartition(study.data.partition) }, run };
   // A natural split has as many sites as entries, and they load in this thread (their files are here).
   const sites = study.data.sites;
   return {

@@ -7,6 +7,7 @@ import { resolveBackboneSource } from '@ftl/coordinator';
 import {
   alignShardToRun,
   compareLabels,
+  concatRawTables,
   concatDatasets,
   createLogger,
   describePartition,
@@ -23,7 +24,9 @@ import type { Environment, MethodRun, RoundPoint, StudyReport } from '../report/
 import type { LocalSourceConfig, SimConfig, StudySetting } from './config.js';
 import { runFederation, signFlip, type FederationResult } from './federation.js';
 import { planMethod, type Method } from './methods.js';
+import type { TableSite } from './site-host.js';
 import type { SiteSpec } from './site-spec.js';
+import { tableTask } from './table-task.js';
 
 /** What a study tells its watcher as it goes. */
 export interface StudyEvents {
@@ -103,6 +106,7 @@ function pool(shards: readonly ClientShard[]): LocalShard {
 
 function sourceOf(entry: LocalSourceConfig, seed: number, limit?: number): DataSource {
   const split = { seed, ...(limit !== undefined ? { limit } : {}) };
+  if ('table' in entry) return { kind: 'table', file: entry.table, ...split };
   return 'images' in entry
     ? { kind: 'image-folder', dir: entry.images, ...split }
     : { kind: 'csv', file: entry.csv, ...(entry.labelColumn ? { labelColumn: entry.labelColumn } : {}), ...split };
@@ -132,9 +136,11 @@ function naturalSplit(entries: readonly LocalSourceConfig[], heldOut: LocalSourc
 /** What the study's held-out set is, for the report: a built-in task's test split, a given source, or none. */
 function heldOutInfo(config: SimConfig, log: Logger): StudyReport['heldOut'] {
   const { data } = config;
+  const tables = tableTask(config);
+  if (tables) return { dataset: tables.heldOutName, images: tables.test?.rows.length ?? 0 };
   if (data.sites) {
     if (!data.heldOut) return { dataset: "none (the sites' own validation splits only)", images: 0 };
-    const where = 'images' in data.heldOut ? data.heldOut.images : data.heldOut.csv;
+    const where = 'images' in data.heldOut ? data.heldOut.images : 'csv' in data.heldOut ? data.heldOut.csv : data.heldOut.table;
     // Counting the held-out images needs only that source, not the sites' files.
     const held = loadLocalShard(sourceOf(data.heldOut, 1), { log });
     return { dataset: where, images: held.train.n + held.val.n };
@@ -164,10 +170,11 @@ export async function runStudy(
   try {
     for (const { setting, config } of study.settings) {
       const { data } = config;
-      const natural = data.sites ? naturalSplit(data.sites, data.heldOut, log) : undefined;
-      const classes = natural?.classes ?? [...heldOutSet(data.dataset, data.classes).classes];
+      const tables = tableTask(config);
+      const natural = !tables && data.sites ? naturalSplit(data.sites, data.heldOut, log) : undefined;
+      const classes = tables?.classes ?? natural?.classes ?? [...heldOutSet(data.dataset, data.classes).classes];
       runClasses ??= classes;
-      const test = natural ? natural.test : heldOutSet(data.dataset, data.classes);
+      const test = tables ? tables.test : natural ? natural.test : heldOutSet(data.dataset, data.classes);
       const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
       const perSite = data.perSite;
       const methods: Method[] = ['transfer', ...config.baselines];
@@ -196,12 +203,15 @@ export async function runStudy(
             const indices = Array.from({ length: config.clients }, (_, i) => i);
             // A natural split's sites are loaded here, each cut to `perSite` and split with the run's seed.
             const own = natural?.shards(seed, perSite === 'all' ? undefined : perSite);
-            const sitesOf = (parts: number[]): SiteSpec | LocalShard => (own ? pool(parts.map((i) => own[i]!)) : site(parts));
-            const federation = (sites: Array<SiteSpec | LocalShard>) =>
+            // A table task's sites: each its rows (the pooled site all of them), split with the run's seed.
+            const ownTables = tables?.sites(seed, perSite === 'all' ? undefined : perSite);
+            const sitesOf = (parts: number[]): SiteSpec | LocalShard | TableSite =>
+              ownTables ? { table: concatRawTables(parts.map((i) => ownTables[i]!)), seed } : own ? pool(parts.map((i) => own[i]!)) : site(parts);
+            const federation = (sites: Array<SiteSpec | LocalShard | TableSite>) =>
               runFederation({
                 run: plan.run,
                 backboneDir: plan.backboneDir,
-                sites: sites as SiteSpec[] | LocalShard[],
+                sites: sites as SiteSpec[] | LocalShard[] | TableSite[],
                 workers: config.workers,
                 transport: config.transport,
                 ...(test ? { heldOut: { test, every: config.heldOutEvery } } : {}),

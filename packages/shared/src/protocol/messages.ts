@@ -256,7 +256,7 @@ export type TableSummary = z.infer<typeof TableSummarySchema>;
  */
 export const TableColumnEncodingSchema = record({
   name: text(MAX_CATEGORY_NAME),
-  fill: z.union([finite(), text(MAX_CATEGORY_NAME)]).optional(),
+  fill: z.union([finite(), text(MAX_CATEGORY_NAME)], { error: 'a finite number or a category name' }).optional(),
   shift: finite().optional(),
   scale: positive().optional(),
   vocabulary: list(text(MAX_CATEGORY_NAME), MAX_TABLE_CATEGORIES).optional(),

@@ -20,7 +20,16 @@ describe('one schema per message', () => {
   test('every event of the socket.io event maps has a schema, and no schema is for an event the maps lack', () => {
     expectTypeOf<keyof typeof SERVER_TO_CLIENT_SCHEMAS>().toEqualTypeOf<keyof ServerToClientEvents>();
     expectTypeOf<keyof typeof CLIENT_TO_SERVER_SCHEMAS>().toEqualTypeOf<keyof ClientToServerEvents>();
-    expect(Object.keys(SERVER_TO_CLIENT_SCHEMAS).sort()).toEqual(['class-sums', 'evaluate', 'fit', 'goodbye', 'personalize', 'run-end', 'welcome']);
+    expect(Object.keys(SERVER_TO_CLIENT_SCHEMAS).sort()).toEqual([
+      'class-sums',
+      'evaluate',
+      'fit',
+      'goodbye',
+      'personalize',
+      'run-end',
+      'table-encoding',
+      'welcome',
+    ]);
     expect(Object.keys(CLIENT_TO_SERVER_SCHEMAS).sort()).toEqual([
       'class-sums-result',
       'evaluate-result',
