@@ -25,6 +25,13 @@ export const VALIDATORS: Record<keyof typeof PROTOCOL_SCHEMAS, (v: unknown) => u
   'class-sums': parse.parseClassSumsInstruction,
   'class-sums-result': parse.parseClassSumsResult,
   'table-encoding': parse.parseTableEncodingMessage,
+  'secagg-advertise': (v) => parse.parsePayload('secagg-advertise', v),
+  'secagg-directory': (v) => parse.parsePayload('secagg-directory', v),
+  'secagg-shares': (v) => parse.parsePayload('secagg-shares', v),
+  'secagg-delivery': (v) => parse.parsePayload('secagg-delivery', v),
+  'secagg-masked-input': (v) => parse.parsePayload('secagg-masked-input', v),
+  'secagg-unmask': (v) => parse.parsePayload('secagg-unmask', v),
+  'secagg-unmask-shares': (v) => parse.parsePayload('secagg-unmask-shares', v),
 };
 
 /**
@@ -162,7 +169,13 @@ export function validMessages(): Record<string, Record<string, unknown>> {
       normalizationScope: 'channel',
       backboneTrainsFromStart: false,
     },
-    fit: { ...envelope, weights: weights(4), config, normalization },
+    fit: {
+      ...envelope,
+      weights: weights(4),
+      config,
+      normalization,
+      secureAggregation: { self: 1, neighbours: [2, 3], threshold: 2, clipRange: 1, scale: 2 ** 20, weight: 100, rounding: 'stochastic' },
+    },
     evaluate: { ...envelope, weights: weights(4), normalization },
     personalize: { ...envelope, weights: weights(4), config, normalization },
     goodbye: { protocol: 1, reason: 'revoked', message: 'the operator revoked this site' },
@@ -183,5 +196,19 @@ export function validMessages(): Record<string, Record<string, unknown>> {
         ],
       },
     },
+    'secagg-advertise': {
+      ...envelope,
+      cPublicKey: new Uint8Array(32).fill(1),
+      sPublicKey: new Uint8Array(32).fill(2),
+      numExamples: 100,
+      metrics: { loss: 0.3, accuracy: 0.9, seconds: 1.5 },
+      privacy: spent,
+    },
+    'secagg-directory': { ...envelope, keys: [{ id: 2, cPublicKey: new Uint8Array(32).fill(3), sPublicKey: new Uint8Array(32).fill(4) }] },
+    'secagg-shares': { ...envelope, shares: [{ to: 2, sealed: new Uint8Array(168) }], seedCommitment: new Uint8Array(32) },
+    'secagg-delivery': { ...envelope, shares: [{ from: 2, sealed: new Uint8Array(168) }] },
+    'secagg-masked-input': { ...envelope, masked: new Uint8Array(40) },
+    'secagg-unmask': { ...envelope, survivors: [1, 2], dropped: [3] },
+    'secagg-unmask-shares': { ...envelope, seedShares: [{ of: 1, share: new Uint8Array(66) }], keyShares: [{ of: 3, share: new Uint8Array(66) }] },
   };
 }

@@ -13,6 +13,13 @@ import {
   PersonalizeInstructionSchema,
   PersonalizeResultSchema,
   ReadySchema,
+  SecAggAdvertiseSchema,
+  SecAggDeliverySchema,
+  SecAggDirectorySchema,
+  SecAggMaskedInputSchema,
+  SecAggSharesSchema,
+  SecAggUnmaskSchema,
+  SecAggUnmaskSharesSchema,
   RunEndSchema,
   TableEncodingMessageSchema,
   WelcomeSchema,
@@ -28,6 +35,13 @@ import {
   type PersonalizeInstruction,
   type PersonalizeResult,
   type Ready,
+  type SecAggAdvertise,
+  type SecAggDelivery,
+  type SecAggDirectory,
+  type SecAggMaskedInput,
+  type SecAggShares,
+  type SecAggUnmask,
+  type SecAggUnmaskShares,
   type RunEnd,
   type TableEncodingMessage,
   type Welcome,
@@ -44,6 +58,10 @@ export interface ServerToClientEvents {
   personalize: (message: PersonalizeInstruction) => void;
   'class-sums': (message: ClassSumsInstruction) => void;
   'table-encoding': (message: TableEncodingMessage) => void;
+  /** Secure aggregation, phases 1–3 of a round (the fit instruction starts phase 0). */
+  'secagg-directory': (message: SecAggDirectory) => void;
+  'secagg-delivery': (message: SecAggDelivery) => void;
+  'secagg-unmask': (message: SecAggUnmask) => void;
   'run-end': (message: RunEnd) => void;
   goodbye: (message: Goodbye) => void;
 }
@@ -58,6 +76,11 @@ export interface ClientToServerEvents {
   'evaluate-result': (message: EvaluateResult, ack: (ack: Ack) => void) => void;
   'personalize-result': (message: PersonalizeResult, ack: (ack: Ack) => void) => void;
   'class-sums-result': (message: ClassSumsResult, ack: (ack: Ack) => void) => void;
+  /** Secure aggregation, phases 0–3 of a round: a site's answers in place of a fit-result. */
+  'secagg-advertise': (message: SecAggAdvertise, ack: (ack: Ack) => void) => void;
+  'secagg-shares': (message: SecAggShares, ack: (ack: Ack) => void) => void;
+  'secagg-masked-input': (message: SecAggMaskedInput, ack: (ack: Ack) => void) => void;
+  'secagg-unmask-shares': (message: SecAggUnmaskShares, ack: (ack: Ack) => void) => void;
   failure: (message: ClientFailure) => void;
 }
 
@@ -74,6 +97,9 @@ export const SERVER_TO_CLIENT_SCHEMAS = {
   personalize: PersonalizeInstructionSchema,
   'class-sums': ClassSumsInstructionSchema,
   'table-encoding': TableEncodingMessageSchema,
+  'secagg-directory': SecAggDirectorySchema,
+  'secagg-delivery': SecAggDeliverySchema,
+  'secagg-unmask': SecAggUnmaskSchema,
   'run-end': RunEndSchema,
   goodbye: GoodbyeSchema,
 } as const satisfies SchemaPerEvent<ServerToClientEvents>;
@@ -85,6 +111,10 @@ export const CLIENT_TO_SERVER_SCHEMAS = {
   'evaluate-result': EvaluateResultSchema,
   'personalize-result': PersonalizeResultSchema,
   'class-sums-result': ClassSumsResultSchema,
+  'secagg-advertise': SecAggAdvertiseSchema,
+  'secagg-shares': SecAggSharesSchema,
+  'secagg-masked-input': SecAggMaskedInputSchema,
+  'secagg-unmask-shares': SecAggUnmaskSharesSchema,
   failure: ClientFailureSchema,
 } as const satisfies SchemaPerEvent<ClientToServerEvents>;
 

@@ -4,6 +4,16 @@ import { ErrorCode } from '../errors.js';
 import { between, binary, claimedCount, finite, flag, integer, integerIn, list, nonNegative, oneOf, positive, record, text } from './fields.js';
 import { CLIENT_DP_NOISES } from '../privacy/client-dp.js';
 import { DeltaSchema } from '../privacy/params.js';
+import {
+  ADVERTISE_KEYS_FIELDS,
+  KEY_DIRECTORY_FIELDS,
+  MASKED_INPUT_FIELDS,
+  SECAGG_SETUP_FIELDS,
+  SHARES_IN_FIELDS,
+  SHARES_OUT_FIELDS,
+  UNMASK_REQUEST_FIELDS,
+  UNMASK_SHARES_FIELDS,
+} from '../secagg/phase-messages.js';
 import { statsInconsistency } from './stats-consistency.js';
 import { describe, type IssueParams } from './validate.js';
 
@@ -418,8 +428,31 @@ const trainFrom = {
   normalization: NormalizationSchema.optional(),
 };
 
-/** Server → client: train the head from these weights. */
-export const FitInstructionSchema = record(trainFrom);
+/** How a site rounds its scaled change to ring integers in secure aggregation: stochastically (unbiased) or to the nearest. */
+export const SECAGG_ROUNDINGS = ['stochastic', 'nearest'] as const;
+
+/**
+ * A round of secure aggregation as one site takes part in it (a fit instruction's `secureAggregation`):
+ * its id in the round, its neighbours and the threshold t (SecAggSetup), and how it turns its update into
+ * ring words: its change from the global weights, every value clipped to ±`clipRange`, times `weight`,
+ * times `scale`, rounded by `rounding`. With client-level DP the change is clipped to the round's S first
+ * and, with central noise, the site adds its share N(0, (z·S)²/t) of the round's noise to each value
+ * (`config.clientPrivacy` has z and S). The site answers with `secagg-advertise` instead of a fit-result.
+ */
+export const SecAggInstructionSchema = record({
+  ...SECAGG_SETUP_FIELDS,
+  /** R > 0. */
+  clipRange: positive(),
+  /** Integers per unit, > 0. */
+  scale: positive(),
+  /** The site's aggregation weight (its capped sample count, or 1), > 0. */
+  weight: positive(),
+  rounding: oneOf(SECAGG_ROUNDINGS, 'stochastic or nearest'),
+});
+export type SecAggInstruction = z.infer<typeof SecAggInstructionSchema>;
+
+/** Server → client: train the head from these weights (and, in a secure-aggregation run, take part in its phases). */
+export const FitInstructionSchema = record({ ...trainFrom, secureAggregation: SecAggInstructionSchema.optional() });
 export type FitInstruction = z.infer<typeof FitInstructionSchema>;
 
 /** Server → client: evaluate these (global) weights on the local validation split. */
@@ -636,6 +669,45 @@ export const ClassSumsResultSchema = record({
   }
 });
 export type ClassSumsResult = z.infer<typeof ClassSumsResultSchema>;
+
+// Secure aggregation's phases after training (secagg/phase-messages.ts has their fields): the site's keys
+// and metrics, its neighbours' keys, the sealed shares out and in, the masked input, and the unmasking.
+
+/** Client → server, phase 0 (after training): the site's two fresh public keys, and the round's training metrics. */
+export const SecAggAdvertiseSchema = record({
+  ...envelope,
+  ...ADVERTISE_KEYS_FIELDS,
+  /** Training samples behind the update; its weight is the one the instruction named. */
+  numExamples: sampleCount,
+  metrics: FitMetricsSchema,
+  /** Runs with record-level DP: the privacy the site has spent, this round included. */
+  privacy: PrivacyReportSchema.optional(),
+});
+export type SecAggAdvertise = z.infer<typeof SecAggAdvertiseSchema>;
+
+/** Server → client, phase 1: the public keys of the site's neighbours that advertised theirs. */
+export const SecAggDirectorySchema = record({ ...envelope, ...KEY_DIRECTORY_FIELDS });
+export type SecAggDirectory = z.infer<typeof SecAggDirectorySchema>;
+
+/** Client → server, phase 1: its shares for each neighbour, sealed for it, and its commitment to its self-mask seed. */
+export const SecAggSharesSchema = record({ ...envelope, ...SHARES_OUT_FIELDS });
+export type SecAggShares = z.infer<typeof SecAggSharesSchema>;
+
+/** Server → client, phase 2: the shares its neighbours sealed for it; the site masks its input with their senders. */
+export const SecAggDeliverySchema = record({ ...envelope, ...SHARES_IN_FIELDS });
+export type SecAggDelivery = z.infer<typeof SecAggDeliverySchema>;
+
+/** Client → server, phase 2: its masked input (4 bytes per value of the round's trainable set). */
+export const SecAggMaskedInputSchema = record({ ...envelope, ...MASKED_INPUT_FIELDS });
+export type SecAggMaskedInput = z.infer<typeof SecAggMaskedInputSchema>;
+
+/** Server → client, phase 3: which of its peers sent masked inputs and which dropped. */
+export const SecAggUnmaskSchema = record({ ...envelope, ...UNMASK_REQUEST_FIELDS });
+export type SecAggUnmask = z.infer<typeof SecAggUnmaskSchema>;
+
+/** Client → server, phase 3: its seed shares of the survivors and key shares of the dropped, never both for one peer. */
+export const SecAggUnmaskSharesSchema = record({ ...envelope, ...UNMASK_SHARES_FIELDS });
+export type SecAggUnmaskShares = z.infer<typeof SecAggUnmaskSharesSchema>;
 
 /**
  * Every reason the coordinator gives for refusing a message:

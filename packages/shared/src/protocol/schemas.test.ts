@@ -27,6 +27,9 @@ describe('one schema per message', () => {
       'goodbye',
       'personalize',
       'run-end',
+      'secagg-delivery',
+      'secagg-directory',
+      'secagg-unmask',
       'table-encoding',
       'welcome',
     ]);
@@ -37,6 +40,10 @@ describe('one schema per message', () => {
       'fit-result',
       'personalize-result',
       'ready',
+      'secagg-advertise',
+      'secagg-masked-input',
+      'secagg-shares',
+      'secagg-unmask-shares',
     ]);
   });
 
