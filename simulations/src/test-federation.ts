@@ -91,6 +91,8 @@ export async function makeClient(o: {
   auditLog?: string | false;
   /** How the client opens its channel (default socket.io). */
   connect?: ChannelConnector;
+  /** Sees (and may rewrite) the trained weights before they leave: the research hook of ClientOptions. */
+  transformUpdate?: (trained: Weights, global: Weights) => Weights;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -112,6 +114,7 @@ export async function makeClient(o: {
     ...(o.dpSeed !== undefined ? { dpSeed: o.dpSeed } : {}),
     ...(o.auditLog !== undefined ? { auditLog: o.auditLog } : {}),
     ...(o.connect ? { connect: o.connect } : {}),
+    ...(o.transformUpdate ? { transformUpdate: o.transformUpdate } : {}),
   });
 }
 

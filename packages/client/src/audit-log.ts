@@ -6,7 +6,18 @@ import { cacheWriteError } from './cache-dir.js';
 import { oneLine } from './one-line.js';
 
 /** What a site sends the coordinator, as its audit log names it: the event, or `failure`. */
-export const AUDIT_KINDS = ['ready', 'fit-result', 'evaluate-result', 'personalize-result', 'class-sums-result', 'failure'] as const;
+export const AUDIT_KINDS = [
+  'ready',
+  'fit-result',
+  'evaluate-result',
+  'personalize-result',
+  'class-sums-result',
+  'secagg-advertise',
+  'secagg-shares',
+  'secagg-masked-input',
+  'secagg-unmask-shares',
+  'failure',
+] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 /** `prev` of a log's first line: no line came before it. */

@@ -21,6 +21,7 @@ import {
   localLabels,
   normalizeImages,
   parseAck,
+  parsePayload,
   parseEvaluateInstruction,
   parseFitInstruction,
   parseGoodbye,
@@ -37,6 +38,11 @@ import {
   type EvaluateInstruction,
   type FitConfig,
   type FitInstruction,
+  type FitMetrics,
+  type SecAggDelivery,
+  type SecAggDirectory,
+  type SecAggInstruction,
+  type SecAggUnmask,
   type PersonalizeInstruction,
   type PrivacyReport,
   type RecordPrivacy,
@@ -78,6 +84,7 @@ import { HeadTrainer } from './head-trainer.js';
 import { PrivacyLedger } from './privacy-ledger.js';
 import type { ComputeTurns } from './compute-turns.js';
 import { socketIoConnect } from './socketio-connect.js';
+import { SecureRound, secureInput, staleSecureMessage } from './secure-aggregation.js';
 
 type FailureStage = 'prepare' | 'fit' | 'evaluate' | 'personalize' | 'class-sums';
 
@@ -276,6 +283,8 @@ export class FtlClient {
   private audit?: AuditLog;
   /** The record-level DP mechanism of the latest training instruction, per run: what the audit log records as in force. */
   private inForce?: { runId: string; privacy: RecordPrivacy | undefined };
+  /** The secure-aggregation round this site advertised keys for and has not finished (secure-aggregation.ts). */
+  private secure?: SecureRound;
   // Messages are handled one at a time, in order, so a round never overlaps the feature extraction.
   private queue: Promise<void> = Promise.resolve();
   // Settles a pending run() when this side closes (the only way a `stay` client's run() ends).
@@ -286,7 +295,6 @@ export class FtlClient {
       throw new FtlError(ErrorCode.InvalidConfig, 'a client holds images (shard) or a table (table): give exactly one');
     }
   }
-
 
   /** Connects and takes part in the run until the coordinator ends it. Rejects on a fatal error. */
   run(): Promise<RunEnd> {
@@ -411,6 +419,22 @@ export class FtlClient {
       on('evaluate', parseEvaluateInstruction, (msg) => enqueue(() => this.onEvaluate(msg)));
       on('personalize', parsePersonalizeInstruction, (msg) => enqueue(() => this.onPersonalize(msg)));
       on('class-sums', parseClassSumsInstruction, (msg) => enqueue(() => this.onClassSums(msg)));
+      // Secure aggregation's phases after training, in order with everything else.
+      on(
+        'secagg-directory',
+        (raw) => parsePayload('secagg-directory', raw),
+        (msg) => enqueue(() => this.onSecure({ event: 'secagg-directory', msg })),
+      );
+      on(
+        'secagg-delivery',
+        (raw) => parsePayload('secagg-delivery', raw),
+        (msg) => enqueue(() => this.onSecure({ event: 'secagg-delivery', msg })),
+      );
+      on(
+        'secagg-unmask',
+        (raw) => parsePayload('secagg-unmask', raw),
+        (msg) => enqueue(() => this.onSecure({ event: 'secagg-unmask', msg })),
+      );
       // Without its encoding a table site has nothing to train on: a failure here ends it, as a failed welcome does.
       on('table-encoding', parseTableEncodingMessage, (msg) => enqueue(() => this.onTableEncoding(msg), true));
       on('run-end', parseRunEnd, (end) => {
@@ -730,6 +754,11 @@ export class FtlClient {
       }
       const { trainer, trained } = outcome;
       const trainedWeights = this.options.transformUpdate ? this.options.transformUpdate(trained.weights, global) : trained.weights;
+      if (msg.secureAggregation) {
+        // No update leaves: the change is masked in phase 2, after the keys this answer advertises.
+        await this.secureAdvertise(msg, msg.secureAggregation, trainedWeights, global, trainer.numTrain, trained.metrics);
+        return;
+      }
       // Client-level DP: only the change clipped to the round's S (noised here with local noise) leaves the site.
       const { dpSeed } = this.options;
       const clipped = msg.config.clientPrivacy
@@ -760,6 +789,67 @@ export class FtlClient {
     } catch (err) {
       this.reportFailure('fit', msg, err);
     }
+  }
+
+  /** Phase 0 of a secure-aggregation round, after training: the site's keys and metrics; its input waits for phase 2. */
+  private async secureAdvertise(
+    msg: FitInstruction,
+    sa: SecAggInstruction,
+    trained: Weights,
+    global: Weights,
+    numExamples: number,
+    metrics: FitMetrics,
+  ) {
+    const { dpSeed } = this.options;
+    const input = secureInput(trained, global, sa, msg.config.clientPrivacy, dpSeed !== undefined ? deriveSeed(dpSeed, msg.round) : undefined);
+    const round = new SecureRound(answerTo(msg), sa, input);
+    this.secure = round;
+    const privacy = this.privacySpent(msg.config);
+    const ack = await this.emitWithAck('secagg-advertise', {
+      ...answerTo(msg),
+      ...round.advertise(),
+      numExamples,
+      metrics,
+      ...(privacy ? { privacy } : {}),
+    });
+    this.secureAnswered('secagg-advertise', msg, ack);
+  }
+
+  /** Phases 1–3 of the secure-aggregation round this site advertised keys for: each answered from its state machine. */
+  private async onSecure(
+    m:
+      | { event: 'secagg-directory'; msg: SecAggDirectory }
+      | { event: 'secagg-delivery'; msg: SecAggDelivery }
+      | { event: 'secagg-unmask'; msg: SecAggUnmask },
+  ): Promise<void> {
+    const round = this.secure;
+    try {
+      if (!round?.matches(m.msg)) throw staleSecureMessage(m.event, m.msg, round);
+      const envelope = answerTo(m.msg);
+      if (m.event === 'secagg-directory') {
+        this.secureAnswered('secagg-shares', m.msg, await this.emitWithAck('secagg-shares', { ...envelope, ...round.share(m.msg) }));
+      } else if (m.event === 'secagg-delivery') {
+        this.secureAnswered('secagg-masked-input', m.msg, await this.emitWithAck('secagg-masked-input', { ...envelope, ...round.mask(m.msg) }));
+      } else {
+        this.secure = undefined;
+        this.secureAnswered('secagg-unmask-shares', m.msg, await this.emitWithAck('secagg-unmask-shares', { ...envelope, ...round.unmask(m.msg) }));
+      }
+    } catch (err) {
+      if (round?.matches(m.msg)) this.secure = undefined;
+      this.reportFailure('fit', m.msg, err);
+    }
+  }
+
+  /** Logs the coordinator's answer to a secure-aggregation message; a refused one ends this site's part in the round. */
+  private secureAnswered(event: string, msg: { runId: string; round: number; modelVersion: number }, ack: Ack): void {
+    const log = this.options.log.child({ run: msg.runId, round: msg.round });
+    if (ack.accepted) {
+      log.info('secure-aggregation-accepted', { event });
+      return;
+    }
+    log.warn('secure-aggregation-rejected', { event, reason: oneLine(ack.reason, 64), detail: oneLine(ack.message) });
+    this.secure = undefined;
+    this.sendFailure('fit', msg, `the coordinator refused this site's ${event} (${ack.reason}): ${ack.message}`);
   }
 
   private async onEvaluate(msg: EvaluateInstruction): Promise<void> {

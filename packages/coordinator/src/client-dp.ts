@@ -189,24 +189,54 @@ export class ClientDp {
     for (let i = 0; i < values.length; i++) values[i] = global[i]! + result.meanDelta[i]!;
     const loss = updates.length > 0 ? updates.reduce((s, u) => s + u.loss, 0) / updates.length : 0;
     const mean: ScreenedUpdate = { clientId: 'dp-mean', values, numExamples: 1, loss };
+    const privacy = this.report(
+      { sampleRate, selected, ready, updates: result.count, clipNorm, nextClipNorm: result.nextClipNorm },
+      result.unclippedFraction,
+    );
+    return { mean, privacy };
+  }
+
+  /**
+   * Secure aggregation's release (secure-round.ts): each site clipped its change to S and, with central
+   * noise, added its share N(0, (z·S)²/t) of the noise before masking (t the threshold, so any sum the
+   * coordinator can unmask carries at least the whole noise); the coordinator only ever sees `sum`, the
+   * survivors' clipped, noised changes added up. Divided by `selected` and charged as {@link release}
+   * does; S stays, since adaptive clipping is refused with secure aggregation.
+   */
+  releaseSum(
+    global: Float32Array,
+    sum: ArrayLike<number>,
+    updates: number,
+    loss: number,
+    selected: number,
+    ready: number,
+  ): { mean: ScreenedUpdate; privacy: ClientLevelPrivacy } {
+    const clipNorm = this.clipNorm;
+    const values = new Float32Array(global.length);
+    for (let i = 0; i < values.length; i++) values[i] = global[i]! + sum[i]! / selected;
+    const sampleRate = Math.min(1, selected / ready);
+    this.charge(sampleRate);
+    const mean: ScreenedUpdate = { clientId: 'dp-mean', values, numExamples: 1, loss };
+    return { mean, privacy: this.report({ sampleRate, selected, ready, updates, clipNorm, nextClipNorm: clipNorm }) };
+  }
+
+  /** A round's record of what was released, after the accountant was charged for it. */
+  private report(
+    round: Pick<ClientLevelPrivacy, 'sampleRate' | 'selected' | 'ready' | 'updates' | 'clipNorm' | 'nextClipNorm'>,
+    unclippedFraction?: number,
+  ): ClientLevelPrivacy {
     const { settings } = this;
-    const privacy: ClientLevelPrivacy = {
+    return {
       epsilon: this.epsilon(),
       delta: settings.delta,
-      sampleRate,
-      selected,
-      ready,
-      updates: result.count,
+      ...round,
       noiseMultiplier: settings.noiseMultiplier,
       deltaNoiseMultiplier: this.zDelta,
       noise: settings.noise,
-      clipNorm,
-      nextClipNorm: result.nextClipNorm,
-      ...(result.unclippedFraction !== undefined ? { unclippedFraction: result.unclippedFraction } : {}),
+      ...(unclippedFraction !== undefined ? { unclippedFraction } : {}),
       ...(settings.targetEpsilon !== undefined ? { targetEpsilon: settings.targetEpsilon } : {}),
       ...(settings.noise === 'local' ? { localEpsilon: this.local.epsilon(settings.delta).epsilon } : {}),
     };
-    return { mean, privacy };
   }
 }
 

@@ -24,6 +24,7 @@ import { initHead } from './head-init.js';
 import { timedAggregation } from './aggregation-timing.js';
 import { personalize } from './personalization.js';
 import { runRounds, type RoundListener } from './round-phases.js';
+import { secureAggregationMessageBytes } from './secure-round.js';
 import type { RunContext } from './run-context.js';
 import { ExclusionLog } from './run-exclusions.js';
 import { exportRun } from './run-export.js';
@@ -35,7 +36,7 @@ import type { RunReason } from './run-states.js';
 import type { PersonalizationRecord, RunOutcome, RunProgress, RunSummary } from './run-summary.js';
 import type { Store } from './store/store.js';
 import { TrainableSets } from './trainable-sets.js';
-import { UpdateIntake, type Stage } from './update-intake.js';
+import { type SecureEvent, UpdateIntake, type Stage } from './update-intake.js';
 import { DEFAULT_TRUST } from './update-screen.js';
 import { waitForClients } from './wait-for-clients.js';
 
@@ -133,7 +134,11 @@ export class FederatedRun {
    * plus envelope: the largest message a client needs to send.
    */
   maxMessageBytes(): number {
-    return Math.max(specsSize(this.sets.largest.specs) * 4 * 2 + 64 * 1024, classSumsMessageBytes(this.config.headInit, this.head));
+    return Math.max(
+      specsSize(this.sets.largest.specs) * 4 * 2 + 64 * 1024,
+      classSumsMessageBytes(this.config.headInit, this.head),
+      secureAggregationMessageBytes(this.config),
+    );
   }
 
   /** What a client receives on joining this run. */
@@ -192,6 +197,11 @@ export class FederatedRun {
   /** A site's per-class feature sums and counts (the class-sums phase): checked against the run and what the site declared. */
   submitClassSums(clientId: string, raw: unknown): Ack {
     return this.intake.submitClassSums(clientId, raw);
+  }
+
+  /** A site's answer to a phase of secure aggregation (secure-round.ts): checked against the open phase. */
+  submitSecure(event: SecureEvent, clientId: string, raw: unknown): Ack {
+    return this.intake.submitSecure(event, clientId, raw);
   }
 
   /** A client reported that it could not do what a round asked: the round stops waiting for it. */

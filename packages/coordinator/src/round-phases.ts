@@ -4,7 +4,7 @@
  * round to the store. {@link runRounds} plays rounds until the last, a stop, an early stop, a round every
  * selected site refused for its privacy budget, or a failure.
  */
-import { type ClientPrivacy, deriveSeed, ErrorCode, FtlError, type Logger, type Weights } from '@ftl/shared';
+import { type ClientPrivacy, deriveSeed, ErrorCode, type FitConfig, FtlError, type Logger, type Weights } from '@ftl/shared';
 import { clientDpOf, type ClientLevelPrivacy } from './client-dp.js';
 import type { CoordinatorConfig } from './config.js';
 import type { EarlyStopping } from './early-stopping.js';
@@ -14,6 +14,7 @@ import { budgetsSpentMessage, everySiteSpent, largestEpsilon, recordRoundPrivacy
 import type { RoundRecord } from './round-table.js';
 import { backboneRate, privacyField, roundEpochs, sendModel, type RunContext } from './run-context.js';
 import { exportRunModel } from './run-export.js';
+import { aggregateSecure, secureFit, secureRecord, type SecureFit } from './secure-round.js';
 import { aggregateKept, contentRefusals, screenRound, type StageAnswer } from './update-intake.js';
 import { capCounts } from './update-screen.js';
 
@@ -61,19 +62,30 @@ export async function fit(ctx: RunContext, round: number, selected: readonly str
   const { config, model } = ctx;
   const { runId } = config;
   ctx.setPhase('fit', round);
-  const extras = ctx.strategy.fitExtras(round);
+  const configFor = fitConfigFor(ctx, round);
   return ctx.intake.collect('fit', { runId, round, modelVersion: model.version, expected: selected }, config.roundDeadlineMs, (collector) =>
-    sendModel(ctx, collector, 'fit', round, selected, 'disconnected before the round started', (i) => ({
-      config: {
-        ...scheduledFit(config.fit, config.schedule, round),
-        seed: deriveSeed(config.seed, round, i),
-        ...extras,
-        ...backboneRate(ctx),
-        ...privacyField(ctx),
-        ...clientPrivacyField(ctx),
-      },
-    })),
+    sendModel(ctx, collector, 'fit', round, selected, 'disconnected before the round started', (i) => ({ config: configFor(i) })),
   );
+}
+
+/** The training settings of round `round` for the i-th selected site: the schedule, its seed, the strategy's extras and the run's privacy. */
+export function fitConfigFor(ctx: RunContext, round: number): (i: number) => FitConfig {
+  const { config } = ctx;
+  const extras = ctx.strategy.fitExtras(round);
+  return (i) => ({
+    ...scheduledFit(config.fit, config.schedule, round),
+    seed: deriveSeed(config.seed, round, i),
+    ...extras,
+    ...backboneRate(ctx),
+    ...privacyField(ctx),
+    ...clientPrivacyField(ctx),
+  });
+}
+
+/** fit with secure aggregation (secure-round.ts): the same training, answered in four phases whose sum is all the coordinator sees. */
+async function secureFitPhase(ctx: RunContext, round: number, selected: readonly string[]): Promise<SecureFit> {
+  ctx.setPhase('fit', round);
+  return secureFit(ctx, round, selected, fitConfigFor(ctx, round));
 }
 
 /** Client-level DP: the settings every training instruction carries (this round's S among them). */
@@ -183,16 +195,22 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   const budgetReached = clientDpOf(ctx)?.stopBefore(round, selected.length, ready);
   if (budgetReached !== undefined) return { clientBudgetReached: budgetReached };
   log.info('round-start', { selected: selected.length, ready, strategy: ctx.strategy.name });
-  const collected = await fit(ctx, round, selected);
+  // With secure aggregation the coordinator gets the survivors' sum, never an update (secure-round.ts).
+  const secured = ctx.config.secureAggregation.enabled ? await secureFitPhase(ctx, round, selected) : undefined;
+  const plain = secured ? undefined : await fit(ctx, round, selected);
+  const collected = secured?.collected ?? plain!;
+  const refusals = secured ? ctx.intake.budgetRefusals('secure-aggregation', secured.collected) : ctx.intake.budgetRefusals('fit', plain!);
   // Recorded whatever follows: a site that trained has spent its ε, even in a round a shutdown cuts short.
-  const privacy = roundPrivacy(round, collected, ctx.intake.budgetRefusals('fit', collected));
+  const privacy = roundPrivacy(round, collected, refusals);
   if (privacy) recordRoundPrivacy(ctx.config.runId, privacy, ctx.store, log);
   // A shutdown cut the round short: nothing of it is kept, so the next start runs it again in full.
   if (ctx.interrupted()) return { interrupted: true };
   if (privacy && everySiteSpent(selected, privacy)) return { budgetsSpent: privacy };
   for (const [id, why] of collected.failures) log.warn('client-missed-round', { client: id, why });
   const previous: { weights: Weights; version: number } = { weights: model.weights, version: model.version };
-  const fitted = aggregate(ctx, round, collected, log, { selected: selected.length, ready });
+  const fitted = secured
+    ? aggregateSecure(ctx, round, secured, log, { selected: selected.length, ready })
+    : aggregate(ctx, round, plain!, log, { selected: selected.length, ready });
   if (fitted.clientPrivacy) recordRoundPrivacy(ctx.config.runId, { round, sites: [], refused: [], client: fitted.clientPrivacy }, ctx.store, log);
   const evaluation = await evaluate(ctx, round);
   if (ctx.interrupted()) {
@@ -219,6 +237,7 @@ export async function playRound(ctx: RunContext, round: number): Promise<PlayedR
   };
   const epsilon = fitted.clientPrivacy?.epsilon ?? largestEpsilon(privacy);
   if (epsilon !== undefined) record.epsilon = epsilon;
+  if (secured) record.secureAggregation = secureRecord(secured.summary);
   log.info('round-end', { status: record.status, accepted: record.accepted, excluded: record.excluded, valAccuracy: record.valAccuracy.toFixed(4) });
   return {
     record,
@@ -341,9 +360,10 @@ export async function runRounds(
     await o.onRound?.(record, snapshot(ctx, records, played.sites));
     if (record.status === 'no-quorum') {
       const budget = played.budgetRefusals > 0 ? ` (${played.budgetRefusals} selected sites refused it for their privacy budget)` : '';
+      const secure = record.secureAggregation?.failure !== undefined ? ` (${record.secureAggregation.failure})` : '';
       throw new FtlError(
         ErrorCode.Quorum,
-        `round ${round} got ${record.accepted} accepted updates${budget}, below minFitClients ${config.minFitClients}, ` +
+        `round ${round} got ${record.accepted} accepted updates${budget}${secure}, below minFitClients ${config.minFitClients}, ` +
           `after ${config.quorumRetries} retries; the run ends with the global model of round ${round - 1}`,
       );
     }

@@ -9,7 +9,7 @@ import type { Logger, PrivacyReport } from '@ftl/shared';
 import type { ClientLevelPrivacy } from './client-dp.js';
 import type { Collected } from './round-collector.js';
 import type { Store, StoredEvent } from './store/store.js';
-import type { BudgetRefusal, StageAnswer } from './update-intake.js';
+import type { BudgetRefusal } from './update-intake.js';
 
 /** The store event that records a round's privacy. */
 export const ROUND_PRIVACY_EVENT = 'round-privacy';
@@ -37,7 +37,11 @@ export interface RoundPrivacy {
 }
 
 /** The round's privacy from its collected updates and budget refusals; undefined when no site reported or refused any. */
-export function roundPrivacy(round: number, collected: Collected<StageAnswer['fit']>, refusals: readonly BudgetRefusal[]): RoundPrivacy | undefined {
+export function roundPrivacy(
+  round: number,
+  collected: Collected<{ privacy?: PrivacyReport | undefined }>,
+  refusals: readonly BudgetRefusal[],
+): RoundPrivacy | undefined {
   const sites = [...collected.results.entries()].flatMap(([client, r]) => (r.privacy ? [{ client, ...r.privacy }] : []));
   const refused = refusals.map((r) => ({ client: r.clientId, message: r.message, ...(r.privacy ?? {}) }));
   return sites.length > 0 || refused.length > 0 ? { round, sites, refused } : undefined;

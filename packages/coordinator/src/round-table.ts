@@ -28,6 +28,11 @@ export interface RoundRecord {
    * Absent when there is none.
    */
   epsilon?: number;
+  /**
+   * Runs with secure aggregation: how many masked inputs the sum held, how many selected sites did not see
+   * the round through, t and each site's neighbours, and why the round could not be summed when it could not.
+   */
+  secureAggregation?: { maskedInputs: number; dropouts: number; threshold: number; neighbours: number; failure?: string };
 }
 
 function mb(bytes: number): string {

@@ -10,10 +10,12 @@ import {
   FtlError,
   MAX_NOISE_MULTIPLIER,
   parseStrategy,
+  SECAGG_ROUNDINGS,
   STRATEGY_OPTIONS,
   type StrategyConfig,
 } from '@ftl/shared';
 import { MAX_TABLE_CATEGORIES, MAX_TABLE_COLUMNS, TABLE_COLUMN_ROLES, TABLE_COLUMN_TYPES, TABLE_MISSING_POLICIES, TABLE_SCALINGS } from '@ftl/shared';
+import { secureAggregationProblems } from './secure-aggregation-settings.js';
 import { DEFAULT_TRUST } from './update-screen.js';
 
 /**
@@ -713,12 +715,55 @@ export const RunConfigSchema = z
         ).optional(),
       }),
     ).prefault({}),
+    secureAggregation: flagFor(
+      'secureAggregation',
+      {
+        name: 'secure-aggregation',
+        arg: 'SPEC',
+        help: 'secure aggregation (the coordinator sees only the sum of the updates): on | off, then key=value options, e.g. on,clipRange=0.5,threshold=7,neighbours=10',
+        read: (text, current) => {
+          const { head, values } = keyValues(text, 'secure-aggregation');
+          if (head !== undefined && head !== 'on' && head !== 'off') {
+            throw new FtlError(ErrorCode.InvalidConfig, `--secure-aggregation starts with on or off (got "${head}")`);
+          }
+          return { ...(current as object), ...(head !== undefined ? { enabled: head === 'on' } : {}), ...values };
+        },
+      },
+      z.strictObject({
+        enabled: rule('secureAggregation.enabled', 'true or false', z.boolean()).default(false),
+        clipRange: rule(
+          'secureAggregation.clipRange',
+          "a number > 0 (R: every value of a site's change to the global model is clipped to ±R before it is quantised)",
+          z.number().positive().finite(),
+        ).default(1),
+        threshold: rule(
+          'secureAggregation.threshold',
+          "an integer ≥ 2 (t: how many of the sites holding a site's secret shares must answer for its masks to be removed; default ⌈2m/3⌉ of its m holders)",
+          z.number().int().min(2).max(L.clients),
+          { capped: true },
+        ).optional(),
+        neighbours: rule(
+          'secureAggregation.neighbours',
+          'an integer ≥ 2 (SecAgg+: each site shares keys and masks with this many others on a random regular graph; default: every other site)',
+          z.number().int().min(2).max(L.clients),
+          { capped: true },
+        ).optional(),
+        rounding: rule(
+          'secureAggregation.rounding',
+          'stochastic or nearest (how a scaled value is rounded to an integer; stochastic is unbiased)',
+          z.enum(SECAGG_ROUNDINGS),
+        ).default('stochastic'),
+      }),
+    ).prefault({}),
   })
   .superRefine((run, ctx) => {
     const problem = headInitProblem(run.headInit, run.hidden, run.fineTuning.mode);
     // Its own message: the rule text alone would not say which other field is in the way.
     if (problem) ctx.addIssue({ code: 'custom', path: ['headInit'], message: problem, params: { ownMessage: true } });
     for (const { path, message } of privacyProblems(run)) {
+      ctx.addIssue({ code: 'custom', path: path.split('.'), message, params: { ownMessage: true } });
+    }
+    for (const { path, message } of secureAggregationProblems(run)) {
       ctx.addIssue({ code: 'custom', path: path.split('.'), message, params: { ownMessage: true } });
     }
   });

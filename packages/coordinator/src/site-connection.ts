@@ -12,6 +12,7 @@ import type { FederatedRun } from './federated-run.js';
 import { messageGuard } from './message-guard.js';
 import { PeerBudget, type PeerBudgetOptions } from './peer-budget.js';
 import { checkReady } from './ready-check.js';
+import { SECURE_AGGREGATION_EVENTS } from './update-intake.js';
 import type { SiteTracker } from './site-tracker.js';
 
 /** What a site's connection reaches on the server that accepted it. */
@@ -89,6 +90,8 @@ export function acceptSite(socket: ChannelSocket, host: SiteConnectionHost): voi
   });
   on('personalize-result', (raw) => host.activeRun()?.submitPersonalize(name, raw) ?? closed);
   on('class-sums-result', (raw) => host.activeRun()?.submitClassSums(name, raw) ?? closed);
+  // Secure aggregation's phases: a site's answers in place of a fit-result, each acknowledged the same way.
+  for (const event of SECURE_AGGREGATION_EVENTS) on(event, (raw) => host.activeRun()?.submitSecure(event, name, raw) ?? closed);
   on('failure', (raw) => {
     const run = host.activeRun();
     if (run && siteFailed(host, name, run.runId, raw) === 'prepare') {

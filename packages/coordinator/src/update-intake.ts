@@ -22,6 +22,7 @@ import {
   parseClientFailure,
   parseEvaluateResult,
   parseFitResult,
+  parsePayload,
   parsePersonalizeResult,
   rejectionFor,
   type Ack,
@@ -33,6 +34,7 @@ import {
   type Logger,
   type PersonalizeResult,
   type PrivacyReport,
+  type ProtocolPayload,
   type RoundAggregator,
   type Strategy,
   type WeightSpec,
@@ -57,7 +59,16 @@ export interface StageAnswer {
   evaluate: EvaluateResult;
   personalize: PersonalizeResult;
   'class-sums': ClassSumsResult & { decoded: SiteClassSums };
+  /** A phase of secure aggregation (secure-round.ts): the answer as that phase's check accepted it. */
+  'secure-aggregation': SecureAnswer;
 }
+
+/** The events a site answers secure aggregation's phases with, in order. */
+export const SECURE_AGGREGATION_EVENTS = ['secagg-advertise', 'secagg-shares', 'secagg-masked-input', 'secagg-unmask-shares'] as const;
+/** One of {@link SECURE_AGGREGATION_EVENTS}. */
+export type SecureEvent = (typeof SECURE_AGGREGATION_EVENTS)[number];
+/** A site's answer to a phase of secure aggregation, parsed. */
+export type SecureAnswer = ProtocolPayload<SecureEvent>;
 
 /** A kind of answer a run collects: a round's fit and evaluation, the class sums before round 1, personalization after the last. */
 export type Stage = keyof StageAnswer;
@@ -116,6 +127,8 @@ export class UpdateIntake {
   private readonly open: { [S in Stage]?: RoundCollector<StageAnswer[S]> } = {};
   /** Per stage, the budget refusals of its latest collection, by client, and the clients it asked in selection order. */
   private readonly budgetRefused: { [S in Stage]?: { expected: readonly string[]; sites: Map<string, BudgetRefusal> } } = {};
+  /** The open phase of secure aggregation: the event it takes and its check. */
+  private securePhase?: { event: SecureEvent; accept: (clientId: string, message: SecureAnswer) => void };
 
   constructor(private readonly ctx: IntakeContext) {}
 
@@ -153,6 +166,48 @@ export class UpdateIntake {
   /** The open collection of `stage`, if any (progress displays). */
   collector(stage: Stage): OpenCollection | undefined {
     return this.open[stage];
+  }
+
+  /**
+   * Opens the collection of one phase of secure aggregation: like {@link collect}, for answers of `event`
+   * only, each checked by `accept` (the coordinator's state machine) before it is acknowledged.
+   */
+  async collectSecure<E extends SecureEvent>(
+    event: E,
+    target: RoundTarget,
+    deadlineMs: number,
+    ask: (collector: RoundCollector<SecureAnswer>) => void,
+    accept: (clientId: string, message: ProtocolPayload<E>) => void,
+  ): Promise<Collected<ProtocolPayload<E>>> {
+    // `submitSecure` parses an answer by the event this phase takes, so what `accept` gets is that event's payload.
+    this.securePhase = { event, accept: accept as (clientId: string, message: SecureAnswer) => void };
+    // A site refuses a round for its budget before it trains, in phase 0: later phases keep those refusals.
+    const earlier = event === 'secagg-advertise' ? undefined : this.budgetRefused['secure-aggregation'];
+    try {
+      return (await this.collect('secure-aggregation', target, deadlineMs, ask)) as Collected<ProtocolPayload<E>>;
+    } finally {
+      this.securePhase = undefined;
+      if (earlier) this.budgetRefused['secure-aggregation'] = earlier;
+    }
+  }
+
+  /** A site's answer to a phase of secure aggregation: parsed, checked against the open round and by the phase. */
+  submitSecure(event: SecureEvent, clientId: string, raw: unknown): Ack {
+    const phase = this.securePhase;
+    if (phase?.event !== event) return { accepted: false, reason: 'round-closed', message: `no secure-aggregation phase takes ${event} now` };
+    const answer = this.answer(
+      clientId,
+      raw,
+      'secure-aggregation',
+      (v) => parsePayload(event, v),
+      (msg) => {
+        phase.accept(clientId, msg);
+        return msg;
+      },
+    );
+    if (!answer.accepted)
+      this.ctx.log.warn('secure-aggregation-rejected', { client: clientId, event, reason: answer.reason, detail: answer.message });
+    return answer;
   }
 
   /** A client's fit update: parsed, checked against the open round, then against the global model. */
@@ -200,7 +255,9 @@ export class UpdateIntake {
       const f = parseClientFailure(raw);
       const budget = f.reason === 'privacy-budget';
       this.ctx.log.warn(budget ? 'client-privacy-budget' : 'client-failure', { client: clientId, stage: f.stage, round: f.round, detail: f.message });
-      const stage: Stage = f.stage === 'fit' || f.stage === 'evaluate' || f.stage === 'class-sums' ? f.stage : 'personalize';
+      // A secure-aggregation round is the fit stage for a site: its failures end its part in the open phase.
+      const fit: Stage = this.open['secure-aggregation'] ? 'secure-aggregation' : 'fit';
+      const stage: Stage = f.stage === 'fit' ? fit : f.stage === 'evaluate' || f.stage === 'class-sums' ? f.stage : 'personalize';
       const round = this.open[stage];
       if (!round || round.target.round !== f.round) return;
       if (budget && round.target.expected.includes(clientId)) {
@@ -223,7 +280,7 @@ export class UpdateIntake {
   }
 
   private all(): OpenCollection[] {
-    return (['fit', 'evaluate', 'personalize', 'class-sums'] as const).flatMap((s) => this.open[s] ?? []);
+    return (['fit', 'evaluate', 'personalize', 'class-sums', 'secure-aggregation'] as const).flatMap((s) => this.open[s] ?? []);
   }
 
   /**

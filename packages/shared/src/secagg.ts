@@ -38,6 +38,7 @@ export { openShares, sealShares, type ShareBundle } from './secagg/share-cipher.
 export { SEALED_SHARES_BYTES, SHARE_BYTES, X25519_KEY_BYTES } from './secagg/sizes.js';
 export { graphDegree, neighbourGraph } from './secagg/neighbour-graph.js';
 export { checkThreshold, defaultThreshold } from './secagg/threshold.js';
+export { noiseShareStd } from './secagg/noise-share.js';
 export {
   ADVERTISE_KEYS_FIELDS,
   type AdvertiseKeys,
