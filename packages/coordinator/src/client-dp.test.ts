@@ -97,7 +97,7 @@ describe('client-level DP of a run', () => {
     const resumed = new ClientDp(
       settings({ adaptive }),
       GaussianNoise.seeded(1),
-      clientPrivacyHistory(events.map((e, id) => ({ id, runId: 'r', time: '', ...e }))),
+      clientPrivacyHistory(events.map((e, id) => ({ id, runId: 'r', at: '', ...e }))),
     );
     expect(resumed.instruction().clipNorm).toBe(privacy.nextClipNorm);
     expect(resumed.epsilon()).toBe(privacy.epsilon);
@@ -114,17 +114,21 @@ describe('client-level DP of a run', () => {
   });
 
   test('an update of an adaptive run must say whether its change was within S', () => {
-    const config = parseRunConfig({
+    const config = {
       runId: 'r',
-      privacy: {
-        mode: 'client',
-        noiseMultiplier: 1,
-        clipNorm: 1,
-        adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.2, countNoiseMultiplier: 5 },
-      },
-    });
+      ...parseRunConfig({
+        privacy: {
+          mode: 'client',
+          noiseMultiplier: 1,
+          clipNorm: 1,
+          adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.2, countNoiseMultiplier: 5 },
+        },
+      }),
+    };
     expect(() => checkClientClip(config, {})).toThrow(/fit-result\.clientPrivacy is missing: run r clips adaptively/);
     expect(() => checkClientClip(config, { clientPrivacy: { unclipped: false } })).not.toThrow();
-    expect(() => checkClientClip(parseRunConfig({ runId: 'r', privacy: { mode: 'client', noiseMultiplier: 1, clipNorm: 1 } }), {})).not.toThrow();
+    expect(() =>
+      checkClientClip({ runId: 'r', ...parseRunConfig({ privacy: { mode: 'client', noiseMultiplier: 1, clipNorm: 1 } }) }, {}),
+    ).not.toThrow();
   });
 });

@@ -25,6 +25,7 @@ const run = (over: Partial<Parameters<typeof summary>[0]>) => ({
   config: parseRunConfig({ rounds: 2 }),
   rounds: [],
   exclusions: [],
+  sites: [],
   ...over,
 });
 
