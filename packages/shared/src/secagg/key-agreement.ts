@@ -29,16 +29,27 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+// Decoding a DER private key costs about half a millisecond, and a site agrees keys with every neighbour
+// from the same two key pairs: each key's object is kept for as long as its bytes are.
+const privateObjects = new WeakMap<Uint8Array, KeyObject>();
+const publicObjects = new WeakMap<Uint8Array, KeyObject>();
+
 function privateKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.byteLength !== X25519_KEY_BYTES)
+  if (raw.byteLength !== X25519_KEY_BYTES) {
     throw new FtlError(ErrorCode.InvalidMessage, `an X25519 private key must be 32 bytes (got ${raw.byteLength})`);
-  return createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, raw)), format: 'der', type: 'pkcs8' });
+  }
+  let key = privateObjects.get(raw);
+  if (!key) privateObjects.set(raw, (key = createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, raw)), format: 'der', type: 'pkcs8' })));
+  return key;
 }
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
-  if (raw.byteLength !== X25519_KEY_BYTES)
+  if (raw.byteLength !== X25519_KEY_BYTES) {
     throw new FtlError(ErrorCode.InvalidMessage, `an X25519 public key must be 32 bytes (got ${raw.byteLength})`);
-  return createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, raw)), format: 'der', type: 'spki' });
+  }
+  let key = publicObjects.get(raw);
+  if (!key) publicObjects.set(raw, (key = createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, raw)), format: 'der', type: 'spki' })));
+  return key;
 }
 
 /** The public key of a raw X25519 private key. */

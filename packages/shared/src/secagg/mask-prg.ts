@@ -22,10 +22,19 @@ export function aes256CtrKeystream(key: Uint8Array, bytes: number, iv: Uint8Arra
   }
   if (iv.byteLength !== 16) throw new FtlError(ErrorCode.InternalError, `an AES-CTR counter block must be 16 bytes (got ${iv.byteLength})`);
   const cipher = createCipheriv('aes-256-ctr', key, iv);
-  const out = cipher.update(new Uint8Array(bytes));
+  const out = cipher.update(zeros(bytes));
   cipher.final();
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
+
+// The plaintext of every keystream is zeros: one buffer, grown as needed and never written, serves all.
+let zeroBuffer = new Uint8Array(0);
+function zeros(bytes: number): Uint8Array {
+  if (zeroBuffer.byteLength < bytes) zeroBuffer = new Uint8Array(bytes);
+  return zeroBuffer.subarray(0, bytes);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
  * The mask a key expands to: `length` ring words, each 4 bytes of the keystream read little-endian.
@@ -35,7 +44,13 @@ export function aes256CtrKeystream(key: Uint8Array, bytes: number, iv: Uint8Arra
  */
 export function expandMask(key: Uint8Array, length: number): Uint32Array {
   const stream = aes256CtrKeystream(key, length * 4);
+  // On a little-endian machine the keystream's bytes are the words already: a view when aligned, else one copy.
+  if (LITTLE_ENDIAN && stream.byteOffset % 4 === 0) return new Uint32Array(stream.buffer, stream.byteOffset, length);
   const out = new Uint32Array(length);
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(stream);
+    return out;
+  }
   const view = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
   for (let i = 0; i < length; i++) out[i] = view.getUint32(i * 4, true);
   return out;

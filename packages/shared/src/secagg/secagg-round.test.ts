@@ -368,7 +368,7 @@ describe('the coordinator’s side', () => {
       if (id === 2) shares.seedShares[0]!.share[65]! ^= 1;
       server.acceptUnmaskShares(id, shares);
     }
-    expectFtlError(() => server.finish(), ErrorCode.InvalidMessage, /site 1's self-mask seed: share \d does not agree with the others/);
+    expectFtlError(() => server.finish(), ErrorCode.InvalidMessage, /the shares of site 1's self-mask seed do not give the seed it committed to/);
     expect(server.phase).toBe('failed');
   });
 

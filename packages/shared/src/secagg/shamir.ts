@@ -19,9 +19,11 @@ export interface Share {
   y: Uint8Array;
 }
 
-const mod = (a: bigint) => {
-  const r = a % SHAMIR_PRIME;
-  return r < 0n ? r + SHAMIR_PRIME : r;
+/** a mod p for p = 2^521 − 1: since 2^521 ≡ 1, the bits above 521 fold onto the low ones (no division). */
+const mod = (a: bigint): bigint => {
+  let r = a < 0n ? SHAMIR_PRIME - (-a % SHAMIR_PRIME) : a;
+  while (r > SHAMIR_PRIME) r = (r & SHAMIR_PRIME) + (r >> 521n);
+  return r === SHAMIR_PRIME ? 0n : r;
 };
 
 function toBigInt(bytes: Uint8Array): bigint {
@@ -97,18 +99,34 @@ export function shareSecret(secret: Uint8Array, threshold: number, xs: readonly 
   });
 }
 
-/** The value at `at` of the polynomial through `points` (Lagrange interpolation). */
+/**
+ * The value at `at` of the polynomial through `points` (Lagrange interpolation). The denominators are
+ * inverted together with one modular inverse (Montgomery's trick), not one each.
+ */
 function interpolate(points: ReadonlyArray<{ x: bigint; y: bigint }>, at: bigint): bigint {
-  let sum = 0n;
-  for (let j = 0; j < points.length; j++) {
+  const k = points.length;
+  const nums: bigint[] = [];
+  const dens: bigint[] = [];
+  for (let j = 0; j < k; j++) {
     let num = 1n;
     let den = 1n;
-    for (let m = 0; m < points.length; m++) {
+    for (let m = 0; m < k; m++) {
       if (m === j) continue;
       num = mod(num * (at - points[m]!.x));
       den = mod(den * (points[j]!.x - points[m]!.x));
     }
-    sum = mod(sum + points[j]!.y * num * inverse(den));
+    nums.push(num);
+    dens.push(den);
+  }
+  // prefix[j] = dens[0]·…·dens[j−1]; one inverse of the whole product, then each inverse from the back.
+  const prefix: bigint[] = [1n];
+  for (let j = 0; j < k; j++) prefix.push(mod(prefix[j]! * dens[j]!));
+  let inv = inverse(prefix[k]!);
+  let sum = 0n;
+  for (let j = k - 1; j >= 0; j--) {
+    const invDen = mod(inv * prefix[j]!);
+    inv = mod(inv * dens[j]!);
+    sum = mod(sum + mod(points[j]!.y * nums[j]!) * invDen);
   }
   return sum;
 }
@@ -121,10 +139,12 @@ function interpolate(points: ReadonlyArray<{ x: bigint; y: bigint }>, at: bigint
  * against a public key or a commitment.
  *
  * @param what names the secret in errors, e.g. `site 3's self-mask seed`.
+ * @param options.checkAll false skips checking the shares beyond `threshold` (each costs an interpolation),
+ *   for a caller that checks the secret itself against a public key or a commitment.
  * @throws FtlError(QUORUM) with fewer than `threshold` shares, saying how many there were and how many were needed.
  * @throws FtlError(INVALID_MESSAGE) for malformed, duplicate or inconsistent shares.
  */
-export function reconstructSecret(shares: readonly Share[], threshold: number, what = 'secret'): Uint8Array {
+export function reconstructSecret(shares: readonly Share[], threshold: number, what = 'secret', options: { checkAll?: boolean } = {}): Uint8Array {
   if (shares.length < threshold) {
     throw new FtlError(ErrorCode.Quorum, `${what}: ${shares.length} shares answered, ${threshold} were needed`);
   }
@@ -140,7 +160,7 @@ export function reconstructSecret(shares: readonly Share[], threshold: number, w
     return { x: BigInt(s.x), y };
   });
   const basis = points.slice(0, threshold);
-  for (const extra of points.slice(threshold)) {
+  for (const extra of options.checkAll === false ? [] : points.slice(threshold)) {
     if (interpolate(basis, extra.x) !== extra.y) {
       throw new FtlError(ErrorCode.InvalidMessage, `${what}: share ${extra.x} does not agree with the others; a holder sent a wrong share`);
     }
