@@ -98,7 +98,7 @@ describe('client program on local data', () => {
     [
       'conflicting data flags',
       () => ['--dataset', 'mnist', '--csv', 'x.csv'],
-      /error \[INVALID_CONFIG\]: --dataset, --data-dir and --csv are alternatives; give one/,
+      /error \[INVALID_CONFIG\]: --dataset, --data-dir, --csv and --table are alternatives; give one \(got --dataset and --csv\)/,
     ],
   ])('%s: the client exits 1 before connecting', async (_, argsFor, message) => {
     const dir = await scratch('client-data');

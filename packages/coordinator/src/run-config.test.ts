@@ -360,6 +360,33 @@ describe('client-level privacy', () => {
   });
 });
 
+describe('a tabular run from the command line', () => {
+  test('--table-schema reads the table block from its own file, checked by the same schema', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ftl-table-'));
+    const file = join(dir, 'table.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        columns: [
+          { name: 'age', type: 'numeric' },
+          { name: 'y', type: 'categorical', role: 'label' },
+        ],
+      }),
+    );
+    const c = parseCoordinatorArgs(['--table-schema', file]) as CoordinatorConfig;
+    expect(c.table?.columns.map((col) => [col.name, col.role])).toEqual([
+      ['age', 'feature'],
+      ['y', 'label'],
+    ]);
+    expect(c.table?.scaling).toBe('standard');
+    expect(() => parseCoordinatorArgs(['--table-schema', join(dir, 'none.json')])).toThrow(
+      /^--table-schema .*none\.json: cannot read it as JSON \(ENOENT[^\n]*\); give a file holding the table block/,
+    );
+    writeFileSync(file, JSON.stringify({ columns: [{ name: 'age', type: 'integer' }] }));
+    expect(() => parseCoordinatorArgs(['--table-schema', file])).toThrow(/table\.columns\.type/);
+  });
+});
+
 describe('the command line comes from the run config schema', () => {
   /** `doc` with `value` at `path`. */
   const withValue = (path: string, value: unknown): Record<string, unknown> => {

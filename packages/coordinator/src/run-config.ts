@@ -68,6 +68,21 @@ const nonNegInt = (path: string, max: number, flag?: FlagOption) =>
   rule(path, 'an integer ≥ 0', z.number().int().min(0).max(max), { capped: true, ...(flag ? { flag } : {}) });
 const posNum = (path: string, flag?: FlagOption) => rule(path, 'a number > 0', z.number().positive().finite(), flag ? { flag } : {});
 
+/** The `table` block of a run config read from its own JSON file (`--table-schema FILE`); the schema checks it. */
+function tableSchemaFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FtlError(
+      ErrorCode.InvalidConfig,
+      `--table-schema ${path}: cannot read it as JSON (${(err as Error).message.split('\n')[0]}); give a file holding the table block, e.g. {"columns": [...]}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
 /** `a=1,b=x,c=true` → {a: 1, b: 'x', c: true}; a bare first item (no "=") comes back as `head`. */
 export function keyValues(text: string, flag: string): { head?: string; values: Record<string, string | number | boolean> } {
   const values: Record<string, string | number | boolean> = {};
@@ -538,8 +553,15 @@ export const RunConfigSchema = z
       },
     ).optional(),
     // A tabular run: the columns every site's table has (docs/run-config.md#tables); absent for images.
-    table: z
-      .strictObject({
+    table: flagFor(
+      'table',
+      {
+        name: 'table-schema',
+        arg: 'FILE',
+        help: "a tabular run's column schema: a JSON file {columns: [{name, type, role, missing?, categories?}], minCategoryRows?, scaling?}",
+        read: (text) => tableSchemaFile(text),
+      },
+      z.strictObject({
         columns: rule(
           'table.columns',
           'a list of 1–4096 columns {name, type, role, missing?, categories?}, names unique, exactly one with role label',
@@ -577,8 +599,8 @@ export const RunConfigSchema = z
           `${TABLE_SCALINGS.join(', ').replace(/, ([^,]*)$/, ' or $1')} (numeric columns, from federated statistics)`,
           z.enum(TABLE_SCALINGS),
         ).default('standard'),
-      })
-      .optional(),
+      }),
+    ).optional(),
     trust: flagFor(
       'trust',
       {
