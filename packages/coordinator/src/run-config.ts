@@ -15,7 +15,7 @@ import {
   type StrategyConfig,
 } from '@ftl/shared';
 import { MAX_TABLE_CATEGORIES, MAX_TABLE_COLUMNS, TABLE_COLUMN_ROLES, TABLE_COLUMN_TYPES, TABLE_MISSING_POLICIES, TABLE_SCALINGS } from '@ftl/shared';
-import { secureAggregationProblems } from './secure-aggregation-settings.js';
+import { secureAggregationProblems, withSecureAggregationDefaults } from './secure-aggregation-settings.js';
 import { DEFAULT_TRUST } from './update-screen.js';
 
 /**
@@ -811,7 +811,7 @@ function at(value: unknown, path: PropertyKey[]): unknown {
  * @throws FtlError(INVALID_CONFIG) listing every problem, e.g. `rounds must be a positive integer (got -1)`.
  */
 export function parseRunConfig(input: unknown, where = 'run config', label: (path: string) => string = (path) => path): RunConfig {
-  const result = RunConfigSchema.safeParse(input);
+  const result = RunConfigSchema.safeParse(withSecureAggregationDefaults(input));
   if (!result.success) {
     const problems = result.error.issues.map((issue) => described(issue, input, label));
     throw new FtlError(ErrorCode.InvalidConfig, `${where}: ${problems.join('; ')}`);
@@ -884,6 +884,12 @@ export function runConfigFromFlags(values: Record<string, unknown>, base: RunCon
     if (typeof text !== 'string') throw new FtlError(ErrorCode.InvalidConfig, `--${flag.name} needs a value`);
     set(flag.path, flag.read(text, at(doc, flag.path.split('.'))));
     for (const [path, value] of Object.entries(flag.also?.(text) ?? {})) set(path, value);
+  }
+  // The base holds the trust screens' defaults as values; --secure-aggregation without --trust gets what a
+  // file turning it on gets: those screens off (withSecureAggregationDefaults), unless the base changed them.
+  const trust = doc['trust'] as Record<string, unknown> | undefined;
+  if (values['secure-aggregation'] !== undefined && values['trust'] === undefined && trust) {
+    for (const key of ['normBound', 'maxAbsValue'] as const) if (trust[key] === DEFAULT_TRUST[key]) delete trust[key];
   }
   return parseRunConfig(doc, 'command line', flagLabel);
 }

@@ -39,8 +39,17 @@ describe('the secureAggregation block of the run config', () => {
     );
   });
 
-  test('refuses the trust policy’s per-update screens, saying what replaces them', () => {
-    const message = messageOf(() => parseRunConfig({ secureAggregation: { enabled: true } }));
+  test('turns the trust policy’s per-update screens off by default, and refuses them when the config sets them, saying what replaces them', () => {
+    expect(parseRunConfig({ secureAggregation: { enabled: true } }).trust).toMatchObject({ normBound: 0, maxAbsValue: 0 });
+    expect(parseRunConfig({ secureAggregation: { enabled: true }, trust: { weightCap: 3 } }).trust).toMatchObject({
+      normBound: 0,
+      maxAbsValue: 0,
+      weightCap: 3,
+    });
+    expect(parseCoordinatorArgs(['--secure-aggregation', 'on'])).toMatchObject({ trust: { normBound: 0, maxAbsValue: 0 } });
+    // Without secure aggregation the screens keep their defaults.
+    expect(parseRunConfig({}).trust.normBound).toBeGreaterThan(0);
+    const message = messageOf(() => parseRunConfig({ secureAggregation: { enabled: true }, trust: { normBound: 4, maxAbsValue: 1e6 } }));
     expect(message).toContain(
       'trust.normBound: excludes an update by its distance from the global model, which a masked update does not show; with secure aggregation each site clips every value of its change to ±secureAggregation.clipRange instead, so set trust.normBound to 0',
     );

@@ -17,6 +17,21 @@ export interface SecureAggregationContext {
   privacy: { mode: string; adaptiveClipping?: unknown };
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A run config as given, with the trust policy's per-update screens off by default when it turns secure
+ * aggregation on: `trust.normBound` and `trust.maxAbsValue` judge one site's update, which the coordinator
+ * never sees then, and each site clips every value of its change to ±`clipRange` instead. A screen the
+ * config sets itself is kept, so a value above 0 is still refused by {@link secureAggregationProblems}.
+ */
+export function withSecureAggregationDefaults(input: unknown): unknown {
+  if (!isRecord(input) || !isRecord(input['secureAggregation']) || input['secureAggregation']['enabled'] !== true) return input;
+  const trust = input['trust'] ?? {};
+  if (!isRecord(trust)) return input;
+  return { ...input, trust: { normBound: 0, maxAbsValue: 0, ...trust } };
+}
+
 /**
  * What stands in the way of secure aggregation as configured, each with the field to name; empty when
  * nothing does (or when it is off).
