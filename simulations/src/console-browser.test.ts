@@ -115,7 +115,7 @@ function startSite(url: string, name: string, index: number, cache: string): Pro
 const roundsDone = (page: Page) => page.locator('[data-testid="rounds-done"]').textContent().then(Number);
 
 describe('operator console in a real browser', () => {
-  test('log in, create and start a run from the form, watch rounds, see a killed site dropped, stop, download the model', async () => {
+  test('log in, create and start a run from the form, watch rounds, see a killed site dropped, stop, download the model; a run short of sites fails with why', async () => {
     const dir = await scratch('console');
     store = Store.open(join(dir, 'coordinator.db'));
     const log = createLogger('coordinator', { level: 'warn' });
@@ -233,6 +233,22 @@ describe('operator console in a real browser', () => {
     const pdf = (await page.pdf({ format: 'A4', printBackground: true })).toString('latin1');
     expect(pdf.match(/\/Type\s*\/Page[^s]/g)).toHaveLength(1);
 
+    // A run that fails for want of sites says why on the page, as the API has it.
+    await page.emulateMedia({ media: 'screen' });
+    await page.click('a[href="#/new"]');
+    await page.fill('#f-runId', 'wanting');
+    await page.fill('#f-minClients', '9');
+    await page.fill('#f-waitTimeoutSeconds', '1');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('h1#run-title:text("Run wanting")');
+    await page.click('button:text("Start")');
+    await page.waitForSelector('[data-status="failed"]');
+    const failed = (await page.request.get(`${url}/api/runs/wanting`).then((r) => r.json())) as { status: string; reason?: { message: string } };
+    expect(failed.status).toBe('failed');
+    expect(failed.reason?.message).toMatch(/of the 9 clients needed were ready/);
+    expect(await page.locator('.status-line .reason').first().textContent()).toContain(failed.reason!.message);
+    await page.screenshot({ path: join(SHOTS, '6-failed-for-want-of-sites.png'), fullPage: true });
+
     // Live, not polled: the page called the API only for what the operator did.
     expect(apiCalls.filter((c) => c.startsWith('GET')).every((c) => c.endsWith('/model'))).toBe(true);
     expect(apiCalls.filter((c) => c.startsWith('POST'))).toEqual([
@@ -240,6 +256,8 @@ describe('operator console in a real browser', () => {
       'POST /api/runs',
       `POST /api/runs/${RUN}/start`,
       `POST /api/runs/${RUN}/stop`,
+      'POST /api/runs',
+      'POST /api/runs/wanting/start',
     ]);
     expect(failures).toEqual([]);
   }, 120_000);
