@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { createRng, deriveSeed, ErrorCode, FtlError, noiseMultiplierFor, type RecordPrivacy } from '@ftl/shared';
+import { createRng, deriveSeed, ErrorCode, FtlError, GaussianNoise, noiseMultiplierFor, type RecordPrivacy } from '@ftl/shared';
 
 // Record-level differential privacy for local training: DP-SGD (Abadi et al., 2016). Every step takes a
 // sample of the site's examples, clips each example's gradient to L2 norm C (over all trained tensors
@@ -124,20 +124,18 @@ export function noiseMultiplierOf(mechanism: RecordPrivacy, n: number, batchSize
   return noiseMultiplierFor({ epsilon: targetEpsilon, delta: mechanism.delta, sampleRate, steps: plannedEpochs * stepsPerEpoch });
 }
 
-const TWO_POW_31 = 2147483648;
 const TWO_POW_32 = 4294967296;
-/** Half a step of the 2⁻³¹ grid: shifts it to be symmetric about 0, without 0 itself. */
-const HALF_STEP = 2 ** -32;
 
 /**
- * The randomness of DP-SGD: which examples a step takes and the noise it adds. {@link DpRandom.secret}
- * reads the operating system's cryptographic generator (what privacy needs); {@link DpRandom.seeded}
- * runs the project's seeded generator, so a run repeats.
+ * The randomness of DP-SGD: which examples a step takes and the noise it adds (the Gaussian noise of
+ * {@link GaussianNoise}, on the same words). {@link DpRandom.secret} reads the operating system's
+ * cryptographic generator (what privacy needs); {@link DpRandom.seeded} runs the project's seeded
+ * generator, so a run repeats.
  */
-export class DpRandom {
-  private buffer = new Uint32Array(0);
-
-  private constructor(private readonly fill: (words: Uint32Array) => void) {}
+export class DpRandom extends GaussianNoise {
+  private constructor(fill: (words: Uint32Array) => void) {
+    super(fill);
+  }
 
   /** Secret randomness: node's `randomFillSync`. */
   static secret(): DpRandom {
@@ -145,49 +143,12 @@ export class DpRandom {
   }
 
   /** Repeatable randomness from `seed`; `stream` gives independent generators of one seed (sampling, noise). */
-  static seeded(seed: number, stream = 0): DpRandom {
+  static override seeded(seed: number, stream = 0): DpRandom {
     const rng = createRng(deriveSeed(seed, 0xd95d, stream));
     return new DpRandom((words) => {
       // `next()` is a 32-bit word divided by 2³²: multiplying back is exact.
       for (let i = 0; i < words.length; i++) words[i] = rng.next() * TWO_POW_32;
     });
-  }
-
-  /** `count` fresh random 32-bit words (a view of a buffer the next call overwrites). */
-  private words(count: number): Uint32Array {
-    if (this.buffer.length < count) this.buffer = new Uint32Array(Math.max(count, 2 * this.buffer.length));
-    const words = this.buffer.subarray(0, count);
-    this.fill(words);
-    return words;
-  }
-
-  /**
-   * Fills `out` with independent N(0, std²) values: Marsaglia's polar method, both values of each
-   * accepted pair (no trigonometry, about half the time of Box–Muller). Coordinates come from 32-bit
-   * words on a grid symmetric about 0 that never holds 0, so the tails reach about 9 standard deviations.
-   */
-  gaussian(out: Float32Array, std: number): Float32Array {
-    const pairs = Math.ceil(out.length / 2);
-    // π/4 of the candidate pairs are accepted: ask for a margin more, and more again if it runs out.
-    const batch = (left: number) => 2 * Math.ceil(left * 1.3) + 64;
-    let w = this.words(batch(pairs));
-    let at = 0;
-    for (let p = 0; p < pairs; ) {
-      if (at + 2 > w.length) {
-        w = this.words(batch(pairs - p));
-        at = 0;
-      }
-      const u = w[at]! / TWO_POW_31 - 1 + HALF_STEP;
-      const v = w[at + 1]! / TWO_POW_31 - 1 + HALF_STEP;
-      at += 2;
-      const s = u * u + v * v;
-      if (s >= 1) continue;
-      const f = std * Math.sqrt((-2 * Math.log(s)) / s);
-      out[2 * p] = u * f;
-      if (2 * p + 1 < out.length) out[2 * p + 1] = v * f;
-      p++;
-    }
-    return out;
   }
 
   /** A Poisson sample of 0 … n−1: each index independently with probability q, in increasing order. */

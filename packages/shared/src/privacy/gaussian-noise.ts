@@ -34,7 +34,8 @@ export class GaussianNoise implements GaussianSource {
     });
   }
 
-  private words(count: number): Uint32Array {
+  /** `count` fresh random 32-bit words (a view of a buffer the next call overwrites). */
+  protected words(count: number): Uint32Array {
     if (this.buffer.length < count) this.buffer = new Uint32Array(Math.max(count, 2 * this.buffer.length));
     const words = this.buffer.subarray(0, count);
     this.fill(words);
