@@ -144,6 +144,21 @@ describe('local head training', () => {
     expect(strong.d).toBeLessThan(weak.d * 0.7);
   });
 
+  test('the FedProx term pulls towards the global weights in every epoch, so more epochs under a strong μ do not drift further', async () => {
+    const global = getTrainableWeights(createHead(config, 1));
+    const drift = async (epochs: number) => {
+      const trainer = new HeadTrainer(config, data);
+      const { weights } = await trainer.fit(global, { ...fitConfig, learningRate: 0.001, epochs, proximalMu: 100 });
+      trainer.dispose();
+      return distance(weights, global);
+    };
+    const one = await drift(1);
+    const six = await drift(6);
+    expect(one).toBeGreaterThan(0);
+    // Anchored at the start of each epoch instead, every epoch would add about one epoch's drift (six ≈ 6 × one).
+    expect(six).toBeLessThan(2 * one);
+  });
+
   test('local layers never leave the client and carry their training into the next round', async () => {
     const shared = getTrainableWeights(createHead(config, 1), ['head_output']);
     const local = new HeadTrainer(config, data, ['head_output']);

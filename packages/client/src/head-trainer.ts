@@ -49,7 +49,7 @@ interface Split {
 /** What every step of one training uses: the trained tensors, FedProx's anchors and the optimizers. */
 interface StepContext {
   vars: TrainedVariables;
-  /** FedProx: the shared tensors' values at the start of the epoch ({@link reanchor}; empty when μ = 0). */
+  /** FedProx: the shared tensors' values as received, the global model ({@link anchorAtGlobal}; empty when μ = 0). */
   anchors: tf.Tensor[];
   mu: number;
   optimizer: tf.Optimizer;
@@ -57,10 +57,11 @@ interface StepContext {
 }
 
 /**
- * FedProx's anchors: the shared tensors as they are now. The trainer takes them at the start of every
- * epoch (so from the second epoch on, the term pulls towards the previous epoch's end, not the global weights).
+ * FedProx's anchors: the shared tensors as they are now, which is the global model the round sent, since
+ * the trainer takes them once, before the first step. Every local step of every epoch is then pulled
+ * towards the global weights, as FedProx's local objective h(w) = F(w) + (μ/2)·‖w − w_global‖² asks.
  */
-function reanchor(s: StepContext): void {
+function anchorAtGlobal(s: StepContext): void {
   if (s.mu <= 0) return;
   tf.dispose(s.anchors);
   s.anchors = s.vars.shared.map((v) => v.read().clone());
@@ -116,7 +117,7 @@ export class HeadTrainer {
   /**
    * Trains from `weights` (the shared tensors; local layers keep their own values) for `config.epochs`
    * epochs with Adam, shuffling with `config.seed`; with `config.proximalMu` > 0 the FedProx term
-   * (μ/2)·‖w − w_anchor‖² joins the loss, anchored where each epoch starts (the global weights in the first). Unfrozen backbone layers get their own Adam at
+   * (μ/2)·‖w − w_global‖² joins the loss, anchored at the weights received for every epoch. Unfrozen backbone layers get their own Adam at
    * `learningRate × backboneLrFactor` (discriminative learning rates; factor 0 leaves them as received).
    * With `config.dp` every step is DP-SGD instead (see {@link DpSgdConfig}), and `privacy` says what it
    * spent. Returns the shared tensors and the last epoch's loss and accuracy; `onEpoch` hears each epoch's.
@@ -140,6 +141,7 @@ export class HeadTrainer {
     const optimizer = tf.train.adam(config.learningRate);
     const backboneOptimizer = vars.backbone.length > 0 ? tf.train.adam(config.learningRate * factor) : undefined;
     const s: StepContext = { vars, anchors: [], mu, optimizer, backboneOptimizer };
+    anchorAtGlobal(s);
     try {
       if (dp) {
         const { metrics, privacy } = await this.fitPrivately(dp.config, dp.clipper, config, s, onEpoch);
@@ -158,7 +160,6 @@ export class HeadTrainer {
         const idx = tf.tensor1d(order, 'int32');
         const x = tf.gather(this.train.x, idx);
         const y = tf.gather(this.train.y, idx);
-        reanchor(s);
         ({ loss, accuracy } = await this.epoch(x, y, config.batchSize, s));
         tf.dispose([idx, x, y]);
         onEpoch?.(epoch + 1, { loss, accuracy });
@@ -264,7 +265,6 @@ export class HeadTrainer {
     const breathe = eventLoopYielder(this.options.yieldEveryMs);
     let metrics = { loss: NaN, accuracy: NaN };
     for (let epoch = 0; epoch < config.epochs; epoch++) {
-      reanchor(s);
       if (dp.sampling === 'shuffle') sampling.shuffle(order);
       let lossSum = 0;
       let hits = 0;
