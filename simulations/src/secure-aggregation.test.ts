@@ -63,6 +63,9 @@ interface Federation {
   /** Every answer the coordinator's run took from a site: the event and the decoded payload. */
   received: Array<{ event: string; client: string; raw: unknown }>;
   store: Store;
+  /** The coordinator's Prometheus text and the run's site states, read before it closed. */
+  metrics?: string;
+  sites?: Array<{ client: string; state: string; message?: string }>;
   error?: unknown;
 }
 
@@ -120,6 +123,8 @@ async function federate(
   } catch (err) {
     out.error = err;
   } finally {
+    out.metrics = await coordinator.server.metrics.text();
+    out.sites = coordinator.server.runView(runId)?.sites;
     await coordinator.close();
     for (const c of clients) c.close();
     await Promise.all(ends);
@@ -202,6 +207,12 @@ describe('secure aggregation over real sockets', () => {
     expect(events.map((e) => e.data)).toEqual([
       expect.objectContaining({ round: 1, sites: SITES, maskedInputs: SITES, dropouts: 1, threshold: 3, answered: [4, 4, 4, 3] }),
     ]);
+
+    // The operator sees the masked inputs as the round's updates: counted in /metrics and in each site's state.
+    expect(fed.metrics).toMatch(new RegExp(`ftl_updates_accepted_total\\{run="secagg-sum"\\} ${SITES}\\b`));
+    const states = new Map(fed.sites?.map((x) => [x.client, x]));
+    for (const index of [0, 1, 2])
+      expect(states.get(`client-${index}`)?.message).toMatch(/masked update of round 1 was accepted|evaluation of round 1 was accepted/);
   }, 240_000);
 
   test('more than n − t sites dropping after their masked inputs fails the round cleanly: no aggregate, the reason stored, and the run goes on from the previous model', async () => {

@@ -91,7 +91,20 @@ export function acceptSite(socket: ChannelSocket, host: SiteConnectionHost): voi
   on('personalize-result', (raw) => host.activeRun()?.submitPersonalize(name, raw) ?? closed);
   on('class-sums-result', (raw) => host.activeRun()?.submitClassSums(name, raw) ?? closed);
   // Secure aggregation's phases: a site's answers in place of a fit-result, each acknowledged the same way.
-  for (const event of SECURE_AGGREGATION_EVENTS) on(event, (raw) => host.activeRun()?.submitSecure(event, name, raw) ?? closed);
+  // Its masked input is its update, for the metrics and the site's state; a refused answer of any phase shows.
+  for (const event of SECURE_AGGREGATION_EVENTS) {
+    on(event, (raw) => {
+      const run = host.activeRun();
+      const ack = run?.submitSecure(event, name, raw) ?? closed;
+      if (event === 'secagg-masked-input') {
+        host.metrics?.updateAnswered(run?.runId, ack);
+        answered(host, name, run, 'masked update', ack);
+      } else if (!ack.accepted) {
+        answered(host, name, run, `${event} answer`, ack);
+      }
+      return ack;
+    });
+  }
   on('failure', (raw) => {
     const run = host.activeRun();
     if (run && siteFailed(host, name, run.runId, raw) === 'prepare') {
