@@ -63,6 +63,8 @@ interface Federation {
   /** Every answer the coordinator's run took from a site: the event and the decoded payload. */
   received: Array<{ event: string; client: string; raw: unknown }>;
   store: Store;
+  /** The run's progress as the operator saw it after each masked input arrived. */
+  progress: Array<{ phase: string; received: number; expected: number }>;
   /** The coordinator's Prometheus text and the run's site states, read before it closed. */
   metrics?: string;
   sites?: Array<{ client: string; state: string; message?: string }>;
@@ -79,10 +81,13 @@ async function federate(
   const store = Store.open(':memory:');
   const home = await scratch(runId);
   const received: Federation['received'] = [];
+  const progress: Federation['progress'] = [];
   const original = { secure: FederatedRun.prototype.submitSecure, fit: FederatedRun.prototype.submitFit };
   vi.spyOn(FederatedRun.prototype, 'submitSecure').mockImplementation(function (this: FederatedRun, event, client, raw) {
     received.push({ event, client, raw });
-    return original.secure.call(this, event, client, raw);
+    const ack = original.secure.call(this, event, client, raw);
+    if (event === 'secagg-masked-input') progress.push(this.progress());
+    return ack;
   });
   vi.spyOn(FederatedRun.prototype, 'submitFit').mockImplementation(function (this: FederatedRun, client, raw) {
     received.push({ event: 'fit-result', client, raw });
@@ -114,7 +119,7 @@ async function federate(
   const ends = clients.map((c) => c.run().catch(() => undefined));
   const records: RoundRecord[] = [];
   const globals: Weights[] = [];
-  const out: Federation = { records, globals, trained, received, store };
+  const out: Federation = { records, globals, trained, received, progress, store };
   try {
     await coordinator.run((record, snapshot) => {
       records.push(record);
@@ -208,7 +213,9 @@ describe('secure aggregation over real sockets', () => {
       expect.objectContaining({ round: 1, sites: SITES, maskedInputs: SITES, dropouts: 1, threshold: 3, answered: [4, 4, 4, 3] }),
     ]);
 
-    // The operator sees the masked inputs as the round's updates: counted in /metrics and in each site's state.
+    // The operator sees the masked inputs as the round's updates: in the run's progress as they come in,
+    // counted in /metrics and in each site's state.
+    expect(fed.progress.map((p) => [p.phase, p.received, p.expected])).toEqual(Array.from({ length: SITES }, (_, i) => ['fit', i + 1, SITES]));
     expect(fed.metrics).toMatch(new RegExp(`ftl_updates_accepted_total\\{run="secagg-sum"\\} ${SITES}\\b`));
     const states = new Map(fed.sites?.map((x) => [x.client, x]));
     for (const index of [0, 1, 2])

@@ -167,7 +167,10 @@ export class FederatedRun {
   /** Where the run stands now. */
   progress(): RunProgress {
     const stage = PHASE_STAGE[this.current.phase];
-    const collector = stage ? this.intake.collector(stage) : undefined;
+    // A secure-aggregation round collects its fit in phases of their own stage.
+    const collector = stage
+      ? (this.intake.collector(stage) ?? (stage === 'fit' ? this.intake.collector('secure-aggregation') : undefined))
+      : undefined;
     return {
       runId: this.config.runId,
       ...this.current,
