@@ -101,13 +101,13 @@ export class CoordinatorMetrics implements RunMetrics {
     });
     this.accepted = new Counter({
       name: 'ftl_updates_accepted_total',
-      help: 'Site updates (fit-result) that passed every check and were acknowledged as accepted, by run.',
+      help: 'Site updates (fit-result, or a masked input under secure aggregation) that passed every check and were acknowledged as accepted, by run.',
       labelNames: ['run'] as const,
       registers,
     });
     this.rejected = new Counter({
       name: 'ftl_updates_rejected_total',
-      help: 'Site updates (fit-result) acknowledged as refused, by run and the reason of the acknowledgement.',
+      help: 'Site updates (fit-result, or a masked input under secure aggregation) acknowledged as refused, by run and the reason of the acknowledgement.',
       labelNames: ['run', 'reason'] as const,
       registers,
     });

@@ -13,6 +13,7 @@ import {
   parseCsvTable,
   splitTypedTable,
   summarizeTable,
+  tableEncodingProblem,
   tableSummaryProblem,
   typeTable,
 } from './table.js';
@@ -99,6 +100,19 @@ describe('summaries, the encoding and encoded rows', () => {
     expect(summary.columns[1]).toEqual({ name: 'smoker', categories: ['no', 'yes'], mode: 'no' });
     expect(summary.columns[0]).toMatchObject({ name: 'age', count: 5, sum: 250 });
     expect(tableSummaryProblem(summary, SPEC)).toBeUndefined();
+  });
+
+  test("a summary or an encoding whose columns are not the run's feature columns, in order, is refused naming the first that differs", () => {
+    const summary = summarizeTable(typed, SPEC);
+    expect(tableSummaryProblem({ columns: summary.columns.slice(1) }, SPEC)).toBe(
+      "the table summary has 3 columns but the run's table has 4 feature columns",
+    );
+    const swapped = [summary.columns[1]!, summary.columns[0]!, ...summary.columns.slice(2)];
+    expect(tableSummaryProblem({ columns: swapped }, SPEC)).toBe('table summary column 1 is "smoker" but the run\'s feature column 1 is "age"');
+    const encoding = combineTableSummaries([{ summary, rows: typed.labels.length }], SPEC);
+    expect(tableEncodingProblem(encoding, SPEC)).toBeUndefined();
+    const renamed = { columns: encoding.columns.map((c, i) => (i === 2 ? { ...c, name: 'admission' } : c)) };
+    expect(tableEncodingProblem(renamed, SPEC)).toBe('table encoding column 3 is "admission" but the run\'s feature column 3 is "admitted"');
   });
 
   test('the encoding pools the sites as if their rows were one table, and any order of sites gives the same', () => {

@@ -325,18 +325,29 @@ export function summarizeTable(t: TypedTable, spec: TableSpec): TableSummary {
   return { columns };
 }
 
+/** Whether a summary's or an encoding's columns are the run's feature columns, by name and in order; undefined when they are. */
+function misalignedColumns(
+  what: 'summary' | 'encoding',
+  columns: ReadonlyArray<{ name: string }>,
+  features: ReadonlyArray<{ name: string }>,
+): string | undefined {
+  if (columns.length !== features.length) {
+    return `the table ${what} has ${columns.length} columns but the run's table has ${features.length} feature columns`;
+  }
+  const j = columns.findIndex((col, i) => col.name !== features[i]!.name);
+  return j < 0 ? undefined : `table ${what} column ${j + 1} is "${columns[j]!.name}" but the run's feature column ${j + 1} is "${features[j]!.name}"`;
+}
+
 /**
  * Whether a site's summary fits the run's table (one entry per feature column, in order, of the kind its
  * type has, statistics that agree with each other), or undefined when it does.
  */
 export function tableSummaryProblem(summary: TableSummary, spec: TableSpec): string | undefined {
   const features = featureColumns(spec);
-  if (summary.columns.length !== features.length) {
-    return `the table summary has ${summary.columns.length} columns but the run's table has ${features.length} feature columns`;
-  }
+  const misaligned = misalignedColumns('summary', summary.columns, features);
+  if (misaligned) return misaligned;
   for (const [j, c] of features.entries()) {
     const s = summary.columns[j]!;
-    if (s.name !== c.name) return `table summary column ${j + 1} is "${s.name}" but the run's feature column ${j + 1} is "${c.name}"`;
     if (isNumberLike(c)) {
       if (s.categories !== undefined || s.mode !== undefined) return `table summary column "${c.name}" names categories, but the column is ${c.type}`;
       if (s.count === undefined) return `table summary column "${c.name}" has no count`;
@@ -454,12 +465,10 @@ export function encodedFeatureNames(spec: TableSpec, encoding: TableEncoding): s
  */
 export function tableEncodingProblem(encoding: TableEncoding, spec: TableSpec): string | undefined {
   const features = featureColumns(spec);
-  if (encoding.columns.length !== features.length) {
-    return `the table encoding has ${encoding.columns.length} columns but the run's table has ${features.length} feature columns`;
-  }
+  const misaligned = misalignedColumns('encoding', encoding.columns, features);
+  if (misaligned) return misaligned;
   for (const [j, c] of features.entries()) {
     const e = encoding.columns[j]!;
-    if (e.name !== c.name) return `table encoding column ${j + 1} is "${e.name}" but the run's feature column ${j + 1} is "${c.name}"`;
     if (isNumberLike(c)) {
       if (typeof e.fill !== 'number' || e.shift === undefined || e.scale === undefined)
         return `table encoding column "${c.name}" lacks its fill, shift or scale`;
