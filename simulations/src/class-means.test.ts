@@ -1,13 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  type Coordinator,
-  DEFAULT_BACKBONE_DIR,
-  defaultCoordinatorConfig,
-  loadServedBackbone,
-  Store,
-  type CoordinatorConfig,
-} from '@ftl/coordinator';
+import { type Coordinator, SMALL_BACKBONE_DIR, defaultCoordinatorConfig, loadServedBackbone, Store, type CoordinatorConfig } from '@ftl/coordinator';
 import {
   alignShardToRun,
   CLASS_SUMS_TENSOR,
@@ -77,7 +70,7 @@ async function pooledMeans(
   normalization?: Normalization,
 ): Promise<{ means: Float64Array[]; counts: number[]; featureDim: number }> {
   await initBackend();
-  const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
+  const served = await loadServedBackbone(SMALL_BACKBONE_DIR);
   const fx = served.extractor;
   const mnist = loadBuiltinDataset('mnist');
   const d = fx.featureDim;
@@ -264,7 +257,7 @@ describe('headInit class-means (FedNCM) over real sockets', () => {
 
 /** The pooled within-class scatter of the sites' training features (the same shards, through the real extractor). */
 async function pooledScatter(classes: string[], means: Float64Array[]): Promise<Float64Array> {
-  const fx = (await loadServedBackbone(DEFAULT_BACKBONE_DIR)).extractor;
+  const fx = (await loadServedBackbone(SMALL_BACKBONE_DIR)).extractor;
   const mnist = loadBuiltinDataset('mnist');
   const d = fx.featureDim;
   const flat = Float64Array.from(means.flatMap((m) => Array.from(m)));

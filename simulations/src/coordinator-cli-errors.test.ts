@@ -307,7 +307,7 @@ describe('a one-run coordinator on a run id its database already has', () => {
     const args = ['--port', '0', '--db', db, '--wait-timeout', '1', '--min-clients', '1'];
     expectOneLineError(
       await run([...args, '--run-id', 'first', '--hidden', '64', '--epochs', '2'], dir),
-      `error [CONFLICT]: run first already exists in ${db} with fit.epochs 5 (now 2), hidden [128] (now [64]); use another --run-id, or give its settings again to resume it`,
+      `error [CONFLICT]: run first already exists in ${db} with fit.epochs 5 (now 2), hidden [] (now [64]); use another --run-id, or give its settings again to resume it`,
     );
     expectOneLineError(
       await run([...args, '--run-id', 'done'], dir),

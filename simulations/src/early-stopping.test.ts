@@ -1,6 +1,7 @@
 import { parsePartition, parseStrategy, type Weights } from '@ftl/shared';
 import { expect, test } from 'vitest';
 import { signFlip, simulate } from './simulate.js';
+import { TEST_RUN } from './test-federation.js';
 
 test.each<['loss' | 'accuracy']>([['loss'], ['accuracy']])(
   'early stopping on the median validation %s ends the run after `patience` worse rounds and exports the best head, not the last',
@@ -10,6 +11,7 @@ test.each<['loss' | 'accuracy']>([['loss'], ['accuracy']])(
     const flip = signFlip(10);
     const lateAttack = (trained: Weights, global: Weights) => (++updates >= 3 ? flip(trained, global) : trained);
     const r = await simulate({
+      ...TEST_RUN,
       clients: 3,
       partition: parsePartition('iid'),
       rounds: 6,

@@ -3,7 +3,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import {
   BACKBONE_META_FILE,
-  DEFAULT_BACKBONE_DIR,
+  SMALL_BACKBONE_DIR,
   defaultCoordinatorConfig,
   loadServedBackbone,
   Store,
@@ -31,9 +31,9 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { holdoutAccuracy } from './holdout.js';
 import { federateToEnd, scratch, tensorValues, type RunOutcome } from './test-federation.js';
 
-// conv2 of the default backbone: 3×3×16×32 kernel + 32 biases.
+// conv2 of small-fmnist, the backbone test federations run on: 3×3×16×32 kernel + 32 biases.
 const CONV2_VALUES = 3 * 3 * 16 * 32 + 32;
-// conv1 of the default backbone: 5×5×1×16 kernel + 16 biases.
+// conv1 of small-fmnist: 5×5×1×16 kernel + 16 biases.
 const CONV1_VALUES = 5 * 5 * 1 * 16 + 16;
 // Per update besides the values: the two extra tensors' specs ({name, shape, dtype} in msgpack, ~87
 // bytes) and float metrics that may encode a few bytes shorter or longer.
@@ -105,7 +105,7 @@ describe('fine-tuning modes over real sockets', () => {
     const kernelOf = (m: tf.LayersModel, layer: string) => Array.from(m.getLayer(layer).getWeights()[0]!.dataSync());
     const kernel = kernelOf(exported, 'conv2');
     expect(kernel).toEqual(Array.from(tensorValues(summary.weights, 'conv2/kernel')));
-    const pretrained = (await loadServedBackbone(DEFAULT_BACKBONE_DIR)).extractor.model as tf.LayersModel;
+    const pretrained = (await loadServedBackbone(SMALL_BACKBONE_DIR)).extractor.model as tf.LayersModel;
     const original = kernelOf(pretrained, 'conv2');
     expect(Math.sqrt(kernel.reduce((s, v, i) => s + (v - original[i]!) ** 2, 0))).toBeGreaterThan(1e-2);
     expect(kernelOf(exported, 'conv1')).toEqual(kernelOf(pretrained, 'conv1')); // frozen below the boundary
@@ -199,7 +199,7 @@ describe('fine-tuning modes over real sockets', () => {
 
     // The conv layers started from their initialisers seeded by the run's seed, not from the pretrained
     // backbone: two rounds of training left them near that start and far from the pretrained values.
-    const served = await loadServedBackbone(DEFAULT_BACKBONE_DIR);
+    const served = await loadServedBackbone(SMALL_BACKBONE_DIR);
     const pretrained = served.extractor.model as tf.LayersModel;
     const start = createTrainableNetwork(
       served.extractor.at(served.featureLayer) as LayersFeatureExtractor,

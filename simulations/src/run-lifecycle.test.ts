@@ -6,7 +6,7 @@ import { createLogger, createMsgpackParser, initBackend, parsePartition, parseSt
 import { afterEach, describe, expect, test } from 'vitest';
 import { echoGlobal, HostileClient, plausibleStats } from './hostile-client.js';
 import { simulate } from './simulate.js';
-import { scratch } from './test-federation.js';
+import { scratch, TEST_RUN } from './test-federation.js';
 
 // Scripted sites (no training) make each round's outcome exact: what is committed, exported or kept
 // depends only on the coordinator's lifecycle, which is what these tests are about.
@@ -21,6 +21,7 @@ async function start(over: Partial<CoordinatorConfig>, store?: Store): Promise<{
   await initBackend();
   const config: CoordinatorConfig = {
     ...defaultCoordinatorConfig(),
+    ...structuredClone(TEST_RUN),
     port: 0,
     minClients: 2,
     waitTimeoutMs: 60_000,
@@ -235,6 +236,7 @@ describe('run lifecycle', () => {
     // Site 0 sends NaN weights: refused as non-finite. The round's deadline is minutes away: the run ends
     // long before it only because the site reports its failure.
     const r = await simulate({
+      ...TEST_RUN,
       clients: 2,
       partition: parsePartition('iid'),
       rounds: 1,

@@ -1,11 +1,22 @@
 import { parsePartition, parseStrategy } from '@ftl/shared';
 import { describe, expect, test } from 'vitest';
 import { signFlip, simulate } from './simulate.js';
+import { TEST_RUN } from './test-federation.js';
 
 const TRUST_OFF = { normBound: 0, maxAbsValue: 0, weightCap: 0 };
 
 // Small federations through the real coordinator and real clients over loopback socket.io.
-const small = { clients: 5, partition: parsePartition('iid'), rounds: 2, epochs: 2, learningRate: 0.002, batchSize: 32, seed: 2, limit: 1000 };
+const small = {
+  ...TEST_RUN,
+  clients: 5,
+  partition: parsePartition('iid'),
+  rounds: 2,
+  epochs: 2,
+  learningRate: 0.002,
+  batchSize: 32,
+  seed: 2,
+  limit: 1000,
+};
 
 describe('strategies in real runs', () => {
   test('with a sign-flipping ×10 site and the trust policy off, FedAvg collapses while FedMedian still learns', async () => {

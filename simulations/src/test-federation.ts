@@ -2,7 +2,15 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, type CoordinatorConfig, type RoundRecord, type RunSummary, type Store } from '@ftl/coordinator';
+import {
+  Coordinator,
+  defaultCoordinatorConfig,
+  SMALL_BACKBONE_DIR,
+  type CoordinatorConfig,
+  type RoundRecord,
+  type RunSummary,
+  type Store,
+} from '@ftl/coordinator';
 import {
   createLogger,
   initBackend,
@@ -44,11 +52,23 @@ export interface CoordinatorHome {
 }
 
 /**
- * A real coordinator, not yet listening: the run config's defaults on a free loopback port, exporting
- * nothing, with `over` on top.
+ * The setting test federations run on unless a test says otherwise: the small backbone (`small-fmnist`,
+ * two convolutions, quick to extract) under a 128-unit head from a seeded random start, so a run's rounds
+ * are its only phases. The defaults themselves (`encoder-spatial-fmnist`, a linear head set by the
+ * discriminant) have tests of their own.
+ */
+export const TEST_RUN: Pick<CoordinatorConfig, 'backboneDir' | 'hidden' | 'headInit'> = {
+  backboneDir: SMALL_BACKBONE_DIR,
+  hidden: [128],
+  headInit: 'random',
+};
+
+/**
+ * A real coordinator, not yet listening: the run config's defaults with {@link TEST_RUN} on a free
+ * loopback port, exporting nothing, with `over` on top.
  */
 export function createCoordinator(over: Partial<CoordinatorConfig>, home: CoordinatorHome = {}): Promise<Coordinator> {
-  const config: CoordinatorConfig = { ...defaultCoordinatorConfig(), port: 0, exportDir: undefined, ...over };
+  const config: CoordinatorConfig = { ...defaultCoordinatorConfig(), ...structuredClone(TEST_RUN), port: 0, exportDir: undefined, ...over };
   return Coordinator.create(config, home.log ?? createLogger('coordinator'), home.store);
 }
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backboneCatalog, BACKBONES_DIR, backboneTable, resolveBackboneSource, summarizeBackbones } from './backbone-catalog.js';
 import { BACKBONE_META_FILE } from './backbone-meta.js';
 import { loadServedBackbone } from './backbone-server.js';
-import { DEFAULT_BACKBONE_DIR } from './config.js';
+import { DEFAULT_BACKBONE, DEFAULT_BACKBONE_DIR, SMALL_BACKBONE_DIR } from './config.js';
 
 let scratch: string;
 
@@ -34,10 +34,11 @@ const COMMITTED = [
 ];
 
 describe('backboneCatalog', () => {
-  test('lists the committed backbones by name; the default backbone is small-fmnist, read from its own folder', async () => {
+  test('lists the committed backbones by name; the default is one of them, and small-fmnist is read from its own folder', async () => {
     const catalog = await backboneCatalog();
     expect(catalog.map((b) => b.name)).toEqual(COMMITTED.map((b) => b.name));
-    expect(catalog.find((b) => b.name === 'small-fmnist')!.dir).toBe(DEFAULT_BACKBONE_DIR);
+    expect(catalog.find((b) => b.name === DEFAULT_BACKBONE)!.dir).toBe(DEFAULT_BACKBONE_DIR);
+    expect(catalog.find((b) => b.name === 'small-fmnist')!.dir).toBe(SMALL_BACKBONE_DIR);
     expect(catalog.find((b) => b.name === 'encoder-fmnist')!.dir).toBe(join(BACKBONES_DIR, 'encoder-fmnist'));
   });
 

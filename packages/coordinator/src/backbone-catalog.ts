@@ -9,8 +9,8 @@ import { readBackboneMeta } from './backbone-meta.js';
 export const BACKBONES_DIR = fileURLToPath(new URL('../backbones', import.meta.url));
 
 /**
- * Names of committed backbones that keep a folder of their own outside {@link BACKBONES_DIR}: the default
- * backbone stays where the coordinator has always read it.
+ * Names of committed backbones that keep a folder of their own outside {@link BACKBONES_DIR}: the first,
+ * small backbone stays where the coordinator has always read it.
  */
 const ELSEWHERE: Readonly<Record<string, string>> = {
   'small-fmnist': fileURLToPath(new URL('../backbone', import.meta.url)),
@@ -38,7 +38,7 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The committed backbones by name, sorted, each with its folder: every folder of `dir` that holds a
- * model.json, and the names kept elsewhere (such as `small-fmnist`, the default backbone).
+ * model.json, and the names kept elsewhere (such as `small-fmnist`, the first backbone).
  *
  * @example
  * (await backboneCatalog()).map((b) => b.name); // ['encoder-fmnist', 'encoder-fmnist-0to4', 'small-fmnist']

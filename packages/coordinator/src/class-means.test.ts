@@ -175,14 +175,16 @@ describe('the recorded head', () => {
 
 describe('headInit in the run config and on the command line', () => {
   test('class-means needs a linear head and a pretrained backbone, with a message that says what to change', () => {
-    expect(parseRunConfig({}).headInit).toBe('random');
-    expect(parseRunConfig({ headInit: 'class-means', hidden: [] }).headInit).toBe('class-means');
-    expect(() => parseRunConfig({ headInit: 'class-means' })).toThrow(
+    expect(parseRunConfig({}).headInit).toBe('auto');
+    expect(parseRunConfig({ headInit: 'class-means' }).headInit).toBe('class-means');
+    expect(() => parseRunConfig({ headInit: 'class-means', hidden: [128] })).toThrow(
       /headInit: class-means sets a linear head, but hidden is \[128\]; set hidden to \[\]/,
     );
     expect(() => parseRunConfig({ headInit: 'class-means', hidden: [], fineTuning: { mode: 'scratch' } })).toThrow(/re-initialises the backbone/);
-    expect(() => parseRunConfig({ headInit: 'nearest' })).toThrow(/headInit must be random, class-means .* or discriminant/);
-    expect(() => parseRunConfig({ headInit: 'discriminant' })).toThrow(/headInit: discriminant sets a linear head, but hidden is \[128\]/);
+    expect(() => parseRunConfig({ headInit: 'nearest' })).toThrow(/headInit must be auto .*, random, class-means .* or discriminant/);
+    expect(() => parseRunConfig({ headInit: 'discriminant', hidden: [128] })).toThrow(
+      /headInit: discriminant sets a linear head, but hidden is \[128\]/,
+    );
     expect(parseRunConfig({ headInit: 'discriminant', hidden: [] }).headInit).toBe('discriminant');
     expect(parseRunConfig({ headInit: 'class-means', hidden: [], fineTuning: { mode: 'gradual', layers: 1, everyRounds: 3 } }).fineTuning.mode).toBe(
       'gradual',
@@ -192,7 +194,7 @@ describe('headInit in the run config and on the command line', () => {
   test("--head-init goes through the same check, and the field survives the store's round trip", () => {
     const config = parseCoordinatorArgs(['--head-init', 'class-means', '--hidden', '']);
     expect(config !== 'help' && config.headInit).toBe('class-means');
-    expect(() => parseCoordinatorArgs(['--head-init', 'class-means'])).toThrow(
+    expect(() => parseCoordinatorArgs(['--head-init', 'class-means', '--hidden', '128'])).toThrow(
       expect.objectContaining({
         code: ErrorCode.InvalidConfig,
         message: expect.stringMatching(/command line: --head-init \(headInit\): class-means sets a linear head/),

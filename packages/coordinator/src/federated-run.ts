@@ -18,6 +18,7 @@ import { tableSummaryProblem, type TableSummary } from '@ftl/shared';
 import { BACKBONE_PATH, type ServedBackbone } from './backbone-server.js';
 import { assertHeadInit, classSumsMessageBytes } from './class-means.js';
 import type { CoordinatorConfig } from './config.js';
+import { resolvedHeadInit, type ResolvedHeadInit } from './run-config.js';
 import { EarlyStopping } from './early-stopping.js';
 import type { GlobalModel } from './global-model.js';
 import { initHead } from './head-init.js';
@@ -71,6 +72,8 @@ export class FederatedRun {
   private wake?: () => void;
   private current: Pick<RunProgress, 'phase' | 'round'> = { phase: 'idle', round: 0 };
   private readonly log: Logger;
+  /** How the head starts: the config's `headInit`, with `auto` resolved. */
+  readonly headInit: ResolvedHeadInit;
 
   constructor(
     readonly config: CoordinatorConfig,
@@ -82,7 +85,11 @@ export class FederatedRun {
     private readonly store?: Store,
   ) {
     this.log = log.child({ run: config.runId });
-    assertHeadInit(config, head);
+    // `auto` becomes the initialisation this run can do, now that the head's size is known; the config
+    // keeps what was asked, so a restart with the same settings matches the stored run.
+    this.headInit = resolvedHeadInit(config, head.featureDim);
+    if (config.headInit === 'auto') this.log.info('head-init-chosen', { method: this.headInit, from: 'auto' });
+    assertHeadInit({ headInit: this.headInit, fineTuning: config.fineTuning }, head);
     const tableProblem = tableRunProblem(config, backbone.inputShape);
     if (tableProblem) throw new FtlError(ErrorCode.InvalidConfig, tableProblem);
     this.sets = new TrainableSets(config, backbone, head);
@@ -106,7 +113,15 @@ export class FederatedRun {
     }
     const trust = config.trust ?? DEFAULT_TRUST;
     this.exclusions = new ExclusionLog(config.runId, store, this.log);
-    this.intake = new UpdateIntake({ config, head, host, log: this.log, trust, globalSpecs: () => this.model.weights.specs });
+    this.intake = new UpdateIntake({
+      config,
+      head,
+      host,
+      log: this.log,
+      trust,
+      headInit: this.headInit,
+      globalSpecs: () => this.model.weights.specs,
+    });
     this.ctx = {
       config,
       head,
@@ -120,6 +135,7 @@ export class FederatedRun {
       exclusions: this.exclusions,
       sets: this.sets,
       model: this.model,
+      headInit: this.headInit,
       setPhase: (phase, round) => (this.current = { phase, round: round ?? this.current.round }),
       interrupted: () => this.stopRequest === 'interrupt',
     };
@@ -136,7 +152,7 @@ export class FederatedRun {
   maxMessageBytes(): number {
     return Math.max(
       specsSize(this.sets.largest.specs) * 4 * 2 + 64 * 1024,
-      classSumsMessageBytes(this.config.headInit, this.head),
+      classSumsMessageBytes(this.headInit, this.head),
       secureAggregationMessageBytes(this.config),
     );
   }
@@ -307,7 +323,8 @@ export class FederatedRun {
       await waitForClients(ctx, { stopRequested, setWake: (wake) => (this.wake = wake) });
       fixNormalization(ctx);
       fixTableEncoding(ctx);
-      await initHead(ctx);
+      // A stop asked for while the run waited ends it before any exchange with the sites.
+      if (!stopRequested()) await initHead(ctx);
       const played: RoundListener = (record, snapshot) => {
         this.host.metrics?.roundPlayed(runId, record);
         return onRound?.(record, snapshot);

@@ -13,7 +13,7 @@ import { refusals } from './update-intake.js';
  */
 export async function initHead(ctx: RunContext): Promise<void> {
   const { config, host, log, store, model } = ctx;
-  const method = config.headInit;
+  const method = ctx.headInit;
   if ((method !== 'class-means' && method !== 'discriminant') || model.version > 0) return;
   const { runId, roundDeadlineMs } = config;
   const recorded = store

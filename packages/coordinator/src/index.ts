@@ -3,7 +3,9 @@ export { BACKBONE_PATH, loadServedBackbone, type ServedBackbone } from './backbo
 export { BACKBONES_DIR, backboneCatalog, backboneTable, resolveBackboneSource, summarizeBackbones } from './backbone-catalog.js';
 export {
   COORDINATOR_HELP,
+  DEFAULT_BACKBONE,
   DEFAULT_BACKBONE_DIR,
+  SMALL_BACKBONE_DIR,
   applyRunConfig,
   defaultCoordinatorConfig,
   parseCoordinatorArgs,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { thrownBy } from '@ftl/shared/testing';
 import { describe, expect, test } from 'vitest';
 import { parseCoordinatorArgs, type CoordinatorConfig } from './config.js';
-import { flagText, parseRunConfig, RunConfigSchema, runConfigFlags } from './run-config.js';
+import { flagText, MAX_DISCRIMINANT_FEATURES, parseRunConfig, resolvedHeadInit, RunConfigSchema, runConfigFlags } from './run-config.js';
 import { COORDINATOR_HELP } from './config.js';
 
 /** The message of what `fn` throws; the test fails when it returns. */
@@ -24,7 +24,8 @@ describe('run configuration', () => {
       fit: { epochs: 5, batchSize: 32, learningRate: 0.001 },
       schedule: { lrDecay: 1, epochs: [] },
       seed: 1,
-      hidden: [128],
+      hidden: [],
+      headInit: 'auto',
       localLayers: [],
       personalizeEpochs: 0,
       strategy: { name: 'fedavg', options: {} },
@@ -35,6 +36,30 @@ describe('run configuration', () => {
     expect(c.trust).toEqual({ normBound: 4, maxAbsValue: 1e6, weightCap: 4 });
     expect(c.normalizationTrim).toBe(0);
     expect(c.inputRange).toBeUndefined();
+  });
+
+  test('headInit auto is the discriminant where the run allows it, and a random head where it does not', () => {
+    const on = (doc: Record<string, unknown>, featureDim = 256) => resolvedHeadInit(parseRunConfig(doc), featureDim);
+    expect(on({})).toBe('discriminant');
+    expect(on({ hidden: [128] })).toBe('random');
+    expect(on({ fineTuning: { mode: 'scratch' } })).toBe('random');
+    expect(on({ fineTuning: { mode: 'partial' } })).toBe('discriminant');
+    expect(on({}, MAX_DISCRIMINANT_FEATURES)).toBe('discriminant');
+    expect(on({}, MAX_DISCRIMINANT_FEATURES + 1)).toBe('random');
+    expect(on({ privacy: { mode: 'record', noiseMultiplier: 1, clipNorm: 1 } })).toBe('random');
+    expect(on({ privacy: { mode: 'client', noiseMultiplier: 1, clipNorm: 1 } })).toBe('random');
+    expect(on({ secureAggregation: { enabled: true } })).toBe('random');
+    // What is asked for is done (or refused), never changed.
+    expect(on({ headInit: 'random' })).toBe('random');
+    expect(on({ headInit: 'class-means' }, 4096)).toBe('class-means');
+    // auto is never a conflict, so a hidden layer or DP alone does not need headInit set.
+    expect(() => parseRunConfig({ hidden: [64], privacy: { mode: 'record', noiseMultiplier: 1, clipNorm: 1 } })).not.toThrow();
+    expect(() => parseRunConfig({ headInit: 'discriminant', hidden: [64] })).toThrow(
+      /headInit: discriminant sets a linear head, but hidden is \[64\]/,
+    );
+    expect(() => parseRunConfig({ headInit: 'discriminant', secureAggregation: { enabled: true } })).toThrow(
+      /headInit: discriminant has each site send/,
+    );
   });
 
   test('the trust policy and the robust normalisation settings are validated like every field', () => {

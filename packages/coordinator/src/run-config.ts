@@ -129,13 +129,42 @@ function epochsSchedule(text: string): unknown {
  * How a run's head starts: `random` (seeded); `class-means` — before round 1 the sites send per-class
  * sums and counts of their training features and the coordinator sets the head to the nearest-class-mean
  * classifier (FedNCM); `discriminant` — the same sums plus each site's within-class scatter, which give the
- * pooled shrinkage linear discriminant (LDA) exactly as if the features were pooled.
+ * pooled shrinkage linear discriminant (LDA) exactly as if the features were pooled; `auto` (the default) —
+ * `discriminant` where the run allows it, `random` where it does not ({@link resolvedHeadInit}).
  */
-export const HEAD_INITS = ['random', 'class-means', 'discriminant'] as const;
+export const HEAD_INITS = ['auto', 'random', 'class-means', 'discriminant'] as const;
 export type HeadInit = (typeof HEAD_INITS)[number];
+/** A head initialisation a run does: {@link HeadInit} with `auto` decided. */
+export type ResolvedHeadInit = Exclude<HeadInit, 'auto'>;
 
 /** Largest feature vector a discriminant head takes: each site sends featureDim² values once. */
 export const MAX_DISCRIMINANT_FEATURES = 2048;
+
+/**
+ * The head initialisation a run does: `headInit` itself, unless it is `auto`, which becomes `discriminant`
+ * when nothing stands in its way — a linear head on the pretrained backbone's features (not `scratch`), at
+ * most {@link MAX_DISCRIMINANT_FEATURES} feature values, and no differential privacy or secure aggregation,
+ * which must not see a site's exact feature sums — and `random` otherwise.
+ */
+export function resolvedHeadInit(
+  run: {
+    headInit: HeadInit;
+    hidden: readonly number[];
+    fineTuning: { mode: string };
+    privacy: { mode: string };
+    secureAggregation: { enabled: boolean };
+  },
+  featureDim: number,
+): ResolvedHeadInit {
+  if (run.headInit !== 'auto') return run.headInit;
+  const allowed =
+    run.hidden.length === 0 &&
+    run.fineTuning.mode !== 'scratch' &&
+    featureDim <= MAX_DISCRIMINANT_FEATURES &&
+    run.privacy.mode === 'none' &&
+    !run.secureAggregation.enabled;
+  return allowed ? 'discriminant' : 'random';
+}
 
 /**
  * Why `headInit` cannot go with the run's head and fine-tuning mode, or undefined: class means and the
@@ -154,7 +183,7 @@ export function headInitProblem(headInit: HeadInit | undefined, hidden: readonly
 }
 
 const HEAD_INIT_RULE =
-  "random, class-means (the nearest-class-mean head from the sites' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site's within-class scatter); the last two need a linear head, hidden []";
+  "auto (discriminant where the run allows it, else random), random, class-means (the nearest-class-mean head from the sites' per-class feature sums) or discriminant (the pooled shrinkage LDA head from the sums and each site's within-class scatter); the last two need a linear head, hidden []";
 
 /**
  * Whether a run trains with differential privacy: `none`; `record` (DP-SGD on every site, each site's
@@ -671,8 +700,13 @@ export const RunConfigSchema = z
       }),
     ).prefault({}),
     headInit: rule('headInit', HEAD_INIT_RULE, z.enum(HEAD_INITS), {
-      flag: { name: 'head-init', arg: 'H', help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden "")`, read: flagText.word },
-    }).default('random'),
+      flag: {
+        name: 'head-init',
+        arg: 'H',
+        help: `${HEAD_INITS.join(' | ')} (class-means and discriminant need --hidden ""; auto is discriminant where the run allows it, else random)`,
+        read: flagText.word,
+      },
+    }).default('auto'),
     privacy: flagFor(
       'privacy',
       {

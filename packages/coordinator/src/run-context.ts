@@ -13,6 +13,7 @@ import {
 } from '@ftl/shared';
 import type { ServedBackbone } from './backbone-server.js';
 import type { CoordinatorConfig } from './config.js';
+import type { ResolvedHeadInit } from './run-config.js';
 import type { GlobalModel } from './global-model.js';
 import type { ExclusionLog } from './run-exclusions.js';
 import type { RunHost } from './run-host.js';
@@ -41,6 +42,8 @@ export interface RunContext {
   readonly exclusions: ExclusionLog;
   readonly sets: TrainableSets;
   readonly model: GlobalModel;
+  /** How the head starts: `config.headInit` with `auto` resolved for this run's head (`resolvedHeadInit`). */
+  readonly headInit: ResolvedHeadInit;
   /** Federated input normalisation, fixed before the first round (runs with `normalization` ≠ none). */
   normalization?: Normalization;
   /** A tabular run's encoding of its columns, fixed before the first round from the sites' summaries. */

@@ -42,6 +42,7 @@ import {
 import { checkClassSums, type SiteClassSums } from './class-means.js';
 import { checkClientClip } from './client-dp.js';
 import type { CoordinatorConfig } from './config.js';
+import type { ResolvedHeadInit } from './run-config.js';
 import { RoundCollector, type Collected, type RoundTarget } from './round-collector.js';
 import type { RunHost } from './run-host.js';
 import { screenUpdates, type Exclusion, type ScreenedUpdate, type TrustPolicy } from './update-screen.js';
@@ -80,6 +81,8 @@ export interface IntakeContext {
   readonly host: RunHost;
   readonly log: Logger;
   readonly trust: TrustPolicy;
+  /** How the run's head starts (`auto` resolved): the discriminant also asks for each site's scatter. */
+  readonly headInit: ResolvedHeadInit;
   /** The specs of the global model now: what an update must match. */
   globalSpecs(): readonly WeightSpec[];
 }
@@ -234,16 +237,10 @@ export class UpdateIntake {
 
   /** A site's per-class feature sums and counts: checked against the run and what the site declared. */
   submitClassSums(clientId: string, raw: unknown): Ack {
-    const { config, head, host, trust } = this.ctx;
+    const { config, head, host, trust, headInit } = this.ctx;
     const answer = this.answer(clientId, raw, 'class-sums', parseClassSumsResult, (msg) => ({
       ...msg,
-      decoded: checkClassSums(
-        msg,
-        head,
-        host.declaredCounts(config.runId, clientId)?.numTrain,
-        trust.maxAbsValue,
-        config.headInit === 'discriminant',
-      ),
+      decoded: checkClassSums(msg, head, host.declaredCounts(config.runId, clientId)?.numTrain, trust.maxAbsValue, headInit === 'discriminant'),
     }));
     if (!answer.accepted) this.ctx.log.warn('class-sums-rejected', { client: clientId, reason: answer.reason, detail: answer.message });
     return answer;

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FtlClient } from '@ftl/client';
-import { Coordinator, defaultCoordinatorConfig, Store, type CoordinatorConfig, type RunSummary } from '@ftl/coordinator';
+import { Coordinator, defaultCoordinatorConfig, SMALL_BACKBONE_DIR, Store, type CoordinatorConfig, type RunSummary } from '@ftl/coordinator';
 import { createLogger, initBackend, loadBuiltinDataset, loadClientShard, type ClientShard, type ImageDataset } from '@ftl/shared';
 import { holdoutAccuracy } from '../holdout.js';
 import { echoGlobal, hugeSumStats, HostileClient, perfectFirstRound, plausibleStats, scaledGlobal, type HostileOptions } from '../hostile-client.js';
@@ -78,6 +78,10 @@ async function federation(o: {
   const coordinator = await Coordinator.create(
     {
       ...defaultCoordinatorConfig(),
+      // The setting this scenario's table was measured on: the first backbone and a 128-unit head from a random start.
+      backboneDir: SMALL_BACKBONE_DIR,
+      hidden: [128],
+      headInit: 'random',
       port: 0,
       runId: o.runId,
       minClients: o.honest.length + (o.hostile && !statsAttack ? 1 : 0),

@@ -51,7 +51,7 @@ const FEATURE_EXTRACTION: FineTuning = { mode: 'feature-extraction', layers: 1, 
 function methodOptions(method: LowDataMethod, rounds: number, backboneDir: string, rawDir: string): Partial<SimulationOptions> {
   switch (method) {
     case 'feature-extraction':
-      return { backboneDir, fineTuning: FEATURE_EXTRACTION };
+      return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'random' };
     case 'ncm':
       // The head starts as the sites' pooled nearest-class-mean classifier (FedNCM), then trains as usual.
       return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'class-means' };
@@ -66,11 +66,11 @@ function methodOptions(method: LowDataMethod, rounds: number, backboneDir: strin
         fineTuning: { mode: 'gradual', layers: 1, everyRounds: Math.max(1, Math.floor(rounds / 2)), backboneLrFactor: 0.1 },
       };
     case 'partial':
-      return { backboneDir, fineTuning: { mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
+      return { backboneDir, headInit: 'random', fineTuning: { mode: 'partial', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
     case 'scratch':
-      return { backboneDir, fineTuning: { mode: 'scratch', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
+      return { backboneDir, headInit: 'random', fineTuning: { mode: 'scratch', layers: 1, everyRounds: 1, backboneLrFactor: 1 } };
     case 'linear-raw':
-      return { backboneDir: rawDir, fineTuning: FEATURE_EXTRACTION, hidden: [] };
+      return { backboneDir: rawDir, fineTuning: FEATURE_EXTRACTION, hidden: [], headInit: 'random' };
     case 'centralized':
       // The discriminant run trained on exactly the sites' pooled shards at one site.
       return { backboneDir, fineTuning: FEATURE_EXTRACTION, headInit: 'discriminant', pooled: true };

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { resolveBackboneSource } from '@ftl/coordinator';
+import { DEFAULT_BACKBONE, resolveBackboneSource } from '@ftl/coordinator';
 import {
   alignShardToRun,
   compareLabels,
@@ -175,7 +175,7 @@ export async function runStudy(
       const classes = tables?.classes ?? natural?.classes ?? [...heldOutSet(data.dataset, data.classes).classes];
       runClasses ??= classes;
       const test = tables ? tables.test : natural ? natural.test : heldOutSet(data.dataset, data.classes);
-      const backboneDir = await resolveBackboneSource(config.backbone ?? 'small-fmnist');
+      const backboneDir = await resolveBackboneSource(config.backbone ?? DEFAULT_BACKBONE);
       const perSite = data.perSite;
       const methods: Method[] = ['transfer', ...config.baselines];
       for (const method of methods) {
