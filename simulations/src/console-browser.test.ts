@@ -206,6 +206,13 @@ describe('operator console in a real browser', () => {
     // Stop: the status changes with its reason as the API has it.
     const before = await roundsDone(page);
     await page.click('button:text("Stop")');
+    // A stop takes effect when the round in progress closes, which may take up to its 60 s deadline; the
+    // run's record says when, and the page must show it then.
+    await expect
+      .poll(async () => ((await page.request.get(`${url}/api/runs/${RUN}`).then((r) => r.json())) as { status: string }).status, {
+        timeout: 90_000,
+      })
+      .toBe('stopped');
     await page.waitForSelector('[data-status="stopped"]');
     const view = (await page.request.get(`${url}/api/runs/${RUN}`).then((r) => r.json())) as {
       status: string;
@@ -260,5 +267,5 @@ describe('operator console in a real browser', () => {
       'POST /api/runs/wanting/start',
     ]);
     expect(failures).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 });
