@@ -11,8 +11,16 @@ import { makeClient, runToEnd, scratch, type RunOutcome } from './test-federatio
 const SITES = 3;
 const LIMIT = 450;
 
-/** A run on the defaults, with only what a test needs on top: its id, its sites, an export folder and a store. */
-async function defaultRun(runId: string, over: Partial<CoordinatorConfig>, dir: string): Promise<RunOutcome & { store: Store }> {
+/**
+ * A run on the defaults, with only what a test needs on top: its id, its sites, an export folder and a
+ * store; the sites in `declining` decline to send their class statistics.
+ */
+async function defaultRun(
+  runId: string,
+  over: Partial<CoordinatorConfig>,
+  dir: string,
+  declining: number[] = [],
+): Promise<RunOutcome & { store: Store }> {
   await initBackend();
   const store = Store.open(join(dir, `${runId}.db`));
   const coordinator = await Coordinator.create(
@@ -23,7 +31,15 @@ async function defaultRun(runId: string, over: Partial<CoordinatorConfig>, dir: 
   const { url } = await coordinator.listen();
   const clients = await Promise.all(
     Array.from({ length: SITES }, (_, index) =>
-      makeClient({ url, index, clients: SITES, limit: LIMIT, partition: { kind: 'dirichlet', alpha: 0.5 }, cacheDir: join(dir, `cache-${index}`) }),
+      makeClient({
+        url,
+        index,
+        clients: SITES,
+        limit: LIMIT,
+        partition: { kind: 'dirichlet', alpha: 0.5 },
+        cacheDir: join(dir, `cache-${index}`),
+        ...(declining.includes(index) ? { classSums: false } : {}),
+      }),
     ),
   );
   return { ...(await runToEnd(coordinator, clients)), store };
@@ -58,6 +74,24 @@ describe('the run config defaults', () => {
     expect((perUpdate + 4 * meta.parameters.encoder) / perUpdate).toBeGreaterThanOrEqual(10);
     // 450 digits over three skewed sites; chance is 10%, and the pooled discriminant is far above it.
     expect(await heldOutAccuracy(join(dir, 'defaults'), heldOutSet('mnist'))).toBeGreaterThan(0.7);
+    store.close();
+  });
+
+  test('a site that declines to send its class statistics is left out of the discriminant and still trains every round', async () => {
+    const { rows, store } = await defaultRun('declined', {}, dir, [1]);
+    expect(rows.map((r) => [r.status, r.accepted])).toEqual([
+      ['aggregated', SITES],
+      ['aggregated', SITES],
+    ]);
+    const init = store.listEvents('declined').filter((e) => e.type === 'head-init');
+    expect(init.map((e) => e.data)).toEqual([
+      expect.objectContaining({
+        method: 'discriminant',
+        clients: ['client-0', 'client-2'],
+        // The run's record says which site sent nothing, and why.
+        missed: [{ client: 'client-1', why: expect.stringContaining('does not send class statistics (--no-class-sums)') }],
+      }),
+    ]);
     store.close();
   });
 

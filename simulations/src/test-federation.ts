@@ -113,6 +113,8 @@ export async function makeClient(o: {
   connect?: ChannelConnector;
   /** Sees (and may rewrite) the trained weights before they leave: the research hook of ClientOptions. */
   transformUpdate?: (trained: Weights, global: Weights) => Weights;
+  /** False: the site declines to send its class statistics (`--no-class-sums`). */
+  classSums?: boolean;
 }): Promise<FtlClient> {
   await initBackend();
   mnist ??= loadBuiltinDataset('mnist');
@@ -135,6 +137,7 @@ export async function makeClient(o: {
     ...(o.auditLog !== undefined ? { auditLog: o.auditLog } : {}),
     ...(o.connect ? { connect: o.connect } : {}),
     ...(o.transformUpdate ? { transformUpdate: o.transformUpdate } : {}),
+    ...(o.classSums !== undefined ? { classSums: o.classSums } : {}),
   });
 }
 

@@ -76,6 +76,7 @@ runMain(async () => {
     ...(config.featureCacheMaxBytes !== undefined ? { featureCacheMaxBytes: config.featureCacheMaxBytes } : {}),
     log,
     stay: config.stay,
+    classSums: config.classSums,
     backboneIdleTimeoutMs: config.backboneIdleTimeoutMs,
     backboneMaxBytes: config.backboneMaxBytes,
     ...(config.pinnedSha256 ? { pinnedSha256: config.pinnedSha256 } : {}),

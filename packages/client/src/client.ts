@@ -172,6 +172,13 @@ export interface ClientOptions {
    */
   dpBudget?: number;
   /**
+   * Whether this site answers a run's `class-sums` request (default true). With false (`--no-class-sums`)
+   * it sends a `failure` saying why instead: its per-class feature sums and scatter never leave, the
+   * coordinator starts the head from the other sites' statistics (or at random when none answer), and the
+   * site trains the rounds as usual.
+   */
+  classSums?: boolean;
+  /**
    * Research hook: makes DP-SGD's sampling and noise repeat, derived per round from this seed. Without it
    * they come from the system's secret randomness, which is what privacy needs; the CLI never sets it, and
    * it is never the coordinator's round seed. Simulations only.
@@ -674,6 +681,12 @@ export class FtlClient {
    */
   private async onClassSums(msg: ClassSumsInstruction): Promise<void> {
     const p = this.requirePrepared(msg.runId);
+    if (this.options.classSums === false) {
+      const message = 'this site does not send class statistics (--no-class-sums); start the head without them';
+      this.options.log.info('class-sums-declined', { run: msg.runId });
+      this.sendFailure('class-sums', msg, message);
+      return;
+    }
     if (this.options.dpBudget !== undefined) {
       const message = `privacy budget: class sums are exact sums of this site's training features, which record-level DP does not cover, and this site keeps an ε budget of ${this.options.dpBudget}`;
       this.refuseForPrivacy('class-sums', msg, { message, privacy: undefined });

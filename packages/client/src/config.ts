@@ -47,6 +47,8 @@ export interface ClientConfig {
   dpBudget?: number;
   /** This site's audit log (`--audit-log FILE`), or false (`--no-audit-log`); absent: `<cacheDir>/audit/<name>.jsonl`. */
   auditLog?: string | false;
+  /** False with `--no-class-sums`: the site declines a run's request for its per-class feature statistics. */
+  classSums: boolean;
 }
 
 /** Help text of `ftl-client`. */
@@ -94,6 +96,10 @@ Local data, one of (default --dataset mnist):
   --ca-file FILE            CA certificate (PEM) to trust for an https coordinator
   --stay                    stay connected after a run ends and take part in the next one
                             (a long-lived site of "ftl-coordinator serve"); stop with Ctrl-C
+  --no-class-sums           decline a run's request for this site's per-class feature sums and
+                            scatter (sent once before round 1 when the head starts as the pooled
+                            discriminant or class means); the head starts from the other sites'
+                            statistics, and this site trains the rounds as usual
   --dp-budget EPS           this site's own ε budget for its training data, at the δ each run with
                             record-level DP names: a round that would take the ε recorded in the
                             site's ledger (in --cache-dir, per dataset, across runs) past it is refused,
@@ -169,7 +175,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
         'dp-budget',
         'audit-log',
       ],
-      ['stay', 'no-audit-log', 'help'],
+      ['stay', 'no-audit-log', 'no-class-sums', 'help'],
     ),
   );
   if (values['help']) return 'help';
@@ -205,6 +211,7 @@ export function parseClientArgs(argv: string[]): ClientConfig | 'help' {
     cacheDir: stringFlag(values, 'cache-dir', '.ftl/cache'),
     ...(featureCacheMaxMb !== undefined ? { featureCacheMaxBytes: Math.round(1024 * 1024 * featureCacheMaxMb) } : {}),
     stay: values['stay'] === true,
+    classSums: values['no-class-sums'] !== true,
     backboneIdleTimeoutMs: 1000 * numberFlag(values, 'backbone-timeout', { default: 120, min: 1, max: 86_400 }),
     backboneMaxBytes: Math.round(1024 * 1024 * numberFlag(values, 'backbone-max-mb', { default: 512, min: 1, max: 1024 * 1024 })),
     ...(pinned !== undefined ? { pinnedSha256: pinned } : {}),

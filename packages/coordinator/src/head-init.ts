@@ -42,12 +42,14 @@ export async function initHead(ctx: RunContext): Promise<void> {
   if (ctx.interrupted()) return; // nothing recorded: the next start asks again
   for (const r of refusals(collected)) ctx.exclusions.record('class-sums-excluded', 0, r);
   for (const [id, why] of collected.failures) log.warn('client-missed-class-sums', { client: id, why });
+  // Who sent nothing, and why (gone, late, or declining to send its statistics), in the run's record.
+  const missed = [...collected.failures].map(([client, why]) => ({ client, why }));
   // In site order, not arrival order: the same answers always give the same head.
   const clients = [...collected.results.keys()].sort();
   if (clients.length === 0) {
     // A missing site never stalls a run: without any sums the head keeps its random start.
     log.warn('head-init', { method: 'random', why: 'no site sent class sums' });
-    store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'random', why: 'no site sent class sums', clients });
+    store?.appendEvent(runId, HEAD_INIT_EVENT, { method: 'random', why: 'no site sent class sums', clients, missed });
     return;
   }
   const sites = clients.map((id) => collected.results.get(id)!.decoded);
@@ -57,5 +59,5 @@ export async function initHead(ctx: RunContext): Promise<void> {
   const missing = config.classes.filter((_, c) => counts[c] === 0);
   // Counts only: the sums (and the means they give) stay out of the log.
   log.info('head-init', { method, clients: clients.length, counts: counts.join(','), ...(missing.length ? { missing: missing.join(',') } : {}) });
-  store?.appendEvent(runId, HEAD_INIT_EVENT, { method, clients, counts, missing, head: outputLayerOf(weights) });
+  store?.appendEvent(runId, HEAD_INIT_EVENT, { method, clients, counts, missing, missed, head: outputLayerOf(weights) });
 }
